@@ -1,0 +1,286 @@
+//! Identifiers that arrive from outside: list ids, client ids, list formats
+//! and list URIs. Each exists only through `parse`, so a value of these types
+//! is always well formed and safe to put into a Redis key or a URL.
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::packed::Layout;
+
+/// Why an identifier was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    /// Not 12 upper-case hexadecimal characters.
+    #[error("a list id is 12 upper-case hexadecimal characters")]
+    BadListId,
+    /// Empty, too long, or holding characters a client id may not have.
+    #[error("a client id is 1 to 128 printable ASCII characters without spaces, braces or slashes")]
+    BadClientId,
+    /// Neither `token` nor `bitstring`.
+    #[error("a list format is 'token' or 'bitstring'")]
+    BadFormat,
+    /// A URI that is not `<base>/t/<id>` or `<base>/b/<id>`.
+    #[error("not a status list URI of this service")]
+    BadListUri,
+}
+
+/// A list's public id: 12 upper-case hexadecimal characters (48 random bits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ListId([u8; 12]);
+
+impl ListId {
+    /// Checks and wraps a list id as found in a URL or a store key.
+    ///
+    /// # Errors
+    /// [`IdError::BadListId`] unless `s` is exactly 12 characters of `0-9A-F`.
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        let bytes: [u8; 12] = s.as_bytes().try_into().map_err(|_| IdError::BadListId)?;
+        if bytes
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(b))
+        {
+            Ok(ListId(bytes))
+        } else {
+            Err(IdError::BadListId)
+        }
+    }
+
+    /// A fresh random id from the operating system's generator.
+    pub fn random() -> Self {
+        use rand::RngCore;
+        let mut raw = [0u8; 6];
+        rand::rngs::OsRng.fill_bytes(&mut raw);
+        Self::from_random_bytes(raw)
+    }
+
+    /// The id spelled by six bytes (for tests and deterministic tools).
+    pub fn from_random_bytes(raw: [u8; 6]) -> Self {
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+        let mut out = [0u8; 12];
+        for (i, b) in raw.iter().enumerate() {
+            out[2 * i] = HEX[usize::from(b >> 4)];
+            out[2 * i + 1] = HEX[usize::from(b & 0x0f)];
+        }
+        ListId(out)
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII hex digits are ever stored (checked in `parse`, produced
+        // in `from_random_bytes`), so this cannot fail.
+        std::str::from_utf8(&self.0).unwrap_or("000000000000")
+    }
+}
+
+impl fmt::Display for ListId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ListId {
+    type Err = IdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ListId::parse(s)
+    }
+}
+
+/// A registered client's id: the `iss` of its request JWTs.
+///
+/// Restricted to printable ASCII without spaces, `{`, `}` or `/`, so that it
+/// can sit inside a Redis Cluster hash tag (`{client}`) and a file name
+/// without escaping.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(String);
+
+impl ClientId {
+    /// The longest client id accepted.
+    pub const MAX_LEN: usize = 128;
+
+    /// Checks and wraps a client id.
+    ///
+    /// # Errors
+    /// [`IdError::BadClientId`] for an empty or over-long id, or one with a
+    /// character outside printable ASCII or one of ` {}/`.
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        let ok = !s.is_empty()
+            && s.len() <= Self::MAX_LEN
+            && s.bytes()
+                .all(|b| b.is_ascii_graphic() && !matches!(b, b'{' | b'}' | b'/'));
+        if ok {
+            Ok(ClientId(s.to_owned()))
+        } else {
+            Err(IdError::BadClientId)
+        }
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for ClientId {
+    type Err = IdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ClientId::parse(s)
+    }
+}
+
+/// Which standard a client's lists are published in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListFormat {
+    /// IETF Token Status List, served under `/t/{id}` as `statuslist+jwt`.
+    Token,
+    /// W3C Bitstring Status List, served under `/b/{id}` as `vc+jwt`.
+    Bitstring,
+}
+
+impl ListFormat {
+    /// The path segment of lists of this format: `t` or `b`.
+    pub const fn path_segment(self) -> &'static str {
+        match self {
+            ListFormat::Token => "t",
+            ListFormat::Bitstring => "b",
+        }
+    }
+
+    /// The bit order of lists of this format.
+    pub const fn layout(self) -> Layout {
+        match self {
+            ListFormat::Token => Layout::Ietf,
+            ListFormat::Bitstring => Layout::W3c,
+        }
+    }
+
+    /// The format's name in configuration: `token` or `bitstring`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ListFormat::Token => "token",
+            ListFormat::Bitstring => "bitstring",
+        }
+    }
+}
+
+impl fmt::Display for ListFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for ListFormat {
+    type Err = IdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "token" => Ok(ListFormat::Token),
+            "bitstring" => Ok(ListFormat::Bitstring),
+            _ => Err(IdError::BadFormat),
+        }
+    }
+}
+
+/// The public URI of a list: `<base>/<t|b>/<id>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ListRef {
+    /// The list's format, from the path segment.
+    pub format: ListFormat,
+    /// The list's id.
+    pub id: ListId,
+}
+
+impl ListRef {
+    /// The URI of this list under `base` (no trailing slash expected; one is
+    /// tolerated).
+    pub fn uri(&self, base: &str) -> String {
+        format!(
+            "{}/{}/{}",
+            base.trim_end_matches('/'),
+            self.format.path_segment(),
+            self.id
+        )
+    }
+
+    /// Reads a list URI of the service whose public base URL is `base`.
+    ///
+    /// # Errors
+    /// [`IdError::BadListUri`] unless `uri` is exactly `base` + `/t/` or `/b/`
+    /// + a valid list id (no query, fragment or extra segments).
+    pub fn parse_uri(base: &str, uri: &str) -> Result<Self, IdError> {
+        let rest = uri
+            .strip_prefix(base.trim_end_matches('/'))
+            .and_then(|r| r.strip_prefix('/'))
+            .ok_or(IdError::BadListUri)?;
+        let (segment, id) = rest.split_once('/').ok_or(IdError::BadListUri)?;
+        let format = match segment {
+            "t" => ListFormat::Token,
+            "b" => ListFormat::Bitstring,
+            _ => return Err(IdError::BadListUri),
+        };
+        let id = ListId::parse(id).map_err(|_| IdError::BadListUri)?;
+        Ok(ListRef { format, id })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_ids() {
+        assert!(ListId::parse("A671FED3E9AD").is_ok());
+        for bad in [
+            "a671fed3e9ad",
+            "A671FED3E9A",
+            "A671FED3E9ADX",
+            "G671FED3E9AD",
+            "",
+            "A671FED3E9A\u{e9}",
+        ] {
+            assert_eq!(ListId::parse(bad), Err(IdError::BadListId), "{bad:?}");
+        }
+        let id = ListId::from_random_bytes([0xa6, 0x71, 0xfe, 0xd3, 0xe9, 0xad]);
+        assert_eq!(id.as_str(), "A671FED3E9AD");
+        assert_ne!(ListId::random(), ListId::random());
+        assert!(ListId::parse(ListId::random().as_str()).is_ok());
+    }
+
+    #[test]
+    fn client_ids() {
+        assert!(ClientId::parse("clientId-abcdef").is_ok());
+        assert!(ClientId::parse("https://issuer.example").is_err());
+        for bad in ["", "a b", "a{b}", "x\n", "é", &"x".repeat(129)] {
+            assert!(ClientId::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn list_uris() {
+        let base = "https://crs.example";
+        let r = ListRef::parse_uri(base, "https://crs.example/b/A671FED3E9AD").unwrap();
+        assert_eq!(r.format, ListFormat::Bitstring);
+        assert_eq!(r.uri(base), "https://crs.example/b/A671FED3E9AD");
+        assert_eq!(
+            r.uri("https://crs.example/"),
+            "https://crs.example/b/A671FED3E9AD"
+        );
+        for bad in [
+            "https://other.example/b/A671FED3E9AD",
+            "https://crs.example/x/A671FED3E9AD",
+            "https://crs.example/b/A671FED3E9AD/",
+            "https://crs.example/b/A671FED3E9AD?x=1",
+            "https://crs.example.evil/b/A671FED3E9AD",
+            "https://crs.exampleb/A671FED3E9AD",
+            "https://crs.example/t/a671fed3e9ad",
+            "",
+        ] {
+            assert!(ListRef::parse_uri(base, bad).is_err(), "{bad}");
+        }
+    }
+}

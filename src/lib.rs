@@ -1,0 +1,25 @@
+//! statuslist: a credential status service.
+//!
+//! Credential issuers ask it for a status index per credential (`/issue`) and
+//! later revoke or suspend that index; verifiers fetch the signed lists it
+//! publishes (IETF Token Status List under `/t/`, W3C Bitstring Status List
+//! under `/b/`) and check a credential offline. The API is that of the GOV.UK
+//! One Login Credential Status service (CRS).
+//!
+//! Module map (ports and adapters; arrows point at what a module may use):
+//!
+//! - [`domain`]: the pure core. Status values, packed lists in both bit
+//!   orders, the zlib/GZIP codecs, the index allocator and the identifiers.
+//!   No I/O.
+//! - [`publish`]: service signing keys (ES256, RFC 7638 `kid`), the JWKS
+//!   document, and the builders of the signed list tokens. → `domain`.
+//! - [`store`]: the storage port ([`store::Store`]) and its adapters.
+//!   → `domain`.
+//!
+//! Error handling: each layer has its own `thiserror` enum, so a caller can
+//! match on what went wrong in that layer; the HTTP layer maps them to
+//! responses in one place. `anyhow` is used only by the binary.
+
+pub mod domain;
+pub mod publish;
+pub mod store;
