@@ -1,0 +1,164 @@
+//! The one place where errors become HTTP responses.
+//!
+//! Every error body is `{"error": CODE, "error_description": TEXT}`, with the
+//! CRS texts verbatim where CRS has one (authentication texts come from
+//! [`AuthError::crs`]; the rest are in [`ApiError::row`]). Errors are never
+//! cached (`Cache-Control: no-store`), and the retryable ones (409, 503) say
+//! when to retry.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+
+use crate::auth::AuthError;
+use crate::service::ServiceError;
+
+/// CRS text: same jti, different claims.
+pub const CHANGED: &str = "Detected invalid changes between idempotent requests, unable to proceed. Please generate a new request.";
+/// CRS text: same jti still in flight.
+pub const IN_FLIGHT: &str =
+    "Multiple concurrent idempotent requests in progress. Please retry after a short delay.";
+/// CRS text: the list belongs to another client.
+pub const NOT_YOUR_LIST: &str = "The original clientId is different to the clientId in the request";
+/// CRS text: the one 404 of the revoke contract.
+pub const ENTRY_NOT_FOUND: &str = "Entry not found in status list table";
+/// CRS text: the 404 of the public list endpoints.
+pub const LIST_NOT_FOUND: &str = "Status List not found for endpoint uri";
+/// CRS text: the 503 of every endpoint.
+pub const UNAVAILABLE: &str = "Service is temporarily unavailable";
+/// CRS text: `/issue` failed for an internal reason.
+pub const ISSUE_FAILED: &str = "Unable to successfully issue a status";
+/// CRS text: `/revoke` failed for an internal reason.
+pub const CHANGE_FAILED: &str = "Error updating revokedAt field";
+/// CRS text (403 of `/revoke`), used for every forbidden status change.
+pub const FORBIDDEN_CHANGE: &str = "Unable to revoke the specified status list entry";
+
+/// Every error the HTTP layer answers with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A request that failed authentication or claim checks.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// A use case refused the request or failed.
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    /// `GET /t/{id}` or `/b/{id}` of a list that does not exist (in that
+    /// format).
+    #[error("status list not found")]
+    ListNotFound,
+    /// A path that no route serves.
+    #[error("no such endpoint")]
+    NoRoute,
+    /// A known path with the wrong method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// A body over the limit.
+    #[error("request body too large")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The store could not be reached.
+    #[error("store unavailable")]
+    Unavailable,
+    /// Anything else: logged, answered with a generic 500.
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    /// The (status, `error`, `error_description`) row of this error.
+    pub fn row(&self) -> (StatusCode, &'static str, String) {
+        use ServiceError as S;
+        let fixed = |status: StatusCode, code: &'static str, text: &str| {
+            (status, code, text.to_owned())
+        };
+        match self {
+            ApiError::Auth(e) => {
+                let (status, code, text) = e.crs();
+                let status =
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                (status, code, text.to_owned())
+            }
+            ApiError::Service(S::Changed) => fixed(StatusCode::BAD_REQUEST, "BAD_REQUEST", CHANGED),
+            ApiError::Service(S::InFlight) => fixed(StatusCode::CONFLICT, "CONFLICT", IN_FLIGHT),
+            ApiError::Service(S::NotYourList) => {
+                fixed(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", NOT_YOUR_LIST)
+            }
+            ApiError::Service(S::EntryNotFound) => {
+                fixed(StatusCode::NOT_FOUND, "NOT_FOUND", ENTRY_NOT_FOUND)
+            }
+            ApiError::Service(S::NotAllowed { .. }) => {
+                fixed(StatusCode::FORBIDDEN, "FORBIDDEN", FORBIDDEN_CHANGE)
+            }
+            ApiError::Service(S::Unavailable(_)) | ApiError::Unavailable => fixed(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "TEMPORARILY_UNAVAILABLE",
+                UNAVAILABLE,
+            ),
+            ApiError::Service(S::IssueFailed(_)) => fixed(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_SERVER_ERROR",
+                ISSUE_FAILED,
+            ),
+            ApiError::Service(S::ChangeFailed(_)) => fixed(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_SERVER_ERROR",
+                CHANGE_FAILED,
+            ),
+            ApiError::ListNotFound => fixed(StatusCode::NOT_FOUND, "NOT_FOUND", LIST_NOT_FOUND),
+            ApiError::NoRoute => fixed(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                "No endpoint at this path; see openapi.yaml",
+            ),
+            ApiError::MethodNotAllowed => fixed(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "METHOD_NOT_ALLOWED",
+                "This endpoint does not accept that method",
+            ),
+            ApiError::TooLarge { limit } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PAYLOAD_TOO_LARGE",
+                format!("Request body must be at most {limit} bytes"),
+            ),
+            ApiError::Internal => fixed(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_SERVER_ERROR",
+                "Internal server error",
+            ),
+        }
+    }
+}
+
+#[derive(serde::Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    error_description: &'a str,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.row().0
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (status, code, text) = self.row();
+        if status.is_server_error() {
+            // The Display of these errors never holds a JWT or key.
+            tracing::error!(error = %self, status = status.as_u16(), "request failed");
+        }
+        let mut response = HttpResponse::build(status);
+        response.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        if matches!(
+            status,
+            StatusCode::CONFLICT | StatusCode::SERVICE_UNAVAILABLE
+        ) {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+        }
+        response.json(ErrorBody {
+            error: code,
+            error_description: &text,
+        })
+    }
+}

@@ -1,0 +1,280 @@
+//! Route handlers. Each reads the request, calls one use case or the token
+//! cache, and writes the response; all decisions live in `auth`, `service`
+//! and `publish`.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures::StreamExt;
+use serde_json::json;
+
+use super::error::ApiError;
+use super::state::AppState;
+use crate::domain::{ChangeOp, ListFormat, ListId};
+use crate::publish::cache::CacheError;
+use crate::service::Changed;
+use crate::store::{Store, StoreError};
+
+/// The largest request body accepted (a request JWT is well under 2 KiB).
+pub const MAX_BODY: usize = 16 * 1024;
+
+/// Unix time now, in whole seconds.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Reads the body up to [`MAX_BODY`], refusing larger ones early by their
+/// `Content-Length` and otherwise as soon as the limit is passed.
+async fn read_body(req: &HttpRequest, mut payload: web::Payload) -> Result<Vec<u8>, ApiError> {
+    let too_large = ApiError::TooLarge { limit: MAX_BODY };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(too_large);
+    }
+    let mut body = Vec::with_capacity(declared.unwrap_or(1024).min(MAX_BODY as u64) as usize);
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| ApiError::Auth(crate::auth::AuthError::Decode))?;
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(too_large);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn content_type(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+}
+
+/// `POST /issue`: a new status index for a credential.
+#[tracing::instrument(name = "issue", skip_all)]
+pub async fn issue<S: Store>(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState<S>>,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_body(&req, payload).await?;
+    let now = unix_now();
+    let claims = state
+        .auth
+        .check_issue(content_type(&req), &body, now)
+        .await?;
+    let issued = state.service.issue(&claims, now).await?;
+    state.metrics.allocation(claims.format);
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .json(issued))
+}
+
+/// `POST /revoke`, `/suspend`, `/unsuspend`: a status change.
+pub async fn change<S: Store>(
+    op: ChangeOp,
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState<S>>,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_body(&req, payload).await?;
+    let now = unix_now();
+    let claims = state
+        .auth
+        .check_change(op, content_type(&req), &body, now)
+        .await?;
+    let changed = state.service.change(&claims, now).await?;
+    Ok(HttpResponse::Accepted()
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .json(change_body(&changed)))
+}
+
+/// The CRS body of a revocation, and the same shape for suspensions.
+fn change_body(changed: &Changed) -> serde_json::Value {
+    let (done, already, field) = match changed.op {
+        ChangeOp::Revoke => (
+            "Request processed for revocation",
+            "Credential already revoked",
+            "revokedAt",
+        ),
+        ChangeOp::Suspend => (
+            "Request processed for suspension",
+            "Credential already suspended",
+            "suspendedAt",
+        ),
+        ChangeOp::Unsuspend => (
+            "Request processed for unsuspension",
+            "Credential already valid",
+            "unsuspendedAt",
+        ),
+    };
+    let message = if changed.changed { done } else { already };
+    match changed.at {
+        Some(at) => json!({ "message": message, field: at }),
+        None => json!({ "message": message }),
+    }
+}
+
+/// `POST /revoke`.
+#[tracing::instrument(name = "revoke", skip_all)]
+pub async fn revoke<S: Store>(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState<S>>,
+) -> Result<HttpResponse, ApiError> {
+    change(ChangeOp::Revoke, req, payload, state).await
+}
+
+/// `POST /suspend`.
+#[tracing::instrument(name = "suspend", skip_all)]
+pub async fn suspend<S: Store>(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState<S>>,
+) -> Result<HttpResponse, ApiError> {
+    change(ChangeOp::Suspend, req, payload, state).await
+}
+
+/// `POST /unsuspend`.
+#[tracing::instrument(name = "unsuspend", skip_all)]
+pub async fn unsuspend<S: Store>(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState<S>>,
+) -> Result<HttpResponse, ApiError> {
+    change(ChangeOp::Unsuspend, req, payload, state).await
+}
+
+/// `GET /t/{id}`: an IETF Token Status List.
+pub async fn token_list<S: Store>(
+    req: HttpRequest,
+    id: web::Path<String>,
+    state: web::Data<AppState<S>>,
+) -> Result<HttpResponse, ApiError> {
+    list(ListFormat::Token, &req, &id, &state).await
+}
+
+/// `GET /b/{id}`: a W3C Bitstring Status List credential.
+pub async fn bitstring_list<S: Store>(
+    req: HttpRequest,
+    id: web::Path<String>,
+    state: web::Data<AppState<S>>,
+) -> Result<HttpResponse, ApiError> {
+    list(ListFormat::Bitstring, &req, &id, &state).await
+}
+
+#[tracing::instrument(level = "debug", skip(req, state))]
+async fn list<S: Store>(
+    format: ListFormat,
+    req: &HttpRequest,
+    id: &str,
+    state: &AppState<S>,
+) -> Result<HttpResponse, ApiError> {
+    let id = ListId::parse(id).map_err(|_| ApiError::ListNotFound)?;
+    let (token, outcome) = state
+        .cache
+        .get(format, id, unix_now())
+        .await
+        .map_err(|e| match e {
+            CacheError::NotFound => ApiError::ListNotFound,
+            CacheError::Store(StoreError::Unavailable(_)) => ApiError::Unavailable,
+            other => {
+                tracing::error!(error = %other, "could not publish list");
+                ApiError::Internal
+            }
+        })?;
+    state.metrics.token_cache(outcome);
+    if outcome == crate::publish::cache::CacheOutcome::Rebuilt {
+        state
+            .metrics
+            .list_fill(id.as_str(), token.allocated, token.capacity);
+    }
+    let max_age = state.cache.settings().ttl.as_secs();
+    let media_type = match format {
+        ListFormat::Token => "application/statuslist+jwt",
+        ListFormat::Bitstring => "application/vc+jwt",
+    };
+    let not_modified = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .map(str::trim)
+                .any(|tag| tag == "*" || tag.trim_start_matches("W/") == token.etag)
+        });
+    let mut response = if not_modified {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    response
+        .insert_header((header::ETAG, token.etag.as_str()))
+        .insert_header((header::CACHE_CONTROL, format!("public, max-age={max_age}")))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
+        .insert_header((header::VARY, "Accept"));
+    if not_modified {
+        return Ok(response.finish());
+    }
+    Ok(response
+        .content_type(media_type)
+        .body(token.body.as_bytes().to_vec()))
+}
+
+/// `GET /.well-known/jwks.json`: the service's public keys.
+pub async fn jwks<S: Store>(state: web::Data<AppState<S>>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
+        .content_type("application/jwk-set+json")
+        .body(state.jwks_json.clone())
+}
+
+/// `GET /health/live`: the process answers.
+pub async fn live() -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(json!({ "status": "live" }))
+}
+
+/// `GET /health/ready`: the store answers and a signing key is loaded.
+pub async fn ready<S: Store>(state: web::Data<AppState<S>>) -> HttpResponse {
+    let store = state.service.store().ping().await;
+    let key_loaded = !state.jwks_json.is_empty();
+    let ok = store.is_ok() && key_loaded;
+    let body = json!({
+        "status": if ok { "ready" } else { "not ready" },
+        "store": if store.is_ok() { "ok" } else { "unavailable" },
+        "signing_key": if key_loaded { "loaded" } else { "missing" },
+    });
+    let mut response = if ok {
+        HttpResponse::Ok()
+    } else {
+        HttpResponse::ServiceUnavailable()
+    };
+    response
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(body)
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics<S: Store>(state: web::Data<AppState<S>>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(state.metrics.render(&state.auth))
+}
+
+/// Any path no route serves.
+pub async fn no_route() -> ApiError {
+    ApiError::NoRoute
+}
+
+/// A known path with a method it does not take.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}

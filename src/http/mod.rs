@@ -1,0 +1,52 @@
+//! The HTTP layer (actix-web): routes, body limits, headers and the one error
+//! mapping. No business logic: handlers call `auth`, `service` and the token
+//! cache.
+
+pub mod error;
+pub mod handlers;
+pub mod metrics_mw;
+pub mod state;
+
+use actix_web::web;
+
+pub use error::ApiError;
+pub use state::AppState;
+
+use crate::store::Store;
+
+/// Every route the service serves, as (method, path) in OpenAPI spelling.
+/// The OpenAPI test checks this list against `openapi.yaml` and against the
+/// routes the app answers.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("post", "/issue"),
+    ("post", "/revoke"),
+    ("post", "/suspend"),
+    ("post", "/unsuspend"),
+    ("get", "/t/{id}"),
+    ("get", "/b/{id}"),
+    ("get", "/.well-known/jwks.json"),
+    ("get", "/health/live"),
+    ("get", "/health/ready"),
+    ("get", "/metrics"),
+];
+
+/// Registers every route on an actix `App` or scope.
+pub fn configure<S: Store>(cfg: &mut web::ServiceConfig) {
+    use handlers as h;
+    // A known path answers other methods with a JSON 405, not actix's empty one.
+    let at = |path: &'static str, route: actix_web::Route| {
+        web::resource(path)
+            .route(route)
+            .default_service(web::to(h::method_not_allowed))
+    };
+    cfg.service(at("/issue", web::post().to(h::issue::<S>)))
+        .service(at("/revoke", web::post().to(h::revoke::<S>)))
+        .service(at("/suspend", web::post().to(h::suspend::<S>)))
+        .service(at("/unsuspend", web::post().to(h::unsuspend::<S>)))
+        .service(at("/t/{id}", web::get().to(h::token_list::<S>)))
+        .service(at("/b/{id}", web::get().to(h::bitstring_list::<S>)))
+        .service(at("/.well-known/jwks.json", web::get().to(h::jwks::<S>)))
+        .service(at("/health/live", web::get().to(h::live)))
+        .service(at("/health/ready", web::get().to(h::ready::<S>)))
+        .service(at("/metrics", web::get().to(h::metrics::<S>)));
+}

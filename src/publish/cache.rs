@@ -1,0 +1,346 @@
+//! The signed-token cache: one signed list token per (list, version), kept in
+//! memory and served without touching the store while it is known fresh.
+//!
+//! Why: a status list is read by every verifier of every credential in it,
+//! while it changes only on a revocation. Signing and compressing on every GET
+//! would cost a store read, a zlib pass and an ECDSA signature per request.
+//! Instead:
+//!
+//! - a GET serves the cached token if its version was confirmed in the store
+//!   within the last `freshness` (250 ms by default) and it is not due for
+//!   re-signing: no store call at all;
+//! - otherwise it asks the store for the list's version (one cheap call) and
+//!   serves the cached token if the version is unchanged;
+//! - only when the version changed (or the token is half-way to its `exp`)
+//!   does it read the list, compress, sign and replace the cached token.
+//!
+//! So a hot list costs a few store calls per second per replica whatever the
+//! GET rate, and a change is visible everywhere within `freshness` plus one
+//! store round trip. The confirm/rebuild step is single-flight per list:
+//! concurrent GETs of a stale list wait on one rebuild rather than each doing
+//! it. When the store is down, the last good token is served until its `exp`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{KeySet, ListParams, PublishError, sign_bitstring_credential, sign_token_list};
+use crate::domain::{ListFormat, ListId, ListRef, StatusList};
+use crate::store::{ListSnapshot, Store, StoreError};
+
+/// Lists at least this large are compressed and signed off the reactor.
+const BLOCKING_THRESHOLD: usize = 16 * 1024;
+
+/// Settings of the published tokens; built once from configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishSettings {
+    /// The service's public base URL: the tokens' `iss` and the prefix of
+    /// every list URI (`sub`).
+    pub base_url: String,
+    /// How long a signed token is valid (`exp - iat`, 24 h by default). A
+    /// token is re-signed once half of this has passed.
+    pub token_lifetime: Duration,
+    /// How long verifiers may cache a list (`ttl`, 300 s by default; also the
+    /// HTTP `max-age`).
+    pub ttl: Duration,
+    /// How long a version check stays good before the next GET asks the
+    /// store again (250 ms by default).
+    pub freshness: Duration,
+}
+
+impl Default for PublishSettings {
+    fn default() -> Self {
+        PublishSettings {
+            base_url: "http://localhost:8080".to_owned(),
+            token_lifetime: Duration::from_secs(24 * 3600),
+            ttl: Duration::from_secs(300),
+            freshness: Duration::from_millis(250),
+        }
+    }
+}
+
+/// A signed list token, ready to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// The list's format (decides the media type).
+    pub format: ListFormat,
+    /// The list version the token shows.
+    pub version: u64,
+    /// The compact JWS, as sent.
+    pub body: Arc<str>,
+    /// The HTTP entity tag: the version and the signing time, so that a
+    /// re-signed token (new `exp`) is never answered with 304 to a client that
+    /// holds the old one.
+    pub etag: String,
+    /// Issued at (unix seconds).
+    pub iat: u64,
+    /// Expires at (unix seconds).
+    pub exp: u64,
+    /// Indexes handed out in the list when it was read (for fill metrics).
+    pub allocated: u64,
+    /// The list's capacity.
+    pub capacity: u64,
+}
+
+/// How a GET was served, for metrics and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheOutcome {
+    /// From memory, no store call.
+    Hit,
+    /// From memory after the store confirmed the version.
+    Confirmed,
+    /// Newly built and signed.
+    Rebuilt,
+    /// From memory because the store could not be reached; still before `exp`.
+    Stale,
+}
+
+/// Why no token could be served.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// No list with that id and format.
+    #[error("status list not found")]
+    NotFound,
+    /// The store failed and no valid token is cached.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Building or signing failed (stored data that cannot be published).
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    /// The blocking signing task did not finish.
+    #[error("the signing task failed")]
+    Join,
+}
+
+#[derive(Debug)]
+struct Entry {
+    token: Arc<Published>,
+    confirmed_at: Instant,
+}
+
+/// One list's cache line. `rebuild` makes the store check single-flight.
+#[derive(Debug, Default)]
+struct Slot {
+    current: Mutex<Option<Entry>>,
+    rebuild: tokio::sync::Mutex<()>,
+}
+
+/// The cache of signed list tokens over a [`Store`].
+pub struct TokenCache<S> {
+    store: Arc<S>,
+    keys: Arc<KeySet>,
+    settings: PublishSettings,
+    slots: RwLock<HashMap<ListId, Arc<Slot>>>,
+}
+
+impl<S> std::fmt::Debug for TokenCache<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Store> TokenCache<S> {
+    /// A cache over `store`, signing with the signing key of `keys`.
+    pub fn new(store: Arc<S>, keys: Arc<KeySet>, settings: PublishSettings) -> Self {
+        TokenCache {
+            store,
+            keys,
+            settings,
+            slots: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The settings the tokens are built with.
+    pub fn settings(&self) -> &PublishSettings {
+        &self.settings
+    }
+
+    /// The signed token of list `id` in `format`, at `now` (unix seconds).
+    ///
+    /// # Errors
+    /// [`CacheError::NotFound`] for an unknown list or one of the other
+    /// format; [`CacheError::Store`] when the store fails and nothing valid is
+    /// cached; [`CacheError::Publish`] when stored data cannot be published.
+    #[tracing::instrument(level = "debug", skip(self), fields(list = %id))]
+    pub async fn get(
+        &self,
+        format: ListFormat,
+        id: ListId,
+        now: u64,
+    ) -> Result<(Arc<Published>, CacheOutcome), CacheError> {
+        let slot = self.slot(id);
+        if let Some(token) = self.fresh(&slot, now) {
+            return check_format(token, format).map(|t| (t, CacheOutcome::Hit));
+        }
+        let _flight = slot.rebuild.lock().await;
+        // Another request may have refreshed the slot while this one waited.
+        if let Some(token) = self.fresh(&slot, now) {
+            return check_format(token, format).map(|t| (t, CacheOutcome::Hit));
+        }
+        let cached = lock(&slot.current).as_ref().map(|e| e.token.clone());
+        if let Some(token) = &cached {
+            // A list's format never changes: no store call needed to refuse.
+            if token.format != format {
+                return Err(CacheError::NotFound);
+            }
+        }
+        let version = match self.store.list_version(&id).await {
+            Ok(Some(version)) => version,
+            Ok(None) => {
+                self.forget(&id);
+                return Err(CacheError::NotFound);
+            }
+            Err(err) => return stale_or(cached, now, err),
+        };
+        if let Some(token) = cached.as_ref().filter(|t| t.version == version) {
+            if !self.due_for_resigning(token, now) {
+                *lock(&slot.current) = Some(Entry {
+                    token: token.clone(),
+                    confirmed_at: Instant::now(),
+                });
+                return Ok((token.clone(), CacheOutcome::Confirmed));
+            }
+        }
+        let snapshot = match self.store.read_list(&id).await {
+            Ok(Some(snapshot)) => snapshot,
+            Ok(None) => {
+                self.forget(&id);
+                return Err(CacheError::NotFound);
+            }
+            Err(err) => return stale_or(cached, now, err),
+        };
+        if snapshot.meta.format != format {
+            return Err(CacheError::NotFound);
+        }
+        let token = Arc::new(self.build(snapshot, now).await?);
+        *lock(&slot.current) = Some(Entry {
+            token: token.clone(),
+            confirmed_at: Instant::now(),
+        });
+        Ok((token, CacheOutcome::Rebuilt))
+    }
+
+    fn slot(&self, id: ListId) -> Arc<Slot> {
+        if let Some(slot) = read(&self.slots).get(&id) {
+            return slot.clone();
+        }
+        write(&self.slots).entry(id).or_default().clone()
+    }
+
+    fn forget(&self, id: &ListId) {
+        write(&self.slots).remove(id);
+    }
+
+    fn fresh(&self, slot: &Slot, now: u64) -> Option<Arc<Published>> {
+        let current = lock(&slot.current);
+        let entry = current.as_ref()?;
+        let recent = entry.confirmed_at.elapsed() < self.settings.freshness;
+        (recent && !self.due_for_resigning(&entry.token, now)).then(|| entry.token.clone())
+    }
+
+    /// Re-sign half-way through the token's life, so that a verifier that
+    /// fetched it just before always has more than half a lifetime left.
+    fn due_for_resigning(&self, token: &Published, now: u64) -> bool {
+        let half = self.settings.token_lifetime.as_secs() / 2;
+        now >= token.iat.saturating_add(half)
+    }
+
+    async fn build(&self, snapshot: ListSnapshot, now: u64) -> Result<Published, CacheError> {
+        let keys = self.keys.clone();
+        let settings = self.settings.clone();
+        if snapshot.bytes.len() >= BLOCKING_THRESHOLD {
+            let span = tracing::Span::current();
+            tokio::task::spawn_blocking(move || {
+                let _enter = span.enter();
+                sign_snapshot(&snapshot, &keys, &settings, now)
+            })
+            .await
+            .map_err(|_| CacheError::Join)?
+        } else {
+            sign_snapshot(&snapshot, &keys, &settings, now)
+        }
+    }
+}
+
+/// Compresses and signs one list snapshot.
+fn sign_snapshot(
+    snapshot: &ListSnapshot,
+    keys: &KeySet,
+    settings: &PublishSettings,
+    now: u64,
+) -> Result<Published, CacheError> {
+    let meta = &snapshot.meta;
+    let list = StatusList::from_bytes(
+        meta.format.layout(),
+        meta.bits,
+        meta.capacity,
+        snapshot.bytes.clone(),
+    )
+    .map_err(|e| StoreError::Corrupt(format!("list {}: {e}", meta.id)))?;
+    let uri = ListRef {
+        format: meta.format,
+        id: meta.id,
+    }
+    .uri(&settings.base_url);
+    let exp = now.saturating_add(settings.token_lifetime.as_secs().max(1));
+    let params = ListParams {
+        iss: settings.base_url.trim_end_matches('/'),
+        uri: &uri,
+        iat: now,
+        exp,
+        ttl: settings.ttl.as_secs(),
+    };
+    let key = keys.signing_key();
+    let body = match meta.format {
+        ListFormat::Token => sign_token_list(&list, &params, key)?,
+        ListFormat::Bitstring => sign_bitstring_credential(&list, &params, key)?,
+    };
+    Ok(Published {
+        format: meta.format,
+        version: snapshot.version,
+        body: body.into(),
+        etag: format!("\"{}-{}\"", snapshot.version, now),
+        iat: now,
+        exp,
+        allocated: meta.allocated,
+        capacity: meta.capacity,
+    })
+}
+
+fn check_format(token: Arc<Published>, format: ListFormat) -> Result<Arc<Published>, CacheError> {
+    if token.format == format {
+        Ok(token)
+    } else {
+        Err(CacheError::NotFound)
+    }
+}
+
+fn stale_or(
+    cached: Option<Arc<Published>>,
+    now: u64,
+    err: StoreError,
+) -> Result<(Arc<Published>, CacheOutcome), CacheError> {
+    match cached {
+        Some(token) if now < token.exp => {
+            tracing::warn!(error = %err, "store unavailable; serving the last good token");
+            Ok((token, CacheOutcome::Stale))
+        }
+        _ => Err(CacheError::Store(err)),
+    }
+}
+
+// A poisoned lock only means another thread panicked while holding it; the
+// data (an Option of an Arc, a map of Arcs) is still consistent, so go on.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|e| e.into_inner())
+}
+fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|e| e.into_inner())
+}

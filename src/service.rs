@@ -1,0 +1,168 @@
+//! The use cases: issue an index, change a status. They sit between the
+//! checked request claims (from [`crate::auth`]) and the [`Store`] port, and
+//! turn store outcomes into answers or [`ServiceError`]s. No HTTP in here.
+
+use std::sync::Arc;
+
+use crate::auth::{ChangeClaims, IssueClaims};
+use crate::domain::{ChangeOp, ListRef, Status};
+use crate::store::{AllocateOutcome, AllocateRequest, SetStatusOutcome, Store, StoreError};
+
+/// Why a use case did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The same jti came with different claims.
+    #[error("the request changed since its first use of this jti")]
+    Changed,
+    /// The same jti is still being served.
+    #[error("a request with this jti is in flight")]
+    InFlight,
+    /// The list belongs to another client.
+    #[error("the list belongs to another client")]
+    NotYourList,
+    /// No such list, or the index was never issued.
+    #[error("no such entry")]
+    EntryNotFound,
+    /// The status rules forbid the change (INVALID is final).
+    #[error("status {current} cannot change that way")]
+    NotAllowed {
+        /// The entry's current status.
+        current: Status,
+    },
+    /// The store could not be reached: retryable.
+    #[error("store unavailable")]
+    Unavailable(#[source] StoreError),
+    /// `/issue` failed in the store for another reason.
+    #[error("issue failed")]
+    IssueFailed(#[source] StoreError),
+    /// A status change failed in the store for another reason.
+    #[error("status change failed")]
+    ChangeFailed(#[source] StoreError),
+}
+
+/// The answer to `/issue`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Issued {
+    /// The allocated index.
+    pub idx: u64,
+    /// The URI of the list holding it.
+    pub uri: String,
+}
+
+/// The answer to a status change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Changed {
+    /// The operation.
+    pub op: ChangeOp,
+    /// False when the entry already had the status (a repeat).
+    pub changed: bool,
+    /// When the entry got the status (the original time for a repeat; `None`
+    /// for an entry VALID since issuance).
+    pub at: Option<u64>,
+}
+
+/// The use cases over one store.
+#[derive(Debug)]
+pub struct Service<S> {
+    store: Arc<S>,
+    base_url: String,
+}
+
+impl<S: Store> Service<S> {
+    /// The use cases over `store`; list URIs start with `base_url`.
+    pub fn new(store: Arc<S>, base_url: String) -> Self {
+        Service { store, base_url }
+    }
+
+    /// The store the use cases run on.
+    pub fn store(&self) -> &Arc<S> {
+        &self.store
+    }
+
+    /// Allocates one index for a checked `/issue` request, idempotently.
+    ///
+    /// # Errors
+    /// [`ServiceError::Changed`], [`ServiceError::InFlight`], or a store
+    /// failure.
+    #[tracing::instrument(level = "debug", skip_all, fields(client = %claims.client))]
+    pub async fn issue(&self, claims: &IssueClaims, now: u64) -> Result<Issued, ServiceError> {
+        let req = AllocateRequest {
+            client: claims.client.clone(),
+            format: claims.format,
+            jti: claims.jti.clone(),
+            digest: claims.digest,
+            status_expiry: claims.status_expiry,
+            count: 1,
+            now,
+        };
+        let outcome = self.store.allocate(&req).await.map_err(|e| match e {
+            StoreError::Unavailable(_) => ServiceError::Unavailable(e),
+            other => ServiceError::IssueFailed(other),
+        })?;
+        let allocation = match outcome {
+            AllocateOutcome::Allocated(a) => {
+                // The allocation is applied and recorded; marking it done only
+                // lets repeats skip the lease. If that fails, a repeat is told
+                // 409 until the lease ends and then gets this same answer.
+                if let Err(e) = self.store.complete(&req.client, &req.jti, now).await {
+                    tracing::warn!(error = %e, "could not mark the request complete");
+                }
+                a
+            }
+            AllocateOutcome::Replayed(a) => a,
+            AllocateOutcome::Changed => return Err(ServiceError::Changed),
+            AllocateOutcome::InFlight => return Err(ServiceError::InFlight),
+        };
+        let idx = allocation
+            .indexes
+            .first()
+            .copied()
+            .ok_or_else(|| ServiceError::IssueFailed(StoreError::Corrupt("empty allocation".into())))?;
+        let uri = ListRef {
+            format: allocation.format,
+            id: allocation.list,
+        }
+        .uri(&self.base_url);
+        Ok(Issued { idx, uri })
+    }
+
+    /// Applies a checked status change (`/revoke`, `/suspend`, `/unsuspend`).
+    ///
+    /// # Errors
+    /// [`ServiceError::NotYourList`], [`ServiceError::EntryNotFound`],
+    /// [`ServiceError::NotAllowed`], or a store failure.
+    #[tracing::instrument(level = "debug", skip_all, fields(client = %claims.client, list = %claims.list.id, idx = claims.idx))]
+    pub async fn change(&self, claims: &ChangeClaims, now: u64) -> Result<Changed, ServiceError> {
+        let target = match claims.op {
+            ChangeOp::Revoke => Status::Invalid,
+            ChangeOp::Suspend => Status::Suspended,
+            ChangeOp::Unsuspend => Status::Valid,
+        };
+        let outcome = self
+            .store
+            .set_status(&claims.client, &claims.list.id, claims.idx, target, now)
+            .await
+            .map_err(|e| match e {
+                StoreError::Unavailable(_) => ServiceError::Unavailable(e),
+                other => ServiceError::ChangeFailed(other),
+            })?;
+        let op = claims.op;
+        match outcome {
+            SetStatusOutcome::Done { at } => Ok(Changed {
+                op,
+                changed: true,
+                at: Some(at),
+            }),
+            SetStatusOutcome::Already { at } => Ok(Changed {
+                op,
+                changed: false,
+                at,
+            }),
+            SetStatusOutcome::NotYourList => Err(ServiceError::NotYourList),
+            SetStatusOutcome::ListNotFound | SetStatusOutcome::NeverIssued => {
+                Err(ServiceError::EntryNotFound)
+            }
+            SetStatusOutcome::NotAllowed { current } => Err(ServiceError::NotAllowed { current }),
+        }
+    }
+}

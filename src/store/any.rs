@@ -1,0 +1,70 @@
+//! The store chosen at run time from configuration: Redis or embedded.
+//!
+//! An enum rather than `dyn Store`: the trait's methods return `impl Future`,
+//! which keeps them allocation-free but not object-safe, and there are exactly
+//! two adapters. The choice is made once, from the typed configuration, never
+//! by Cargo features.
+
+use super::embedded::EmbeddedStore;
+use super::redis::RedisStore;
+use super::{
+    AllocateOutcome, AllocateRequest, ListSnapshot, SetStatusOutcome, Store, StoreError,
+    UnixSeconds,
+};
+use crate::domain::{ClientId, ListId, Status};
+
+/// Either adapter behind one type.
+#[derive(Debug)]
+pub enum AnyStore {
+    /// Redis: production, many replicas.
+    Redis(RedisStore),
+    /// redb: one process, zero setup.
+    Embedded(EmbeddedStore),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            AnyStore::Redis($store) => $call.await,
+            AnyStore::Embedded($store) => $call.await,
+        }
+    };
+}
+
+impl Store for AnyStore {
+    async fn allocate(&self, req: &AllocateRequest) -> Result<AllocateOutcome, StoreError> {
+        dispatch!(self, s => s.allocate(req))
+    }
+
+    async fn complete(
+        &self,
+        client: &ClientId,
+        jti: &str,
+        now: UnixSeconds,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, s => s.complete(client, jti, now))
+    }
+
+    async fn set_status(
+        &self,
+        client: &ClientId,
+        list: &ListId,
+        idx: u64,
+        status: Status,
+        now: UnixSeconds,
+    ) -> Result<SetStatusOutcome, StoreError> {
+        dispatch!(self, s => s.set_status(client, list, idx, status, now))
+    }
+
+    async fn read_list(&self, list: &ListId) -> Result<Option<ListSnapshot>, StoreError> {
+        dispatch!(self, s => s.read_list(list))
+    }
+
+    async fn list_version(&self, list: &ListId) -> Result<Option<u64>, StoreError> {
+        dispatch!(self, s => s.list_version(list))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        dispatch!(self, s => s.ping())
+    }
+}

@@ -1,0 +1,93 @@
+//! A [`Store`] decorator that times every call and counts failures, so that
+//! store latency and errors show on `/metrics` whichever adapter runs.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{
+    AllocateOutcome, AllocateRequest, ListSnapshot, SetStatusOutcome, Store, StoreError,
+    UnixSeconds,
+};
+use crate::domain::{ClientId, ListId, Status};
+use crate::metrics::Metrics;
+
+/// `inner` with every call recorded in `metrics`.
+#[derive(Debug)]
+pub struct Metered<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S: Store> Metered<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S, metrics: Arc<Metrics>) -> Self {
+        Metered { inner, metrics }
+    }
+
+    /// The wrapped store.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    async fn timed<T>(
+        &self,
+        op: &'static str,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let start = Instant::now();
+        let result = call.await;
+        let kind = result.as_ref().err().map(|e| match e {
+            StoreError::Unavailable(_) => "unavailable",
+            StoreError::Corrupt(_) => "corrupt",
+            StoreError::Backend(_) => "backend",
+            StoreError::Invalid(_) => "invalid",
+        });
+        self.metrics.store_call(op, start.elapsed(), kind);
+        result
+    }
+}
+
+impl<S: Store> Store for Metered<S> {
+    async fn allocate(&self, req: &AllocateRequest) -> Result<AllocateOutcome, StoreError> {
+        self.timed("allocate", self.inner.allocate(req)).await
+    }
+
+    async fn complete(
+        &self,
+        client: &ClientId,
+        jti: &str,
+        now: UnixSeconds,
+    ) -> Result<(), StoreError> {
+        self.timed("complete", self.inner.complete(client, jti, now))
+            .await
+    }
+
+    async fn set_status(
+        &self,
+        client: &ClientId,
+        list: &ListId,
+        idx: u64,
+        status: Status,
+        now: UnixSeconds,
+    ) -> Result<SetStatusOutcome, StoreError> {
+        self.timed(
+            "set_status",
+            self.inner.set_status(client, list, idx, status, now),
+        )
+        .await
+    }
+
+    async fn read_list(&self, list: &ListId) -> Result<Option<ListSnapshot>, StoreError> {
+        self.timed("read_list", self.inner.read_list(list)).await
+    }
+
+    async fn list_version(&self, list: &ListId) -> Result<Option<u64>, StoreError> {
+        self.timed("list_version", self.inner.list_version(list))
+            .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.timed("ping", self.inner.ping()).await
+    }
+}
