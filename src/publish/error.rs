@@ -11,8 +11,9 @@ use crate::domain::{Bits, CodecError, Layout};
 /// built, split, verified or decoded.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
-    /// Reading or writing a key file (or its directory) failed.
-    #[error("{action} {path}: {source}")]
+    /// Reading or writing a key file (or its directory) failed. The OS error
+    /// is the `source`, so that error chains print it once.
+    #[error("{action} {path}")]
     Io {
         /// What was being done, e.g. "cannot write key file".
         action: &'static str,
