@@ -1,3 +1,34 @@
 //! Publishing: service signing keys, the JWKS document, and the signed list
 //! tokens (IETF `statuslist+jwt`, W3C `BitstringStatusListCredential` as
 //! `vc+jwt`).
+//!
+//! - [`keys`]: one ES256 key pair, its PKCS#8 PEM file and its JWK (`kid` =
+//!   RFC 7638 thumbprint).
+//! - [`keyset`]: the signing key plus the published keys of a rotation, and
+//!   the JWKS document.
+//! - [`jws`]: compact JWS ES256 signing and verification, on p256 directly.
+//! - [`params`]: the issuance parameters both documents share.
+//! - [`token`]: the IETF Token Status List JWT, built and read back.
+//! - [`credential`]: the W3C Bitstring Status List credential, built and read
+//!   back.
+//!
+//! Reading helpers never check signatures themselves: a verifier calls
+//! [`jws::verify`] with a key it chose, then decodes the payload.
+
+pub mod credential;
+mod error;
+pub mod jws;
+pub mod keys;
+pub mod keyset;
+pub mod params;
+pub mod token;
+
+pub use credential::{
+    BitstringStatusListCredential, DecodedBitstringList, decode_bitstring_credential,
+    sign_bitstring_credential,
+};
+pub use error::PublishError;
+pub use keys::{PublicJwk, ServiceKey};
+pub use keyset::{Jwks, KeySet};
+pub use params::ListParams;
+pub use token::{DecodedTokenList, TokenStatusListClaims, decode_token_list, sign_token_list};

@@ -1,0 +1,126 @@
+//! The service's key set: one key that signs, and every key a verifier may
+//! still meet, published together as the JWKS document.
+//!
+//! Rotation works by publishing before signing and unpublishing late: a new
+//! key signs while the previous keys stay in the JWKS until every token they
+//! signed has expired (`exp`) and left the verifiers' caches (`ttl`).
+
+use std::path::Path;
+
+use p256::ecdsa::VerifyingKey;
+
+use super::PublishError;
+use super::keys::{PublicJwk, ServiceKey, load_public_pem};
+
+/// The JWKS document, `{"keys": [...]}`, signing key first.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Jwks {
+    /// The published keys.
+    pub keys: Vec<PublicJwk>,
+}
+
+/// One signing key plus the public keys of previous (or upcoming) keys.
+///
+/// Invariant: `published` starts with the signing key's JWK and holds each
+/// `kid` once.
+#[derive(Debug, Clone)]
+pub struct KeySet {
+    signing: ServiceKey,
+    published: Vec<PublicJwk>,
+}
+
+impl KeySet {
+    /// A set whose only key is `signing`.
+    pub fn new(signing: ServiceKey) -> Self {
+        let published = vec![signing.public_jwk().clone()];
+        KeySet { signing, published }
+    }
+
+    /// Adds a verification-only key to the JWKS. A key already published
+    /// (same `kid`, including the signing key) is not added twice.
+    pub fn add_public(&mut self, key: &VerifyingKey) {
+        let jwk = PublicJwk::from_verifying_key(key);
+        if !self.published.iter().any(|p| p.kid == jwk.kid) {
+            self.published.push(jwk);
+        }
+    }
+
+    /// Loads the signing key from a PKCS#8 PEM file and the published-only
+    /// keys from PEM files holding either public (SPKI) or private (PKCS#8)
+    /// keys, so a retired key file can be listed as it is.
+    ///
+    /// # Errors
+    /// [`PublishError::Io`] or [`PublishError::BadPem`] naming the first file
+    /// that cannot be read or parsed.
+    pub fn load<P: AsRef<Path>>(
+        signing_pem: &Path,
+        extra_pems: &[P],
+    ) -> Result<Self, PublishError> {
+        let mut set = KeySet::new(ServiceKey::load_pem(signing_pem)?);
+        for path in extra_pems {
+            set.add_public(&load_public_pem(path.as_ref())?);
+        }
+        Ok(set)
+    }
+
+    /// The key that signs new tokens.
+    pub fn signing_key(&self) -> &ServiceKey {
+        &self.signing
+    }
+
+    /// Every published key, the signing key first.
+    pub fn published(&self) -> &[PublicJwk] {
+        &self.published
+    }
+
+    /// The published key with this `kid`, if any.
+    pub fn find(&self, kid: &str) -> Option<&PublicJwk> {
+        self.published.iter().find(|p| p.kid == kid)
+    }
+
+    /// The JWKS document.
+    pub fn jwks(&self) -> Jwks {
+        Jwks {
+            keys: self.published.clone(),
+        }
+    }
+
+    /// The JWKS document as JSON text, ready to serve.
+    ///
+    /// # Errors
+    /// [`PublishError::BadJson`] if serialization fails, which plain strings
+    /// never make it do.
+    pub fn jwks_json(&self) -> Result<String, PublishError> {
+        serde_json::to_string(&JwksRef {
+            keys: &self.published,
+        })
+        .map_err(|e| PublishError::json("JWKS", &e))
+    }
+}
+
+/// Serializes like [`Jwks`] without cloning the keys.
+#[derive(serde::Serialize)]
+struct JwksRef<'a> {
+    keys: &'a [PublicJwk],
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signing_key_first_and_no_duplicates() {
+        let signing = ServiceKey::generate();
+        let old = ServiceKey::generate();
+        let mut set = KeySet::new(signing.clone());
+        set.add_public(old.verifying_key());
+        set.add_public(old.verifying_key());
+        set.add_public(signing.verifying_key());
+        let kids: Vec<_> = set.published().iter().map(|k| k.kid.as_str()).collect();
+        assert_eq!(kids, [signing.kid(), old.kid()]);
+        assert_eq!(set.find(old.kid()), Some(old.public_jwk()));
+        assert_eq!(set.find("nope"), None);
+        let parsed: Jwks = serde_json::from_str(&set.jwks_json().unwrap()).unwrap();
+        assert_eq!(parsed, set.jwks());
+    }
+}
