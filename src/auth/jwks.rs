@@ -176,7 +176,7 @@ pub struct ClientKeys {
     /// Fetch attempts so far; a waiter compares it with the value it saw
     /// before queueing to learn that a fetch ran meanwhile.
     attempts: AtomicU64,
-    /// `now` of the latest fetch attempt (0: never).
+    /// `now` of the latest finished fetch attempt (0: never).
     last_attempt: AtomicU64,
     /// Held for the duration of a fetch: the single-flight gate.
     refresh: tokio::sync::Mutex<()>,
@@ -278,7 +278,6 @@ impl ClientKeys {
 
         let _flight = self.refresh.lock().await;
         if self.attempts.load(Ordering::Acquire) == seen {
-            self.last_attempt.store(now, Ordering::Release);
             match fetcher.fetch(url).await {
                 Ok((set, ttl)) => {
                     tracing::info!(client = %self.client, keys = set.len(), skipped = set.skipped(), ttl, "JWKS fetched");
@@ -295,6 +294,10 @@ impl ClientKeys {
                     tracing::warn!(client = %self.client, host = url.host_str().unwrap_or(""), error = %e, "JWKS fetch failed");
                 }
             }
+            // Stamped when the attempt ends, not when it starts: callers that
+            // arrive during a fetch must queue for its outcome rather than
+            // mistake it for a recent failure.
+            self.last_attempt.store(now, Ordering::Release);
             self.attempts.fetch_add(1, Ordering::AcqRel);
         }
         // Either this call fetched, or a fetch finished while it waited: in
