@@ -257,6 +257,8 @@ mod support {
     }
 }
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use statuslist::auth::{AuthError, Authenticator};
 use statuslist::domain::claims::{ChangeOp, change_digest, issue_digest};
@@ -926,6 +928,29 @@ mod remote_jwks {
     }
 
     #[tokio::test]
+    async fn concurrent_requests_share_one_failed_fetch() {
+        let k = TestKey::new("k1");
+        let server = JwksServer::start(&TestKey::jwks(&[&k])).await;
+        {
+            let mut r = server.reply.lock().unwrap();
+            r.status = 503;
+            r.delay = Some(Duration::from_millis(200));
+        }
+        let a = std::sync::Arc::new(auth(&remote_client("client-a", &server.url)));
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let a = a.clone();
+                let t = k.token(&issue_payload("client-a"));
+                tokio::spawn(async move { a.check_issue(JWT, t.as_bytes(), NOW).await })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), Err(AuthError::KeysUnavailable));
+        }
+        assert_eq!(server.hits(), 1, "waiters reuse the failed outcome");
+    }
+
+    #[tokio::test]
     async fn concurrent_requests_share_one_fetch() {
         let k = TestKey::new("k1");
         let server = JwksServer::start(&TestKey::jwks(&[&k])).await;
@@ -1017,5 +1042,120 @@ mod reload {
         issue(&a, &kb.token(&issue_payload("client-b")))
             .await
             .unwrap();
+    }
+}
+
+/// ES384, EdDSA and PS256 end to end, with fixed test-only keys generated for
+/// these tests (never used anywhere else).
+mod other_algorithms {
+    use super::*;
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+
+    pub const P384_PEM: &str = r#"-----BEGIN PRIVATE KEY-----
+MIG2AgEAMBAGByqGSM49AgEGBSuBBAAiBIGeMIGbAgEBBDB6brCeoAyOwT1zfz9S
+DeBaGZV+bYGS3oQYus2IxCif29+evB+EsmCrgWpQxzyNQtehZANiAAQ5ovOsunk+
+mG3kBkyYg8JKSlF+X2GnHqPQ7+HdVBdyJePwxMsF9fRzNlr60epQfYSoU96hSpyh
++JFiS0zPaoFGzfRfQPsA2n1Hg++ctJxAt7lMlWXrDsOpH6bbB4v+wfA=
+-----END PRIVATE KEY-----
+"#;
+    pub const P384_JWK: &str = r#"{"kty": "EC", "crv": "P-384", "kid": "p384", "x": "OaLzrLp5Ppht5AZMmIPCSkpRfl9hpx6j0O_h3VQXciXj8MTLBfX0czZa-tHqUH2E", "y": "qFPeoUqcofiRYktMz2qBRs30X0D7ANp9R4PvnLScQLe5TJVl6w7DqR-m2weL_sHw"}"#;
+    pub const ED25519_PEM: &str = r#"-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIO5K/sNRTBGCJ6VJ7szI7/qV4pJHbFrL0HTsZTz/e8kV
+-----END PRIVATE KEY-----
+"#;
+    pub const ED25519_JWK: &str = r#"{"kty": "OKP", "crv": "Ed25519", "kid": "ed", "x": "4qQ3zc2ecRHTrPkmHRlXiSpC0nnxEZ0Xthca2ytPsF0"}"#;
+    pub const RSA2048_PEM: &str = r#"-----BEGIN PRIVATE KEY-----
+MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQCQ8OG1y8vWZf7T
+2iqKpiPsfVahCPpsMxSiq4yfhKgP6UcGUuvMrkW402Iy+eKHhmzqsrHGeGKTRDaT
+i0wFV3QJ/rHSJluL82Ndl+MFNW7NsM1lOLrT3McByuAL8HBuPzabvRxvf3gd07fm
+HaDlTKC/S8nFxHGPG5Coi9uAW6+DfUp12nrYVuENdb7IlTlk3IsVdhbJ5Q36NWfZ
+zSTaZQqgkOPVxujmRrCBbsNYgt5va1oO/uwPpDebQo3FFoQ4NeXKSM/TKUHj+lb+
+jlYvynOSzkocrcCzPtOUhBZKxZe8/6snMyptIg8zXyqJGKeynr/rcgZB55J3PXyP
+Y+2ZuR0bAgMBAAECggEADDq24K73CPpcJlCUdv8OWD2PGfv28pAwyopCTZH/gtrX
+qk9EJBCu7f8FRxsnI5uSWbnayXiONgdzD2nub85G390Em0sEkxS7Kpd5M+ROmr5d
+5jouJq13K83hWkCJoVO7bifmW/tbuDCNULY+ms+nXzIBg//6O5fuJw/TOnZXTcxx
+AdrwMCXprBZUEvNmvlkp5gT7bxRLY0EhgVEudAyuMq0inrHnNNRbZOCMXde7PHKj
+014l9v4m740sd7IjwbUjeHKpClrMaXL8MIHHA2yzGNFKBYIAp0F/XtDelAzToTgM
+ndldaNbHlUN2FX+pzyGELmuG8jAKEmyRMn2GQ+wlEQKBgQDDY+gw6jBhkXEH+EQn
+TAbATgi9d6kK36hyie/5mEfy0vQfKOOcL1gCL056q/ISY5ZrXES/VRQfAUzts7U2
+QofUGzgsUim102Nw9NbMtyUbflc3WKHlOd8mFeHNG2FZSIBm0ilmOEYa/q/4rjb6
+nhCFKhdnb04c1rKGnegx0TKxuQKBgQC95sFKW74/kMJFs0hdpdc/KHP+mBt1xK3L
+BfG0PJU0Gq3qMrxK2CGUmbO1hzNOj6BEHQn1Lspms1r3O75SlLXuXSlqSBu0q43D
+ogQZ+1YrbUntTngukCD6zzlE1kjOL4/s8iqvqDwfGsG2XuXYCW32XS76OUDSbboP
+noy4Tkz/cwKBgELVXKnGoU/uYNxaBm3uqmyDBKhSUuceQ88R8ZzNgubDU6+I2/oj
+k5YDunNpdz7lA6GriPRtVJmaZ0bzbmul7DIYMWmvnQbNzLjpdsPFbZLu70RGM/Jl
+jjfHylnPIMhabVk+T9zgKNK5BVYpuTKWeI4kLKc7wltI8P3s62yG4zE5AoGBAJoW
+N/aW9IrtccVOkMR0AXCc6WnGkFmByib3XsUJd2N81ms22bO9JZpHERuVZZs0TS2X
+hnHskoy8sW30ixzEz85mx2kWs2xo2zHHL57JYoUAO8ETL89QYYJBTM2/Nfofe6Ae
+a2Z2kroGYvIQlF00YYZK3AhrFl7oa9Wqp7IQzsdjAoGAEJBZKmCPL6fkMVJ4T/rH
+MqpCag7GVXMsWaF3yowUmTCaBvXNmAOL6CZyzHIpksyldp3XRxk1jcVfW+ydsPXL
+b3J5xyfmsTN+B6lcr6FXYi3vhM2kSBgRDtGxvwFpbvNmcjPIoWd5XCU3LJnDyIzx
+FrWZds3Qw4vpt2302reVgDo=
+-----END PRIVATE KEY-----
+"#;
+    pub const RSA2048_JWK: &str = r#"{"kty": "RSA", "kid": "rsa", "n": "kPDhtcvL1mX-09oqiqYj7H1WoQj6bDMUoquMn4SoD-lHBlLrzK5FuNNiMvnih4Zs6rKxxnhik0Q2k4tMBVd0Cf6x0iZbi_NjXZfjBTVuzbDNZTi609zHAcrgC_Bwbj82m70cb394HdO35h2g5Uygv0vJxcRxjxuQqIvbgFuvg31Kddp62FbhDXW-yJU5ZNyLFXYWyeUN-jVn2c0k2mUKoJDj1cbo5kawgW7DWILeb2taDv7sD6Q3m0KNxRaEODXlykjP0ylB4_pW_o5WL8pzks5KHK3Asz7TlIQWSsWXvP-rJzMqbSIPM18qiRinsp6_63IGQeeSdz18j2PtmbkdGw", "e": "AQAB"}"#;
+
+    fn client(alg: &str, jwk: &str) -> String {
+        let jwk: Value = serde_json::from_str(jwk).unwrap();
+        let jwks = json!({"keys": [jwk]}).to_string();
+        format!(
+            "[[clients]]\nid = \"client-a\"\nformat = \"bitstring\"\njwks = \'\'\'{jwks}\'\'\'\nalgorithms = [\"ES256\", \"{alg}\"]\n"
+        )
+    }
+
+    fn sign(alg: Algorithm, kid: &str, key: &EncodingKey, payload: &Value) -> String {
+        let mut h = Header::new(alg);
+        h.kid = Some(kid.into());
+        jsonwebtoken::encode(&h, payload, key).unwrap()
+    }
+
+    #[tokio::test]
+    async fn each_key_verifies_only_with_its_own_algorithm() {
+        let cases = [
+            (
+                "ES384",
+                Algorithm::ES384,
+                "p384",
+                EncodingKey::from_ec_pem(P384_PEM.as_bytes()).unwrap(),
+                P384_JWK,
+            ),
+            (
+                "EdDSA",
+                Algorithm::EdDSA,
+                "ed",
+                EncodingKey::from_ed_pem(ED25519_PEM.as_bytes()).unwrap(),
+                ED25519_JWK,
+            ),
+            (
+                "PS256",
+                Algorithm::PS256,
+                "rsa",
+                EncodingKey::from_rsa_pem(RSA2048_PEM.as_bytes()).unwrap(),
+                RSA2048_JWK,
+            ),
+        ];
+        for (name, alg, kid, key, jwk) in cases {
+            let a = auth(&client(name, jwk));
+            let c = issue(&a, &sign(alg, kid, &key, &issue_payload("client-a"))).await;
+            assert_eq!(c.map(|c| c.format), Ok(ListFormat::Bitstring), "{name}");
+            // The same key under another allowed algorithm name is refused.
+            let mut t = sign(alg, kid, &key, &issue_payload("client-a"));
+            let (h, rest) = t.split_once('.').unwrap();
+            let mut hv: Value =
+                serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).unwrap()).unwrap();
+            hv["alg"] = json!("ES256");
+            t = format!("{}.{rest}", b64(hv.to_string().as_bytes()));
+            assert_eq!(
+                issue(&a, &t).await.unwrap_err(),
+                AuthError::BadSignature,
+                "{name}"
+            );
+            // A client not allowing the algorithm refuses it before any key
+            // lookup.
+            let only_es256 = client(name, jwk).replace(&format!(", \"{name}\""), "");
+            let a = auth(&only_es256);
+            let err = issue(&a, &sign(alg, kid, &key, &issue_payload("client-a"))).await;
+            assert_eq!(err.unwrap_err(), AuthError::InvalidAlg, "{name}");
+        }
     }
 }

@@ -68,8 +68,8 @@ pub struct RawClaims {
     pub uri: Option<Value>,
 }
 
-/// A decoded but not yet verified token.
-#[derive(Debug)]
+/// A decoded but not yet verified token. Its `Debug` leaves out the token
+/// bytes, which must never reach a log.
 pub struct Parsed<'a> {
     /// The header as sent.
     pub header: RawHeader,
@@ -80,6 +80,14 @@ pub struct Parsed<'a> {
     pub signing_input: &'a [u8],
     /// The signature part, still base64url.
     pub signature: &'a str,
+}
+
+impl std::fmt::Debug for Parsed<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parsed")
+            .field("header", &self.header)
+            .finish_non_exhaustive()
+    }
 }
 
 fn is_b64url(part: &[u8]) -> bool {
