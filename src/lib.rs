@@ -9,8 +9,13 @@
 //! Module map (ports and adapters; arrows point at what a module may use):
 //!
 //! - [`domain`]: the pure core. Status values, packed lists in both bit
-//!   orders, the zlib/GZIP codecs, the index allocator and the identifiers.
-//!   No I/O.
+//!   orders, the zlib/GZIP codecs, the index allocator, the identifiers and
+//!   request-claim validation. No I/O.
+//! - [`config`]: the TOML file and `STATUSLIST_*` overrides, validated
+//!   into [`config::Settings`]. → `domain`, `auth::keys`.
+//! - [`auth`]: issuer authentication: client registry (reloaded on
+//!   `SIGHUP`), JWKS fetch and cache, JWT checks in CRS order with the CRS
+//!   texts. → `config`, `domain`.
 //! - [`publish`]: service signing keys (ES256, RFC 7638 `kid`), the JWKS
 //!   document, and the builders of the signed list tokens. → `domain`.
 //! - [`store`]: the storage port ([`store::Store`]) and its adapters.
@@ -20,6 +25,8 @@
 //! match on what went wrong in that layer; the HTTP layer maps them to
 //! responses in one place. `anyhow` is used only by the binary.
 
+pub mod auth;
+pub mod config;
 pub mod domain;
 pub mod publish;
 pub mod store;

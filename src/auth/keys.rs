@@ -1,0 +1,286 @@
+//! A client's verification keys: a JWKS document parsed once into
+//! ready-to-use [`DecodingKey`]s indexed by `kid`, so verifying a request
+//! never re-parses a JWK.
+//!
+//! Only public signing keys of the kinds the service accepts are kept (EC
+//! P-256/P-384, OKP Ed25519, RSA of at least 2048 bits); keys marked
+//! `use: enc`, keys whose `key_ops` exclude `verify`, keys without a `kid`
+//! and keys of other kinds are skipped rather than failing the whole set, so
+//! an issuer can publish unrelated keys next to its signing keys.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey};
+use serde_json::Value;
+
+use crate::domain::SigAlg;
+
+/// The smallest RSA modulus accepted, in bytes (2048 bits).
+const MIN_RSA_MODULUS_BYTES: usize = 256;
+
+/// Why a JWKS document was refused as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeySetError {
+    /// Not JSON, or not an object with a `keys` array.
+    #[error("not a JWKS document (a JSON object with a \"keys\" array)")]
+    NotJwks,
+    /// No key in the set is usable for verification.
+    #[error("no usable verification key (EC P-256/P-384, Ed25519 or RSA >= 2048 bits, with a kid)")]
+    NoUsableKey,
+}
+
+/// One verification key and the single algorithm it may be used with.
+///
+/// Binding the algorithm to the key (from its curve or type, and from the
+/// JWK's own `alg` when present) is what stops algorithm confusion: a token
+/// cannot pick how its key is interpreted.
+#[derive(Clone)]
+pub struct VerifyingKey {
+    alg: SigAlg,
+    key: DecodingKey,
+}
+
+impl VerifyingKey {
+    /// The algorithm this key verifies.
+    pub fn alg(&self) -> SigAlg {
+        self.alg
+    }
+
+    /// Checks `signature` (base64url, as in the token) over `signing_input`
+    /// (`header.payload` as sent). False for a wrong algorithm, a malformed
+    /// signature or a signature that does not verify.
+    pub fn verify(&self, alg: SigAlg, signing_input: &[u8], signature: &str) -> bool {
+        if alg != self.alg {
+            return false;
+        }
+        jsonwebtoken::crypto::verify(signature, signing_input, &self.key, jwt_alg(alg))
+            .unwrap_or(false)
+    }
+
+    /// The underlying jsonwebtoken key (for benchmarks comparing against the
+    /// bare library).
+    pub fn decoding_key(&self) -> &DecodingKey {
+        &self.key
+    }
+}
+
+impl fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifyingKey")
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The jsonwebtoken algorithm of a [`SigAlg`].
+pub fn jwt_alg(alg: SigAlg) -> Algorithm {
+    match alg {
+        SigAlg::Es256 => Algorithm::ES256,
+        SigAlg::Es384 => Algorithm::ES384,
+        SigAlg::EdDsa => Algorithm::EdDSA,
+        SigAlg::Ps256 => Algorithm::PS256,
+    }
+}
+
+/// A parsed JWKS: usable keys by `kid`.
+#[derive(Clone, Default)]
+pub struct KeySet {
+    keys: HashMap<String, VerifyingKey>,
+    skipped: usize,
+}
+
+impl fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut kids: Vec<&String> = self.keys.keys().collect();
+        kids.sort();
+        f.debug_struct("KeySet")
+            .field("kids", &kids)
+            .field("skipped", &self.skipped)
+            .finish()
+    }
+}
+
+impl KeySet {
+    /// Parses a JWKS document from its JSON bytes.
+    ///
+    /// # Errors
+    /// [`KeySetError::NotJwks`] for anything but a JSON object with a `keys`
+    /// array, [`KeySetError::NoUsableKey`] when every key was skipped.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, KeySetError> {
+        let doc: Value = serde_json::from_slice(bytes).map_err(|_| KeySetError::NotJwks)?;
+        Self::from_value(&doc)
+    }
+
+    /// Parses a JWKS document already read as JSON (inline in the
+    /// configuration).
+    ///
+    /// # Errors
+    /// As [`KeySet::from_json`].
+    pub fn from_value(doc: &Value) -> Result<Self, KeySetError> {
+        let keys = doc
+            .get("keys")
+            .and_then(Value::as_array)
+            .ok_or(KeySetError::NotJwks)?;
+        let mut set = KeySet::default();
+        for jwk in keys {
+            match parse_jwk(jwk) {
+                // The first key with a kid wins; a duplicate kid is ambiguous,
+                // so later ones are skipped.
+                Some((kid, key)) if !set.keys.contains_key(&kid) => {
+                    set.keys.insert(kid, key);
+                }
+                _ => set.skipped += 1,
+            }
+        }
+        if set.keys.is_empty() {
+            return Err(KeySetError::NoUsableKey);
+        }
+        Ok(set)
+    }
+
+    /// The key with this `kid`, if the set has it.
+    pub fn get(&self, kid: &str) -> Option<&VerifyingKey> {
+        self.keys.get(kid)
+    }
+
+    /// How many usable keys the set holds.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// True when the set holds no usable key (never for a parsed set).
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// How many keys of the document were skipped.
+    pub fn skipped(&self) -> usize {
+        self.skipped
+    }
+}
+
+/// Decoded length of a base64url member, or `None` if absent or malformed.
+fn b64_len(jwk: &Value, member: &str) -> Option<Vec<u8>> {
+    let s = jwk.get(member)?.as_str()?;
+    URL_SAFE_NO_PAD.decode(s).ok()
+}
+
+fn parse_jwk(jwk: &Value) -> Option<(String, VerifyingKey)> {
+    let kid = jwk.get("kid")?.as_str()?.to_owned();
+    if kid.is_empty() {
+        return None;
+    }
+    if let Some(u) = jwk.get("use")
+        && u.as_str() != Some("sig")
+    {
+        return None;
+    }
+    if let Some(ops) = jwk.get("key_ops") {
+        let ops = ops.as_array()?;
+        if !ops.iter().any(|o| o.as_str() == Some("verify")) {
+            return None;
+        }
+    }
+    let (alg, key) = match jwk.get("kty")?.as_str()? {
+        "EC" => {
+            let (alg, len) = match jwk.get("crv")?.as_str()? {
+                "P-256" => (SigAlg::Es256, 32),
+                "P-384" => (SigAlg::Es384, 48),
+                _ => return None,
+            };
+            let x = b64_len(jwk, "x")?;
+            let y = b64_len(jwk, "y")?;
+            if x.len() != len || y.len() != len {
+                return None;
+            }
+            let mut point = Vec::with_capacity(1 + 2 * len);
+            point.push(0x04);
+            point.extend_from_slice(&x);
+            point.extend_from_slice(&y);
+            (alg, DecodingKey::from_ec_der(&point))
+        }
+        "OKP" => {
+            if jwk.get("crv")?.as_str()? != "Ed25519" {
+                return None;
+            }
+            let x = b64_len(jwk, "x")?;
+            if x.len() != 32 {
+                return None;
+            }
+            (SigAlg::EdDsa, DecodingKey::from_ed_der(&x))
+        }
+        "RSA" => {
+            let n = b64_len(jwk, "n")?;
+            let e = b64_len(jwk, "e")?;
+            let significant = n.iter().skip_while(|b| **b == 0).count();
+            if significant < MIN_RSA_MODULUS_BYTES || e.is_empty() {
+                return None;
+            }
+            (SigAlg::Ps256, DecodingKey::from_rsa_raw_components(&n, &e))
+        }
+        _ => return None,
+    };
+    // A JWK that names its algorithm is only used with that algorithm.
+    if let Some(a) = jwk.get("alg")
+        && a.as_str() != Some(alg.name())
+    {
+        return None;
+    }
+    Some((kid, VerifyingKey { alg, key }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn b64(n: usize) -> String {
+        URL_SAFE_NO_PAD.encode(vec![7u8; n])
+    }
+
+    #[test]
+    fn keeps_signing_keys_and_skips_the_rest() {
+        let doc = json!({"keys": [
+            {"kty": "EC", "crv": "P-256", "kid": "a", "x": b64(32), "y": b64(32)},
+            {"kty": "EC", "crv": "P-384", "kid": "b", "x": b64(48), "y": b64(48), "use": "sig"},
+            {"kty": "OKP", "crv": "Ed25519", "kid": "c", "x": b64(32)},
+            {"kty": "RSA", "kid": "d", "n": b64(256), "e": "AQAB"},
+            {"kty": "RSA", "kid": "small", "n": b64(128), "e": "AQAB"},
+            {"kty": "EC", "crv": "P-256", "kid": "enc", "x": b64(32), "y": b64(32), "use": "enc"},
+            {"kty": "EC", "crv": "P-256", "kid": "ops", "x": b64(32), "y": b64(32), "key_ops": ["encrypt"]},
+            {"kty": "EC", "crv": "P-256", "kid": "alg", "x": b64(32), "y": b64(32), "alg": "ES384"},
+            {"kty": "EC", "crv": "P-256", "x": b64(32), "y": b64(32)},
+            {"kty": "EC", "crv": "secp256k1", "kid": "k", "x": b64(32), "y": b64(32)},
+            {"kty": "EC", "crv": "P-256", "kid": "short", "x": b64(31), "y": b64(32)},
+            {"kty": "oct", "kid": "hmac", "k": b64(32)},
+            {"kty": "EC", "crv": "P-256", "kid": "a", "x": b64(32), "y": b64(32)},
+            "garbage"
+        ]});
+        let set = KeySet::from_value(&doc).unwrap();
+        assert_eq!(set.len(), 4);
+        assert_eq!(set.get("a").unwrap().alg(), SigAlg::Es256);
+        assert_eq!(set.get("b").unwrap().alg(), SigAlg::Es384);
+        assert_eq!(set.get("c").unwrap().alg(), SigAlg::EdDsa);
+        assert_eq!(set.get("d").unwrap().alg(), SigAlg::Ps256);
+        assert_eq!(set.skipped(), 10);
+        for kid in ["small", "enc", "ops", "alg", "k", "short", "hmac"] {
+            assert!(set.get(kid).is_none(), "{kid}");
+        }
+    }
+
+    #[test]
+    fn refuses_documents_without_usable_keys() {
+        assert_eq!(
+            KeySet::from_json(b"nope").unwrap_err(),
+            KeySetError::NotJwks
+        );
+        assert_eq!(KeySet::from_json(b"{}").unwrap_err(), KeySetError::NotJwks);
+        assert_eq!(
+            KeySet::from_json(br#"{"keys":[]}"#).unwrap_err(),
+            KeySetError::NoUsableKey
+        );
+    }
+}

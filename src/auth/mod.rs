@@ -1,0 +1,414 @@
+//! Issuer authentication: the client registry (from the configuration,
+//! swappable on `SIGHUP`), client JWKS fetching and caching, and the checks of
+//! a request JWT in CRS order with CRS error texts.
+//!
+//! The HTTP layer calls [`Authenticator::check_issue`] or
+//! [`Authenticator::check_change`] with the request's Content-Type, its raw
+//! body and the current unix time, and gets typed claims or an [`AuthError`]
+//! whose [`AuthError::crs`] row is the response.
+//!
+//! Check order (the first fault wins): Content-Type → decodable → header
+//! `kid` present → `typ` present and `JWT` → `alg` present and in the safe
+//! set → `iss` present and registered → `alg` allowed for that client →
+//! `kid` in the client's JWKS → signature → claims. The header is read as
+//! sent, before any JWT library sees it, and keys come only from the
+//! registered JWKS (`jku`, `x5u`, `jwk`, `x5c` headers are ignored).
+
+pub mod error;
+pub mod jwks;
+pub mod jwt;
+pub mod keys;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use serde_json::Value;
+
+pub use error::AuthError;
+pub use jwks::{ClientKeys, FetchError, Fetcher, SetupError};
+pub use keys::{KeySet, KeySetError, VerifyingKey};
+
+use crate::config::{ConfigError, Settings};
+use crate::domain::claims::{self, ChangeOp, SigAlg};
+use crate::domain::{ClientId, ListFormat, ListRef};
+
+/// The checked claims of an `/issue` request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueClaims {
+    /// The authenticated client (`iss`).
+    pub client: ClientId,
+    /// The format of that client's lists.
+    pub format: ListFormat,
+    /// `iat`, whole seconds.
+    pub iat: u64,
+    /// `jti`, a lowercase UUID.
+    pub jti: String,
+    /// `statusExpiry`, whole seconds, in the future and within a year.
+    pub status_expiry: u64,
+    /// The idempotency digest ([`claims::issue_digest`]: `iss`, `jti`,
+    /// `statusExpiry`; not `iat`).
+    pub digest: [u8; 32],
+}
+
+/// The checked claims of a status change (`/revoke`, `/suspend`,
+/// `/unsuspend`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeClaims {
+    /// The operation requested.
+    pub op: ChangeOp,
+    /// The authenticated client (`iss`).
+    pub client: ClientId,
+    /// The format of that client's lists.
+    pub format: ListFormat,
+    /// `iat`, whole seconds.
+    pub iat: u64,
+    /// `jti`, a lowercase UUID.
+    pub jti: String,
+    /// `idx`.
+    pub idx: u64,
+    /// The list named by `uri` (a list of this service; whether it exists and
+    /// belongs to the client is the store's question).
+    pub list: ListRef,
+    /// The idempotency digest ([`claims::change_digest`]; not `iat`).
+    pub digest: [u8; 32],
+}
+
+/// The claims of a `/revoke` request.
+pub type RevokeClaims = ChangeClaims;
+
+/// A registered client as the checks see it.
+#[derive(Debug)]
+pub struct Client {
+    /// Its id.
+    pub id: ClientId,
+    /// Its list format.
+    pub format: ListFormat,
+    /// The algorithms it may use.
+    pub algorithms: Vec<SigAlg>,
+    /// Its keys and their cache.
+    pub keys: Arc<ClientKeys>,
+}
+
+/// One immutable generation of the client registry and the settings the
+/// checks need. Requests hold an `Arc` to the generation they started with,
+/// so a reload never changes the rules under a request in flight.
+#[derive(Debug)]
+pub struct Registry {
+    clients: HashMap<String, Arc<Client>>,
+    public_base_url: String,
+    idempotency_window_secs: u64,
+    fetcher: Fetcher,
+}
+
+impl Registry {
+    /// Builds a registry from settings, carrying over the JWKS caches of
+    /// clients whose id and `jwks_uri` are unchanged from `previous`.
+    ///
+    /// # Errors
+    /// [`SetupError`] when the HTTP client cannot be built.
+    pub fn build(settings: &Settings, previous: Option<&Registry>) -> Result<Self, SetupError> {
+        let fetcher = Fetcher::new(&settings.jwks)?;
+        let clients = settings
+            .clients
+            .iter()
+            .map(|c| {
+                let keys = previous
+                    .and_then(|p| p.clients.get(c.id.as_str()))
+                    .filter(|old| old.keys.reusable_for(&c.id, &c.keys))
+                    .map(|old| Arc::clone(&old.keys))
+                    .unwrap_or_else(|| Arc::new(ClientKeys::new(c.id.clone(), c.keys.clone())));
+                let client = Client {
+                    id: c.id.clone(),
+                    format: c.format,
+                    algorithms: c.algorithms.clone(),
+                    keys,
+                };
+                (c.id.as_str().to_owned(), Arc::new(client))
+            })
+            .collect();
+        Ok(Registry {
+            clients,
+            public_base_url: settings.public_base_url.clone(),
+            idempotency_window_secs: settings.idempotency_window_secs,
+            fetcher,
+        })
+    }
+
+    /// The client with this id.
+    pub fn client(&self, id: &str) -> Option<&Arc<Client>> {
+        self.clients.get(id)
+    }
+
+    /// How many clients are registered.
+    pub fn len(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// True when no client is registered.
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty()
+    }
+}
+
+/// Why a reload was refused (the old registry stays in force).
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The new configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The HTTP client could not be built.
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+}
+
+/// The entry point of request authentication: holds the current registry
+/// generation and swaps it atomically on reload.
+#[derive(Debug)]
+pub struct Authenticator {
+    current: RwLock<Arc<Registry>>,
+    generation: AtomicU64,
+}
+
+/// The header checks' verdict: what the rest of the checks need.
+struct Header<'h> {
+    kid: Option<&'h str>,
+    alg: SigAlg,
+}
+
+impl Authenticator {
+    /// An authenticator over the clients of `settings`.
+    ///
+    /// # Errors
+    /// [`SetupError`] when the HTTP client cannot be built.
+    pub fn new(settings: &Settings) -> Result<Self, SetupError> {
+        Ok(Authenticator {
+            current: RwLock::new(Arc::new(Registry::build(settings, None)?)),
+            generation: AtomicU64::new(0),
+        })
+    }
+
+    /// The registry in force now. Hold the `Arc` for the whole request.
+    pub fn registry(&self) -> Arc<Registry> {
+        Arc::clone(
+            &self
+                .current
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// How many times the registry was replaced.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Replaces the registry with one built from `settings` (JWKS caches of
+    /// unchanged clients are kept).
+    ///
+    /// # Errors
+    /// [`SetupError`]; the old registry then stays in force.
+    pub fn replace(&self, settings: &Settings) -> Result<(), SetupError> {
+        let old = self.registry();
+        let new = Arc::new(Registry::build(settings, Some(&old))?);
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = new;
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Re-reads the configuration file at `path` (with environment
+    /// overrides) and swaps the registry in. On any error the old registry
+    /// stays in force and the reason is logged.
+    ///
+    /// # Errors
+    /// [`ReloadError`] saying why the new configuration was refused.
+    pub fn reload_from(&self, path: &Path) -> Result<(), ReloadError> {
+        let outcome = Settings::load(path)
+            .map_err(ReloadError::from)
+            .and_then(|s| {
+                self.replace(&s)
+                    .map(|()| s.clients.len())
+                    .map_err(ReloadError::from)
+            });
+        match outcome {
+            Ok(clients) => {
+                tracing::info!(
+                    clients,
+                    generation = self.generation(),
+                    "configuration reloaded"
+                );
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "configuration reload refused; keeping the previous clients");
+                Err(e)
+            }
+        }
+    }
+
+    /// Checks an `/issue` request.
+    ///
+    /// # Errors
+    /// The first failed check as an [`AuthError`].
+    pub async fn check_issue(
+        &self,
+        content_type: Option<&str>,
+        body: &[u8],
+        now: u64,
+    ) -> Result<IssueClaims, AuthError> {
+        let reg = self.registry();
+        let (client, raw) = authenticate(&reg, content_type, body, now).await?;
+        let iat = claims::check_iat(raw.iat.as_ref(), now, reg.idempotency_window_secs)?;
+        let jti = claims::check_jti(raw.jti.as_ref())?;
+        let status_expiry = claims::check_status_expiry(raw.status_expiry.as_ref(), now)?;
+        let digest = claims::issue_digest(&client.id, &jti, status_expiry);
+        Ok(IssueClaims {
+            client: client.id.clone(),
+            format: client.format,
+            iat,
+            jti,
+            status_expiry,
+            digest,
+        })
+    }
+
+    /// Checks a `/revoke` request.
+    ///
+    /// # Errors
+    /// The first failed check as an [`AuthError`].
+    pub async fn check_revoke(
+        &self,
+        content_type: Option<&str>,
+        body: &[u8],
+        now: u64,
+    ) -> Result<RevokeClaims, AuthError> {
+        self.check_change(ChangeOp::Revoke, content_type, body, now)
+            .await
+    }
+
+    /// Checks a status-change request (`/revoke`, `/suspend`, `/unsuspend`:
+    /// same claims, `idx` and `uri`).
+    ///
+    /// # Errors
+    /// The first failed check as an [`AuthError`].
+    pub async fn check_change(
+        &self,
+        op: ChangeOp,
+        content_type: Option<&str>,
+        body: &[u8],
+        now: u64,
+    ) -> Result<ChangeClaims, AuthError> {
+        let reg = self.registry();
+        let (client, raw) = authenticate(&reg, content_type, body, now).await?;
+        let iat = claims::check_iat(raw.iat.as_ref(), now, reg.idempotency_window_secs)?;
+        let jti = claims::check_jti(raw.jti.as_ref())?;
+        let idx = claims::check_idx(raw.idx.as_ref())?;
+        let list = claims::check_uri(raw.uri.as_ref(), &reg.public_base_url)?;
+        let digest = claims::change_digest(op, &client.id, &jti, idx, &list);
+        Ok(ChangeClaims {
+            op,
+            client: client.id.clone(),
+            format: client.format,
+            iat,
+            jti,
+            idx,
+            list,
+            digest,
+        })
+    }
+}
+
+fn present(v: &Option<Value>) -> Option<&Value> {
+    v.as_ref().filter(|v| !v.is_null())
+}
+
+/// The header checks, on the header as sent.
+fn check_header(h: &jwt::RawHeader) -> Result<Header<'_>, AuthError> {
+    let kid = present(&h.kid).ok_or(AuthError::MissingKid)?;
+    let typ = present(&h.typ).ok_or(AuthError::MissingTyp)?;
+    // `typ` is a media type, compared case-insensitively (RFC 7515 §4.1.9).
+    if !typ.as_str().is_some_and(|t| t.eq_ignore_ascii_case("JWT")) {
+        return Err(AuthError::InvalidTyp);
+    }
+    let alg = present(&h.alg).ok_or(AuthError::MissingAlg)?;
+    let alg = alg
+        .as_str()
+        .and_then(SigAlg::parse)
+        .ok_or(AuthError::InvalidAlg)?;
+    // A `kid` that is not a non-empty string is "present but invalid": it
+    // fails at the JWKS lookup, in its place in the order.
+    let kid = kid.as_str().filter(|k| !k.is_empty());
+    Ok(Header { kid, alg })
+}
+
+/// Everything up to and including the signature; returns the client and the
+/// raw claims for the endpoint-specific checks.
+async fn authenticate<'r>(
+    reg: &'r Registry,
+    content_type: Option<&str>,
+    body: &[u8],
+    now: u64,
+) -> Result<(&'r Arc<Client>, jwt::RawClaims), AuthError> {
+    if !jwt::is_jwt_content_type(content_type) {
+        return Err(AuthError::ContentType);
+    }
+    let parsed = jwt::parse(body)?;
+    let header = check_header(&parsed.header)?;
+    let iss = present(&parsed.claims.iss).ok_or(AuthError::MissingIss)?;
+    let client = iss
+        .as_str()
+        .and_then(|id| reg.client(id))
+        .ok_or(AuthError::UnknownClient)?;
+    if !client.algorithms.contains(&header.alg) {
+        return Err(AuthError::InvalidAlg);
+    }
+    let kid = header.kid.ok_or(AuthError::InvalidKid)?;
+    let set = client.keys.key_set_for(&reg.fetcher, kid, now).await?;
+    let key = set.get(kid).ok_or(AuthError::InvalidKid)?;
+    if !key.verify(header.alg, parsed.signing_input, parsed.signature) {
+        return Err(AuthError::BadSignature);
+    }
+    Ok((client, parsed.claims))
+}
+
+/// Installs a `SIGHUP` handler and spawns a task that reloads the
+/// configuration at `path` on each signal, until `shutdown` completes. The
+/// handler is installed before this returns, so a signal sent afterwards is
+/// never lost (nor fatal to the process).
+///
+/// # Errors
+/// The I/O error when the signal handler cannot be installed.
+pub fn spawn_reload_on_sighup<F>(
+    auth: Arc<Authenticator>,
+    path: PathBuf,
+    shutdown: F,
+) -> std::io::Result<tokio::task::JoinHandle<()>>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup())?;
+    Ok(tokio::spawn(async move {
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                got = hup.recv() => {
+                    if got.is_none() {
+                        break;
+                    }
+                    tracing::info!(path = %path.display(), "SIGHUP: reloading configuration");
+                    let (auth, path) = (Arc::clone(&auth), path.clone());
+                    // Reading and parsing files is blocking work; errors are
+                    // logged inside `reload_from`.
+                    let _ = tokio::task::spawn_blocking(move || auth.reload_from(&path)).await;
+                }
+            }
+        }
+    }))
+}
