@@ -16,6 +16,11 @@ use std::time::Duration;
 
 use crate::domain::{Bits, ClientId, ListFormat, ListId, Status};
 
+pub mod common;
+pub mod embedded;
+
+pub use embedded::{EmbeddedDurability, EmbeddedStore};
+
 /// Unix time in seconds.
 pub type UnixSeconds = u64;
 
@@ -152,7 +157,7 @@ pub struct ListSnapshot {
 }
 
 /// Failures of the backend (not of the request).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     /// The backend could not be reached or did not answer in time. Retryable.
     #[error("the store is unavailable: {0}")]

@@ -1,0 +1,728 @@
+//! The embedded adapter: the whole store in one redb file, for a single
+//! process (the default for `cargo run` and for one node).
+//!
+//! Every [`Store`] operation is one redb transaction: a write transaction for
+//! `allocate`, `complete` and `set_status` (redb runs one writer at a time, so
+//! each operation is atomic and they are serialised), a read transaction for
+//! the reads (readers never wait for the writer). redb calls block, so they
+//! run on tokio's blocking pool, inside the caller's tracing span.
+//!
+//! Tables (all keys carry the client where a lookup starts from it):
+//!
+//! | table | key | value |
+//! | --- | --- | --- |
+//! | `meta` | `"schema"` | file layout version |
+//! | `lists` | list id | [`records::ListRecord`] (owner, format, bits, capacity, counter, version, key, …) |
+//! | `list_bytes` | list id | the packed entries, exactly `StatusList`'s raw bytes |
+//! | `status_times` | (list id, idx) | (status, unix time) of the last change of that entry |
+//! | `current_list` | (client, format) | the list new allocations go to |
+//! | `idempotency` | (client, jti) | [`records::IdemRecord`] |
+//! | `idempotency_expiry` | (expires_at, client, jti) | — (an index for the bounded sweep) |
+//!
+//! The list bytes live apart from the list record so that an allocation,
+//! the hot path, rewrites a hundred bytes and not the whole list.
+//!
+//! Durability: by default every commit is fsynced before the operation
+//! returns ([`EmbeddedDurability::Immediate`]), so "acknowledged" means "on
+//! disk". [`EmbeddedDurability::None`] skips the fsync (a crash may lose
+//! recent commits, never corrupt the file); it exists for tests and for
+//! deployments that accept that trade.
+//!
+//! redb locks the file: a second process (or a second store in this one)
+//! opening the same file gets [`StoreError::Unavailable`] naming the path.
+
+mod records;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::{
+    Database, DatabaseError, ReadableDatabase, ReadableTable, Table, TableDefinition,
+    WriteTransaction,
+};
+
+use crate::domain::{AllocatorKey, ClientId, ListId, Status, StatusList};
+
+use self::records::{IdemRecord, ListRecord, format_byte};
+use super::common::{self, AllocatorCache, RecordState, ReplayDecision, StatusDecision};
+use super::{
+    AllocateOutcome, AllocateRequest, Allocation, ListSnapshot, SetStatusOutcome, Store,
+    StoreError, StoreSettings, UnixSeconds,
+};
+
+/// Where the embedded store lives when the configuration says nothing.
+pub const DEFAULT_PATH: &str = "./data/statuslist.redb";
+
+/// The layout version of the file; a file with another one is refused.
+const SCHEMA: u64 = 1;
+
+/// How many expired idempotency records one allocation removes at most. More
+/// than one, so the sweep outpaces the one record each allocation adds.
+const SWEEP_BATCH: usize = 8;
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const LISTS: TableDefinition<&str, &[u8]> = TableDefinition::new("lists");
+const LIST_BYTES: TableDefinition<&str, &[u8]> = TableDefinition::new("list_bytes");
+const STATUS_TIMES: TableDefinition<(&str, u64), (u8, u64)> = TableDefinition::new("status_times");
+const CURRENT: TableDefinition<(&str, u8), &str> = TableDefinition::new("current_list");
+const IDEM: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("idempotency");
+const IDEM_EXPIRY: TableDefinition<(u64, &str, &str), ()> =
+    TableDefinition::new("idempotency_expiry");
+
+/// When a commit counts as done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EmbeddedDurability {
+    /// fsync before the operation returns: an acknowledged write survives a
+    /// crash or power loss. The default.
+    #[default]
+    Immediate,
+    /// No fsync: visible at once to every later operation, but a crash may
+    /// lose the latest commits (the file stays consistent). For tests and
+    /// benchmarks of the logic alone.
+    None,
+}
+
+/// The redb-backed [`Store`]. Cheap to clone (one shared handle); every clone
+/// is the same store.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    inner: Arc<Inner>,
+}
+
+/// The shared state behind every clone.
+struct Inner {
+    db: Database,
+    path: PathBuf,
+    settings: StoreSettings,
+    durability: EmbeddedDurability,
+    allocators: AllocatorCache,
+}
+
+impl std::fmt::Debug for EmbeddedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedStore")
+            .field("path", &self.inner.path)
+            .field("settings", &self.inner.settings)
+            .field("durability", &self.inner.durability)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store file at `path` with fsync on every
+    /// commit. Creates the parent directory. Blocks: call it at start-up or
+    /// from a blocking context.
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] for bad settings; [`StoreError::Unavailable`]
+    /// when the file is already open (by another process or another store in
+    /// this one) or cannot be created; [`StoreError::Corrupt`] for a file that
+    /// is not a store of this version.
+    pub fn open(path: impl AsRef<Path>, settings: StoreSettings) -> Result<Self, StoreError> {
+        Self::open_with(path, settings, EmbeddedDurability::Immediate)
+    }
+
+    /// Like [`EmbeddedStore::open`], with the durability of commits chosen.
+    ///
+    /// # Errors
+    /// As [`EmbeddedStore::open`].
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        settings: StoreSettings,
+        durability: EmbeddedDurability,
+    ) -> Result<Self, StoreError> {
+        common::check_settings(&settings)?;
+        let path = path.as_ref().to_path_buf();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "cannot create the directory {}: {e}",
+                    parent.display()
+                ))
+            })?;
+        }
+        let db = Database::create(&path).map_err(|e| open_error(&path, e))?;
+        let inner = Inner {
+            db,
+            path,
+            settings,
+            durability,
+            allocators: AllocatorCache::new(),
+        };
+        inner.init_schema()?;
+        Ok(EmbeddedStore {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The file this store lives in.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The settings new lists are built with.
+    pub fn settings(&self) -> &StoreSettings {
+        &self.inner.settings
+    }
+
+    /// Runs `f` on the blocking pool, inside the caller's span.
+    async fn blocking<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || span.in_scope(|| f(&inner)))
+            .await
+            .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+    }
+}
+
+/// The error for a file that cannot be opened, naming it.
+fn open_error(path: &Path, e: DatabaseError) -> StoreError {
+    match e {
+        DatabaseError::DatabaseAlreadyOpen => StoreError::Unavailable(format!(
+            "the store file {} is already in use by another statuslist process (or another \
+             store in this one); the embedded store serves one process only: stop the other \
+             process, choose another file, or use the Redis store for several replicas",
+            path.display()
+        )),
+        DatabaseError::UpgradeRequired(v) => StoreError::Corrupt(format!(
+            "the store file {} has redb file format {v}, which this build cannot open",
+            path.display()
+        )),
+        other => StoreError::Unavailable(format!(
+            "cannot open the store file {}: {other}",
+            path.display()
+        )),
+    }
+}
+
+/// Maps a redb failure: I/O trouble is retryable, the rest is the backend's.
+fn db_err<E: Into<redb::Error>>(e: E) -> StoreError {
+    match e.into() {
+        redb::Error::Io(io) => StoreError::Unavailable(format!("store file I/O: {io}")),
+        redb::Error::Corrupted(why) => StoreError::Corrupt(why),
+        other => StoreError::Backend(other.to_string()),
+    }
+}
+
+fn corrupt_id(what: &str) -> StoreError {
+    StoreError::Corrupt(format!("a stored {what} id does not parse"))
+}
+
+impl Inner {
+    /// Creates every table and checks the file's layout version, so that the
+    /// read paths can open tables without "does not exist" cases.
+    fn init_schema(&self) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut meta = txn.open_table(META).map_err(db_err)?;
+            let found = meta.get("schema").map_err(db_err)?.map(|g| g.value());
+            match found {
+                None => {
+                    meta.insert("schema", SCHEMA).map_err(db_err)?;
+                }
+                Some(SCHEMA) => {}
+                Some(other) => {
+                    return Err(StoreError::Corrupt(format!(
+                        "the store file {} has layout version {other}, this build knows {SCHEMA}",
+                        self.path.display()
+                    )));
+                }
+            }
+            txn.open_table(LISTS).map_err(db_err)?;
+            txn.open_table(LIST_BYTES).map_err(db_err)?;
+            txn.open_table(STATUS_TIMES).map_err(db_err)?;
+            txn.open_table(CURRENT).map_err(db_err)?;
+            txn.open_table(IDEM).map_err(db_err)?;
+            txn.open_table(IDEM_EXPIRY).map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)
+    }
+
+    fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
+        let mut txn = self.db.begin_write().map_err(db_err)?;
+        if self.durability == EmbeddedDurability::None {
+            txn.set_durability(redb::Durability::None).map_err(db_err)?;
+        }
+        Ok(txn)
+    }
+
+    fn load_list<T>(&self, lists: &T, id: &ListId) -> Result<Option<ListRecord>, StoreError>
+    where
+        T: ReadableTable<&'static str, &'static [u8]>,
+    {
+        match lists.get(id.as_str()).map_err(db_err)? {
+            Some(guard) => ListRecord::decode(*id, guard.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The allocation an idempotency record points at, recomputed with the
+    /// list's allocator.
+    fn allocation_of<T>(&self, lists: &T, rec: &IdemRecord) -> Result<Allocation, StoreError>
+    where
+        T: ReadableTable<&'static str, &'static [u8]>,
+    {
+        let allocator = match self.allocators.get(&rec.list) {
+            Some(a) => a,
+            None => {
+                let list = self.load_list(lists, &rec.list)?.ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "an idempotency record points at the missing list {}",
+                        rec.list
+                    ))
+                })?;
+                self.allocators
+                    .get_or_build(&list.id, &list.key, list.capacity)?
+            }
+        };
+        Ok(Allocation {
+            list: rec.list,
+            format: rec.format,
+            indexes: common::indexes(&allocator, rec.first, rec.count)?,
+        })
+    }
+
+    fn allocate(&self, req: &AllocateRequest) -> Result<AllocateOutcome, StoreError> {
+        common::check_request(req, &self.settings)?;
+        let client = req.client.as_str();
+        let jti = req.jti.as_str();
+        let txn = self.begin_write()?;
+        let allocation = {
+            let mut idem = txn.open_table(IDEM).map_err(db_err)?;
+            let mut expiry = txn.open_table(IDEM_EXPIRY).map_err(db_err)?;
+            let mut lists = txn.open_table(LISTS).map_err(db_err)?;
+
+            let existing = match idem.get((client, jti)).map_err(db_err)? {
+                Some(guard) => Some(IdemRecord::decode(guard.value())?),
+                None => None,
+            };
+            if let Some(rec) = existing {
+                let state = RecordState {
+                    digest: rec.digest,
+                    done: rec.done,
+                    lease_until: rec.lease_until,
+                    expires_at: rec.expires_at,
+                };
+                match common::replay_decision(&state, &req.digest, req.now) {
+                    // Nothing was written: dropping the transaction aborts it.
+                    ReplayDecision::Changed => return Ok(AllocateOutcome::Changed),
+                    ReplayDecision::InFlight => return Ok(AllocateOutcome::InFlight),
+                    ReplayDecision::Replay => {
+                        return Ok(AllocateOutcome::Replayed(self.allocation_of(&lists, &rec)?));
+                    }
+                    ReplayDecision::TakeOver => {
+                        let allocation = self.allocation_of(&lists, &rec)?;
+                        let done = IdemRecord { done: true, ..rec };
+                        idem.insert((client, jti), done.encode().as_slice())
+                            .map_err(db_err)?;
+                        drop((idem, expiry, lists));
+                        txn.commit().map_err(db_err)?;
+                        return Ok(AllocateOutcome::Replayed(allocation));
+                    }
+                    ReplayDecision::Expired => {
+                        // Replaced below; its sweep entry goes now.
+                        expiry
+                            .remove((rec.expires_at, client, jti))
+                            .map_err(db_err)?;
+                    }
+                }
+            }
+            sweep(&mut idem, &mut expiry, req.now)?;
+
+            let mut current = txn.open_table(CURRENT).map_err(db_err)?;
+            let mut bytes = txn.open_table(LIST_BYTES).map_err(db_err)?;
+            let fmt = format_byte(req.format);
+            let current_id = match current.get((client, fmt)).map_err(db_err)? {
+                Some(guard) => Some(ListId::parse(guard.value()).map_err(|_| corrupt_id("list"))?),
+                None => None,
+            };
+            let mut list = match current_id {
+                Some(id) => Some(self.load_list(&lists, &id)?.ok_or_else(|| {
+                    StoreError::Corrupt(format!("the current list {id} is missing"))
+                })?),
+                None => None,
+            };
+            let count = u64::from(req.count);
+            let fits = list
+                .as_ref()
+                .is_some_and(|l| l.counter.saturating_add(count) <= l.capacity);
+            if !fits {
+                let fresh = self.new_list(&lists, &req.client, req)?;
+                let zeros = StatusList::new(req.format.layout(), fresh.bits, fresh.capacity)
+                    .map_err(|e| StoreError::Invalid(e.to_string()))?
+                    .into_bytes();
+                bytes
+                    .insert(fresh.id.as_str(), zeros.as_slice())
+                    .map_err(db_err)?;
+                current
+                    .insert((client, fmt), fresh.id.as_str())
+                    .map_err(db_err)?;
+                tracing::info!(list = %fresh.id, client, format = %req.format, "opened a new list");
+                list = Some(fresh);
+            }
+            let Some(mut list) = list else {
+                return Err(StoreError::Backend("no list to allocate from".into()));
+            };
+            let first = list.counter;
+            list.counter = first.saturating_add(count);
+            list.retire_after = list.retire_after.max(req.status_expiry);
+            lists
+                .insert(list.id.as_str(), list.encode().as_slice())
+                .map_err(db_err)?;
+
+            let allocator = self
+                .allocators
+                .get_or_build(&list.id, &list.key, list.capacity)?;
+            let indexes = common::indexes(&allocator, first, req.count)?;
+            let rec = IdemRecord {
+                digest: req.digest,
+                done: false,
+                lease_until: req.now.saturating_add(self.settings.lease.as_secs()),
+                expires_at: req
+                    .now
+                    .saturating_add(self.settings.idempotency_window.as_secs()),
+                list: list.id,
+                format: req.format,
+                first,
+                count: req.count,
+            };
+            idem.insert((client, jti), rec.encode().as_slice())
+                .map_err(db_err)?;
+            expiry
+                .insert((rec.expires_at, client, jti), ())
+                .map_err(db_err)?;
+            Allocation {
+                list: list.id,
+                format: req.format,
+                indexes,
+            }
+        };
+        txn.commit().map_err(db_err)?;
+        Ok(AllocateOutcome::Allocated(allocation))
+    }
+
+    /// A fresh, empty list record for the request's client and format, under
+    /// an id no list has.
+    fn new_list<T>(
+        &self,
+        lists: &T,
+        client: &ClientId,
+        req: &AllocateRequest,
+    ) -> Result<ListRecord, StoreError>
+    where
+        T: ReadableTable<&'static str, &'static [u8]>,
+    {
+        // 48 random bits: a clash is astronomically rare, but checking is one
+        // lookup and makes it impossible rather than unlikely.
+        for _ in 0..16 {
+            let id = ListId::random();
+            if lists.get(id.as_str()).map_err(db_err)?.is_none() {
+                return Ok(ListRecord {
+                    id,
+                    client: client.clone(),
+                    format: req.format,
+                    bits: self.settings.bits,
+                    capacity: self.settings.capacity,
+                    counter: 0,
+                    created_at: req.now,
+                    retire_after: req.status_expiry,
+                    version: 0,
+                    key: AllocatorKey::random(),
+                });
+            }
+        }
+        Err(StoreError::Backend("could not find a free list id".into()))
+    }
+
+    fn complete(&self, client: &ClientId, jti: &str, now: UnixSeconds) -> Result<(), StoreError> {
+        let txn = self.begin_write()?;
+        {
+            let mut idem = txn.open_table(IDEM).map_err(db_err)?;
+            let key = (client.as_str(), jti);
+            let rec = match idem.get(key).map_err(db_err)? {
+                Some(guard) => IdemRecord::decode(guard.value())?,
+                // Unknown or swept: nothing to finish.
+                None => return Ok(()),
+            };
+            if rec.done || now >= rec.expires_at {
+                return Ok(());
+            }
+            let done = IdemRecord { done: true, ..rec };
+            idem.insert(key, done.encode().as_slice()).map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)
+    }
+
+    fn set_status(
+        &self,
+        client: &ClientId,
+        id: &ListId,
+        idx: u64,
+        status: Status,
+        now: UnixSeconds,
+    ) -> Result<SetStatusOutcome, StoreError> {
+        let txn = self.begin_write()?;
+        let outcome = {
+            let mut lists = txn.open_table(LISTS).map_err(db_err)?;
+            let Some(mut list) = self.load_list(&lists, id)? else {
+                return Ok(SetStatusOutcome::ListNotFound);
+            };
+            if &list.client != client {
+                return Ok(SetStatusOutcome::NotYourList);
+            }
+            if idx >= list.capacity {
+                return Ok(SetStatusOutcome::NeverIssued);
+            }
+            let allocator = self
+                .allocators
+                .get_or_build(&list.id, &list.key, list.capacity)?;
+            if !common::was_issued(&allocator, list.capacity, list.counter, idx) {
+                return Ok(SetStatusOutcome::NeverIssued);
+            }
+            let mut bytes = txn.open_table(LIST_BYTES).map_err(db_err)?;
+            let raw = bytes
+                .get(id.as_str())
+                .map_err(db_err)?
+                .map(|g| g.value().to_vec())
+                .ok_or_else(|| StoreError::Corrupt(format!("list {id} has no bytes")))?;
+            let mut entries =
+                StatusList::from_bytes(list.format.layout(), list.bits, list.capacity, raw)
+                    .map_err(|e| StoreError::Corrupt(format!("list {id}: {e}")))?;
+            let current = entries
+                .get(idx)
+                .map_err(|e| StoreError::Corrupt(format!("list {id}: {e}")))?;
+            let mut times = txn.open_table(STATUS_TIMES).map_err(db_err)?;
+            let recorded = match times.get((id.as_str(), idx)).map_err(db_err)? {
+                Some(guard) => {
+                    let (value, at) = guard.value();
+                    let status = Status::from_value(value).ok_or_else(|| {
+                        StoreError::Corrupt(format!("list {id}: bad recorded status {value}"))
+                    })?;
+                    Some((status, at))
+                }
+                None => None,
+            };
+            match common::status_decision(current, status, list.bits, recorded)? {
+                StatusDecision::Answer(outcome) => return Ok(outcome),
+                StatusDecision::Write { value } => {
+                    entries
+                        .set(idx, value)
+                        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                    bytes
+                        .insert(id.as_str(), entries.as_bytes())
+                        .map_err(db_err)?;
+                    times
+                        .insert((id.as_str(), idx), (value, now))
+                        .map_err(db_err)?;
+                    list.version = list.version.saturating_add(1);
+                    lists
+                        .insert(id.as_str(), list.encode().as_slice())
+                        .map_err(db_err)?;
+                    SetStatusOutcome::Done { at: now }
+                }
+            }
+        };
+        txn.commit().map_err(db_err)?;
+        Ok(outcome)
+    }
+
+    fn read_list(&self, id: &ListId) -> Result<Option<ListSnapshot>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let lists = txn.open_table(LISTS).map_err(db_err)?;
+        let Some(list) = self.load_list(&lists, id)? else {
+            return Ok(None);
+        };
+        let bytes = txn.open_table(LIST_BYTES).map_err(db_err)?;
+        let raw = bytes
+            .get(id.as_str())
+            .map_err(db_err)?
+            .map(|g| g.value().to_vec())
+            .ok_or_else(|| StoreError::Corrupt(format!("list {id} has no bytes")))?;
+        Ok(Some(ListSnapshot {
+            meta: list.meta(),
+            version: list.version,
+            bytes: raw,
+        }))
+    }
+
+    fn list_version(&self, id: &ListId) -> Result<Option<u64>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let lists = txn.open_table(LISTS).map_err(db_err)?;
+        Ok(self.load_list(&lists, id)?.map(|l| l.version))
+    }
+
+    fn ping(&self) -> Result<(), StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let meta = txn.open_table(META).map_err(db_err)?;
+        meta.get("schema").map_err(db_err)?;
+        Ok(())
+    }
+}
+
+/// Removes up to [`SWEEP_BATCH`] idempotency records whose window ended at or
+/// before `now`, oldest first. Bounded, so an allocation never pays for a
+/// full scan; the expiry index makes finding them a walk from its start.
+fn sweep(
+    idem: &mut Table<(&str, &str), &[u8]>,
+    expiry: &mut Table<(u64, &str, &str), ()>,
+    now: UnixSeconds,
+) -> Result<(), StoreError> {
+    let mut due: Vec<(u64, String, String)> = Vec::new();
+    for entry in expiry.range::<(u64, &str, &str)>(..).map_err(db_err)? {
+        let (key, _) = entry.map_err(db_err)?;
+        let (at, client, jti) = key.value();
+        if at > now || due.len() >= SWEEP_BATCH {
+            break;
+        }
+        due.push((at, client.to_owned(), jti.to_owned()));
+    }
+    for (at, client, jti) in &due {
+        expiry
+            .remove((*at, client.as_str(), jti.as_str()))
+            .map_err(db_err)?;
+        let stale = match idem.get((client.as_str(), jti.as_str())).map_err(db_err)? {
+            Some(guard) => IdemRecord::decode(guard.value())?.expires_at == *at,
+            None => false,
+        };
+        if stale {
+            idem.remove((client.as_str(), jti.as_str()))
+                .map_err(db_err)?;
+        }
+    }
+    Ok(())
+}
+
+impl Store for EmbeddedStore {
+    #[tracing::instrument(name = "store.allocate", skip_all, fields(client = %req.client, format = %req.format, count = req.count))]
+    async fn allocate(&self, req: &AllocateRequest) -> Result<AllocateOutcome, StoreError> {
+        let req = req.clone();
+        self.blocking(move |inner| inner.allocate(&req)).await
+    }
+
+    #[tracing::instrument(name = "store.complete", skip_all, fields(client = %client))]
+    async fn complete(
+        &self,
+        client: &ClientId,
+        jti: &str,
+        now: UnixSeconds,
+    ) -> Result<(), StoreError> {
+        let (client, jti) = (client.clone(), jti.to_owned());
+        self.blocking(move |inner| inner.complete(&client, &jti, now))
+            .await
+    }
+
+    #[tracing::instrument(name = "store.set_status", skip_all, fields(client = %client, list = %list, idx, status = %status))]
+    async fn set_status(
+        &self,
+        client: &ClientId,
+        list: &ListId,
+        idx: u64,
+        status: Status,
+        now: UnixSeconds,
+    ) -> Result<SetStatusOutcome, StoreError> {
+        let (client, list) = (client.clone(), *list);
+        self.blocking(move |inner| inner.set_status(&client, &list, idx, status, now))
+            .await
+    }
+
+    #[tracing::instrument(name = "store.read_list", skip_all, fields(list = %list))]
+    async fn read_list(&self, list: &ListId) -> Result<Option<ListSnapshot>, StoreError> {
+        let list = *list;
+        self.blocking(move |inner| inner.read_list(&list)).await
+    }
+
+    #[tracing::instrument(name = "store.list_version", skip_all, fields(list = %list))]
+    async fn list_version(&self, list: &ListId) -> Result<Option<u64>, StoreError> {
+        let list = *list;
+        self.blocking(move |inner| inner.list_version(&list)).await
+    }
+
+    #[tracing::instrument(name = "store.ping", skip_all)]
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.blocking(|inner| inner.ping()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use redb::ReadableTableMetadata;
+
+    use super::*;
+    use crate::domain::ListFormat;
+
+    fn settings() -> StoreSettings {
+        StoreSettings {
+            capacity: 64,
+            idempotency_window: Duration::from_secs(100),
+            lease: Duration::from_secs(10),
+            ..StoreSettings::default()
+        }
+    }
+
+    fn req(jti: &str, now: UnixSeconds) -> AllocateRequest {
+        AllocateRequest {
+            client: ClientId::parse("c").unwrap(),
+            format: ListFormat::Token,
+            jti: jti.into(),
+            digest: [1; 32],
+            status_expiry: now + 1000,
+            count: 1,
+            now,
+        }
+    }
+
+    fn count(store: &EmbeddedStore, table: TableDefinition<(&str, &str), &[u8]>) -> u64 {
+        let txn = store.inner.db.begin_read().unwrap();
+        txn.open_table(table).unwrap().len().unwrap()
+    }
+
+    #[tokio::test]
+    async fn expired_records_are_swept_in_bounded_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open_with(
+            dir.path().join("s.redb"),
+            settings(),
+            EmbeddedDurability::None,
+        )
+        .unwrap();
+        for i in 0..20 {
+            store.allocate(&req(&format!("old-{i}"), 0)).await.unwrap();
+        }
+        assert_eq!(count(&store, IDEM), 20);
+        // Past the window: each new allocation removes at most SWEEP_BATCH.
+        store.allocate(&req("new-1", 200)).await.unwrap();
+        assert_eq!(count(&store, IDEM), 20 - SWEEP_BATCH as u64 + 1);
+        store.allocate(&req("new-2", 200)).await.unwrap();
+        store.allocate(&req("new-3", 200)).await.unwrap();
+        assert_eq!(count(&store, IDEM), 3, "only the live records remain");
+        // A swept jti is new again: a fresh allocation, not a replay.
+        let again = store.allocate(&req("old-0", 201)).await.unwrap();
+        assert!(matches!(again, AllocateOutcome::Allocated(_)));
+    }
+
+    #[tokio::test]
+    async fn a_bad_file_is_refused_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("garbage.redb");
+        std::fs::write(&path, b"this is not a redb file at all").unwrap();
+        let err = EmbeddedStore::open(&path, settings()).unwrap_err();
+        assert!(
+            err.to_string().contains("garbage.redb") || matches!(err, StoreError::Corrupt(_)),
+            "{err}"
+        );
+        let bad = StoreSettings {
+            capacity: 0,
+            ..settings()
+        };
+        assert!(matches!(
+            EmbeddedStore::open(dir.path().join("x.redb"), bad),
+            Err(StoreError::Invalid(_))
+        ));
+    }
+}
