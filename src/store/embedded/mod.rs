@@ -4,8 +4,9 @@
 //! Every [`Store`] operation is one redb transaction: a write transaction for
 //! `allocate`, `complete` and `set_status` (redb runs one writer at a time, so
 //! each operation is atomic and they are serialised), a read transaction for
-//! the reads (readers never wait for the writer). redb calls block, so they
-//! run on tokio's blocking pool, inside the caller's tracing span.
+//! the reads (readers never wait for the writer). redb calls block: writes
+//! run on one dedicated writer thread fed by a queue, reads on tokio's
+//! blocking pool, both inside the caller's tracing span.
 //!
 //! Tables (all keys carry the client where a lookup starts from it):
 //!
@@ -17,10 +18,15 @@
 //! | `status_times` | (list id, idx) | (status, unix time) of the last change of that entry |
 //! | `current_list` | (client, format) | the list new allocations go to |
 //! | `idempotency` | (client, jti) | [`records::IdemRecord`] |
-//! | `idempotency_expiry` | (expires_at, client, jti) | — (an index for the bounded sweep) |
 //!
 //! The list bytes live apart from the list record so that an allocation,
 //! the hot path, rewrites a hundred bytes and not the whole list.
+//!
+//! Idempotency records older than the window are ignored when found (and
+//! replaced), and removed by a sweep that every [`SWEEP_EVERY`]-th
+//! allocation runs over the next [`SWEEP_BATCH`] records, round robin. No
+//! expiry index is kept: it would add a third B-tree write to every
+//! allocation, the hot path, to save a walk that is bounded anyway.
 //!
 //! Durability: by default every commit is fsynced before the operation
 //! returns ([`EmbeddedDurability::Immediate`]), so "acknowledged" means "on
@@ -33,6 +39,7 @@
 
 mod records;
 
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -56,9 +63,13 @@ pub const DEFAULT_PATH: &str = "./data/statuslist.redb";
 /// The layout version of the file; a file with another one is refused.
 const SCHEMA: u64 = 1;
 
-/// How many expired idempotency records one allocation removes at most. More
-/// than one, so the sweep outpaces the one record each allocation adds.
-const SWEEP_BATCH: usize = 8;
+/// Every this many allocations, one sweep of old idempotency records runs.
+const SWEEP_EVERY: u64 = 16;
+/// How many records one sweep looks at. `SWEEP_BATCH / SWEEP_EVERY` = 4
+/// records visited per allocation, against the one each allocation adds, so
+/// a full pass over the table takes a quarter of the allocations it holds
+/// and expired records are at most a third of it in steady state.
+const SWEEP_BATCH: usize = 64;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const LISTS: TableDefinition<&str, &[u8]> = TableDefinition::new("lists");
@@ -66,8 +77,6 @@ const LIST_BYTES: TableDefinition<&str, &[u8]> = TableDefinition::new("list_byte
 const STATUS_TIMES: TableDefinition<(&str, u64), (u8, u64)> = TableDefinition::new("status_times");
 const CURRENT: TableDefinition<(&str, u8), &str> = TableDefinition::new("current_list");
 const IDEM: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("idempotency");
-const IDEM_EXPIRY: TableDefinition<(u64, &str, &str), ()> =
-    TableDefinition::new("idempotency_expiry");
 
 /// When a commit counts as done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -83,10 +92,58 @@ pub enum EmbeddedDurability {
 }
 
 /// The redb-backed [`Store`]. Cheap to clone (one shared handle); every clone
-/// is the same store.
+/// is the same store. The file is closed when the last clone is dropped.
 #[derive(Clone)]
 pub struct EmbeddedStore {
     inner: Arc<Inner>,
+    writer: Arc<Writer>,
+}
+
+/// A write operation for the writer thread.
+type Job = Box<dyn FnOnce(&Inner) + Send>;
+
+/// The one thread that runs write transactions.
+///
+/// redb admits one writer at a time; with a blocking-pool thread per request,
+/// every waiting request parks on redb's lock and they are all woken when it
+/// frees, which on a busy node costs more than the transactions. A single
+/// thread fed by a queue runs the same transactions, one per operation, in
+/// arrival order, without that contention. Dropping the handle closes the
+/// queue and waits for the thread, so the file is unlocked once the last
+/// store clone is gone.
+struct Writer {
+    queue: Option<std::sync::mpsc::Sender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writer {
+    fn start(inner: Arc<Inner>) -> Result<Self, StoreError> {
+        let (queue, jobs) = std::sync::mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name("statuslist-redb-writer".into())
+            .spawn(move || {
+                for job in jobs {
+                    job(&inner);
+                }
+            })
+            .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
+        Ok(Writer {
+            queue: Some(queue),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread's loop once queued jobs are done.
+        self.queue.take();
+        if let Some(thread) = self.thread.take() {
+            // A panic in a job was already reported to its caller as a lost
+            // reply; nothing more to do with it here.
+            let _ = thread.join();
+        }
+    }
 }
 
 /// The shared state behind every clone.
@@ -96,6 +153,19 @@ struct Inner {
     settings: StoreSettings,
     durability: EmbeddedDurability,
     allocators: AllocatorCache,
+    /// Where the round-robin sweep of idempotency records resumes. Only
+    /// touched inside a write transaction, which redb runs one at a time, so
+    /// the mutex is never contended; a position left by an aborted
+    /// transaction is still a fine place to resume.
+    sweep: std::sync::Mutex<SweepCursor>,
+}
+
+/// The sweep's position: allocations since the last sweep and the last key
+/// visited (`None`: start from the beginning).
+#[derive(Default)]
+struct SweepCursor {
+    allocations: u64,
+    after: Option<(String, String)>,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -148,11 +218,12 @@ impl EmbeddedStore {
             settings,
             durability,
             allocators: AllocatorCache::new(),
+            sweep: std::sync::Mutex::new(SweepCursor::default()),
         };
         inner.init_schema()?;
-        Ok(EmbeddedStore {
-            inner: Arc::new(inner),
-        })
+        let inner = Arc::new(inner);
+        let writer = Arc::new(Writer::start(Arc::clone(&inner))?);
+        Ok(EmbeddedStore { inner, writer })
     }
 
     /// The file this store lives in.
@@ -165,7 +236,33 @@ impl EmbeddedStore {
         &self.inner.settings
     }
 
-    /// Runs `f` on the blocking pool, inside the caller's span.
+    /// Runs the write operation `f` on the writer thread, inside the
+    /// caller's span.
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let span = tracing::Span::current();
+        let job: Job = Box::new(move |inner| {
+            // The caller may have gone (request cancelled): the operation
+            // still ran to completion, which the lease rules expect.
+            let _ = reply.send(span.in_scope(|| f(inner)));
+        });
+        self.writer
+            .queue
+            .as_ref()
+            .ok_or_else(|| StoreError::Backend("the writer thread has stopped".into()))?
+            .send(job)
+            .map_err(|_| StoreError::Backend("the writer thread has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Backend("the writer thread dropped an operation".into()))?
+    }
+
+    /// Runs the read operation `f` on the blocking pool, inside the caller's
+    /// span. Reads do not queue behind writes: redb readers never wait.
     async fn blocking<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -237,7 +334,6 @@ impl Inner {
             txn.open_table(STATUS_TIMES).map_err(db_err)?;
             txn.open_table(CURRENT).map_err(db_err)?;
             txn.open_table(IDEM).map_err(db_err)?;
-            txn.open_table(IDEM_EXPIRY).map_err(db_err)?;
         }
         txn.commit().map_err(db_err)
     }
@@ -293,7 +389,6 @@ impl Inner {
         let txn = self.begin_write()?;
         let allocation = {
             let mut idem = txn.open_table(IDEM).map_err(db_err)?;
-            let mut expiry = txn.open_table(IDEM_EXPIRY).map_err(db_err)?;
             let mut lists = txn.open_table(LISTS).map_err(db_err)?;
 
             let existing = match idem.get((client, jti)).map_err(db_err)? {
@@ -319,19 +414,15 @@ impl Inner {
                         let done = IdemRecord { done: true, ..rec };
                         idem.insert((client, jti), done.encode().as_slice())
                             .map_err(db_err)?;
-                        drop((idem, expiry, lists));
+                        drop((idem, lists));
                         txn.commit().map_err(db_err)?;
                         return Ok(AllocateOutcome::Replayed(allocation));
                     }
-                    ReplayDecision::Expired => {
-                        // Replaced below; its sweep entry goes now.
-                        expiry
-                            .remove((rec.expires_at, client, jti))
-                            .map_err(db_err)?;
-                    }
+                    // Replaced below by the new request's record.
+                    ReplayDecision::Expired => {}
                 }
             }
-            sweep(&mut idem, &mut expiry, req.now)?;
+            self.sweep(&mut idem, req.now)?;
 
             let mut current = txn.open_table(CURRENT).map_err(db_err)?;
             let mut bytes = txn.open_table(LIST_BYTES).map_err(db_err)?;
@@ -392,9 +483,6 @@ impl Inner {
             };
             idem.insert((client, jti), rec.encode().as_slice())
                 .map_err(db_err)?;
-            expiry
-                .insert((rec.expires_at, client, jti), ())
-                .map_err(db_err)?;
             Allocation {
                 list: list.id,
                 format: req.format,
@@ -436,6 +524,53 @@ impl Inner {
             }
         }
         Err(StoreError::Backend("could not find a free list id".into()))
+    }
+
+    /// Every [`SWEEP_EVERY`]-th call, removes the expired records among the
+    /// next [`SWEEP_BATCH`] of the idempotency table (round robin). Bounded,
+    /// so an allocation never pays for a full scan.
+    fn sweep(
+        &self,
+        idem: &mut Table<(&str, &str), &[u8]>,
+        now: UnixSeconds,
+    ) -> Result<(), StoreError> {
+        let mut cursor = self.sweep.lock().unwrap_or_else(|e| e.into_inner());
+        cursor.allocations = cursor.allocations.wrapping_add(1);
+        if !cursor.allocations.is_multiple_of(SWEEP_EVERY) {
+            return Ok(());
+        }
+        let mut visited = 0;
+        let mut last = None;
+        let mut due: Vec<(String, String)> = Vec::new();
+        {
+            let iter = match &cursor.after {
+                Some((c, j)) => idem.range::<(&str, &str)>((
+                    Bound::Excluded((c.as_str(), j.as_str())),
+                    Bound::Unbounded,
+                )),
+                None => idem.range::<(&str, &str)>(..),
+            }
+            .map_err(db_err)?;
+            for entry in iter {
+                let (key, value) = entry.map_err(db_err)?;
+                let (c, j) = key.value();
+                let owned = (c.to_owned(), j.to_owned());
+                if IdemRecord::decode(value.value())?.expires_at <= now {
+                    due.push(owned.clone());
+                }
+                last = Some(owned);
+                visited += 1;
+                if visited >= SWEEP_BATCH {
+                    break;
+                }
+            }
+        }
+        // A short batch reached the end: start over next time.
+        cursor.after = if visited < SWEEP_BATCH { None } else { last };
+        for (c, j) in &due {
+            idem.remove((c.as_str(), j.as_str())).map_err(db_err)?;
+        }
+        Ok(())
     }
 
     fn complete(&self, client: &ClientId, jti: &str, now: UnixSeconds) -> Result<(), StoreError> {
@@ -563,44 +698,11 @@ impl Inner {
     }
 }
 
-/// Removes up to [`SWEEP_BATCH`] idempotency records whose window ended at or
-/// before `now`, oldest first. Bounded, so an allocation never pays for a
-/// full scan; the expiry index makes finding them a walk from its start.
-fn sweep(
-    idem: &mut Table<(&str, &str), &[u8]>,
-    expiry: &mut Table<(u64, &str, &str), ()>,
-    now: UnixSeconds,
-) -> Result<(), StoreError> {
-    let mut due: Vec<(u64, String, String)> = Vec::new();
-    for entry in expiry.range::<(u64, &str, &str)>(..).map_err(db_err)? {
-        let (key, _) = entry.map_err(db_err)?;
-        let (at, client, jti) = key.value();
-        if at > now || due.len() >= SWEEP_BATCH {
-            break;
-        }
-        due.push((at, client.to_owned(), jti.to_owned()));
-    }
-    for (at, client, jti) in &due {
-        expiry
-            .remove((*at, client.as_str(), jti.as_str()))
-            .map_err(db_err)?;
-        let stale = match idem.get((client.as_str(), jti.as_str())).map_err(db_err)? {
-            Some(guard) => IdemRecord::decode(guard.value())?.expires_at == *at,
-            None => false,
-        };
-        if stale {
-            idem.remove((client.as_str(), jti.as_str()))
-                .map_err(db_err)?;
-        }
-    }
-    Ok(())
-}
-
 impl Store for EmbeddedStore {
     #[tracing::instrument(name = "store.allocate", skip_all, fields(client = %req.client, format = %req.format, count = req.count))]
     async fn allocate(&self, req: &AllocateRequest) -> Result<AllocateOutcome, StoreError> {
         let req = req.clone();
-        self.blocking(move |inner| inner.allocate(&req)).await
+        self.write(move |inner| inner.allocate(&req)).await
     }
 
     #[tracing::instrument(name = "store.complete", skip_all, fields(client = %client))]
@@ -611,7 +713,7 @@ impl Store for EmbeddedStore {
         now: UnixSeconds,
     ) -> Result<(), StoreError> {
         let (client, jti) = (client.clone(), jti.to_owned());
-        self.blocking(move |inner| inner.complete(&client, &jti, now))
+        self.write(move |inner| inner.complete(&client, &jti, now))
             .await
     }
 
@@ -625,7 +727,7 @@ impl Store for EmbeddedStore {
         now: UnixSeconds,
     ) -> Result<SetStatusOutcome, StoreError> {
         let (client, list) = (client.clone(), *list);
-        self.blocking(move |inner| inner.set_status(&client, &list, idx, status, now))
+        self.write(move |inner| inner.set_status(&client, &list, idx, status, now))
             .await
     }
 
@@ -683,7 +785,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn expired_records_are_swept_in_bounded_batches() {
+    async fn expired_records_are_swept_round_robin() {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open_with(
             dir.path().join("s.redb"),
@@ -691,16 +793,22 @@ mod tests {
             EmbeddedDurability::None,
         )
         .unwrap();
+        // 20 records at t=0, which the window (100 s) ends at t=100.
         for i in 0..20 {
             store.allocate(&req(&format!("old-{i}"), 0)).await.unwrap();
         }
-        assert_eq!(count(&store, IDEM), 20);
-        // Past the window: each new allocation removes at most SWEEP_BATCH.
-        store.allocate(&req("new-1", 200)).await.unwrap();
-        assert_eq!(count(&store, IDEM), 20 - SWEEP_BATCH as u64 + 1);
-        store.allocate(&req("new-2", 200)).await.unwrap();
-        store.allocate(&req("new-3", 200)).await.unwrap();
-        assert_eq!(count(&store, IDEM), 3, "only the live records remain");
+        assert_eq!(count(&store, IDEM), 20, "nothing expired yet");
+        // Within SWEEP_EVERY allocations past the window, a sweep removes them.
+        let mut after = 0;
+        while count(&store, IDEM) > after {
+            after += 1;
+            assert!(after <= SWEEP_EVERY, "no sweep ran");
+            store
+                .allocate(&req(&format!("new-{after}"), 200))
+                .await
+                .unwrap();
+        }
+        assert!(after < 20, "old records were removed");
         // A swept jti is new again: a fresh allocation, not a replay.
         let again = store.allocate(&req("old-0", 201)).await.unwrap();
         assert!(matches!(again, AllocateOutcome::Allocated(_)));
