@@ -10,6 +10,12 @@
 //! Time is passed in (`now`, unix seconds) rather than read inside the
 //! adapters, so that lease expiry and idempotency windows are testable without
 //! sleeping and every replica agrees on the clock of the request it serves.
+//!
+//! - [`common`]: the rules both adapters apply (request checks, the
+//!   idempotency and status-change decisions, the allocator cache);
+//! - [`embedded`]: the redb adapter.
+//!
+//! The contract every adapter must pass is `tests/store/contract.rs`.
 
 use std::future::Future;
 use std::time::Duration;
