@@ -18,8 +18,10 @@
 //!   texts. → `config`, `domain`.
 //! - [`publish`]: service signing keys (ES256, RFC 7638 `kid`), the JWKS
 //!   document, and the builders of the signed list tokens. → `domain`.
-//! - [`store`]: the storage port ([`store::Store`]) and its adapters.
-//!   → `domain`.
+//! - [`store`]: the storage port ([`store::Store`]) and its adapters: the
+//!   embedded [`store::EmbeddedStore`] (redb, one file, one process; the
+//!   default) and Redis (production, many replicas); [`store::common`] holds
+//!   the rules every adapter applies. → `domain`.
 //!
 //! Error handling: each layer has its own `thiserror` enum, so a caller can
 //! match on what went wrong in that layer; the HTTP layer maps them to

@@ -10,11 +10,22 @@
 //! Time is passed in (`now`, unix seconds) rather than read inside the
 //! adapters, so that lease expiry and idempotency windows are testable without
 //! sleeping and every replica agrees on the clock of the request it serves.
+//!
+//! - [`common`]: the rules both adapters apply (request checks, the
+//!   idempotency and status-change decisions, the allocator cache);
+//! - [`embedded`]: the redb adapter.
+//!
+//! The contract every adapter must pass is `tests/store/contract.rs`.
 
 use std::future::Future;
 use std::time::Duration;
 
 use crate::domain::{Bits, ClientId, ListFormat, ListId, Status};
+
+pub mod common;
+pub mod embedded;
+
+pub use embedded::{EmbeddedDurability, EmbeddedStore};
 
 /// Unix time in seconds.
 pub type UnixSeconds = u64;
@@ -152,7 +163,7 @@ pub struct ListSnapshot {
 }
 
 /// Failures of the backend (not of the request).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     /// The backend could not be reached or did not answer in time. Retryable.
     #[error("the store is unavailable: {0}")]

@@ -1,0 +1,852 @@
+//! The embedded adapter: the whole store in one redb file, for a single
+//! process (the default for `cargo run` and for one node).
+//!
+//! Every [`Store`] operation is one redb transaction: a write transaction for
+//! `allocate`, `complete` and `set_status` (redb runs one writer at a time, so
+//! each operation is atomic and they are serialised), a read transaction for
+//! the reads (readers never wait for the writer). redb calls block: writes
+//! run on one dedicated writer thread fed by a queue, reads on tokio's
+//! blocking pool, both inside the caller's tracing span.
+//!
+//! Tables (all keys carry the client where a lookup starts from it):
+//!
+//! | table | key | value |
+//! | --- | --- | --- |
+//! | `meta` | `"schema"` | file layout version |
+//! | `lists` | list id | `ListRecord` (owner, format, bits, capacity, counter, version, key, …) |
+//! | `list_bytes` | list id | the packed entries, exactly `StatusList`'s raw bytes |
+//! | `status_times` | (list id, idx) | (status, unix time) of the last change of that entry |
+//! | `current_list` | (client, format) | the list new allocations go to |
+//! | `idempotency` | (client, jti) | `IdemRecord` |
+//!
+//! The list bytes live apart from the list record so that an allocation,
+//! the hot path, rewrites a hundred bytes and not the whole list.
+//!
+//! Idempotency records older than the window are ignored when found (and
+//! replaced), and removed by a sweep that every 16th
+//! allocation runs over the next 64 records, round robin. No
+//! expiry index is kept: it would add a third B-tree write to every
+//! allocation, the hot path, to save a walk that is bounded anyway.
+//!
+//! Durability: by default every commit is fsynced before the operation
+//! returns ([`EmbeddedDurability::Immediate`]), so "acknowledged" means "on
+//! disk". [`EmbeddedDurability::None`] skips the fsync (a crash may lose
+//! recent commits, never corrupt the file); it exists for tests and for
+//! deployments that accept that trade.
+//!
+//! redb locks the file: a second process (or a second store in this one)
+//! opening the same file gets [`StoreError::Unavailable`] naming the path.
+
+mod records;
+
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use redb::{
+    Database, DatabaseError, ReadableDatabase, ReadableTable, Table, TableDefinition,
+    WriteTransaction,
+};
+
+use crate::domain::{AllocatorKey, ClientId, ListId, Status, StatusList};
+
+use self::records::{IdemRecord, ListRecord, format_byte};
+use super::common::{self, AllocatorCache, RecordState, ReplayDecision, StatusDecision};
+use super::{
+    AllocateOutcome, AllocateRequest, Allocation, ListSnapshot, SetStatusOutcome, Store,
+    StoreError, StoreSettings, UnixSeconds,
+};
+
+/// Where the embedded store lives when the configuration says nothing.
+pub const DEFAULT_PATH: &str = "./data/statuslist.redb";
+
+/// The layout version of the file; a file with another one is refused.
+const SCHEMA: u64 = 1;
+
+/// With [`EmbeddedDurability::None`], one write transaction in this many is
+/// still committed durably.
+const DURABLE_EVERY: u64 = 1024;
+
+/// Every this many allocations, one sweep of old idempotency records runs.
+const SWEEP_EVERY: u64 = 16;
+/// How many records one sweep looks at. `SWEEP_BATCH / SWEEP_EVERY` = 4
+/// records visited per allocation, against the one each allocation adds, so
+/// a full pass over the table takes a quarter of the allocations it holds
+/// and expired records are at most a third of it in steady state.
+const SWEEP_BATCH: usize = 64;
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const LISTS: TableDefinition<&str, &[u8]> = TableDefinition::new("lists");
+const LIST_BYTES: TableDefinition<&str, &[u8]> = TableDefinition::new("list_bytes");
+const STATUS_TIMES: TableDefinition<(&str, u64), (u8, u64)> = TableDefinition::new("status_times");
+const CURRENT: TableDefinition<(&str, u8), &str> = TableDefinition::new("current_list");
+const IDEM: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("idempotency");
+
+/// When a commit counts as done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EmbeddedDurability {
+    /// fsync before the operation returns: an acknowledged write survives a
+    /// crash or power loss. The default.
+    #[default]
+    Immediate,
+    /// No fsync, except on one commit in 1,024: visible at once to every
+    /// later operation, but a crash may lose up to the last 1,023 commits
+    /// (the file stays consistent). For tests and benchmarks of the logic
+    /// alone, or a node that accepts that loss.
+    None,
+}
+
+/// The redb-backed [`Store`]. Cheap to clone (one shared handle); every clone
+/// is the same store. The file is closed when the last clone is dropped.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    inner: Arc<Inner>,
+    writer: Arc<Writer>,
+}
+
+/// A write operation for the writer thread.
+type Job = Box<dyn FnOnce(&Inner) + Send>;
+
+/// The one thread that runs write transactions.
+///
+/// redb admits one writer at a time; with a blocking-pool thread per request,
+/// every waiting request parks on redb's lock and they are all woken when it
+/// frees, which on a busy node costs more than the transactions. A single
+/// thread fed by a queue runs the same transactions, one per operation, in
+/// arrival order, without that contention. Dropping the handle closes the
+/// queue and waits for the thread, so the file is unlocked once the last
+/// store clone is gone.
+struct Writer {
+    queue: Option<std::sync::mpsc::Sender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writer {
+    fn start(inner: Arc<Inner>) -> Result<Self, StoreError> {
+        let (queue, jobs) = std::sync::mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name("statuslist-redb-writer".into())
+            .spawn(move || {
+                for job in jobs {
+                    job(&inner);
+                }
+            })
+            .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
+        Ok(Writer {
+            queue: Some(queue),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread's loop once queued jobs are done.
+        self.queue.take();
+        if let Some(thread) = self.thread.take() {
+            // A panic in a job was already reported to its caller as a lost
+            // reply; nothing more to do with it here.
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The shared state behind every clone.
+struct Inner {
+    db: Database,
+    path: PathBuf,
+    settings: StoreSettings,
+    durability: EmbeddedDurability,
+    allocators: AllocatorCache,
+    /// Where the round-robin sweep of idempotency records resumes. Only
+    /// touched inside a write transaction, which redb runs one at a time, so
+    /// the mutex is never contended; a position left by an aborted
+    /// transaction is still a fine place to resume.
+    sweep: std::sync::Mutex<SweepCursor>,
+    /// Write transactions begun, for [`EmbeddedDurability::None`]'s periodic
+    /// durable commit.
+    writes: AtomicU64,
+}
+
+/// The sweep's position: allocations since the last sweep and the last key
+/// visited (`None`: start from the beginning).
+#[derive(Default)]
+struct SweepCursor {
+    allocations: u64,
+    after: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for EmbeddedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedStore")
+            .field("path", &self.inner.path)
+            .field("settings", &self.inner.settings)
+            .field("durability", &self.inner.durability)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store file at `path` with fsync on every
+    /// commit. Creates the parent directory. Blocks: call it at start-up or
+    /// from a blocking context.
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] for bad settings; [`StoreError::Unavailable`]
+    /// when the file is already open (by another process or another store in
+    /// this one) or cannot be created; [`StoreError::Corrupt`] for a file that
+    /// is not a store of this version.
+    pub fn open(path: impl AsRef<Path>, settings: StoreSettings) -> Result<Self, StoreError> {
+        Self::open_with(path, settings, EmbeddedDurability::Immediate)
+    }
+
+    /// Like [`EmbeddedStore::open`], with the durability of commits chosen.
+    ///
+    /// # Errors
+    /// As [`EmbeddedStore::open`].
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        settings: StoreSettings,
+        durability: EmbeddedDurability,
+    ) -> Result<Self, StoreError> {
+        common::check_settings(&settings)?;
+        let path = path.as_ref().to_path_buf();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "cannot create the directory {}: {e}",
+                    parent.display()
+                ))
+            })?;
+        }
+        let db = Database::create(&path).map_err(|e| open_error(&path, e))?;
+        let inner = Inner {
+            db,
+            path,
+            settings,
+            durability,
+            allocators: AllocatorCache::new(),
+            sweep: std::sync::Mutex::new(SweepCursor::default()),
+            writes: AtomicU64::new(0),
+        };
+        inner.init_schema()?;
+        let inner = Arc::new(inner);
+        let writer = Arc::new(Writer::start(Arc::clone(&inner))?);
+        Ok(EmbeddedStore { inner, writer })
+    }
+
+    /// The file this store lives in.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The settings new lists are built with.
+    pub fn settings(&self) -> &StoreSettings {
+        &self.inner.settings
+    }
+
+    /// Runs the write operation `f` on the writer thread, inside the
+    /// caller's span.
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let span = tracing::Span::current();
+        let job: Job = Box::new(move |inner| {
+            // The caller may have gone (request cancelled): the operation
+            // still ran to completion, which the lease rules expect.
+            let _ = reply.send(span.in_scope(|| f(inner)));
+        });
+        self.writer
+            .queue
+            .as_ref()
+            .ok_or_else(|| StoreError::Backend("the writer thread has stopped".into()))?
+            .send(job)
+            .map_err(|_| StoreError::Backend("the writer thread has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Backend("the writer thread dropped an operation".into()))?
+    }
+
+    /// Runs the read operation `f` on the blocking pool, inside the caller's
+    /// span. Reads do not queue behind writes: redb readers never wait.
+    async fn blocking<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || span.in_scope(|| f(&inner)))
+            .await
+            .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+    }
+}
+
+/// The error for a file that cannot be opened, naming it.
+fn open_error(path: &Path, e: DatabaseError) -> StoreError {
+    match e {
+        DatabaseError::DatabaseAlreadyOpen => StoreError::Unavailable(format!(
+            "the store file {} is already in use by another statuslist process (or another \
+             store in this one); the embedded store serves one process only: stop the other \
+             process, choose another file, or use the Redis store for several replicas",
+            path.display()
+        )),
+        DatabaseError::UpgradeRequired(v) => StoreError::Corrupt(format!(
+            "the store file {} has redb file format {v}, which this build cannot open",
+            path.display()
+        )),
+        other => StoreError::Unavailable(format!(
+            "cannot open the store file {}: {other}",
+            path.display()
+        )),
+    }
+}
+
+/// Maps a redb failure: I/O trouble is retryable, the rest is the backend's.
+fn db_err<E: Into<redb::Error>>(e: E) -> StoreError {
+    match e.into() {
+        redb::Error::Io(io) => StoreError::Unavailable(format!("store file I/O: {io}")),
+        redb::Error::Corrupted(why) => StoreError::Corrupt(why),
+        other => StoreError::Backend(other.to_string()),
+    }
+}
+
+fn corrupt_id(what: &str) -> StoreError {
+    StoreError::Corrupt(format!("a stored {what} id does not parse"))
+}
+
+impl Inner {
+    /// Creates every table and checks the file's layout version, so that the
+    /// read paths can open tables without "does not exist" cases.
+    fn init_schema(&self) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut meta = txn.open_table(META).map_err(db_err)?;
+            let found = meta.get("schema").map_err(db_err)?.map(|g| g.value());
+            match found {
+                None => {
+                    meta.insert("schema", SCHEMA).map_err(db_err)?;
+                }
+                Some(SCHEMA) => {}
+                Some(other) => {
+                    return Err(StoreError::Corrupt(format!(
+                        "the store file {} has layout version {other}, this build knows {SCHEMA}",
+                        self.path.display()
+                    )));
+                }
+            }
+            txn.open_table(LISTS).map_err(db_err)?;
+            txn.open_table(LIST_BYTES).map_err(db_err)?;
+            txn.open_table(STATUS_TIMES).map_err(db_err)?;
+            txn.open_table(CURRENT).map_err(db_err)?;
+            txn.open_table(IDEM).map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)
+    }
+
+    fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
+        let mut txn = self.db.begin_write().map_err(db_err)?;
+        if self.durability == EmbeddedDurability::None {
+            // redb reclaims the pages of non-durable commits only at the next
+            // durable one, and only a durable commit reaches the disk: one in
+            // every DURABLE_EVERY bounds both the file's growth and the loss.
+            let n = self.writes.fetch_add(1, Ordering::Relaxed);
+            if !n.is_multiple_of(DURABLE_EVERY) {
+                txn.set_durability(redb::Durability::None).map_err(db_err)?;
+            }
+        }
+        Ok(txn)
+    }
+
+    fn load_list<T>(&self, lists: &T, id: &ListId) -> Result<Option<ListRecord>, StoreError>
+    where
+        T: ReadableTable<&'static str, &'static [u8]>,
+    {
+        match lists.get(id.as_str()).map_err(db_err)? {
+            Some(guard) => ListRecord::decode(*id, guard.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The allocation an idempotency record points at, recomputed with the
+    /// list's allocator.
+    fn allocation_of<T>(&self, lists: &T, rec: &IdemRecord) -> Result<Allocation, StoreError>
+    where
+        T: ReadableTable<&'static str, &'static [u8]>,
+    {
+        let allocator = match self.allocators.get(&rec.list) {
+            Some(a) => a,
+            None => {
+                let list = self.load_list(lists, &rec.list)?.ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "an idempotency record points at the missing list {}",
+                        rec.list
+                    ))
+                })?;
+                self.allocators
+                    .get_or_build(&list.id, &list.key, list.capacity)?
+            }
+        };
+        Ok(Allocation {
+            list: rec.list,
+            format: rec.format,
+            indexes: common::indexes(&allocator, rec.first, rec.count)?,
+        })
+    }
+
+    fn allocate(&self, req: &AllocateRequest) -> Result<AllocateOutcome, StoreError> {
+        common::check_request(req, &self.settings)?;
+        let client = req.client.as_str();
+        let jti = req.jti.as_str();
+        let txn = self.begin_write()?;
+        let allocation = {
+            let mut idem = txn.open_table(IDEM).map_err(db_err)?;
+            let mut lists = txn.open_table(LISTS).map_err(db_err)?;
+
+            let existing = match idem.get((client, jti)).map_err(db_err)? {
+                Some(guard) => Some(IdemRecord::decode(guard.value())?),
+                None => None,
+            };
+            if let Some(rec) = existing {
+                let state = RecordState {
+                    digest: rec.digest,
+                    done: rec.done,
+                    lease_until: rec.lease_until,
+                    expires_at: rec.expires_at,
+                };
+                match common::replay_decision(&state, &req.digest, req.now) {
+                    // Nothing was written: dropping the transaction aborts it.
+                    ReplayDecision::Changed => return Ok(AllocateOutcome::Changed),
+                    ReplayDecision::InFlight => return Ok(AllocateOutcome::InFlight),
+                    ReplayDecision::Replay => {
+                        return Ok(AllocateOutcome::Replayed(self.allocation_of(&lists, &rec)?));
+                    }
+                    ReplayDecision::TakeOver => {
+                        let allocation = self.allocation_of(&lists, &rec)?;
+                        let done = IdemRecord { done: true, ..rec };
+                        idem.insert((client, jti), done.encode().as_slice())
+                            .map_err(db_err)?;
+                        drop((idem, lists));
+                        txn.commit().map_err(db_err)?;
+                        return Ok(AllocateOutcome::Replayed(allocation));
+                    }
+                    // Replaced below by the new request's record.
+                    ReplayDecision::Expired => {}
+                }
+            }
+            self.sweep(&mut idem, req.now)?;
+
+            let mut current = txn.open_table(CURRENT).map_err(db_err)?;
+            let mut bytes = txn.open_table(LIST_BYTES).map_err(db_err)?;
+            let fmt = format_byte(req.format);
+            let current_id = match current.get((client, fmt)).map_err(db_err)? {
+                Some(guard) => Some(ListId::parse(guard.value()).map_err(|_| corrupt_id("list"))?),
+                None => None,
+            };
+            let mut list = match current_id {
+                Some(id) => Some(self.load_list(&lists, &id)?.ok_or_else(|| {
+                    StoreError::Corrupt(format!("the current list {id} is missing"))
+                })?),
+                None => None,
+            };
+            let count = u64::from(req.count);
+            let fits = list
+                .as_ref()
+                .is_some_and(|l| l.counter.saturating_add(count) <= l.capacity);
+            if !fits {
+                let fresh = self.new_list(&lists, &req.client, req)?;
+                let zeros = StatusList::new(req.format.layout(), fresh.bits, fresh.capacity)
+                    .map_err(|e| StoreError::Invalid(e.to_string()))?
+                    .into_bytes();
+                bytes
+                    .insert(fresh.id.as_str(), zeros.as_slice())
+                    .map_err(db_err)?;
+                current
+                    .insert((client, fmt), fresh.id.as_str())
+                    .map_err(db_err)?;
+                tracing::info!(list = %fresh.id, client, format = %req.format, "opened a new list");
+                list = Some(fresh);
+            }
+            let Some(mut list) = list else {
+                return Err(StoreError::Backend("no list to allocate from".into()));
+            };
+            let first = list.counter;
+            list.counter = first.saturating_add(count);
+            list.retire_after = list.retire_after.max(req.status_expiry);
+            lists
+                .insert(list.id.as_str(), list.encode().as_slice())
+                .map_err(db_err)?;
+
+            let allocator = self
+                .allocators
+                .get_or_build(&list.id, &list.key, list.capacity)?;
+            let indexes = common::indexes(&allocator, first, req.count)?;
+            let rec = IdemRecord {
+                digest: req.digest,
+                done: false,
+                lease_until: req.now.saturating_add(self.settings.lease.as_secs()),
+                expires_at: req
+                    .now
+                    .saturating_add(self.settings.idempotency_window.as_secs()),
+                list: list.id,
+                format: req.format,
+                first,
+                count: req.count,
+            };
+            idem.insert((client, jti), rec.encode().as_slice())
+                .map_err(db_err)?;
+            Allocation {
+                list: list.id,
+                format: req.format,
+                indexes,
+            }
+        };
+        txn.commit().map_err(db_err)?;
+        Ok(AllocateOutcome::Allocated(allocation))
+    }
+
+    /// A fresh, empty list record for the request's client and format, under
+    /// an id no list has.
+    fn new_list<T>(
+        &self,
+        lists: &T,
+        client: &ClientId,
+        req: &AllocateRequest,
+    ) -> Result<ListRecord, StoreError>
+    where
+        T: ReadableTable<&'static str, &'static [u8]>,
+    {
+        // 48 random bits: a clash is astronomically rare, but checking is one
+        // lookup and makes it impossible rather than unlikely.
+        for _ in 0..16 {
+            let id = ListId::random();
+            if lists.get(id.as_str()).map_err(db_err)?.is_none() {
+                return Ok(ListRecord {
+                    id,
+                    client: client.clone(),
+                    format: req.format,
+                    bits: self.settings.bits,
+                    capacity: self.settings.capacity,
+                    counter: 0,
+                    created_at: req.now,
+                    retire_after: req.status_expiry,
+                    version: 0,
+                    key: AllocatorKey::random(),
+                });
+            }
+        }
+        Err(StoreError::Backend("could not find a free list id".into()))
+    }
+
+    /// Every [`SWEEP_EVERY`]-th call, removes the expired records among the
+    /// next [`SWEEP_BATCH`] of the idempotency table (round robin). Bounded,
+    /// so an allocation never pays for a full scan.
+    fn sweep(
+        &self,
+        idem: &mut Table<(&str, &str), &[u8]>,
+        now: UnixSeconds,
+    ) -> Result<(), StoreError> {
+        let mut cursor = self.sweep.lock().unwrap_or_else(|e| e.into_inner());
+        cursor.allocations = cursor.allocations.wrapping_add(1);
+        if !cursor.allocations.is_multiple_of(SWEEP_EVERY) {
+            return Ok(());
+        }
+        let mut visited = 0;
+        let mut last = None;
+        let mut due: Vec<(String, String)> = Vec::new();
+        {
+            let iter = match &cursor.after {
+                Some((c, j)) => idem.range::<(&str, &str)>((
+                    Bound::Excluded((c.as_str(), j.as_str())),
+                    Bound::Unbounded,
+                )),
+                None => idem.range::<(&str, &str)>(..),
+            }
+            .map_err(db_err)?;
+            for entry in iter {
+                let (key, value) = entry.map_err(db_err)?;
+                let (c, j) = key.value();
+                let owned = (c.to_owned(), j.to_owned());
+                if IdemRecord::decode(value.value())?.expires_at <= now {
+                    due.push(owned.clone());
+                }
+                last = Some(owned);
+                visited += 1;
+                if visited >= SWEEP_BATCH {
+                    break;
+                }
+            }
+        }
+        // A short batch reached the end: start over next time.
+        cursor.after = if visited < SWEEP_BATCH { None } else { last };
+        for (c, j) in &due {
+            idem.remove((c.as_str(), j.as_str())).map_err(db_err)?;
+        }
+        Ok(())
+    }
+
+    fn complete(&self, client: &ClientId, jti: &str, now: UnixSeconds) -> Result<(), StoreError> {
+        let txn = self.begin_write()?;
+        {
+            let mut idem = txn.open_table(IDEM).map_err(db_err)?;
+            let key = (client.as_str(), jti);
+            let rec = match idem.get(key).map_err(db_err)? {
+                Some(guard) => IdemRecord::decode(guard.value())?,
+                // Unknown or swept: nothing to finish.
+                None => return Ok(()),
+            };
+            if rec.done || now >= rec.expires_at {
+                return Ok(());
+            }
+            let done = IdemRecord { done: true, ..rec };
+            idem.insert(key, done.encode().as_slice()).map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)
+    }
+
+    fn set_status(
+        &self,
+        client: &ClientId,
+        id: &ListId,
+        idx: u64,
+        status: Status,
+        now: UnixSeconds,
+    ) -> Result<SetStatusOutcome, StoreError> {
+        let txn = self.begin_write()?;
+        let outcome = {
+            let mut lists = txn.open_table(LISTS).map_err(db_err)?;
+            let Some(mut list) = self.load_list(&lists, id)? else {
+                return Ok(SetStatusOutcome::ListNotFound);
+            };
+            if &list.client != client {
+                return Ok(SetStatusOutcome::NotYourList);
+            }
+            if idx >= list.capacity {
+                return Ok(SetStatusOutcome::NeverIssued);
+            }
+            let allocator = self
+                .allocators
+                .get_or_build(&list.id, &list.key, list.capacity)?;
+            if !common::was_issued(&allocator, list.capacity, list.counter, idx) {
+                return Ok(SetStatusOutcome::NeverIssued);
+            }
+            let mut bytes = txn.open_table(LIST_BYTES).map_err(db_err)?;
+            let raw = bytes
+                .get(id.as_str())
+                .map_err(db_err)?
+                .map(|g| g.value().to_vec())
+                .ok_or_else(|| StoreError::Corrupt(format!("list {id} has no bytes")))?;
+            let mut entries =
+                StatusList::from_bytes(list.format.layout(), list.bits, list.capacity, raw)
+                    .map_err(|e| StoreError::Corrupt(format!("list {id}: {e}")))?;
+            let current = entries
+                .get(idx)
+                .map_err(|e| StoreError::Corrupt(format!("list {id}: {e}")))?;
+            let mut times = txn.open_table(STATUS_TIMES).map_err(db_err)?;
+            let recorded = match times.get((id.as_str(), idx)).map_err(db_err)? {
+                Some(guard) => {
+                    let (value, at) = guard.value();
+                    let status = Status::from_value(value).ok_or_else(|| {
+                        StoreError::Corrupt(format!("list {id}: bad recorded status {value}"))
+                    })?;
+                    Some((status, at))
+                }
+                None => None,
+            };
+            match common::status_decision(current, status, list.bits, recorded)? {
+                StatusDecision::Answer(outcome) => return Ok(outcome),
+                StatusDecision::Write { value } => {
+                    entries
+                        .set(idx, value)
+                        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                    bytes
+                        .insert(id.as_str(), entries.as_bytes())
+                        .map_err(db_err)?;
+                    times
+                        .insert((id.as_str(), idx), (value, now))
+                        .map_err(db_err)?;
+                    list.version = list.version.saturating_add(1);
+                    lists
+                        .insert(id.as_str(), list.encode().as_slice())
+                        .map_err(db_err)?;
+                    SetStatusOutcome::Done { at: now }
+                }
+            }
+        };
+        txn.commit().map_err(db_err)?;
+        Ok(outcome)
+    }
+
+    fn read_list(&self, id: &ListId) -> Result<Option<ListSnapshot>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let lists = txn.open_table(LISTS).map_err(db_err)?;
+        let Some(list) = self.load_list(&lists, id)? else {
+            return Ok(None);
+        };
+        let bytes = txn.open_table(LIST_BYTES).map_err(db_err)?;
+        let raw = bytes
+            .get(id.as_str())
+            .map_err(db_err)?
+            .map(|g| g.value().to_vec())
+            .ok_or_else(|| StoreError::Corrupt(format!("list {id} has no bytes")))?;
+        Ok(Some(ListSnapshot {
+            meta: list.meta(),
+            version: list.version,
+            bytes: raw,
+        }))
+    }
+
+    fn list_version(&self, id: &ListId) -> Result<Option<u64>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let lists = txn.open_table(LISTS).map_err(db_err)?;
+        Ok(self.load_list(&lists, id)?.map(|l| l.version))
+    }
+
+    fn ping(&self) -> Result<(), StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let meta = txn.open_table(META).map_err(db_err)?;
+        meta.get("schema").map_err(db_err)?;
+        Ok(())
+    }
+}
+
+impl Store for EmbeddedStore {
+    #[tracing::instrument(name = "store.allocate", skip_all, fields(client = %req.client, format = %req.format, count = req.count))]
+    async fn allocate(&self, req: &AllocateRequest) -> Result<AllocateOutcome, StoreError> {
+        let req = req.clone();
+        self.write(move |inner| inner.allocate(&req)).await
+    }
+
+    #[tracing::instrument(name = "store.complete", skip_all, fields(client = %client))]
+    async fn complete(
+        &self,
+        client: &ClientId,
+        jti: &str,
+        now: UnixSeconds,
+    ) -> Result<(), StoreError> {
+        let (client, jti) = (client.clone(), jti.to_owned());
+        self.write(move |inner| inner.complete(&client, &jti, now))
+            .await
+    }
+
+    #[tracing::instrument(name = "store.set_status", skip_all, fields(client = %client, list = %list, idx, status = %status))]
+    async fn set_status(
+        &self,
+        client: &ClientId,
+        list: &ListId,
+        idx: u64,
+        status: Status,
+        now: UnixSeconds,
+    ) -> Result<SetStatusOutcome, StoreError> {
+        let (client, list) = (client.clone(), *list);
+        self.write(move |inner| inner.set_status(&client, &list, idx, status, now))
+            .await
+    }
+
+    #[tracing::instrument(name = "store.read_list", skip_all, fields(list = %list))]
+    async fn read_list(&self, list: &ListId) -> Result<Option<ListSnapshot>, StoreError> {
+        let list = *list;
+        self.blocking(move |inner| inner.read_list(&list)).await
+    }
+
+    #[tracing::instrument(name = "store.list_version", skip_all, fields(list = %list))]
+    async fn list_version(&self, list: &ListId) -> Result<Option<u64>, StoreError> {
+        let list = *list;
+        self.blocking(move |inner| inner.list_version(&list)).await
+    }
+
+    #[tracing::instrument(name = "store.ping", skip_all)]
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.blocking(|inner| inner.ping()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use redb::ReadableTableMetadata;
+
+    use super::*;
+    use crate::domain::ListFormat;
+
+    fn settings() -> StoreSettings {
+        StoreSettings {
+            capacity: 64,
+            idempotency_window: Duration::from_secs(100),
+            lease: Duration::from_secs(10),
+            ..StoreSettings::default()
+        }
+    }
+
+    fn req(jti: &str, now: UnixSeconds) -> AllocateRequest {
+        AllocateRequest {
+            client: ClientId::parse("c").unwrap(),
+            format: ListFormat::Token,
+            jti: jti.into(),
+            digest: [1; 32],
+            status_expiry: now + 1000,
+            count: 1,
+            now,
+        }
+    }
+
+    fn count(store: &EmbeddedStore, table: TableDefinition<(&str, &str), &[u8]>) -> u64 {
+        let txn = store.inner.db.begin_read().unwrap();
+        txn.open_table(table).unwrap().len().unwrap()
+    }
+
+    #[tokio::test]
+    async fn expired_records_are_swept_round_robin() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open_with(
+            dir.path().join("s.redb"),
+            settings(),
+            EmbeddedDurability::None,
+        )
+        .unwrap();
+        // 20 records at t=0, which the window (100 s) ends at t=100.
+        for i in 0..20 {
+            store.allocate(&req(&format!("old-{i}"), 0)).await.unwrap();
+        }
+        assert_eq!(count(&store, IDEM), 20, "nothing expired yet");
+        // Within SWEEP_EVERY allocations past the window, a sweep removes them.
+        let mut after = 0;
+        while count(&store, IDEM) > after {
+            after += 1;
+            assert!(after <= SWEEP_EVERY, "no sweep ran");
+            store
+                .allocate(&req(&format!("new-{after}"), 200))
+                .await
+                .unwrap();
+        }
+        assert!(after < 20, "old records were removed");
+        // A swept jti is new again: a fresh allocation, not a replay.
+        let again = store.allocate(&req("old-0", 201)).await.unwrap();
+        assert!(matches!(again, AllocateOutcome::Allocated(_)));
+    }
+
+    #[tokio::test]
+    async fn a_bad_file_is_refused_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("garbage.redb");
+        std::fs::write(&path, b"this is not a redb file at all").unwrap();
+        let err = EmbeddedStore::open(&path, settings()).unwrap_err();
+        assert!(
+            err.to_string().contains("garbage.redb"),
+            "names the file: {err}"
+        );
+        let bad = StoreSettings {
+            capacity: 0,
+            ..settings()
+        };
+        assert!(matches!(
+            EmbeddedStore::open(dir.path().join("x.redb"), bad),
+            Err(StoreError::Invalid(_))
+        ));
+    }
+}

@@ -1,0 +1,300 @@
+//! The binary form of the embedded store's records: a list's metadata and a
+//! (client, jti) idempotency record.
+//!
+//! Hand-written rather than serde: the records are small, fixed and hot (one
+//! is decoded and re-encoded by every allocation), and a leading format byte
+//! lets a later version of the service read files written by this one.
+//! Decoding never panics: short or unknown input is [`StoreError::Corrupt`].
+
+use crate::domain::{AllocatorKey, Bits, ClientId, ListFormat, ListId};
+use crate::store::{ListMeta, StoreError, UnixSeconds};
+
+/// Format byte of [`ListRecord`] encodings.
+const LIST_V1: u8 = 1;
+/// Format byte of [`IdemRecord`] encodings.
+const IDEM_V1: u8 = 1;
+
+/// Everything the store keeps about a list apart from its bytes and the
+/// sparse status times.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct ListRecord {
+    pub id: ListId,
+    pub client: ClientId,
+    pub format: ListFormat,
+    pub bits: Bits,
+    pub capacity: u64,
+    /// The allocation counter: numbers `0..counter` have been handed out.
+    pub counter: u64,
+    pub created_at: UnixSeconds,
+    pub retire_after: UnixSeconds,
+    /// Bumped once per status change.
+    pub version: u64,
+    /// The list's secret allocator key.
+    pub key: AllocatorKey,
+}
+
+impl ListRecord {
+    pub fn meta(&self) -> ListMeta {
+        ListMeta {
+            id: self.id,
+            client: self.client.clone(),
+            format: self.format,
+            bits: self.bits,
+            capacity: self.capacity,
+            allocated: self.counter,
+            created_at: self.created_at,
+            retire_after: self.retire_after,
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let client = self.client.as_str().as_bytes();
+        let mut out = Vec::with_capacity(4 + 5 * 8 + 32 + 1 + client.len());
+        out.push(LIST_V1);
+        out.push(format_byte(self.format));
+        out.push(self.bits.get());
+        for n in [
+            self.capacity,
+            self.counter,
+            self.created_at,
+            self.retire_after,
+            self.version,
+        ] {
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        out.extend_from_slice(self.key.as_bytes());
+        // ClientId is at most 128 bytes, so its length fits one byte.
+        out.push(u8::try_from(client.len()).unwrap_or(u8::MAX));
+        out.extend_from_slice(client);
+        out
+    }
+
+    pub fn decode(id: ListId, bytes: &[u8]) -> Result<Self, StoreError> {
+        let mut r = Reader::new(bytes, "list record");
+        if r.u8()? != LIST_V1 {
+            return Err(r.corrupt("unknown format"));
+        }
+        let format = parse_format(r.u8()?).ok_or_else(|| r.corrupt("bad format"))?;
+        let bits = Bits::try_from(r.u8()?).map_err(|_| r.corrupt("bad bits"))?;
+        let capacity = r.u64()?;
+        let counter = r.u64()?;
+        let created_at = r.u64()?;
+        let retire_after = r.u64()?;
+        let version = r.u64()?;
+        let key = AllocatorKey::from_bytes(r.array::<32>()?);
+        let len = usize::from(r.u8()?);
+        let client = std::str::from_utf8(r.take(len)?)
+            .ok()
+            .and_then(|s| ClientId::parse(s).ok())
+            .ok_or_else(|| r.corrupt("bad client id"))?;
+        r.end()?;
+        Ok(ListRecord {
+            id,
+            client,
+            format,
+            bits,
+            capacity,
+            counter,
+            created_at,
+            retire_after,
+            version,
+            key,
+        })
+    }
+}
+
+/// A (client, jti) idempotency record: the first request's digest, its state
+/// and where its allocation landed (list + first allocation number + count;
+/// the indexes are recomputed with the list's allocator).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct IdemRecord {
+    pub digest: [u8; 32],
+    pub done: bool,
+    pub lease_until: UnixSeconds,
+    pub expires_at: UnixSeconds,
+    pub list: ListId,
+    pub format: ListFormat,
+    pub first: u64,
+    pub count: u32,
+}
+
+impl IdemRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(3 + 32 + 3 * 8 + 4 + 12);
+        out.push(IDEM_V1);
+        out.push(u8::from(self.done));
+        out.push(format_byte(self.format));
+        out.extend_from_slice(&self.digest);
+        for n in [self.lease_until, self.expires_at, self.first] {
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        out.extend_from_slice(&self.count.to_le_bytes());
+        out.extend_from_slice(self.list.as_str().as_bytes());
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
+        let mut r = Reader::new(bytes, "idempotency record");
+        if r.u8()? != IDEM_V1 {
+            return Err(r.corrupt("unknown format"));
+        }
+        let done = match r.u8()? {
+            0 => false,
+            1 => true,
+            _ => return Err(r.corrupt("bad state")),
+        };
+        let format = parse_format(r.u8()?).ok_or_else(|| r.corrupt("bad format"))?;
+        let digest = r.array::<32>()?;
+        let lease_until = r.u64()?;
+        let expires_at = r.u64()?;
+        let first = r.u64()?;
+        let count = u32::from_le_bytes(r.array::<4>()?);
+        let list = std::str::from_utf8(r.take(12)?)
+            .ok()
+            .and_then(|s| ListId::parse(s).ok())
+            .ok_or_else(|| r.corrupt("bad list id"))?;
+        r.end()?;
+        Ok(IdemRecord {
+            digest,
+            done,
+            lease_until,
+            expires_at,
+            list,
+            format,
+            first,
+            count,
+        })
+    }
+}
+
+/// The key under which a client's current list of a format is kept.
+pub(super) fn format_byte(format: ListFormat) -> u8 {
+    match format {
+        ListFormat::Token => 0,
+        ListFormat::Bitstring => 1,
+    }
+}
+
+fn parse_format(b: u8) -> Option<ListFormat> {
+    match b {
+        0 => Some(ListFormat::Token),
+        1 => Some(ListFormat::Bitstring),
+        _ => None,
+    }
+}
+
+/// A cursor over stored bytes that turns every short read into
+/// [`StoreError::Corrupt`].
+struct Reader<'a> {
+    bytes: &'a [u8],
+    what: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8], what: &'static str) -> Self {
+        Reader { bytes, what }
+    }
+
+    fn corrupt(&self, why: &str) -> StoreError {
+        StoreError::Corrupt(format!("{}: {why}", self.what))
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
+        if self.bytes.len() < n {
+            return Err(self.corrupt("truncated"));
+        }
+        let (head, tail) = self.bytes.split_at(n);
+        self.bytes = tail;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], StoreError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+
+    fn u8(&mut self) -> Result<u8, StoreError> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    fn u64(&mut self) -> Result<u64, StoreError> {
+        Ok(u64::from_le_bytes(self.array::<8>()?))
+    }
+
+    fn end(&self) -> Result<(), StoreError> {
+        if self.bytes.is_empty() {
+            Ok(())
+        } else {
+            Err(self.corrupt("trailing bytes"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list() -> ListRecord {
+        ListRecord {
+            id: ListId::from_random_bytes([1, 2, 3, 4, 5, 6]),
+            client: ClientId::parse("client-1").unwrap(),
+            format: ListFormat::Bitstring,
+            bits: Bits::Two,
+            capacity: 131_072,
+            counter: 17,
+            created_at: 1_700_000_000,
+            retire_after: 1_800_000_000,
+            version: 4,
+            key: AllocatorKey::from_bytes([7; 32]),
+        }
+    }
+
+    fn idem() -> IdemRecord {
+        IdemRecord {
+            digest: [9; 32],
+            done: true,
+            lease_until: 30,
+            expires_at: 3600,
+            list: ListId::from_random_bytes([6, 5, 4, 3, 2, 1]),
+            format: ListFormat::Token,
+            first: 12,
+            count: 3,
+        }
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let l = list();
+        assert_eq!(ListRecord::decode(l.id, &l.encode()).unwrap(), l);
+        let i = idem();
+        assert_eq!(IdemRecord::decode(&i.encode()).unwrap(), i);
+    }
+
+    #[test]
+    fn every_truncation_and_garbage_is_corrupt_not_a_panic() {
+        let l = list().encode();
+        for n in 0..l.len() {
+            assert!(matches!(
+                ListRecord::decode(list().id, &l[..n]),
+                Err(StoreError::Corrupt(_))
+            ));
+        }
+        let i = idem().encode();
+        for n in 0..i.len() {
+            assert!(matches!(
+                IdemRecord::decode(&i[..n]),
+                Err(StoreError::Corrupt(_))
+            ));
+        }
+        let mut long = i.clone();
+        long.push(0);
+        assert!(IdemRecord::decode(&long).is_err());
+        let mut bad = l.clone();
+        bad[0] = 99;
+        assert!(ListRecord::decode(list().id, &bad).is_err());
+        let mut bad = i;
+        bad[1] = 7;
+        assert!(IdemRecord::decode(&bad).is_err());
+    }
+}
