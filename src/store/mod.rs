@@ -11,6 +11,8 @@
 //! adapters, so that lease expiry and idempotency windows are testable without
 //! sleeping and every replica agrees on the clock of the request it serves.
 
+pub mod redis;
+
 use std::future::Future;
 use std::time::Duration;
 
