@@ -2,5 +2,6 @@
 //! (against private redis-servers) and, once merged, the shared contract
 //! suite and the embedded adapter.
 
+mod contract;
 mod redis;
 mod support;

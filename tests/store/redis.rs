@@ -13,6 +13,7 @@ use statuslist::store::{
     StoreSettings,
 };
 
+use crate::contract::contract_suite;
 use crate::support::RedisServer;
 
 /// The contract suite's factory: a fresh private server per store.
@@ -22,7 +23,7 @@ pub async fn make_store(settings: StoreSettings) -> (RedisStore, RedisServer) {
     (store, server)
 }
 
-// contract_suite!(make_store);
+contract_suite!(make_store);
 
 async fn connect(server: &RedisServer, settings: StoreSettings) -> RedisStore {
     RedisStore::connect(RedisSettings::new(server.url()), settings)
