@@ -749,3 +749,33 @@ fn int(v: &Value) -> Option<u64> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_redis_password() {
+        let s = RedisSettings::new("redis://user:s3cret@redis.example:6380/0");
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("redis.example:6380"), "{shown}");
+        let s = RedisSettings::new("s3cret nonsense");
+        assert!(!format!("{s:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn reply_values_convert_or_refuse() {
+        assert_eq!(int(&Value::Int(7)), Some(7));
+        assert_eq!(int(&Value::Int(-1)), None);
+        assert_eq!(int(&Value::BulkString(b"42".to_vec())), Some(42));
+        assert_eq!(int(&Value::BulkString(b"4x".to_vec())), None);
+        assert_eq!(int(&Value::Nil), None);
+        assert_eq!(
+            text(&Value::BulkString(b"ok".to_vec())).as_deref(),
+            Some("ok")
+        );
+        assert_eq!(text(&Value::BulkString(vec![0xff])), None);
+        assert_eq!(text(&Value::Nil), None);
+    }
+}
