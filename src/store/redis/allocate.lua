@@ -49,11 +49,14 @@ end
 local count = tonumber(ARGV[5])
 local list = redis.call('GET', KEYS[2])
 local meta
+local retire = 0
 if list then
   meta = ARGV[10] .. 'l:' .. list
-  local m = redis.call('HMGET', meta, 'n', 'cap')
+  local m = redis.call('HMGET', meta, 'n', 'cap', 'retire')
   if not m[1] or tonumber(m[1]) + count > tonumber(m[2]) then
     list = false
+  else
+    retire = tonumber(m[3]) or 0
   end
 end
 
@@ -77,7 +80,6 @@ if not list then
 end
 
 local first = redis.call('HINCRBY', meta, 'n', count) - count
-local retire = tonumber(redis.call('HGET', meta, 'retire')) or 0
 if tonumber(ARGV[9]) > retire then
   redis.call('HSET', meta, 'retire', ARGV[9])
 end
