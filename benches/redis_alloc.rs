@@ -184,7 +184,7 @@ async fn memory(server: &support::RedisServer, store: &RedisStore) {
         reply.trim_start_matches(':').trim().parse().unwrap_or(0)
     };
     let keys = store.list_keys(&client, &list);
-    let before: u64 = [&keys[0], &keys[2], &keys[3]]
+    let before: u64 = [&keys.bytes, &keys.meta, &keys.owner]
         .iter()
         .map(|k| usage(k))
         .sum();
@@ -196,10 +196,10 @@ async fn memory(server: &support::RedisServer, store: &RedisStore) {
             .expect("revoke");
     }
     let (bytes, times, meta, owner) = (
-        usage(&keys[0]),
-        usage(&keys[1]),
-        usage(&keys[2]),
-        usage(&keys[3]),
+        usage(&keys.bytes),
+        usage(&keys.times),
+        usage(&keys.meta),
+        usage(&keys.owner),
     );
     println!("MEMORY USAGE, one 131,072-entry 2-bit list, 100,000 allocated, {revoked} revoked:");
     println!(

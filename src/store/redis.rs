@@ -111,6 +111,19 @@ impl fmt::Debug for RedisSettings {
     }
 }
 
+/// The Redis keys of one list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListKeys {
+    /// The packed entries (string).
+    pub bytes: String,
+    /// Entry index → time of its last change (hash).
+    pub times: String,
+    /// Metadata, counter and version (hash).
+    pub meta: String,
+    /// The list id → owner entry (string, outside the client's slot).
+    pub owner: String,
+}
+
 /// The immutable facts of a list, cached per process after the first lookup.
 #[derive(Debug)]
 struct ListInfo {
@@ -223,16 +236,15 @@ impl RedisStore {
     }
 
     /// The keys of a list, for tools and tests that inspect Redis directly
-    /// (e.g. `MEMORY USAGE`): metadata, bytes and change times, in that
-    /// order, plus the owner entry.
-    pub fn list_keys(&self, client: &ClientId, list: &ListId) -> Vec<String> {
+    /// (e.g. `MEMORY USAGE`).
+    pub fn list_keys(&self, client: &ClientId, list: &ListId) -> ListKeys {
         let meta = self.meta_key(&self.client_prefix(client), list);
-        vec![
-            format!("{meta}:b"),
-            format!("{meta}:t"),
+        ListKeys {
+            bytes: format!("{meta}:b"),
+            times: format!("{meta}:t"),
             meta,
-            self.owner_key(list),
-        ]
+            owner: self.owner_key(list),
+        }
     }
 
     fn client_prefix(&self, client: &ClientId) -> String {

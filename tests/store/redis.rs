@@ -397,7 +397,7 @@ async fn an_unknown_stored_value_is_corrupt() {
     let keys = store.list_keys(&c, &a.list);
     let idx = a.indexes[0];
     // W3C order, 4 bits: entry idx starts at bit idx*4.
-    let reply = server.command(&format!("BITFIELD {} SET u4 {} 9", keys[0], idx * 4));
+    let reply = server.command(&format!("BITFIELD {} SET u4 {} 9", keys.bytes, idx * 4));
     assert!(reply.starts_with('*'), "{reply}");
     let out = store
         .set_status(&c, &a.list, idx, Status::Invalid, 1001)
@@ -555,10 +555,10 @@ async fn memory_of_one_full_size_list() {
             .parse()
             .unwrap_or_else(|_| panic!("MEMORY USAGE {key}: {reply}"))
     };
-    let bytes = usage(&keys[0]);
-    let times = usage(&keys[1]);
-    let meta = usage(&keys[2]);
-    let owner = usage(&keys[3]);
+    let bytes = usage(&keys.bytes);
+    let times = usage(&keys.times);
+    let meta = usage(&keys.meta);
+    let owner = usage(&keys.owner);
     let list_total = bytes + meta + owner;
     println!(
         "MEMORY USAGE: bytes {bytes}, metadata {meta}, owner {owner} -> list {list_total} B; \
