@@ -17,6 +17,8 @@
 //!
 //! The contract every adapter must pass is `tests/store/contract.rs`.
 
+pub mod redis;
+
 use std::future::Future;
 use std::time::Duration;
 

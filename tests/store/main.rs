@@ -1,6 +1,8 @@
 //! The store tests, in one binary so that they link once: the shared contract
-//! suite (`contract`), run by each adapter's module against that adapter.
+//! suite (`contract`), run by each adapter's module against that adapter, and
+//! the Redis harness (`support`) that starts private redis-servers.
 
 mod contract;
 mod embedded;
-// mod redis; (added by the Redis adapter)
+mod redis;
+mod support;
