@@ -31,12 +31,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use figment::Figment;
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Env, Format, Serialized, Toml};
 use serde::Deserialize;
 use url::Url;
 
 use crate::auth::keys::KeySet;
 use crate::domain::{ClientId, ListFormat, SigAlg};
+
+/// The id of the development-mode demo client (token lists).
+pub const DEMO_CLIENT: &str = "demo";
+/// The id of the development-mode demo client with bitstring lists.
+pub const DEMO_BITSTRING_CLIENT: &str = "demo-bitstring";
+/// The demo clients' private key (PKCS#8 PEM), shipped for trying the
+/// service; never use it outside development.
+pub const DEMO_CLIENT_KEY_PEM: &str = include_str!("../examples/demo-client.key.pem");
 
 /// The prefix of environment variables that override the file.
 pub const ENV_PREFIX: &str = "STATUSLIST_";
@@ -153,6 +161,114 @@ pub struct Settings {
     pub jwks: JwksSettings,
     /// Registered clients, unique by id.
     pub clients: Vec<ClientSettings>,
+    /// Which store, and how to reach it (`[store]`).
+    pub store: StoreConfig,
+    /// Shape of new lists (`[lists]`).
+    pub lists: ListSettings,
+    /// Service signing keys and published tokens (`[signing]`).
+    pub signing: SigningSettings,
+}
+
+/// The store the service runs on: chosen at run time, never by Cargo
+/// features.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreKind {
+    /// redb in one file: one process, zero setup.
+    Embedded {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// Redis (`redis://`, `rediss://`, `redis+unix://`): many replicas.
+    Redis {
+        /// The connection URL (may hold a password: never logged).
+        url: String,
+    },
+}
+
+/// `[store]`: where lists and idempotency records live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// The adapter and its address, from `url`.
+    pub kind: StoreKind,
+    /// Prefix of every Redis key.
+    pub redis_prefix: String,
+    /// Upper bound for every store command, in milliseconds.
+    pub command_timeout_ms: u64,
+    /// How long a first `/issue` holds its `jti` in flight, in seconds.
+    pub lease_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+struct RawStore {
+    url: String,
+    redis_prefix: String,
+    command_timeout_ms: u64,
+    lease_secs: u64,
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        RawStore {
+            url: "embedded:./data/statuslist.redb".into(),
+            redis_prefix: "statuslist:".into(),
+            command_timeout_ms: 500,
+            lease_secs: 30,
+        }
+    }
+}
+
+/// `[lists]`: the shape of every new list.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct ListSettings {
+    /// Entries per list (131,072 by default; any number from 1 up).
+    pub capacity: u64,
+    /// Bits per entry: 1, 2, 4 or 8 (2 by default; bitstring lists need 2).
+    pub bits: u8,
+}
+
+impl Default for ListSettings {
+    fn default() -> Self {
+        ListSettings {
+            capacity: 131_072,
+            bits: 2,
+        }
+    }
+}
+
+/// `[signing]`: the service's keys and the tokens signed with them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct SigningSettings {
+    /// The PKCS#8 PEM file of the key that signs (ES256).
+    pub key_file: PathBuf,
+    /// Create `key_file` with a new key when it does not exist (development
+    /// mode does; production should mount a key shared by all replicas).
+    pub generate_if_missing: bool,
+    /// More PEM files (private or public) whose public keys are published
+    /// in the JWKS too: the keys of a rotation.
+    pub publish_key_files: Vec<PathBuf>,
+    /// Lifetime of a signed list token (`exp - iat`), in seconds.
+    pub token_lifetime_secs: u64,
+    /// How long verifiers may cache a list (`ttl`), in seconds.
+    pub ttl_secs: u64,
+    /// How long a confirmed list version is trusted before the store is
+    /// asked again, in milliseconds.
+    pub freshness_ms: u64,
+}
+
+impl Default for SigningSettings {
+    fn default() -> Self {
+        SigningSettings {
+            key_file: PathBuf::from("./data/service-key.pem"),
+            generate_if_missing: false,
+            publish_key_files: Vec::new(),
+            token_lifetime_secs: 86_400,
+            ttl_secs: 300,
+            freshness_ms: 250,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -167,6 +283,12 @@ struct RawSettings {
     jwks: JwksSettings,
     #[serde(default)]
     clients: Vec<RawClient>,
+    #[serde(default)]
+    store: RawStore,
+    #[serde(default)]
+    lists: ListSettings,
+    #[serde(default)]
+    signing: SigningSettings,
 }
 
 fn default_base_url() -> String {
@@ -215,6 +337,42 @@ impl Settings {
         Self::from_figment(&Self::figment(Some(path)))
     }
 
+    /// The development-mode settings used when no configuration file is
+    /// given: embedded store and a signing key generated once under
+    /// `./data`, listening on 127.0.0.1:8080, and two demo clients (`demo`
+    /// with token lists, `demo-bitstring` with bitstring lists) whose key
+    /// pair ships in `examples/demo-client.key.pem`. `STATUSLIST_*`
+    /// variables still override every field.
+    ///
+    /// # Errors
+    /// As [`Settings::from_figment`] (only an override can make it fail).
+    pub fn development() -> Result<Self, ConfigError> {
+        const TOML: &str = r#"
+public_base_url = "http://127.0.0.1:8080"
+listen = "127.0.0.1:8080"
+
+[store]
+url = "embedded:./data/statuslist.redb"
+
+[signing]
+key_file = "./data/service-key.pem"
+generate_if_missing = true
+"#;
+        let jwks: serde_json::Value =
+            serde_json::from_str(include_str!("../examples/demo-client.jwks.json"))
+                .map_err(|e| invalid("clients[0].jwks", e.to_string()))?;
+        let clients = serde_json::json!([
+            { "id": DEMO_CLIENT, "format": "token", "jwks": jwks },
+            { "id": DEMO_BITSTRING_CLIENT, "format": "bitstring", "jwks": jwks },
+        ]);
+        Self::from_figment(
+            &Figment::new()
+                .merge(Toml::string(TOML))
+                .merge(Serialized::default("clients", clients))
+                .merge(Env::prefixed(ENV_PREFIX).split("__").ignore(&["config"])),
+        )
+    }
+
     /// Validates TOML text alone, without environment overrides (tests,
     /// tools).
     ///
@@ -259,14 +417,107 @@ impl Settings {
             }
             clients.push(client);
         }
+        let store = store(raw.store)?;
+        check_lists(&raw.lists, &clients)?;
+        check_signing(&raw.signing)?;
         Ok(Settings {
             public_base_url,
             listen,
             idempotency_window_secs: raw.idempotency_window_secs,
             jwks: raw.jwks,
             clients,
+            store,
+            lists: raw.lists,
+            signing: raw.signing,
         })
     }
+}
+
+fn store(raw: RawStore) -> Result<StoreConfig, ConfigError> {
+    let kind = if let Some(path) = raw.url.strip_prefix("embedded:") {
+        if path.is_empty() {
+            return Err(invalid("store.url", "embedded: needs a file path"));
+        }
+        StoreKind::Embedded {
+            path: PathBuf::from(path),
+        }
+    } else if ["redis://", "rediss://", "redis+unix://", "unix://"]
+        .iter()
+        .any(|p| raw.url.starts_with(p))
+    {
+        Url::parse(&raw.url).map_err(|e| {
+            // The URL may carry a password: name the field, not the value.
+            invalid("store.url", format!("not a valid Redis URL: {e}"))
+        })?;
+        StoreKind::Redis { url: raw.url }
+    } else {
+        return Err(invalid(
+            "store.url",
+            "must be 'embedded:PATH', 'redis://…', 'rediss://…' or 'redis+unix://…'",
+        ));
+    };
+    if raw.command_timeout_ms == 0 {
+        return Err(invalid("store.command_timeout_ms", "must be at least 1"));
+    }
+    if raw.lease_secs == 0 {
+        return Err(invalid("store.lease_secs", "must be at least 1"));
+    }
+    if raw.redis_prefix.is_empty()
+        || raw
+            .redis_prefix
+            .bytes()
+            .any(|b| !b.is_ascii_graphic() || b == b'{' || b == b'}')
+    {
+        return Err(invalid(
+            "store.redis_prefix",
+            "must be printable ASCII without spaces or braces",
+        ));
+    }
+    Ok(StoreConfig {
+        kind,
+        redis_prefix: raw.redis_prefix,
+        command_timeout_ms: raw.command_timeout_ms,
+        lease_secs: raw.lease_secs,
+    })
+}
+
+fn check_lists(lists: &ListSettings, clients: &[ClientSettings]) -> Result<(), ConfigError> {
+    let bits = crate::domain::Bits::try_from(lists.bits)
+        .map_err(|e| invalid("lists.bits", e.to_string()))?;
+    if lists.capacity == 0 || lists.capacity > crate::domain::allocator::MAX_CAPACITY {
+        return Err(invalid(
+            "lists.capacity",
+            format!(
+                "must be between 1 and {}",
+                crate::domain::allocator::MAX_CAPACITY
+            ),
+        ));
+    }
+    if bits != crate::domain::Bits::Two
+        && let Some(c) = clients.iter().find(|c| c.format == ListFormat::Bitstring)
+    {
+        return Err(invalid(
+            "lists.bits",
+            format!(
+                "client '{}' uses bitstring lists, which are published with statusSize 2",
+                c.id
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the signing numbers. Key files are read (and their absence
+/// reported, naming `signing.key_file`) when the application starts, so that
+/// the authentication layer can be configured without them.
+fn check_signing(s: &SigningSettings) -> Result<(), ConfigError> {
+    if s.token_lifetime_secs < 2 {
+        return Err(invalid("signing.token_lifetime_secs", "must be at least 2"));
+    }
+    if s.ttl_secs == 0 {
+        return Err(invalid("signing.ttl_secs", "must be at least 1"));
+    }
+    Ok(())
 }
 
 fn base_url(s: &str) -> Result<String, ConfigError> {

@@ -21,7 +21,15 @@
 //! - [`store`]: the storage port ([`store::Store`]) and its adapters: the
 //!   embedded [`store::EmbeddedStore`] (redb, one file, one process; the
 //!   default) and Redis (production, many replicas); [`store::common`] holds
-//!   the rules every adapter applies. → `domain`.
+//!   the rules every adapter applies; [`store::any::AnyStore`] is the
+//!   run-time choice between them. → `domain`.
+//! - [`service`]: the use cases (issue, revoke, suspend, unsuspend) over the
+//!   store port. → `auth` (claims), `store`, `domain`.
+//! - [`http`]: actix-web routes, body limits, headers and the one mapping of
+//!   errors to responses. → `service`, `publish`, `auth`.
+//! - [`startup`]: the app factory (`Application::build`, `port()`,
+//!   `run_until_stopped()`); [`telemetry`] and [`metrics`]: logs and
+//!   Prometheus metrics.
 //!
 //! Error handling: each layer has its own `thiserror` enum, so a caller can
 //! match on what went wrong in that layer; the HTTP layer maps them to
@@ -30,5 +38,10 @@
 pub mod auth;
 pub mod config;
 pub mod domain;
+pub mod http;
+pub mod metrics;
 pub mod publish;
+pub mod service;
+pub mod startup;
 pub mod store;
+pub mod telemetry;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
 use statuslist::publish::keys::generate_into_dir;
 
@@ -24,6 +24,16 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the service (the default when no command is given).
+    ///
+    /// With no configuration file (neither --config nor STATUSLIST_CONFIG) it
+    /// starts in development mode: embedded store and a signing key kept
+    /// under ./data, and demo clients whose key ships in examples/.
+    Serve {
+        /// The TOML configuration file; `STATUSLIST_*` variables override it.
+        #[arg(long, value_name = "FILE", env = "STATUSLIST_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Generate a new ES256 (P-256) service signing key.
     ///
     /// Writes the key as PKCS#8 PEM to DIR/<kid>.pem (mode 0600 on unix),
@@ -50,14 +60,56 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        None => {
-            // No subcommand: show what there is to run rather than fail.
-            Cli::command().print_help().context("cannot print help")?;
-            println!();
-            Ok(())
-        }
+        // No subcommand: run the service, as `cargo run --release` promises.
+        None => serve(std::env::var_os("STATUSLIST_CONFIG").map(PathBuf::from)),
+        Some(Command::Serve { config }) => serve(config),
         Some(Command::Keygen { out }) => keygen(&out),
     }
+}
+
+fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
+    statuslist::telemetry::init();
+    let development = config.is_none();
+    let settings = match &config {
+        Some(path) => statuslist::config::Settings::load(path)
+            .with_context(|| format!("invalid configuration in {}", path.display()))?,
+        None => statuslist::config::Settings::development()
+            .context("invalid development configuration")?,
+    };
+    actix_web::rt::System::new().block_on(async move {
+        let app = statuslist::startup::Application::build(settings.clone(), config)
+            .await
+            .context("cannot start")?;
+        if development {
+            print_banner(&settings, app.port());
+        }
+        tracing::info!(port = app.port(), "listening");
+        app.run_until_stopped().await.context("server failed")
+    })
+}
+
+/// Says loudly that this is development mode, where it listens and how to
+/// try it.
+fn print_banner(settings: &statuslist::config::Settings, port: u16) {
+    let base = &settings.public_base_url;
+    eprintln!(
+        "\n  statuslist is running in DEVELOPMENT MODE (no --config given)\n\
+         \n  listening on   http://{ip}:{port}\
+         \n  store          {store:?}\
+         \n  signing key    {key}\
+         \n  demo clients   '{demo}' (token lists, /t/) and '{demo_b}' (bitstring lists, /b/),\
+         \n                 key examples/demo-client.key.pem: NEVER use it in production\
+         \n\n  try it:\
+         \n    curl {base}/health/ready\
+         \n    curl {base}/.well-known/jwks.json\
+         \n    POST {base}/issue with a JWT signed by the demo key (README, \"Try it\")\
+         \n\n  for production, pass --config FILE (see README.md)\n",
+        ip = settings.listen.ip(),
+        store = settings.store.kind,
+        key = settings.signing.key_file.display(),
+        demo = statuslist::config::DEMO_CLIENT,
+        demo_b = statuslist::config::DEMO_BITSTRING_CLIENT,
+    );
 }
 
 fn keygen(dir: &Path) -> anyhow::Result<()> {

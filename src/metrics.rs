@@ -13,7 +13,6 @@ use prometheus::{
     TextEncoder,
 };
 
-use crate::auth::Authenticator;
 use crate::domain::ListFormat;
 use crate::publish::cache::CacheOutcome;
 
@@ -33,8 +32,7 @@ pub struct Metrics {
 
 /// Latency buckets in seconds, from 100 µs to 5 s.
 const BUCKETS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-    5.0,
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
 impl Metrics {
@@ -46,7 +44,10 @@ impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new("http_requests_total", "HTTP requests by route, method and status"),
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by route, method and status",
+            ),
             &["route", "method", "status"],
         )?;
         let latency = HistogramVec::new(
@@ -58,7 +59,10 @@ impl Metrics {
             &["route", "method", "status"],
         )?;
         let allocations = IntCounterVec::new(
-            Opts::new("statuslist_allocations_total", "Indexes issued, by list format"),
+            Opts::new(
+                "statuslist_allocations_total",
+                "Indexes issued, by list format",
+            ),
             &["format"],
         )?;
         let list_fill = GaugeVec::new(
@@ -74,7 +78,10 @@ impl Metrics {
             &["op"],
         )?;
         let store_errors = IntCounterVec::new(
-            Opts::new("statuslist_store_errors_total", "Failed store calls by kind"),
+            Opts::new(
+                "statuslist_store_errors_total",
+                "Failed store calls by kind",
+            ),
             &["op", "kind"],
         )?;
         let token_cache = IntCounterVec::new(
@@ -158,10 +165,10 @@ impl Metrics {
         self.token_cache.with_label_values(&[label]).inc();
     }
 
-    /// The text exposition of every metric, with the JWKS counters read from
-    /// the authenticator at scrape time.
-    pub fn render(&self, auth: &Authenticator) -> String {
-        let (fetches, failures) = auth.jwks_fetch_counts();
+    /// The text exposition of every metric, with the JWKS counters read at
+    /// scrape time.
+    pub fn render(&self) -> String {
+        let (fetches, failures) = crate::auth::jwks::fetch_counts();
         self.jwks
             .with_label_values(&["ok"])
             .set(i64::try_from(fetches.saturating_sub(failures)).unwrap_or(i64::MAX));

@@ -113,11 +113,9 @@ impl<S: Store> Service<S> {
             AllocateOutcome::Changed => return Err(ServiceError::Changed),
             AllocateOutcome::InFlight => return Err(ServiceError::InFlight),
         };
-        let idx = allocation
-            .indexes
-            .first()
-            .copied()
-            .ok_or_else(|| ServiceError::IssueFailed(StoreError::Corrupt("empty allocation".into())))?;
+        let idx = allocation.indexes.first().copied().ok_or_else(|| {
+            ServiceError::IssueFailed(StoreError::Corrupt("empty allocation".into()))
+        })?;
         let uri = ListRef {
             format: allocation.format,
             id: allocation.list,

@@ -17,7 +17,11 @@ pub fn init() {
     let result = if std::io::stdout().is_terminal() {
         builder.try_init()
     } else {
-        builder.json().flatten_event(true).with_current_span(true).try_init()
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init()
     };
     // Already installed: keep the first one.
     let _ = result;

@@ -54,6 +54,21 @@ pub enum FetchError {
 #[error("cannot build the JWKS HTTP client: {0}")]
 pub struct SetupError(String);
 
+/// JWKS fetches since the process started, for `/metrics`. Process-wide on
+/// purpose: a configuration reload builds a new [`Fetcher`], and the counts
+/// must not restart with it.
+static FETCHES: AtomicU64 = AtomicU64::new(0);
+/// Failed JWKS fetches since the process started.
+static FETCH_FAILURES: AtomicU64 = AtomicU64::new(0);
+
+/// JWKS fetches and failed fetches since the process started.
+pub fn fetch_counts() -> (u64, u64) {
+    (
+        FETCHES.load(Ordering::Relaxed),
+        FETCH_FAILURES.load(Ordering::Relaxed),
+    )
+}
+
 /// The HTTP side: one reqwest client with the configured limits.
 #[derive(Debug)]
 pub struct Fetcher {
@@ -96,9 +111,15 @@ impl Fetcher {
         let total = Duration::from_millis(self.settings.timeout_ms);
         // reqwest's timeout covers the body too; the outer one is a backstop
         // so that no path can wait longer than configured.
-        tokio::time::timeout(total, self.fetch_inner(url))
+        FETCHES.fetch_add(1, Ordering::Relaxed);
+        let result = tokio::time::timeout(total, self.fetch_inner(url))
             .await
-            .map_err(|_| FetchError::Timeout)?
+            .map_err(|_| FetchError::Timeout)
+            .and_then(|r| r);
+        if result.is_err() {
+            FETCH_FAILURES.fetch_add(1, Ordering::Relaxed);
+        }
+        result
     }
 
     async fn fetch_inner(&self, url: &Url) -> Result<(KeySet, u64), FetchError> {

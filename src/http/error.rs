@@ -70,9 +70,8 @@ impl ApiError {
     /// The (status, `error`, `error_description`) row of this error.
     pub fn row(&self) -> (StatusCode, &'static str, String) {
         use ServiceError as S;
-        let fixed = |status: StatusCode, code: &'static str, text: &str| {
-            (status, code, text.to_owned())
-        };
+        let fixed =
+            |status: StatusCode, code: &'static str, text: &str| (status, code, text.to_owned());
         match self {
             ApiError::Auth(e) => {
                 let (status, code, text) = e.crs();

@@ -266,15 +266,15 @@ pub async fn metrics<S: Store>(state: web::Data<AppState<S>>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(state.metrics.render(&state.auth))
+        .body(state.metrics.render())
 }
 
 /// Any path no route serves.
-pub async fn no_route() -> ApiError {
-    ApiError::NoRoute
+pub async fn no_route() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NoRoute)
 }
 
 /// A known path with a method it does not take.
-pub async fn method_not_allowed() -> ApiError {
-    ApiError::MethodNotAllowed
+pub async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed)
 }

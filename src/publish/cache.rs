@@ -196,14 +196,15 @@ impl<S: Store> TokenCache<S> {
             }
             Err(err) => return stale_or(cached, now, err),
         };
-        if let Some(token) = cached.as_ref().filter(|t| t.version == version) {
-            if !self.due_for_resigning(token, now) {
-                *lock(&slot.current) = Some(Entry {
-                    token: token.clone(),
-                    confirmed_at: Instant::now(),
-                });
-                return Ok((token.clone(), CacheOutcome::Confirmed));
-            }
+        if let Some(token) = cached
+            .as_ref()
+            .filter(|t| t.version == version && !self.due_for_resigning(t, now))
+        {
+            *lock(&slot.current) = Some(Entry {
+                token: token.clone(),
+                confirmed_at: Instant::now(),
+            });
+            return Ok((token.clone(), CacheOutcome::Confirmed));
         }
         let snapshot = match self.store.read_list(&id).await {
             Ok(Some(snapshot)) => snapshot,

@@ -15,6 +15,7 @@
 //! Reading helpers never check signatures themselves: a verifier calls
 //! [`jws::verify`] with a key it chose, then decodes the payload.
 
+pub mod cache;
 pub mod credential;
 mod error;
 pub mod jws;

@@ -16,8 +16,9 @@ use crate::domain::{ClientId, ListId, Status};
 /// Either adapter behind one type.
 #[derive(Debug)]
 pub enum AnyStore {
-    /// Redis: production, many replicas.
-    Redis(RedisStore),
+    /// Redis: production, many replicas. Boxed: it is much larger than the
+    /// embedded handle, and the enum is built once.
+    Redis(Box<RedisStore>),
     /// redb: one process, zero setup.
     Embedded(EmbeddedStore),
 }

@@ -24,8 +24,10 @@ use std::time::Duration;
 
 use crate::domain::{Bits, ClientId, ListFormat, ListId, Status};
 
+pub mod any;
 pub mod common;
 pub mod embedded;
+pub mod metered;
 
 pub use embedded::{EmbeddedDurability, EmbeddedStore};
 

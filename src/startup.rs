@@ -1,0 +1,280 @@
+//! The app factory: [`Application::build`] turns validated settings into a
+//! bound, ready server. Tests build it on port 0 and read [`Application::port`].
+//!
+//! Order matters: keys and store are opened before the socket is bound, so a
+//! misconfigured instance fails at start with an error naming the field
+//! instead of answering 503s.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use tracing_actix_web::TracingLogger;
+
+use crate::auth::{Authenticator, SetupError};
+use crate::config::{Settings, SigningSettings, StoreKind};
+use crate::domain::Bits;
+use crate::http::{self, AppState, handlers};
+use crate::metrics::Metrics;
+use crate::publish::cache::{PublishSettings, TokenCache};
+use crate::publish::keys::{ServiceKey, load_public_pem};
+use crate::publish::{KeySet, PublishError};
+use crate::service::Service;
+use crate::store::any::AnyStore;
+use crate::store::embedded::EmbeddedStore;
+use crate::store::metered::Metered;
+use crate::store::redis::{RedisSettings, RedisStore};
+use crate::store::{StoreError, StoreSettings};
+
+/// The store type the application runs on.
+pub type AppStore = Metered<AnyStore>;
+
+/// Why the application could not start. Every message names what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// A key file could not be read, written or parsed.
+    #[error("{field}: {source}")]
+    Keys {
+        /// The configuration field, e.g. `signing.key_file`.
+        field: String,
+        /// What went wrong.
+        source: PublishError,
+    },
+    /// The store could not be opened or reached.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The client registry could not be built.
+    #[error("clients: {0}")]
+    Auth(#[from] SetupError),
+    /// The listen address could not be bound.
+    #[error("listen: cannot bind {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The metrics registry could not be built.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// The list settings are not usable.
+    #[error("lists.bits: {0}")]
+    Bits(#[from] crate::domain::BitsError),
+}
+
+/// A built, bound application.
+pub struct Application {
+    port: u16,
+    server: Server,
+    auth: Arc<Authenticator>,
+    config_path: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Opens keys and store, builds the state and binds `settings.listen`.
+    /// `config_path` is reloaded on `SIGHUP` when given.
+    ///
+    /// # Errors
+    /// [`StartupError`] naming the part that failed.
+    pub async fn build(
+        settings: Settings,
+        config_path: Option<PathBuf>,
+    ) -> Result<Self, StartupError> {
+        let metrics = Arc::new(Metrics::new()?);
+        let keys = Arc::new(load_keys(&settings.signing)?);
+        let store = Arc::new(Metered::new(open_store(&settings).await?, metrics.clone()));
+        let auth = Arc::new(Authenticator::new(&settings)?);
+        let publish = PublishSettings {
+            base_url: settings.public_base_url.clone(),
+            token_lifetime: Duration::from_secs(settings.signing.token_lifetime_secs),
+            ttl: Duration::from_secs(settings.signing.ttl_secs),
+            freshness: Duration::from_millis(settings.signing.freshness_ms),
+        };
+        let jwks_json = keys.jwks_json().map_err(|source| StartupError::Keys {
+            field: "signing.key_file".into(),
+            source,
+        })?;
+        let state = web::Data::new(AppState {
+            auth: auth.clone(),
+            service: Service::new(store.clone(), settings.public_base_url.clone()),
+            cache: TokenCache::new(store, keys, publish),
+            jwks_json,
+            metrics: metrics.clone(),
+        });
+        let addr = settings.listen.to_string();
+        let listener = TcpListener::bind(settings.listen).map_err(|source| StartupError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                addr: addr.clone(),
+                source,
+            })?
+            .port();
+        let metrics_data = web::Data::new(metrics);
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(http::metrics_mw::track))
+                .wrap(TracingLogger::default())
+                .app_data(state.clone())
+                .app_data(metrics_data.clone())
+                .configure(http::configure::<AppStore>)
+                .default_service(web::to(handlers::no_route))
+        })
+        // In-flight requests get this long to finish on SIGTERM/SIGINT.
+        .shutdown_timeout(30)
+        .listen(listener)
+        .map_err(|source| StartupError::Bind { addr, source })?
+        .run();
+        Ok(Application {
+            port,
+            server,
+            auth,
+            config_path,
+        })
+    }
+
+    /// The port the server listens on (the real one when built on port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle to stop the server gracefully (tests, embedding).
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGTERM or SIGINT (graceful: in-flight requests finish)
+    /// or until stopped through [`Application::handle`]. Reloads the client
+    /// registry from the config file on SIGHUP.
+    ///
+    /// # Errors
+    /// The server's I/O error, if it fails.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let reloader = match self.config_path {
+            Some(path) => Some(crate::auth::spawn_reload_on_sighup(
+                self.auth.clone(),
+                path,
+                async move {
+                    let _ = stop_rx.await;
+                },
+            )?),
+            None => None,
+        };
+        let result = self.server.await;
+        let _ = stop_tx.send(());
+        if let Some(task) = reloader {
+            match task.await {
+                Ok(()) => tracing::debug!("config reloader stopped"),
+                Err(e) => tracing::warn!(error = %e, "config reloader ended abnormally"),
+            }
+        }
+        result
+    }
+}
+
+/// The store settings every adapter applies.
+fn store_settings(settings: &Settings) -> Result<StoreSettings, StartupError> {
+    Ok(StoreSettings {
+        capacity: settings.lists.capacity,
+        bits: Bits::try_from(settings.lists.bits)?,
+        idempotency_window: Duration::from_secs(settings.idempotency_window_secs),
+        lease: Duration::from_secs(settings.store.lease_secs),
+    })
+}
+
+/// Opens the configured store.
+///
+/// # Errors
+/// [`StartupError::Store`] when it cannot be opened or reached.
+pub async fn open_store(settings: &Settings) -> Result<AnyStore, StartupError> {
+    let store_settings = store_settings(settings)?;
+    Ok(match &settings.store.kind {
+        StoreKind::Embedded { path } => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Unavailable(format!("cannot create '{}': {e}", dir.display()))
+                })?;
+            }
+            let path = path.clone();
+            let store =
+                tokio::task::spawn_blocking(move || EmbeddedStore::open(path, store_settings))
+                    .await
+                    .map_err(|e| StoreError::Backend(format!("opening the store: {e}")))??;
+            AnyStore::Embedded(store)
+        }
+        StoreKind::Redis { url } => {
+            let mut redis = RedisSettings::new(url.clone());
+            redis.prefix = settings.store.redis_prefix.clone();
+            redis.command_timeout = Duration::from_millis(settings.store.command_timeout_ms);
+            AnyStore::Redis(Box::new(RedisStore::connect(redis, store_settings).await?))
+        }
+    })
+}
+
+/// Loads the signing key (generating it first when allowed and missing) and
+/// the extra published keys.
+///
+/// # Errors
+/// [`StartupError::Keys`] naming the field of the file that failed.
+pub fn load_keys(signing: &SigningSettings) -> Result<KeySet, StartupError> {
+    let field = |name: &str| name.to_owned();
+    let path = &signing.key_file;
+    let key = if path.is_file() {
+        ServiceKey::load_pem(path).map_err(|source| StartupError::Keys {
+            field: field("signing.key_file"),
+            source,
+        })?
+    } else if signing.generate_if_missing {
+        let key = ServiceKey::generate();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StartupError::Keys {
+                field: field("signing.key_file"),
+                source: PublishError::Io {
+                    action: "cannot create the key directory",
+                    path: dir.to_path_buf(),
+                    source: e,
+                },
+            })?;
+        }
+        key.save_pem(path).map_err(|source| StartupError::Keys {
+            field: field("signing.key_file"),
+            source,
+        })?;
+        tracing::info!(kid = key.kid(), path = %path.display(), "generated a new service signing key");
+        key
+    } else {
+        return Err(StartupError::Keys {
+            field: field("signing.key_file"),
+            source: PublishError::Io {
+                action: "cannot read the signing key (create one with `statuslist keygen --out DIR`)",
+                path: path.clone(),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            },
+        });
+    };
+    let mut set = KeySet::new(key);
+    for (i, extra) in signing.publish_key_files.iter().enumerate() {
+        let public = load_public_pem(extra).map_err(|source| StartupError::Keys {
+            field: format!("signing.publish_key_files[{i}]"),
+            source,
+        })?;
+        set.add_public(&public);
+    }
+    Ok(set)
+}
