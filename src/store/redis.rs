@@ -397,7 +397,9 @@ impl Store for RedisStore {
         let window = self.settings.idempotency_window.as_secs().max(1);
         let mut conn = self.conn.clone();
 
-        let mut candidate = (ListId::random(), AllocatorKey::random());
+        // A candidate id and key for a new list are drawn only once the
+        // script says one is needed (once per list, not per allocation).
+        let mut candidate: Option<(ListId, AllocatorKey)> = None;
         let mut claimed = false;
         for _ in 0..OPEN_ATTEMPTS {
             let reply: Vec<Value> = self
@@ -416,8 +418,12 @@ impl Store for RedisStore {
                         .arg(req.format.name())
                         .arg(req.status_expiry)
                         .arg(&cp)
-                        .arg(candidate.0.as_str())
-                        .arg(&candidate.1.as_bytes()[..])
+                        .arg(candidate.as_ref().map_or("", |(id, _)| id.as_str()))
+                        .arg(
+                            candidate
+                                .as_ref()
+                                .map_or(&[][..], |(_, k)| &k.as_bytes()[..]),
+                        )
                         .arg(if claimed { "1" } else { "0" })
                         .arg(req.client.as_str())
                         .arg(req.now.saturating_add(window))
@@ -427,8 +433,13 @@ impl Store for RedisStore {
                 .await?;
             let tag = reply.first().and_then(text).unwrap_or_default();
             let opened = reply.get(8).and_then(int) == Some(1);
-            if claimed && !opened && tag != "open" && tag != "collision" {
-                self.release_claim(&candidate.0).await;
+            if let Some((id, _)) = &candidate
+                && claimed
+                && !opened
+                && tag != "open"
+                && tag != "collision"
+            {
+                self.release_claim(id).await;
             }
             match tag.as_str() {
                 "allocated" => {
@@ -444,25 +455,23 @@ impl Store for RedisStore {
                 "changed" => return Ok(AllocateOutcome::Changed),
                 "inflight" => return Ok(AllocateOutcome::InFlight),
                 "open" => {
-                    // Claim the id globally first, so that the list, once
+                    // Claim a fresh id globally first, so that the list, once
                     // opened, is always reachable by its id alone.
+                    let id = ListId::random();
                     let set: Option<String> = self
                         .run(
                             ::redis::cmd("SET")
-                                .arg(self.owner_key(&candidate.0))
+                                .arg(self.owner_key(&id))
                                 .arg(req.client.as_str())
                                 .arg("NX")
                                 .query_async(&mut conn),
                         )
                         .await?;
-                    if set.is_some() {
-                        claimed = true;
-                    } else {
-                        candidate = (ListId::random(), AllocatorKey::random());
-                    }
+                    claimed = set.is_some();
+                    candidate = claimed.then(|| (id, AllocatorKey::random()));
                 }
                 "collision" => {
-                    candidate = (ListId::random(), AllocatorKey::random());
+                    candidate = None;
                     claimed = false;
                 }
                 other => {
