@@ -11,7 +11,7 @@
 //! | key | type | what |
 //! | --- | --- | --- |
 //! | `P{c}:cur:<format>` | string | the client's current list of that format |
-//! | `P{c}:j:<jti>` | hash, TTL = idempotency window | digest, state, lease end, list, first n, count |
+//! | `P{c}:j:<jti>` | string, TTL = idempotency window | digest, state, lease end, list, first n, count, expiry |
 //! | `P{c}:l:<id>` | hash | owner, format, bits, capacity, counter `n`, allocator key, created, retire-after, version `v` |
 //! | `P{c}:l:<id>:b` | string | the packed entries, in the list's own bit order |
 //! | `P{c}:l:<id>:t` | hash | entry index → unix time of its last change |
@@ -154,6 +154,9 @@ pub struct RedisStore {
     /// List id → immutable list facts. A std `RwLock` is right here: the
     /// critical sections are a hash lookup or insert and never await.
     lists: RwLock<HashMap<ListId, Arc<ListInfo>>>,
+    /// Current-list key → the list this process last allocated from there
+    /// (always one whose facts are in `lists`).
+    last: RwLock<HashMap<String, ListId>>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -232,6 +235,7 @@ impl RedisStore {
                 complete: Script::new(include_str!("redis/complete.lua")),
             },
             lists: RwLock::new(HashMap::new()),
+            last: RwLock::new(HashMap::new()),
         })
     }
 
@@ -275,6 +279,16 @@ impl RedisStore {
         // it; the map itself is always consistent (single inserts).
         let map = self.lists.read().unwrap_or_else(|e| e.into_inner());
         map.get(list).cloned()
+    }
+
+    fn last_list(&self, cur_key: &str) -> Option<ListId> {
+        let map = self.last.read().unwrap_or_else(|e| e.into_inner());
+        map.get(cur_key).copied()
+    }
+
+    fn set_last_list(&self, cur_key: String, list: ListId) {
+        let mut map = self.last.write().unwrap_or_else(|e| e.into_inner());
+        map.insert(cur_key, list);
     }
 
     fn remember(&self, list: ListId, info: ListInfo) -> Arc<ListInfo> {
@@ -329,7 +343,7 @@ impl RedisStore {
 
     /// Builds the answer of an allocation script reply
     /// `{tag, list, first, count, key, cap, fmt, bits, opened}`.
-    fn allocation_from(
+    async fn allocation_from(
         &self,
         client: &ClientId,
         reply: &[Value],
@@ -344,6 +358,12 @@ impl RedisStore {
             .ok_or_else(|| StoreError::Corrupt("bad list id in a record".to_owned()))?;
         let info = match self.cached(&list) {
             Some(info) => info,
+            // The script left the facts out (it thought this process knew the
+            // list): look them up.
+            None if matches!(key, Value::Nil) => self
+                .list_info(&list)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt(format!("list {list} vanished")))?,
             None => {
                 let info = list_info_from(&list, client.clone(), fmt, bits, cap, key)?;
                 self.remember(list, info)
@@ -396,8 +416,13 @@ impl Store for RedisStore {
         let lease_until = req.now.saturating_add(self.settings.lease.as_secs());
         let window = self.settings.idempotency_window.as_secs().max(1);
         let mut conn = self.conn.clone();
+        // The list this process last allocated from for (client, format):
+        // its facts are cached, so the script need not send them again.
+        let known = self.last_list(&cur_key);
 
-        let mut candidate = (ListId::random(), AllocatorKey::random());
+        // A candidate id and key for a new list are drawn only once the
+        // script says one is needed (once per list, not per allocation).
+        let mut candidate: Option<(ListId, AllocatorKey)> = None;
         let mut claimed = false;
         for _ in 0..OPEN_ATTEMPTS {
             let reply: Vec<Value> = self
@@ -416,53 +441,63 @@ impl Store for RedisStore {
                         .arg(req.format.name())
                         .arg(req.status_expiry)
                         .arg(&cp)
-                        .arg(candidate.0.as_str())
-                        .arg(&candidate.1.as_bytes()[..])
+                        .arg(candidate.as_ref().map_or("", |(id, _)| id.as_str()))
+                        .arg(
+                            candidate
+                                .as_ref()
+                                .map_or(&[][..], |(_, k)| &k.as_bytes()[..]),
+                        )
                         .arg(if claimed { "1" } else { "0" })
                         .arg(req.client.as_str())
                         .arg(req.now.saturating_add(window))
                         .arg(self.new_list_bytes)
+                        .arg(known.as_ref().map_or("", |l| l.as_str()))
                         .invoke_async(&mut conn),
                 )
                 .await?;
             let tag = reply.first().and_then(text).unwrap_or_default();
             let opened = reply.get(8).and_then(int) == Some(1);
-            if claimed && !opened && tag != "open" && tag != "collision" {
-                self.release_claim(&candidate.0).await;
+            if let Some((id, _)) = &candidate
+                && claimed
+                && !opened
+                && tag != "open"
+                && tag != "collision"
+            {
+                self.release_claim(id).await;
             }
             match tag.as_str() {
                 "allocated" => {
-                    return Ok(AllocateOutcome::Allocated(
-                        self.allocation_from(&req.client, &reply)?,
-                    ));
+                    let a = self.allocation_from(&req.client, &reply).await?;
+                    if known != Some(a.list) {
+                        self.set_last_list(cur_key, a.list);
+                    }
+                    return Ok(AllocateOutcome::Allocated(a));
                 }
                 "replayed" => {
                     return Ok(AllocateOutcome::Replayed(
-                        self.allocation_from(&req.client, &reply)?,
+                        self.allocation_from(&req.client, &reply).await?,
                     ));
                 }
                 "changed" => return Ok(AllocateOutcome::Changed),
                 "inflight" => return Ok(AllocateOutcome::InFlight),
                 "open" => {
-                    // Claim the id globally first, so that the list, once
+                    // Claim a fresh id globally first, so that the list, once
                     // opened, is always reachable by its id alone.
+                    let id = ListId::random();
                     let set: Option<String> = self
                         .run(
                             ::redis::cmd("SET")
-                                .arg(self.owner_key(&candidate.0))
+                                .arg(self.owner_key(&id))
                                 .arg(req.client.as_str())
                                 .arg("NX")
                                 .query_async(&mut conn),
                         )
                         .await?;
-                    if set.is_some() {
-                        claimed = true;
-                    } else {
-                        candidate = (ListId::random(), AllocatorKey::random());
-                    }
+                    claimed = set.is_some();
+                    candidate = claimed.then(|| (id, AllocatorKey::random()));
                 }
                 "collision" => {
-                    candidate = (ListId::random(), AllocatorKey::random());
+                    candidate = None;
                     claimed = false;
                 }
                 other => {
