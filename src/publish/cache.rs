@@ -21,6 +21,7 @@
 //! it. When the store is down, the last good token is served until its `exp`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -118,13 +119,19 @@ pub enum CacheError {
 struct Entry {
     token: Arc<Published>,
     confirmed_at: Instant,
+    /// The slot's epoch when the store call behind `confirmed_at` started:
+    /// a change made by this process after that call makes the entry stale.
+    epoch: u64,
 }
 
-/// One list's cache line. `rebuild` makes the store check single-flight.
+/// One list's cache line. `rebuild` makes the store check single-flight;
+/// `epoch` is bumped by [`TokenCache::invalidate`] so that this process's
+/// own changes show at once instead of after `freshness`.
 #[derive(Debug, Default)]
 struct Slot {
     current: Mutex<Option<Entry>>,
     rebuild: tokio::sync::Mutex<()>,
+    epoch: AtomicU64,
 }
 
 /// The cache of signed list tokens over a [`Store`].
@@ -181,6 +188,9 @@ impl<S: Store> TokenCache<S> {
         if let Some(token) = self.fresh(&slot, now) {
             return check_format(token, format).map(|t| (t, CacheOutcome::Hit));
         }
+        // Read before the store call: a change applied after this point bumps
+        // the epoch and keeps the result below from counting as fresh.
+        let epoch = slot.epoch.load(Ordering::SeqCst);
         let cached = lock(&slot.current).as_ref().map(|e| e.token.clone());
         if let Some(token) = &cached {
             // A list's format never changes: no store call needed to refuse.
@@ -203,6 +213,7 @@ impl<S: Store> TokenCache<S> {
             *lock(&slot.current) = Some(Entry {
                 token: token.clone(),
                 confirmed_at: Instant::now(),
+                epoch,
             });
             return Ok((token.clone(), CacheOutcome::Confirmed));
         }
@@ -221,8 +232,19 @@ impl<S: Store> TokenCache<S> {
         *lock(&slot.current) = Some(Entry {
             token: token.clone(),
             confirmed_at: Instant::now(),
+            epoch,
         });
         Ok((token, CacheOutcome::Rebuilt))
+    }
+
+    /// Marks list `id` as changed by this process: the next GET asks the
+    /// store for the version instead of serving from memory, so a change is
+    /// visible at once to the process that made it (other processes see it
+    /// within `freshness`). The cached token stays for stale serving.
+    pub fn invalidate(&self, id: &ListId) {
+        if let Some(slot) = read(&self.slots).get(id) {
+            slot.epoch.fetch_add(1, Ordering::SeqCst);
+        }
     }
 
     fn slot(&self, id: ListId) -> Arc<Slot> {
@@ -239,7 +261,8 @@ impl<S: Store> TokenCache<S> {
     fn fresh(&self, slot: &Slot, now: u64) -> Option<Arc<Published>> {
         let current = lock(&slot.current);
         let entry = current.as_ref()?;
-        let recent = entry.confirmed_at.elapsed() < self.settings.freshness;
+        let recent = entry.confirmed_at.elapsed() < self.settings.freshness
+            && entry.epoch == slot.epoch.load(Ordering::SeqCst);
         (recent && !self.due_for_resigning(&entry.token, now)).then(|| entry.token.clone())
     }
 
