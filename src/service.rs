@@ -136,6 +136,24 @@ impl<S: Store> Service<S> {
             ChangeOp::Suspend => Status::Suspended,
             ChangeOp::Unsuspend => Status::Valid,
         };
+        if claims.list.format != claims.format {
+            // The uri names the list under the other format's path (`/b/` for
+            // a `/t/` list or the reverse), a uri that does not exist. Only a
+            // client whose format changed since the list was opened names its
+            // lists that way legitimately, so check the list's own format on
+            // this rare path instead of trusting either.
+            let snapshot = self
+                .store
+                .read_list(&claims.list.id)
+                .await
+                .map_err(|e| match e {
+                    StoreError::Unavailable(_) => ServiceError::Unavailable(e),
+                    other => ServiceError::ChangeFailed(other),
+                })?;
+            if snapshot.is_none_or(|s| s.meta.format != claims.list.format) {
+                return Err(ServiceError::EntryNotFound);
+            }
+        }
         let outcome = self
             .store
             .set_status(&claims.client, &claims.list.id, claims.idx, target, now)
