@@ -1,0 +1,125 @@
+//! `/issue` end to end: the answer's shape and every idempotency case.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use statuslist::domain::claims::issue_digest;
+use statuslist::domain::{ClientId, ListFormat};
+use statuslist::store::{AllocateOutcome, AllocateRequest, Store};
+
+use crate::both_stores;
+use crate::helpers::*;
+
+async fn issue_answers_idx_and_uri_with_no_store(store: StoreChoice) {
+    let app = spawn_app(store).await;
+    let res = app
+        .post_jwt("/issue", &TOKEN.token(&TOKEN.issue_payload()))
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let body: Value = res.json().await.unwrap();
+    let obj = body.as_object().unwrap();
+    assert_eq!(obj.len(), 2, "{body}");
+    assert!(body["idx"].as_u64().unwrap() < 64);
+    assert!(
+        body["uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1/t/"),
+        "{body}"
+    );
+}
+
+async fn a_retry_with_the_same_jti_gets_the_same_answer(store: StoreChoice) {
+    let app = spawn_app(store).await;
+    let p = TOKEN.issue_payload();
+    let first = app.post_jwt("/issue", &TOKEN.token(&p)).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    let first: Value = first.json().await.unwrap();
+    // A retry re-signed with another iat is the same request.
+    let retry = with(&p, "iat", json!(now() - 5));
+    for token in [TOKEN.token(&p), TOKEN.token(&retry)] {
+        let res = app.post_jwt("/issue", &token).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.json::<Value>().await.unwrap(), first);
+    }
+    // Only one index was used: the next new request gets another one.
+    let (idx, uri) = app.issue(&TOKEN).await;
+    assert_eq!(uri, first["uri"].as_str().unwrap());
+    assert_ne!(idx, first["idx"].as_u64().unwrap());
+}
+
+async fn the_same_jti_with_another_status_expiry_is_400(store: StoreChoice) {
+    let app = spawn_app(store).await;
+    let p = TOKEN.issue_payload();
+    let res = app.post_jwt("/issue", &TOKEN.token(&p)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let changed = with(&p, "statusExpiry", json!(now() + 90_000));
+    let res = app.post_jwt("/issue", &TOKEN.token(&changed)).await;
+    assert_error(
+        res,
+        400,
+        "BAD_REQUEST",
+        "Detected invalid changes between idempotent requests, unable to proceed. Please generate a new request.",
+    )
+    .await;
+}
+
+async fn jtis_are_per_client(store: StoreChoice) {
+    let app = spawn_app(store).await;
+    let p = TOKEN.issue_payload();
+    let res = app.post_jwt("/issue", &TOKEN.token(&p)).await;
+    let a: Value = res.json().await.unwrap();
+    // Another client using the same jti (and even another statusExpiry) is
+    // a different request.
+    let p2 = with(
+        &with(&p, "iss", json!(TOKEN2.id)),
+        "statusExpiry",
+        json!(now() + 1000),
+    );
+    let res = app.post_jwt("/issue", &TOKEN2.token(&p2)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let b: Value = res.json().await.unwrap();
+    assert_ne!(a["uri"], b["uri"], "each client has its own lists");
+}
+
+/// The first request of a jti still in flight (allocated, not completed):
+/// produced by allocating through the store before the app starts, as a
+/// request that died mid-way would leave it.
+async fn the_same_jti_while_in_flight_is_409(store: StoreChoice) {
+    let p = TOKEN.issue_payload();
+    let jti = p["jti"].as_str().unwrap().to_owned();
+    let expiry = p["statusExpiry"].as_u64().unwrap();
+    let app = spawn_prepared(store, async |s| {
+        let client = ClientId::parse(TOKEN.id).unwrap();
+        let req = AllocateRequest {
+            digest: issue_digest(&client, &jti, expiry),
+            client,
+            format: ListFormat::Token,
+            jti: jti.clone(),
+            status_expiry: expiry,
+            count: 1,
+            now: now(),
+        };
+        let outcome = s.allocate(&req).await.unwrap();
+        assert!(matches!(outcome, AllocateOutcome::Allocated(_)));
+    })
+    .await;
+    let res = app.post_jwt("/issue", &TOKEN.token(&p)).await;
+    assert_error(
+        res,
+        409,
+        "CONFLICT",
+        "Multiple concurrent idempotent requests in progress. Please retry after a short delay.",
+    )
+    .await;
+    // Other requests are not held up.
+    app.issue(&TOKEN).await;
+}
+
+both_stores!(
+    issue_answers_idx_and_uri_with_no_store,
+    a_retry_with_the_same_jti_gets_the_same_answer,
+    the_same_jti_with_another_status_expiry_is_400,
+    jtis_are_per_client,
+    the_same_jti_while_in_flight_is_409,
+);

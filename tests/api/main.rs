@@ -1,0 +1,16 @@
+//! End-to-end tests of the HTTP service, in one binary so that it links once:
+//! every scenario spawns the real application on 127.0.0.1:0 (`helpers`)
+//! and most run against both stores, the embedded redb file and a private
+//! redis-server (`support`, shared with the store tests).
+
+#[path = "../store/support/mod.rs"]
+mod support;
+
+mod helpers;
+
+mod errors;
+mod issue;
+mod lists;
+mod openapi;
+mod redis_faults;
+mod revoke;
