@@ -203,8 +203,6 @@ pub struct TestApp {
     /// `http://127.0.0.1:PORT`.
     pub address: String,
     pub http: reqwest::Client,
-    /// The app's settings (to open its store directly).
-    pub settings: Settings,
     pub handle: actix_web::dev::ServerHandle,
     /// The app's private Redis, when it has one.
     pub redis: Option<RedisServer>,
@@ -246,7 +244,7 @@ pub fn fresh_store(choice: StoreChoice) -> (tempfile::TempDir, StoreSpec, Option
 /// Builds and starts an app from `settings` (the caller keeps the store and
 /// key directory alive).
 pub async fn start(settings: Settings) -> TestApp {
-    let app = Application::build(settings.clone(), None).await.unwrap();
+    let app = Application::build(settings, None).await.unwrap();
     let address = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
@@ -257,10 +255,17 @@ pub async fn start(settings: Settings) -> TestApp {
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap(),
-        settings,
         handle,
         redis: None,
         _dir: None,
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Sends the stop command at once (the returned future only waits for
+        // it), so the app's worker threads end with the test.
+        drop(self.handle.stop(false));
     }
 }
 
