@@ -133,7 +133,27 @@ async fn unknown_lists_and_unissued_indexes_are_404(store: StoreChoice) {
     // A token client naming its list under /b/ names no list of its own.
     let b_uri = uri.replace("/t/", "/b/");
     let res = app.change("/revoke", &TOKEN, idx, &b_uri).await;
-    assert_eq!(res.status().as_u16(), 404, "{b_uri}");
+    assert_error(
+        res,
+        404,
+        "NOT_FOUND",
+        "Entry not found in status list table",
+    )
+    .await;
+    // And the reverse for a bitstring client.
+    let (b_idx, b_uri) = app.issue(&BITS).await;
+    let t_uri = b_uri.replace("/b/", "/t/");
+    let res = app.change("/revoke", &BITS, b_idx, &t_uri).await;
+    assert_error(
+        res,
+        404,
+        "NOT_FOUND",
+        "Entry not found in status list table",
+    )
+    .await;
+    // Neither request changed anything.
+    assert_eq!(app.status_at(&uri, idx).await, VALID);
+    assert_eq!(app.status_at(&b_uri, b_idx).await, VALID);
 }
 
 both_stores!(
