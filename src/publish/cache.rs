@@ -16,7 +16,8 @@
 //!
 //! So a hot list costs a few store calls per second per replica whatever the
 //! GET rate, and a change is visible everywhere within `freshness` plus one
-//! store round trip. The confirm/rebuild step is single-flight per list:
+//! store round trip, and at once in the process that made it (the change
+//! handler calls [`TokenCache::invalidate`]). The confirm/rebuild step is single-flight per list:
 //! concurrent GETs of a stale list wait on one rebuild rather than each doing
 //! it. When the store is down, the last good token is served until its `exp`.
 
