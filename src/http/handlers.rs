@@ -88,6 +88,9 @@ pub async fn change<S: Store>(
         .check_change(op, content_type(&req), &body, now)
         .await?;
     let changed = state.service.change(&claims, now).await?;
+    if changed.changed {
+        state.cache.invalidate(&claims.list.id);
+    }
     Ok(HttpResponse::Accepted()
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .json(change_body(&changed)))

@@ -117,7 +117,9 @@ pub enum CacheError {
 #[derive(Debug)]
 struct Entry {
     token: Arc<Published>,
-    confirmed_at: Instant,
+    /// When the store last confirmed `token.version`; `None` after a local
+    /// change, so that the next GET checks the store.
+    confirmed_at: Option<Instant>,
 }
 
 /// One list's cache line. `rebuild` makes the store check single-flight.
@@ -202,7 +204,7 @@ impl<S: Store> TokenCache<S> {
         {
             *lock(&slot.current) = Some(Entry {
                 token: token.clone(),
-                confirmed_at: Instant::now(),
+                confirmed_at: Some(Instant::now()),
             });
             return Ok((token.clone(), CacheOutcome::Confirmed));
         }
@@ -220,9 +222,22 @@ impl<S: Store> TokenCache<S> {
         let token = Arc::new(self.build(snapshot, now).await?);
         *lock(&slot.current) = Some(Entry {
             token: token.clone(),
-            confirmed_at: Instant::now(),
+            confirmed_at: Some(Instant::now()),
         });
         Ok((token, CacheOutcome::Rebuilt))
+    }
+
+    /// Forgets that list `id` was confirmed, so that the next GET asks the
+    /// store: called after this process changed the list, which makes its
+    /// own changes visible at once rather than after `freshness`.
+    pub fn invalidate(&self, id: &ListId) {
+        let slot = read(&self.slots).get(id).cloned();
+        if let Some(slot) = slot {
+            let mut current = lock(&slot.current);
+            if let Some(entry) = current.as_mut() {
+                entry.confirmed_at = None;
+            }
+        }
     }
 
     fn slot(&self, id: ListId) -> Arc<Slot> {
@@ -239,7 +254,9 @@ impl<S: Store> TokenCache<S> {
     fn fresh(&self, slot: &Slot, now: u64) -> Option<Arc<Published>> {
         let current = lock(&slot.current);
         let entry = current.as_ref()?;
-        let recent = entry.confirmed_at.elapsed() < self.settings.freshness;
+        let recent = entry
+            .confirmed_at
+            .is_some_and(|at| at.elapsed() < self.settings.freshness);
         (recent && !self.due_for_resigning(&entry.token, now)).then(|| entry.token.clone())
     }
 
