@@ -48,10 +48,10 @@ fn start(dir: &Path, port: u16) -> Service {
     std::thread::spawn(move || {
         let mut ready = Some(tx);
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("DEVELOPMENT MODE") {
-                if let Some(tx) = ready.take() {
-                    let _ = tx.send(());
-                }
+            if line.contains("DEVELOPMENT MODE")
+                && let Some(tx) = ready.take()
+            {
+                let _ = tx.send(());
             }
         }
     });
