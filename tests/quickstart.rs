@@ -58,7 +58,28 @@ fn start(dir: &Path, port: u16) -> Service {
     let service = Service(child);
     rx.recv_timeout(Duration::from_secs(60))
         .expect("the service prints its development banner");
+    // Serving requests means the server task runs, and with it the handlers
+    // for SIGTERM/SIGINT.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !is_live(port) {
+        assert!(Instant::now() < deadline, "the service never answered");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     service
+}
+
+/// `GET /health/live` answers 200, over a plain socket (this test has no
+/// async runtime).
+fn is_live(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let request = "GET /health/live HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let mut response = String::new();
+    stream.write_all(request.as_bytes()).is_ok()
+        && stream.read_to_string(&mut response).is_ok()
+        && response.starts_with("HTTP/1.1 200")
 }
 
 fn run(args: &[&str]) -> Output {
