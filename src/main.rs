@@ -335,7 +335,8 @@ fn print_banner(settings: &statuslist::config::Settings, port: u16) {
          \n\n  try it:\
          \n    curl {base}/health/ready\
          \n    curl {base}/.well-known/jwks.json\
-         \n    POST {base}/issue with a JWT signed by the demo key (README, \"Try it\")\
+         \n    statuslist issue --demo --url {base}\
+         \n    statuslist check <uri> <idx>\
          \n\n  for production, pass --config FILE (see README.md)\n",
         ip = settings.listen.ip(),
         store = settings.store.kind,

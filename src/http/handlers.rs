@@ -196,7 +196,7 @@ async fn list<S: Store>(
             .metrics
             .list_fill(id.as_str(), token.allocated, token.capacity);
     }
-    let max_age = state.cache.settings().ttl.as_secs();
+    let cache_control = &state.list_cache_control;
     let media_type = match format {
         ListFormat::Token => "application/statuslist+jwt",
         ListFormat::Bitstring => "application/vc+jwt",
@@ -217,7 +217,7 @@ async fn list<S: Store>(
     };
     response
         .insert_header((header::ETAG, token.etag.as_str()))
-        .insert_header((header::CACHE_CONTROL, format!("public, max-age={max_age}")))
+        .insert_header((header::CACHE_CONTROL, cache_control.clone()))
         .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
         .insert_header((header::VARY, "Accept"));
     if not_modified {
@@ -225,7 +225,7 @@ async fn list<S: Store>(
     }
     Ok(response
         .content_type(media_type)
-        .body(token.body.as_bytes().to_vec()))
+        .body(token.body.clone()))
 }
 
 /// `GET /.well-known/jwks.json`: the service's public keys.

@@ -68,8 +68,9 @@ pub struct Published {
     pub format: ListFormat,
     /// The list version the token shows.
     pub version: u64,
-    /// The compact JWS, as sent.
-    pub body: Arc<str>,
+    /// The compact JWS, as sent. `Bytes` so that every response shares the
+    /// one buffer instead of copying it.
+    pub body: actix_web::web::Bytes,
     /// The HTTP entity tag: the version and the signing time, so that a
     /// re-signed token (new `exp`) is never answered with 304 to a client that
     /// holds the old one.
@@ -320,7 +321,7 @@ fn sign_snapshot(
     Ok(Published {
         format: meta.format,
         version: snapshot.version,
-        body: body.into(),
+        body: actix_web::web::Bytes::from(body),
         etag: format!("\"{}-{}\"", snapshot.version, now),
         iat: now,
         exp,
