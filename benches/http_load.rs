@@ -45,8 +45,9 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
-/// Requests/s and p99 (ms) from wrk's `--latency` report.
-fn wrk(url: &str, script: Option<&Path>) -> (f64, f64, String) {
+/// Requests/s and p99 (ms) from wrk's `--latency` report; `args` go to the
+/// script.
+fn wrk(url: &str, script: Option<&Path>, args: &[String]) -> (f64, f64, String) {
     let mut cmd = Command::new("wrk");
     cmd.args(["-t2", "-c", CONNECTIONS, "-d"])
         .arg(format!("{}s", secs()))
@@ -54,8 +55,11 @@ fn wrk(url: &str, script: Option<&Path>) -> (f64, f64, String) {
     if let Some(s) = script {
         cmd.arg("-s").arg(s);
     }
+    cmd.arg(url);
+    if !args.is_empty() {
+        cmd.arg("--").args(args);
+    }
     let out = cmd
-        .arg(url)
         .output()
         .expect("wrk runs (install it: apt-get install wrk)");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -194,15 +198,28 @@ fn main() {
     println!("{}", load("before"));
 
     // Pre-sign enough /issue bodies for the run (each jti is used once).
-    let n = 200_000usize;
+    // Each round gets its own slice of bodies, so no round replays another's.
+    let per_round = 160_000usize;
     let t = now();
-    let bodies: Vec<String> = (0..n)
-        .map(|_| {
-            issuer
-                .issue_request(&uuid::Uuid::new_v4().to_string(), t, t + 86_400)
-                .expect("sign")
-        })
-        .collect();
+    let bodies: Vec<String> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    (0..per_round * 3 / 4)
+                        .map(|_| {
+                            issuer
+                                .issue_request(&uuid::Uuid::new_v4().to_string(), t, t + 86_400)
+                                .expect("sign")
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("signer"))
+            .collect()
+    });
     let bodies_path = dir.path().join("bodies.txt");
     std::fs::write(&bodies_path, bodies.join("\n")).expect("bodies");
     let script = dir.path().join("issue.lua");
@@ -214,15 +231,17 @@ local bodies = {{}}
 for line in io.lines("{}") do bodies[#bodies + 1] = line end
 local counter = 0
 local threads = 0
+local offset = 0
 setup = function(thread) thread:set("id", threads); threads = threads + 1 end
-init = function() counter = id end
+init = function(args) counter = id; offset = tonumber(args[1]) or 0 end
 request = function()
   counter = counter + 2
-  local body = bodies[(counter % #bodies) + 1]
+  local body = bodies[offset + (counter % {per_round}) + 1]
   return wrk.format("POST", "/issue", {{ ["Content-Type"] = "application/jwt" }}, body)
 end
 "#,
-        bodies_path.display()
+        bodies_path.display(),
+        per_round = per_round,
     )
     .expect("script");
 
@@ -304,31 +323,56 @@ end
         port
     };
 
-    let (base_rps, base_p99, _) = wrk(
-        &format!("http://127.0.0.1:{baseline_port}{list_path}"),
-        None,
-    );
-    let (get_rps, get_p99, get_text) = wrk(&format!("{base}{list_path}"), None);
-    if get_text.contains("Non-2xx") {
-        println!("warning: non-2xx answers during GET load:\n{get_text}");
+    // Alternate baseline and service runs, and report medians, so that load
+    // from elsewhere on the machine hits both alike.
+    let rounds = 3;
+    let mut ratios = Vec::new();
+    for round in 1..=rounds {
+        let (base_rps, base_p99, _) = wrk(
+            &format!("http://127.0.0.1:{baseline_port}{list_path}"),
+            None,
+            &[],
+        );
+        let (get_rps, get_p99, get_text) = wrk(&format!("{base}{list_path}"), None, &[]);
+        if get_text.contains("Non-2xx") {
+            println!("warning: non-2xx answers during GET load:\n{get_text}");
+        }
+        println!(
+            "round {round}: GET /t/{{id}} (131,072 entries): {get_rps:.0} req/s, p99 {get_p99:.2} ms; \
+             minimal actix handler, same bytes: {base_rps:.0} req/s, p99 {base_p99:.2} ms; ratio {:.2}",
+            get_rps / base_rps
+        );
+        ratios.push(get_rps / base_rps);
     }
+    ratios.sort_by(f64::total_cmp);
     println!(
-        "GET /t/{{id}} (131,072 entries): {get_rps:.0} req/s, p99 {get_p99:.2} ms; \
-         minimal actix handler, same bytes: {base_rps:.0} req/s, p99 {base_p99:.2} ms; \
-         ratio {:.2} (target >= 0.8)",
-        get_rps / base_rps
+        "GET median ratio {:.2} (target >= 0.8)",
+        ratios[ratios.len() / 2]
     );
     println!("{}", load("after GET"));
 
-    let ceiling = es256_ceiling(&bodies[0], &jwks["keys"][0]);
-    let (issue_rps, issue_p99, issue_text) = wrk(&format!("{base}/issue"), Some(&script));
-    if issue_text.contains("Non-2xx") {
-        println!("warning: non-2xx answers during /issue load:\n{issue_text}");
+    let mut ratios = Vec::new();
+    for round in 1..=rounds {
+        let ceiling = es256_ceiling(&bodies[0], &jwks["keys"][0]);
+        let (issue_rps, issue_p99, issue_text) = wrk(
+            &format!("{base}/issue"),
+            Some(&script),
+            &[((round - 1) * per_round).to_string()],
+        );
+        if issue_text.contains("Non-2xx") {
+            println!("warning: non-2xx answers during /issue load:\n{issue_text}");
+        }
+        println!(
+            "round {round}: POST /issue on Redis: {issue_rps:.0} req/s, p99 {issue_p99:.2} ms; \
+             bare ES256 verification on all cores: {ceiling:.0}/s; ratio {:.2}",
+            issue_rps / ceiling
+        );
+        ratios.push(issue_rps / ceiling);
     }
+    ratios.sort_by(f64::total_cmp);
     println!(
-        "POST /issue on Redis: {issue_rps:.0} req/s, p99 {issue_p99:.2} ms; \
-         bare ES256 verification on all cores: {ceiling:.0}/s; ratio {:.2} (target >= 0.5, p99 <= 20 ms)",
-        issue_rps / ceiling
+        "/issue median ratio {:.2} (target >= 0.5, p99 <= 20 ms)",
+        ratios[ratios.len() / 2]
     );
     println!("{}", load("after /issue"));
     runtime.block_on(handle.stop(true));

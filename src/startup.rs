@@ -107,11 +107,9 @@ impl Application {
             field: "signing.key_file".into(),
             source,
         })?;
-        let list_cache_control = HeaderValue::from_str(&format!(
-            "public, max-age={}",
-            publish.ttl.as_secs()
-        ))
-        .unwrap_or_else(|_| HeaderValue::from_static("public"));
+        let list_cache_control =
+            HeaderValue::from_str(&format!("public, max-age={}", publish.ttl.as_secs()))
+                .unwrap_or_else(|_| HeaderValue::from_static("public"));
         let state = web::Data::new(AppState {
             list_cache_control,
             auth: auth.clone(),

@@ -71,15 +71,35 @@ fn start(dir: &Path, port: u16) -> Service {
 /// `GET /health/live` answers 200, over a plain socket (this test has no
 /// async runtime).
 fn is_live(port: u16) -> bool {
+    http(
+        port,
+        "GET /health/live HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .is_some_and(|r| r.starts_with("HTTP/1.1 200"))
+}
+
+/// One raw HTTP/1.1 exchange; `None` when the connection fails.
+fn http(port: u16, request: &str) -> Option<String> {
     use std::io::{Read, Write};
-    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let request = "GET /health/live HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.write_all(request.as_bytes()).ok()?;
     let mut response = String::new();
-    stream.write_all(request.as_bytes()).is_ok()
-        && stream.read_to_string(&mut response).is_ok()
-        && response.starts_with("HTTP/1.1 200")
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
+}
+
+/// `POST /issue` with a signed body; the JSON answer of a 200, else `None`.
+fn post_issue(port: u16, jwt: &str) -> Option<serde_json::Value> {
+    let request = format!(
+        "POST /issue HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/jwt\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{jwt}",
+        jwt.len()
+    );
+    let response = http(port, &request)?;
+    if !response.starts_with("HTTP/1.1 200") {
+        return None;
+    }
+    let body = response.split("\r\n\r\n").nth(1)?;
+    serde_json::from_str(body).ok()
 }
 
 fn run(args: &[&str]) -> Output {
@@ -232,6 +252,77 @@ fn keygen_client_writes_a_key_pair_and_a_config_entry() {
         dir.path().to_str().unwrap(),
     ]);
     assert!(!again.status.success());
+}
+
+#[test]
+fn sigterm_under_load_loses_nothing_acknowledged() {
+    use statuslist::client::Issuer;
+    use statuslist::publish::keys::ServiceKey;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut service = start(dir.path(), port);
+    let key = ServiceKey::from_pkcs8_pem(statuslist::config::DEMO_CLIENT_KEY_PEM).unwrap();
+    let issuer = Issuer::new(statuslist::config::DEMO_CLIENT, key);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let bodies: Vec<String> = (0..200)
+        .map(|_| {
+            issuer
+                .issue_request(&uuid::Uuid::new_v4().to_string(), now, now + 86_400)
+                .unwrap()
+        })
+        .collect();
+
+    // Requests race with SIGTERM: some are answered, later ones are refused.
+    let answered = std::thread::scope(|scope| {
+        let workers: Vec<_> = bodies
+            .chunks(25)
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|jwt| (jwt.clone(), post_issue(port, jwt)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(30));
+        let pid = service.0.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .filter_map(|(jwt, answer)| answer.map(|a| (jwt, a)))
+            .collect::<Vec<_>>()
+    });
+    let status = service.0.wait().unwrap();
+    assert!(status.success(), "graceful shutdown exits 0: {status:?}");
+    drop(service);
+    assert!(
+        !answered.is_empty(),
+        "some requests were answered before the signal"
+    );
+
+    // Every acknowledged allocation survived: after a restart on the same
+    // data, each request replays to exactly the answer it was given.
+    let _service = start(dir.path(), port);
+    for (jwt, answer) in &answered {
+        let replayed = post_issue(port, jwt).expect("an acknowledged request replays");
+        assert_eq!(&replayed, answer, "acknowledged answer lost or changed");
+    }
+    eprintln!(
+        "{} of {} requests were answered before shutdown",
+        answered.len(),
+        bodies.len()
+    );
 }
 
 #[test]

@@ -223,9 +223,7 @@ async fn list<S: Store>(
     if not_modified {
         return Ok(response.finish());
     }
-    Ok(response
-        .content_type(media_type)
-        .body(token.body.clone()))
+    Ok(response.content_type(media_type).body(token.body.clone()))
 }
 
 /// `GET /.well-known/jwks.json`: the service's public keys.
