@@ -74,7 +74,9 @@ pub async fn issue<S: Store>(
         .json(issued))
 }
 
-/// `POST /revoke`, `/suspend`, `/unsuspend`: a status change.
+/// `POST /revoke`, `/suspend`, `/unsuspend`: a status change. The route
+/// fixes `op` (see [`crate::http::configure`]).
+#[tracing::instrument(name = "change", skip(req, payload, state))]
 pub async fn change<S: Store>(
     op: ChangeOp,
     req: HttpRequest,
@@ -120,36 +122,6 @@ fn change_body(changed: &Changed) -> serde_json::Value {
         Some(at) => json!({ "message": message, field: at }),
         None => json!({ "message": message }),
     }
-}
-
-/// `POST /revoke`.
-#[tracing::instrument(name = "revoke", skip_all)]
-pub async fn revoke<S: Store>(
-    req: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<AppState<S>>,
-) -> Result<HttpResponse, ApiError> {
-    change(ChangeOp::Revoke, req, payload, state).await
-}
-
-/// `POST /suspend`.
-#[tracing::instrument(name = "suspend", skip_all)]
-pub async fn suspend<S: Store>(
-    req: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<AppState<S>>,
-) -> Result<HttpResponse, ApiError> {
-    change(ChangeOp::Suspend, req, payload, state).await
-}
-
-/// `POST /unsuspend`.
-#[tracing::instrument(name = "unsuspend", skip_all)]
-pub async fn unsuspend<S: Store>(
-    req: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<AppState<S>>,
-) -> Result<HttpResponse, ApiError> {
-    change(ChangeOp::Unsuspend, req, payload, state).await
 }
 
 /// `GET /t/{id}`: an IETF Token Status List.
