@@ -27,6 +27,8 @@
 //!   store port. → `auth` (claims), `store`, `domain`.
 //! - [`http`]: actix-web routes, body limits, headers and the one mapping of
 //!   errors to responses. → `service`, `publish`, `auth`.
+//! - [`client`]: the issuer and verifier side for the CLI (sign requests,
+//!   call `/issue` and `/revoke`, verify and read a published list).
 //! - [`startup`]: the app factory (`Application::build`, `port()`,
 //!   `run_until_stopped()`); [`telemetry`] and [`metrics`]: logs and
 //!   Prometheus metrics.
@@ -36,6 +38,7 @@
 //! responses in one place. `anyhow` is used only by the binary.
 
 pub mod auth;
+pub mod client;
 pub mod config;
 pub mod domain;
 pub mod http;

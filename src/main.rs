@@ -11,7 +11,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use statuslist::publish::keys::generate_into_dir;
+use statuslist::client::{self, Issuer};
+use statuslist::publish::keys::{ServiceKey, generate_into_dir};
 
 /// Credential status service: GOV.UK CRS API, IETF Token Status List and W3C
 /// Bitstring Status List.
@@ -41,19 +42,103 @@ enum Command {
     /// thumbprint) on stdout. Naming files by kid lets one directory hold the
     /// current and the previous keys during a rotation. An existing file is
     /// never overwritten.
+    ///
+    /// With --client NAME it makes a client key pair instead: DIR/NAME.key.pem
+    /// (PKCS#8, the private key the client signs requests with) and
+    /// DIR/NAME.jwks.json (its public JWKS), and prints the [[clients]] entry
+    /// that registers it.
     Keygen {
-        /// Directory to write the key file into.
+        /// Directory to write the key file(s) into.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// Make a client key pair for the client with this id.
+        #[arg(long, value_name = "NAME")]
+        client: Option<String>,
     },
+    /// Ask the service for a status index for a new credential (POST /issue).
+    ///
+    /// Signs a CRS request JWT (fresh jti and iat) with the client's key and
+    /// prints the index and the list URI.
+    Issue {
+        #[command(flatten)]
+        who: Who,
+        /// How long the credential is valid (statusExpiry = now + this),
+        /// e.g. 30d, 12h, 1y.
+        #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
+        expiry: std::time::Duration,
+        /// Reuse this jti (a lowercase UUID) to retry a request idempotently.
+        #[arg(long)]
+        jti: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a credential's status entry (POST /revoke).
+    Revoke {
+        #[command(flatten)]
+        who: Who,
+        /// The list URI the index belongs to (from `issue`).
+        #[arg(long)]
+        uri: String,
+        /// The index to revoke.
+        #[arg(long)]
+        idx: u64,
+        /// Reuse this jti (a lowercase UUID).
+        #[arg(long)]
+        jti: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a credential's status: fetch the list, verify it, read IDX.
+    ///
+    /// Works against any CRS-compatible service. The list's signature is
+    /// checked against the service's JWKS, its typ, exp and sub (or id) too.
+    /// Exit status: 0 valid, 1 not valid (revoked, suspended, other), 2 error.
+    Check {
+        /// The list URI (from `issue`, or a credential's status claim).
+        uri: String,
+        /// The index in the list.
+        idx: u64,
+        /// The JWKS to verify with (default: the URI's origin +
+        /// /.well-known/jwks.json).
+        #[arg(long)]
+        jwks: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Who signs a request, and where it goes.
+#[derive(Debug, clap::Args)]
+struct Who {
+    /// The client id (the JWT iss).
+    #[arg(long, required_unless_present = "demo")]
+    client: Option<String>,
+    /// The client's private key, PKCS#8 PEM (from `keygen --client`).
+    #[arg(long, value_name = "FILE", required_unless_present = "demo")]
+    key: Option<PathBuf>,
+    /// Use the development-mode demo client and its shipped key.
+    #[arg(long, conflicts_with_all = ["client", "key"])]
+    demo: bool,
+    /// The service's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080", env = "STATUSLIST_URL")]
+    url: String,
 }
 
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.is::<NotValid>() => ExitCode::from(1),
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            // `check` promises 0 valid, 1 not valid, 2 error.
+            if err.is::<CheckFailed>() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -63,9 +148,157 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         // No subcommand: run the service, as `cargo run --release` promises.
         None => serve(std::env::var_os("STATUSLIST_CONFIG").map(PathBuf::from)),
         Some(Command::Serve { config }) => serve(config),
-        Some(Command::Keygen { out }) => keygen(&out),
+        Some(Command::Keygen { out, client: None }) => keygen(&out),
+        Some(Command::Keygen {
+            out,
+            client: Some(name),
+        }) => keygen_client(&out, &name),
+        Some(Command::Issue {
+            who,
+            expiry,
+            jti,
+            json,
+        }) => client_runtime()?.block_on(issue(who, expiry, jti, json)),
+        Some(Command::Revoke {
+            who,
+            uri,
+            idx,
+            jti,
+            json,
+        }) => client_runtime()?.block_on(revoke(who, uri, idx, jti, json)),
+        Some(Command::Check {
+            uri,
+            idx,
+            jwks,
+            json,
+        }) => {
+            let valid = client_runtime()?.block_on(check(uri, idx, jwks, json))?;
+            if valid { Ok(()) } else { Err(NotValid.into()) }
+        }
     }
 }
+
+/// `check` found the credential not valid: exit status 1, no error text.
+#[derive(Debug, thiserror::Error)]
+#[error("not valid")]
+struct NotValid;
+
+fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn issuer(who: &Who) -> anyhow::Result<Issuer> {
+    if who.demo {
+        let key = ServiceKey::from_pkcs8_pem(statuslist::config::DEMO_CLIENT_KEY_PEM)
+            .context("the shipped demo key does not load")?;
+        return Ok(Issuer::new(statuslist::config::DEMO_CLIENT, key));
+    }
+    let (Some(client), Some(path)) = (&who.client, &who.key) else {
+        anyhow::bail!("give --client and --key, or --demo");
+    };
+    let key = ServiceKey::load_pem(path)
+        .with_context(|| format!("cannot use the key file {}", path.display()))?;
+    Ok(Issuer::new(client.clone(), key))
+}
+
+fn jti_or_new(jti: Option<String>) -> anyhow::Result<String> {
+    match jti {
+        Some(j) if statuslist::domain::claims::is_lowercase_uuid(&j) => Ok(j),
+        Some(j) => anyhow::bail!("--jti '{j}' is not a lowercase UUID"),
+        None => Ok(uuid::Uuid::new_v4().to_string()),
+    }
+}
+
+fn endpoint(base: &str, path: &str) -> String {
+    format!("{}{path}", base.trim_end_matches('/'))
+}
+
+async fn issue(
+    who: Who,
+    expiry: std::time::Duration,
+    jti: Option<String>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let issuer = issuer(&who)?;
+    let jti = jti_or_new(jti)?;
+    let now = unix_now();
+    let jwt = issuer.issue_request(&jti, now, now.saturating_add(expiry.as_secs()))?;
+    let http = client::http_client()?;
+    let answer = client::post_jwt(&http, &endpoint(&who.url, "/issue"), jwt).await?;
+    if json {
+        let mut answer = answer;
+        if let Some(map) = answer.as_object_mut() {
+            map.insert("jti".into(), jti.into());
+        }
+        println!("{answer}");
+    } else {
+        println!("idx {}", answer["idx"]);
+        println!("uri {}", answer["uri"].as_str().unwrap_or_default());
+        eprintln!("jti {jti} (pass --jti {jti} to retry this request idempotently)");
+    }
+    Ok(())
+}
+
+async fn revoke(
+    who: Who,
+    uri: String,
+    idx: u64,
+    jti: Option<String>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let issuer = issuer(&who)?;
+    let jti = jti_or_new(jti)?;
+    let jwt = issuer.revoke_request(&jti, unix_now(), &uri, idx)?;
+    let http = client::http_client()?;
+    let answer = client::post_jwt(&http, &endpoint(&who.url, "/revoke"), jwt).await?;
+    if json {
+        println!("{answer}");
+    } else {
+        println!(
+            "{} (revokedAt {})",
+            answer["message"].as_str().unwrap_or_default(),
+            answer["revokedAt"]
+        );
+    }
+    Ok(())
+}
+
+async fn check(uri: String, idx: u64, jwks: Option<String>, json: bool) -> anyhow::Result<bool> {
+    let http = client::http_client()?;
+    let report = client::check(&http, &uri, idx, jwks.as_deref(), unix_now())
+        .await
+        .map_err(CheckFailed)?;
+    if json {
+        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+    } else {
+        println!("{}", report.status);
+        println!(
+            "list {} ({}), index {}, signed by {}, iat {}, exp {}",
+            report.uri,
+            report.format,
+            report.idx,
+            report.kid,
+            report.iat.map_or("-".into(), |t| t.to_string()),
+            report.exp.map_or("-".into(), |t| t.to_string()),
+        );
+    }
+    Ok(report.is_valid())
+}
+
+/// `check` could not decide: exit status 2.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+struct CheckFailed(client::ClientError);
 
 fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
     statuslist::telemetry::init();
@@ -102,7 +335,8 @@ fn print_banner(settings: &statuslist::config::Settings, port: u16) {
          \n\n  try it:\
          \n    curl {base}/health/ready\
          \n    curl {base}/.well-known/jwks.json\
-         \n    POST {base}/issue with a JWT signed by the demo key (README, \"Try it\")\
+         \n    statuslist issue --demo --url {base}\
+         \n    statuslist check <uri> <idx>\
          \n\n  for production, pass --config FILE (see README.md)\n",
         ip = settings.listen.ip(),
         store = settings.store.kind,
@@ -110,6 +344,43 @@ fn print_banner(settings: &statuslist::config::Settings, port: u16) {
         demo = statuslist::config::DEMO_CLIENT,
         demo_b = statuslist::config::DEMO_BITSTRING_CLIENT,
     );
+}
+
+fn keygen_client(dir: &Path, name: &str) -> anyhow::Result<()> {
+    let id =
+        statuslist::domain::ClientId::parse(name).with_context(|| format!("--client '{name}'"))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let key_path = dir.join(format!("{id}.key.pem"));
+    let jwks_path = dir.join(format!("{id}.jwks.json"));
+    for path in [&key_path, &jwks_path] {
+        if path.exists() {
+            anyhow::bail!("{} exists already; not overwriting it", path.display());
+        }
+    }
+    let key = ServiceKey::generate();
+    key.save_pem(&key_path)
+        .with_context(|| format!("cannot write {}", key_path.display()))?;
+    let jwks = serde_json::json!({ "keys": [key.public_jwk()] });
+    let jwks_text = serde_json::to_string_pretty(&jwks).context("cannot encode the JWKS")?;
+    std::fs::write(&jwks_path, format!("{jwks_text}\n"))
+        .with_context(|| format!("cannot write {}", jwks_path.display()))?;
+    eprintln!(
+        "wrote {} (private: keep it with the client)",
+        key_path.display()
+    );
+    eprintln!(
+        "wrote {} (public: serve it at the client's jwks_uri)",
+        jwks_path.display()
+    );
+    println!("# add to the service's configuration:");
+    println!("[[clients]]");
+    println!("id = \"{id}\"");
+    println!("format = \"token\"  # or \"bitstring\"");
+    println!(
+        "jwks_file = \"{}\"  # or jwks_uri = \"https://…\"",
+        jwks_path.display()
+    );
+    Ok(())
 }
 
 fn keygen(dir: &Path) -> anyhow::Result<()> {

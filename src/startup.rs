@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
+use actix_web::http::header::HeaderValue;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use tracing_actix_web::TracingLogger;
@@ -106,7 +107,11 @@ impl Application {
             field: "signing.key_file".into(),
             source,
         })?;
+        let list_cache_control =
+            HeaderValue::from_str(&format!("public, max-age={}", publish.ttl.as_secs()))
+                .unwrap_or_else(|_| HeaderValue::from_static("public"));
         let state = web::Data::new(AppState {
+            list_cache_control,
             auth: auth.clone(),
             service: Service::new(store.clone(), settings.public_base_url.clone()),
             cache: TokenCache::new(store, keys, publish),

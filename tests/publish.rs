@@ -526,10 +526,14 @@ fn keygen_with_a_bad_out_fails_cleanly() {
 }
 
 #[test]
-fn no_subcommand_prints_help() {
-    let output = statuslist_bin().output().unwrap();
+fn help_lists_the_commands() {
+    // With no subcommand the binary serves (README: `cargo run --release`);
+    // the command list is under --help.
+    let output = statuslist_bin().arg("--help").output().unwrap();
     assert!(output.status.success(), "{output:?}");
     let stdout = String::from_utf8(output.stdout).unwrap();
     assert!(stdout.contains("Usage"), "{stdout}");
-    assert!(stdout.contains("keygen"), "{stdout}");
+    for command in ["serve", "keygen", "issue", "revoke", "check"] {
+        assert!(stdout.contains(command), "{command}: {stdout}");
+    }
 }

@@ -74,7 +74,9 @@ pub async fn issue<S: Store>(
         .json(issued))
 }
 
-/// `POST /revoke`, `/suspend`, `/unsuspend`: a status change.
+/// `POST /revoke`, `/suspend`, `/unsuspend`: a status change. The route
+/// fixes `op` (see [`crate::http::configure`]).
+#[tracing::instrument(name = "change", skip(req, payload, state))]
 pub async fn change<S: Store>(
     op: ChangeOp,
     req: HttpRequest,
@@ -123,36 +125,6 @@ fn change_body(changed: &Changed) -> serde_json::Value {
     }
 }
 
-/// `POST /revoke`.
-#[tracing::instrument(name = "revoke", skip_all)]
-pub async fn revoke<S: Store>(
-    req: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<AppState<S>>,
-) -> Result<HttpResponse, ApiError> {
-    change(ChangeOp::Revoke, req, payload, state).await
-}
-
-/// `POST /suspend`.
-#[tracing::instrument(name = "suspend", skip_all)]
-pub async fn suspend<S: Store>(
-    req: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<AppState<S>>,
-) -> Result<HttpResponse, ApiError> {
-    change(ChangeOp::Suspend, req, payload, state).await
-}
-
-/// `POST /unsuspend`.
-#[tracing::instrument(name = "unsuspend", skip_all)]
-pub async fn unsuspend<S: Store>(
-    req: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<AppState<S>>,
-) -> Result<HttpResponse, ApiError> {
-    change(ChangeOp::Unsuspend, req, payload, state).await
-}
-
 /// `GET /t/{id}`: an IETF Token Status List.
 pub async fn token_list<S: Store>(
     req: HttpRequest,
@@ -197,7 +169,7 @@ async fn list<S: Store>(
             .metrics
             .list_fill(id.as_str(), token.allocated, token.capacity);
     }
-    let max_age = state.cache.settings().ttl.as_secs();
+    let cache_control = &state.list_cache_control;
     let media_type = match format {
         ListFormat::Token => "application/statuslist+jwt",
         ListFormat::Bitstring => "application/vc+jwt",
@@ -218,15 +190,13 @@ async fn list<S: Store>(
     };
     response
         .insert_header((header::ETAG, token.etag.as_str()))
-        .insert_header((header::CACHE_CONTROL, format!("public, max-age={max_age}")))
+        .insert_header((header::CACHE_CONTROL, cache_control.clone()))
         .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
         .insert_header((header::VARY, "Accept"));
     if not_modified {
         return Ok(response.finish());
     }
-    Ok(response
-        .content_type(media_type)
-        .body(token.body.as_bytes().to_vec()))
+    Ok(response.content_type(media_type).body(token.body.clone()))
 }
 
 /// `GET /.well-known/jwks.json`: the service's public keys.

@@ -24,15 +24,15 @@ pub async fn track(
     let route = req
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = req.method().as_str().to_owned();
+    let method = req.method().clone();
     let metrics = req.app_data::<web::Data<Arc<Metrics>>>().cloned();
     let result = next.call(req).await;
     if let Some(metrics) = metrics {
         let status = match &result {
-            Ok(res) => res.status().as_u16(),
-            Err(err) => err.as_response_error().status_code().as_u16(),
+            Ok(res) => res.status(),
+            Err(err) => err.as_response_error().status_code(),
         };
-        metrics.request(&route, &method, status, start.elapsed());
+        metrics.request(&route, method.as_str(), status.as_str(), start.elapsed());
     }
     result
 }

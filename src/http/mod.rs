@@ -12,6 +12,7 @@ use actix_web::web;
 pub use error::ApiError;
 pub use state::AppState;
 
+use crate::domain::ChangeOp;
 use crate::store::Store;
 
 /// Every route the service serves, as (method, path) in OpenAPI spelling.
@@ -30,6 +31,16 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/metrics"),
 ];
 
+/// The route of one status-change endpoint: the shared handler with its
+/// operation fixed.
+fn change<S: Store>(op: ChangeOp) -> actix_web::Route {
+    web::post().to(
+        move |req: actix_web::HttpRequest, payload: web::Payload, state: web::Data<AppState<S>>| {
+            handlers::change(op, req, payload, state)
+        },
+    )
+}
+
 /// Registers every route on an actix `App` or scope.
 pub fn configure<S: Store>(cfg: &mut web::ServiceConfig) {
     use handlers as h;
@@ -40,9 +51,9 @@ pub fn configure<S: Store>(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(h::method_not_allowed))
     };
     cfg.service(at("/issue", web::post().to(h::issue::<S>)))
-        .service(at("/revoke", web::post().to(h::revoke::<S>)))
-        .service(at("/suspend", web::post().to(h::suspend::<S>)))
-        .service(at("/unsuspend", web::post().to(h::unsuspend::<S>)))
+        .service(at("/revoke", change::<S>(ChangeOp::Revoke)))
+        .service(at("/suspend", change::<S>(ChangeOp::Suspend)))
+        .service(at("/unsuspend", change::<S>(ChangeOp::Unsuspend)))
         .service(at("/t/{id}", web::get().to(h::token_list::<S>)))
         .service(at("/b/{id}", web::get().to(h::bitstring_list::<S>)))
         .service(at("/.well-known/jwks.json", web::get().to(h::jwks::<S>)))

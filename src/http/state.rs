@@ -21,4 +21,7 @@ pub struct AppState<S> {
     pub jwks_json: String,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// `Cache-Control` of published lists (`public, max-age=<ttl>`), built
+    /// once rather than formatted per GET.
+    pub list_cache_control: actix_web::http::header::HeaderValue,
 }

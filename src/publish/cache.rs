@@ -70,8 +70,9 @@ pub struct Published {
     pub format: ListFormat,
     /// The list version the token shows.
     pub version: u64,
-    /// The compact JWS, as sent.
-    pub body: Arc<str>,
+    /// The compact JWS, as sent. `Bytes` so that every response shares the
+    /// one buffer instead of copying it.
+    pub body: actix_web::web::Bytes,
     /// The HTTP entity tag: the version and the signing time, so that a
     /// re-signed token (new `exp`) is never answered with 304 to a client that
     /// holds the old one.
@@ -327,7 +328,7 @@ fn sign_snapshot(
     Ok(Published {
         format: meta.format,
         version: snapshot.version,
-        body: body.into(),
+        body: actix_web::web::Bytes::from(body),
         etag: format!("\"{}-{}\"", snapshot.version, now),
         iat: now,
         exp,
@@ -368,4 +369,268 @@ fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 }
 fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     m.write().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::domain::{ClientId, Status};
+    use crate::publish::ServiceKey;
+    use crate::store::embedded::{EmbeddedDurability, EmbeddedStore};
+    use crate::store::{
+        AllocateOutcome, AllocateRequest, SetStatusOutcome, StoreSettings, UnixSeconds,
+    };
+
+    const NOW: u64 = 1_800_000_000;
+
+    /// The real embedded store, counting the calls the cache makes and able
+    /// to play "unreachable".
+    struct Counting {
+        inner: EmbeddedStore,
+        versions: AtomicUsize,
+        reads: AtomicUsize,
+        down: AtomicBool,
+    }
+
+    impl Counting {
+        fn check(&self) -> Result<(), StoreError> {
+            if self.down.load(Ordering::SeqCst) {
+                Err(StoreError::Unavailable("test: store down".into()))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    impl Store for Counting {
+        async fn allocate(&self, req: &AllocateRequest) -> Result<AllocateOutcome, StoreError> {
+            self.inner.allocate(req).await
+        }
+        async fn complete(&self, c: &ClientId, j: &str, n: UnixSeconds) -> Result<(), StoreError> {
+            self.inner.complete(c, j, n).await
+        }
+        async fn set_status(
+            &self,
+            c: &ClientId,
+            l: &ListId,
+            i: u64,
+            s: Status,
+            n: UnixSeconds,
+        ) -> Result<SetStatusOutcome, StoreError> {
+            self.inner.set_status(c, l, i, s, n).await
+        }
+        async fn read_list(&self, l: &ListId) -> Result<Option<ListSnapshot>, StoreError> {
+            self.check()?;
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            self.inner.read_list(l).await
+        }
+        async fn list_version(&self, l: &ListId) -> Result<Option<u64>, StoreError> {
+            self.check()?;
+            self.versions.fetch_add(1, Ordering::SeqCst);
+            self.inner.list_version(l).await
+        }
+        async fn ping(&self) -> Result<(), StoreError> {
+            self.inner.ping().await
+        }
+    }
+
+    struct Fixture {
+        store: Arc<Counting>,
+        cache: TokenCache<Counting>,
+        client: ClientId,
+        list: ListId,
+        idx: u64,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn fixture(freshness: Duration) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = StoreSettings {
+            capacity: 1024,
+            ..StoreSettings::default()
+        };
+        let inner = EmbeddedStore::open_with(
+            dir.path().join("s.redb"),
+            settings,
+            EmbeddedDurability::None,
+        )
+        .unwrap();
+        let store = Arc::new(Counting {
+            inner,
+            versions: AtomicUsize::new(0),
+            reads: AtomicUsize::new(0),
+            down: AtomicBool::new(false),
+        });
+        let client = ClientId::parse("c").unwrap();
+        let req = AllocateRequest {
+            client: client.clone(),
+            format: ListFormat::Token,
+            jti: "00000000-0000-4000-8000-000000000000".into(),
+            digest: [1; 32],
+            status_expiry: NOW + 100,
+            count: 1,
+            now: NOW,
+        };
+        let AllocateOutcome::Allocated(a) = store.allocate(&req).await.unwrap() else {
+            panic!("allocated");
+        };
+        let keys = Arc::new(KeySet::new(ServiceKey::generate()));
+        let cache = TokenCache::new(
+            store.clone(),
+            keys,
+            PublishSettings {
+                base_url: "https://s.example".into(),
+                token_lifetime: Duration::from_secs(3600),
+                ttl: Duration::from_secs(300),
+                freshness,
+            },
+        );
+        Fixture {
+            store,
+            cache,
+            client,
+            list: a.list,
+            idx: a.indexes[0],
+            _dir: dir,
+        }
+    }
+
+    fn status_at(token: &Published, idx: u64) -> u8 {
+        let parts =
+            crate::publish::jws::decode_unverified(std::str::from_utf8(&token.body).unwrap())
+                .unwrap();
+        let decoded = crate::publish::decode_token_list(&parts.payload, 1 << 20).unwrap();
+        decoded.list.get(idx).unwrap()
+    }
+
+    #[tokio::test]
+    async fn fresh_tokens_cost_no_store_call_and_changes_show_after_freshness() {
+        let f = fixture(Duration::from_secs(3600)).await;
+        let (t1, o1) = f.cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
+        assert_eq!(o1, CacheOutcome::Rebuilt);
+        for _ in 0..100 {
+            let (t, o) = f.cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
+            assert_eq!(o, CacheOutcome::Hit);
+            assert!(Arc::ptr_eq(&t, &t1));
+        }
+        assert_eq!(f.store.versions.load(Ordering::SeqCst), 1);
+        assert_eq!(f.store.reads.load(Ordering::SeqCst), 1);
+        assert_eq!(status_at(&t1, f.idx), 0);
+
+        // A change through this process is visible at once.
+        f.store
+            .set_status(&f.client, &f.list, f.idx, Status::Invalid, NOW)
+            .await
+            .unwrap();
+        f.cache.invalidate(&f.list);
+        let (t2, o2) = f.cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
+        assert_eq!(o2, CacheOutcome::Rebuilt);
+        assert_eq!(status_at(&t2, f.idx), 1);
+        assert_ne!(t1.etag, t2.etag);
+        assert_eq!(t2.version, t1.version + 1);
+    }
+
+    #[tokio::test]
+    async fn stale_versions_are_confirmed_with_one_cheap_call() {
+        let f = fixture(Duration::ZERO).await;
+        f.cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
+        let (_, o) = f.cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
+        assert_eq!(o, CacheOutcome::Confirmed);
+        assert_eq!(f.store.reads.load(Ordering::SeqCst), 1, "no re-read");
+        assert_eq!(f.store.versions.load(Ordering::SeqCst), 2);
+        // A change made elsewhere (no invalidate) is picked up by the check.
+        f.store
+            .set_status(&f.client, &f.list, f.idx, Status::Suspended, NOW)
+            .await
+            .unwrap();
+        let (t, o) = f.cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
+        assert_eq!(o, CacheOutcome::Rebuilt);
+        assert_eq!(status_at(&t, f.idx), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_gets_of_a_stale_list_rebuild_once() {
+        let f = Arc::new(fixture(Duration::from_secs(3600)).await);
+        let gets = (0..32).map(|_| {
+            let f = f.clone();
+            tokio::spawn(async move { f.cache.get(ListFormat::Token, f.list, NOW).await })
+        });
+        let results = futures::future::join_all(gets).await;
+        let tokens: Vec<_> = results.into_iter().map(|r| r.unwrap().unwrap().0).collect();
+        assert!(tokens.iter().all(|t| Arc::ptr_eq(t, &tokens[0])));
+        assert_eq!(f.store.reads.load(Ordering::SeqCst), 1, "one rebuild");
+    }
+
+    #[tokio::test]
+    async fn store_down_serves_the_last_good_token_until_exp() {
+        let f = fixture(Duration::ZERO).await;
+        let (t, _) = f.cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
+        f.store.down.store(true, Ordering::SeqCst);
+        let (s, o) = f
+            .cache
+            .get(ListFormat::Token, f.list, NOW + 10)
+            .await
+            .unwrap();
+        assert_eq!(o, CacheOutcome::Stale);
+        assert!(Arc::ptr_eq(&s, &t));
+        let past_exp = f.cache.get(ListFormat::Token, f.list, t.exp).await;
+        assert!(matches!(
+            past_exp,
+            Err(CacheError::Store(StoreError::Unavailable(_)))
+        ));
+        f.store.down.store(false, Ordering::SeqCst);
+        let (_, o) = f
+            .cache
+            .get(ListFormat::Token, f.list, NOW + 20)
+            .await
+            .unwrap();
+        assert_eq!(o, CacheOutcome::Confirmed, "recovers without restart");
+    }
+
+    #[tokio::test]
+    async fn other_format_and_unknown_lists_are_not_found() {
+        let f = fixture(Duration::from_secs(3600)).await;
+        assert!(matches!(
+            f.cache.get(ListFormat::Bitstring, f.list, NOW).await,
+            Err(CacheError::NotFound)
+        ));
+        f.cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
+        assert!(matches!(
+            f.cache.get(ListFormat::Bitstring, f.list, NOW).await,
+            Err(CacheError::NotFound)
+        ));
+        let unknown = ListId::parse("000000000000").unwrap();
+        assert!(matches!(
+            f.cache.get(ListFormat::Token, unknown, NOW).await,
+            Err(CacheError::NotFound)
+        ));
+    }
+
+    #[tokio::test]
+    async fn tokens_are_re_signed_half_way_to_exp() {
+        let f = fixture(Duration::from_secs(3600)).await;
+        let (t1, _) = f.cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
+        let (t2, o) = f
+            .cache
+            .get(ListFormat::Token, f.list, NOW + 1799)
+            .await
+            .unwrap();
+        assert_eq!(o, CacheOutcome::Hit);
+        assert!(Arc::ptr_eq(&t1, &t2));
+        let (t3, o) = f
+            .cache
+            .get(ListFormat::Token, f.list, NOW + 1800)
+            .await
+            .unwrap();
+        assert_eq!(o, CacheOutcome::Rebuilt);
+        assert_eq!(t3.iat, NOW + 1800);
+        assert_eq!(t3.exp, NOW + 1800 + 3600);
+        assert_eq!(t3.version, t1.version);
+        assert_ne!(
+            t3.etag, t1.etag,
+            "a re-signed token never matches an old ETag"
+        );
+    }
 }

@@ -112,6 +112,7 @@ pub struct BitstringStatusListCredential {
 /// [`PublishError::WrongBits`] unless it has 2-bit entries (the published
 /// `statusSize`), [`PublishError::BadParams`] when `params` fail
 /// [`ListParams::check`] or `ttl` in milliseconds overflows.
+#[tracing::instrument(level = "debug", skip_all, fields(list = params.uri, entries = list.len()))]
 pub fn sign_bitstring_credential(
     list: &StatusList,
     params: &ListParams<'_>,

@@ -32,6 +32,16 @@ pub enum PublishError {
         /// What was expected, e.g. "PKCS#8 P-256 private key".
         expected: &'static str,
     },
+    /// A key file named after one `kid` holds a key with another.
+    #[error("{path} holds the key {found}, not {expected}")]
+    KidMismatch {
+        /// The file.
+        path: PathBuf,
+        /// The `kid` its name promised.
+        expected: String,
+        /// The `kid` of the key inside.
+        found: String,
+    },
     /// A JWK that does not describe a P-256 public key.
     #[error("the JWK is not a P-256 public key: {0}")]
     BadJwk(&'static str),

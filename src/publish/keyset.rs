@@ -63,6 +63,41 @@ impl KeySet {
         Ok(set)
     }
 
+    /// Loads a key directory as `statuslist keygen` fills it: the signing key
+    /// is `<dir>/<signing_kid>.pem`, and every other `*.pem` file in `dir`
+    /// (private or public) is published, in file-name order.
+    ///
+    /// # Errors
+    /// [`PublishError::Io`] when the directory or a file cannot be read,
+    /// [`PublishError::BadPem`] for a file that is not a P-256 key,
+    /// [`PublishError::KidMismatch`] when the signing file holds another key
+    /// (a renamed file would otherwise sign under a surprising `kid`).
+    pub fn load_dir(dir: &Path, signing_kid: &str) -> Result<Self, PublishError> {
+        let signing_path = dir.join(format!("{signing_kid}.pem"));
+        let signing = ServiceKey::load_pem(&signing_path)?;
+        if signing.kid() != signing_kid {
+            return Err(PublishError::KidMismatch {
+                path: signing_path,
+                expected: signing_kid.to_owned(),
+                found: signing.kid().to_owned(),
+            });
+        }
+        let read_err = |e| PublishError::io("cannot read key directory", dir, e);
+        let mut extra = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(read_err)? {
+            let path = entry.map_err(read_err)?.path();
+            if path.extension().is_some_and(|e| e == "pem") && path != signing_path {
+                extra.push(path);
+            }
+        }
+        extra.sort();
+        let mut set = KeySet::new(signing);
+        for path in extra {
+            set.add_public(&load_public_pem(&path)?);
+        }
+        Ok(set)
+    }
+
     /// The key that signs new tokens.
     pub fn signing_key(&self) -> &ServiceKey {
         &self.signing
@@ -122,5 +157,37 @@ mod tests {
         assert_eq!(set.find("nope"), None);
         let parsed: Jwks = serde_json::from_str(&set.jwks_json().unwrap()).unwrap();
         assert_eq!(parsed, set.jwks());
+    }
+
+    #[test]
+    fn load_dir_takes_the_named_signing_key_and_publishes_the_rest() {
+        use crate::publish::keys::generate_into_dir;
+        let dir = tempfile::tempdir().unwrap();
+        let (a, _) = generate_into_dir(dir.path()).unwrap();
+        let (b, b_path) = generate_into_dir(dir.path()).unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "not a key").unwrap();
+
+        let set = KeySet::load_dir(dir.path(), a.kid()).unwrap();
+        assert_eq!(set.signing_key().kid(), a.kid());
+        let kids: Vec<_> = set.published().iter().map(|k| k.kid.as_str()).collect();
+        assert_eq!(kids, [a.kid(), b.kid()]);
+
+        assert!(matches!(
+            KeySet::load_dir(dir.path(), "no-such-kid"),
+            Err(PublishError::Io { .. })
+        ));
+        // b's key stored under a's name: refused, not silently used.
+        std::fs::rename(&b_path, dir.path().join("renamed.pem")).unwrap();
+        std::fs::copy(dir.path().join("renamed.pem"), dir.path().join("fake.pem")).unwrap();
+        let fake_kid = "fake";
+        assert!(matches!(
+            KeySet::load_dir(dir.path(), fake_kid),
+            Err(PublishError::KidMismatch { .. })
+        ));
+        std::fs::write(dir.path().join("broken.pem"), "garbage").unwrap();
+        assert!(matches!(
+            KeySet::load_dir(dir.path(), a.kid()),
+            Err(PublishError::BadPem { .. })
+        ));
     }
 }

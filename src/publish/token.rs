@@ -54,6 +54,7 @@ pub struct TokenStatusListClaims {
 /// # Errors
 /// [`PublishError::WrongLayout`] unless the list has the IETF layout;
 /// [`PublishError::BadParams`] when `params` fail [`ListParams::check`].
+#[tracing::instrument(level = "debug", skip_all, fields(list = params.uri, entries = list.len()))]
 pub fn sign_token_list(
     list: &StatusList,
     params: &ListParams<'_>,

@@ -1,0 +1,423 @@
+//! The other side of the API, for the CLI and for scripts: an issuer that
+//! signs CRS request JWTs and calls `/issue` and `/revoke`, and a verifier
+//! that fetches a published list from any CRS-compatible service, checks its
+//! signature against the service's JWKS and reads one entry.
+//!
+//! The verifier trusts nothing it fetched until the signature checks out: the
+//! key comes from the JWKS (by the token's `kid`), the `typ` must match the
+//! response's media type, `sub`/`id` must be the URI that was asked for, and
+//! `exp` must be in the future.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use url::Url;
+
+use crate::domain::codec::DEFAULT_DECODE_LIMIT;
+use crate::domain::{ListFormat, Status};
+use crate::publish::keys::{PublicJwk, ServiceKey};
+use crate::publish::{PublishError, decode_bitstring_credential, decode_token_list, jws};
+
+/// What went wrong on the client side. Messages say what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The service could not be reached.
+    #[error("cannot reach {url}: {reason} (is the service running at that address?)")]
+    Connect {
+        /// The URL called.
+        url: String,
+        /// The transport error.
+        reason: String,
+    },
+    /// The service answered with an error status.
+    #[error("{url} answered {status}: {body}")]
+    Status {
+        /// The URL called.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The response body (an error document).
+        body: String,
+    },
+    /// A URL argument is not usable.
+    #[error("'{0}' is not an http(s) URL")]
+    BadUrl(String),
+    /// The response is not what a status service sends.
+    #[error("unexpected response from {url}: {reason}")]
+    BadResponse {
+        /// The URL called.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The list failed verification: do not trust it.
+    #[error("the status list failed verification: {0}")]
+    Verification(String),
+    /// Signing or decoding failed.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+}
+
+/// Timeouts for every call the CLI makes.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An HTTP client with the CLI's timeouts.
+///
+/// # Errors
+/// [`ClientError::Connect`] when the TLS backend cannot start.
+pub fn http_client() -> Result<reqwest::Client, ClientError> {
+    reqwest::Client::builder()
+        .timeout(TIMEOUT)
+        .connect_timeout(TIMEOUT)
+        .user_agent(concat!("statuslist-cli/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| ClientError::Connect {
+            url: String::new(),
+            reason: e.to_string(),
+        })
+}
+
+/// A client of the service: its id (`iss`) and its ES256 key (whose `kid` is
+/// the RFC 7638 thumbprint, as in the JWKS snippets `keygen --client` writes).
+pub struct Issuer {
+    client: String,
+    key: ServiceKey,
+}
+
+impl std::fmt::Debug for Issuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issuer")
+            .field("client", &self.client)
+            .field("kid", &self.key.kid())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Serialize)]
+struct IssueClaims<'a> {
+    iss: &'a str,
+    iat: u64,
+    jti: &'a str,
+    #[serde(rename = "statusExpiry")]
+    status_expiry: u64,
+}
+
+#[derive(Serialize)]
+struct RevokeClaims<'a> {
+    iss: &'a str,
+    iat: u64,
+    jti: &'a str,
+    idx: u64,
+    uri: &'a str,
+}
+
+impl Issuer {
+    /// The issuer `client` signing with `key`.
+    pub fn new(client: impl Into<String>, key: ServiceKey) -> Self {
+        Issuer {
+            client: client.into(),
+            key,
+        }
+    }
+
+    /// The signed body of an `/issue` request.
+    ///
+    /// # Errors
+    /// [`PublishError`] if signing fails.
+    pub fn issue_request(
+        &self,
+        jti: &str,
+        iat: u64,
+        status_expiry: u64,
+    ) -> Result<String, PublishError> {
+        let claims = IssueClaims {
+            iss: &self.client,
+            iat,
+            jti,
+            status_expiry,
+        };
+        jws::sign("JWT", &claims, &self.key)
+    }
+
+    /// The signed body of a `/revoke` request.
+    ///
+    /// # Errors
+    /// [`PublishError`] if signing fails.
+    pub fn revoke_request(
+        &self,
+        jti: &str,
+        iat: u64,
+        uri: &str,
+        idx: u64,
+    ) -> Result<String, PublishError> {
+        let claims = RevokeClaims {
+            iss: &self.client,
+            iat,
+            jti,
+            idx,
+            uri,
+        };
+        jws::sign("JWT", &claims, &self.key)
+    }
+}
+
+/// Posts a request JWT and returns the JSON answer of a 2xx response.
+///
+/// # Errors
+/// [`ClientError::Connect`] when the service is unreachable,
+/// [`ClientError::Status`] with the error document for a non-2xx answer,
+/// [`ClientError::BadResponse`] for a body that is not JSON.
+pub async fn post_jwt(
+    http: &reqwest::Client,
+    url: &str,
+    jwt: String,
+) -> Result<serde_json::Value, ClientError> {
+    let response = http
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/jwt")
+        .body(jwt)
+        .send()
+        .await
+        .map_err(|e| connect_error(url, e))?;
+    let status = response.status();
+    let body = response.text().await.map_err(|e| connect_error(url, e))?;
+    if !status.is_success() {
+        return Err(ClientError::Status {
+            url: url.to_owned(),
+            status: status.as_u16(),
+            body,
+        });
+    }
+    serde_json::from_str(&body).map_err(|e| ClientError::BadResponse {
+        url: url.to_owned(),
+        reason: format!("not JSON: {e}"),
+    })
+}
+
+fn connect_error(url: &str, e: reqwest::Error) -> ClientError {
+    // reqwest's own text is generic ("error sending request"); the cause
+    // (connection refused, timed out) is in the source chain.
+    let e = e.without_url();
+    let mut reason = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        reason.push_str(": ");
+        reason.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    ClientError::Connect {
+        url: url.to_owned(),
+        reason,
+    }
+}
+
+/// One entry of a published list, verified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckReport {
+    /// The list URI.
+    pub uri: String,
+    /// The index read.
+    pub idx: u64,
+    /// `token` or `bitstring`, from the response's media type.
+    pub format: ListFormat,
+    /// The raw value at `idx`.
+    pub value: u8,
+    /// Its name (VALID, INVALID, SUSPENDED, APPLICATION_SPECIFIC), or
+    /// `UNKNOWN(n)` for a value without a registered meaning.
+    pub status: String,
+    /// The list token's `iat`.
+    pub iat: Option<u64>,
+    /// The list token's `exp`.
+    pub exp: Option<u64>,
+    /// The key that signed it.
+    pub kid: String,
+}
+
+impl CheckReport {
+    /// Whether the credential is valid (value 0).
+    pub fn is_valid(&self) -> bool {
+        self.value == 0
+    }
+}
+
+/// The default JWKS of a list URI: its origin + `/.well-known/jwks.json`.
+///
+/// # Errors
+/// [`ClientError::BadUrl`] for a URI that is not http(s).
+pub fn default_jwks_url(uri: &str) -> Result<String, ClientError> {
+    let url = Url::parse(uri).map_err(|_| ClientError::BadUrl(uri.to_owned()))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(ClientError::BadUrl(uri.to_owned()));
+    }
+    Ok(format!(
+        "{}/.well-known/jwks.json",
+        url.origin().ascii_serialization()
+    ))
+}
+
+/// Fetches the list at `uri`, verifies it against the JWKS at `jwks_url`
+/// (default: [`default_jwks_url`]) and reads entry `idx`, at `now`.
+///
+/// # Errors
+/// [`ClientError`] for an unreachable service, an error answer, an unknown
+/// media type, a failed verification (signature, `typ`, `sub`/`id`, `exp`),
+/// or an index outside the list.
+pub async fn check(
+    http: &reqwest::Client,
+    uri: &str,
+    idx: u64,
+    jwks_url: Option<&str>,
+    now: u64,
+) -> Result<CheckReport, ClientError> {
+    let jwks_url = match jwks_url {
+        Some(u) => u.to_owned(),
+        None => default_jwks_url(uri)?,
+    };
+    let response = http
+        .get(uri)
+        .header(
+            reqwest::header::ACCEPT,
+            "application/statuslist+jwt, application/vc+jwt",
+        )
+        .send()
+        .await
+        .map_err(|e| connect_error(uri, e))?;
+    let status = response.status();
+    let media_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let body = response.text().await.map_err(|e| connect_error(uri, e))?;
+    if !status.is_success() {
+        return Err(ClientError::Status {
+            url: uri.to_owned(),
+            status: status.as_u16(),
+            body,
+        });
+    }
+    let (format, typ) = match media_type.as_str() {
+        "application/statuslist+jwt" => (ListFormat::Token, "statuslist+jwt"),
+        "application/vc+jwt" => (ListFormat::Bitstring, "vc+jwt"),
+        other => {
+            return Err(ClientError::BadResponse {
+                url: uri.to_owned(),
+                reason: format!(
+                    "media type '{other}' is neither application/statuslist+jwt nor application/vc+jwt"
+                ),
+            });
+        }
+    };
+    let token = body.trim();
+    let unverified = jws::decode_unverified(token)?;
+    let kid = unverified
+        .header
+        .kid
+        .clone()
+        .ok_or_else(|| ClientError::Verification("the token has no kid".into()))?;
+    let key = fetch_key(http, &jwks_url, &kid).await?;
+    let parts = jws::verify(token, &key)
+        .map_err(|e| ClientError::Verification(format!("signature: {e}")))?;
+    if parts.header.typ.as_deref() != Some(typ) {
+        return Err(ClientError::Verification(format!(
+            "typ is {:?}, expected '{typ}' for this media type",
+            parts.header.typ
+        )));
+    }
+    let (sub, iat, exp, list) = match format {
+        ListFormat::Token => {
+            let decoded = decode_token_list(&parts.payload, DEFAULT_DECODE_LIMIT)?;
+            let c = decoded.claims;
+            (Some(c.sub), Some(c.iat), c.exp, decoded.list)
+        }
+        ListFormat::Bitstring => {
+            let decoded = decode_bitstring_credential(&parts.payload, DEFAULT_DECODE_LIMIT)?;
+            let c = decoded.credential;
+            if c.id != uri {
+                return Err(ClientError::Verification(format!(
+                    "the credential's id '{}' is not the URI asked for",
+                    c.id
+                )));
+            }
+            (c.sub.or(Some(c.id)), c.iat, c.exp, decoded.list)
+        }
+    };
+    if sub.as_deref() != Some(uri) {
+        return Err(ClientError::Verification(format!(
+            "sub {sub:?} is not the URI asked for"
+        )));
+    }
+    match exp {
+        Some(exp) if exp > now => {}
+        Some(exp) => {
+            return Err(ClientError::Verification(format!(
+                "the list expired at {exp}"
+            )));
+        }
+        None => return Err(ClientError::Verification("the list has no exp".into())),
+    }
+    let value = list.get(idx).map_err(|_| {
+        ClientError::Verification(format!(
+            "index {idx} is outside the list ({} entries)",
+            list.len()
+        ))
+    })?;
+    let status = Status::from_value(value)
+        .map(|s| s.name().to_owned())
+        .unwrap_or_else(|| format!("UNKNOWN({value})"));
+    Ok(CheckReport {
+        uri: uri.to_owned(),
+        idx,
+        format,
+        value,
+        status,
+        iat,
+        exp,
+        kid,
+    })
+}
+
+/// Fetches a JWKS and returns the ES256 key with `kid`.
+async fn fetch_key(
+    http: &reqwest::Client,
+    jwks_url: &str,
+    kid: &str,
+) -> Result<p256::ecdsa::VerifyingKey, ClientError> {
+    #[derive(serde::Deserialize)]
+    struct Jwks {
+        keys: Vec<serde_json::Value>,
+    }
+    let response = http
+        .get(jwks_url)
+        .send()
+        .await
+        .map_err(|e| connect_error(jwks_url, e))?;
+    let status = response.status();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| connect_error(jwks_url, e))?;
+    if !status.is_success() {
+        return Err(ClientError::Status {
+            url: jwks_url.to_owned(),
+            status: status.as_u16(),
+            body: String::from_utf8_lossy(&body).into_owned(),
+        });
+    }
+    let jwks: Jwks = serde_json::from_slice(&body).map_err(|e| ClientError::BadResponse {
+        url: jwks_url.to_owned(),
+        reason: format!("not a JWKS: {e}"),
+    })?;
+    let jwk = jwks
+        .keys
+        .into_iter()
+        .filter(|k| k.get("kid").and_then(|v| v.as_str()) == Some(kid))
+        .find_map(|k| serde_json::from_value::<PublicJwk>(k).ok())
+        .ok_or_else(|| {
+            ClientError::Verification(format!("no ES256 key with kid '{kid}' in {jwks_url}"))
+        })?;
+    jwk.to_verifying_key()
+        .map_err(|e| ClientError::Verification(format!("key '{kid}': {e}")))
+}
