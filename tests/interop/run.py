@@ -1,0 +1,514 @@
+#!/usr/bin/env python3
+"""Interoperability and contract conformance of the running service.
+
+Run by tests/interop/run.sh (which installs the pinned tools) from .ci/run.
+Starts a private redis-server (unix socket in a temporary directory) and the
+real `statuslist` binary on a free loopback port, then:
+
+1. scenario: two clients (token and bitstring lists), 1,000 issues each,
+   revoke a random 10 %, suspend 5 % of the rest; every issued index is read
+   back by independent libraries and compared with the status set here:
+   - Python: PyPI `token-status-list` decodes /t/ lists, `pyjwt` verifies
+     every list (and /b/ credentials) with the service's JWKS;
+   - Node (read.mjs): `@sd-jwt/jwt-status-list` and
+     `@digitalbazaar/vc-bitstring-status-list` decode, `jose` verifies.
+   `sub` must equal the list URI and `exp` be in the future.
+2. crs: Prism proxies in front of the service with the vendored CRS specs
+   (tests/reference/crs), `--errors`; drives issue, revoke, list fetches and
+   every error case the specs list; any violation Prism reports fails, and
+   each error answer must carry the spec's status and text.
+3. schemathesis against openapi.yaml at the repository root: no 5xx and no
+   response outside our schema.
+
+Every process started here is stopped on exit. Exit status 1 on any failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import jwt  # pyjwt
+import token_status_list
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+CRS = ROOT / "tests" / "reference" / "crs"
+PRISM = HERE / "node_modules" / ".bin" / "prism"
+SCHEMATHESIS = HERE / ".venv" / "bin" / "schemathesis"
+
+VALID, INVALID, SUSPENDED = 0, 1, 2
+
+failures: list[str] = []
+
+
+def fail(msg: str) -> None:
+    failures.append(msg)
+    if len(failures) <= 30:
+        print(f"FAIL {msg}", file=sys.stderr, flush=True)
+
+
+def log(msg: str) -> None:
+    print(f"--> {msg}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Procs:
+    """Every child process, stopped (SIGTERM, then SIGKILL) on exit."""
+
+    def __init__(self) -> None:
+        self.children: list[subprocess.Popen] = []
+
+    def start(self, args: list[str], log_file: Path, **kw) -> subprocess.Popen:
+        out = open(log_file, "wb")
+        p = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, **kw)
+        self.children.append(p)
+        return p
+
+    def stop(self, p: subprocess.Popen) -> None:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def stop_all(self) -> None:
+        for p in reversed(self.children):
+            self.stop(p)
+
+
+def wait_until(what: str, ok, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if ok():
+                return
+        except Exception:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"timed out waiting for {what}")
+
+
+def http(method: str, url: str, body: bytes | None = None, headers: dict | None = None):
+    """One request; returns (status, headers, body bytes) for every status."""
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+class Client:
+    """A registered client: id, format, PEM key and kid."""
+
+    def __init__(self, cid: str, fmt: str, keys: Path) -> None:
+        self.id = cid
+        self.format = fmt
+        self.pem = (keys / f"{cid}.key.pem").read_bytes()
+        jwks = json.loads((keys / f"{cid}.jwks.json").read_text())
+        self.kid = jwks["keys"][0]["kid"]
+        self.jwks_file = keys / f"{cid}.jwks.json"
+
+    def sign(self, claims: dict, headers: dict | None = None, key: bytes | None = None) -> str:
+        h = {"kid": self.kid, "typ": "JWT"}
+        h.update(headers or {})
+        return jwt.encode(claims, key or self.pem, algorithm="ES256", headers=h)
+
+    def issue_claims(self, **over) -> dict:
+        now = int(time.time())
+        c = {"iss": self.id, "iat": now, "jti": str(uuid.uuid4()), "statusExpiry": now + 30 * 86400}
+        c.update(over)
+        return c
+
+    def change_claims(self, uri: str, idx: int, **over) -> dict:
+        c = {"iss": self.id, "iat": int(time.time()), "jti": str(uuid.uuid4()), "idx": idx, "uri": uri}
+        c.update(over)
+        return c
+
+
+def post_jwt(base: str, path: str, token: str, content_type: str | None = "application/jwt"):
+    headers = {"Content-Type": content_type} if content_type else {}
+    return http("POST", f"{base}{path}", token.encode(), headers)
+
+
+class Service:
+    """A private redis-server and the service on top of it."""
+
+    def __init__(self, procs: Procs, binary: Path, tmp: Path) -> None:
+        self.procs = procs
+        self.tmp = tmp
+        tmp.mkdir(parents=True, exist_ok=True)
+        self.sock = tmp / "redis.sock"
+        self.redis = procs.start(
+            ["redis-server", "--port", "0", "--unixsocket", str(self.sock), "--unixsocketperm", "700",
+             "--dir", str(tmp), "--save", "", "--appendonly", "no"],
+            tmp / "redis.log",
+        )
+        wait_until("redis-server", self.sock.exists, 30)
+        keys = tmp / "keys"
+        for cid in ("interop-token", "interop-bitstring"):
+            subprocess.run([str(binary), "keygen", "--client", cid, "--out", str(keys)],
+                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.token = Client("interop-token", "token", keys)
+        self.bitstring = Client("interop-bitstring", "bitstring", keys)
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        config = tmp / "statuslist.toml"
+        config.write_text(f"""
+public_base_url = "{self.base}"
+listen = "127.0.0.1:{self.port}"
+
+[store]
+url = "redis+unix://{self.sock}"
+redis_prefix = "interop:"
+
+[lists]
+# Small lists, so that 1,000 issues span several lists per client.
+capacity = 400
+
+[signing]
+key_file = "{tmp / 'service-key.pem'}"
+generate_if_missing = true
+
+[[clients]]
+id = "{self.token.id}"
+format = "token"
+jwks_file = "{self.token.jwks_file}"
+
+[[clients]]
+id = "{self.bitstring.id}"
+format = "bitstring"
+jwks_file = "{self.bitstring.jwks_file}"
+""")
+        env = dict(os.environ, RUST_LOG="warn")
+        env = {k: v for k, v in env.items() if not k.startswith("STATUSLIST_")}
+        self.proc = procs.start([str(binary), "serve", "--config", str(config)], tmp / "service.log", env=env)
+        wait_until("the service", lambda: http("GET", f"{self.base}/health/ready")[0] == 200, 60)
+
+    def stop_redis(self) -> None:
+        self.procs.stop(self.redis)
+
+
+# ---------------------------------------------------------------- scenario
+
+
+def scenario(svc: Service, n: int, tmp: Path) -> None:
+    rng = random.Random(int(os.environ.get("INTEROP_SEED", "0")) or None)
+    expected_lists: dict[str, dict] = {}
+
+    def issue(client: Client) -> tuple[str, int]:
+        status, _, body = post_jwt(svc.base, "/issue", client.sign(client.issue_claims()))
+        if status != 200:
+            raise RuntimeError(f"/issue for {client.id}: HTTP {status} {body[:200]!r}")
+        answer = json.loads(body)
+        return answer["uri"], answer["idx"]
+
+    def change(client: Client, path: str, uri: str, idx: int) -> None:
+        status, _, body = post_jwt(svc.base, path, client.sign(client.change_claims(uri, idx)))
+        if status != 202:
+            raise RuntimeError(f"{path} {uri} {idx}: HTTP {status} {body[:200]!r}")
+
+    t0 = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        for client in (svc.token, svc.bitstring):
+            issued = list(pool.map(lambda _: issue(client), range(n)))
+            if len(set(issued)) != len(issued):
+                fail(f"{client.id}: the same (uri, idx) was issued twice")
+            prefix = f"{svc.base}/{'t' if client.format == 'token' else 'b'}/"
+            for uri, _ in issued:
+                if not uri.startswith(prefix):
+                    fail(f"{client.id}: uri {uri} is not under {prefix}")
+            status = {entry: VALID for entry in issued}
+            shuffled = issued[:]
+            rng.shuffle(shuffled)
+            revoked = shuffled[: n // 10]
+            suspended = shuffled[n // 10 : n // 10 + n // 20]
+            list(pool.map(lambda e: change(client, "/revoke", *e), revoked))
+            list(pool.map(lambda e: change(client, "/suspend", *e), suspended))
+            for e in revoked:
+                status[e] = INVALID
+            for e in suspended:
+                status[e] = SUSPENDED
+            for (uri, idx), s in status.items():
+                expected_lists.setdefault(uri, {"format": client.format, "uri": uri, "expected": {}})
+                expected_lists[uri]["expected"][str(idx)] = s
+            log(f"{client.id}: issued {n} in {len({u for u, _ in issued})} lists, "
+                f"revoked {len(revoked)}, suspended {len(suspended)}")
+    log(f"issue + changes took {time.monotonic() - t0:.1f}s")
+
+    expected = {"base": svc.base, "lists": list(expected_lists.values())}
+    expected_file = tmp / "expected.json"
+    expected_file.write_text(json.dumps(expected))
+    python_readers(svc.base, expected["lists"])
+    node = subprocess.run(["node", str(HERE / "read.mjs"), str(expected_file)], cwd=HERE)
+    if node.returncode != 0:
+        fail("the Node readers found mismatches (see above)")
+
+
+def python_readers(base: str, lists: list[dict]) -> None:
+    status, _, body = http("GET", f"{base}/.well-known/jwks.json")
+    if status != 200:
+        fail(f"JWKS: HTTP {status}")
+        return
+    jwks = jwt.PyJWKSet.from_dict(json.loads(body))
+    keys = {k.key_id: k for k in jwks.keys}
+    typ = {"token": "statuslist+jwt", "bitstring": "vc+jwt"}
+    now = int(time.time())
+    read = 0
+    for lst in lists:
+        uri = lst["uri"]
+        status, headers, body = http("GET", uri)
+        if status != 200:
+            fail(f"python: {uri}: HTTP {status}")
+            continue
+        token = body.decode().strip()
+        header = jwt.get_unverified_header(token)
+        if header.get("typ") != typ[lst["format"]]:
+            fail(f"python: {uri}: typ {header.get('typ')}")
+        key = keys.get(header.get("kid"))
+        if key is None:
+            fail(f"python: {uri}: kid {header.get('kid')} not in the JWKS")
+            continue
+        try:
+            payload = jwt.decode(token, key, algorithms=["ES256"],
+                                 options={"require": ["exp", "iat", "sub", "iss"], "verify_aud": False})
+        except jwt.PyJWTError as e:
+            fail(f"python: {uri}: pyjwt verification failed: {e}")
+            continue
+        if payload["sub"] != uri:
+            fail(f"python: {uri}: sub {payload['sub']}")
+        if not payload["exp"] > now:
+            fail(f"python: {uri}: exp {payload['exp']} not in the future")
+        if lst["format"] != "token":
+            continue  # token-status-list reads IETF lists only; Node reads /b/.
+        statuses = token_status_list.BitArray.load(payload["status_list"])
+        for idx, want in lst["expected"].items():
+            got = statuses.get(int(idx))
+            if got != want:
+                fail(f"python: {uri} idx {idx}: read {got}, expected {want}")
+            read += 1
+    log(f"python: {read} token entries read by token-status-list, "
+        f"{len(lists)} lists verified with pyjwt")
+
+
+# ---------------------------------------------------------------- CRS / Prism
+
+
+def start_prism(procs: Procs, spec: Path, upstream: str, tmp: Path, name: str) -> str:
+    port = free_port()
+    procs.start([str(PRISM), "proxy", str(spec), upstream, "--host", "127.0.0.1", "--port", str(port),
+                 "--errors"], tmp / f"prism-{name}.log", cwd=HERE,
+                env=dict(os.environ, SCARF_ANALYTICS="false", NO_COLOR="1"))
+
+    def up() -> bool:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+
+    wait_until(f"prism ({name})", up, 90)
+    return f"http://127.0.0.1:{port}"
+
+
+def b64(obj) -> str:
+    import base64
+    raw = json.dumps(obj, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def crs(svc: Service, procs: Procs, tmp: Path) -> None:
+    private = start_prism(procs, CRS / "crs-private-spec.yaml", svc.base, tmp, "private")
+    public = start_prism(procs, CRS / "crs-public-spec.yaml", svc.base, tmp, "public")
+    log(f"prism proxies: private {private}, public {public}")
+    tok, bit = svc.token, svc.bitstring
+    other_key = subprocess.run(
+        ["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        check=True, capture_output=True).stdout
+    checked = 0
+
+    def check(name: str, base: str, method: str, path: str, want: int, text: str | None = None,
+              body: bytes | None = None, headers: dict | None = None):
+        nonlocal checked
+        status, h, raw = http(method, f"{base}{path}", body, headers)
+        checked += 1
+        violations = h.get("sl-violations")
+        if violations:
+            fail(f"prism: {name}: violations {violations}")
+        if status != want:
+            fail(f"crs: {name}: HTTP {status}, expected {want}: {raw[:300]!r}")
+            return status, raw
+        if text is not None:
+            try:
+                got = json.loads(raw).get("error_description")
+            except ValueError:
+                got = None
+            if got != text:
+                fail(f"crs: {name}: error_description {got!r}, expected {text!r}")
+        return status, raw
+
+    def post(name: str, path: str, token: str, want: int, text: str | None = None,
+             ctype: str | None = "application/jwt"):
+        headers = {"Content-Type": ctype} if ctype else {}
+        return check(name, private, "POST", path, want, text, token.encode(), headers)
+
+    # Success paths.
+    _, raw = post("issue token", "/issue", tok.sign(tok.issue_claims()), 200)
+    t_entry = json.loads(raw)
+    _, raw = post("issue bitstring", "/issue", bit.sign(bit.issue_claims()), 200)
+    b_entry = json.loads(raw)
+    same = tok.issue_claims()
+    post("issue idempotent first", "/issue", tok.sign(same), 200)
+    post("issue idempotent replay", "/issue", tok.sign(same), 200)
+    post("revoke", "/revoke", tok.sign(tok.change_claims(t_entry["uri"], t_entry["idx"])), 202)
+    post("revoke again", "/revoke", tok.sign(tok.change_claims(t_entry["uri"], t_entry["idx"])), 202)
+    post("revoke bitstring", "/revoke", bit.sign(bit.change_claims(b_entry["uri"], b_entry["idx"])), 202)
+    t_path = t_entry["uri"].removeprefix(svc.base)
+    check("GET /t/ list", public, "GET", t_path, 200)
+    check("GET /t/ unknown list", public, "GET", "/t/" + "Z" * 12, 404, "Status List not found for endpoint uri")
+
+    # Every error example of the private spec, on /issue and /revoke.
+    header = {"alg": "ES256", "typ": "JWT", "kid": tok.kid}
+    for path, claims, in (("/issue", tok.issue_claims()),
+                          ("/revoke", tok.change_claims(t_entry["uri"], t_entry["idx"]))):
+        def fresh(**over):
+            c = dict(claims, jti=str(uuid.uuid4()), iat=int(time.time()))
+            c.update(over)
+            return {k: v for k, v in c.items() if v is not None}
+
+        def unsigned(h: dict, c: dict) -> str:
+            # A JWT with an arbitrary header, signed with the client's key.
+            return jwt.api_jws.PyJWS().encode(json.dumps(c).encode(), tok.pem, algorithm="ES256",
+                                              headers=h, is_payload_detached=False)
+
+        def raw_jwt(h: dict, c: dict) -> str:
+            return f"{b64(h)}.{b64(c)}.c2ln"
+
+        p = path
+        post(f"{p} missing content type", p, tok.sign(fresh()), 400,
+             "Content-Type header must be application/jwt", ctype=None)
+        post(f"{p} wrong content type", p, tok.sign(fresh()), 400,
+             "Content-Type header must be application/jwt", ctype="application/json")
+        post(f"{p} not a JWT", p, "not-a-jwt", 400, "Error decoding JWT or converting to JSON")
+        post(f"{p} missing kid", p, raw_jwt({"alg": "ES256", "typ": "JWT"}, fresh()), 401, "No Key ID in Header")
+        post(f"{p} missing typ", p, raw_jwt({"alg": "ES256", "kid": tok.kid}, fresh()), 401, "No Type in Header")
+        post(f"{p} invalid typ", p, raw_jwt(dict(header, typ="JOSE"), fresh()), 401, "Invalid Type in Header")
+        post(f"{p} missing alg", p, raw_jwt({"typ": "JWT", "kid": tok.kid}, fresh()), 401, "No Algorithm in Header")
+        post(f"{p} invalid alg", p, raw_jwt(dict(header, alg="none"), fresh()), 401, "Invalid Algorithm in Header")
+        post(f"{p} missing iss", p, tok.sign(fresh(iss=None)), 401, "No Issuer in Payload")
+        post(f"{p} unknown client", p, tok.sign(fresh(iss="nobody")), 401, "JWT has non-matching Client ID")
+        post(f"{p} invalid kid", p, tok.sign(fresh(), {"kid": "unknown-kid"}), 401, "Invalid Key ID in Header")
+        post(f"{p} bad signature", p, tok.sign(fresh(), key=other_key), 401, "JWT has non-verified signature")
+        post(f"{p} missing iat", p, tok.sign(fresh(iat=None)), 400, "No iat in Payload")
+        post(f"{p} missing jti", p, tok.sign(fresh(jti=None)), 400, "No jti in Payload")
+        post(f"{p} invalid jti", p, tok.sign(fresh(jti="NOT-A-UUID")), 400, "Invalid jti in Payload")
+        if p == "/issue":
+            post(f"{p} missing statusExpiry", p, tok.sign(fresh(statusExpiry=None)), 400,
+                 "No Status Expiry in Payload")
+            text = ("Status Expiry in Payload must be a non negative number and represent a future "
+                    "expiry date no more than 1 year from now")
+            post(f"{p} past statusExpiry", p, tok.sign(fresh(statusExpiry=int(time.time()) - 10)), 400, text)
+            post(f"{p} statusExpiry beyond a year", p,
+                 tok.sign(fresh(statusExpiry=int(time.time()) + 400 * 86400)), 400, text)
+            changed = fresh()
+            post(f"{p} idempotent first", p, tok.sign(changed), 200)
+            post(f"{p} idempotent changed", p,
+                 tok.sign(dict(changed, statusExpiry=changed["statusExpiry"] + 1)), 400,
+                 "Detected invalid changes between idempotent requests, unable to proceed. "
+                 "Please generate a new request.")
+        else:
+            post(f"{p} invalid iat", p, tok.sign(fresh(iat=int(time.time()) + 3600)), 400, "Invalid iat in Payload")
+            post(f"{p} missing idx", p, tok.sign(fresh(idx=None)), 400, "No Index in Payload")
+            post(f"{p} invalid idx", p, tok.sign(fresh(idx=-1)), 400, "Index must be a valid non-negative integer")
+            post(f"{p} missing uri", p, tok.sign(fresh(uri=None)), 400, "No valid URI in Payload")
+            post(f"{p} invalid uri", p, tok.sign(fresh(uri="not a uri")), 400, "Invalid URI format in payload")
+            post(f"{p} another client's list", p,
+                 bit.sign(bit.change_claims(t_entry["uri"], t_entry["idx"])), 401,
+                 "The original clientId is different to the clientId in the request")
+            post(f"{p} entry not issued", p, tok.sign(fresh(idx=399)), 404, "Entry not found in status list table")
+
+    # 503: the store goes away.
+    svc.stop_redis()
+    post("/issue without store", "/issue", tok.sign(tok.issue_claims()), 503, "Service is temporarily unavailable")
+    post("/revoke without store", "/revoke",
+         tok.sign(tok.change_claims(t_entry["uri"], t_entry["idx"])), 503, "Service is temporarily unavailable")
+    log(f"crs: {checked} requests through Prism")
+
+
+# ---------------------------------------------------------------- schemathesis
+
+
+def schemathesis(svc: Service, tmp: Path, examples: int) -> None:
+    spec = ROOT / "openapi.yaml"
+    if not spec.exists():
+        fail("openapi.yaml is missing at the repository root")
+        return
+    args = [str(SCHEMATHESIS), "run", str(spec), "--url", svc.base,
+            "--checks", "not_a_server_error,response_schema_conformance",
+            "--max-examples", str(examples), "--workers", "2",
+            "--generation-database", "none", "--no-color"]
+    log(" ".join(args[1:]))
+    r = subprocess.run(args, cwd=tmp, env=dict(os.environ, SCHEMATHESIS_HOOKS=""))
+    if r.returncode != 0:
+        fail("schemathesis found failures (see above)")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", default=str(ROOT / "target" / "debug" / "statuslist"))
+    ap.add_argument("--issues", type=int, default=1000)
+    ap.add_argument("--examples", type=int, default=200)
+    ap.add_argument("--only", choices=["scenario", "crs", "schemathesis"], action="append")
+    args = ap.parse_args()
+    phases = args.only or ["scenario", "crs", "schemathesis"]
+    binary = Path(args.bin).resolve()
+    procs = Procs()
+    tmp = Path(tempfile.mkdtemp(prefix="statuslist-interop-"))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    try:
+        if "scenario" in phases:
+            log("scenario: independent decoders")
+            svc = Service(procs, binary, tmp / "scenario")
+            scenario(svc, args.issues, tmp)
+        if "schemathesis" in phases:
+            log("schemathesis against openapi.yaml")
+            svc = Service(procs, binary, tmp / "schemathesis")
+            schemathesis(svc, tmp, args.examples)
+        if "crs" in phases:
+            # Last: it stops its Redis to see the 503s.
+            log("CRS contract through Prism")
+            svc = Service(procs, binary, tmp / "crs")
+            crs(svc, procs, tmp)
+    except Exception as e:  # a harness error is a failure too
+        fail(f"{type(e).__name__}: {e}")
+    finally:
+        procs.stop_all()
+    if failures:
+        print(f"\ninterop: {len(failures)} failures; logs kept in {tmp}", file=sys.stderr)
+        return 1
+    shutil.rmtree(tmp, ignore_errors=True)
+    print("\ninterop: all checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
