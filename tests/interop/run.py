@@ -207,6 +207,11 @@ jwks_file = "{self.bitstring.jwks_file}"
         self.proc = procs.start([str(binary), "serve", "--config", str(config)], tmp / "service.log", env=env)
         wait_until("the service", lambda: http("GET", f"{self.base}/health/ready")[0] == 200, 60)
 
+    def redis_cli(self, *args: str) -> str:
+        """One command on the private Redis (to stage the rare error cases)."""
+        return subprocess.run(["redis-cli", "-s", str(self.sock), *args], check=True,
+                              capture_output=True, text=True).stdout.strip()
+
     def stop_redis(self) -> None:
         self.procs.stop(self.redis)
 
@@ -316,10 +321,10 @@ def python_readers(base: str, lists: list[dict]) -> None:
 # ---------------------------------------------------------------- CRS / Prism
 
 
-def start_prism(procs: Procs, spec: Path, upstream: str, tmp: Path, name: str) -> str:
+def start_prism(procs: Procs, spec: Path, upstream: str, tmp: Path, name: str, errors: bool = True) -> str:
     port = free_port()
-    procs.start([str(PRISM), "proxy", str(spec), upstream, "--host", "127.0.0.1", "--port", str(port),
-                 "--errors"], tmp / f"prism-{name}.log", cwd=HERE,
+    procs.start([str(PRISM), "proxy", str(spec), upstream, "--host", "127.0.0.1", "--port", str(port)]
+                + (["--errors"] if errors else []), tmp / f"prism-{name}.log", cwd=HERE,
                 env=dict(os.environ, SCARF_ANALYTICS="false", NO_COLOR="1"))
 
     def up() -> bool:
@@ -339,7 +344,13 @@ def b64(obj) -> str:
 def crs(svc: Service, procs: Procs, tmp: Path) -> None:
     private = start_prism(procs, CRS / "crs-private-spec.yaml", svc.base, tmp, "private")
     public = start_prism(procs, CRS / "crs-public-spec.yaml", svc.base, tmp, "public")
-    log(f"prism proxies: private {private}, public {public}")
+    # Prism with --errors answers a request that breaks the spec itself (422)
+    # instead of forwarding it. The spec's own error cases for such requests
+    # (no or another Content-Type) go through a second proxy without --errors,
+    # which forwards them and lists violations in `sl-violations`: request
+    # violations are the point of those cases, a response violation fails.
+    lax = start_prism(procs, CRS / "crs-private-spec.yaml", svc.base, tmp, "private-lax", errors=False)
+    log(f"prism proxies: private {private}, public {public}, private without --errors {lax}")
     tok, bit = svc.token, svc.bitstring
     other_key = subprocess.run(
         ["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
@@ -347,13 +358,20 @@ def crs(svc: Service, procs: Procs, tmp: Path) -> None:
     checked = 0
 
     def check(name: str, base: str, method: str, path: str, want: int, text: str | None = None,
-              body: bytes | None = None, headers: dict | None = None):
+              body: bytes | None = None, headers: dict | None = None, allow: str | None = None):
         nonlocal checked
         status, h, raw = http(method, f"{base}{path}", body, headers)
         checked += 1
-        violations = h.get("sl-violations")
+        violations = json.loads(h.get("sl-violations") or "[]")
+        if base == lax:
+            violations = [v for v in violations if (v.get("location") or [""])[0] != "request"]
+        if allow:
+            violations = [v for v in violations if allow not in v.get("message", "")]
         if violations:
             fail(f"prism: {name}: violations {violations}")
+        if status in (422, 500) and b"stoplight.io/prism/errors" in raw:
+            fail(f"prism: {name}: {raw[:600]!r}")
+            return status, raw
         if status != want:
             fail(f"crs: {name}: HTTP {status}, expected {want}: {raw[:300]!r}")
             return status, raw
@@ -369,7 +387,8 @@ def crs(svc: Service, procs: Procs, tmp: Path) -> None:
     def post(name: str, path: str, token: str, want: int, text: str | None = None,
              ctype: str | None = "application/jwt"):
         headers = {"Content-Type": ctype} if ctype else {}
-        return check(name, private, "POST", path, want, text, token.encode(), headers)
+        proxy = private if ctype == "application/jwt" else lax
+        return check(name, proxy, "POST", path, want, text, token.encode(), headers)
 
     # Success paths.
     _, raw = post("issue token", "/issue", tok.sign(tok.issue_claims()), 200)
@@ -383,7 +402,13 @@ def crs(svc: Service, procs: Procs, tmp: Path) -> None:
     post("revoke again", "/revoke", tok.sign(tok.change_claims(t_entry["uri"], t_entry["idx"])), 202)
     post("revoke bitstring", "/revoke", bit.sign(bit.change_claims(b_entry["uri"], b_entry["idx"])), 202)
     t_path = t_entry["uri"].removeprefix(svc.base)
-    check("GET /t/ list", public, "GET", t_path, 200)
+    _, raw = check("GET /t/ list", public, "GET", t_path, 200)
+    status, h, _ = http("GET", f"{public}{t_path}")
+    # A known deviation, beyond the CRS spec: a conditional GET is answered
+    # 304 (RFC 9110), a status the spec does not list. Prism reports it as a
+    # warning; that warning, and only it, is accepted here.
+    check("GET /t/ list, If-None-Match", public, "GET", t_path, 304, headers={"If-None-Match": h.get("ETag", "")},
+          allow="Unable to match the returned status code with those defined in the document")
     check("GET /t/ unknown list", public, "GET", "/t/" + "Z" * 12, 404, "Status List not found for endpoint uri")
 
     # Every error example of the private spec, on /issue and /revoke.
@@ -406,8 +431,10 @@ def crs(svc: Service, procs: Procs, tmp: Path) -> None:
         p = path
         post(f"{p} missing content type", p, tok.sign(fresh()), 400,
              "Content-Type header must be application/jwt", ctype=None)
+        # (Not application/json: Prism 5.16 never answers a non-JSON body
+        # sent as JSON, it fails parsing it before proxying.)
         post(f"{p} wrong content type", p, tok.sign(fresh()), 400,
-             "Content-Type header must be application/jwt", ctype="application/json")
+             "Content-Type header must be application/jwt", ctype="text/plain")
         post(f"{p} not a JWT", p, "not-a-jwt", 400, "Error decoding JWT or converting to JSON")
         post(f"{p} missing kid", p, raw_jwt({"alg": "ES256", "typ": "JWT"}, fresh()), 401, "No Key ID in Header")
         post(f"{p} missing typ", p, raw_jwt({"alg": "ES256", "kid": tok.kid}, fresh()), 401, "No Type in Header")
@@ -446,12 +473,58 @@ def crs(svc: Service, procs: Procs, tmp: Path) -> None:
                  "The original clientId is different to the clientId in the request")
             post(f"{p} entry not issued", p, tok.sign(fresh(idx=399)), 404, "Entry not found in status list table")
 
+    # 409: a request with the same jti still in flight. The window in which
+    # a real one is in flight is a few milliseconds, so the first request's
+    # record is put back into the in-flight state, lease in the future (the
+    # record is `<digest><state>:<lease until>:...`, see allocate.lua).
+    in_flight = tok.issue_claims()
+    post("/issue first of a retried request", "/issue", tok.sign(in_flight), 200)
+    record = f"interop:{{{tok.id}}}:j:{in_flight['jti']}"
+    svc.redis_cli("EVAL", "local r = redis.call('GET', KEYS[1]) "
+                  "local rest = string.gsub(string.sub(r, 33), '^%u:%d+', 'F:' .. ARGV[1]) "
+                  "return redis.call('SET', KEYS[1], string.sub(r, 1, 32) .. rest, 'KEEPTTL')",
+                  "1", record, str(int(time.time()) + 600))
+    post("/issue concurrent retry", "/issue", tok.sign(in_flight), 409,
+         "Multiple concurrent idempotent requests in progress. Please retry after a short delay.")
+
+    # 500: the store answers, but with an error (a key of the wrong type).
+    _, raw = post("issue bitstring, to break later", "/issue", bit.sign(bit.issue_claims()), 200)
+    bit_entry = json.loads(raw)
+    svc.redis_cli("DEL", f"interop:{{{bit.id}}}:cur:bitstring")
+    svc.redis_cli("HSET", f"interop:{{{bit.id}}}:cur:bitstring", "broken", "1")
+    post("/issue store error", "/issue", bit.sign(bit.issue_claims()), 500, "Unable to successfully issue a status")
+    list_id = bit_entry["uri"].rsplit("/", 1)[1]
+    svc.redis_cli("DEL", f"interop:{{{bit.id}}}:l:{list_id}:b")
+    svc.redis_cli("HSET", f"interop:{{{bit.id}}}:l:{list_id}:b", "broken", "1")
+    post("/revoke store error", "/revoke", bit.sign(bit.change_claims(bit_entry["uri"], bit_entry["idx"])),
+         500, "Error updating revokedAt field")
+
     # 503: the store goes away.
     svc.stop_redis()
     post("/issue without store", "/issue", tok.sign(tok.issue_claims()), 503, "Service is temporarily unavailable")
     post("/revoke without store", "/revoke",
          tok.sign(tok.change_claims(t_entry["uri"], t_entry["idx"])), 503, "Service is temporarily unavailable")
     log(f"crs: {checked} requests through Prism")
+
+
+def prism_canary(svc: Service, procs: Procs, tmp: Path) -> None:
+    """Proves that Prism here does report response violations: with a copy
+    of the private spec whose IssueResponse requires one more property, a
+    good /issue must come back as a violation."""
+    spec = tmp / "crs-canary.yaml"
+    text = (CRS / "crs-private-spec.yaml").read_text()
+    marker = "      required:\n        - idx\n        - uri\n"
+    if marker not in text:
+        fail("prism canary: the IssueResponse schema of the CRS spec changed shape")
+        return
+    spec.write_text(text.replace(marker, marker + "        - canaryField\n", 1))
+    proxy = start_prism(procs, spec, svc.base, tmp, "canary")
+    tok = svc.token
+    status, h, raw = post_jwt(proxy, "/issue", tok.sign(tok.issue_claims()))
+    if b"stoplight.io/prism/errors" not in raw and not h.get("sl-violations"):
+        fail(f"prism canary: a response missing a required field was not reported (HTTP {status})")
+    else:
+        log("prism canary: a deliberate spec mismatch is reported, as it must be")
 
 
 # ---------------------------------------------------------------- schemathesis
@@ -497,6 +570,7 @@ def main() -> int:
             # Last: it stops its Redis to see the 503s.
             log("CRS contract through Prism")
             svc = Service(procs, binary, tmp / "crs")
+            prism_canary(svc, procs, tmp)
             crs(svc, procs, tmp)
     except Exception as e:  # a harness error is a failure too
         fail(f"{type(e).__name__}: {e}")
