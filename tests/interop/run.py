@@ -6,7 +6,8 @@ Starts a private redis-server (unix socket in a temporary directory) and the
 real `statuslist` binary on a free loopback port, then:
 
 1. scenario: two clients (token and bitstring lists), 1,000 issues each,
-   revoke a random 10 %, suspend 5 % of the rest; every issued index is read
+   revoke a random 10 %, suspend 5 % of the rest (and unsuspend a fifth of
+   those again); every issued index is read
    back by independent libraries and compared with the status set here:
    - Python: PyPI `token-status-list` decodes /t/ lists, `pyjwt` verifies
      every list (and /b/ credentials) with the service's JWKS;
@@ -222,7 +223,9 @@ jwks_file = "{self.bitstring.jwks_file}"
 
 
 def scenario(svc: Service, n: int, tmp: Path) -> None:
-    rng = random.Random(int(os.environ.get("INTEROP_SEED", "0")) or None)
+    seed = int(os.environ.get("INTEROP_SEED") or random.randrange(2**32))
+    log(f"seed {seed} (INTEROP_SEED={seed} repeats the choice of entries)")
+    rng = random.Random(seed)
     expected_lists: dict[str, dict] = {}
 
     def issue(client: Client) -> tuple[str, int]:
@@ -252,17 +255,23 @@ def scenario(svc: Service, n: int, tmp: Path) -> None:
             rng.shuffle(shuffled)
             revoked = shuffled[: n // 10]
             suspended = shuffled[n // 10 : n // 10 + n // 20]
+            # A fifth of the suspended come back (SUSPENDED -> VALID), so an
+            # entry that was set and cleared is read too.
+            unsuspended = suspended[: len(suspended) // 5]
             list(pool.map(lambda e: change(client, "/revoke", *e), revoked))
             list(pool.map(lambda e: change(client, "/suspend", *e), suspended))
+            list(pool.map(lambda e: change(client, "/unsuspend", *e), unsuspended))
             for e in revoked:
                 status[e] = INVALID
             for e in suspended:
                 status[e] = SUSPENDED
+            for e in unsuspended:
+                status[e] = VALID
             for (uri, idx), s in status.items():
                 expected_lists.setdefault(uri, {"format": client.format, "uri": uri, "expected": {}})
                 expected_lists[uri]["expected"][str(idx)] = s
             log(f"{client.id}: issued {n} in {len({u for u, _ in issued})} lists, "
-                f"revoked {len(revoked)}, suspended {len(suspended)}")
+                f"revoked {len(revoked)}, suspended {len(suspended)}, of which unsuspended {len(unsuspended)}")
     log(f"issue + changes took {time.monotonic() - t0:.1f}s")
 
     expected = {"base": svc.base, "lists": list(expected_lists.values())}
