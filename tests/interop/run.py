@@ -7,19 +7,27 @@ real `statuslist` binary on a free loopback port, then:
 
 1. scenario: two clients (token and bitstring lists), 1,000 issues each,
    revoke a random 10 %, suspend 5 % of the rest (and unsuspend a fifth of
-   those again); every issued index is read
-   back by independent libraries and compared with the status set here:
+   those again); every issued index is read back by independent libraries
+   and compared with the status set here:
    - Python: PyPI `token-status-list` decodes /t/ lists, `pyjwt` verifies
      every list (and /b/ credentials) with the service's JWKS;
    - Node (read.mjs): `@sd-jwt/jwt-status-list` and
      `@digitalbazaar/vc-bitstring-status-list` decode, `jose` verifies.
    `sub` must equal the list URI and `exp` be in the future.
-2. crs: Prism proxies in front of the service with the vendored CRS specs
+2. schemathesis against openapi.yaml at the repository root (all
+   operations, a third of the POST bodies validly signed by
+   interop_hooks.py; then the list operations on existing lists): no 5xx and
+   no response outside our schema.
+3. crs: Prism proxies in front of the service with the vendored CRS specs
    (tests/reference/crs), `--errors`; drives issue, revoke, list fetches and
-   every error case the specs list; any violation Prism reports fails, and
-   each error answer must carry the spec's status and text.
-3. schemathesis against openapi.yaml at the repository root: no 5xx and no
-   response outside our schema.
+   every error case the specs list (409, 500 and 503 staged through the
+   private Redis); any violation Prism reports fails, and each error answer
+   must carry the spec's status and text. A canary spec first proves that
+   Prism reports a mismatch at all.
+
+Run one phase with --only scenario|schemathesis|crs; INTEROP_SEED repeats
+the scenario's choice of entries, INTEROP_KEEP=1 keeps the temporary
+directory (logs of the service, Redis and Prism) even on success.
 
 Every process started here is stopped on exit. Exit status 1 on any failure.
 """
@@ -129,7 +137,8 @@ class Client:
     def __init__(self, cid: str, fmt: str, keys: Path) -> None:
         self.id = cid
         self.format = fmt
-        self.pem = (keys / f"{cid}.key.pem").read_bytes()
+        self.key_file = keys / f"{cid}.key.pem"
+        self.pem = self.key_file.read_bytes()
         jwks = json.loads((keys / f"{cid}.jwks.json").read_text())
         self.kid = jwks["keys"][0]["kid"]
         self.jwks_file = keys / f"{cid}.jwks.json"
@@ -545,7 +554,15 @@ def schemathesis(svc: Service, tmp: Path, examples: int) -> None:
     common = ["--url", svc.base, "--checks", "not_a_server_error,response_schema_conformance",
               "--max-examples", str(examples), "--workers", "2", "--generation-database", "none",
               "--no-color", "--warnings", "off"]
-    env = dict(os.environ, SCHEMATHESIS_HOOKS="")
+    # interop_hooks.py signs a third of the POST bodies with a registered
+    # client's key (status changes on entries issued here), so the success
+    # answers are checked against openapi.yaml too, not only the 4xx.
+    entries = [issue_one(svc, svc.token) for _ in range(20)]
+    hook = tmp / "hook.json"
+    hook.write_text(json.dumps({"client": svc.token.id, "kid": svc.token.kid,
+                                "key_file": str(svc.token.key_file), "entries": entries}))
+    env = dict(os.environ, SCHEMATHESIS_HOOKS="interop_hooks", INTEROP_HOOK=str(hook),
+               PYTHONPATH=str(HERE))
 
     def run(name: str, config: Path | None, extra: list[str]) -> None:
         args = [str(SCHEMATHESIS)] + (["--config-file", str(config)] if config else []) \
@@ -558,13 +575,24 @@ def schemathesis(svc: Service, tmp: Path, examples: int) -> None:
             print(r.stdout, flush=True)
             fail(f"schemathesis ({name}) found failures (see above)")
 
-    # Every operation, generated inputs: unauthenticated bodies mostly get
-    # 4xx, which must still be within the schema.
-    run("all operations", None, [])
+    # Every operation, generated inputs.
+    har_all = tmp / "all.har"
+    run("all operations", None, ["--report", "har", "--report-har-path", str(har_all)])
+    per_path: dict[str, dict[int, int]] = {}
+    for e in json.loads(har_all.read_text())["log"]["entries"]:
+        path = "/" + e["request"]["url"].split("/", 3)[3].split("?")[0]
+        path = "/t/{id}" if path.startswith("/t/") else "/b/{id}" if path.startswith("/b/") else path
+        codes = per_path.setdefault(path, {})
+        codes[e["response"]["status"]] = codes.get(e["response"]["status"], 0) + 1
+    log("answers per path: " + "; ".join(
+        f"{p} " + ", ".join(f"{c}x{n}" for c, n in sorted(codes.items())) for p, codes in sorted(per_path.items())))
+    for path, code in (("/issue", 200), ("/revoke", 202), ("/suspend", 202), ("/unsuspend", 202)):
+        if code not in per_path.get(path, {}):
+            fail(f"schemathesis: no {code} from {path}: the signed bodies of interop_hooks.py did not arrive")
     # The list operations once more on lists that exist, so that the 200
     # answers (and their headers and media types) are generated too.
-    t_uri = issue_one(svc, svc.token)
-    b_uri = issue_one(svc, svc.bitstring)
+    t_uri, _ = issue_one(svc, svc.token)
+    b_uri, _ = issue_one(svc, svc.bitstring)
     config = tmp / "schemathesis.toml"
     config.write_text(f"""
 [[operations]]
@@ -585,18 +613,19 @@ parameters = {{ "path.id" = "{b_uri.rsplit('/', 1)[1]}" }}
             fail(f"schemathesis: no generated request got a 200 from /{kind}/ (answers: {sorted(answered)})")
 
 
-def issue_one(svc: Service, client: Client) -> str:
+def issue_one(svc: Service, client: Client) -> tuple[str, int]:
     status, _, body = post_jwt(svc.base, "/issue", client.sign(client.issue_claims()))
     if status != 200:
         raise RuntimeError(f"/issue for {client.id}: HTTP {status}")
-    return json.loads(body)["uri"]
+    answer = json.loads(body)
+    return answer["uri"], answer["idx"]
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default=str(ROOT / "target" / "debug" / "statuslist"))
     ap.add_argument("--issues", type=int, default=1000)
-    ap.add_argument("--examples", type=int, default=200)
+    ap.add_argument("--examples", type=int, default=300)
     ap.add_argument("--only", choices=["scenario", "crs", "schemathesis"], action="append")
     args = ap.parse_args()
     phases = args.only or ["scenario", "crs", "schemathesis"]
