@@ -392,6 +392,9 @@ mod tests {
         versions: AtomicUsize,
         reads: AtomicUsize,
         down: AtomicBool,
+        /// Held by a test to stop `list_version` after it has read the
+        /// version and before it answers.
+        hold: tokio::sync::Mutex<()>,
     }
 
     impl Counting {
@@ -428,8 +431,10 @@ mod tests {
         }
         async fn list_version(&self, l: &ListId) -> Result<Option<u64>, StoreError> {
             self.check()?;
+            let version = self.inner.list_version(l).await;
             self.versions.fetch_add(1, Ordering::SeqCst);
-            self.inner.list_version(l).await
+            drop(self.hold.lock().await);
+            version
         }
         async fn ping(&self) -> Result<(), StoreError> {
             self.inner.ping().await
@@ -462,6 +467,7 @@ mod tests {
             versions: AtomicUsize::new(0),
             reads: AtomicUsize::new(0),
             down: AtomicBool::new(false),
+            hold: tokio::sync::Mutex::new(()),
         });
         let client = ClientId::parse("c").unwrap();
         let req = AllocateRequest {
@@ -530,6 +536,35 @@ mod tests {
         assert_eq!(status_at(&t2, f.idx), 1);
         assert_ne!(t1.etag, t2.etag);
         assert_eq!(t2.version, t1.version + 1);
+    }
+
+    /// A GET that read the version just before a local change and finishes
+    /// just after it must not make the old token count as fresh.
+    #[tokio::test]
+    async fn a_get_racing_with_a_local_change_does_not_hide_it() {
+        let f = Arc::new(fixture(Duration::from_secs(3600)).await);
+        f.cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
+        f.cache.invalidate(&f.list);
+        let held = f.store.hold.lock().await;
+        let before = f.store.versions.load(Ordering::SeqCst);
+        let racing = {
+            let f = f.clone();
+            tokio::spawn(async move { f.cache.get(ListFormat::Token, f.list, NOW).await })
+        };
+        while f.store.versions.load(Ordering::SeqCst) == before {
+            tokio::task::yield_now().await;
+        }
+        // The racing GET has read the old version and waits: change now.
+        f.store
+            .set_status(&f.client, &f.list, f.idx, Status::Invalid, NOW)
+            .await
+            .unwrap();
+        f.cache.invalidate(&f.list);
+        drop(held);
+        let (t, o) = racing.await.unwrap().unwrap();
+        assert_eq!((o, status_at(&t, f.idx)), (CacheOutcome::Confirmed, 0));
+        let (t, o) = f.cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
+        assert_eq!((o, status_at(&t, f.idx)), (CacheOutcome::Rebuilt, 1));
     }
 
     #[tokio::test]
