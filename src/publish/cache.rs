@@ -551,7 +551,12 @@ mod tests {
             let f = f.clone();
             tokio::spawn(async move { f.cache.get(ListFormat::Token, f.list, NOW).await })
         };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while f.store.versions.load(Ordering::SeqCst) == before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "an invalidated entry must not be served as fresh"
+            );
             tokio::task::yield_now().await;
         }
         // The racing GET has read the old version and waits: change now.
