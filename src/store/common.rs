@@ -200,10 +200,11 @@ pub fn was_issued(allocator: &Allocator, capacity: u64, allocated: u64, idx: u64
     idx < capacity && allocator.invert(idx).is_ok_and(|n| n < allocated)
 }
 
-/// How many allocators [`AllocatorCache`] keeps before it starts over. Each
+/// How many entries the per-list caches ([`AllocatorCache`], the Redis
+/// adapter's list facts) keep before they start over. Each
 /// is about a hundred bytes; the bound only matters for a process that lives
 /// through thousands of lists.
-const CACHE_LIMIT: usize = 4096;
+pub const CACHE_LIMIT: usize = 4096;
 
 /// A per-process cache of list allocators. Allocators are immutable (a list's
 /// key and capacity never change), so a cached one is never stale, and the

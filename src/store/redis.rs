@@ -293,6 +293,12 @@ impl RedisStore {
 
     fn remember(&self, list: ListId, info: ListInfo) -> Arc<ListInfo> {
         let mut map = self.lists.write().unwrap_or_else(|e| e.into_inner());
+        // Bounded like `common::AllocatorCache`: a process that reads many
+        // lists forgets them all at once rather than growing; facts missing
+        // from memory are looked up in Redis again.
+        if map.len() >= super::common::CACHE_LIMIT && !map.contains_key(&list) {
+            map.clear();
+        }
         map.entry(list).or_insert_with(|| Arc::new(info)).clone()
     }
 
