@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use statuslist::client::Issuer;
 use statuslist::config::Settings;
+use statuslist::http::handlers::unix_now;
 use statuslist::publish::keys::ServiceKey;
 use statuslist::startup::Application;
 
@@ -36,13 +37,6 @@ fn secs() -> u64 {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(10)
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// Requests/s and p99 (ms) from wrk's `--latency` report; `args` go to the
@@ -200,7 +194,7 @@ fn main() {
     // Pre-sign enough /issue bodies for the run (each jti is used once).
     // Each round gets its own slice of bodies, so no round replays another's.
     let per_round = 160_000usize;
-    let t = now();
+    let t = unix_now();
     let bodies: Vec<String> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..4)
             .map(|_| {
@@ -251,7 +245,11 @@ end
         let mut uri = String::new();
         for _ in 0..2_000 {
             let jwt = issuer
-                .issue_request(&uuid::Uuid::new_v4().to_string(), now(), now() + 86_400)
+                .issue_request(
+                    &uuid::Uuid::new_v4().to_string(),
+                    unix_now(),
+                    unix_now() + 86_400,
+                )
                 .expect("sign");
             let answer: serde_json::Value = http
                 .post(format!("{base}/issue"))
@@ -268,7 +266,7 @@ end
                 let jwt = issuer
                     .revoke_request(
                         &uuid::Uuid::new_v4().to_string(),
-                        now(),
+                        unix_now(),
                         &uri,
                         answer["idx"].as_u64().unwrap_or(0),
                     )

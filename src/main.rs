@@ -12,6 +12,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use statuslist::client::{self, Issuer};
+use statuslist::http::handlers::unix_now;
 use statuslist::publish::keys::{ServiceKey, generate_into_dir};
 
 /// Credential status service: GOV.UK CRS API, IETF Token Status List and W3C
@@ -188,13 +189,6 @@ fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 fn issuer(who: &Who) -> anyhow::Result<Issuer> {
