@@ -13,8 +13,12 @@
 //! Lua script. Run: `cargo bench --bench http_load` (release).
 //! `HTTP_LOAD_SECS` sets the length of each wrk run (default 10).
 
+#[path = "../tests/common/json_toml.rs"]
+mod json_toml;
 #[path = "../tests/store/support/mod.rs"]
 mod support;
+
+use json_toml::json_to_toml;
 
 use std::io::Write;
 use std::path::Path;
@@ -99,27 +103,9 @@ format = "token"
 jwks = {jwks}
 "#,
         key = dir.join("service.pem").display(),
-        jwks = toml_inline(jwks),
+        jwks = json_to_toml(jwks),
     );
     Settings::from_toml_str(&toml).expect("bench settings")
-}
-
-/// A JSON object as a TOML inline table (keys and strings only: a JWKS).
-fn toml_inline(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::Object(m) => format!(
-            "{{ {} }}",
-            m.iter()
-                .map(|(k, v)| format!("{k} = {}", toml_inline(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        serde_json::Value::Array(a) => format!(
-            "[{}]",
-            a.iter().map(toml_inline).collect::<Vec<_>>().join(", ")
-        ),
-        other => other.to_string(),
-    }
 }
 
 /// Bare ES256 verifications per second on every core, with the backend the

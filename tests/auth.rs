@@ -4,6 +4,8 @@
 
 #[path = "common/crs_examples.rs"]
 mod crs_spec;
+#[path = "common/json_toml.rs"]
+mod json_toml;
 
 mod support {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -114,6 +116,8 @@ mod support {
         Settings::from_toml_str(&inline_json_to_toml(&toml)).unwrap()
     }
 
+    use crate::json_toml::json_to_toml;
+
     /// Rewrites `jwks = '''{json}'''` lines into TOML inline tables.
     fn inline_json_to_toml(toml: &str) -> String {
         toml.lines()
@@ -130,23 +134,6 @@ mod support {
             })
             .collect::<Vec<_>>()
             .join("\n")
-    }
-
-    fn json_to_toml(v: &Value) -> String {
-        match v {
-            Value::Object(m) => format!(
-                "{{ {} }}",
-                m.iter()
-                    .map(|(k, v)| format!("\"{k}\" = {}", json_to_toml(v)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            Value::Array(a) => format!(
-                "[{}]",
-                a.iter().map(json_to_toml).collect::<Vec<_>>().join(", ")
-            ),
-            other => other.to_string(),
-        }
     }
 
     pub fn auth(clients: &str) -> Authenticator {

@@ -7,6 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 use std::time::Duration;
 
+#[path = "../common/json_toml.rs"]
+mod json_toml;
+use json_toml::json_to_toml;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use p256::ecdsa::signature::Signer;
@@ -155,23 +159,6 @@ impl Issuer {
             self.format,
             json_to_toml(&self.jwks())
         )
-    }
-}
-
-fn json_to_toml(v: &Value) -> String {
-    match v {
-        Value::Object(m) => format!(
-            "{{ {} }}",
-            m.iter()
-                .map(|(k, v)| format!("\"{k}\" = {}", json_to_toml(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        Value::Array(a) => format!(
-            "[{}]",
-            a.iter().map(json_to_toml).collect::<Vec<_>>().join(", ")
-        ),
-        other => other.to_string(),
     }
 }
 
