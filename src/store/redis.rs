@@ -51,6 +51,7 @@ use std::time::Duration;
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{ErrorKind, RedisError, Script, ServerErrorKind, Value};
 
+use super::common::{self, MAX_JTI_LEN};
 use super::{
     AllocateOutcome, AllocateRequest, Allocation, ListMeta, ListSnapshot, SetStatusOutcome, Store,
     StoreError, StoreSettings, UnixSeconds,
@@ -63,9 +64,6 @@ use crate::domain::{
 /// of 48-bit random ids is astronomically rare; more than one in a row means
 /// something else is wrong.
 const OPEN_ATTEMPTS: usize = 8;
-
-/// The longest `jti` accepted (it becomes part of a key).
-const MAX_JTI_LEN: usize = 256;
 
 /// How to reach Redis and how to name keys there.
 #[derive(Clone, PartialEq, Eq)]
@@ -194,16 +192,9 @@ impl RedisStore {
                 "the Redis command timeout must be above zero".to_owned(),
             ));
         }
-        if settings.lease > settings.idempotency_window {
-            // A record would vanish while its request is still in flight.
-            return Err(StoreError::Invalid(
-                "the in-flight lease must not exceed the idempotency window".to_owned(),
-            ));
-        }
-        // Reject a capacity the allocator cannot serve now, not at the first
-        // allocation.
-        Allocator::new(&AllocatorKey::from_bytes([0; 32]), settings.capacity)
-            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        // Capacity and lease: the rules every adapter applies, checked now
+        // rather than at the first allocation.
+        common::check_settings(&settings)?;
         let new_list_bytes = crate::domain::packed::byte_len(settings.bits, settings.capacity)
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
 
@@ -296,7 +287,7 @@ impl RedisStore {
         // Bounded like `common::AllocatorCache`: a process that reads many
         // lists forgets them all at once rather than growing; facts missing
         // from memory are looked up in Redis again.
-        if map.len() >= super::common::CACHE_LIMIT && !map.contains_key(&list) {
+        if map.len() >= common::CACHE_LIMIT && !map.contains_key(&list) {
             map.clear();
         }
         map.entry(list).or_insert_with(|| Arc::new(info)).clone()
@@ -409,13 +400,7 @@ impl RedisStore {
 impl Store for RedisStore {
     #[tracing::instrument(skip(self, req), fields(client = %req.client, count = req.count))]
     async fn allocate(&self, req: &AllocateRequest) -> Result<AllocateOutcome, StoreError> {
-        if req.count == 0 || u64::from(req.count) > self.settings.capacity {
-            return Err(StoreError::Invalid(format!(
-                "count must be between 1 and {}, not {}",
-                self.settings.capacity, req.count
-            )));
-        }
-        check_jti(&req.jti)?;
+        common::check_request(req, &self.settings)?;
         let cp = self.client_prefix(&req.client);
         let idem_key = format!("{cp}j:{}", req.jti);
         let cur_key = format!("{cp}cur:{}", req.format.name());
