@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use statuslist::domain::{ClientId, ListFormat, Status};
 use statuslist::store::redis::{RedisSettings, RedisStore};
-use statuslist::store::{AllocateOutcome, AllocateRequest, Store, StoreSettings};
+use statuslist::store::{AllocateOutcome, AllocateRequest, StatusChange, Store, StoreSettings};
 
 const IN_FLIGHT: usize = 64;
 
@@ -60,11 +60,12 @@ fn request(client: &ClientId, jti: String, count: u32) -> AllocateRequest {
         status_expiry: 2_000_000_000,
         count,
         now: 1_700_000_000,
+        keep_until: 1_700_003_661,
     }
 }
 
 /// Allocations per second with `IN_FLIGHT` tasks spread over `stores`.
-async fn rate(stores: &[Arc<RedisStore>], label: &str, with_complete: bool, d: Duration) -> f64 {
+async fn rate(stores: &[Arc<RedisStore>], label: &str, d: Duration) -> f64 {
     let client = ClientId::parse(&format!("bench-{label}")).expect("client id");
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
@@ -83,7 +84,7 @@ async fn rate(stores: &[Arc<RedisStore>], label: &str, with_complete: bool, d: D
             while !stop.load(Ordering::Relaxed) {
                 let jti = format!("{t}-{i}");
                 i += 1;
-                match store.allocate(&request(&client, jti.clone(), 1)).await {
+                match store.allocate(&request(&client, jti, 1)).await {
                     Ok(AllocateOutcome::Allocated(_)) => {}
                     Err(e) => {
                         // Counted, not fatal: on an overloaded machine a
@@ -93,10 +94,6 @@ async fn rate(stores: &[Arc<RedisStore>], label: &str, with_complete: bool, d: D
                         continue;
                     }
                     Ok(other) => panic!("allocate: {other:?}"),
-                }
-                if with_complete && store.complete(&client, &jti, 0).await.is_err() {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                    continue;
                 }
                 done.fetch_add(1, Ordering::Relaxed);
             }
@@ -142,20 +139,18 @@ async fn run(server: &support::RedisServer, d: Duration) {
         v
     };
     // Warm-up: load the scripts, open the first lists.
-    rate(&one, "warmup", false, Duration::from_millis(500)).await;
+    rate(&one, "warmup", Duration::from_millis(500)).await;
 
     // The machine may be shared: interleave our runs with redis-benchmark
     // so that both see the same load, and report every round.
     let mut ratios = Vec::new();
     for round in 1..=ROUNDS {
-        let a1 = rate(&one, &format!("one{round}"), false, d).await;
-        let a4 = rate(&four, &format!("four{round}"), false, d).await;
-        let c1 = rate(&one, &format!("onec{round}"), true, d).await;
+        let a1 = rate(&one, &format!("one{round}"), d).await;
+        let a4 = rate(&four, &format!("four{round}"), d).await;
         let incr = redis_benchmark(server);
         println!("round {round}:");
         println!("  allocate, 64 tasks on 1 connection:            {a1:>10.0} /s");
         println!("  allocate, 64 tasks on 4 connections:           {a4:>10.0} /s");
-        println!("  allocate + complete, 64 tasks on 1 connection: {c1:>10.0} /s");
         match incr {
             Some(incr) => {
                 println!("  redis-benchmark -t incr -c 64 -n 200000:       {incr:>10.0} /s");
@@ -211,9 +206,19 @@ async fn memory(server: &support::RedisServer, store: &RedisStore) {
         .map(|k| usage(k))
         .sum();
     let revoked = indexes.iter().step_by(10).count();
-    for idx in indexes.iter().step_by(10) {
+    for (n, idx) in indexes.iter().step_by(10).enumerate() {
+        let jti = format!("revoke-{n}");
         store
-            .set_status(&client, &list, *idx, Status::Invalid, 1_700_000_100)
+            .set_status(&StatusChange {
+                client: client.clone(),
+                list,
+                idx: *idx,
+                status: Status::Invalid,
+                digest: *blake3::hash(jti.as_bytes()).as_bytes(),
+                jti,
+                now: 1_700_000_100,
+                keep_until: 1_700_003_761,
+            })
             .await
             .expect("revoke");
     }

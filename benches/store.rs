@@ -14,7 +14,8 @@ use std::time::Instant;
 use futures::future::join_all;
 use statuslist::domain::{ClientId, ListFormat, Status};
 use statuslist::store::{
-    AllocateOutcome, AllocateRequest, EmbeddedDurability, EmbeddedStore, Store, StoreSettings,
+    AllocateOutcome, AllocateRequest, EmbeddedDurability, EmbeddedStore, StatusChange, Store,
+    StoreSettings,
 };
 
 const NOW: u64 = 1_700_000_000;
@@ -62,6 +63,7 @@ async fn run(durability: EmbeddedDurability, tasks: usize, total: usize) {
                     status_expiry: NOW + 86_400,
                     count: 1,
                     now: NOW,
+                    keep_until: NOW + 3661,
                 };
                 match store.allocate(&req).await.expect("allocate") {
                     AllocateOutcome::Allocated(a) => got.push((a.list, a.indexes[0])),
@@ -86,8 +88,18 @@ async fn run(durability: EmbeddedDurability, tasks: usize, total: usize) {
         let client = client.clone();
         async move {
             for (list, idx) in chunk {
+                let jti = format!("revoke-{list}-{idx}");
                 store
-                    .set_status(&client, &list, idx, Status::Invalid, NOW)
+                    .set_status(&StatusChange {
+                        client: client.clone(),
+                        list,
+                        idx,
+                        status: Status::Invalid,
+                        digest: [2; 32],
+                        jti,
+                        now: NOW,
+                        keep_until: NOW + 3661,
+                    })
                     .await
                     .expect("revoke");
             }

@@ -194,8 +194,6 @@ pub struct StoreConfig {
     pub redis_prefix: String,
     /// Upper bound for every store command, in milliseconds.
     pub command_timeout_ms: u64,
-    /// How long a first `/issue` holds its `jti` in flight, in seconds.
-    pub lease_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -204,7 +202,10 @@ struct RawStore {
     url: String,
     redis_prefix: String,
     command_timeout_ms: u64,
-    lease_secs: u64,
+    /// No longer used (an allocation and its idempotency record are one
+    /// atomic step, so there is no in-flight lease); still accepted so that
+    /// existing files keep loading, with a warning.
+    lease_secs: Option<u64>,
 }
 
 impl Default for RawStore {
@@ -213,7 +214,7 @@ impl Default for RawStore {
             url: "embedded:./data/statuslist.redb".into(),
             redis_prefix: "statuslist:".into(),
             command_timeout_ms: 500,
-            lease_secs: 30,
+            lease_secs: None,
         }
     }
 }
@@ -459,8 +460,11 @@ fn store(raw: RawStore) -> Result<StoreConfig, ConfigError> {
     if raw.command_timeout_ms == 0 {
         return Err(invalid("store.command_timeout_ms", "must be at least 1"));
     }
-    if raw.lease_secs == 0 {
-        return Err(invalid("store.lease_secs", "must be at least 1"));
+    if raw.lease_secs.is_some() {
+        tracing::warn!(
+            "store.lease_secs is no longer used and can be removed: an allocation and its \
+             idempotency record are written in one atomic step"
+        );
     }
     if raw.redis_prefix.is_empty()
         || raw
@@ -477,7 +481,6 @@ fn store(raw: RawStore) -> Result<StoreConfig, ConfigError> {
         kind,
         redis_prefix: raw.redis_prefix,
         command_timeout_ms: raw.command_timeout_ms,
-        lease_secs: raw.lease_secs,
     })
 }
 

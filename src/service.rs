@@ -5,18 +5,27 @@
 use std::sync::Arc;
 
 use crate::auth::{ChangeClaims, IssueClaims};
-use crate::domain::{ChangeOp, ListRef, Status};
-use crate::store::{AllocateOutcome, AllocateRequest, SetStatusOutcome, Store, StoreError};
+use crate::domain::{Bits, ChangeOp, ListRef, Status};
+use crate::store::{
+    AllocateOutcome, AllocateRequest, SetStatusOutcome, StatusChange, Store, StoreError,
+};
 
 /// Why a use case did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
-    /// The same jti came with different claims.
+    /// The same jti came with different claims, another operation or
+    /// target, or was first used for another kind of request.
     #[error("the request changed since its first use of this jti")]
     Changed,
-    /// The same jti is still being served.
-    #[error("a request with this jti is in flight")]
-    InFlight,
+    /// The list's entries cannot hold the status (SUSPENDED in a 1-bit
+    /// list).
+    #[error("status {status} does not fit a list of {bits}-bit entries")]
+    StatusNotSupported {
+        /// The status asked for.
+        status: Status,
+        /// The list's width.
+        bits: Bits,
+    },
     /// The list belongs to another client.
     #[error("the list belongs to another client")]
     NotYourList,
@@ -29,7 +38,8 @@ pub enum ServiceError {
         /// The entry's current status.
         current: Status,
     },
-    /// The store could not be reached: retryable.
+    /// The store could not be reached, or the list's data is damaged and
+    /// fails closed: retryable (an operator may restore it).
     #[error("store unavailable")]
     Unavailable(#[source] StoreError),
     /// `/issue` failed in the store for another reason.
@@ -82,8 +92,7 @@ impl<S: Store> Service<S> {
     /// Allocates one index for a checked `/issue` request, idempotently.
     ///
     /// # Errors
-    /// [`ServiceError::Changed`], [`ServiceError::InFlight`], or a store
-    /// failure.
+    /// [`ServiceError::Changed`], or a store failure.
     #[tracing::instrument(level = "debug", skip_all, fields(client = %claims.client))]
     pub async fn issue(&self, claims: &IssueClaims, now: u64) -> Result<Issued, ServiceError> {
         let req = AllocateRequest {
@@ -94,24 +103,16 @@ impl<S: Store> Service<S> {
             status_expiry: claims.status_expiry,
             count: 1,
             now,
+            keep_until: claims.keep_until,
         };
-        let outcome = self.store.allocate(&req).await.map_err(|e| match e {
-            StoreError::Unavailable(_) => ServiceError::Unavailable(e),
-            other => ServiceError::IssueFailed(other),
-        })?;
+        let outcome = self
+            .store
+            .allocate(&req)
+            .await
+            .map_err(|e| failed(e, ServiceError::IssueFailed))?;
         let allocation = match outcome {
-            AllocateOutcome::Allocated(a) => {
-                // The allocation is applied and recorded; marking it done only
-                // lets repeats skip the lease. If that fails, a repeat is told
-                // 409 until the lease ends and then gets this same answer.
-                if let Err(e) = self.store.complete(&req.client, &req.jti, now).await {
-                    tracing::warn!(error = %e, "could not mark the request complete");
-                }
-                a
-            }
-            AllocateOutcome::Replayed(a) => a,
+            AllocateOutcome::Allocated(a) | AllocateOutcome::Replayed(a) => a,
             AllocateOutcome::Changed => return Err(ServiceError::Changed),
-            AllocateOutcome::InFlight => return Err(ServiceError::InFlight),
         };
         let idx = allocation.indexes.first().copied().ok_or_else(|| {
             ServiceError::IssueFailed(StoreError::Corrupt("empty allocation".into()))
@@ -124,11 +125,13 @@ impl<S: Store> Service<S> {
         Ok(Issued { idx, uri })
     }
 
-    /// Applies a checked status change (`/revoke`, `/suspend`, `/unsuspend`).
+    /// Applies a checked status change (`/revoke`, `/suspend`, `/unsuspend`),
+    /// once per (client, jti): the same request again gets the same answer.
     ///
     /// # Errors
-    /// [`ServiceError::NotYourList`], [`ServiceError::EntryNotFound`],
-    /// [`ServiceError::NotAllowed`], or a store failure.
+    /// [`ServiceError::Changed`], [`ServiceError::NotYourList`],
+    /// [`ServiceError::EntryNotFound`], [`ServiceError::NotAllowed`],
+    /// [`ServiceError::StatusNotSupported`], or a store failure.
     #[tracing::instrument(level = "debug", skip_all, fields(client = %claims.client, list = %claims.list.id, idx = claims.idx))]
     pub async fn change(&self, claims: &ChangeClaims, now: u64) -> Result<Changed, ServiceError> {
         let target = match claims.op {
@@ -146,22 +149,26 @@ impl<S: Store> Service<S> {
                 .store
                 .read_list(&claims.list.id)
                 .await
-                .map_err(|e| match e {
-                    StoreError::Unavailable(_) => ServiceError::Unavailable(e),
-                    other => ServiceError::ChangeFailed(other),
-                })?;
+                .map_err(|e| failed(e, ServiceError::ChangeFailed))?;
             if snapshot.is_none_or(|s| s.meta.format != claims.list.format) {
                 return Err(ServiceError::EntryNotFound);
             }
         }
+        let change = StatusChange {
+            client: claims.client.clone(),
+            list: claims.list.id,
+            idx: claims.idx,
+            status: target,
+            jti: claims.jti.clone(),
+            digest: claims.digest,
+            now,
+            keep_until: claims.keep_until,
+        };
         let outcome = self
             .store
-            .set_status(&claims.client, &claims.list.id, claims.idx, target, now)
+            .set_status(&change)
             .await
-            .map_err(|e| match e {
-                StoreError::Unavailable(_) => ServiceError::Unavailable(e),
-                other => ServiceError::ChangeFailed(other),
-            })?;
+            .map_err(|e| failed(e, ServiceError::ChangeFailed))?;
         let op = claims.op;
         match outcome {
             SetStatusOutcome::Done { at } => Ok(Changed {
@@ -179,6 +186,21 @@ impl<S: Store> Service<S> {
                 Err(ServiceError::EntryNotFound)
             }
             SetStatusOutcome::NotAllowed { current } => Err(ServiceError::NotAllowed { current }),
+            SetStatusOutcome::Changed => Err(ServiceError::Changed),
+            SetStatusOutcome::Unsupported { bits } => Err(ServiceError::StatusNotSupported {
+                status: target,
+                bits,
+            }),
         }
+    }
+}
+
+/// The one mapping of store failures: the retryable ones (unreachable, and
+/// damaged lists, which fail closed until restored) are `Unavailable`, the
+/// rest is the use case's own failure.
+fn failed(e: StoreError, other: fn(StoreError) -> ServiceError) -> ServiceError {
+    match e {
+        StoreError::Unavailable(_) | StoreError::Damaged { .. } => ServiceError::Unavailable(e),
+        e => other(e),
     }
 }

@@ -199,7 +199,6 @@ fn store_settings(settings: &Settings) -> Result<StoreSettings, StartupError> {
         capacity: settings.lists.capacity,
         bits: Bits::try_from(settings.lists.bits)?,
         idempotency_window: Duration::from_secs(settings.idempotency_window_secs),
-        lease: Duration::from_secs(settings.store.lease_secs),
     })
 }
 

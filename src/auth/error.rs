@@ -99,6 +99,9 @@ impl AuthError {
             ),
             E::Claim(C::MissingUri) => (400, BAD_REQUEST, "No valid URI in Payload"),
             E::Claim(C::InvalidUri) => (400, BAD_REQUEST, "Invalid URI format in payload"),
+            // Not in CRS (its clients send no `aud`): a token addressed to
+            // another service is an authentication failure.
+            E::Claim(C::InvalidAud) => (401, UNAUTHORIZED, "Invalid Audience in Payload"),
             E::KeysUnavailable => (
                 503,
                 TEMPORARILY_UNAVAILABLE,
@@ -115,7 +118,7 @@ impl AuthError {
 
     /// Every variant, in check order (for tests and documentation of the
     /// table).
-    pub const ALL: [AuthError; 22] = {
+    pub const ALL: [AuthError; 23] = {
         use AuthError as E;
         use ClaimError as C;
         [
@@ -130,6 +133,7 @@ impl AuthError {
             E::UnknownClient,
             E::InvalidKid,
             E::BadSignature,
+            E::Claim(C::InvalidAud),
             E::Claim(C::MissingIat),
             E::Claim(C::InvalidIat),
             E::Claim(C::MissingJti),

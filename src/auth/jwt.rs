@@ -66,6 +66,9 @@ pub struct RawClaims {
     /// `uri`.
     #[serde(default)]
     pub uri: Option<Value>,
+    /// `aud`: optional; when present it must name this service.
+    #[serde(default)]
+    pub aud: Option<Value>,
 }
 
 /// A decoded but not yet verified token. Its `Debug` leaves out the token

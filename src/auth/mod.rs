@@ -10,7 +10,8 @@
 //! Check order (the first fault wins): Content-Type → decodable → header
 //! `kid` present → `typ` present and `JWT` → `alg` present and in the safe
 //! set → `iss` present and registered → `alg` allowed for that client →
-//! `kid` in the client's JWKS → signature → claims. The header is read as
+//! `kid` in the client's JWKS → signature → `aud` (when present, it must be
+//! the service's public base URL) → claims. The header is read as
 //! sent, before any JWT library sees it, and keys come only from the
 //! registered JWKS (`jku`, `x5u`, `jwk`, `x5c` headers are ignored).
 
@@ -51,6 +52,9 @@ pub struct IssueClaims {
     /// The idempotency digest ([`claims::issue_digest`]: `iss`, `jti`,
     /// `statusExpiry`; not `iat`).
     pub digest: [u8; 32],
+    /// Until when the request's idempotency record must count
+    /// ([`claims::record_until`]).
+    pub keep_until: u64,
 }
 
 /// The checked claims of a status change (`/revoke`, `/suspend`,
@@ -74,6 +78,9 @@ pub struct ChangeClaims {
     pub list: ListRef,
     /// The idempotency digest ([`claims::change_digest`]; not `iat`).
     pub digest: [u8; 32],
+    /// Until when the request's idempotency record must count
+    /// ([`claims::record_until`]).
+    pub keep_until: u64,
 }
 
 /// The claims of a `/revoke` request.
@@ -274,6 +281,7 @@ impl Authenticator {
             jti,
             status_expiry,
             digest,
+            keep_until: claims::record_until(iat, reg.idempotency_window_secs),
         })
     }
 
@@ -319,6 +327,7 @@ impl Authenticator {
             idx,
             list,
             digest,
+            keep_until: claims::record_until(iat, reg.idempotency_window_secs),
         })
     }
 }
@@ -373,6 +382,7 @@ async fn authenticate<'r>(
     if !key.verify(header.alg, parsed.signing_input, parsed.signature) {
         return Err(AuthError::BadSignature);
     }
+    claims::check_aud(parsed.claims.aud.as_ref(), &reg.public_base_url)?;
     Ok((client, parsed.claims))
 }
 

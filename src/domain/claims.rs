@@ -63,6 +63,10 @@ pub enum ClaimError {
     /// A `uri` string that is not a list URI of this service.
     #[error("Invalid URI format in payload")]
     InvalidUri,
+    /// An `aud` that does not name this service (RFC 8725 §3.9: a token
+    /// meant for another recipient must not be accepted here).
+    #[error("Invalid Audience in Payload")]
+    InvalidAud,
 }
 
 /// A JWS algorithm this service can accept. `none` and every HMAC algorithm
@@ -215,6 +219,40 @@ pub fn check_uri(v: Option<&Value>, public_base_url: &str) -> Result<ListRef, Cl
         .and_then(Value::as_str)
         .ok_or(ClaimError::MissingUri)?;
     ListRef::parse_uri(public_base_url, s).map_err(|_| ClaimError::InvalidUri)
+}
+
+/// Checks `aud`, when present, against the service's public base URL
+/// (RFC 7519 §4.1.3, RFC 8725 §3.9): a string equal to it, or an array with
+/// such a string. A trailing `/` is ignored on either side. Absent (or
+/// `null`) is accepted: CRS clients send none.
+///
+/// # Errors
+/// [`ClaimError::InvalidAud`] for any other value.
+pub fn check_aud(v: Option<&Value>, public_base_url: &str) -> Result<(), ClaimError> {
+    let Some(v) = present(v) else {
+        return Ok(());
+    };
+    let base = public_base_url.trim_end_matches('/');
+    let names_us = |v: &Value| v.as_str().is_some_and(|s| s.trim_end_matches('/') == base);
+    let ok = match v {
+        Value::Array(items) => items.iter().any(names_us),
+        other => names_us(other),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(ClaimError::InvalidAud)
+    }
+}
+
+/// Until when (exclusive, unix seconds) the idempotency record of a request
+/// with this `iat` must count: the last moment the `iat` check accepts the
+/// request again is `iat + window` by the service's clock ([`check_iat`]),
+/// plus the allowed skew as a margin. One clock, the service's, decides both.
+pub fn record_until(iat: u64, window_secs: u64) -> u64 {
+    iat.saturating_add(window_secs)
+        .saturating_add(MAX_IAT_SKEW_SECS)
+        .saturating_add(1)
 }
 
 /// A JSON `null` counts as absent: issuers that serialise optional fields as
@@ -395,6 +433,47 @@ mod tests {
             check_uri(Some(&json!("https://evil.example/b/A671FED3E9AD")), base),
             Err(ClaimError::InvalidUri)
         );
+    }
+
+    #[test]
+    fn aud_rules() {
+        let base = "https://crs.example";
+        for ok in [
+            None,
+            Some(Value::Null),
+            Some(json!("https://crs.example")),
+            Some(json!("https://crs.example/")),
+            Some(json!(["https://other.example", "https://crs.example"])),
+        ] {
+            assert_eq!(check_aud(ok.as_ref(), base), Ok(()), "{ok:?}");
+        }
+        for bad in [
+            json!("https://other.example"),
+            json!("https://crs.example/t"),
+            json!([]),
+            json!(["https://other.example"]),
+            json!(5),
+            json!({"aud": "https://crs.example"}),
+        ] {
+            assert_eq!(
+                check_aud(Some(&bad), base),
+                Err(ClaimError::InvalidAud),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn records_outlive_every_accepted_replay() {
+        let w = 3600;
+        for iat in [NOW - w, NOW, NOW + MAX_IAT_SKEW_SECS] {
+            let until = record_until(iat, w);
+            // The last `now` at which this iat still passes the check.
+            let last = iat + w;
+            assert!(check_iat(Some(&json!(iat)), last, w).is_ok());
+            assert!(check_iat(Some(&json!(iat)), last + 1, w).is_err());
+            assert!(until > last, "record must count at {last}");
+        }
     }
 
     #[test]

@@ -15,9 +15,6 @@ use crate::service::ServiceError;
 
 /// CRS text: same jti, different claims.
 pub const CHANGED: &str = "Detected invalid changes between idempotent requests, unable to proceed. Please generate a new request.";
-/// CRS text: same jti still in flight.
-pub const IN_FLIGHT: &str =
-    "Multiple concurrent idempotent requests in progress. Please retry after a short delay.";
 /// CRS text: the list belongs to another client.
 pub const NOT_YOUR_LIST: &str = "The original clientId is different to the clientId in the request";
 /// CRS text: the one 404 of the revoke contract.
@@ -80,7 +77,13 @@ impl ApiError {
                 (status, code, text.to_owned())
             }
             ApiError::Service(S::Changed) => fixed(StatusCode::BAD_REQUEST, "BAD_REQUEST", CHANGED),
-            ApiError::Service(S::InFlight) => fixed(StatusCode::CONFLICT, "CONFLICT", IN_FLIGHT),
+            ApiError::Service(S::StatusNotSupported { status, bits }) => (
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                format!(
+                    "This status list has {bits}-bit entries, which cannot hold the status {status}"
+                ),
+            ),
             ApiError::Service(S::NotYourList) => {
                 fixed(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", NOT_YOUR_LIST)
             }

@@ -90,10 +90,9 @@ pub async fn change<S: Store>(
         .check_change(op, content_type(&req), &body, now)
         .await?;
     let changed = state.service.change(&claims, now).await?;
-    if changed.changed {
-        // The next GET of this list in this process must show the change.
-        state.cache.invalidate(&claims.list.id);
-    }
+    // The next GET of this list in this process must show the change: also
+    // after "already" (another replica may have just made it) and a replay.
+    state.cache.invalidate(&claims.list.id);
     Ok(HttpResponse::Accepted()
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .json(change_body(&changed)))
@@ -157,7 +156,9 @@ async fn list<S: Store>(
         .await
         .map_err(|e| match e {
             CacheError::NotFound => ApiError::ListNotFound,
-            CacheError::Store(StoreError::Unavailable(_)) => ApiError::Unavailable,
+            CacheError::Store(StoreError::Unavailable(_) | StoreError::Damaged { .. }) => {
+                ApiError::Unavailable
+            }
             other => {
                 tracing::error!(error = %other, "could not publish list");
                 ApiError::Internal
@@ -216,15 +217,40 @@ pub async fn live() -> HttpResponse {
 }
 
 /// `GET /health/ready`: the store answers and a signing key is loaded.
+///
+/// A store that answers but holds damaged lists, or is configured so that it
+/// may lose data, is reported `degraded` with the details, and the instance
+/// stays ready (200): every other list is still served, and taking every
+/// replica out of a load balancer for one damaged list would make it worse.
 pub async fn ready<S: Store>(state: web::Data<AppState<S>>) -> HttpResponse {
-    let store = state.service.store().ping().await;
+    let store = state.service.store().health().await;
     let key_loaded = !state.jwks_json.is_empty();
     let ok = store.is_ok() && key_loaded;
-    let body = json!({
-        "status": if ok { "ready" } else { "not ready" },
-        "store": if store.is_ok() { "ok" } else { "unavailable" },
+    let (store_status, damaged, warnings) = match &store {
+        Ok(h) if h.is_clean() => ("ok", Vec::new(), Vec::new()),
+        Ok(h) => (
+            "degraded",
+            h.damaged.iter().map(|l| l.as_str().to_owned()).collect(),
+            h.warnings.clone(),
+        ),
+        Err(_) => ("unavailable", Vec::new(), Vec::new()),
+    };
+    let status = match (ok, store_status) {
+        (false, _) => "not ready",
+        (true, "degraded") => "degraded",
+        _ => "ready",
+    };
+    let mut body = json!({
+        "status": status,
+        "store": store_status,
         "signing_key": if key_loaded { "loaded" } else { "missing" },
     });
+    if !damaged.is_empty() {
+        body["damaged_lists"] = json!(damaged);
+    }
+    if !warnings.is_empty() {
+        body["warnings"] = json!(warnings);
+    }
     let mut response = if ok {
         HttpResponse::Ok()
     } else {

@@ -351,7 +351,9 @@ fn stale_or(
     err: StoreError,
 ) -> Result<(Arc<Published>, CacheOutcome), CacheError> {
     match cached {
-        Some(token) if now < token.exp => {
+        // Only an unreachable store: a damaged list must not be served from
+        // an older copy, which could lack changes made before the damage.
+        Some(token) if now < token.exp && matches!(err, StoreError::Unavailable(_)) => {
             tracing::warn!(error = %err, "store unavailable; serving the last good token");
             Ok((token, CacheOutcome::Stale))
         }
@@ -380,7 +382,8 @@ mod tests {
     use crate::publish::ServiceKey;
     use crate::store::embedded::{EmbeddedDurability, EmbeddedStore};
     use crate::store::{
-        AllocateOutcome, AllocateRequest, SetStatusOutcome, StoreSettings, UnixSeconds,
+        AllocateOutcome, AllocateRequest, SetStatusOutcome, StatusChange, StoreHealth,
+        StoreSettings,
     };
 
     const NOW: u64 = 1_800_000_000;
@@ -411,18 +414,8 @@ mod tests {
         async fn allocate(&self, req: &AllocateRequest) -> Result<AllocateOutcome, StoreError> {
             self.inner.allocate(req).await
         }
-        async fn complete(&self, c: &ClientId, j: &str, n: UnixSeconds) -> Result<(), StoreError> {
-            self.inner.complete(c, j, n).await
-        }
-        async fn set_status(
-            &self,
-            c: &ClientId,
-            l: &ListId,
-            i: u64,
-            s: Status,
-            n: UnixSeconds,
-        ) -> Result<SetStatusOutcome, StoreError> {
-            self.inner.set_status(c, l, i, s, n).await
+        async fn set_status(&self, c: &StatusChange) -> Result<SetStatusOutcome, StoreError> {
+            self.inner.set_status(c).await
         }
         async fn read_list(&self, l: &ListId) -> Result<Option<ListSnapshot>, StoreError> {
             self.check()?;
@@ -436,8 +429,8 @@ mod tests {
             drop(self.hold.lock().await);
             version
         }
-        async fn ping(&self) -> Result<(), StoreError> {
-            self.inner.ping().await
+        async fn health(&self) -> Result<StoreHealth, StoreError> {
+            self.inner.health().await
         }
     }
 
@@ -478,6 +471,7 @@ mod tests {
             status_expiry: NOW + 100,
             count: 1,
             now: NOW,
+            keep_until: NOW + 3600,
         };
         let AllocateOutcome::Allocated(a) = store.allocate(&req).await.unwrap() else {
             panic!("allocated");
@@ -500,6 +494,28 @@ mod tests {
             list: a.list,
             idx: a.indexes[0],
             _dir: dir,
+        }
+    }
+
+    impl Fixture {
+        /// Sets the fixture's entry to `status` straight in the store (a
+        /// fresh jti each time), as this process or another replica would.
+        async fn set(&self, status: Status) {
+            let change = StatusChange {
+                client: self.client.clone(),
+                list: self.list,
+                idx: self.idx,
+                status,
+                jti: uuid::Uuid::new_v4().to_string(),
+                digest: [status.value(); 32],
+                now: NOW,
+                keep_until: NOW + 3600,
+            };
+            let outcome = self.store.set_status(&change).await.unwrap();
+            assert!(
+                matches!(outcome, SetStatusOutcome::Done { .. }),
+                "{outcome:?}"
+            );
         }
     }
 
@@ -526,10 +542,7 @@ mod tests {
         assert_eq!(status_at(&t1, f.idx), 0);
 
         // A change through this process is visible at once.
-        f.store
-            .set_status(&f.client, &f.list, f.idx, Status::Invalid, NOW)
-            .await
-            .unwrap();
+        f.set(Status::Invalid).await;
         f.cache.invalidate(&f.list);
         let (t2, o2) = f.cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
         assert_eq!(o2, CacheOutcome::Rebuilt);
@@ -560,10 +573,7 @@ mod tests {
             tokio::task::yield_now().await;
         }
         // The racing GET has read the old version and waits: change now.
-        f.store
-            .set_status(&f.client, &f.list, f.idx, Status::Invalid, NOW)
-            .await
-            .unwrap();
+        f.set(Status::Invalid).await;
         f.cache.invalidate(&f.list);
         drop(held);
         let (t, o) = racing.await.unwrap().unwrap();
@@ -581,10 +591,7 @@ mod tests {
         assert_eq!(f.store.reads.load(Ordering::SeqCst), 1, "no re-read");
         assert_eq!(f.store.versions.load(Ordering::SeqCst), 2);
         // A change made elsewhere (no invalidate) is picked up by the check.
-        f.store
-            .set_status(&f.client, &f.list, f.idx, Status::Suspended, NOW)
-            .await
-            .unwrap();
+        f.set(Status::Suspended).await;
         let (t, o) = f.cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
         assert_eq!(o, CacheOutcome::Rebuilt);
         assert_eq!(status_at(&t, f.idx), 2);

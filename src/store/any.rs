@@ -8,10 +8,10 @@
 use super::embedded::EmbeddedStore;
 use super::redis::RedisStore;
 use super::{
-    AllocateOutcome, AllocateRequest, ListSnapshot, SetStatusOutcome, Store, StoreError,
-    UnixSeconds,
+    AllocateOutcome, AllocateRequest, ListSnapshot, SetStatusOutcome, StatusChange, Store,
+    StoreError, StoreHealth,
 };
-use crate::domain::{ClientId, ListId, Status};
+use crate::domain::ListId;
 
 /// Either adapter behind one type.
 #[derive(Debug)]
@@ -37,24 +37,8 @@ impl Store for AnyStore {
         dispatch!(self, s => s.allocate(req))
     }
 
-    async fn complete(
-        &self,
-        client: &ClientId,
-        jti: &str,
-        now: UnixSeconds,
-    ) -> Result<(), StoreError> {
-        dispatch!(self, s => s.complete(client, jti, now))
-    }
-
-    async fn set_status(
-        &self,
-        client: &ClientId,
-        list: &ListId,
-        idx: u64,
-        status: Status,
-        now: UnixSeconds,
-    ) -> Result<SetStatusOutcome, StoreError> {
-        dispatch!(self, s => s.set_status(client, list, idx, status, now))
+    async fn set_status(&self, change: &StatusChange) -> Result<SetStatusOutcome, StoreError> {
+        dispatch!(self, s => s.set_status(change))
     }
 
     async fn read_list(&self, list: &ListId) -> Result<Option<ListSnapshot>, StoreError> {
@@ -65,7 +49,7 @@ impl Store for AnyStore {
         dispatch!(self, s => s.list_version(list))
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
-        dispatch!(self, s => s.ping())
+    async fn health(&self) -> Result<StoreHealth, StoreError> {
+        dispatch!(self, s => s.health())
     }
 }

@@ -1,20 +1,23 @@
 //! Rules every adapter applies the same way, kept out of the adapters so that
 //! Redis and redb cannot drift apart: checking settings and requests, the
 //! idempotency decision, the status-change decision, turning allocation
-//! numbers into indexes, and the per-process cache of list allocators.
+//! numbers into indexes, the per-process cache of list allocators, and the
+//! record of damaged lists.
 //!
 //! Everything here is pure or in-memory; an adapter that runs a rule inside
 //! its backend (a Redis Lua script) must follow the same table, and the
 //! contract suite checks that it does.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use crate::domain::allocator::MAX_CAPACITY;
 use crate::domain::packed::MAX_ENTRIES;
 use crate::domain::{Allocator, AllocatorKey, Bits, ListId, Status, Transition};
 
-use super::{AllocateRequest, SetStatusOutcome, StoreError, StoreSettings, UnixSeconds};
+use super::{
+    AllocateRequest, SetStatusOutcome, StatusChange, StoreError, StoreSettings, UnixSeconds,
+};
 
 /// The longest `jti` the store accepts. `auth` only lets lowercase UUIDs
 /// (36 characters) through; the bound keeps a bug upstream from writing
@@ -25,8 +28,7 @@ pub const MAX_JTI_LEN: usize = 256;
 ///
 /// # Errors
 /// [`StoreError::Invalid`] for a capacity of 0 or above what the allocator
-/// and the packed list support, or a lease longer than the idempotency window
-/// (a record would vanish while its request is still in flight).
+/// and the packed list support, or an idempotency window of zero.
 pub fn check_settings(settings: &StoreSettings) -> Result<(), StoreError> {
     let max = MAX_CAPACITY.min(MAX_ENTRIES);
     if settings.capacity == 0 || settings.capacity > max {
@@ -35,11 +37,42 @@ pub fn check_settings(settings: &StoreSettings) -> Result<(), StoreError> {
             settings.capacity
         )));
     }
-    if settings.lease > settings.idempotency_window {
+    if settings.idempotency_window.is_zero() {
+        return Err(StoreError::Invalid(
+            "the idempotency window must be above zero".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a jti before it becomes part of a key.
+///
+/// # Errors
+/// [`StoreError::Invalid`] for an empty or over-long jti.
+pub fn check_jti(jti: &str) -> Result<(), StoreError> {
+    if jti.is_empty() || jti.len() > MAX_JTI_LEN {
         return Err(StoreError::Invalid(format!(
-            "the in-flight lease ({} s) must not exceed the idempotency window ({} s)",
-            settings.lease.as_secs(),
-            settings.idempotency_window.as_secs()
+            "a jti is 1 to {MAX_JTI_LEN} bytes, not {}",
+            jti.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a status change before it reaches the backend.
+///
+/// # Errors
+/// [`StoreError::Invalid`] for a bad jti or a record that would end before
+/// the request's own time.
+pub fn check_change(change: &StatusChange) -> Result<(), StoreError> {
+    check_jti(&change.jti)?;
+    check_keep(change.now, change.keep_until)
+}
+
+fn check_keep(now: UnixSeconds, keep_until: UnixSeconds) -> Result<(), StoreError> {
+    if keep_until <= now {
+        return Err(StoreError::Invalid(format!(
+            "an idempotency record must outlive its request (keep until {keep_until}, now {now})"
         )));
     }
     Ok(())
@@ -50,8 +83,8 @@ pub fn check_settings(settings: &StoreSettings) -> Result<(), StoreError> {
 ///
 /// # Errors
 /// [`StoreError::Invalid`] for a count of 0 or above the capacity of a new
-/// list (all indexes of one request come from one list), or an empty or
-/// over-long jti.
+/// list (all indexes of one request come from one list), an empty or
+/// over-long jti, or a record that would end before the request's time.
 pub fn check_request(req: &AllocateRequest, settings: &StoreSettings) -> Result<(), StoreError> {
     if req.count == 0 {
         return Err(StoreError::Invalid("count must be at least 1".into()));
@@ -62,66 +95,42 @@ pub fn check_request(req: &AllocateRequest, settings: &StoreSettings) -> Result<
             req.count, settings.capacity
         )));
     }
-    if req.jti.is_empty() || req.jti.len() > MAX_JTI_LEN {
-        return Err(StoreError::Invalid(format!(
-            "a jti is 1 to {MAX_JTI_LEN} bytes, not {}",
-            req.jti.len()
-        )));
-    }
-    Ok(())
+    check_jti(&req.jti)?;
+    check_keep(req.now, req.keep_until)
 }
 
 /// What an existing idempotency record says about a new request with the
 /// same (client, jti). The adapter reads the record and acts on this in the
-/// same atomic step.
+/// same atomic step as the write it guards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReplayDecision {
-    /// The record has outlived the idempotency window: treat the request as
-    /// new (and replace the record).
+    /// The record has outlived its request's `keep_until`: treat the request
+    /// as new (and replace the record). Such a request can only arrive if
+    /// the `iat` check let it through, which it no longer does by then.
     Expired,
-    /// Another digest: [`super::AllocateOutcome::Changed`], whatever the state.
+    /// Another digest (another request, operation or target, or an issue
+    /// record met by a change or the reverse): refuse, apply nothing.
     Changed,
-    /// Same digest, finished: answer with the recorded allocation.
+    /// Same digest: answer with the recorded outcome, apply nothing.
     Replay,
-    /// Same digest, in flight under a live lease:
-    /// [`super::AllocateOutcome::InFlight`].
-    InFlight,
-    /// Same digest, in flight, lease over: the first request died after
-    /// allocating. Answer with the recorded allocation and mark the record
-    /// done; never allocate again.
-    TakeOver,
-}
-
-/// The fields of an idempotency record the decision needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RecordState {
-    /// The digest of the first request.
-    pub digest: [u8; 32],
-    /// Whether [`super::Store::complete`] (or a take-over) marked it done.
-    pub done: bool,
-    /// Until when (exclusive) the first request holds its lease.
-    pub lease_until: UnixSeconds,
-    /// When (inclusive) the record stops counting.
-    pub expires_at: UnixSeconds,
 }
 
 /// The idempotency decision for a request with `digest` at `now`, given the
-/// record already stored under its (client, jti).
+/// digest and end of life of the record already stored under its
+/// (client, jti). Issue and change digests are domain-separated
+/// ([`crate::domain::claims`]), so they never match each other.
 pub fn replay_decision(
-    record: &RecordState,
+    recorded: &[u8; 32],
+    expires_at: UnixSeconds,
     digest: &[u8; 32],
     now: UnixSeconds,
 ) -> ReplayDecision {
-    if now >= record.expires_at {
+    if now >= expires_at {
         ReplayDecision::Expired
-    } else if &record.digest != digest {
+    } else if recorded != digest {
         ReplayDecision::Changed
-    } else if record.done {
-        ReplayDecision::Replay
-    } else if now < record.lease_until {
-        ReplayDecision::InFlight
     } else {
-        ReplayDecision::TakeOver
+        ReplayDecision::Replay
     }
 }
 
@@ -141,12 +150,13 @@ pub enum StatusDecision {
 /// Decides a status change from the entry's current raw value.
 ///
 /// `recorded` is the sparse per-list record for the index, if any: the last
-/// status set there and when.
+/// status set there and when. A target that does not fit the list's width
+/// (SUSPENDED in a 1-bit list) is answered with
+/// [`SetStatusOutcome::Unsupported`].
 ///
 /// # Errors
 /// [`StoreError::Corrupt`] for a stored value with no known meaning (the
-/// service never writes one), [`StoreError::Invalid`] when `target` does not
-/// fit the list's width (SUSPENDED in a 1-bit list).
+/// service never writes one).
 pub fn status_decision(
     current_raw: u8,
     target: Status,
@@ -165,16 +175,28 @@ pub fn status_decision(
         Err(_) => Ok(StatusDecision::Answer(SetStatusOutcome::NotAllowed {
             current,
         })),
-        Ok(Transition::Changed) => {
-            if !bits.fits(target.value()) {
-                return Err(StoreError::Invalid(format!(
-                    "status {target} does not fit a list of {bits}-bit entries"
-                )));
-            }
-            Ok(StatusDecision::Write {
-                value: target.value(),
-            })
+        Ok(Transition::Changed) if !bits.fits(target.value()) => {
+            Ok(StatusDecision::Answer(SetStatusOutcome::Unsupported {
+                bits,
+            }))
         }
+        Ok(Transition::Changed) => Ok(StatusDecision::Write {
+            value: target.value(),
+        }),
+    }
+}
+
+/// The rule of every status change for an entry holding `current`, as one
+/// character per current value for a Lua script that cannot call Rust:
+/// `U` unchanged, `C` change, `N` not allowed, `W` a change to a value the
+/// list's width cannot hold. Derived from [`status_decision`], so the rule
+/// lives in one place.
+pub fn rule_char(current: u8, target: Status, bits: Bits) -> char {
+    match status_decision(current, target, bits, None) {
+        Ok(StatusDecision::Write { .. }) => 'C',
+        Ok(StatusDecision::Answer(SetStatusOutcome::Already { .. })) => 'U',
+        Ok(StatusDecision::Answer(SetStatusOutcome::Unsupported { .. })) => 'W',
+        _ => 'N',
     }
 }
 
@@ -198,6 +220,58 @@ pub fn indexes(allocator: &Allocator, first: u64, count: u32) -> Result<Vec<u64>
 /// nothing is stored per entry.
 pub fn was_issued(allocator: &Allocator, capacity: u64, allocated: u64, idx: u64) -> bool {
     idx < capacity && allocator.invert(idx).is_ok_and(|n| n < allocated)
+}
+
+/// The most damaged lists one process remembers for readiness; past it, a
+/// damaged list is still refused and logged, just not listed.
+pub const DAMAGED_LIMIT: usize = 256;
+
+/// The lists this process found damaged, for readiness and for logging each
+/// once rather than on every request that meets it.
+#[derive(Debug, Default)]
+pub struct DamagedLists {
+    set: Mutex<BTreeSet<ListId>>,
+}
+
+impl DamagedLists {
+    /// An empty record.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records that `list` is damaged, logs an error naming it the first
+    /// time, and returns the error to answer with.
+    pub fn report(&self, list: ListId, reason: String) -> StoreError {
+        let mut set = self.set.lock().unwrap_or_else(|e| e.into_inner());
+        let first = !set.contains(&list);
+        if first && set.len() < DAMAGED_LIMIT {
+            set.insert(list);
+        }
+        drop(set);
+        if first {
+            tracing::error!(
+                list = %list,
+                reason = %reason,
+                "status list data is damaged: the list is neither published nor changed until \
+                 an operator restores it"
+            );
+        }
+        StoreError::Damaged { list, reason }
+    }
+
+    /// Forgets `list`: it was found whole again (restored by an operator).
+    pub fn clear(&self, list: &ListId) {
+        let mut set = self.set.lock().unwrap_or_else(|e| e.into_inner());
+        if set.remove(list) {
+            tracing::warn!(list = %list, "status list data is whole again");
+        }
+    }
+
+    /// The damaged lists, in id order.
+    pub fn list(&self) -> Vec<ListId> {
+        let set = self.set.lock().unwrap_or_else(|e| e.into_inner());
+        set.iter().copied().collect()
+    }
 }
 
 /// How many entries the per-list caches ([`AllocatorCache`], the Redis
@@ -263,34 +337,22 @@ mod tests {
     use super::*;
     use crate::domain::{ClientId, ListFormat};
 
-    fn record(done: bool) -> RecordState {
-        RecordState {
-            digest: [1; 32],
-            done,
-            lease_until: 130,
-            expires_at: 3700,
-        }
-    }
-
     #[test]
     fn the_replay_table() {
         let same = [1u8; 32];
         let other = [2u8; 32];
-        for (rec, digest, now, expected) in [
-            (record(false), &same, 100, ReplayDecision::InFlight),
-            (record(false), &same, 129, ReplayDecision::InFlight),
-            (record(false), &same, 130, ReplayDecision::TakeOver),
-            (record(true), &same, 100, ReplayDecision::Replay),
-            (record(true), &other, 100, ReplayDecision::Changed),
-            (record(false), &other, 100, ReplayDecision::Changed),
-            (record(false), &other, 200, ReplayDecision::Changed),
-            (record(true), &same, 3700, ReplayDecision::Expired),
-            (record(false), &other, 5000, ReplayDecision::Expired),
+        for (digest, now, expected) in [
+            (&same, 100, ReplayDecision::Replay),
+            (&same, 3699, ReplayDecision::Replay),
+            (&other, 100, ReplayDecision::Changed),
+            (&other, 3699, ReplayDecision::Changed),
+            (&same, 3700, ReplayDecision::Expired),
+            (&other, 5000, ReplayDecision::Expired),
         ] {
             assert_eq!(
-                replay_decision(&rec, digest, now),
+                replay_decision(&same, 3700, digest, now),
                 expected,
-                "{rec:?} at {now}"
+                "{digest:?} at {now}"
             );
         }
     }
@@ -320,10 +382,18 @@ mod tests {
                 current: Invalid
             }))
         );
-        assert!(matches!(
+        assert_eq!(
             status_decision(0, Suspended, Bits::One, None),
-            Err(StoreError::Invalid(_))
-        ));
+            Ok(StatusDecision::Answer(SetStatusOutcome::Unsupported {
+                bits: Bits::One
+            }))
+        );
+        let rules =
+            |target, bits| -> String { (0..4).map(|v| rule_char(v, target, bits)).collect() };
+        assert_eq!(rules(Invalid, Bits::Two), "CUCN");
+        assert_eq!(rules(Suspended, Bits::Two), "CNUN");
+        assert_eq!(rules(Suspended, Bits::One), "WNUN");
+        assert_eq!(rules(Valid, Bits::Two), "UNCN");
         assert!(matches!(
             status_decision(9, Valid, Bits::Eight, None),
             Err(StoreError::Corrupt(_))
@@ -344,6 +414,7 @@ mod tests {
             status_expiry: 0,
             count: 10,
             now: 0,
+            keep_until: 1,
         };
         assert!(check_request(&ok, &settings).is_ok());
         for bad in [
@@ -363,6 +434,10 @@ mod tests {
                 jti: "x".repeat(MAX_JTI_LEN + 1),
                 ..ok.clone()
             },
+            AllocateRequest {
+                keep_until: 0,
+                ..ok.clone()
+            },
         ] {
             assert!(matches!(
                 check_request(&bad, &settings),
@@ -380,7 +455,7 @@ mod tests {
                 ..StoreSettings::default()
             },
             StoreSettings {
-                lease: Duration::from_secs(7200),
+                idempotency_window: Duration::ZERO,
                 ..StoreSettings::default()
             },
         ] {

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{
-    AllocateOutcome, AllocateRequest, ListSnapshot, SetStatusOutcome, Store, StoreError,
-    UnixSeconds,
+    AllocateOutcome, AllocateRequest, ListSnapshot, SetStatusOutcome, StatusChange, Store,
+    StoreError, StoreHealth,
 };
-use crate::domain::{ClientId, ListId, Status};
+use crate::domain::ListId;
 use crate::metrics::Metrics;
 
 /// `inner` with every call recorded in `metrics`.
@@ -39,6 +39,7 @@ impl<S: Store> Metered<S> {
         let result = call.await;
         let kind = result.as_ref().err().map(|e| match e {
             StoreError::Unavailable(_) => "unavailable",
+            StoreError::Damaged { .. } => "damaged",
             StoreError::Corrupt(_) => "corrupt",
             StoreError::Backend(_) => "backend",
             StoreError::Invalid(_) => "invalid",
@@ -53,29 +54,9 @@ impl<S: Store> Store for Metered<S> {
         self.timed("allocate", self.inner.allocate(req)).await
     }
 
-    async fn complete(
-        &self,
-        client: &ClientId,
-        jti: &str,
-        now: UnixSeconds,
-    ) -> Result<(), StoreError> {
-        self.timed("complete", self.inner.complete(client, jti, now))
+    async fn set_status(&self, change: &StatusChange) -> Result<SetStatusOutcome, StoreError> {
+        self.timed("set_status", self.inner.set_status(change))
             .await
-    }
-
-    async fn set_status(
-        &self,
-        client: &ClientId,
-        list: &ListId,
-        idx: u64,
-        status: Status,
-        now: UnixSeconds,
-    ) -> Result<SetStatusOutcome, StoreError> {
-        self.timed(
-            "set_status",
-            self.inner.set_status(client, list, idx, status, now),
-        )
-        .await
     }
 
     async fn read_list(&self, list: &ListId) -> Result<Option<ListSnapshot>, StoreError> {
@@ -87,7 +68,7 @@ impl<S: Store> Store for Metered<S> {
             .await
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.timed("ping", self.inner.ping()).await
+    async fn health(&self) -> Result<StoreHealth, StoreError> {
+        self.timed("health", self.inner.health()).await
     }
 }

@@ -7,9 +7,19 @@
 //! need ("already revoked at T", "not your list", "never issued"), as plain
 //! enums; failures of the backend itself are [`StoreError`].
 //!
-//! Time is passed in (`now`, unix seconds) rather than read inside the
-//! adapters, so that lease expiry and idempotency windows are testable without
-//! sleeping and every replica agrees on the clock of the request it serves.
+//! Time is passed in (`now`, unix seconds, and the end of an idempotency
+//! record's life) rather than read inside the adapters, so that idempotency
+//! windows are testable without sleeping and every replica agrees on the
+//! clock of the request it serves.
+//!
+//! Every request that writes (`/issue` and the status changes) carries its
+//! (client, jti) and a digest of what it asks for. The adapter keeps one
+//! idempotency record per (client, jti), written in the same atomic step as
+//! the allocation or the change it answers, so that a request is used once,
+//! for one thing: the same request again gets the recorded answer and applies
+//! nothing, the same jti with another digest is refused. Issue and change
+//! records share one key space, so a jti used for one can never be reused for
+//! the other.
 //!
 //! - [`common`]: the rules both adapters apply (request checks, the
 //!   idempotency and status-change decisions, the allocator cache);
@@ -23,6 +33,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::domain::{Bits, ClientId, ListFormat, ListId, Status};
+
+pub use common::DamagedLists;
 
 pub mod any;
 pub mod common;
@@ -41,11 +53,10 @@ pub struct StoreSettings {
     pub capacity: u64,
     /// Bits per entry of new lists (2 by default).
     pub bits: Bits,
-    /// How long a (client, jti) idempotency record is kept (3,600 s default).
+    /// How long a (client, jti) idempotency record is kept at most (3,600 s
+    /// by default, plus the allowed clock skew); each request says exactly
+    /// until when its record counts (`keep_until`), this bounds it.
     pub idempotency_window: Duration,
-    /// How long a first request holds its jti "in flight" before a retry may
-    /// take over its allocation (30 s default).
-    pub lease: Duration,
 }
 
 impl Default for StoreSettings {
@@ -54,7 +65,6 @@ impl Default for StoreSettings {
             capacity: 131_072,
             bits: Bits::Two,
             idempotency_window: Duration::from_secs(3600),
-            lease: Duration::from_secs(30),
         }
     }
 }
@@ -78,6 +88,34 @@ pub struct AllocateRequest {
     pub count: u32,
     /// The request's time.
     pub now: UnixSeconds,
+    /// Until when (exclusive, unix seconds) the idempotency record counts:
+    /// `iat + window + allowed clock skew`, so that no request that still
+    /// passes the `iat` check can outlive its record and allocate twice.
+    pub keep_until: UnixSeconds,
+}
+
+/// One status change (`/revoke`, `/suspend`, `/unsuspend`) as the store sees
+/// it: the entry, the status wanted, and the request's idempotency facts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusChange {
+    /// The client asking; it must own the list.
+    pub client: ClientId,
+    /// The list holding the entry.
+    pub list: ListId,
+    /// The entry's index.
+    pub idx: u64,
+    /// The status wanted.
+    pub status: Status,
+    /// The request's `jti` (a lowercase UUID, checked by `auth`).
+    pub jti: String,
+    /// A digest of the operation and its target: the same jti with another
+    /// digest is a changed request.
+    pub digest: [u8; 32],
+    /// The request's time; recorded as the change's time.
+    pub now: UnixSeconds,
+    /// Until when the idempotency record counts (see
+    /// [`AllocateRequest::keep_until`]).
+    pub keep_until: UnixSeconds,
 }
 
 /// Where an allocation landed.
@@ -92,25 +130,31 @@ pub struct Allocation {
 }
 
 /// The answer to [`Store::allocate`].
+///
+/// There is no "in flight" answer: the allocation and its idempotency record
+/// are one atomic step, so a concurrent duplicate, or a retry after the first
+/// request's process died, finds the record and gets the same answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AllocateOutcome {
-    /// New indexes; the jti is now in flight until [`Store::complete`] or the
-    /// lease ends.
+    /// New indexes, recorded under the request's (client, jti).
     Allocated(Allocation),
     /// The same jti with the same digest was seen before: the same answer.
     Replayed(Allocation),
-    /// The same jti with a different digest (CRS: "Detected invalid changes").
+    /// The same jti with a different digest, or a jti first used for a
+    /// status change (CRS: "Detected invalid changes").
     Changed,
-    /// The same jti is still in flight under an unexpired lease (CRS 409).
-    InFlight,
 }
 
 /// The answer to [`Store::set_status`].
+///
+/// `Done` and `Already` are recorded under the request's (client, jti): the
+/// same request again gets the recorded outcome back (same time) and applies
+/// nothing. The refusals are not recorded and change nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SetStatusOutcome {
     /// The entry changed; the list's version was bumped once.
     Done {
-        /// When the change was applied (the request's `now`).
+        /// When the change was applied (the first request's `now`).
         at: UnixSeconds,
     },
     /// The entry already had that status; nothing changed.
@@ -118,6 +162,15 @@ pub enum SetStatusOutcome {
         /// When the entry reached it, where recorded (`None` for an entry that
         /// has been VALID since it was issued).
         at: Option<UnixSeconds>,
+    },
+    /// The same jti was used before with another digest (another operation
+    /// or target, or an `/issue`): nothing is applied.
+    Changed,
+    /// The list's entries are too narrow for the status (SUSPENDED in a
+    /// 1-bit list).
+    Unsupported {
+        /// The list's width.
+        bits: Bits,
     },
     /// The list belongs to another client.
     NotYourList,
@@ -166,12 +219,42 @@ pub struct ListSnapshot {
     pub bytes: Vec<u8>,
 }
 
+/// What readiness reports about a store that answers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreHealth {
+    /// Lists found damaged (metadata without the right bytes) since this
+    /// process started and not found whole again since: never published,
+    /// never changed, until an operator restores them.
+    pub damaged: Vec<ListId>,
+    /// Configuration of the backend that puts data at risk (e.g. a Redis
+    /// `maxmemory-policy` that evicts keys).
+    pub warnings: Vec<String>,
+}
+
+impl StoreHealth {
+    /// True when nothing is damaged and nothing is at risk.
+    pub fn is_clean(&self) -> bool {
+        self.damaged.is_empty() && self.warnings.is_empty()
+    }
+}
+
 /// Failures of the backend (not of the request).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     /// The backend could not be reached or did not answer in time. Retryable.
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
+    /// The list's metadata exists but its bytes are missing or of the wrong
+    /// length (evicted, deleted, a partial restore). The list fails closed:
+    /// it is neither published nor changed, since any answer built from it
+    /// could show a revoked entry as valid.
+    #[error("list {list} is damaged: {reason}")]
+    Damaged {
+        /// The list.
+        list: ListId,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Stored data that does not parse (a bug or tampering, never input).
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
@@ -197,36 +280,21 @@ pub trait Store: Send + Sync + 'static {
         req: &AllocateRequest,
     ) -> impl Future<Output = Result<AllocateOutcome, StoreError>> + Send;
 
-    /// Marks the (client, jti) request finished, so that a repeat is answered
-    /// at once with [`AllocateOutcome::Replayed`] instead of
-    /// [`AllocateOutcome::InFlight`].
+    /// Applies a status change, idempotently per (client, jti).
     ///
     /// # Errors
-    /// [`StoreError`] on backend failure.
-    fn complete(
-        &self,
-        client: &ClientId,
-        jti: &str,
-        now: UnixSeconds,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Sets entry `idx` of `list` to `status` on behalf of `client`.
-    ///
-    /// # Errors
-    /// [`StoreError`] on backend failure; nothing changes then.
+    /// [`StoreError`] on backend failure ([`StoreError::Damaged`] for a list
+    /// whose bytes are lost); nothing changes then.
     fn set_status(
         &self,
-        client: &ClientId,
-        list: &ListId,
-        idx: u64,
-        status: Status,
-        now: UnixSeconds,
+        change: &StatusChange,
     ) -> impl Future<Output = Result<SetStatusOutcome, StoreError>> + Send;
 
     /// Reads a list; `None` if there is no such list.
     ///
     /// # Errors
-    /// [`StoreError`] on backend failure.
+    /// [`StoreError`] on backend failure; [`StoreError::Damaged`] when the
+    /// list's bytes are missing or of the wrong length.
     fn read_list(
         &self,
         list: &ListId,
@@ -242,9 +310,10 @@ pub trait Store: Send + Sync + 'static {
         list: &ListId,
     ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
 
-    /// Checks that the backend answers.
+    /// Checks that the backend answers (and, for the embedded store, can
+    /// write), and reports damaged lists and risky backend settings.
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`] when it does not.
-    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// [`StoreError::Unavailable`] when it does not answer.
+    fn health(&self) -> impl Future<Output = Result<StoreHealth, StoreError>> + Send;
 }

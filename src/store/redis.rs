@@ -11,7 +11,7 @@
 //! | key | type | what |
 //! | --- | --- | --- |
 //! | `P{c}:cur:<format>` | string | the client's current list of that format |
-//! | `P{c}:j:<jti>` | string, TTL = idempotency window | digest, state, lease end, list, first n, count, expiry |
+//! | `P{c}:j:<jti>` | string, TTL = until the record's expiry | digest and the recorded answer: an allocation (list, first n, count) or a change outcome, and the expiry |
 //! | `P{c}:l:<id>` | hash | owner, format, bits, capacity, counter `n`, allocator key, created, retire-after, version `v` |
 //! | `P{c}:l:<id>:b` | string | the packed entries, in the list's own bit order |
 //! | `P{c}:l:<id>:t` | hash | entry index → unix time of its last change |
@@ -39,8 +39,19 @@
 //! reconnects by itself). Every command runs under a timeout (500 ms by
 //! default); a timeout or a connection failure is
 //! [`StoreError::Unavailable`], never a hang. A script that timed out on the
-//! client may still have run on the server: the idempotency record with its
-//! lease is what makes a retry safe then.
+//! client may still have run on the server: the idempotency record written by
+//! that same script is what makes a retry safe then (it gets the same
+//! answer).
+//!
+//! # Lost data fails closed
+//!
+//! A list whose metadata exists but whose bytes are missing or of the wrong
+//! length (evicted under a `maxmemory-policy` other than `noeviction`,
+//! deleted by hand, a partial restore) is never published, allocated from or
+//! changed: the scripts check the string's length first and the adapter
+//! answers [`StoreError::Damaged`]. Reading a missing string as "all zeros"
+//! would publish every revoked entry as VALID. The adapter warns at connect
+//! time and in [`Store::health`] when the server may evict keys.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -51,14 +62,12 @@ use std::time::Duration;
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{ErrorKind, RedisError, Script, ServerErrorKind, Value};
 
-use super::common::{self, MAX_JTI_LEN};
+use super::common::{self, DamagedLists};
 use super::{
-    AllocateOutcome, AllocateRequest, Allocation, ListMeta, ListSnapshot, SetStatusOutcome, Store,
-    StoreError, StoreSettings, UnixSeconds,
+    AllocateOutcome, AllocateRequest, Allocation, ListMeta, ListSnapshot, SetStatusOutcome,
+    StatusChange, Store, StoreError, StoreHealth, StoreSettings,
 };
-use crate::domain::{
-    Allocator, AllocatorKey, Bits, ClientId, ListFormat, ListId, Status, Transition,
-};
+use crate::domain::{Allocator, AllocatorKey, Bits, ClientId, ListFormat, ListId, Status};
 
 /// How many fresh list ids an allocation tries before giving up. A collision
 /// of 48-bit random ids is astronomically rare; more than one in a row means
@@ -136,7 +145,6 @@ struct ListInfo {
 struct Scripts {
     allocate: Script,
     set_status: Script,
-    complete: Script,
 }
 
 /// The Redis [`Store`]. Cheap to share behind an `Arc`; all methods take
@@ -155,6 +163,8 @@ pub struct RedisStore {
     /// Current-list key → the list this process last allocated from there
     /// (always one whose facts are in `lists`).
     last: RwLock<HashMap<String, ListId>>,
+    /// Lists found damaged, for readiness and one log line each.
+    damaged: DamagedLists,
 }
 
 impl fmt::Debug for RedisStore {
@@ -214,7 +224,7 @@ impl RedisStore {
             .await
             .map_err(|_| timed_out(t))?
             .map_err(map_err)?;
-        Ok(RedisStore {
+        let store = RedisStore {
             conn,
             prefix: redis.prefix,
             timeout: t,
@@ -223,11 +233,42 @@ impl RedisStore {
             scripts: Scripts {
                 allocate: Script::new(include_str!("redis/allocate.lua")),
                 set_status: Script::new(include_str!("redis/set_status.lua")),
-                complete: Script::new(include_str!("redis/complete.lua")),
             },
             lists: RwLock::new(HashMap::new()),
             last: RwLock::new(HashMap::new()),
-        })
+            damaged: DamagedLists::new(),
+        };
+        for warning in store.risky_settings().await {
+            tracing::warn!("{warning}");
+        }
+        Ok(store)
+    }
+
+    /// What in the server's configuration puts acknowledged data at risk:
+    /// today, a `maxmemory-policy` that may evict keys. An evicted list
+    /// string would be refused (fail closed) rather than published as all
+    /// VALID, but its revocations would be lost. A server that does not let
+    /// us read its configuration (managed Redis often renames `CONFIG`) is
+    /// given the benefit of the doubt.
+    async fn risky_settings(&self) -> Vec<String> {
+        let mut conn = self.conn.clone();
+        let reply: Result<Vec<String>, StoreError> = self
+            .run(
+                ::redis::cmd("CONFIG")
+                    .arg("GET")
+                    .arg("maxmemory-policy")
+                    .query_async(&mut conn),
+            )
+            .await;
+        match reply.as_deref() {
+            Ok([_, policy]) if policy != "noeviction" => vec![format!(
+                "Redis maxmemory-policy is '{policy}', not 'noeviction': under memory pressure \
+                 Redis may evict status lists and idempotency records, losing revocations \
+                 (evicted lists are refused, never published as valid); set \
+                 `maxmemory-policy noeviction`"
+            )],
+            _ => Vec::new(),
+        }
     }
 
     /// The keys of a list, for tools and tests that inspect Redis directly
@@ -404,8 +445,7 @@ impl Store for RedisStore {
         let cp = self.client_prefix(&req.client);
         let idem_key = format!("{cp}j:{}", req.jti);
         let cur_key = format!("{cp}cur:{}", req.format.name());
-        let lease_until = req.now.saturating_add(self.settings.lease.as_secs());
-        let window = self.settings.idempotency_window.as_secs().max(1);
+        let ttl = req.keep_until.saturating_sub(req.now).max(1);
         let mut conn = self.conn.clone();
         // The list this process last allocated from for (client, format):
         // its facts are cached, so the script need not send them again.
@@ -424,8 +464,8 @@ impl Store for RedisStore {
                         .key(&cur_key)
                         .arg(&req.digest[..])
                         .arg(req.now)
-                        .arg(lease_until)
-                        .arg(window)
+                        .arg(ttl)
+                        .arg(req.keep_until)
                         .arg(req.count)
                         .arg(self.settings.capacity)
                         .arg(self.settings.bits.get())
@@ -440,7 +480,6 @@ impl Store for RedisStore {
                         )
                         .arg(if claimed { "1" } else { "0" })
                         .arg(req.client.as_str())
-                        .arg(req.now.saturating_add(window))
                         .arg(self.new_list_bytes)
                         .arg(known.as_ref().map_or("", |l| l.as_str()))
                         .invoke_async(&mut conn),
@@ -470,7 +509,19 @@ impl Store for RedisStore {
                     ));
                 }
                 "changed" => return Ok(AllocateOutcome::Changed),
-                "inflight" => return Ok(AllocateOutcome::InFlight),
+                "damaged" => {
+                    let list = reply
+                        .get(1)
+                        .and_then(text)
+                        .and_then(|s| ListId::parse(&s).ok())
+                        .ok_or_else(|| {
+                            StoreError::Corrupt("bad list id in a damaged reply".to_owned())
+                        })?;
+                    return Err(self.damaged.report(
+                        list,
+                        "the current list's bytes are missing or of the wrong length".to_owned(),
+                    ));
+                }
                 "open" => {
                     // Claim a fresh id globally first, so that the list, once
                     // opened, is always reachable by its id alone.
@@ -503,31 +554,10 @@ impl Store for RedisStore {
         ))
     }
 
-    #[tracing::instrument(skip(self, jti), fields(client = %client))]
-    async fn complete(
-        &self,
-        client: &ClientId,
-        jti: &str,
-        _now: UnixSeconds,
-    ) -> Result<(), StoreError> {
-        check_jti(jti)?;
-        let key = format!("{}j:{jti}", self.client_prefix(client));
-        let mut conn = self.conn.clone();
-        let _: i64 = self
-            .run(self.scripts.complete.key(key).invoke_async(&mut conn))
-            .await?;
-        Ok(())
-    }
-
-    #[tracing::instrument(skip(self), fields(client = %client, list = %list))]
-    async fn set_status(
-        &self,
-        client: &ClientId,
-        list: &ListId,
-        idx: u64,
-        status: Status,
-        now: UnixSeconds,
-    ) -> Result<SetStatusOutcome, StoreError> {
+    #[tracing::instrument(skip(self, change), fields(client = %change.client, list = %change.list))]
+    async fn set_status(&self, change: &StatusChange) -> Result<SetStatusOutcome, StoreError> {
+        common::check_change(change)?;
+        let (client, list, idx, status) = (&change.client, &change.list, change.idx, change.status);
         let Some(info) = self.list_info(list).await? else {
             return Ok(SetStatusOutcome::ListNotFound);
         };
@@ -545,16 +575,12 @@ impl Store for RedisStore {
         // bits above the low end of its byte starts here, in either order.
         let offset = byte * 8 + u64::from(8 - shift - width);
         let rules: String = (0u8..4)
-            .map(
-                |v| match Status::from_value(v).map(|s| s.transition_to(status)) {
-                    Some(Ok(Transition::Unchanged)) => 'U',
-                    Some(Ok(Transition::Changed)) if info.bits.fits(status.value()) => 'C',
-                    Some(Ok(Transition::Changed)) => 'W',
-                    _ => 'N',
-                },
-            )
+            .map(|v| common::rule_char(v, status, info.bits))
             .collect();
-        let meta = self.meta_key(&self.client_prefix(client), list);
+        let full = crate::domain::packed::byte_len(info.bits, info.capacity)
+            .map_err(|e| StoreError::Corrupt(format!("list {list}: {e}")))?;
+        let cp = self.client_prefix(client);
+        let meta = self.meta_key(&cp, list);
         let mut conn = self.conn.clone();
         let reply: Vec<Value> = self
             .run(
@@ -563,14 +589,19 @@ impl Store for RedisStore {
                     .key(&meta)
                     .key(format!("{meta}:b"))
                     .key(format!("{meta}:t"))
+                    .key(format!("{cp}j:{}", change.jti))
                     .arg(client.as_str())
                     .arg(n)
                     .arg(format!("u{width}"))
                     .arg(offset)
                     .arg(status.value())
-                    .arg(now)
+                    .arg(change.now)
                     .arg(idx)
                     .arg(rules)
+                    .arg(&change.digest[..])
+                    .arg(change.keep_until)
+                    .arg(change.keep_until.saturating_sub(change.now).max(1))
+                    .arg(full)
                     .invoke_async(&mut conn),
             )
             .await?;
@@ -584,25 +615,37 @@ impl Store for RedisStore {
                 .ok_or_else(|| corrupt_field(list, "entry value"))
         };
         Ok(match tag.as_str() {
-            "done" => SetStatusOutcome::Done { at: now },
+            "done" => SetStatusOutcome::Done { at: change.now },
             "already" => {
                 current()?;
                 SetStatusOutcome::Already {
                     at: reply.get(2).and_then(int),
                 }
             }
+            "replayed" => {
+                let at = reply.get(2).and_then(int);
+                match reply.get(1).and_then(text).as_deref() {
+                    Some("d") => SetStatusOutcome::Done {
+                        at: at.ok_or_else(|| corrupt_field(list, "recorded change time"))?,
+                    },
+                    Some("a") => SetStatusOutcome::Already { at },
+                    _ => return Err(StoreError::Corrupt("bad change record".to_owned())),
+                }
+            }
+            "changed" => SetStatusOutcome::Changed,
             "notallowed" => SetStatusOutcome::NotAllowed {
                 current: current()?,
             },
             "never" => SetStatusOutcome::NeverIssued,
-            "toowide" => {
-                return Err(StoreError::Invalid(format!(
-                    "status {status} does not fit a list of {}-bit entries",
-                    info.bits
-                )));
-            }
+            "toowide" => SetStatusOutcome::Unsupported { bits: info.bits },
             "notyours" => SetStatusOutcome::NotYourList,
             "notfound" => SetStatusOutcome::ListNotFound,
+            "damaged" => {
+                return Err(self.damaged.report(
+                    *list,
+                    "the list's bytes are missing or of the wrong length".to_owned(),
+                ));
+            }
             other => {
                 return Err(StoreError::Corrupt(format!(
                     "unexpected status reply {other:?}"
@@ -639,13 +682,24 @@ impl Store for RedisStore {
         }
         let full = crate::domain::packed::byte_len(info.bits, info.capacity)
             .map_err(|e| StoreError::Corrupt(format!("list {list}: {e}")))?;
-        let mut bytes = bytes.unwrap_or_default();
-        if bytes.len() > full {
-            return Err(corrupt_field(list, "bytes"));
-        }
-        // The string is created at full length when the list is opened; a
-        // shorter one (e.g. written by hand) is all VALID past its end.
-        bytes.resize(full, 0);
+        // The string is created at full length when the list is opened and
+        // only ever written in place. Missing or another length means it was
+        // lost (evicted, deleted, a partial restore): reading it as zeros
+        // would publish revoked entries as VALID, so refuse.
+        let bytes = match bytes {
+            Some(b) if b.len() == full => b,
+            Some(b) => {
+                return Err(self
+                    .damaged
+                    .report(*list, format!("its bytes are {} long, not {full}", b.len())));
+            }
+            None => {
+                return Err(self
+                    .damaged
+                    .report(*list, "its bytes are missing".to_owned()));
+            }
+        };
+        self.damaged.clear(list);
         Ok(Some(ListSnapshot {
             meta: ListMeta {
                 id: *list,
@@ -668,39 +722,44 @@ impl Store for RedisStore {
             return Ok(None);
         };
         let meta = self.meta_key(&self.client_prefix(&info.client), list);
+        let full = crate::domain::packed::byte_len(info.bits, info.capacity)
+            .map_err(|e| StoreError::Corrupt(format!("list {list}: {e}")))?;
         let mut conn = self.conn.clone();
-        let v: Value = self
+        // The version and the bytes' length in one round trip: a list whose
+        // bytes were lost must not keep being served from a cache that only
+        // asks for the version.
+        let (v, len): (Value, usize) = self
             .run(
-                ::redis::cmd("HGET")
-                    .arg(meta)
+                ::redis::pipe()
+                    .cmd("HGET")
+                    .arg(&meta)
                     .arg("v")
+                    .cmd("STRLEN")
+                    .arg(format!("{meta}:b"))
                     .query_async(&mut conn),
             )
             .await?;
         match v {
             Value::Nil => Ok(None),
+            _ if len != full => Err(self
+                .damaged
+                .report(*list, format!("its bytes are {len} long, not {full}"))),
             other => int(&other)
                 .map(Some)
                 .ok_or_else(|| corrupt_field(list, "v")),
         }
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
+    async fn health(&self) -> Result<StoreHealth, StoreError> {
         let mut conn = self.conn.clone();
         let _: String = self
             .run(::redis::cmd("PING").query_async(&mut conn))
             .await?;
-        Ok(())
+        Ok(StoreHealth {
+            damaged: self.damaged.list(),
+            warnings: self.risky_settings().await,
+        })
     }
-}
-
-fn check_jti(jti: &str) -> Result<(), StoreError> {
-    if jti.is_empty() || jti.len() > MAX_JTI_LEN {
-        return Err(StoreError::Invalid(format!(
-            "a jti is 1 to {MAX_JTI_LEN} bytes"
-        )));
-    }
-    Ok(())
 }
 
 /// Builds the cached facts of a list from its metadata fields.

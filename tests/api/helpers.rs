@@ -52,6 +52,11 @@ pub struct Knobs {
     pub capacity: u64,
     pub command_timeout_ms: u64,
     pub freshness_ms: u64,
+    /// Bits per entry; other than 2, the bitstring client is left out (its
+    /// lists need 2).
+    pub bits: u8,
+    /// `idempotency_window_secs`.
+    pub window_secs: u64,
 }
 
 impl Default for Knobs {
@@ -60,6 +65,8 @@ impl Default for Knobs {
             capacity: 64,
             command_timeout_ms: 300,
             freshness_ms: 250,
+            bits: 2,
+            window_secs: 3600,
         }
     }
 }
@@ -169,18 +176,24 @@ pub fn settings(store: &StoreSpec, knobs: &Knobs, dir: &Path) -> Settings {
         StoreSpec::Redis { url, prefix } => (url.clone(), prefix.clone()),
     };
     let toml = format!(
-        "public_base_url = \"{BASE}\"\nlisten = \"127.0.0.1:0\"\n\
+        "public_base_url = \"{BASE}\"\nlisten = \"127.0.0.1:0\"\nidempotency_window_secs = {}\n\
          [store]\nurl = \"{url}\"\nredis_prefix = \"{prefix}\"\ncommand_timeout_ms = {}\n\
-         [lists]\ncapacity = {}\n\
+         [lists]\ncapacity = {}\nbits = {}\n\
          [signing]\nkey_file = \"{}\"\ngenerate_if_missing = true\nfreshness_ms = {}\n\
          {}{}{}",
+        knobs.window_secs,
         knobs.command_timeout_ms,
         knobs.capacity,
+        knobs.bits,
         dir.join("service-key.pem").display(),
         knobs.freshness_ms,
         TOKEN.toml(),
         TOKEN2.toml(),
-        BITS.toml(),
+        if knobs.bits == 2 {
+            BITS.toml()
+        } else {
+            String::new()
+        },
     );
     Settings::from_toml_str(&toml).unwrap()
 }

@@ -14,3 +14,4 @@ mod lists;
 mod openapi;
 mod redis_faults;
 mod revoke;
+mod trust;

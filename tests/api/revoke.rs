@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use statuslist::domain::claims::issue_digest;
 use statuslist::domain::{ClientId, ListFormat, ListRef, Status};
-use statuslist::store::{AllocateOutcome, AllocateRequest, SetStatusOutcome, Store};
+use statuslist::store::{AllocateOutcome, AllocateRequest, SetStatusOutcome, StatusChange, Store};
 
 use crate::both_stores;
 use crate::helpers::*;
@@ -45,14 +45,23 @@ async fn a_repeat_answers_the_original_revoked_at(store: StoreChoice) {
             status_expiry: t0 + 86_400,
             count: 1,
             now: t0,
+            keep_until: t0 + 3660,
         };
         let AllocateOutcome::Allocated(a) = s.allocate(&req).await.unwrap() else {
             panic!("not allocated")
         };
-        s.complete(&client, &jti, t0).await.unwrap();
         let idx = a.indexes[0];
         let out = s
-            .set_status(&client, &a.list, idx, Status::Invalid, t0)
+            .set_status(&StatusChange {
+                client: client.clone(),
+                list: a.list,
+                idx,
+                status: Status::Invalid,
+                jti: crate::helpers::jti(),
+                digest: [9; 32],
+                now: t0,
+                keep_until: t0 + 3660,
+            })
             .await
             .unwrap();
         assert_eq!(out, SetStatusOutcome::Done { at: t0 });

@@ -13,17 +13,18 @@
 //!   `async fn(StoreSettings) -> (S, Guard)`, the guard living as long as the
 //!   test) and runs the case on it.
 //!
-//! Time is injected: every request carries `now`, so lease and window expiry
-//! are tested by moving `now`, never by sleeping.
+//! Time is injected: every request carries `now` and `keep_until`, so record
+//! expiry is tested by moving `now`, never by sleeping.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::future::join_all;
 use statuslist::domain::{Bits, ClientId, ListFormat, ListId, Status, StatusList};
 use statuslist::store::{
-    AllocateOutcome, AllocateRequest, Allocation, SetStatusOutcome, Store, StoreError,
-    StoreSettings, UnixSeconds,
+    AllocateOutcome, AllocateRequest, Allocation, SetStatusOutcome, StatusChange, Store,
+    StoreError, StoreSettings, UnixSeconds,
 };
 
 /// Expands to one test per contract case for the adapter built by
@@ -33,11 +34,12 @@ macro_rules! contract_suite {
         $crate::contract::contract_suite!(@cases $make;
             allocation_uniqueness,
             replay_gives_the_same_answer,
+            concurrent_duplicates_get_one_allocation,
             changed_digest_is_changed,
-            in_flight_is_in_flight,
-            complete_turns_in_flight_into_replayed,
-            lease_expiry_gives_the_same_allocation,
             idempotency_window_expiry,
+            change_replay_gives_the_same_answer,
+            a_jti_is_used_for_one_thing,
+            change_records_live_until_keep_until,
             full_list_opens_a_new_list,
             lists_are_per_client_and_format,
             count_above_one_comes_from_one_list,
@@ -70,7 +72,6 @@ pub fn settings_for(case: &str) -> StoreSettings {
         capacity: 1000,
         bits: Bits::Two,
         idempotency_window: Duration::from_secs(3600),
-        lease: Duration::from_secs(30),
     };
     match case {
         // Several lists' worth, so the counter rolls over under concurrency.
@@ -104,7 +105,10 @@ fn digest(n: u8) -> [u8; 32] {
     [n; 32]
 }
 
-fn req(client_name: &str, format: ListFormat, jti: &str, now: UnixSeconds) -> AllocateRequest {
+/// How long the contract's records count after their request.
+pub const KEEP: UnixSeconds = 3660;
+
+pub fn req(client_name: &str, format: ListFormat, jti: &str, now: UnixSeconds) -> AllocateRequest {
     AllocateRequest {
         client: client(client_name),
         format,
@@ -113,18 +117,50 @@ fn req(client_name: &str, format: ListFormat, jti: &str, now: UnixSeconds) -> Al
         status_expiry: now + 86_400,
         count: 1,
         now,
+        keep_until: now + KEEP,
     }
 }
 
-fn allocated(outcome: AllocateOutcome) -> Allocation {
+/// A status change with its own fresh jti (and a digest unique to it).
+pub fn change(
+    who: &ClientId,
+    list: ListId,
+    idx: u64,
+    status: Status,
+    now: UnixSeconds,
+) -> StatusChange {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let jti = format!("change-{n}");
+    StatusChange {
+        client: who.clone(),
+        list,
+        idx,
+        status,
+        digest: *blake3::hash(jti.as_bytes()).as_bytes(),
+        jti,
+        now,
+        keep_until: now + KEEP,
+    }
+}
+
+/// Applies a status change with a fresh jti.
+pub async fn set<S: Store>(
+    store: &S,
+    who: &ClientId,
+    list: ListId,
+    idx: u64,
+    status: Status,
+    now: UnixSeconds,
+) -> Result<SetStatusOutcome, StoreError> {
+    store.set_status(&change(who, list, idx, status, now)).await
+}
+
+pub fn allocated(outcome: AllocateOutcome) -> Allocation {
     match outcome {
         AllocateOutcome::Allocated(a) => a,
         other => panic!("expected Allocated, got {other:?}"),
     }
-}
-
-fn secs(d: Duration) -> UnixSeconds {
-    d.as_secs()
 }
 
 /// Allocates one index for a fresh jti and returns it.
@@ -186,13 +222,13 @@ pub async fn allocation_uniqueness<S: Store>(store: &S, settings: &StoreSettings
     assert!(not_full <= 1, "only the newest list may have room");
 }
 
-/// The same jti and digest after completion: the same answer, nothing new
-/// allocated.
+/// The same jti and digest, at once or later: the same answer, nothing new
+/// allocated. There is no "in flight" state: the allocation and its record
+/// are one step.
 pub async fn replay_gives_the_same_answer<S: Store>(store: &S, _settings: &StoreSettings) {
     let r = req("c1", ListFormat::Token, "j-replay", NOW);
     let first = allocated(store.allocate(&r).await.unwrap());
-    store.complete(&r.client, &r.jti, NOW + 1).await.unwrap();
-    for later in [NOW + 2, NOW + 100, NOW + 3599] {
+    for later in [NOW, NOW + 2, NOW + 100, NOW + KEEP - 1] {
         let again = store
             .allocate(&AllocateRequest {
                 now: later,
@@ -210,8 +246,38 @@ pub async fn replay_gives_the_same_answer<S: Store>(store: &S, _settings: &Store
     assert_eq!(snap.meta.allocated, 1, "replays allocate nothing");
 }
 
-/// The same jti with another digest is Changed, whether the first request is
-/// in flight or done.
+/// 32 copies of one request at once (a client retrying on a timeout, a
+/// load balancer duplicating): one allocation, and every copy gets it.
+pub async fn concurrent_duplicates_get_one_allocation<S: Store>(
+    store: &S,
+    _settings: &StoreSettings,
+) {
+    let r = req("c1", ListFormat::Token, "j-dup", NOW);
+    let answers = join_all((0..32).map(|_| store.allocate(&r))).await;
+    let mut allocations = Vec::new();
+    let mut fresh = 0;
+    for answer in answers {
+        match answer.unwrap() {
+            AllocateOutcome::Allocated(a) => {
+                fresh += 1;
+                allocations.push(a);
+            }
+            AllocateOutcome::Replayed(a) => allocations.push(a),
+            other => panic!("a duplicate got {other:?}"),
+        }
+    }
+    assert_eq!(fresh, 1, "exactly one copy allocates");
+    let a = allocations[0].clone();
+    assert!(
+        allocations.iter().all(|x| *x == a),
+        "every copy gets the same answer"
+    );
+    let snap = store.read_list(&a.list).await.unwrap().unwrap();
+    assert_eq!(snap.meta.allocated, 1);
+}
+
+/// The same jti with another digest is Changed, at once and later, and the
+/// original is still answered as before.
 pub async fn changed_digest_is_changed<S: Store>(store: &S, _settings: &StoreSettings) {
     let r = req("c1", ListFormat::Token, "j-changed", NOW);
     let first = allocated(store.allocate(&r).await.unwrap());
@@ -219,119 +285,45 @@ pub async fn changed_digest_is_changed<S: Store>(store: &S, _settings: &StoreSet
         digest: digest(2),
         ..r.clone()
     };
-    assert_eq!(
-        store.allocate(&other).await.unwrap(),
-        AllocateOutcome::Changed
-    );
-    let after_lease = AllocateRequest {
-        now: NOW + 1000,
-        ..other.clone()
-    };
-    assert_eq!(
-        store.allocate(&after_lease).await.unwrap(),
-        AllocateOutcome::Changed
-    );
-    store.complete(&r.client, &r.jti, NOW).await.unwrap();
-    assert_eq!(
-        store.allocate(&other).await.unwrap(),
-        AllocateOutcome::Changed
-    );
-    // The original is still answered as before.
-    assert_eq!(
-        store.allocate(&r).await.unwrap(),
-        AllocateOutcome::Replayed(first)
-    );
-}
-
-/// The same request while the first is unfinished and its lease runs.
-pub async fn in_flight_is_in_flight<S: Store>(store: &S, settings: &StoreSettings) {
-    let r = req("c1", ListFormat::Token, "j-inflight", NOW);
-    let first = allocated(store.allocate(&r).await.unwrap());
-    for later in [NOW, NOW + 1, NOW + secs(settings.lease) - 1] {
-        let again = store
-            .allocate(&AllocateRequest {
-                now: later,
-                ..r.clone()
-            })
-            .await
-            .unwrap();
-        assert_eq!(again, AllocateOutcome::InFlight, "at {later}");
+    for now in [NOW, NOW + 1000, NOW + KEEP - 1] {
+        assert_eq!(
+            store
+                .allocate(&AllocateRequest {
+                    now,
+                    ..other.clone()
+                })
+                .await
+                .unwrap(),
+            AllocateOutcome::Changed,
+            "at {now}"
+        );
     }
-    let snap = store.read_list(&first.list).await.unwrap().unwrap();
-    assert_eq!(snap.meta.allocated, 1);
-}
-
-/// `complete` turns an in-flight request into one answered with Replayed.
-pub async fn complete_turns_in_flight_into_replayed<S: Store>(
-    store: &S,
-    _settings: &StoreSettings,
-) {
-    let r = req("c1", ListFormat::Bitstring, "j-complete", NOW);
-    let first = allocated(store.allocate(&r).await.unwrap());
-    assert_eq!(store.allocate(&r).await.unwrap(), AllocateOutcome::InFlight);
-    store.complete(&r.client, &r.jti, NOW + 1).await.unwrap();
     assert_eq!(
         store.allocate(&r).await.unwrap(),
-        AllocateOutcome::Replayed(first)
-    );
-    // Completing twice, or an unknown jti, is harmless.
-    store.complete(&r.client, &r.jti, NOW + 2).await.unwrap();
-    store.complete(&r.client, "never-seen", NOW).await.unwrap();
-}
-
-/// A request that died after allocating: after the lease, a retry gets the
-/// same allocation; never a second one, never a lost one.
-pub async fn lease_expiry_gives_the_same_allocation<S: Store>(store: &S, settings: &StoreSettings) {
-    let r = req("c1", ListFormat::Token, "j-lease", NOW);
-    let first = allocated(store.allocate(&r).await.unwrap());
-    let lease = secs(settings.lease);
-    let retry = AllocateRequest {
-        now: NOW + lease,
-        ..r.clone()
-    };
-    assert_eq!(
-        store.allocate(&retry).await.unwrap(),
-        AllocateOutcome::Replayed(first.clone())
-    );
-    // The take-over may mark the record done or renew the lease; either way
-    // nothing new is allocated, and once a second lease is over it is the
-    // same answer again.
-    let at_once = store.allocate(&retry).await.unwrap();
-    assert!(
-        at_once == AllocateOutcome::Replayed(first.clone()) || at_once == AllocateOutcome::InFlight,
-        "{at_once:?}"
-    );
-    let much_later = AllocateRequest {
-        now: NOW + 3 * lease,
-        ..r.clone()
-    };
-    assert_eq!(
-        store.allocate(&much_later).await.unwrap(),
         AllocateOutcome::Replayed(first.clone())
     );
     let snap = store.read_list(&first.list).await.unwrap().unwrap();
-    assert_eq!(snap.meta.allocated, 1, "no second allocation");
+    assert_eq!(snap.meta.allocated, 1, "a changed request takes nothing");
 }
 
-/// A record older than the idempotency window no longer counts: the jti is
-/// new again (the service rejects requests whose `iat` is that old, so this
-/// cannot double-allocate one real request).
-pub async fn idempotency_window_expiry<S: Store>(store: &S, settings: &StoreSettings) {
-    let window = secs(settings.idempotency_window);
+/// A record counts until its request's `keep_until` and no longer: then the
+/// jti is new again (the service rejects requests whose `iat` is that old,
+/// so this cannot double-allocate one real request).
+pub async fn idempotency_window_expiry<S: Store>(store: &S, _settings: &StoreSettings) {
     let r = req("c1", ListFormat::Token, "j-window", NOW);
     let first = allocated(store.allocate(&r).await.unwrap());
-    store.complete(&r.client, &r.jti, NOW).await.unwrap();
     let inside = AllocateRequest {
-        now: NOW + window - 1,
+        now: NOW + KEEP - 1,
         ..r.clone()
     };
     assert_eq!(
         store.allocate(&inside).await.unwrap(),
         AllocateOutcome::Replayed(first.clone())
     );
-    // After the window even another digest is a new request, not Changed.
+    // After it even another digest is a new request, not Changed.
     let after = AllocateRequest {
-        now: NOW + window,
+        now: NOW + KEEP,
+        keep_until: NOW + 2 * KEEP,
         digest: digest(9),
         ..r.clone()
     };
@@ -341,10 +333,169 @@ pub async fn idempotency_window_expiry<S: Store>(store: &S, settings: &StoreSett
         (first.list, &first.indexes),
         "a new allocation"
     );
-    // And the new record is live: same digest → in flight.
+    // And the new record is live.
     assert_eq!(
         store.allocate(&after).await.unwrap(),
-        AllocateOutcome::InFlight
+        AllocateOutcome::Replayed(second)
+    );
+}
+
+/// A change request sent again gets the same answer (same time) and applies
+/// nothing, also after later changes to the entry: an old `/unsuspend`
+/// replayed after a new suspension leaves the entry suspended.
+pub async fn change_replay_gives_the_same_answer<S: Store>(store: &S, _settings: &StoreSettings) {
+    let c = client("c1");
+    let (list, idx) = one(store, "c1", ListFormat::Token, "j-chg-replay").await;
+    let suspend = change(&c, list, idx, Status::Suspended, NOW + 1);
+    let unsuspend = change(&c, list, idx, Status::Valid, NOW + 2);
+    assert_eq!(
+        store.set_status(&suspend).await.unwrap(),
+        SetStatusOutcome::Done { at: NOW + 1 }
+    );
+    assert_eq!(
+        store.set_status(&unsuspend).await.unwrap(),
+        SetStatusOutcome::Done { at: NOW + 2 }
+    );
+    assert_eq!(
+        set(store, &c, list, idx, Status::Suspended, NOW + 3)
+            .await
+            .unwrap(),
+        SetStatusOutcome::Done { at: NOW + 3 }
+    );
+    let v = store.list_version(&list).await.unwrap().unwrap();
+    // The old requests again, later: their recorded answers, nothing applied.
+    for later in [NOW + 4, NOW + 100] {
+        let replay = StatusChange {
+            now: later,
+            ..unsuspend.clone()
+        };
+        assert_eq!(
+            store.set_status(&replay).await.unwrap(),
+            SetStatusOutcome::Done { at: NOW + 2 },
+            "the first answer, with its time"
+        );
+        let replay = StatusChange {
+            now: later,
+            ..suspend.clone()
+        };
+        assert_eq!(
+            store.set_status(&replay).await.unwrap(),
+            SetStatusOutcome::Done { at: NOW + 1 }
+        );
+    }
+    assert_eq!(
+        store.list_version(&list).await.unwrap().unwrap(),
+        v,
+        "no bump"
+    );
+    let snap = store.read_list(&list).await.unwrap().unwrap();
+    let entries = StatusList::from_bytes(
+        snap.meta.format.layout(),
+        snap.meta.bits,
+        snap.meta.capacity,
+        snap.bytes,
+    )
+    .unwrap();
+    assert_eq!(entries.get(idx).unwrap(), Status::Suspended.value());
+    // "Already" answers are recorded too.
+    let again = change(&c, list, idx, Status::Suspended, NOW + 5);
+    let first = store.set_status(&again).await.unwrap();
+    assert_eq!(first, SetStatusOutcome::Already { at: Some(NOW + 3) });
+    assert_eq!(store.set_status(&again).await.unwrap(), first);
+}
+
+/// One jti, one request: the same jti with another operation or target is
+/// Changed and applies nothing; a jti used for `/issue` cannot be reused for
+/// a change, nor the reverse.
+pub async fn a_jti_is_used_for_one_thing<S: Store>(store: &S, _settings: &StoreSettings) {
+    let c = client("c1");
+    let (list, idx) = one(store, "c1", ListFormat::Token, "j-one-thing").await;
+    let (_, idx2) = one(store, "c1", ListFormat::Token, "j-one-thing-2").await;
+    let suspend = change(&c, list, idx, Status::Suspended, NOW);
+    assert_eq!(
+        store.set_status(&suspend).await.unwrap(),
+        SetStatusOutcome::Done { at: NOW }
+    );
+    let v = store.list_version(&list).await.unwrap().unwrap();
+    // The same jti re-routed: another operation, another entry.
+    for (status, target) in [(Status::Invalid, idx), (Status::Suspended, idx2)] {
+        let rerouted = StatusChange {
+            status,
+            idx: target,
+            digest: digest(77),
+            now: NOW + 10,
+            ..suspend.clone()
+        };
+        assert_eq!(
+            store.set_status(&rerouted).await.unwrap(),
+            SetStatusOutcome::Changed
+        );
+    }
+    assert_eq!(
+        store.list_version(&list).await.unwrap().unwrap(),
+        v,
+        "nothing applied"
+    );
+    // An /issue jti used for a change.
+    let issue_jti = StatusChange {
+        jti: "j-one-thing".into(),
+        ..change(&c, list, idx2, Status::Invalid, NOW)
+    };
+    assert_eq!(
+        store.set_status(&issue_jti).await.unwrap(),
+        SetStatusOutcome::Changed
+    );
+    // A change jti used for an /issue.
+    let change_jti = AllocateRequest {
+        digest: digest(78),
+        ..req("c1", ListFormat::Token, &suspend.jti, NOW)
+    };
+    assert_eq!(
+        store.allocate(&change_jti).await.unwrap(),
+        AllocateOutcome::Changed
+    );
+    assert_eq!(
+        store.list_version(&list).await.unwrap().unwrap(),
+        v,
+        "nothing applied"
+    );
+    // The jti of another client is another request.
+    let other = StatusChange {
+        client: client("c2"),
+        ..suspend.clone()
+    };
+    assert_eq!(
+        store.set_status(&other).await.unwrap(),
+        SetStatusOutcome::NotYourList
+    );
+}
+
+/// A change's record counts until its `keep_until`, then the jti is new.
+pub async fn change_records_live_until_keep_until<S: Store>(store: &S, _settings: &StoreSettings) {
+    let c = client("c1");
+    let (list, idx) = one(store, "c1", ListFormat::Token, "j-chg-keep").await;
+    let suspend = StatusChange {
+        keep_until: NOW + 50,
+        ..change(&c, list, idx, Status::Suspended, NOW)
+    };
+    store.set_status(&suspend).await.unwrap();
+    set(store, &c, list, idx, Status::Valid, NOW + 1)
+        .await
+        .unwrap();
+    let at = |now| StatusChange {
+        now,
+        keep_until: now + 50,
+        ..suspend.clone()
+    };
+    assert_eq!(
+        store.set_status(&at(NOW + 49)).await.unwrap(),
+        SetStatusOutcome::Done { at: NOW },
+        "still recorded"
+    );
+    assert_eq!(
+        store.set_status(&at(NOW + 50)).await.unwrap(),
+        SetStatusOutcome::Done { at: NOW + 50 },
+        "a new request once the record is over"
     );
 }
 
@@ -434,7 +585,6 @@ pub async fn count_above_one_comes_from_one_list<S: Store>(store: &S, settings: 
     assert!(a.indexes.iter().all(|i| *i < settings.capacity));
     let meta = store.read_list(&a.list).await.unwrap().unwrap().meta;
     assert_eq!(meta.allocated, 5);
-    store.complete(&r.client, &r.jti, NOW).await.unwrap();
     assert_eq!(
         store.allocate(&r).await.unwrap(),
         AllocateOutcome::Replayed(a.clone())
@@ -442,8 +592,7 @@ pub async fn count_above_one_comes_from_one_list<S: Store>(store: &S, settings: 
     // Every one of them can be revoked.
     for idx in &a.indexes {
         assert_eq!(
-            store
-                .set_status(&r.client, &a.list, *idx, Status::Invalid, NOW)
+            set(store, &r.client, a.list, *idx, Status::Invalid, NOW)
                 .await
                 .unwrap(),
             SetStatusOutcome::Done { at: NOW }
@@ -455,35 +604,35 @@ pub async fn count_above_one_comes_from_one_list<S: Store>(store: &S, settings: 
 pub async fn revoke_suspend_unsuspend_outcomes<S: Store>(store: &S, _settings: &StoreSettings) {
     let c = client("c1");
     let (list, idx) = one(store, "c1", ListFormat::Token, "j-status").await;
-    let set = |status, at| store.set_status(&c, &list, idx, status, at);
+    let apply = |status, at| set(store, &c, list, idx, status, at);
 
     assert_eq!(
-        set(Status::Valid, NOW).await.unwrap(),
+        apply(Status::Valid, NOW).await.unwrap(),
         SetStatusOutcome::Already { at: None },
         "valid since issued"
     );
     assert_eq!(
-        set(Status::Suspended, NOW + 10).await.unwrap(),
+        apply(Status::Suspended, NOW + 10).await.unwrap(),
         SetStatusOutcome::Done { at: NOW + 10 }
     );
     assert_eq!(
-        set(Status::Suspended, NOW + 11).await.unwrap(),
+        apply(Status::Suspended, NOW + 11).await.unwrap(),
         SetStatusOutcome::Already { at: Some(NOW + 10) }
     );
     assert_eq!(
-        set(Status::Valid, NOW + 20).await.unwrap(),
+        apply(Status::Valid, NOW + 20).await.unwrap(),
         SetStatusOutcome::Done { at: NOW + 20 }
     );
     assert_eq!(
-        set(Status::Valid, NOW + 21).await.unwrap(),
+        apply(Status::Valid, NOW + 21).await.unwrap(),
         SetStatusOutcome::Already { at: Some(NOW + 20) }
     );
     assert_eq!(
-        set(Status::Invalid, NOW + 30).await.unwrap(),
+        apply(Status::Invalid, NOW + 30).await.unwrap(),
         SetStatusOutcome::Done { at: NOW + 30 }
     );
     assert_eq!(
-        set(Status::Invalid, NOW + 40).await.unwrap(),
+        apply(Status::Invalid, NOW + 40).await.unwrap(),
         SetStatusOutcome::Already { at: Some(NOW + 30) },
         "the original revocation time"
     );
@@ -493,7 +642,7 @@ pub async fn revoke_suspend_unsuspend_outcomes<S: Store>(store: &S, _settings: &
         Status::ApplicationSpecific,
     ] {
         assert_eq!(
-            set(target, NOW + 50).await.unwrap(),
+            apply(target, NOW + 50).await.unwrap(),
             SetStatusOutcome::NotAllowed {
                 current: Status::Invalid
             },
@@ -502,13 +651,13 @@ pub async fn revoke_suspend_unsuspend_outcomes<S: Store>(store: &S, _settings: &
     }
     // Suspended straight to revoked is allowed too.
     let (list2, idx2) = one(store, "c1", ListFormat::Token, "j-status-2").await;
-    let set2 = |status, at| store.set_status(&c, &list2, idx2, status, at);
+    let apply2 = |status, at| set(store, &c, list2, idx2, status, at);
     assert_eq!(
-        set2(Status::Suspended, NOW).await.unwrap(),
+        apply2(Status::Suspended, NOW).await.unwrap(),
         SetStatusOutcome::Done { at: NOW }
     );
     assert_eq!(
-        set2(Status::Invalid, NOW + 1).await.unwrap(),
+        apply2(Status::Invalid, NOW + 1).await.unwrap(),
         SetStatusOutcome::Done { at: NOW + 1 }
     );
     let snap = store.read_list(&list).await.unwrap().unwrap();
@@ -603,7 +752,7 @@ pub async fn ownership_unknown_lists_and_never_issued<S: Store>(
         ),
     ] {
         assert_eq!(
-            store.set_status(who, &l, idx, status, NOW).await.unwrap(),
+            set(store, who, l, idx, status, NOW).await.unwrap(),
             expected,
             "{who} {l} {idx} {status}"
         );
@@ -614,8 +763,7 @@ pub async fn ownership_unknown_lists_and_never_issued<S: Store>(
     // The owner can act on every issued index.
     for idx in issued {
         assert_eq!(
-            store
-                .set_status(&c, &list, idx, Status::Suspended, NOW)
+            set(store, &c, list, idx, Status::Suspended, NOW)
                 .await
                 .unwrap(),
             SetStatusOutcome::Done { at: NOW }
@@ -648,7 +796,7 @@ pub async fn version_bumps_once_per_change<S: Store>(store: &S, _settings: &Stor
     ];
     let mut expected = v0;
     for (who, i, status, bump) in steps {
-        store.set_status(&who, &list, i, status, NOW).await.unwrap();
+        set(store, &who, list, i, status, NOW).await.unwrap();
         expected += bump;
         assert_eq!(version().await, expected, "after {who} {i} {status}");
         assert_eq!(
@@ -675,14 +823,10 @@ pub async fn raw_bytes_in_the_list_bit_order<S: Store>(store: &S, settings: &Sto
             (a.indexes[3], Status::Invalid),
         ];
         for (idx, status) in plan {
-            store
-                .set_status(&c, &a.list, idx, status, NOW)
-                .await
-                .unwrap();
+            set(store, &c, a.list, idx, status, NOW).await.unwrap();
         }
         // Suspended then reinstated: back to 0.
-        store
-            .set_status(&c, &a.list, a.indexes[2], Status::Valid, NOW)
+        set(store, &c, a.list, a.indexes[2], Status::Valid, NOW)
             .await
             .unwrap();
         let expected: HashMap<u64, u8> = [
@@ -733,7 +877,7 @@ pub async fn raw_bytes_in_the_list_bit_order<S: Store>(store: &S, settings: &Sto
 }
 
 /// 1-bit lists hold VALID and INVALID only: revocation works, suspension is
-/// a typed error, not a panic or a corrupted neighbour.
+/// a typed refusal, not an error, a panic or a corrupted neighbour.
 pub async fn one_bit_lists<S: Store>(store: &S, settings: &StoreSettings) {
     assert_eq!(settings.bits, Bits::One);
     let c = client("c1");
@@ -742,17 +886,17 @@ pub async fn one_bit_lists<S: Store>(store: &S, settings: &StoreSettings) {
     let a = allocated(store.allocate(&r).await.unwrap());
     let (x, y) = (a.indexes[0], a.indexes[1]);
     assert_eq!(
-        store
-            .set_status(&c, &a.list, x, Status::Invalid, NOW)
+        set(store, &c, a.list, x, Status::Invalid, NOW)
             .await
             .unwrap(),
         SetStatusOutcome::Done { at: NOW }
     );
-    let err = store
-        .set_status(&c, &a.list, y, Status::Suspended, NOW)
-        .await
-        .unwrap_err();
-    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+    assert_eq!(
+        set(store, &c, a.list, y, Status::Suspended, NOW)
+            .await
+            .unwrap(),
+        SetStatusOutcome::Unsupported { bits: Bits::One }
+    );
     let snap = store.read_list(&a.list).await.unwrap().unwrap();
     assert_eq!(snap.meta.bits, Bits::One);
     assert_eq!(snap.bytes.len() as u64, settings.capacity.div_ceil(8));
@@ -789,22 +933,21 @@ pub async fn retire_after_is_the_latest_status_expiry<S: Store>(
     assert_eq!(meta.allocated, 3);
 }
 
-/// Unknown lists read as absent; ping answers.
+/// Unknown lists read as absent; health answers, clean.
 pub async fn unknown_lists_and_ping<S: Store>(store: &S, _settings: &StoreSettings) {
-    store.ping().await.unwrap();
+    assert!(store.health().await.unwrap().damaged.is_empty());
     let unknown = ListId::parse("000000000000").unwrap();
     assert_eq!(store.list_version(&unknown).await.unwrap(), None);
     assert_eq!(store.read_list(&unknown).await.unwrap(), None);
     assert_eq!(
-        store
-            .set_status(&client("c1"), &unknown, 0, Status::Invalid, NOW)
+        set(store, &client("c1"), unknown, 0, Status::Invalid, NOW)
             .await
             .unwrap(),
         SetStatusOutcome::ListNotFound
     );
     let (list, _) = one(store, "c1", ListFormat::Token, "exists").await;
     assert!(store.list_version(&list).await.unwrap().is_some());
-    store.ping().await.unwrap();
+    assert!(store.health().await.unwrap().damaged.is_empty());
 }
 
 /// Requests the store cannot serve are typed errors, and the store keeps
@@ -848,6 +991,13 @@ pub async fn bad_input_is_a_typed_error<S: Store>(store: &S, settings: &StoreSet
                 ..base.clone()
             },
         ),
+        (
+            "a record that ends before its request",
+            AllocateRequest {
+                keep_until: NOW,
+                ..base.clone()
+            },
+        ),
     ] {
         let err = store.allocate(&bad).await.unwrap_err();
         assert!(matches!(err, StoreError::Invalid(_)), "{why}: {err:?}");
@@ -860,7 +1010,6 @@ pub async fn bad_input_is_a_typed_error<S: Store>(store: &S, settings: &StoreSet
         ..base.clone()
     };
     let a = allocated(store.allocate(&odd).await.unwrap());
-    store.complete(&odd.client, &odd.jti, NOW).await.unwrap();
     assert_eq!(
         store.allocate(&odd).await.unwrap(),
         AllocateOutcome::Replayed(a.clone())
@@ -871,13 +1020,25 @@ pub async fn bad_input_is_a_typed_error<S: Store>(store: &S, settings: &StoreSet
     assert_eq!(meta.allocated, 1);
     for idx in [settings.capacity, settings.capacity + 1, u64::MAX] {
         assert_eq!(
-            store
-                .set_status(&base.client, &a.list, idx, Status::Invalid, NOW)
+            set(store, &base.client, a.list, idx, Status::Invalid, NOW)
                 .await
                 .unwrap(),
             SetStatusOutcome::NeverIssued,
             "idx {idx}"
         );
     }
-    store.ping().await.unwrap();
+    for bad in [
+        StatusChange {
+            jti: String::new(),
+            ..change(&base.client, a.list, a.indexes[0], Status::Invalid, NOW)
+        },
+        StatusChange {
+            keep_until: NOW,
+            ..change(&base.client, a.list, a.indexes[0], Status::Invalid, NOW)
+        },
+    ] {
+        let err = store.set_status(&bad).await.unwrap_err();
+        assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+    }
+    store.health().await.unwrap();
 }

@@ -19,7 +19,7 @@ use statuslist::store::{
 };
 use tempfile::TempDir;
 
-use crate::contract::{NOW, contract_suite};
+use crate::contract::{NOW, change, contract_suite, set};
 
 /// A fresh store in its own temporary directory (the guard).
 async fn make_store(settings: StoreSettings) -> (EmbeddedStore, TempDir) {
@@ -113,17 +113,20 @@ async fn reopen_keeps_everything() {
         status_expiry: NOW + 10,
         count: 2,
         now: NOW,
+        keep_until: NOW + 3660,
     };
+    let suspend = change(&client, ListId::random(), 0, Status::Suspended, NOW + 5);
     let (allocation, snapshot) = {
         let store = EmbeddedStore::open(&path, settings.clone()).unwrap();
         let AllocateOutcome::Allocated(a) = store.allocate(&req).await.unwrap() else {
             panic!("not allocated");
         };
-        store.complete(&client, "reopen", NOW).await.unwrap();
-        store
-            .set_status(&client, &a.list, a.indexes[1], Status::Suspended, NOW + 5)
-            .await
-            .unwrap();
+        let suspend = statuslist::store::StatusChange {
+            list: a.list,
+            idx: a.indexes[1],
+            ..suspend.clone()
+        };
+        store.set_status(&suspend).await.unwrap();
         let snap = store.read_list(&a.list).await.unwrap().unwrap();
         (a, snap)
     };
@@ -137,17 +140,28 @@ async fn reopen_keeps_everything() {
         AllocateOutcome::Replayed(allocation.clone())
     );
     assert_eq!(
-        store
-            .set_status(
-                &client,
-                &allocation.list,
-                allocation.indexes[1],
-                Status::Suspended,
-                NOW + 9
-            )
-            .await
-            .unwrap(),
+        set(
+            &store,
+            &client,
+            allocation.list,
+            allocation.indexes[1],
+            Status::Suspended,
+            NOW + 9
+        )
+        .await
+        .unwrap(),
         SetStatusOutcome::Already { at: Some(NOW + 5) }
+    );
+    // The change request's record survived too: its replay is answered.
+    let replay = statuslist::store::StatusChange {
+        list: allocation.list,
+        idx: allocation.indexes[1],
+        now: NOW + 9,
+        ..suspend
+    };
+    assert_eq!(
+        store.set_status(&replay).await.unwrap(),
+        SetStatusOutcome::Done { at: NOW + 5 }
     );
     // The next allocation continues the same list's counter.
     let next = AllocateRequest {
@@ -201,6 +215,7 @@ fn threads_allocate_without_duplicates() {
                         status_expiry: NOW + 60,
                         count: 1,
                         now: NOW,
+                        keep_until: NOW + 3660,
                     };
                     let mut fresh: Vec<Allocation> = Vec::new();
                     let mut by_jti: std::collections::HashMap<usize, Allocation> =
@@ -224,7 +239,6 @@ fn threads_allocate_without_duplicates() {
                             panic!("thread {t} request {i} not allocated");
                         };
                         if i % 10 == 4 {
-                            store.complete(&r.client, &r.jti, NOW).await.unwrap();
                             by_jti.insert(i, a.clone());
                         }
                         fresh.push(a);
@@ -259,4 +273,67 @@ fn threads_allocate_without_duplicates() {
         sum
     });
     assert_eq!(counted, total);
+}
+
+/// A list whose bytes are missing from the file (a partial restore, a
+/// hand-edited file) fails closed: not read as "all VALID", not changed, not
+/// allocated from, and readiness names it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_without_its_bytes_fails_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.redb");
+    let settings = StoreSettings {
+        capacity: 100,
+        ..StoreSettings::default()
+    };
+    let client = ClientId::parse("c1").unwrap();
+    let req = |jti: &str| AllocateRequest {
+        client: client.clone(),
+        format: ListFormat::Token,
+        jti: jti.into(),
+        digest: [4; 32],
+        status_expiry: NOW + 10,
+        count: 1,
+        now: NOW,
+        keep_until: NOW + 3660,
+    };
+    let a = {
+        let store = EmbeddedStore::open(&path, settings.clone()).unwrap();
+        let AllocateOutcome::Allocated(a) = store.allocate(&req("d1")).await.unwrap() else {
+            panic!("not allocated");
+        };
+        set(&store, &client, a.list, a.indexes[0], Status::Invalid, NOW)
+            .await
+            .unwrap();
+        a
+    };
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut bytes = txn
+                .open_table(redb::TableDefinition::<&str, &[u8]>::new("list_bytes"))
+                .unwrap();
+            assert!(bytes.remove(a.list.as_str()).unwrap().is_some());
+        }
+        txn.commit().unwrap();
+    }
+    let store = EmbeddedStore::open(&path, settings).unwrap();
+    let damaged = |r: Result<(), StoreError>| matches!(r, Err(StoreError::Damaged { list, .. }) if list == a.list);
+    assert!(damaged(store.read_list(&a.list).await.map(|_| ())));
+    assert!(damaged(
+        set(
+            &store,
+            &client,
+            a.list,
+            a.indexes[0],
+            Status::Suspended,
+            NOW
+        )
+        .await
+        .map(|_| ())
+    ));
+    assert!(damaged(store.allocate(&req("d2")).await.map(|_| ())));
+    assert_eq!(store.health().await.unwrap().damaged, vec![a.list]);
+    assert!(damaged(store.list_version(&a.list).await.map(|_| ())));
 }

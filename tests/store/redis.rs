@@ -13,7 +13,7 @@ use statuslist::store::{
     StoreSettings,
 };
 
-use crate::contract::contract_suite;
+use crate::contract::{allocated, change, contract_suite, set};
 use crate::support::RedisServer;
 
 /// The contract suite's factory: a fresh private server per store.
@@ -44,13 +44,7 @@ fn request(client: &ClientId, format: ListFormat, jti: &str, now: u64) -> Alloca
         status_expiry: now + 86_400,
         count: 1,
         now,
-    }
-}
-
-fn allocated(outcome: AllocateOutcome) -> Allocation {
-    match outcome {
-        AllocateOutcome::Allocated(a) => a,
-        other => panic!("expected Allocated, got {other:?}"),
+        keep_until: now + 3660,
     }
 }
 
@@ -68,7 +62,7 @@ async fn entries_land_in_each_formats_bit_order() {
     let (store, _server) = make_store(StoreSettings::default()).await;
     let c = client("order-client");
     for format in [ListFormat::Token, ListFormat::Bitstring] {
-        let mut set = HashMap::new();
+        let mut expected_set = HashMap::new();
         for (i, status) in [Status::Invalid, Status::Suspended, Status::Invalid]
             .into_iter()
             .enumerate()
@@ -80,8 +74,7 @@ async fn entries_land_in_each_formats_bit_order() {
                     .unwrap(),
             );
             let idx = a.indexes[0];
-            let out = store
-                .set_status(&c, &a.list, idx, status, 2000 + i as u64)
+            let out = set(&store, &c, a.list, idx, status, 2000 + i as u64)
                 .await
                 .unwrap();
             assert_eq!(
@@ -90,13 +83,14 @@ async fn entries_land_in_each_formats_bit_order() {
                     at: 2000 + i as u64
                 }
             );
-            set.insert(idx, status);
+            expected_set.insert(idx, status);
             let snap = store.read_list(&a.list).await.unwrap().unwrap();
             assert_eq!(snap.meta.format, format);
             let list = StatusList::from_bytes(format.layout(), Bits::Two, 131_072, snap.bytes)
                 .expect("full-length bytes");
             let nonzero: HashMap<u64, u8> = list.nonzero().collect();
-            let expected: HashMap<u64, u8> = set.iter().map(|(i, s)| (*i, s.value())).collect();
+            let expected: HashMap<u64, u8> =
+                expected_set.iter().map(|(i, s)| (*i, s.value())).collect();
             assert_eq!(nonzero, expected, "{format}");
         }
     }
@@ -120,7 +114,7 @@ async fn sixteen_replicas_never_hand_out_an_index_twice() {
         let c = c.clone();
         handles.push(tokio::spawn(async move {
             let mut mine: Vec<(String, Allocation)> = Vec::new();
-            let mut shared = Vec::new();
+            let mut shared: Vec<(String, Option<Allocation>)> = Vec::new();
             for i in 0..PER_TASK {
                 let (jti, replay_of) = if i % 10 == 9 {
                     // Replay one of this task's earlier jtis.
@@ -138,7 +132,6 @@ async fn sixteen_replicas_never_hand_out_an_index_twice() {
                     (Some(original), AllocateOutcome::Replayed(a)) => assert_eq!(a, original),
                     (Some(_), other) => panic!("replay answered {other:?}"),
                     (None, AllocateOutcome::Allocated(a)) => {
-                        store.complete(&c, &jti, 1_000).await.unwrap();
                         if jti.starts_with("shared") {
                             shared.push((jti, Some(a)));
                         } else {
@@ -147,9 +140,6 @@ async fn sixteen_replicas_never_hand_out_an_index_twice() {
                     }
                     (None, AllocateOutcome::Replayed(a)) if jti.starts_with("shared") => {
                         shared.push((jti, Some(a)));
-                    }
-                    (None, AllocateOutcome::InFlight) if jti.starts_with("shared") => {
-                        shared.push((jti, None));
                     }
                     (None, other) => panic!("{jti} answered {other:?}"),
                 }
@@ -223,7 +213,7 @@ async fn a_dead_redis_is_unavailable_and_a_restarted_one_is_used_again() {
     );
     let outcome = tokio::time::timeout(
         bound,
-        store.set_status(&c, &a.list, a.indexes[0], Status::Invalid, 1001),
+        set(&store, &c, a.list, a.indexes[0], Status::Invalid, 1001),
     )
     .await
     .expect("set_status returned");
@@ -245,7 +235,7 @@ async fn a_dead_redis_is_unavailable_and_a_restarted_one_is_used_again() {
         matches!(outcome, Err(StoreError::Unavailable(_))),
         "{outcome:?}"
     );
-    let outcome = tokio::time::timeout(bound, store.ping())
+    let outcome = tokio::time::timeout(bound, store.health())
         .await
         .expect("ping returned");
     assert!(
@@ -258,7 +248,7 @@ async fn a_dead_redis_is_unavailable_and_a_restarted_one_is_used_again() {
     // tries (this is a liveness check, not a timing assertion).
     let mut ok = false;
     for _ in 0..100 {
-        if store.ping().await.is_ok() {
+        if store.health().await.is_ok() {
             ok = true;
             break;
         }
@@ -274,8 +264,7 @@ async fn a_dead_redis_is_unavailable_and_a_restarted_one_is_used_again() {
             .unwrap(),
     );
     assert_eq!(
-        store
-            .set_status(&c, &b.list, b.indexes[0], Status::Invalid, 1002)
+        set(&store, &c, b.list, b.indexes[0], Status::Invalid, 1002)
             .await
             .unwrap(),
         SetStatusOutcome::Done { at: 1002 }
@@ -292,7 +281,6 @@ async fn bad_input_gets_typed_answers() {
     let other = client("other-client");
     let mut req = request(&c, ListFormat::Token, "ok", 1000);
     let a = allocated(store.allocate(&req).await.unwrap());
-    store.complete(&c, "ok", 1000).await.unwrap();
 
     for count in [0, 1_001, u32::MAX] {
         req.jti = format!("count-{count}");
@@ -327,8 +315,7 @@ async fn bad_input_gets_typed_answers() {
         (a.list, u64::MAX, &c, SetStatusOutcome::NeverIssued),
     ] {
         assert_eq!(
-            store
-                .set_status(who, &list, idx, Status::Invalid, 1001)
+            set(&store, who, list, idx, Status::Invalid, 1001)
                 .await
                 .unwrap(),
             expected,
@@ -339,8 +326,7 @@ async fn bad_input_gets_typed_answers() {
     // inverse says so, without anything stored per entry; no version bump.
     let never = (0..1_000).find(|i| !issued.contains(i)).unwrap();
     assert_eq!(
-        store
-            .set_status(&c, &a.list, never, Status::Invalid, 1001)
+        set(&store, &c, a.list, never, Status::Invalid, 1001)
             .await
             .unwrap(),
         SetStatusOutcome::NeverIssued
@@ -363,7 +349,7 @@ async fn bad_input_gets_typed_answers() {
         (
             RedisSettings::new(server.url()),
             StoreSettings {
-                lease: Duration::from_secs(7200),
+                idempotency_window: Duration::ZERO,
                 ..StoreSettings::default()
             },
         ),
@@ -399,9 +385,7 @@ async fn an_unknown_stored_value_is_corrupt() {
     // W3C order, 4 bits: entry idx starts at bit idx*4.
     let reply = server.command(&format!("BITFIELD {} SET u4 {} 9", keys.bytes, idx * 4));
     assert!(reply.starts_with('*'), "{reply}");
-    let out = store
-        .set_status(&c, &a.list, idx, Status::Invalid, 1001)
-        .await;
+    let out = set(&store, &c, a.list, idx, Status::Invalid, 1001).await;
     assert!(matches!(out, Err(StoreError::Corrupt(_))), "{out:?}");
 }
 
@@ -419,8 +403,6 @@ async fn scripts_are_reloaded_after_a_flush() {
     );
     assert!(server.command("SCRIPT FLUSH").starts_with("+OK"));
     assert!(server.command("SCRIPT EXISTS 0").starts_with('*'));
-    store.complete(&c, "one", 1000).await.unwrap();
-    assert!(server.command("SCRIPT FLUSH").starts_with("+OK"));
     allocated(
         store
             .allocate(&request(&c, ListFormat::Token, "two", 1000))
@@ -429,8 +411,7 @@ async fn scripts_are_reloaded_after_a_flush() {
     );
     assert!(server.command("SCRIPT FLUSH").starts_with("+OK"));
     assert_eq!(
-        store
-            .set_status(&c, &a.list, a.indexes[0], Status::Suspended, 1001)
+        set(&store, &c, a.list, a.indexes[0], Status::Suspended, 1001)
             .await
             .unwrap(),
         SetStatusOutcome::Done { at: 1001 }
@@ -438,19 +419,20 @@ async fn scripts_are_reloaded_after_a_flush() {
     assert_eq!(store.list_version(&a.list).await.unwrap(), Some(1));
 }
 
-/// Idempotency details that depend on the request clock: a lease that ran
-/// out is taken over with the same answer, and the window's end frees the
-/// jti.
+/// Idempotency details that depend on the request clock: a record counts
+/// until its request's `keep_until`, by the request's clock (not the key's
+/// TTL), and then frees the jti.
 #[tokio::test]
-async fn leases_and_windows_follow_the_request_clock() {
-    let (store, _server) = make_store(StoreSettings::default()).await;
+async fn records_follow_the_request_clock() {
+    let (store, server) = make_store(StoreSettings::default()).await;
     let c = client("clock-client");
     let req = request(&c, ListFormat::Bitstring, "j", 10_000);
     let first = allocated(store.allocate(&req).await.unwrap());
     let at = |now| AllocateRequest { now, ..req.clone() };
     assert_eq!(
-        store.allocate(&at(10_029)).await.unwrap(),
-        AllocateOutcome::InFlight
+        store.allocate(&at(10_000)).await.unwrap(),
+        AllocateOutcome::Replayed(first.clone()),
+        "a duplicate at once gets the same answer (no in-flight state)"
     );
     let mut changed = at(10_001);
     changed.digest = [7; 32];
@@ -458,28 +440,67 @@ async fn leases_and_windows_follow_the_request_clock() {
         store.allocate(&changed).await.unwrap(),
         AllocateOutcome::Changed
     );
+    // The key's TTL is what is left of the record's life at the request.
+    let ttl = server.command(&format!("TTL statuslist:{{{c}}}:j:j"));
+    let ttl: u64 = ttl.trim_start_matches(':').trim().parse().unwrap();
+    assert!((3650..=3660).contains(&ttl), "TTL {ttl}");
     assert_eq!(
-        store.allocate(&at(10_030)).await.unwrap(),
+        store.allocate(&at(13_659)).await.unwrap(),
         AllocateOutcome::Replayed(first.clone())
     );
-    // Taken over: done from now on.
-    assert_eq!(
-        store.allocate(&at(10_031)).await.unwrap(),
-        AllocateOutcome::Replayed(first.clone())
-    );
-    // The window (3,600 s) is over: the jti is free again.
-    let mut later = at(13_600);
+    // The record is over: the jti is free again.
+    let mut later = at(13_660);
+    later.keep_until = 17_320;
     later.status_expiry = 500_000;
     let again = allocated(store.allocate(&later).await.unwrap());
     assert_ne!(again, first);
     // retire-after keeps the latest statusExpiry.
-    let mut earlier = request(&c, ListFormat::Bitstring, "k", 13_600);
+    let mut earlier = request(&c, ListFormat::Bitstring, "k", 13_660);
     earlier.status_expiry = 400_000;
     allocated(store.allocate(&earlier).await.unwrap());
     let snap = store.read_list(&first.list).await.unwrap().unwrap();
     assert_eq!(snap.meta.allocated, 3);
     assert_eq!(snap.meta.retire_after, 500_000);
     assert_eq!(snap.meta.created_at, 10_000);
+}
+
+/// Records written by the previous version (`<digest>D:<lease>:...`) are
+/// still answered from after an upgrade, so a retry across the upgrade gets
+/// its original answer.
+#[tokio::test]
+async fn records_of_the_previous_layout_are_replayed() {
+    let (store, server) = make_store(StoreSettings::default()).await;
+    let c = client("upgrade-client");
+    let req = request(&c, ListFormat::Token, "old", 10_000);
+    let first = allocated(store.allocate(&req).await.unwrap());
+    let key = format!("statuslist:{{{c}}}:j:old");
+    // Rewrite the record in the old layout, by hand.
+    let mut conn = ::redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let raw: Vec<u8> = ::redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let rest = String::from_utf8(raw[33..].to_vec()).unwrap();
+    let parts: Vec<&str> = rest.split(':').collect();
+    let mut old = raw[..32].to_vec();
+    old.extend_from_slice(
+        format!("D:10030:{}:{}:{}:13600", parts[1], parts[2], parts[3]).as_bytes(),
+    );
+    let _: () = ::redis::cmd("SET")
+        .arg(&key)
+        .arg(old)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.allocate(&req).await.unwrap(),
+        AllocateOutcome::Replayed(first)
+    );
 }
 
 /// A full list makes way for a new one, with its own id and allocator; the
@@ -535,8 +556,7 @@ async fn memory_of_one_full_size_list() {
         let (store, c, chunk) = (Arc::clone(&store), c.clone(), chunk.to_vec());
         tasks.push(tokio::spawn(async move {
             for idx in chunk {
-                let out = store
-                    .set_status(&c, &list, idx, Status::Invalid, 2000)
+                let out = set(&*store, &c, list, idx, Status::Invalid, 2000)
                     .await
                     .unwrap();
                 assert_eq!(out, SetStatusOutcome::Done { at: 2000 });
@@ -570,4 +590,108 @@ async fn memory_of_one_full_size_list() {
         store.list_version(&list).await.unwrap(),
         Some(revoke.len() as u64)
     );
+}
+
+/// A list whose bytes are lost (evicted, deleted by hand, a partial restore)
+/// fails closed: it is not read as "all VALID", not changed (BITFIELD would
+/// silently recreate the string), not allocated from, and readiness names
+/// it; restoring the bytes makes it whole again.
+#[tokio::test]
+async fn a_list_without_its_bytes_fails_closed() {
+    let (store, server) = make_store(small(100)).await;
+    let c = client("damage-client");
+    let a = allocated(
+        store
+            .allocate(&request(&c, ListFormat::Token, "d1", 1000))
+            .await
+            .unwrap(),
+    );
+    let revoked = a.indexes[0];
+    set(&store, &c, a.list, revoked, Status::Invalid, 1001)
+        .await
+        .unwrap();
+    let b = allocated(
+        store
+            .allocate(&request(&c, ListFormat::Token, "d2", 1000))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(b.list, a.list);
+    let keys = store.list_keys(&c, &a.list);
+    let damaged = |r: Result<(), StoreError>| matches!(r, Err(StoreError::Damaged { list, .. }) if list == a.list);
+    let v = store.list_version(&a.list).await.unwrap();
+    assert_eq!(server.command(&format!("DEL {}", keys.bytes)).trim(), ":1");
+    assert!(damaged(store.list_version(&a.list).await.map(|_| ())));
+
+    assert!(damaged(store.read_list(&a.list).await.map(|_| ())));
+    assert!(damaged(
+        set(&store, &c, a.list, b.indexes[0], Status::Invalid, 1002)
+            .await
+            .map(|_| ())
+    ));
+    assert!(damaged(
+        store
+            .set_status(&change(&c, a.list, revoked, Status::Invalid, 1002))
+            .await
+            .map(|_| ())
+    ));
+    assert!(damaged(
+        store
+            .allocate(&request(&c, ListFormat::Token, "d3", 1000))
+            .await
+            .map(|_| ())
+    ));
+    // Nothing was written: no string recreated, no version bump.
+    assert_eq!(
+        server.command(&format!("EXISTS {}", keys.bytes)).trim(),
+        ":0"
+    );
+    assert_eq!(
+        server.command(&format!("HGET {} v", keys.meta)).trim(),
+        format!("${}\r\n{}", v.unwrap().to_string().len(), v.unwrap())
+    );
+    assert_eq!(store.health().await.unwrap().damaged, vec![a.list]);
+
+    // The wrong length is damage too.
+    server.command(&format!("SET {} short", keys.bytes));
+    assert!(damaged(store.read_list(&a.list).await.map(|_| ())));
+
+    // Restored (as from a backup): whole again, with the revocation.
+    let mut conn = ::redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let mut bytes = vec![0u8; 25];
+    let (byte, shift) = ListFormat::Token
+        .layout()
+        .byte_and_shift(Bits::Two, revoked);
+    bytes[byte as usize] |= 1 << shift;
+    let _: () = ::redis::cmd("SET")
+        .arg(&keys.bytes)
+        .arg(bytes)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let snap = store.read_list(&a.list).await.unwrap().unwrap();
+    let list =
+        StatusList::from_bytes(ListFormat::Token.layout(), Bits::Two, 100, snap.bytes).unwrap();
+    assert_eq!(list.get(revoked).unwrap(), Status::Invalid.value());
+    assert!(store.health().await.unwrap().damaged.is_empty());
+}
+
+/// A server that may evict keys is reported: readiness carries a warning.
+#[tokio::test]
+async fn an_evicting_maxmemory_policy_is_reported() {
+    let (store, server) = make_store(StoreSettings::default()).await;
+    assert!(store.health().await.unwrap().is_clean());
+    assert!(
+        server
+            .command("CONFIG SET maxmemory-policy allkeys-lru")
+            .starts_with("+OK")
+    );
+    let health = store.health().await.unwrap();
+    assert_eq!(health.warnings.len(), 1, "{health:?}");
+    assert!(health.warnings[0].contains("allkeys-lru"), "{health:?}");
+    assert!(health.warnings[0].contains("noeviction"), "{health:?}");
 }

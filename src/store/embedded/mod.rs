@@ -2,7 +2,7 @@
 //! process (the default for `cargo run` and for one node).
 //!
 //! Every [`Store`] operation is one redb transaction: a write transaction for
-//! `allocate`, `complete` and `set_status` (redb runs one writer at a time, so
+//! `allocate` and `set_status` (redb runs one writer at a time, so
 //! each operation is atomic and they are serialised), a read transaction for
 //! the reads (readers never wait for the writer). redb calls block: writes
 //! run on one dedicated writer thread fed by a queue, reads on tokio's
@@ -17,7 +17,7 @@
 //! | `list_bytes` | list id | the packed entries, exactly `StatusList`'s raw bytes |
 //! | `status_times` | (list id, idx) | (status, unix time) of the last change of that entry |
 //! | `current_list` | (client, format) | the list new allocations go to |
-//! | `idempotency` | (client, jti) | `IdemRecord` |
+//! | `idempotency` | (client, jti) | `IdemRecord`: digest, expiry, and the answer (an allocation or a change outcome) |
 //!
 //! The list bytes live apart from the list record so that an allocation,
 //! the hot path, rewrites a hundred bytes and not the whole list.
@@ -51,11 +51,11 @@ use redb::{
 
 use crate::domain::{AllocatorKey, ClientId, ListId, Status, StatusList};
 
-use self::records::{IdemRecord, ListRecord, format_byte};
-use super::common::{self, AllocatorCache, RecordState, ReplayDecision, StatusDecision};
+use self::records::{IdemRecord, ListRecord, Recorded, format_byte};
+use super::common::{self, AllocatorCache, DamagedLists, ReplayDecision, StatusDecision};
 use super::{
-    AllocateOutcome, AllocateRequest, Allocation, ListSnapshot, SetStatusOutcome, Store,
-    StoreError, StoreSettings, UnixSeconds,
+    AllocateOutcome, AllocateRequest, Allocation, ListSnapshot, SetStatusOutcome, StatusChange,
+    Store, StoreError, StoreHealth, StoreSettings, UnixSeconds,
 };
 
 /// Where the embedded store lives when the configuration says nothing.
@@ -167,6 +167,8 @@ struct Inner {
     /// Write transactions begun, for [`EmbeddedDurability::None`]'s periodic
     /// durable commit.
     writes: AtomicU64,
+    /// Lists found damaged, for readiness and one log line each.
+    damaged: DamagedLists,
 }
 
 /// The sweep's position: allocations since the last sweep and the last key
@@ -229,6 +231,7 @@ impl EmbeddedStore {
             allocators: AllocatorCache::new(),
             sweep: std::sync::Mutex::new(SweepCursor::default()),
             writes: AtomicU64::new(0),
+            damaged: DamagedLists::new(),
         };
         inner.init_schema()?;
         let inner = Arc::new(inner);
@@ -257,7 +260,8 @@ impl EmbeddedStore {
         let span = tracing::Span::current();
         let job: Job = Box::new(move |inner| {
             // The caller may have gone (request cancelled): the operation
-            // still ran to completion, which the lease rules expect.
+            // still runs to completion; its idempotency record makes a retry
+            // get the same answer.
             let _ = reply.send(span.in_scope(|| f(inner)));
         });
         self.writer
@@ -372,30 +376,57 @@ impl Inner {
         }
     }
 
-    /// The allocation an idempotency record points at, recomputed with the
-    /// list's allocator.
-    fn allocation_of<T>(&self, lists: &T, rec: &IdemRecord) -> Result<Allocation, StoreError>
+    /// The allocation an issue record points at, recomputed with the list's
+    /// allocator.
+    fn allocation_of<T>(
+        &self,
+        lists: &T,
+        list: ListId,
+        format: crate::domain::ListFormat,
+        first: u64,
+        count: u32,
+    ) -> Result<Allocation, StoreError>
     where
         T: ReadableTable<&'static str, &'static [u8]>,
     {
-        let allocator = match self.allocators.get(&rec.list) {
+        let allocator = match self.allocators.get(&list) {
             Some(a) => a,
             None => {
-                let list = self.load_list(lists, &rec.list)?.ok_or_else(|| {
+                let record = self.load_list(lists, &list)?.ok_or_else(|| {
                     StoreError::Corrupt(format!(
-                        "an idempotency record points at the missing list {}",
-                        rec.list
+                        "an idempotency record points at the missing list {list}"
                     ))
                 })?;
                 self.allocators
-                    .get_or_build(&list.id, &list.key, list.capacity)?
+                    .get_or_build(&record.id, &record.key, record.capacity)?
             }
         };
         Ok(Allocation {
-            list: rec.list,
-            format: rec.format,
-            indexes: common::indexes(&allocator, rec.first, rec.count)?,
+            list,
+            format,
+            indexes: common::indexes(&allocator, first, count)?,
         })
+    }
+
+    /// The list's bytes, checked: missing or of the wrong length means the
+    /// list is damaged and must fail closed (never published as zeros, never
+    /// changed).
+    fn list_bytes<T>(&self, bytes: &T, list: &ListRecord) -> Result<Vec<u8>, StoreError>
+    where
+        T: ReadableTable<&'static str, &'static [u8]>,
+    {
+        let full = crate::domain::packed::byte_len(list.bits, list.capacity)
+            .map_err(|e| StoreError::Corrupt(format!("list {}: {e}", list.id)))?;
+        match bytes.get(list.id.as_str()).map_err(db_err)? {
+            Some(guard) if guard.value().len() == full => Ok(guard.value().to_vec()),
+            Some(guard) => Err(self.damaged.report(
+                list.id,
+                format!("its bytes are {} long, not {full}", guard.value().len()),
+            )),
+            None => Err(self
+                .damaged
+                .report(list.id, "its bytes are missing".to_owned())),
+        }
     }
 
     fn allocate(&self, req: &AllocateRequest) -> Result<AllocateOutcome, StoreError> {
@@ -412,27 +443,24 @@ impl Inner {
                 None => None,
             };
             if let Some(rec) = existing {
-                let state = RecordState {
-                    digest: rec.digest,
-                    done: rec.done,
-                    lease_until: rec.lease_until,
-                    expires_at: rec.expires_at,
-                };
-                match common::replay_decision(&state, &req.digest, req.now) {
+                match common::replay_decision(&rec.digest, rec.expires_at, &req.digest, req.now) {
                     // Nothing was written: dropping the transaction aborts it.
                     ReplayDecision::Changed => return Ok(AllocateOutcome::Changed),
-                    ReplayDecision::InFlight => return Ok(AllocateOutcome::InFlight),
                     ReplayDecision::Replay => {
-                        return Ok(AllocateOutcome::Replayed(self.allocation_of(&lists, &rec)?));
-                    }
-                    ReplayDecision::TakeOver => {
-                        let allocation = self.allocation_of(&lists, &rec)?;
-                        let done = IdemRecord { done: true, ..rec };
-                        idem.insert((client, jti), done.encode().as_slice())
-                            .map_err(db_err)?;
-                        drop((idem, lists));
-                        txn.commit().map_err(db_err)?;
-                        return Ok(AllocateOutcome::Replayed(allocation));
+                        let Recorded::Issue {
+                            list,
+                            format,
+                            first,
+                            count,
+                        } = rec.answer
+                        else {
+                            // A change's record: the same digest cannot
+                            // belong to an issue.
+                            return Ok(AllocateOutcome::Changed);
+                        };
+                        return Ok(AllocateOutcome::Replayed(
+                            self.allocation_of(&lists, list, format, first, count)?,
+                        ));
                     }
                     // Replaced below by the new request's record.
                     ReplayDecision::Expired => {}
@@ -474,6 +502,9 @@ impl Inner {
             let Some(mut list) = list else {
                 return Err(StoreError::Backend("no list to allocate from".into()));
             };
+            // Issuing into a list that cannot be published would hand out
+            // an index no verifier can check.
+            self.list_bytes(&bytes, &list)?;
             let first = list.counter;
             list.counter = first.saturating_add(count);
             list.retire_after = list.retire_after.max(req.status_expiry);
@@ -487,15 +518,13 @@ impl Inner {
             let indexes = common::indexes(&allocator, first, req.count)?;
             let rec = IdemRecord {
                 digest: req.digest,
-                done: false,
-                lease_until: req.now.saturating_add(self.settings.lease.as_secs()),
-                expires_at: req
-                    .now
-                    .saturating_add(self.settings.idempotency_window.as_secs()),
-                list: list.id,
-                format: req.format,
-                first,
-                count: req.count,
+                expires_at: req.keep_until,
+                answer: Recorded::Issue {
+                    list: list.id,
+                    format: req.format,
+                    first,
+                    count: req.count,
+                },
             };
             idem.insert((client, jti), rec.encode().as_slice())
                 .map_err(db_err)?;
@@ -589,35 +618,39 @@ impl Inner {
         Ok(())
     }
 
-    fn complete(&self, client: &ClientId, jti: &str, now: UnixSeconds) -> Result<(), StoreError> {
-        let txn = self.begin_write()?;
-        {
-            let mut idem = txn.open_table(IDEM).map_err(db_err)?;
-            let key = (client.as_str(), jti);
-            let rec = match idem.get(key).map_err(db_err)? {
-                Some(guard) => IdemRecord::decode(guard.value())?,
-                // Unknown or swept: nothing to finish.
-                None => return Ok(()),
-            };
-            if rec.done || now >= rec.expires_at {
-                return Ok(());
-            }
-            let done = IdemRecord { done: true, ..rec };
-            idem.insert(key, done.encode().as_slice()).map_err(db_err)?;
-        }
-        txn.commit().map_err(db_err)
-    }
-
-    fn set_status(
-        &self,
-        client: &ClientId,
-        id: &ListId,
-        idx: u64,
-        status: Status,
-        now: UnixSeconds,
-    ) -> Result<SetStatusOutcome, StoreError> {
+    fn set_status(&self, change: &StatusChange) -> Result<SetStatusOutcome, StoreError> {
+        common::check_change(change)?;
+        let (client, id, idx) = (&change.client, &change.list, change.idx);
+        let record_key = (client.as_str(), change.jti.as_str());
         let txn = self.begin_write()?;
         let outcome = {
+            let mut idem = txn.open_table(IDEM).map_err(db_err)?;
+            if let Some(guard) = idem.get(record_key).map_err(db_err)? {
+                let rec = IdemRecord::decode(guard.value())?;
+                match common::replay_decision(
+                    &rec.digest,
+                    rec.expires_at,
+                    &change.digest,
+                    change.now,
+                ) {
+                    // Nothing was written: dropping the transaction aborts it.
+                    ReplayDecision::Changed => return Ok(SetStatusOutcome::Changed),
+                    ReplayDecision::Replay => {
+                        return Ok(match rec.answer {
+                            Recorded::Change { done: true, at } => SetStatusOutcome::Done {
+                                at: at.unwrap_or(change.now),
+                            },
+                            Recorded::Change { done: false, at } => {
+                                SetStatusOutcome::Already { at }
+                            }
+                            // An issue's record: the same digest cannot
+                            // belong to a change.
+                            Recorded::Issue { .. } => SetStatusOutcome::Changed,
+                        });
+                    }
+                    ReplayDecision::Expired => {}
+                }
+            }
             let mut lists = txn.open_table(LISTS).map_err(db_err)?;
             let Some(mut list) = self.load_list(&lists, id)? else {
                 return Ok(SetStatusOutcome::ListNotFound);
@@ -635,11 +668,7 @@ impl Inner {
                 return Ok(SetStatusOutcome::NeverIssued);
             }
             let mut bytes = txn.open_table(LIST_BYTES).map_err(db_err)?;
-            let raw = bytes
-                .get(id.as_str())
-                .map_err(db_err)?
-                .map(|g| g.value().to_vec())
-                .ok_or_else(|| StoreError::Corrupt(format!("list {id} has no bytes")))?;
+            let raw = self.list_bytes(&bytes, &list)?;
             let mut entries =
                 StatusList::from_bytes(list.format.layout(), list.bits, list.capacity, raw)
                     .map_err(|e| StoreError::Corrupt(format!("list {id}: {e}")))?;
@@ -657,25 +686,43 @@ impl Inner {
                 }
                 None => None,
             };
-            match common::status_decision(current, status, list.bits, recorded)? {
-                StatusDecision::Answer(outcome) => return Ok(outcome),
-                StatusDecision::Write { value } => {
-                    entries
-                        .set(idx, value)
-                        .map_err(|e| StoreError::Invalid(e.to_string()))?;
-                    bytes
-                        .insert(id.as_str(), entries.as_bytes())
-                        .map_err(db_err)?;
-                    times
-                        .insert((id.as_str(), idx), (value, now))
-                        .map_err(db_err)?;
-                    list.version = list.version.saturating_add(1);
-                    lists
-                        .insert(id.as_str(), list.encode().as_slice())
-                        .map_err(db_err)?;
-                    SetStatusOutcome::Done { at: now }
-                }
-            }
+            let outcome =
+                match common::status_decision(current, change.status, list.bits, recorded)? {
+                    StatusDecision::Answer(outcome) => outcome,
+                    StatusDecision::Write { value } => {
+                        entries
+                            .set(idx, value)
+                            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                        bytes
+                            .insert(id.as_str(), entries.as_bytes())
+                            .map_err(db_err)?;
+                        times
+                            .insert((id.as_str(), idx), (value, change.now))
+                            .map_err(db_err)?;
+                        list.version = list.version.saturating_add(1);
+                        lists
+                            .insert(id.as_str(), list.encode().as_slice())
+                            .map_err(db_err)?;
+                        SetStatusOutcome::Done { at: change.now }
+                    }
+                };
+            let answer = match outcome {
+                SetStatusOutcome::Done { at } => Recorded::Change {
+                    done: true,
+                    at: Some(at),
+                },
+                SetStatusOutcome::Already { at } => Recorded::Change { done: false, at },
+                // Refusals are not recorded and change nothing.
+                refused => return Ok(refused),
+            };
+            let rec = IdemRecord {
+                digest: change.digest,
+                expires_at: change.keep_until,
+                answer,
+            };
+            idem.insert(record_key, rec.encode().as_slice())
+                .map_err(db_err)?;
+            outcome
         };
         txn.commit().map_err(db_err)?;
         Ok(outcome)
@@ -688,11 +735,8 @@ impl Inner {
             return Ok(None);
         };
         let bytes = txn.open_table(LIST_BYTES).map_err(db_err)?;
-        let raw = bytes
-            .get(id.as_str())
-            .map_err(db_err)?
-            .map(|g| g.value().to_vec())
-            .ok_or_else(|| StoreError::Corrupt(format!("list {id} has no bytes")))?;
+        let raw = self.list_bytes(&bytes, &list)?;
+        self.damaged.clear(id);
         Ok(Some(ListSnapshot {
             meta: list.meta(),
             version: list.version,
@@ -703,14 +747,35 @@ impl Inner {
     fn list_version(&self, id: &ListId) -> Result<Option<u64>, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let lists = txn.open_table(LISTS).map_err(db_err)?;
-        Ok(self.load_list(&lists, id)?.map(|l| l.version))
+        let Some(list) = self.load_list(&lists, id)? else {
+            return Ok(None);
+        };
+        // Checked here too, so that a cache that only asks for the version
+        // stops serving a list whose bytes were lost.
+        let full = crate::domain::packed::byte_len(list.bits, list.capacity)
+            .map_err(|e| StoreError::Corrupt(format!("list {id}: {e}")))?;
+        let bytes = txn.open_table(LIST_BYTES).map_err(db_err)?;
+        let len = bytes
+            .get(id.as_str())
+            .map_err(db_err)?
+            .map(|g| g.value().len());
+        if len != Some(full) {
+            return Err(self.damaged.report(
+                *id,
+                format!("its bytes are {} long, not {full}", len.unwrap_or(0)),
+            ));
+        }
+        Ok(Some(list.version))
     }
 
-    fn ping(&self) -> Result<(), StoreError> {
+    fn health(&self) -> Result<StoreHealth, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let meta = txn.open_table(META).map_err(db_err)?;
         meta.get("schema").map_err(db_err)?;
-        Ok(())
+        Ok(StoreHealth {
+            damaged: self.damaged.list(),
+            warnings: Vec::new(),
+        })
     }
 }
 
@@ -721,30 +786,10 @@ impl Store for EmbeddedStore {
         self.write(move |inner| inner.allocate(&req)).await
     }
 
-    #[tracing::instrument(name = "store.complete", skip_all, fields(client = %client))]
-    async fn complete(
-        &self,
-        client: &ClientId,
-        jti: &str,
-        now: UnixSeconds,
-    ) -> Result<(), StoreError> {
-        let (client, jti) = (client.clone(), jti.to_owned());
-        self.write(move |inner| inner.complete(&client, &jti, now))
-            .await
-    }
-
-    #[tracing::instrument(name = "store.set_status", skip_all, fields(client = %client, list = %list, idx, status = %status))]
-    async fn set_status(
-        &self,
-        client: &ClientId,
-        list: &ListId,
-        idx: u64,
-        status: Status,
-        now: UnixSeconds,
-    ) -> Result<SetStatusOutcome, StoreError> {
-        let (client, list) = (client.clone(), *list);
-        self.write(move |inner| inner.set_status(&client, &list, idx, status, now))
-            .await
+    #[tracing::instrument(name = "store.set_status", skip_all, fields(client = %change.client, list = %change.list, idx = change.idx, status = %change.status))]
+    async fn set_status(&self, change: &StatusChange) -> Result<SetStatusOutcome, StoreError> {
+        let change = change.clone();
+        self.write(move |inner| inner.set_status(&change)).await
     }
 
     #[tracing::instrument(name = "store.read_list", skip_all, fields(list = %list))]
@@ -759,9 +804,9 @@ impl Store for EmbeddedStore {
         self.blocking(move |inner| inner.list_version(&list)).await
     }
 
-    #[tracing::instrument(name = "store.ping", skip_all)]
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.blocking(|inner| inner.ping()).await
+    #[tracing::instrument(name = "store.health", skip_all)]
+    async fn health(&self) -> Result<StoreHealth, StoreError> {
+        self.blocking(|inner| inner.health()).await
     }
 }
 
@@ -778,7 +823,6 @@ mod tests {
         StoreSettings {
             capacity: 64,
             idempotency_window: Duration::from_secs(100),
-            lease: Duration::from_secs(10),
             ..StoreSettings::default()
         }
     }
@@ -792,6 +836,7 @@ mod tests {
             status_expiry: now + 1000,
             count: 1,
             now,
+            keep_until: now + 100,
         }
     }
 

@@ -11,8 +11,11 @@ use crate::store::{ListMeta, StoreError, UnixSeconds};
 
 /// Format byte of [`ListRecord`] encodings.
 const LIST_V1: u8 = 1;
-/// Format byte of [`IdemRecord`] encodings.
+/// Format byte of [`IdemRecord`] encodings written before change requests
+/// were recorded (read only).
 const IDEM_V1: u8 = 1;
+/// Format byte of [`IdemRecord`] encodings.
+const IDEM_V2: u8 = 2;
 
 /// Everything the store keeps about a list apart from its bytes and the
 /// sparse status times.
@@ -103,68 +106,147 @@ impl ListRecord {
     }
 }
 
-/// A (client, jti) idempotency record: the first request's digest, its state
-/// and where its allocation landed (list + first allocation number + count;
-/// the indexes are recomputed with the list's allocator).
+/// A (client, jti) idempotency record: the first request's digest, until
+/// when the record counts, and the answer it got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct IdemRecord {
     pub digest: [u8; 32],
-    pub done: bool,
-    pub lease_until: UnixSeconds,
+    /// Exclusive end of the record's life (the request's `keep_until`).
     pub expires_at: UnixSeconds,
-    pub list: ListId,
-    pub format: ListFormat,
-    pub first: u64,
-    pub count: u32,
+    pub answer: Recorded,
 }
+
+/// The answer an idempotency record holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Recorded {
+    /// An `/issue`: where its allocation landed (list + first allocation
+    /// number + count; the indexes are recomputed with the list's allocator).
+    Issue {
+        list: ListId,
+        format: ListFormat,
+        first: u64,
+        count: u32,
+    },
+    /// A status change that was applied (`done`) or found the entry already
+    /// in that status, and the time it answered with.
+    Change { done: bool, at: Option<UnixSeconds> },
+}
+
+const KIND_ISSUE: u8 = 0;
+const KIND_CHANGE: u8 = 1;
 
 impl IdemRecord {
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(3 + 32 + 3 * 8 + 4 + 12);
-        out.push(IDEM_V1);
-        out.push(u8::from(self.done));
-        out.push(format_byte(self.format));
-        out.extend_from_slice(&self.digest);
-        for n in [self.lease_until, self.expires_at, self.first] {
-            out.extend_from_slice(&n.to_le_bytes());
+        let mut out = Vec::with_capacity(2 + 32 + 8 + 1 + 8 + 4 + 12);
+        out.push(IDEM_V2);
+        match self.answer {
+            Recorded::Issue { .. } => out.push(KIND_ISSUE),
+            Recorded::Change { .. } => out.push(KIND_CHANGE),
         }
-        out.extend_from_slice(&self.count.to_le_bytes());
-        out.extend_from_slice(self.list.as_str().as_bytes());
+        out.extend_from_slice(&self.digest);
+        out.extend_from_slice(&self.expires_at.to_le_bytes());
+        match self.answer {
+            Recorded::Issue {
+                list,
+                format,
+                first,
+                count,
+            } => {
+                out.push(format_byte(format));
+                out.extend_from_slice(&first.to_le_bytes());
+                out.extend_from_slice(&count.to_le_bytes());
+                out.extend_from_slice(list.as_str().as_bytes());
+            }
+            Recorded::Change { done, at } => {
+                out.push(u8::from(done));
+                out.push(u8::from(at.is_some()));
+                out.extend_from_slice(&at.unwrap_or(0).to_le_bytes());
+            }
+        }
         out
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
         let mut r = Reader::new(bytes, "idempotency record");
-        if r.u8()? != IDEM_V1 {
-            return Err(r.corrupt("unknown format"));
+        match r.u8()? {
+            IDEM_V1 => return Self::decode_v1(r),
+            IDEM_V2 => {}
+            _ => return Err(r.corrupt("unknown format")),
         }
-        let done = match r.u8()? {
-            0 => false,
-            1 => true,
-            _ => return Err(r.corrupt("bad state")),
-        };
-        let format = parse_format(r.u8()?).ok_or_else(|| r.corrupt("bad format"))?;
+        let kind = r.u8()?;
         let digest = r.array::<32>()?;
-        let lease_until = r.u64()?;
         let expires_at = r.u64()?;
-        let first = r.u64()?;
-        let count = u32::from_le_bytes(r.array::<4>()?);
-        let list = std::str::from_utf8(r.take(12)?)
-            .ok()
-            .and_then(|s| ListId::parse(s).ok())
-            .ok_or_else(|| r.corrupt("bad list id"))?;
+        let answer = match kind {
+            KIND_ISSUE => {
+                let format = parse_format(r.u8()?).ok_or_else(|| r.corrupt("bad format"))?;
+                let first = r.u64()?;
+                let count = u32::from_le_bytes(r.array::<4>()?);
+                let list = read_list_id(&mut r)?;
+                Recorded::Issue {
+                    list,
+                    format,
+                    first,
+                    count,
+                }
+            }
+            KIND_CHANGE => {
+                let done = read_bool(&mut r)?;
+                let has_at = read_bool(&mut r)?;
+                let at = r.u64()?;
+                Recorded::Change {
+                    done,
+                    at: has_at.then_some(at),
+                }
+            }
+            _ => return Err(r.corrupt("unknown kind")),
+        };
         r.end()?;
         Ok(IdemRecord {
             digest,
-            done,
-            lease_until,
             expires_at,
-            list,
-            format,
-            first,
-            count,
+            answer,
         })
     }
+
+    /// Records written before change requests were recorded, when an issue
+    /// record also had an in-flight state and a lease: both are ignored now
+    /// (the allocation it points at stands either way).
+    fn decode_v1(mut r: Reader<'_>) -> Result<Self, StoreError> {
+        read_bool(&mut r)?;
+        let format = parse_format(r.u8()?).ok_or_else(|| r.corrupt("bad format"))?;
+        let digest = r.array::<32>()?;
+        let _lease_until = r.u64()?;
+        let expires_at = r.u64()?;
+        let first = r.u64()?;
+        let count = u32::from_le_bytes(r.array::<4>()?);
+        let list = read_list_id(&mut r)?;
+        r.end()?;
+        Ok(IdemRecord {
+            digest,
+            expires_at,
+            answer: Recorded::Issue {
+                list,
+                format,
+                first,
+                count,
+            },
+        })
+    }
+}
+
+fn read_bool(r: &mut Reader<'_>) -> Result<bool, StoreError> {
+    match r.u8()? {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(r.corrupt("bad flag")),
+    }
+}
+
+fn read_list_id(r: &mut Reader<'_>) -> Result<ListId, StoreError> {
+    std::str::from_utf8(r.take(12)?)
+        .ok()
+        .and_then(|s| ListId::parse(s).ok())
+        .ok_or_else(|| r.corrupt("bad list id"))
 }
 
 /// The key under which a client's current list of a format is kept.
@@ -253,13 +335,13 @@ mod tests {
     fn idem() -> IdemRecord {
         IdemRecord {
             digest: [9; 32],
-            done: true,
-            lease_until: 30,
             expires_at: 3600,
-            list: ListId::from_random_bytes([6, 5, 4, 3, 2, 1]),
-            format: ListFormat::Token,
-            first: 12,
-            count: 3,
+            answer: Recorded::Issue {
+                list: ListId::from_random_bytes([6, 5, 4, 3, 2, 1]),
+                format: ListFormat::Token,
+                first: 12,
+                count: 3,
+            },
         }
     }
 
@@ -269,6 +351,36 @@ mod tests {
         assert_eq!(ListRecord::decode(l.id, &l.encode()).unwrap(), l);
         let i = idem();
         assert_eq!(IdemRecord::decode(&i.encode()).unwrap(), i);
+        for answer in [
+            Recorded::Change {
+                done: true,
+                at: Some(77),
+            },
+            Recorded::Change {
+                done: false,
+                at: None,
+            },
+        ] {
+            let c = IdemRecord { answer, ..idem() };
+            assert_eq!(IdemRecord::decode(&c.encode()).unwrap(), c);
+        }
+    }
+
+    #[test]
+    fn records_of_the_previous_layout_still_read() {
+        // V1: version, done, format, digest, lease, expiry, first, count, list.
+        let mut v1 = vec![1u8, 0, 0];
+        v1.extend_from_slice(&[9; 32]);
+        for n in [30u64, 3600, 12] {
+            v1.extend_from_slice(&n.to_le_bytes());
+        }
+        v1.extend_from_slice(&3u32.to_le_bytes());
+        v1.extend_from_slice(
+            ListId::from_random_bytes([6, 5, 4, 3, 2, 1])
+                .as_str()
+                .as_bytes(),
+        );
+        assert_eq!(IdemRecord::decode(&v1).unwrap(), idem());
     }
 
     #[test]
@@ -296,5 +408,16 @@ mod tests {
         let mut bad = i;
         bad[1] = 7;
         assert!(IdemRecord::decode(&bad).is_err());
+        let c = IdemRecord {
+            answer: Recorded::Change {
+                done: true,
+                at: Some(5),
+            },
+            ..idem()
+        }
+        .encode();
+        for n in 0..c.len() {
+            assert!(IdemRecord::decode(&c[..n]).is_err());
+        }
     }
 }
