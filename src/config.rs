@@ -255,8 +255,14 @@ pub struct SigningSettings {
     /// How long verifiers may cache a list (`ttl`), in seconds.
     pub ttl_secs: u64,
     /// How long a confirmed list version is trusted before the store is
-    /// asked again, in milliseconds.
+    /// asked again, in milliseconds (a failed check is remembered as long).
     pub freshness_ms: u64,
+    /// How many signed list tokens are kept in memory at most (10,000 by
+    /// default); the least recently used is evicted first.
+    pub cache_max_lists: usize,
+    /// How many bytes of signed list tokens are kept in memory at most
+    /// (256 MiB by default).
+    pub cache_max_bytes: usize,
 }
 
 impl Default for SigningSettings {
@@ -268,6 +274,8 @@ impl Default for SigningSettings {
             token_lifetime_secs: 86_400,
             ttl_secs: 300,
             freshness_ms: 250,
+            cache_max_lists: 10_000,
+            cache_max_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -520,6 +528,12 @@ fn check_signing(s: &SigningSettings) -> Result<(), ConfigError> {
     if s.ttl_secs == 0 {
         return Err(invalid("signing.ttl_secs", "must be at least 1"));
     }
+    if s.cache_max_lists == 0 {
+        return Err(invalid("signing.cache_max_lists", "must be at least 1"));
+    }
+    if s.cache_max_bytes == 0 {
+        return Err(invalid("signing.cache_max_bytes", "must be at least 1"));
+    }
     Ok(())
 }
 
@@ -692,6 +706,8 @@ mod tests {
         assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(s.idempotency_window_secs, 3600);
         assert_eq!(s.jwks, JwksSettings::default());
+        assert_eq!(s.signing.cache_max_lists, 10_000);
+        assert_eq!(s.signing.cache_max_bytes, 256 * 1024 * 1024);
         assert_eq!(s.clients.len(), 2);
         assert_eq!(s.clients[0].algorithms, vec![SigAlg::Es256, SigAlg::EdDsa]);
         assert_eq!(s.clients[1].algorithms, vec![SigAlg::Es256]);
@@ -732,6 +748,8 @@ mod tests {
             ("[jwks]\ntimeout_ms = 0\n".into(), "jwks.timeout_ms: must be at least 1"),
             ("[jwks]\ndefault_ttl_secs = 10\n".into(), "jwks.default_ttl_secs"),
             ("idempotency_window_secs = 0\n".into(), "idempotency_window_secs"),
+            ("[signing]\ncache_max_lists = 0\n".into(), "signing.cache_max_lists: must be at least 1"),
+            ("[signing]\ncache_max_bytes = 0\n".into(), "signing.cache_max_bytes: must be at least 1"),
         ];
         for (toml, want) in cases {
             let err = Settings::from_toml_str(&toml).unwrap_err().to_string();

@@ -102,6 +102,8 @@ impl Application {
             token_lifetime: Duration::from_secs(settings.signing.token_lifetime_secs),
             ttl: Duration::from_secs(settings.signing.ttl_secs),
             freshness: Duration::from_millis(settings.signing.freshness_ms),
+            max_lists: settings.signing.cache_max_lists,
+            max_bytes: settings.signing.cache_max_bytes,
         };
         let jwks_json = keys.jwks_json().map_err(|source| StartupError::Keys {
             field: "signing.key_file".into(),

@@ -150,9 +150,10 @@ async fn list<S: Store>(
     state: &AppState<S>,
 ) -> Result<HttpResponse, ApiError> {
     let id = ListId::parse(id).map_err(|_| ApiError::ListNotFound)?;
+    let now = unix_now();
     let (token, outcome) = state
         .cache
-        .get(format, id, unix_now())
+        .get(format, id, now)
         .await
         .map_err(|e| match e {
             CacheError::NotFound => ApiError::ListNotFound,
@@ -170,7 +171,16 @@ async fn list<S: Store>(
             .metrics
             .list_fill(id.as_str(), token.allocated, token.capacity);
     }
-    let cache_control = &state.list_cache_control;
+    // A verifier must not keep a token past its `exp`: near the end of its
+    // life (served stale, or a short token lifetime) max-age shrinks to what
+    // is left; otherwise the prebuilt `max-age=ttl` header is reused.
+    let remaining = token.exp.saturating_sub(now);
+    let cache_control = if remaining < state.cache.settings().ttl.as_secs() {
+        HeaderValue::from_str(&format!("public, max-age={remaining}"))
+            .unwrap_or_else(|_| HeaderValue::from_static("no-store"))
+    } else {
+        state.list_cache_control.clone()
+    };
     let media_type = match format {
         ListFormat::Token => "application/statuslist+jwt",
         ListFormat::Bitstring => "application/vc+jwt",
@@ -191,7 +201,7 @@ async fn list<S: Store>(
     };
     response
         .insert_header((header::ETAG, token.etag.as_str()))
-        .insert_header((header::CACHE_CONTROL, cache_control.clone()))
+        .insert_header((header::CACHE_CONTROL, cache_control))
         .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
         .insert_header((header::VARY, "Accept"));
     if not_modified {

@@ -22,6 +22,7 @@ pub struct AppState<S> {
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
     /// `Cache-Control` of published lists (`public, max-age=<ttl>`), built
-    /// once rather than formatted per GET.
+    /// once rather than formatted per GET (a token with less than `ttl` left
+    /// gets its own, shorter `max-age`).
     pub list_cache_control: actix_web::http::header::HeaderValue,
 }

@@ -17,9 +17,31 @@
 //! So a hot list costs a few store calls per second per replica whatever the
 //! GET rate, and a change is visible everywhere within `freshness` plus one
 //! store round trip, and at once in the process that made it (the change
-//! handler calls [`TokenCache::invalidate`]). The confirm/rebuild step is single-flight per list:
-//! concurrent GETs of a stale list wait on one rebuild rather than each doing
-//! it. When the store is down, the last good token is served until its `exp`.
+//! handler calls [`TokenCache::invalidate`]).
+//!
+//! **Single flight, shared failures.** The confirm/rebuild step runs once per
+//! list at a time: concurrent GETs wait for it and take its result, whatever
+//! it was, instead of repeating it. A failed store check is remembered for
+//! `freshness` like a successful one, so while the store stalls or is down a
+//! list costs one timed-out store call per `freshness`, and every GET answers
+//! within about one store timeout, from the last good token (`Stale`) until
+//! that token's `exp`.
+//!
+//! **Own changes are never hidden.** [`TokenCache::invalidate`] bumps the
+//! list's epoch. A token may be served, fresh or stale, only while the store
+//! check that last confirmed it started after the latest bump; otherwise the
+//! store must confirm it again, and if the store cannot be reached the GET
+//! fails ([`CacheError::Store`], 503) rather than show a list without a change
+//! this process has acknowledged.
+//!
+//! **Bounded.** At most [`PublishSettings::max_lists`] tokens and
+//! [`PublishSettings::max_bytes`] bytes of token bodies are held, the least
+//! recently used evicted first. A GET only reads a shared map and stamps its
+//! list with the cache clock (an atomic), so hits never contend on a write
+//! lock; eviction scans the map only when a new token takes the cache over a
+//! limit. A list the store does not know (or cannot be reached for, with
+//! nothing cached) leaves no entry behind, so GETs of random ids cannot grow
+//! the cache.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,7 +57,8 @@ use crate::store::{ListSnapshot, Store, StoreError};
 /// Lists at least this large are compressed and signed off the reactor.
 const BLOCKING_THRESHOLD: usize = 16 * 1024;
 
-/// Settings of the published tokens; built once from configuration.
+/// Settings of the published tokens and of the cache that holds them; built
+/// once from configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishSettings {
     /// The service's public base URL: the tokens' `iss` and the prefix of
@@ -45,11 +68,17 @@ pub struct PublishSettings {
     /// token is re-signed once half of this has passed.
     pub token_lifetime: Duration,
     /// How long verifiers may cache a list (`ttl`, 300 s by default; also the
-    /// HTTP `max-age`).
+    /// HTTP `max-age`, capped by the token's remaining lifetime).
     pub ttl: Duration,
-    /// How long a version check stays good before the next GET asks the
-    /// store again (250 ms by default).
+    /// How long a version check, or a failed one, stays good before the next
+    /// GET asks the store again (250 ms by default).
     pub freshness: Duration,
+    /// At most this many signed tokens are kept (10,000 by default; at least
+    /// 1).
+    pub max_lists: usize,
+    /// At most this many bytes of token bodies are kept (256 MiB by default;
+    /// at least 1). A single token larger than this is still kept, alone.
+    pub max_bytes: usize,
 }
 
 impl Default for PublishSettings {
@@ -59,6 +88,8 @@ impl Default for PublishSettings {
             token_lifetime: Duration::from_secs(24 * 3600),
             ttl: Duration::from_secs(300),
             freshness: Duration::from_millis(250),
+            max_lists: 10_000,
+            max_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -90,7 +121,7 @@ pub struct Published {
 /// How a GET was served, for metrics and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheOutcome {
-    /// From memory, no store call.
+    /// From memory, no store call by this request.
     Hit,
     /// From memory after the store confirmed the version.
     Confirmed,
@@ -106,7 +137,9 @@ pub enum CacheError {
     /// No list with that id and format.
     #[error("status list not found")]
     NotFound,
-    /// The store failed and no valid token is cached.
+    /// The store failed and no token may be served: none is cached, it is
+    /// past its `exp`, or this process changed the list since the store last
+    /// confirmed it.
     #[error(transparent)]
     Store(#[from] StoreError),
     /// Building or signing failed (stored data that cannot be published).
@@ -117,23 +150,110 @@ pub enum CacheError {
     Join,
 }
 
-#[derive(Debug)]
-struct Entry {
-    token: Arc<Published>,
-    confirmed_at: Instant,
-    /// The slot's epoch when the store call behind `confirmed_at` started:
-    /// a change made by this process after that call makes the entry stale.
-    epoch: u64,
+/// How much the cache holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheUsage {
+    /// Signed tokens held (never above [`PublishSettings::max_lists`]).
+    pub lists: usize,
+    /// Bytes of their bodies (above [`PublishSettings::max_bytes`] only when
+    /// one token alone is larger).
+    pub bytes: usize,
 }
 
-/// One list's cache line. `rebuild` makes the store check single-flight;
-/// `epoch` is bumped by [`TokenCache::invalidate`] so that this process's
-/// own changes show at once instead of after `freshness`.
+/// The answer of one store check.
+#[derive(Debug)]
+enum Checked {
+    /// The store confirmed the slot's token (possibly after a rebuild).
+    Confirmed,
+    /// The store has no such list.
+    NotFound,
+    /// The store could not answer.
+    Failed(StoreError),
+}
+
+#[derive(Debug)]
+struct Check {
+    /// When the check finished: it counts for `freshness` from then.
+    at: Instant,
+    /// The slot's epoch when the check started: after a later
+    /// [`TokenCache::invalidate`] it no longer counts.
+    epoch: u64,
+    result: Checked,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// The last good token, kept for stale serving even after failed checks.
+    token: Option<Arc<Published>>,
+    /// The slot's epoch when the store check that last confirmed `token`
+    /// started: the token may be served only while it equals the epoch.
+    token_epoch: u64,
+    /// The latest finished store check.
+    last: Option<Check>,
+    /// How many store checks have finished: a GET that saw a lower count
+    /// before waiting for the flight takes `last` as its answer.
+    checks: u64,
+}
+
+impl State {
+    fn record(&mut self, epoch: u64, result: Checked) {
+        self.last = Some(Check {
+            at: Instant::now(),
+            epoch,
+            result,
+        });
+        self.checks = self.checks.wrapping_add(1);
+    }
+}
+
+/// One list's cache line.
 #[derive(Debug, Default)]
 struct Slot {
-    current: Mutex<Option<Entry>>,
+    /// Token and last check; locked briefly, never across an await, and
+    /// after the map lock when both are taken.
+    state: Mutex<State>,
+    /// Held across the store check, so that it is single-flight.
     rebuild: tokio::sync::Mutex<()>,
+    /// Bumped by [`TokenCache::invalidate`] so that this process's own
+    /// changes show at once instead of after `freshness`.
     epoch: AtomicU64,
+    /// The cache clock when the list was last used (for LRU eviction).
+    last_used: AtomicU64,
+}
+
+/// A slot in the map, with the size it is accounted for.
+#[derive(Debug)]
+struct Held {
+    slot: Arc<Slot>,
+    /// The body size of its token; `None` while its first check runs (such
+    /// a slot counts towards no limit and is never evicted).
+    bytes: Option<usize>,
+}
+
+/// The map of slots and the totals of the limits; changed only under the
+/// write lock.
+#[derive(Debug, Default)]
+struct Slots {
+    map: HashMap<ListId, Held>,
+    lists: usize,
+    bytes: usize,
+}
+
+/// What memory says about a GET without asking the store.
+enum Memory {
+    /// The answer.
+    Answer(Result<(Arc<Published>, CacheOutcome), CacheError>),
+    /// Ask the store; `checks` is the slot's check count seen now.
+    Ask { checks: u64 },
+}
+
+/// What one store check found.
+enum Step {
+    Confirmed(Arc<Published>),
+    Rebuilt(Arc<Published>),
+    NotFound,
+    Failed(StoreError),
+    Unpublishable(CacheError),
 }
 
 /// The cache of signed list tokens over a [`Store`].
@@ -141,7 +261,10 @@ pub struct TokenCache<S> {
     store: Arc<S>,
     keys: Arc<KeySet>,
     settings: PublishSettings,
-    slots: RwLock<HashMap<ListId, Arc<Slot>>>,
+    slots: RwLock<Slots>,
+    /// The LRU clock: advanced by every store check, read by every GET, so
+    /// that a hit only stores a number into its own slot.
+    clock: AtomicU64,
 }
 
 impl<S> std::fmt::Debug for TokenCache<S> {
@@ -159,7 +282,8 @@ impl<S: Store> TokenCache<S> {
             store,
             keys,
             settings,
-            slots: RwLock::new(HashMap::new()),
+            slots: RwLock::new(Slots::default()),
+            clock: AtomicU64::new(0),
         }
     }
 
@@ -168,12 +292,22 @@ impl<S: Store> TokenCache<S> {
         &self.settings
     }
 
+    /// How many tokens and bytes the cache holds now.
+    pub fn usage(&self) -> CacheUsage {
+        let slots = read(&self.slots);
+        CacheUsage {
+            lists: slots.lists,
+            bytes: slots.bytes,
+        }
+    }
+
     /// The signed token of list `id` in `format`, at `now` (unix seconds).
     ///
     /// # Errors
     /// [`CacheError::NotFound`] for an unknown list or one of the other
-    /// format; [`CacheError::Store`] when the store fails and nothing valid is
-    /// cached; [`CacheError::Publish`] when stored data cannot be published.
+    /// format; [`CacheError::Store`] when the store fails and no token may be
+    /// served (see the module docs); [`CacheError::Publish`] when stored data
+    /// cannot be published.
     #[tracing::instrument(level = "debug", skip(self), fields(list = %id))]
     pub async fn get(
         &self,
@@ -182,90 +316,252 @@ impl<S: Store> TokenCache<S> {
         now: u64,
     ) -> Result<(Arc<Published>, CacheOutcome), CacheError> {
         let slot = self.slot(id);
-        if let Some(token) = self.fresh(&slot, now) {
-            return check_format(token, format).map(|t| (t, CacheOutcome::Hit));
-        }
+        let seen = match self.remembered(&slot, format, now, None) {
+            Memory::Answer(answer) => return answer,
+            Memory::Ask { checks } => checks,
+        };
         let _flight = slot.rebuild.lock().await;
-        // Another request may have refreshed the slot while this one waited.
-        if let Some(token) = self.fresh(&slot, now) {
-            return check_format(token, format).map(|t| (t, CacheOutcome::Hit));
+        // A check that finished while this request waited answers it too:
+        // repeating it would queue one store timeout per waiter.
+        if let Memory::Answer(answer) = self.remembered(&slot, format, now, Some(seen)) {
+            return answer;
         }
-        // Read before the store call: a change applied after this point bumps
-        // the epoch and keeps the result below from counting as fresh.
-        let epoch = slot.epoch.load(Ordering::SeqCst);
-        let cached = lock(&slot.current).as_ref().map(|e| e.token.clone());
-        if let Some(token) = &cached {
-            // A list's format never changes: no store call needed to refuse.
-            if token.format != format {
-                return Err(CacheError::NotFound);
-            }
-        }
-        let version = match self.store.list_version(&id).await {
-            Ok(Some(version)) => version,
-            Ok(None) => {
-                self.forget(&id);
-                return Err(CacheError::NotFound);
-            }
-            Err(err) => return stale_or(cached, now, err),
-        };
-        if let Some(token) = cached
-            .as_ref()
-            .filter(|t| t.version == version && !self.due_for_resigning(t, now))
-        {
-            *lock(&slot.current) = Some(Entry {
-                token: token.clone(),
-                confirmed_at: Instant::now(),
-                epoch,
-            });
-            return Ok((token.clone(), CacheOutcome::Confirmed));
-        }
-        let snapshot = match self.store.read_list(&id).await {
-            Ok(Some(snapshot)) => snapshot,
-            Ok(None) => {
-                self.forget(&id);
-                return Err(CacheError::NotFound);
-            }
-            Err(err) => return stale_or(cached, now, err),
-        };
-        if snapshot.meta.format != format {
-            return Err(CacheError::NotFound);
-        }
-        let token = Arc::new(self.build(snapshot, now).await?);
-        *lock(&slot.current) = Some(Entry {
-            token: token.clone(),
-            confirmed_at: Instant::now(),
-            epoch,
-        });
-        Ok((token, CacheOutcome::Rebuilt))
+        self.check(&slot, format, id, now).await
     }
 
-    /// Marks list `id` as changed by this process: the next GET asks the
-    /// store for the version instead of serving from memory, so a change is
-    /// visible at once to the process that made it (other processes see it
-    /// within `freshness`). The cached token stays for stale serving.
+    /// Marks list `id` as changed by this process; call it after every
+    /// acknowledged change outcome (also "already had that status", which
+    /// another replica may just have made). The next GET asks the store, and
+    /// no token confirmed before this call is served again, not even as
+    /// stale, until the store confirms a version again.
     pub fn invalidate(&self, id: &ListId) {
-        if let Some(slot) = read(&self.slots).get(id) {
-            slot.epoch.fetch_add(1, Ordering::SeqCst);
+        if let Some(held) = read(&self.slots).map.get(id) {
+            held.slot.epoch.fetch_add(1, Ordering::SeqCst);
         }
     }
 
+    /// The slot of `id`, created empty when missing, stamped as used.
     fn slot(&self, id: ListId) -> Arc<Slot> {
-        if let Some(slot) = read(&self.slots).get(&id) {
-            return slot.clone();
+        let found = read(&self.slots).map.get(&id).map(|h| h.slot.clone());
+        let slot = match found {
+            Some(slot) => slot,
+            None => write(&self.slots)
+                .map
+                .entry(id)
+                .or_insert_with(|| Held {
+                    slot: Arc::default(),
+                    bytes: None,
+                })
+                .slot
+                .clone(),
+        };
+        // Compare before storing: a hot slot is then read-mostly and its
+        // cache line is not bounced between cores on every hit.
+        let now = self.clock.load(Ordering::Relaxed);
+        if slot.last_used.load(Ordering::Relaxed) < now {
+            slot.last_used.store(now, Ordering::Relaxed);
         }
-        write(&self.slots).entry(id).or_default().clone()
+        slot
     }
 
-    fn forget(&self, id: &ListId) {
-        write(&self.slots).remove(id);
+    /// Answers from the slot when its last check still counts: within
+    /// `freshness` of it, or (`waited`: the check count seen before waiting
+    /// for the flight) when it finished while this request waited. A check
+    /// counts only if no [`TokenCache::invalidate`] came after its start.
+    fn remembered(&self, slot: &Slot, format: ListFormat, now: u64, waited: Option<u64>) -> Memory {
+        let state = lock(&slot.state);
+        // A list's format never changes: no store call needed to refuse.
+        if state.token.as_ref().is_some_and(|t| t.format != format) {
+            return Memory::Answer(Err(CacheError::NotFound));
+        }
+        let epoch = slot.epoch.load(Ordering::SeqCst);
+        if let Some(last) = state.last.as_ref().filter(|c| c.epoch == epoch) {
+            let shared = waited.is_some_and(|seen| seen != state.checks);
+            if shared || last.at.elapsed() < self.settings.freshness {
+                match &last.result {
+                    Checked::Confirmed => {
+                        if let Some(token) = state
+                            .token
+                            .as_ref()
+                            .filter(|t| !self.due_for_resigning(t, now))
+                        {
+                            return Memory::Answer(Ok((token.clone(), CacheOutcome::Hit)));
+                        }
+                    }
+                    Checked::NotFound => return Memory::Answer(Err(CacheError::NotFound)),
+                    Checked::Failed(err) => {
+                        return Memory::Answer(stale_or(&state, epoch, now, err.clone()));
+                    }
+                }
+            }
+        }
+        Memory::Ask {
+            checks: state.checks,
+        }
     }
 
-    fn fresh(&self, slot: &Slot, now: u64) -> Option<Arc<Published>> {
-        let current = lock(&slot.current);
-        let entry = current.as_ref()?;
-        let recent = entry.confirmed_at.elapsed() < self.settings.freshness
-            && entry.epoch == slot.epoch.load(Ordering::SeqCst);
-        (recent && !self.due_for_resigning(&entry.token, now)).then(|| entry.token.clone())
+    /// The store check, run by one request per slot at a time; records its
+    /// result for the requests waiting behind it.
+    async fn check(
+        &self,
+        slot: &Arc<Slot>,
+        format: ListFormat,
+        id: ListId,
+        now: u64,
+    ) -> Result<(Arc<Published>, CacheOutcome), CacheError> {
+        slot.last_used.store(
+            self.clock.fetch_add(1, Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+        // Read before the store call: a change applied after this point bumps
+        // the epoch and keeps the result below from counting for later GETs.
+        let epoch = slot.epoch.load(Ordering::SeqCst);
+        let cached = lock(&slot.state).token.clone();
+        match self.ask_store(&id, cached, now).await {
+            Step::Confirmed(token) => {
+                let mut state = lock(&slot.state);
+                state.token = Some(token.clone());
+                state.token_epoch = epoch;
+                state.record(epoch, Checked::Confirmed);
+                Ok((token, CacheOutcome::Confirmed))
+            }
+            Step::Rebuilt(token) => {
+                let mut slots = write(&self.slots);
+                {
+                    let mut state = lock(&slot.state);
+                    state.token = Some(token.clone());
+                    state.token_epoch = epoch;
+                    state.record(epoch, Checked::Confirmed);
+                }
+                self.account(&mut slots, id, slot, token.body.len());
+                drop(slots);
+                check_format(token, format).map(|t| (t, CacheOutcome::Rebuilt))
+            }
+            Step::NotFound => {
+                {
+                    let mut state = lock(&slot.state);
+                    state.token = None;
+                    state.record(epoch, Checked::NotFound);
+                }
+                self.remove(id, slot, true);
+                Err(CacheError::NotFound)
+            }
+            Step::Failed(err) => {
+                tracing::warn!(error = %err, "store check failed; serving the last good token if allowed");
+                let (answer, empty) = {
+                    let mut state = lock(&slot.state);
+                    state.record(epoch, Checked::Failed(err.clone()));
+                    let current = slot.epoch.load(Ordering::SeqCst);
+                    (stale_or(&state, current, now, err), state.token.is_none())
+                };
+                if empty {
+                    self.remove(id, slot, false);
+                }
+                answer
+            }
+            Step::Unpublishable(err) => {
+                self.remove(id, slot, false);
+                Err(err)
+            }
+        }
+    }
+
+    /// Confirms `cached` with one version call, or reads, compresses and
+    /// signs the list.
+    async fn ask_store(&self, id: &ListId, cached: Option<Arc<Published>>, now: u64) -> Step {
+        let version = match self.store.list_version(id).await {
+            Ok(Some(version)) => version,
+            Ok(None) => return Step::NotFound,
+            Err(err) => return Step::Failed(err),
+        };
+        if let Some(token) =
+            cached.filter(|t| t.version == version && !self.due_for_resigning(t, now))
+        {
+            return Step::Confirmed(token);
+        }
+        let snapshot = match self.store.read_list(id).await {
+            Ok(Some(snapshot)) => snapshot,
+            Ok(None) => return Step::NotFound,
+            Err(err) => return Step::Failed(err),
+        };
+        match self.build(snapshot, now).await {
+            Ok(token) => Step::Rebuilt(Arc::new(token)),
+            Err(err) => Step::Unpublishable(err),
+        }
+    }
+
+    /// Counts `slot`'s new token of `size` bytes against the limits, if the
+    /// slot is still the map's slot for `id` (an evicted one is served to the
+    /// requests that hold it, then dropped), and evicts when over a limit.
+    fn account(&self, slots: &mut Slots, id: ListId, slot: &Arc<Slot>, size: usize) {
+        let Slots { map, lists, bytes } = slots;
+        let Some(held) = map.get_mut(&id).filter(|h| Arc::ptr_eq(&h.slot, slot)) else {
+            return;
+        };
+        match held.bytes.replace(size) {
+            Some(old) => *bytes = bytes.saturating_sub(old),
+            None => *lists += 1,
+        }
+        *bytes = bytes.saturating_add(size);
+        if *lists > self.settings.max_lists || *bytes > self.settings.max_bytes {
+            self.evict(slots, id);
+        }
+    }
+
+    /// Evicts the least recently used tokens other than `keep`'s until both
+    /// totals are 1/16 below their limits, so that a full cache scans the
+    /// map once per many insertions rather than on each.
+    fn evict(&self, slots: &mut Slots, keep: ListId) {
+        let target_lists = self.settings.max_lists - self.settings.max_lists / 16;
+        let target_bytes = self.settings.max_bytes - self.settings.max_bytes / 16;
+        let mut candidates: Vec<(u64, ListId)> = slots
+            .map
+            .iter()
+            .filter(|(id, h)| h.bytes.is_some() && **id != keep)
+            .map(|(id, h)| (h.slot.last_used.load(Ordering::Relaxed), *id))
+            .collect();
+        candidates.sort_unstable();
+        let mut evicted = 0usize;
+        for (_, id) in candidates {
+            if slots.lists <= target_lists && slots.bytes <= target_bytes {
+                break;
+            }
+            if let Some(Held {
+                bytes: Some(size), ..
+            }) = slots.map.remove(&id)
+            {
+                slots.lists = slots.lists.saturating_sub(1);
+                slots.bytes = slots.bytes.saturating_sub(size);
+                evicted += 1;
+            }
+        }
+        tracing::debug!(
+            evicted,
+            lists = slots.lists,
+            bytes = slots.bytes,
+            "token cache over its limit"
+        );
+    }
+
+    /// Removes `slot` from the map if it is still the slot of `id` and
+    /// (unless `always`) holds no token: lists that the store does not
+    /// confirm leave nothing behind.
+    fn remove(&self, id: ListId, slot: &Arc<Slot>, always: bool) {
+        let mut slots = write(&self.slots);
+        let ours = slots
+            .map
+            .get(&id)
+            .is_some_and(|h| Arc::ptr_eq(&h.slot, slot) && (always || h.bytes.is_none()));
+        if !ours {
+            return;
+        }
+        if let Some(Held {
+            bytes: Some(size), ..
+        }) = slots.map.remove(&id)
+        {
+            slots.lists = slots.lists.saturating_sub(1);
+            slots.bytes = slots.bytes.saturating_sub(size);
+        }
     }
 
     /// Re-sign half-way through the token's life, so that a verifier that
@@ -345,24 +641,27 @@ fn check_format(token: Arc<Published>, format: ListFormat) -> Result<Arc<Publish
     }
 }
 
+/// The last good token while the store fails, if it may still be served:
+/// before its `exp`, confirmed by a check that started after the latest
+/// [`TokenCache::invalidate`] (`epoch`), and only for a failure to reach or
+/// use the store, never for one reporting damaged data (fail closed).
 fn stale_or(
-    cached: Option<Arc<Published>>,
+    state: &State,
+    epoch: u64,
     now: u64,
     err: StoreError,
 ) -> Result<(Arc<Published>, CacheOutcome), CacheError> {
-    match cached {
-        // Only an unreachable store: a damaged list must not be served from
-        // an older copy, which could lack changes made before the damage.
-        Some(token) if now < token.exp && matches!(err, StoreError::Unavailable(_)) => {
-            tracing::warn!(error = %err, "store unavailable; serving the last good token");
-            Ok((token, CacheOutcome::Stale))
+    let reachability = matches!(err, StoreError::Unavailable(_) | StoreError::Backend(_));
+    match &state.token {
+        Some(token) if reachability && state.token_epoch == epoch && now < token.exp => {
+            Ok((token.clone(), CacheOutcome::Stale))
         }
         _ => Err(CacheError::Store(err)),
     }
 }
 
 // A poisoned lock only means another thread panicked while holding it; the
-// data (an Option of an Arc, a map of Arcs) is still consistent, so go on.
+// data (tokens, a map of Arcs, saturating totals) is still usable, so go on.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -388,25 +687,38 @@ mod tests {
 
     const NOW: u64 = 1_800_000_000;
 
+    /// How long a stalled store takes to fail, like a paused Redis behind
+    /// the adapter's command timeout.
+    const STALL: Duration = Duration::from_millis(300);
+
     /// The real embedded store, counting the calls the cache makes and able
-    /// to play "unreachable".
+    /// to play "unreachable" and "stalled".
     struct Counting {
         inner: EmbeddedStore,
         versions: AtomicUsize,
         reads: AtomicUsize,
+        /// Calls that failed (down or stalled).
+        failures: AtomicUsize,
         down: AtomicBool,
+        /// Every read call waits [`STALL`], then fails as timed out.
+        stall: AtomicBool,
         /// Held by a test to stop `list_version` after it has read the
         /// version and before it answers.
         hold: tokio::sync::Mutex<()>,
     }
 
     impl Counting {
-        fn check(&self) -> Result<(), StoreError> {
-            if self.down.load(Ordering::SeqCst) {
-                Err(StoreError::Unavailable("test: store down".into()))
-            } else {
-                Ok(())
+        async fn check(&self) -> Result<(), StoreError> {
+            if self.stall.load(Ordering::SeqCst) {
+                self.failures.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(STALL).await;
+                return Err(StoreError::Unavailable("test: timed out".into()));
             }
+            if self.down.load(Ordering::SeqCst) {
+                self.failures.fetch_add(1, Ordering::SeqCst);
+                return Err(StoreError::Unavailable("test: store down".into()));
+            }
+            Ok(())
         }
     }
 
@@ -418,12 +730,12 @@ mod tests {
             self.inner.set_status(c).await
         }
         async fn read_list(&self, l: &ListId) -> Result<Option<ListSnapshot>, StoreError> {
-            self.check()?;
+            self.check().await?;
             self.reads.fetch_add(1, Ordering::SeqCst);
             self.inner.read_list(l).await
         }
         async fn list_version(&self, l: &ListId) -> Result<Option<u64>, StoreError> {
-            self.check()?;
+            self.check().await?;
             let version = self.inner.list_version(l).await;
             self.versions.fetch_add(1, Ordering::SeqCst);
             drop(self.hold.lock().await);
@@ -444,6 +756,17 @@ mod tests {
     }
 
     async fn fixture(freshness: Duration) -> Fixture {
+        fixture_with(PublishSettings {
+            base_url: "https://s.example".into(),
+            token_lifetime: Duration::from_secs(3600),
+            ttl: Duration::from_secs(300),
+            freshness,
+            ..PublishSettings::default()
+        })
+        .await
+    }
+
+    async fn fixture_with(publish: PublishSettings) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let settings = StoreSettings {
             capacity: 1024,
@@ -459,7 +782,9 @@ mod tests {
             inner,
             versions: AtomicUsize::new(0),
             reads: AtomicUsize::new(0),
+            failures: AtomicUsize::new(0),
             down: AtomicBool::new(false),
+            stall: AtomicBool::new(false),
             hold: tokio::sync::Mutex::new(()),
         });
         let client = ClientId::parse("c").unwrap();
@@ -477,16 +802,7 @@ mod tests {
             panic!("allocated");
         };
         let keys = Arc::new(KeySet::new(ServiceKey::generate()));
-        let cache = TokenCache::new(
-            store.clone(),
-            keys,
-            PublishSettings {
-                base_url: "https://s.example".into(),
-                token_lifetime: Duration::from_secs(3600),
-                ttl: Duration::from_secs(300),
-                freshness,
-            },
-        );
+        let cache = TokenCache::new(store.clone(), keys, publish);
         Fixture {
             store,
             cache,
@@ -516,6 +832,30 @@ mod tests {
                 matches!(outcome, SetStatusOutcome::Done { .. }),
                 "{outcome:?}"
             );
+        }
+
+        /// A new list, owned by a new client `client`.
+        async fn another_list(&self, client: &str) -> ListId {
+            let req = AllocateRequest {
+                client: ClientId::parse(client).unwrap(),
+                format: ListFormat::Token,
+                jti: "00000000-0000-4000-8000-000000000001".into(),
+                digest: [2; 32],
+                status_expiry: NOW + 100,
+                count: 1,
+                now: NOW,
+                keep_until: NOW + 3600,
+            };
+            let AllocateOutcome::Allocated(a) = self.store.allocate(&req).await.unwrap() else {
+                panic!("allocated");
+            };
+            assert_ne!(a.list, self.list);
+            a.list
+        }
+
+        /// Slots in the map, with or without a token.
+        fn slots(&self) -> usize {
+            read(&self.cache.slots).map.len()
         }
     }
 
@@ -679,5 +1019,267 @@ mod tests {
             t3.etag, t1.etag,
             "a re-signed token never matches an old ETag"
         );
+    }
+
+    /// A paused store: every GET of a held list answers from memory within
+    /// about one store timeout, because the waiters behind the one failing
+    /// version check take its result instead of each repeating it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_gets_with_a_stalled_store_share_one_failed_check() {
+        let f = Arc::new(fixture(Duration::from_millis(500)).await);
+        let (cached, _) = f.cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
+        // Past `freshness`: the next GET must ask the store.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        f.store.stall.store(true, Ordering::SeqCst);
+        let started = std::time::Instant::now();
+        let gets = (0..40).map(|_| {
+            let f = f.clone();
+            tokio::spawn(async move {
+                let got = f.cache.get(ListFormat::Token, f.list, NOW + 10).await;
+                (got, started.elapsed())
+            })
+        });
+        let results = futures::future::join_all(gets).await;
+        let mut slowest = Duration::ZERO;
+        for r in results {
+            let (got, took) = r.unwrap();
+            let (token, outcome) = got.unwrap();
+            assert_eq!(outcome, CacheOutcome::Stale);
+            assert!(Arc::ptr_eq(&token, &cached));
+            slowest = slowest.max(took);
+        }
+        assert_eq!(
+            f.store.failures.load(Ordering::SeqCst),
+            1,
+            "one failed version check for all 40 GETs"
+        );
+        // Liveness, not speed: one stall is 0.3 s, one per waiter 12 s.
+        assert!(
+            slowest < STALL + Duration::from_secs(3),
+            "the slowest GET took {slowest:?}"
+        );
+    }
+
+    /// Even with nothing remembered (`freshness` 0), the GETs that queued
+    /// behind a failing check take its result. One thread: the waiters
+    /// spawned below all reach the flight lock at the `yield_now`, while the
+    /// leader sleeps in its stalled store call.
+    #[tokio::test]
+    async fn waiters_take_the_result_of_the_check_they_queued_behind() {
+        let f = Arc::new(fixture(Duration::ZERO).await);
+        f.cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
+        f.store.stall.store(true, Ordering::SeqCst);
+        let leader = {
+            let f = f.clone();
+            tokio::spawn(async move { f.cache.get(ListFormat::Token, f.list, NOW).await })
+        };
+        // The leader is inside its (stalled) store call: queue behind it.
+        while f.store.failures.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        let waiters: Vec<_> = (0..10)
+            .map(|_| {
+                let f = f.clone();
+                tokio::spawn(async move { f.cache.get(ListFormat::Token, f.list, NOW).await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        let waiters = futures::future::join_all(waiters).await;
+        assert_eq!(leader.await.unwrap().unwrap().1, CacheOutcome::Stale);
+        for w in waiters {
+            assert_eq!(w.unwrap().unwrap().1, CacheOutcome::Stale);
+        }
+        assert_eq!(f.store.failures.load(Ordering::SeqCst), 1, "one store call");
+    }
+
+    /// A failed check counts for `freshness` like a good one: no store call
+    /// for that list until then, the last good token served as stale.
+    #[tokio::test]
+    async fn a_failed_check_is_remembered_for_freshness() {
+        let freshness = Duration::from_millis(300);
+        let f = fixture(freshness).await;
+        let (cached, _) = f.cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
+        tokio::time::sleep(freshness + Duration::from_millis(50)).await;
+        f.store.down.store(true, Ordering::SeqCst);
+        for _ in 0..10 {
+            let (t, o) = f.cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
+            assert_eq!(o, CacheOutcome::Stale);
+            assert!(Arc::ptr_eq(&t, &cached));
+        }
+        assert_eq!(f.store.failures.load(Ordering::SeqCst), 1);
+        tokio::time::sleep(freshness + Duration::from_millis(50)).await;
+        let (_, o) = f.cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
+        assert_eq!(o, CacheOutcome::Stale);
+        assert_eq!(
+            f.store.failures.load(Ordering::SeqCst),
+            2,
+            "asks again after freshness"
+        );
+    }
+
+    /// After `invalidate` (a change, or an "already" outcome, acknowledged by
+    /// this process) a token confirmed before it is never served again until
+    /// the store confirms a version: with the store down that is an error,
+    /// not the old token as stale.
+    #[tokio::test]
+    async fn after_invalidate_a_down_store_is_an_error_not_the_old_token() {
+        // freshness 0: a failure is not remembered, so the store's return is
+        // seen at once.
+        let f = fixture(Duration::ZERO).await;
+        f.cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
+        f.set(Status::Invalid).await;
+        f.cache.invalidate(&f.list);
+        f.store.down.store(true, Ordering::SeqCst);
+        for _ in 0..3 {
+            let got = f.cache.get(ListFormat::Token, f.list, NOW + 1).await;
+            assert!(
+                matches!(got, Err(CacheError::Store(StoreError::Unavailable(_)))),
+                "the token without the change must not be served: {got:?}"
+            );
+        }
+        f.store.down.store(false, Ordering::SeqCst);
+        let (t, o) = f
+            .cache
+            .get(ListFormat::Token, f.list, NOW + 1)
+            .await
+            .unwrap();
+        assert_eq!((o, status_at(&t, f.idx)), (CacheOutcome::Rebuilt, 1));
+
+        // "Already had that status": no new version, the same rule.
+        f.cache.invalidate(&f.list);
+        f.store.down.store(true, Ordering::SeqCst);
+        let got = f.cache.get(ListFormat::Token, f.list, NOW + 2).await;
+        assert!(matches!(got, Err(CacheError::Store(_))), "{got:?}");
+        f.store.down.store(false, Ordering::SeqCst);
+        let (_, o) = f
+            .cache
+            .get(ListFormat::Token, f.list, NOW + 2)
+            .await
+            .unwrap();
+        assert_eq!(o, CacheOutcome::Confirmed, "re-confirmed by the store");
+
+        // A failure remembered before an invalidate does not answer after it.
+        let f = fixture(Duration::ZERO).await;
+        f.cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
+        f.store.down.store(true, Ordering::SeqCst);
+        let (_, o) = f.cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
+        assert_eq!(o, CacheOutcome::Stale);
+        f.cache.invalidate(&f.list);
+        let got = f.cache.get(ListFormat::Token, f.list, NOW).await;
+        assert!(matches!(got, Err(CacheError::Store(_))), "{got:?}");
+    }
+
+    /// Damaged data reported by the store is not papered over with the last
+    /// good token.
+    #[tokio::test]
+    async fn a_corrupt_list_is_not_served_stale() {
+        let f = fixture(Duration::ZERO).await;
+        let (t, _) = f.cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
+        let state = State {
+            token: Some(t),
+            ..State::default()
+        };
+        assert!(stale_or(&state, 0, NOW, StoreError::Unavailable("x".into())).is_ok());
+        assert!(stale_or(&state, 0, NOW, StoreError::Backend("x".into())).is_ok());
+        assert!(matches!(
+            stale_or(&state, 0, NOW, StoreError::Corrupt("x".into())),
+            Err(CacheError::Store(StoreError::Corrupt(_)))
+        ));
+        assert!(stale_or(&state, 1, NOW, StoreError::Unavailable("x".into())).is_err());
+    }
+
+    #[tokio::test]
+    async fn the_cache_holds_at_most_max_lists_evicting_the_least_recently_used() {
+        let f = fixture_with(PublishSettings {
+            max_lists: 2,
+            freshness: Duration::from_secs(3600),
+            ..PublishSettings::default()
+        })
+        .await;
+        let (a, b, c) = (
+            f.list,
+            f.another_list("c2").await,
+            f.another_list("c3").await,
+        );
+        let get = |id| f.cache.get(ListFormat::Token, id, NOW);
+        get(a).await.unwrap();
+        get(b).await.unwrap();
+        assert_eq!(get(a).await.unwrap().1, CacheOutcome::Hit);
+        get(c).await.unwrap();
+        assert_eq!(f.cache.usage().lists, 2);
+        assert_eq!(f.slots(), 2);
+        let reads = f.store.reads.load(Ordering::SeqCst);
+        assert_eq!(
+            get(a).await.unwrap().1,
+            CacheOutcome::Hit,
+            "a was used last"
+        );
+        assert_eq!(
+            get(c).await.unwrap().1,
+            CacheOutcome::Hit,
+            "c is the newest"
+        );
+        assert_eq!(f.store.reads.load(Ordering::SeqCst), reads);
+        assert_eq!(
+            get(b).await.unwrap().1,
+            CacheOutcome::Rebuilt,
+            "b was evicted"
+        );
+        assert_eq!(f.cache.usage().lists, 2);
+    }
+
+    #[tokio::test]
+    async fn the_cache_holds_at_most_max_bytes() {
+        let probe = fixture(Duration::from_secs(3600)).await;
+        let (t, _) = probe
+            .cache
+            .get(ListFormat::Token, probe.list, NOW)
+            .await
+            .unwrap();
+        let size = t.body.len();
+        // Room for one token, not two.
+        let max_bytes = size + size / 2;
+        let f = fixture_with(PublishSettings {
+            max_bytes,
+            freshness: Duration::from_secs(3600),
+            ..PublishSettings::default()
+        })
+        .await;
+        let b = f.another_list("c2").await;
+        let (a, _) = f.cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
+        assert_eq!(f.cache.usage().bytes, a.body.len());
+        let (b_token, _) = f.cache.get(ListFormat::Token, b, NOW).await.unwrap();
+        let usage = f.cache.usage();
+        assert_eq!(usage.lists, 1);
+        assert_eq!(usage.bytes, b_token.body.len());
+        assert!(usage.bytes <= max_bytes, "{usage:?}");
+        let (_, o) = f.cache.get(ListFormat::Token, b, NOW).await.unwrap();
+        assert_eq!(o, CacheOutcome::Hit);
+        let (_, o) = f.cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
+        assert_eq!(o, CacheOutcome::Rebuilt, "the older list was evicted");
+    }
+
+    /// GETs of ids the store does not know, or cannot be asked about, leave
+    /// no entry: random ids cannot grow the cache.
+    #[tokio::test]
+    async fn unknown_ids_leave_no_entry_also_while_the_store_is_down() {
+        let f = fixture(Duration::from_secs(3600)).await;
+        f.cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
+        let unknown = |i: u32| ListId::parse(&format!("{i:012X}")).unwrap();
+        for i in 0..100 {
+            let got = f.cache.get(ListFormat::Token, unknown(i), NOW).await;
+            assert!(matches!(got, Err(CacheError::NotFound)), "{got:?}");
+        }
+        assert_eq!(f.slots(), 1, "only the real list");
+        f.store.down.store(true, Ordering::SeqCst);
+        for i in 100..200 {
+            let got = f.cache.get(ListFormat::Bitstring, unknown(i), NOW).await;
+            assert!(matches!(got, Err(CacheError::Store(_))), "{got:?}");
+        }
+        assert_eq!(f.slots(), 1, "only the real list");
+        assert_eq!(f.cache.usage().lists, 1);
+        // The held list is still served.
+        let (_, o) = f.cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
+        assert_eq!(o, CacheOutcome::Hit);
     }
 }

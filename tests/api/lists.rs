@@ -206,3 +206,30 @@ both_stores!(
     jwks_health_and_metrics,
     a_full_list_rolls_over_to_a_new_one,
 );
+
+/// `Cache-Control: max-age` never outlives the token: with a token lifetime
+/// shorter than `ttl` (300 s), max-age is at most `exp - now`.
+#[tokio::test]
+async fn max_age_never_exceeds_the_tokens_remaining_lifetime() {
+    let (dir, spec, _redis) = fresh_store(StoreChoice::Embedded);
+    let mut s = settings(&spec, &Knobs::default(), dir.path());
+    s.signing.token_lifetime_secs = 4;
+    let app = start(s).await;
+    let (_, uri) = app.issue(&TOKEN).await;
+    let before = now();
+    let res = app.get(&list_path(&uri)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let cache_control = res.headers()["cache-control"].to_str().unwrap().to_owned();
+    let max_age: u64 = cache_control
+        .strip_prefix("public, max-age=")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected Cache-Control {cache_control:?}"));
+    let body = res.text().await.unwrap();
+    let payload = app.verify(&body, "statuslist+jwt", &uri).await;
+    let claims: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    let exp = claims["exp"].as_u64().unwrap();
+    assert!(
+        (1..=exp.saturating_sub(before)).contains(&max_age),
+        "max-age {max_age} with exp {exp} at {before}"
+    );
+}

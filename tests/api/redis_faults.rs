@@ -106,3 +106,48 @@ async fn a_hanging_redis_is_503_after_the_command_timeout_then_recovers() {
     let (idx2, uri2) = app.issue(&TOKEN).await;
     assert_eq!(app.status_at(&uri2, idx2).await, VALID);
 }
+
+/// Issue 11: with Redis paused, 40 concurrent GETs of a list this process
+/// holds are all answered from memory within about one command timeout,
+/// because they share one failed version check instead of queueing one
+/// timeout each (before: the slowest took 40 × 300 ms, or the whole pause).
+#[tokio::test]
+async fn a_paused_redis_answers_concurrent_gets_within_one_command_timeout() {
+    let knobs = Knobs::default();
+    let timeout = Duration::from_millis(knobs.command_timeout_ms);
+    let app = spawn_app_with(StoreChoice::Redis, knobs).await;
+    let (idx, uri) = app.issue(&TOKEN).await;
+    let cached = app.fetch_list(&uri).await;
+    // Past `freshness_ms` (250): the next GET must ask the store.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let redis = app.redis.as_ref().unwrap();
+    // Redis 7.0 holds even CLIENT UNPAUSE during a PAUSE ALL, so the pause
+    // is short (but far longer than the GETs may take) and waited out.
+    assert!(redis.command("CLIENT PAUSE 5000 ALL").starts_with("+OK"));
+
+    let path = list_path(&uri);
+    let gets = (0..40).map(|_| async {
+        let started = std::time::Instant::now();
+        let res = app.get(&path).await;
+        let status = res.status();
+        let body = res.text().await.unwrap();
+        (status, body, started.elapsed())
+    });
+    let results = bounded(futures::future::join_all(gets)).await;
+    let slowest = results.iter().map(|r| r.2).max().unwrap();
+    for (status, body, _) in &results {
+        assert_eq!(*status, StatusCode::OK);
+        assert_eq!(*body, cached.body);
+    }
+    // Liveness, not speed: one command timeout plus a generous margin.
+    assert!(
+        slowest < timeout + Duration::from_secs(1),
+        "the slowest of 40 concurrent GETs took {slowest:?}"
+    );
+    assert!(app.metrics().await.contains("outcome=\"stale\""));
+
+    wait_until_ready(&app).await;
+    let res = app.change("/revoke", &TOKEN, idx, &uri).await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    assert_eq!(app.status_at(&uri, idx).await, INVALID);
+}
