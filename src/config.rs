@@ -24,18 +24,26 @@
 //! algorithms = ["ES256"]      # ES256 (default), ES384, EdDSA, PS256
 //! allow_insecure_jwks = false # allow an http:// jwks_uri (localhost dev)
 //! ```
+//!
+//! Every key is checked: a key no struct here knows (a misspelling, a
+//! setting of another version) is refused at start-up with the key and the
+//! file or variable it came from, rather than silently ignored in favour of
+//! its default. Outside development mode, a client registered with the
+//! public demo key of `examples/` is refused too.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::Deserialize;
 use url::Url;
 
-use crate::auth::keys::KeySet;
+use crate::auth::keys::{KeySet, KeySetError};
 use crate::domain::{ClientId, ListFormat, SigAlg};
 
 /// The id of the development-mode demo client (token lists).
@@ -49,6 +57,72 @@ pub const DEMO_CLIENT_KEY_PEM: &str = include_str!("../examples/demo-client.key.
 /// The prefix of environment variables that override the file.
 pub const ENV_PREFIX: &str = "STATUSLIST_";
 
+/// `STATUSLIST_*` variables that are not settings: the configuration path
+/// (`STATUSLIST_CONFIG`) and the CLI's service URL (`STATUSLIST_URL`).
+/// Every other `STATUSLIST_*` variable must name a setting.
+const ENV_NOT_SETTINGS: &[&str] = &["config", "url"];
+
+/// The environment provider: `STATUSLIST_*`, nested with `__`.
+fn env_provider() -> Env {
+    Env::prefixed(ENV_PREFIX)
+        .split("__")
+        .ignore(ENV_NOT_SETTINGS)
+}
+
+/// The public key (uncompressed P-256 point, without the 0x04 tag) of the
+/// demo key pair shipped in `examples/`, derived from its private key so
+/// that no copy of the JWKS, whatever its `kid`, can slip through.
+static DEMO_PUBLIC_KEY: std::sync::LazyLock<Option<Vec<u8>>> = std::sync::LazyLock::new(|| {
+    use p256::elliptic_curve::sec1::ToEncodedPoint;
+    use p256::pkcs8::DecodePrivateKey;
+    let secret = p256::SecretKey::from_pkcs8_pem(DEMO_CLIENT_KEY_PEM).ok()?;
+    let point = secret.public_key().to_encoded_point(false);
+    point.as_bytes().get(1..).map(<[u8]>::to_vec)
+});
+
+/// Whether `jwk` is the public half of the shipped demo key: an EC P-256 key
+/// with the demo key's coordinates, whatever its `kid`, `use` or `alg`. The
+/// coordinates are decoded the way [`KeySet`] decodes them, so every key a
+/// client could verify with is recognised.
+pub fn is_demo_key(jwk: &serde_json::Value) -> bool {
+    let member = |name: &str| jwk.get(name).and_then(serde_json::Value::as_str);
+    if member("kty") != Some("EC") || member("crv") != Some("P-256") {
+        return false;
+    }
+    let coordinate = |name: &str| member(name).and_then(|v| URL_SAFE_NO_PAD.decode(v).ok());
+    let (Some(x), Some(y), Some(demo)) = (coordinate("x"), coordinate("y"), &*DEMO_PUBLIC_KEY)
+    else {
+        return false;
+    };
+    demo.len() == x.len() + y.len() && demo[..x.len()] == x[..] && demo[x.len()..] == y[..]
+}
+
+/// Whether a JWKS document holds the shipped demo key.
+pub fn jwks_has_demo_key(doc: &serde_json::Value) -> bool {
+    doc.get("keys")
+        .and_then(serde_json::Value::as_array)
+        .is_some_and(|keys| keys.iter().any(is_demo_key))
+}
+
+/// Removes the shipped demo key from a JWKS document (a fetched one, outside
+/// development mode) and returns how many keys were removed.
+pub fn remove_demo_keys(doc: &mut serde_json::Value) -> usize {
+    let Some(keys) = doc
+        .get_mut("keys")
+        .and_then(serde_json::Value::as_array_mut)
+    else {
+        return 0;
+    };
+    let before = keys.len();
+    keys.retain(|k| !is_demo_key(k));
+    before - keys.len()
+}
+
+/// Why the demo key is refused, for configuration errors and logs.
+const DEMO_KEY_REFUSED: &str = "this is the public demo key shipped in examples/ (anyone has its private key), \
+     refused outside development mode; create a key of your own with \
+     `statuslist keygen --client NAME --out DIR`";
+
 /// Why the configuration could not be used. Every message names the field.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -60,9 +134,17 @@ pub enum ConfigError {
         /// The I/O error.
         reason: String,
     },
-    /// A value has the wrong type or shape (figment names the key).
-    #[error("{0}")]
-    Load(Box<figment::Error>),
+    /// A key nothing reads (a misspelling), or a value of the wrong type or
+    /// shape. Never holds a string value as given: it could be a password.
+    #[error("{key}: {reason} (in {origin})")]
+    Load {
+        /// The key, e.g. `store.lease_sec` or `clients[0].jwks_url`.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+        /// Where it was given: `file PATH`, `environment variable NAME`.
+        origin: String,
+    },
     /// A value is well typed but not acceptable.
     #[error("{field}: {reason}")]
     Invalid {
@@ -82,7 +164,7 @@ fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
 
 /// How client JWKS documents are fetched and cached (`[jwks]`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct JwksSettings {
     /// Total time allowed for one fetch, in milliseconds.
     pub timeout_ms: u64,
@@ -167,11 +249,51 @@ pub struct Settings {
     pub lists: ListSettings,
     /// Service signing keys and published tokens (`[signing]`).
     pub signing: SigningSettings,
+    /// HTTP server limits (`[http]`).
+    pub http: HttpSettings,
+    /// Set only by [`Settings::development`]: the shipped demo key is
+    /// accepted only then.
+    development: bool,
 }
 
+/// `[http]`: the HTTP server's limits, so that slow or idle clients cannot
+/// hold connections and workers for long.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// How long a request body may take to arrive once its headers are in,
+    /// in milliseconds; then 408 and the connection is closed.
+    pub body_timeout_ms: u64,
+    /// How long the request line and headers may take, in milliseconds;
+    /// then 408 (actix-web's `client_request_timeout`).
+    pub header_timeout_ms: u64,
+    /// How long an idle connection is kept open for a next request, in
+    /// seconds (0: close after every response).
+    pub keep_alive_secs: u64,
+    /// Open connections per worker thread; further clients wait in the
+    /// listen backlog until one closes.
+    pub max_connections: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            body_timeout_ms: 5000,
+            header_timeout_ms: 5000,
+            keep_alive_secs: 5,
+            max_connections: 10_000,
+        }
+    }
+}
+
+/// The longest `http.body_timeout_ms` and `http.header_timeout_ms` accepted:
+/// a request JWT is a few KiB, and a longer wait only serves slow-loris
+/// clients.
+const MAX_HTTP_TIMEOUT_MS: u64 = 60_000;
+
 /// The store the service runs on: chosen at run time, never by Cargo
-/// features.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// features. `Debug` and `Display` hide a Redis password (`***`).
+#[derive(Clone, PartialEq, Eq)]
 pub enum StoreKind {
     /// redb in one file: one process, zero setup.
     Embedded {
@@ -183,6 +305,56 @@ pub enum StoreKind {
         /// The connection URL (may hold a password: never logged).
         url: String,
     },
+}
+
+impl std::fmt::Debug for StoreKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreKind::Embedded { path } => f.debug_struct("Embedded").field("path", path).finish(),
+            StoreKind::Redis { url } => f
+                .debug_struct("Redis")
+                .field("url", &redact_url(url))
+                .finish(),
+        }
+    }
+}
+
+impl std::fmt::Display for StoreKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreKind::Embedded { path } => write!(f, "embedded:{}", path.display()),
+            StoreKind::Redis { url } => f.write_str(&redact_url(url)),
+        }
+    }
+}
+
+/// `url` fit to print: a password in the user info, or in a `pass` or
+/// `password` query parameter (where the redis crate reads it for unix
+/// sockets), is replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let Ok(mut parsed) = Url::parse(url) else {
+        return "<unparsable url>".to_owned();
+    };
+    if parsed.password().is_some() {
+        // Cannot fail for a URL that already carries a password.
+        let _ = parsed.set_password(Some("***"));
+    }
+    if parsed.query().is_some() {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(k, v)| {
+                let secret = k.eq_ignore_ascii_case("pass") || k.eq_ignore_ascii_case("password");
+                let v = if secret {
+                    "***".to_owned()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.to_string()
 }
 
 /// `[store]`: where lists and idempotency records live.
@@ -197,7 +369,7 @@ pub struct StoreConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 struct RawStore {
     url: String,
     redis_prefix: String,
@@ -221,9 +393,10 @@ impl Default for RawStore {
 
 /// `[lists]`: the shape of every new list.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ListSettings {
-    /// Entries per list (131,072 by default; any number from 1 up).
+    /// Entries per list (131,072 by default; any number from 1 up to
+    /// [`crate::domain::max_list_capacity`] of `bits`).
     pub capacity: u64,
     /// Bits per entry: 1, 2, 4 or 8 (2 by default; bitstring lists need 2).
     pub bits: u8,
@@ -240,7 +413,7 @@ impl Default for ListSettings {
 
 /// `[signing]`: the service's keys and the tokens signed with them.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct SigningSettings {
     /// The PKCS#8 PEM file of the key that signs (ES256).
     pub key_file: PathBuf,
@@ -281,6 +454,7 @@ impl Default for SigningSettings {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawSettings {
     #[serde(default = "default_base_url")]
     public_base_url: String,
@@ -298,6 +472,8 @@ struct RawSettings {
     lists: ListSettings,
     #[serde(default)]
     signing: SigningSettings,
+    #[serde(default)]
+    http: HttpSettings,
 }
 
 fn default_base_url() -> String {
@@ -311,6 +487,7 @@ fn default_window() -> u64 {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawClient {
     id: Option<String>,
     format: Option<String>,
@@ -330,7 +507,7 @@ impl Settings {
         if let Some(p) = path {
             f = f.merge(Toml::file_exact(p));
         }
-        f.merge(Env::prefixed(ENV_PREFIX).split("__").ignore(&["config"]))
+        f.merge(env_provider())
     }
 
     /// Loads and validates the file at `path` with environment overrides.
@@ -374,12 +551,20 @@ generate_if_missing = true
             { "id": DEMO_CLIENT, "format": "token", "jwks": jwks },
             { "id": DEMO_BITSTRING_CLIENT, "format": "bitstring", "jwks": jwks },
         ]);
-        Self::from_figment(
+        Self::build(
             &Figment::new()
                 .merge(Toml::string(TOML))
                 .merge(Serialized::default("clients", clients))
-                .merge(Env::prefixed(ENV_PREFIX).split("__").ignore(&["config"])),
+                .merge(env_provider()),
+            true,
         )
+    }
+
+    /// Whether these are the development-mode settings
+    /// ([`Settings::development`]), the only ones that accept the shipped
+    /// demo key.
+    pub fn is_development(&self) -> bool {
+        self.development
     }
 
     /// Validates TOML text alone, without environment overrides (tests,
@@ -391,18 +576,22 @@ generate_if_missing = true
         Self::from_figment(&Figment::new().merge(Toml::string(toml)))
     }
 
-    /// Extracts and validates settings from any figment.
+    /// Extracts and validates settings from any figment (not development
+    /// settings: the demo key is refused).
     ///
     /// # Errors
-    /// [`ConfigError::Load`] for a value of the wrong type,
-    /// [`ConfigError::Invalid`] naming the first field that is not
+    /// [`ConfigError::Load`] for an unknown key or a value of the wrong
+    /// type, [`ConfigError::Invalid`] naming the first field that is not
     /// acceptable: a bad URL or address, duplicate client ids, an unknown
     /// list format, a forbidden algorithm, a missing key file, an unusable
-    /// JWKS, inconsistent JWKS limits.
+    /// JWKS or the shipped demo key, inconsistent JWKS limits, a list
+    /// capacity the stores cannot hold.
     pub fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
-        let raw: RawSettings = figment
-            .extract()
-            .map_err(|e| ConfigError::Load(Box::new(e)))?;
+        Self::build(figment, false)
+    }
+
+    fn build(figment: &Figment, development: bool) -> Result<Self, ConfigError> {
+        let raw: RawSettings = figment.extract().map_err(|e| load_error(figment, &e))?;
         let public_base_url = base_url(&raw.public_base_url)?;
         let listen = raw.listen.parse().map_err(|_| {
             invalid(
@@ -417,7 +606,7 @@ generate_if_missing = true
         let mut seen = HashSet::new();
         let mut clients = Vec::with_capacity(raw.clients.len());
         for (i, c) in raw.clients.into_iter().enumerate() {
-            let client = client(i, c)?;
+            let client = client(i, c, development)?;
             if !seen.insert(client.id.clone()) {
                 return Err(invalid(
                     format!("clients[{i}].id"),
@@ -429,6 +618,7 @@ generate_if_missing = true
         let store = store(raw.store)?;
         check_lists(&raw.lists, &clients)?;
         check_signing(&raw.signing)?;
+        check_http(&raw.http)?;
         Ok(Settings {
             public_base_url,
             listen,
@@ -438,7 +628,97 @@ generate_if_missing = true
             store,
             lists: raw.lists,
             signing: raw.signing,
+            http: raw.http,
+            development,
         })
+    }
+}
+
+/// A figment error as a [`ConfigError::Load`]: the key in the notation of
+/// the other errors (`clients[0].jwks_url`), where it was given, and what is
+/// wrong, without echoing a string value (a misplaced URL could carry a
+/// password).
+fn load_error(figment: &Figment, e: &figment::Error) -> ConfigError {
+    use figment::error::{Actual, Kind};
+    let mut path = e.path.clone();
+    let reason = match &e.kind {
+        Kind::UnknownField(field, expected) => {
+            // figment's path ends with the unknown key already; serde's
+            // alone would end at the enclosing table.
+            if path.last() != Some(field) {
+                path.push(field.clone());
+            }
+            format!("unknown key; expected one of {}", expected.join(", "))
+        }
+        Kind::InvalidType(Actual::Str(_), expected) => {
+            format!("invalid type: found a string, expected {expected}")
+        }
+        Kind::InvalidValue(Actual::Str(_), expected) => {
+            format!("invalid value: a string, expected {expected}")
+        }
+        other => other.to_string(),
+    };
+    let key = key_name(&path);
+    ConfigError::Load {
+        key: if key.is_empty() {
+            "(top level)".to_owned()
+        } else {
+            key
+        },
+        reason,
+        origin: origin(figment, &path, e.metadata.as_ref()),
+    }
+}
+
+/// `["clients", "0", "id"]` → `clients[0].id`.
+fn key_name(path: &[String]) -> String {
+    let mut out = String::new();
+    for segment in path {
+        if segment.parse::<usize>().is_ok() {
+            out.push_str(&format!("[{segment}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(segment);
+        }
+    }
+    out
+}
+
+/// Where the value at `path` came from: the file, the environment variable,
+/// or the provider's name. `fallback` is the metadata figment attached to
+/// the error (the enclosing value's), used when the value itself is not
+/// found.
+fn origin(figment: &Figment, path: &[String], fallback: Option<&figment::Metadata>) -> String {
+    use figment::value::Value;
+    let root = figment.find_value("").ok();
+    let mut value = root.as_ref();
+    for segment in path {
+        value = value.and_then(|v| match v {
+            Value::Dict(_, dict) => dict.get(segment),
+            Value::Array(_, items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
+            _ => None,
+        });
+    }
+    let Some(md) = value
+        .and_then(|v| figment.get_metadata(v.tag()))
+        .or(fallback)
+    else {
+        return "the configuration".to_owned();
+    };
+    match &md.source {
+        Some(figment::Source::File(file)) => format!("file {}", file.display()),
+        _ if md.name.contains("environment") => {
+            // Env nests with `__`; a list (`clients`) is one variable.
+            let name: Vec<String> = path
+                .iter()
+                .take_while(|s| s.parse::<usize>().is_err())
+                .map(|s| s.to_ascii_uppercase())
+                .collect();
+            format!("environment variable {ENV_PREFIX}{}", name.join("__"))
+        }
+        _ => md.name.to_string(),
     }
 }
 
@@ -495,12 +775,15 @@ fn store(raw: RawStore) -> Result<StoreConfig, ConfigError> {
 fn check_lists(lists: &ListSettings, clients: &[ClientSettings]) -> Result<(), ConfigError> {
     let bits = crate::domain::Bits::try_from(lists.bits)
         .map_err(|e| invalid("lists.bits", e.to_string()))?;
-    if lists.capacity == 0 || lists.capacity > crate::domain::allocator::MAX_CAPACITY {
+    let max = crate::domain::max_list_capacity(bits);
+    if lists.capacity == 0 || lists.capacity > max {
         return Err(invalid(
             "lists.capacity",
             format!(
-                "must be between 1 and {}",
-                crate::domain::allocator::MAX_CAPACITY
+                "must be between 1 and {max} for {}-bit entries (a list is at most {} MiB, \
+                 the most one Redis string holds)",
+                bits.get(),
+                crate::domain::MAX_LIST_BYTES >> 20
             ),
         ));
     }
@@ -537,9 +820,39 @@ fn check_signing(s: &SigningSettings) -> Result<(), ConfigError> {
     Ok(())
 }
 
+fn check_http(h: &HttpSettings) -> Result<(), ConfigError> {
+    for (field, v) in [
+        ("http.body_timeout_ms", h.body_timeout_ms),
+        ("http.header_timeout_ms", h.header_timeout_ms),
+    ] {
+        if v == 0 || v > MAX_HTTP_TIMEOUT_MS {
+            return Err(invalid(
+                field,
+                format!("must be between 1 and {MAX_HTTP_TIMEOUT_MS}"),
+            ));
+        }
+    }
+    if h.max_connections == 0 {
+        return Err(invalid("http.max_connections", "must be at least 1"));
+    }
+    Ok(())
+}
+
+/// A URL from the configuration as an error may echo it: as given, unless
+/// it may carry credentials (`@`), then redacted ([`redact_url`]).
+fn shown(url: &str) -> String {
+    if url.contains('@') {
+        redact_url(url)
+    } else {
+        url.to_owned()
+    }
+}
+
 fn base_url(s: &str) -> Result<String, ConfigError> {
     let field = "public_base_url";
-    let url = Url::parse(s).map_err(|e| invalid(field, format!("'{s}' is not a URL: {e}")))?;
+    let shown_s = shown(s);
+    let url =
+        Url::parse(s).map_err(|e| invalid(field, format!("'{shown_s}' is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https")
         || url.host().is_none()
         || url.query().is_some()
@@ -550,7 +863,7 @@ fn base_url(s: &str) -> Result<String, ConfigError> {
         return Err(invalid(
             field,
             format!(
-                "'{s}' must be an http(s) URL with a host and no query, fragment or credentials"
+                "'{shown_s}' must be an http(s) URL with a host and no query, fragment or credentials"
             ),
         ));
     }
@@ -584,7 +897,7 @@ fn check_jwks(j: &JwksSettings) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn client(i: usize, c: RawClient) -> Result<ClientSettings, ConfigError> {
+fn client(i: usize, c: RawClient, development: bool) -> Result<ClientSettings, ConfigError> {
     let f = |name: &str| format!("clients[{i}].{name}");
     let id_text = c.id.ok_or_else(|| invalid(f("id"), "missing"))?;
     let id =
@@ -621,8 +934,9 @@ fn client(i: usize, c: RawClient) -> Result<ClientSettings, ConfigError> {
     };
     let keys = match (c.jwks_uri, c.jwks, c.jwks_file) {
         (Some(uri), None, None) => {
+            let uri_shown = shown(&uri);
             let url = Url::parse(&uri)
-                .map_err(|e| invalid(f("jwks_uri"), format!("'{uri}' is not a URL: {e}")))?;
+                .map_err(|e| invalid(f("jwks_uri"), format!("'{uri_shown}' is not a URL: {e}")))?;
             match url.scheme() {
                 "https" => {}
                 "http" if c.allow_insecure_jwks => {}
@@ -630,7 +944,7 @@ fn client(i: usize, c: RawClient) -> Result<ClientSettings, ConfigError> {
                     return Err(invalid(
                         f("jwks_uri"),
                         format!(
-                            "'{uri}' is not https (set allow_insecure_jwks for local development)"
+                            "'{uri_shown}' is not https (set allow_insecure_jwks for local development)"
                         ),
                     ));
                 }
@@ -642,12 +956,15 @@ fn client(i: usize, c: RawClient) -> Result<ClientSettings, ConfigError> {
                 }
             }
             if url.host().is_none() {
-                return Err(invalid(f("jwks_uri"), format!("'{uri}' has no host")));
+                return Err(invalid(f("jwks_uri"), format!("'{uri_shown}' has no host")));
             }
             KeySource::Remote(url)
         }
         (None, Some(doc), None) => {
             let set = KeySet::from_value(&doc).map_err(|e| invalid(f("jwks"), e.to_string()))?;
+            if !development && jwks_has_demo_key(&doc) {
+                return Err(invalid(f("jwks"), DEMO_KEY_REFUSED));
+            }
             KeySource::Static(Arc::new(set))
         }
         (None, None, Some(path)) => {
@@ -657,8 +974,17 @@ fn client(i: usize, c: RawClient) -> Result<ClientSettings, ConfigError> {
                     format!("cannot read '{}': {e}", path.display()),
                 )
             })?;
-            let set = KeySet::from_json(&bytes)
-                .map_err(|e| invalid(f("jwks_file"), format!("'{}': {e}", path.display())))?;
+            let bad =
+                |e: KeySetError| invalid(f("jwks_file"), format!("'{}': {e}", path.display()));
+            let doc: serde_json::Value =
+                serde_json::from_slice(&bytes).map_err(|_| bad(KeySetError::NotJwks))?;
+            let set = KeySet::from_value(&doc).map_err(bad)?;
+            if !development && jwks_has_demo_key(&doc) {
+                return Err(invalid(
+                    f("jwks_file"),
+                    format!("'{}': {DEMO_KEY_REFUSED}", path.display()),
+                ));
+            }
             KeySource::Static(Arc::new(set))
         }
         (None, None, None) => {
@@ -768,6 +1094,353 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(&s.clients[0].keys, KeySource::Remote(u) if u.scheme() == "http"));
+    }
+
+    /// Settings read from TOML written to a file, without the process
+    /// environment (tests run in parallel and must not see each other's).
+    fn from_file(dir: &Path, toml: &str) -> (PathBuf, Result<Settings, ConfigError>) {
+        let path = dir.join("statuslist.toml");
+        std::fs::write(&path, toml).unwrap();
+        let result = Settings::from_figment(&Figment::new().merge(Toml::file_exact(&path)));
+        (path, result)
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_naming_the_key_and_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases: Vec<(String, &str)> = vec![
+            ("lisen = \"127.0.0.1:80\"\n".into(), "lisen: unknown key"),
+            (
+                "[store]\nlease_sec = 3\n".into(),
+                "store.lease_sec: unknown key",
+            ),
+            (
+                "[store]\nredis_url = \"redis://:s3cret@h\"\n".into(),
+                "store.redis_url: unknown key",
+            ),
+            ("[jwks]\ntimeout = 5\n".into(), "jwks.timeout: unknown key"),
+            (
+                "[lists]\ncapacty = 5\n".into(),
+                "lists.capacty: unknown key",
+            ),
+            (
+                "[signing]\nkeyfile = \"k.pem\"\n".into(),
+                "signing.keyfile: unknown key",
+            ),
+            (
+                "[http]\nbody_timeout = 5\n".into(),
+                "http.body_timeout: unknown key",
+            ),
+            ("[singing]\nttl_secs = 5\n".into(), "singing: unknown key"),
+            (
+                format!(
+                    "{}{}",
+                    client_toml("a", ""),
+                    client_toml("b", "jwks_url = \"https://x/\"")
+                ),
+                "clients[1].jwks_url: unknown key",
+            ),
+        ];
+        for (toml, want) in cases {
+            let (path, result) = from_file(dir.path(), &toml);
+            let err = result.unwrap_err().to_string();
+            assert!(err.starts_with(want), "got {err:?}, want {want:?}");
+            assert!(err.contains(&format!("file {}", path.display())), "{err}");
+            assert!(err.contains("expected one of"), "{err}");
+            assert!(!err.contains("s3cret"), "{err}");
+        }
+        // A value of the wrong type names key and file, but never echoes a
+        // string (it could be a URL with a password).
+        let (path, result) = from_file(dir.path(), "[store]\ncommand_timeout_ms = \"s3cret\"\n");
+        let err = result.unwrap_err().to_string();
+        assert!(
+            err.starts_with("store.command_timeout_ms: invalid type"),
+            "{err}"
+        );
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        assert!(!err.contains("s3cret"), "{err}");
+        // lease_secs is still a key (deprecated and ignored, not unknown).
+        let (_, result) = from_file(dir.path(), "[store]\nlease_secs = 30\n");
+        assert!(result.is_ok());
+    }
+
+    #[test]
+    fn unknown_keys_in_the_environment_name_the_variable() {
+        // figment's Env reads the process environment; a provider of the
+        // same shape and metadata stands in for it, so no variable is set
+        // under tests running in parallel.
+        let err = Settings::from_figment(
+            &Figment::new().merge(
+                Serialized::default("store", serde_json::json!({ "urll": "redis://h" }))
+                    .profile(figment::Profile::Default),
+            ),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("store.urll: unknown key"), "{err}");
+        assert_eq!(
+            super::origin(
+                &Figment::new(),
+                &["store".to_owned(), "urll".to_owned()],
+                Some(&figment::Metadata::named(
+                    "`STATUSLIST_` environment variable(s)"
+                )),
+            ),
+            "environment variable STATUSLIST_STORE__URLL"
+        );
+    }
+
+    /// The demo JWKS as shipped, with its kid replaced by `kid`.
+    fn demo_jwks(kid: &str) -> serde_json::Value {
+        let mut doc: serde_json::Value =
+            serde_json::from_str(include_str!("../examples/demo-client.jwks.json")).unwrap();
+        doc["keys"][0]["kid"] = kid.into();
+        doc
+    }
+
+    #[test]
+    fn the_demo_key_is_recognised_by_its_key_not_its_kid() {
+        let shipped = demo_jwks("3mA8OeUBt7m8l83xs40FI3ZKt_DBEQpJ5FYJ4y2rqGg");
+        assert!(jwks_has_demo_key(&shipped));
+        assert!(jwks_has_demo_key(&demo_jwks("another-kid")));
+        // The shipped JWKS is the public half of the shipped private key.
+        let key = crate::publish::keys::ServiceKey::from_pkcs8_pem(DEMO_CLIENT_KEY_PEM).unwrap();
+        let jwk = serde_json::to_value(key.public_jwk()).unwrap();
+        assert!(is_demo_key(&jwk));
+        assert_eq!(jwk["x"], shipped["keys"][0]["x"]);
+        // Any other key is not.
+        let other = crate::publish::keys::ServiceKey::generate();
+        assert!(!is_demo_key(
+            &serde_json::to_value(other.public_jwk()).unwrap()
+        ));
+        let mut doc = serde_json::json!({ "keys": [jwk, other.public_jwk()] });
+        assert_eq!(remove_demo_keys(&mut doc), 1);
+        assert_eq!(doc["keys"].as_array().unwrap().len(), 1);
+        assert!(!jwks_has_demo_key(&doc));
+    }
+
+    #[test]
+    fn the_demo_key_is_refused_outside_development() {
+        let dir = tempfile::tempdir().unwrap();
+        for kid in ["3mA8OeUBt7m8l83xs40FI3ZKt_DBEQpJ5FYJ4y2rqGg", "renamed"] {
+            let inline = format!(
+                "[[clients]]\nid = \"a\"\nformat = \"token\"\njwks = {}\n",
+                json_to_toml(&demo_jwks(kid))
+            );
+            let err = Settings::from_toml_str(&inline).unwrap_err().to_string();
+            assert!(
+                err.starts_with(
+                    "clients[0].jwks: this is the public demo key shipped in examples/"
+                ),
+                "{err}"
+            );
+            let file = dir.path().join("copy.jwks.json");
+            std::fs::write(&file, demo_jwks(kid).to_string()).unwrap();
+            let toml = format!(
+                "{}[[clients]]\nid = \"b\"\nformat = \"token\"\njwks_file = \"{}\"\n",
+                client_toml("a", ""),
+                file.display()
+            );
+            let err = Settings::from_toml_str(&toml).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!(
+                    "clients[1].jwks_file: '{}': this is the public demo key",
+                    file.display()
+                )),
+                "{err}"
+            );
+        }
+        // Development mode is what the demo key is for.
+        let dev = Settings::development().unwrap();
+        assert!(dev.is_development());
+        assert_eq!(dev.clients[0].id.as_str(), DEMO_CLIENT);
+        assert!(!Settings::from_toml_str("").unwrap().is_development());
+    }
+
+    /// The inline-table TOML of a JSON value (strings, numbers, arrays,
+    /// objects: what a JWKS holds).
+    fn json_to_toml(v: &serde_json::Value) -> String {
+        match v {
+            serde_json::Value::Object(map) => {
+                let members: Vec<String> = map
+                    .iter()
+                    .map(|(k, v)| format!("{k:?} = {}", json_to_toml(v)))
+                    .collect();
+                format!("{{ {} }}", members.join(", "))
+            }
+            serde_json::Value::Array(items) => {
+                let items: Vec<String> = items.iter().map(json_to_toml).collect();
+                format!("[{}]", items.join(", "))
+            }
+            other => other.to_string(),
+        }
+    }
+
+    #[test]
+    fn the_deploy_configuration_registers_no_demo_client() {
+        // deploy/ as compose mounts it at /etc/statuslist, with the client
+        // key files an operator creates with `statuslist keygen --client`.
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let etc = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(repo.join("deploy")).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_file() {
+                std::fs::copy(entry.path(), etc.path().join(entry.file_name())).unwrap();
+            }
+        }
+        let text = std::fs::read_to_string(etc.path().join("statuslist.toml"))
+            .unwrap()
+            .replace("/etc/statuslist/", &format!("{}/", etc.path().display()));
+        let clients: Vec<serde_json::Value> = Figment::new()
+            .merge(Toml::string(&text))
+            .extract_inner("clients")
+            .unwrap();
+        assert!(
+            !clients.is_empty(),
+            "deploy/statuslist.toml registers a client"
+        );
+        for file in clients.iter().filter_map(|c| c["jwks_file"].as_str()) {
+            let file = Path::new(file);
+            assert!(
+                file.starts_with(etc.path().join("keys")),
+                "{}: client keys live in deploy/keys, made by keygen",
+                file.display()
+            );
+            if !file.exists() {
+                std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+                let key = crate::publish::keys::ServiceKey::generate();
+                let jwks = serde_json::json!({ "keys": [key.public_jwk()] });
+                std::fs::write(file, jwks.to_string()).unwrap();
+            }
+        }
+        let settings = Settings::from_toml_str(&text).unwrap();
+        assert!(!settings.is_development());
+        assert!(!settings.clients.is_empty());
+        for entry in std::fs::read_dir(etc.path()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let doc: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+                assert!(
+                    !jwks_has_demo_key(&doc),
+                    "{} is the demo key",
+                    path.display()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn capacity_is_bounded_by_what_the_stores_hold() {
+        let ok = |toml: &str| Settings::from_toml_str(toml).map(|s| s.lists.capacity);
+        assert_eq!(
+            ok("[lists]\nbits = 1\ncapacity = 4294967296\n").unwrap(),
+            1 << 32
+        );
+        assert_eq!(
+            ok("[lists]\nbits = 2\ncapacity = 2147483648\n").unwrap(),
+            1 << 31
+        );
+        for (toml, max) in [
+            ("[lists]\nbits = 2\ncapacity = 2147483649\n", "2147483648"),
+            ("[lists]\nbits = 8\ncapacity = 4294967296\n", "536870912"),
+            ("[lists]\nbits = 1\ncapacity = 8589934592\n", "4294967296"),
+            ("[lists]\ncapacity = 0\n", "2147483648"),
+        ] {
+            let err = ok(toml).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("lists.capacity: must be between 1 and {max}")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn http_limits_are_checked() {
+        let s = Settings::from_toml_str("").unwrap();
+        assert_eq!(s.http, HttpSettings::default());
+        let s = Settings::from_toml_str("[http]\nbody_timeout_ms = 250\nkeep_alive_secs = 0\n")
+            .unwrap();
+        assert_eq!(s.http.body_timeout_ms, 250);
+        for (toml, want) in [
+            (
+                "[http]\nbody_timeout_ms = 0\n",
+                "http.body_timeout_ms: must be between 1 and",
+            ),
+            (
+                "[http]\nbody_timeout_ms = 600000\n",
+                "http.body_timeout_ms: must be between 1 and",
+            ),
+            (
+                "[http]\nheader_timeout_ms = 0\n",
+                "http.header_timeout_ms: must be between 1 and",
+            ),
+            (
+                "[http]\nmax_connections = 0\n",
+                "http.max_connections: must be at least 1",
+            ),
+        ] {
+            let err = Settings::from_toml_str(toml).unwrap_err().to_string();
+            assert!(err.starts_with(want), "got {err:?}, want {want:?}");
+        }
+    }
+
+    #[test]
+    fn a_redis_password_never_prints() {
+        for url in [
+            "redis://:s3cret@cache.internal:6379/0",
+            "redis://app:s3cret@cache.internal:6379/0",
+            "rediss://default:s3cret@cache.internal:6380",
+            "redis+unix:///run/redis.sock?db=2&pass=s3cret",
+            "redis+unix:///run/redis.sock?password=s3cret",
+        ] {
+            let s = Settings::from_toml_str(&format!("[store]\nurl = \"{url}\"\n")).unwrap();
+            for text in [
+                format!("{:?}", s.store.kind),
+                format!("{}", s.store.kind),
+                format!("{:?}", s.store),
+                format!("{s:?}"),
+                format!("{s:#?}"),
+            ] {
+                assert!(!text.contains("s3cret"), "{url}: {text}");
+                assert!(text.contains("***"), "{url}: {text}");
+            }
+        }
+        let s = Settings::from_toml_str("[store]\nurl = \"redis://:s3cret@h:6379/0\"\n").unwrap();
+        assert_eq!(s.store.kind.to_string(), "redis://:***@h:6379/0");
+        // Nothing to hide: shown as given.
+        let s = Settings::from_toml_str("[store]\nurl = \"redis://h:6379/0?db=1\"\n").unwrap();
+        assert_eq!(s.store.kind.to_string(), "redis://h:6379/0?db=1");
+        assert_eq!(
+            Settings::from_toml_str("").unwrap().store.kind.to_string(),
+            "embedded:./data/statuslist.redb"
+        );
+        // Credentials in other URLs are not echoed either.
+        for toml in [
+            "public_base_url = \"https://app:s3cret@status.example\"\n",
+            "public_base_url = \"https://app:s3cret@[bad\"\n",
+            "[[clients]]\nid = \"x\"\nformat = \"token\"\njwks_uri = \"http://u:s3cret@issuer.example/jwks\"\n",
+        ] {
+            let err = Settings::from_toml_str(toml).unwrap_err().to_string();
+            assert!(!err.contains("s3cret"), "{err}");
+        }
+        // A malformed URL is refused without echoing it.
+        let err = Settings::from_toml_str("[store]\nurl = \"redis://:s3cret@[h\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("s3cret"), "{err}");
+    }
+
+    #[test]
+    fn the_readme_configuration_is_accepted() {
+        // Every key README.md documents is one the service reads.
+        let readme = include_str!("../README.md");
+        let section = &readme[readme.find("## Configuration").unwrap()..];
+        let start = section.find("```toml\n").unwrap() + "```toml\n".len();
+        let block = &section[start..start + section[start..].find("```").unwrap()];
+        let s = Settings::from_toml_str(block).unwrap();
+        assert_eq!(s.http, HttpSettings::default());
+        assert_eq!(s.clients.len(), 1);
     }
 
     #[test]

@@ -318,11 +318,18 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
 /// Says loudly that this is development mode, where it listens and how to
 /// try it.
 fn print_banner(settings: &statuslist::config::Settings, port: u16) {
+    eprintln!("{}", banner(settings, port));
+}
+
+/// The development banner. The store is shown through its redacting
+/// `Display`: a Redis URL given by `STATUSLIST_STORE__URL` may carry a
+/// password.
+fn banner(settings: &statuslist::config::Settings, port: u16) -> String {
     let base = &settings.public_base_url;
-    eprintln!(
+    format!(
         "\n  statuslist is running in DEVELOPMENT MODE (no --config given)\n\
          \n  listening on   http://{ip}:{port}\
-         \n  store          {store:?}\
+         \n  store          {store}\
          \n  signing key    {key}\
          \n  demo clients   '{demo}' (token lists, /t/) and '{demo_b}' (bitstring lists, /b/),\
          \n                 key examples/demo-client.key.pem: NEVER use it in production\
@@ -337,7 +344,7 @@ fn print_banner(settings: &statuslist::config::Settings, port: u16) {
         key = settings.signing.key_file.display(),
         demo = statuslist::config::DEMO_CLIENT,
         demo_b = statuslist::config::DEMO_BITSTRING_CLIENT,
-    );
+    )
 }
 
 fn keygen_client(dir: &Path, name: &str) -> anyhow::Result<()> {
@@ -382,4 +389,24 @@ fn keygen(dir: &Path) -> anyhow::Result<()> {
     eprintln!("wrote {}", path.display());
     println!("{}", key.kid());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_banner_hides_a_redis_password() {
+        let settings = statuslist::config::Settings::from_toml_str(
+            "[store]\nurl = \"redis://:s3cret@cache.internal:6379/0\"\n",
+        )
+        .unwrap();
+        let text = banner(&settings, 8080);
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(
+            text.contains("store          redis://:***@cache.internal:6379/0"),
+            "{text}"
+        );
+        assert!(text.contains("DEVELOPMENT MODE"), "{text}");
+    }
 }

@@ -2,8 +2,8 @@
 //! format at `/metrics`.
 //!
 //! Labels are bounded: routes are the registered patterns (or `unmatched`),
-//! statuses are HTTP codes, store operations and cache outcomes are fixed
-//! sets. The one per-list label (`list`, on the fill gauges) grows with the
+//! methods are the standard ones (or `other`), statuses are HTTP codes,
+//! store operations and cache outcomes are fixed sets. The one per-list label (`list`, on the fill gauges) grows with the
 //! number of lists, which is what an operator watching fill wants.
 
 use std::time::Duration;
@@ -28,6 +28,24 @@ pub struct Metrics {
     store_errors: IntCounterVec,
     token_cache: IntCounterVec,
     jwks: IntGaugeVec,
+}
+
+/// The `method` label of a request: the methods of RFC 9110 (and PATCH) by
+/// name, anything else `other`. A client may send any token as a method, and
+/// each new label value would be a new series kept for the process's life.
+pub fn method_label(method: &str) -> &'static str {
+    match method {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "CONNECT" => "CONNECT",
+        "OPTIONS" => "OPTIONS",
+        "TRACE" => "TRACE",
+        "PATCH" => "PATCH",
+        _ => "other",
+    }
 }
 
 /// Latency buckets in seconds, from 100 µs to 5 s.
@@ -123,9 +141,9 @@ impl Metrics {
         })
     }
 
-    /// Records one HTTP request.
+    /// Records one HTTP request; `method` is reduced to [`method_label`].
     pub fn request(&self, route: &str, method: &str, status: &str, elapsed: Duration) {
-        let labels = [route, method, status];
+        let labels = [route, method_label(method), status];
         self.requests.with_label_values(&labels).inc();
         self.latency
             .with_label_values(&labels)

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
+use actix_web::http::KeepAlive;
 use actix_web::http::header::HeaderValue;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
@@ -133,15 +134,33 @@ impl Application {
             })?
             .port();
         let metrics_data = web::Data::new(metrics);
+        let limits = settings.http.clone();
+        let http_data = web::Data::new(limits.clone());
+        let keep_alive = match limits.keep_alive_secs {
+            0 => KeepAlive::Disabled,
+            secs => KeepAlive::Timeout(Duration::from_secs(secs)),
+        };
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(http::metrics_mw::track))
                 .wrap(TracingLogger::default())
                 .app_data(state.clone())
                 .app_data(metrics_data.clone())
+                // Read by the body reader for `http.body_timeout_ms`.
+                .app_data(http_data.clone())
                 .configure(http::configure::<AppStore>)
                 .default_service(web::to(handlers::no_route))
         })
+        // Connection limits (README, "Limits"). The request head must
+        // arrive within header_timeout_ms (then 408); the body within
+        // body_timeout_ms (`handlers::read_body`, 408). An idle connection
+        // is closed after keep_alive_secs; a closing one gets 1 s to flush.
+        // Each worker (one per CPU, actix's default) serves at most
+        // max_connections at once; further clients wait in the backlog.
+        .client_request_timeout(Duration::from_millis(limits.header_timeout_ms))
+        .client_disconnect_timeout(Duration::from_secs(1))
+        .keep_alive(keep_alive)
+        .max_connections(limits.max_connections)
         // In-flight requests get this long to finish on SIGTERM/SIGINT.
         .shutdown_timeout(30)
         .listen(listener)

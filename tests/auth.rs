@@ -1112,3 +1112,47 @@ FrWZds3Qw4vpt2302reVgDo=
         }
     }
 }
+
+mod demo_key {
+    use super::*;
+    use p256::pkcs8::DecodePrivateKey;
+    use statuslist::auth::Fetcher;
+    use statuslist::config::JwksSettings;
+
+    /// The demo key shipped in examples/, published under `kid`.
+    fn demo(kid: &str) -> TestKey {
+        TestKey {
+            kid: kid.to_owned(),
+            sk: p256::ecdsa::SigningKey::from_pkcs8_pem(statuslist::config::DEMO_CLIENT_KEY_PEM)
+                .unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_fetched_demo_key_is_dropped_outside_development() {
+        let d = demo("renamed-demo");
+        let k = TestKey::new("k1");
+        let server = JwksServer::start(&TestKey::jwks(&[&d, &k])).await;
+        let a = auth(&remote_client("client-a", &server.url));
+        let err = issue(&a, &d.token(&issue_payload("client-a"))).await;
+        assert_eq!(err.unwrap_err(), AuthError::InvalidKid);
+        issue(&a, &k.token(&issue_payload("client-a")))
+            .await
+            .unwrap();
+
+        // A set holding only the demo key is no usable set at all.
+        let only_demo = JwksServer::start(&TestKey::jwks(&[&d])).await;
+        let a = auth(&remote_client("client-b", &only_demo.url));
+        let err = issue(&a, &d.token(&issue_payload("client-b"))).await;
+        assert_eq!(err.unwrap_err(), AuthError::KeysUnavailable);
+
+        // Development settings keep it.
+        let url = server.url.parse().unwrap();
+        let fetcher = Fetcher::new(&JwksSettings::default()).unwrap();
+        let (set, _) = fetcher.fetch(&url).await.unwrap();
+        assert!(set.get("renamed-demo").is_none() && set.get("k1").is_some());
+        let dev = fetcher.allow_demo_key(true);
+        let (set, _) = dev.fetch(&url).await.unwrap();
+        assert!(set.get("renamed-demo").is_some() && set.get("k1").is_some());
+    }
+}

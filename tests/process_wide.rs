@@ -138,3 +138,33 @@ fn sighup_reloads_the_registry() {
         task.await.unwrap();
     });
 }
+
+#[test]
+fn an_unknown_variable_is_refused_by_name() {
+    let _g = PROCESS.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("statuslist.toml");
+    std::fs::write(&path, client(dir.path(), "file-client")).unwrap();
+
+    // A misspelt override is not silently ignored.
+    let vars = [("STATUSLIST_STORE__LEASE_SEC", "3")];
+    set(&vars);
+    let err = Settings::load(&path);
+    unset(&vars);
+    let err = err.unwrap_err().to_string();
+    assert!(
+        err.starts_with("store.lease_sec: unknown key")
+            && err.ends_with("(in environment variable STATUSLIST_STORE__LEASE_SEC)"),
+        "{err}"
+    );
+
+    // The CLI's service URL and the config path are not settings.
+    let vars = [
+        ("STATUSLIST_URL", "http://127.0.0.1:9"),
+        ("STATUSLIST_CONFIG", "/elsewhere.toml"),
+    ];
+    set(&vars);
+    let s = Settings::load(&path);
+    unset(&vars);
+    assert_eq!(s.unwrap().clients[0].id.as_str(), "file-client");
+}

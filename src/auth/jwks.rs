@@ -16,6 +16,10 @@
 //!   for `max_stale_secs` past its expiry (retried after the cooldown);
 //! - nothing cached and the fetch fails → [`AuthError::KeysUnavailable`]
 //!   (next attempt after `failure_backoff_secs`).
+//!
+//! Outside development mode, the public demo key shipped in `examples/` is
+//! dropped from every fetched set (with an error log): its private key is
+//! public, so a set that holds it would let anyone sign as that client.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -74,11 +78,15 @@ pub fn fetch_counts() -> (u64, u64) {
 pub struct Fetcher {
     http: reqwest::Client,
     settings: JwksSettings,
+    /// Keep the shipped demo key in fetched sets (development mode only).
+    allow_demo_key: bool,
 }
 
 impl Fetcher {
     /// Builds the client: connect and total timeouts, no redirects (a
     /// redirect could downgrade https to http or leave the issuer's host).
+    /// The shipped demo key is dropped from fetched sets unless
+    /// [`Fetcher::allow_demo_key`] says otherwise.
     ///
     /// # Errors
     /// [`SetupError`] when the TLS backend cannot be initialised.
@@ -93,7 +101,16 @@ impl Fetcher {
         Ok(Fetcher {
             http,
             settings: settings.clone(),
+            allow_demo_key: false,
         })
+    }
+
+    /// Whether fetched sets may keep the shipped demo key: true only for
+    /// development settings.
+    #[must_use]
+    pub fn allow_demo_key(mut self, allow: bool) -> Self {
+        self.allow_demo_key = allow;
+        self
     }
 
     /// The limits in force.
@@ -152,7 +169,20 @@ impl Fetcher {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok((KeySet::from_json(&body)?, ttl))
+        let mut doc: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|_| KeySetError::NotJwks)?;
+        if !self.allow_demo_key {
+            let removed = crate::config::remove_demo_keys(&mut doc);
+            if removed > 0 {
+                tracing::error!(
+                    host = url.host_str().unwrap_or(""),
+                    removed,
+                    "the fetched JWKS holds the public demo key shipped in examples/; \
+                     it is ignored (only development mode accepts it)"
+                );
+            }
+        }
+        Ok((KeySet::from_value(&doc)?, ttl))
     }
 
     /// The cache lifetime from `Cache-Control`: `max-age` clamped to the

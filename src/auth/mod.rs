@@ -117,7 +117,7 @@ impl Registry {
     /// # Errors
     /// [`SetupError`] when the HTTP client cannot be built.
     pub fn build(settings: &Settings, previous: Option<&Registry>) -> Result<Self, SetupError> {
-        let fetcher = Fetcher::new(&settings.jwks)?;
+        let fetcher = Fetcher::new(&settings.jwks)?.allow_demo_key(settings.is_development());
         let clients = settings
             .clients
             .iter()

@@ -55,6 +55,12 @@ pub enum ApiError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// A body that did not arrive in full within `http.body_timeout_ms`.
+    #[error("request body timed out")]
+    BodyTimeout {
+        /// The timeout in milliseconds.
+        timeout_ms: u64,
+    },
     /// The store could not be reached.
     #[error("store unavailable")]
     Unavailable,
@@ -123,6 +129,11 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "PAYLOAD_TOO_LARGE",
                 format!("Request body must be at most {limit} bytes"),
+            ),
+            ApiError::BodyTimeout { timeout_ms } => (
+                StatusCode::REQUEST_TIMEOUT,
+                "REQUEST_TIMEOUT",
+                format!("Request body was not received within {timeout_ms} ms"),
             ),
             ApiError::Internal => fixed(
                 StatusCode::INTERNAL_SERVER_ERROR,

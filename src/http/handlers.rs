@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::state::AppState;
+use crate::config::HttpSettings;
 use crate::domain::{ChangeOp, ListFormat, ListId};
 use crate::publish::cache::CacheError;
 use crate::service::Changed;
@@ -26,8 +27,29 @@ pub fn unix_now() -> u64 {
 }
 
 /// Reads the body up to [`MAX_BODY`], refusing larger ones early by their
-/// `Content-Length` and otherwise as soon as the limit is passed.
-async fn read_body(req: &HttpRequest, mut payload: web::Payload) -> Result<Vec<u8>, ApiError> {
+/// `Content-Length` and otherwise as soon as the limit is passed, and giving
+/// up with 408 when the whole body has not arrived within
+/// `http.body_timeout_ms` (a client trickling bytes would otherwise hold the
+/// connection and this task for as long as it likes). The limit comes from
+/// the [`HttpSettings`] the app registers; an app without them gets the
+/// defaults.
+async fn read_body(req: &HttpRequest, payload: web::Payload) -> Result<Vec<u8>, ApiError> {
+    let timeout_ms = req.app_data::<web::Data<HttpSettings>>().map_or_else(
+        || HttpSettings::default().body_timeout_ms,
+        |h| h.body_timeout_ms,
+    );
+    tokio::time::timeout(
+        std::time::Duration::from_millis(timeout_ms),
+        read_body_within_limit(req, payload),
+    )
+    .await
+    .map_err(|_| ApiError::BodyTimeout { timeout_ms })?
+}
+
+async fn read_body_within_limit(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+) -> Result<Vec<u8>, ApiError> {
     let too_large = ApiError::TooLarge { limit: MAX_BODY };
     let declared = req
         .headers()

@@ -1,6 +1,7 @@
 //! Request metrics middleware: counts and times every request by its route
-//! pattern (never the raw path, which would let clients create labels) and
-//! status.
+//! pattern (never the raw path), its method (the standard ones by name, any
+//! other `other`: see [`crate::metrics::method_label`]) and status, so that
+//! no client can create label values.
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -11,8 +11,6 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
-use crate::domain::allocator::MAX_CAPACITY;
-use crate::domain::packed::MAX_ENTRIES;
 use crate::domain::{Allocator, AllocatorKey, Bits, ListId, Status, Transition};
 
 use super::{
@@ -27,10 +25,11 @@ pub const MAX_JTI_LEN: usize = 256;
 /// Checks settings once, when an adapter is built.
 ///
 /// # Errors
-/// [`StoreError::Invalid`] for a capacity of 0 or above what the allocator
-/// and the packed list support, or an idempotency window of zero.
+/// [`StoreError::Invalid`] for a capacity of 0 or above
+/// [`crate::domain::max_list_capacity`] for the list width, or an
+/// idempotency window of zero.
 pub fn check_settings(settings: &StoreSettings) -> Result<(), StoreError> {
-    let max = MAX_CAPACITY.min(MAX_ENTRIES);
+    let max = crate::domain::max_list_capacity(settings.bits);
     if settings.capacity == 0 || settings.capacity > max {
         return Err(StoreError::Invalid(format!(
             "list capacity must be between 1 and {max}, not {}",
@@ -454,6 +453,11 @@ mod tests {
                 capacity: u64::MAX,
                 ..StoreSettings::default()
             },
+            // 2^32 two-bit entries are 1 GiB: more than one Redis string.
+            StoreSettings {
+                capacity: 1 << 32,
+                ..StoreSettings::default()
+            },
             StoreSettings {
                 idempotency_window: Duration::ZERO,
                 ..StoreSettings::default()
@@ -461,6 +465,14 @@ mod tests {
         ] {
             assert!(check_settings(&bad).is_err(), "{bad:?}");
         }
+        assert!(
+            check_settings(&StoreSettings {
+                capacity: 1 << 32,
+                bits: Bits::One,
+                ..StoreSettings::default()
+            })
+            .is_ok()
+        );
     }
 
     #[test]

@@ -100,18 +100,9 @@ impl RedisSettings {
 
 impl fmt::Debug for RedisSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let url = match url::Url::parse(&self.url) {
-            Ok(mut u) => {
-                if u.password().is_some() {
-                    // Cannot fail for URLs that already carry a password.
-                    let _ = u.set_password(Some("***"));
-                }
-                u.to_string()
-            }
-            Err(_) => "<unparsable url>".to_owned(),
-        };
+        // The one redaction rule: user-info password and `pass` query.
         f.debug_struct("RedisSettings")
-            .field("url", &url)
+            .field("url", &crate::config::redact_url(&self.url))
             .field("prefix", &self.prefix)
             .field("command_timeout", &self.command_timeout)
             .finish()
@@ -858,6 +849,8 @@ mod tests {
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(shown.contains("redis.example:6380"), "{shown}");
         let s = RedisSettings::new("s3cret nonsense");
+        assert!(!format!("{s:?}").contains("s3cret"));
+        let s = RedisSettings::new("redis+unix:///run/redis.sock?db=1&pass=s3cret");
         assert!(!format!("{s:?}").contains("s3cret"));
     }
 

@@ -10,6 +10,7 @@ mod helpers;
 
 mod errors;
 mod issue;
+mod limits;
 mod lists;
 mod openapi;
 mod redis_faults;
