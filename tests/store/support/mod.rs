@@ -87,6 +87,9 @@ pub struct RedisServer {
     dir: tempfile::TempDir,
     socket: PathBuf,
     child: Option<Child>,
+    /// More `redis-server` arguments, given after the defaults so that they
+    /// override them (e.g. `--appendonly yes`); kept for every restart.
+    extra_args: Vec<String>,
 }
 
 impl RedisServer {
@@ -102,9 +105,42 @@ impl RedisServer {
             dir,
             socket,
             child: None,
+            extra_args: Vec::new(),
         };
         server.spawn();
         server
+    }
+
+    /// Starts a server like [`RedisServer::start`] with `args` added after
+    /// the defaults (a later argument overrides an earlier one). The
+    /// arguments and the directory are kept by [`RedisServer::restart`].
+    pub fn start_with_args(args: &[&str]) -> RedisServer {
+        let dir = tempfile::Builder::new()
+            .prefix("statuslist-redis-")
+            .tempdir()
+            .expect("temporary directory");
+        let socket = dir.path().join("redis.sock");
+        let mut server = RedisServer {
+            dir,
+            socket,
+            child: None,
+            extra_args: args.iter().map(|a| (*a).to_owned()).collect(),
+        };
+        server.spawn();
+        server
+    }
+
+    /// Starts a server that persists every write before answering it
+    /// (`appendonly yes`, `appendfsync always`): after [`RedisServer::kill`]
+    /// (SIGKILL) a [`RedisServer::restart`] on the same socket and directory
+    /// reloads every acknowledged write from the append-only file.
+    pub fn start_durable() -> RedisServer {
+        Self::start_with_args(&["--appendonly", "yes", "--appendfsync", "always"])
+    }
+
+    /// The server's data directory (kept across restarts).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// The URL the redis crate connects with.
@@ -125,8 +161,9 @@ impl RedisServer {
         }
     }
 
-    /// Starts the server again on the same socket (with an empty data set:
-    /// persistence is off).
+    /// Starts the server again on the same socket and directory (with an
+    /// empty data set, unless started with persistence such as
+    /// [`RedisServer::start_durable`]).
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();
@@ -162,6 +199,7 @@ impl RedisServer {
             .arg("no")
             .arg("--dir")
             .arg(dir)
+            .args(&self.extra_args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -1,0 +1,358 @@
+//! The checks after a run: answers per request, allocations against the
+//! list counters in Redis, and the published lists against the changes that
+//! were acknowledged. Findings are collected, not asserted one by one, so a
+//! failing run reports every kind of violation it found at once.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use statuslist::domain::codec::DEFAULT_DECODE_LIMIT;
+use statuslist::domain::{ListFormat, ListId, ListRef, StatusList};
+use statuslist::publish::{decode_bitstring_credential, decode_token_list, jws};
+use statuslist::store::redis::{RedisSettings, RedisStore};
+use statuslist::store::{ListSnapshot, Store, StoreSettings};
+
+use crate::cluster::{BASE, Cluster, PREFIX};
+use crate::net::{Answer, Net};
+use crate::workload::{Journal, Op};
+
+/// Violations by kind, with a few examples of each.
+#[derive(Debug, Default)]
+pub struct Findings {
+    by_kind: BTreeMap<&'static str, (usize, Vec<String>)>,
+}
+
+impl Findings {
+    const EXAMPLES: usize = 5;
+
+    pub fn add(&mut self, kind: &'static str, example: String) {
+        let (count, examples) = self.by_kind.entry(kind).or_default();
+        *count += 1;
+        if examples.len() < Self::EXAMPLES {
+            examples.push(example);
+        }
+    }
+
+    /// Adds everything `other` found as one kind, `kind`, keeping the
+    /// original kinds in the examples.
+    pub fn merge_as(&mut self, kind: &'static str, other: Findings) {
+        for (inner, (count, examples)) in other.by_kind {
+            let (n, mine) = self.by_kind.entry(kind).or_default();
+            *n += count;
+            for e in examples {
+                if mine.len() < Self::EXAMPLES {
+                    mine.push(format!("{inner}: {e}"));
+                }
+            }
+        }
+    }
+
+    pub fn count(&self, kind: &str) -> usize {
+        self.by_kind.get(kind).map_or(0, |(n, _)| *n)
+    }
+
+    /// Panics listing every kind of violation found, with examples.
+    pub fn assert_none(&self, context: &str) {
+        if self.by_kind.is_empty() {
+            return;
+        }
+        let mut report = format!("{context}: violations found\n");
+        for (kind, (count, examples)) in &self.by_kind {
+            report.push_str(&format!("- {kind}: {count}\n"));
+            for e in examples {
+                report.push_str(&format!("    e.g. {e}\n"));
+            }
+        }
+        panic!("{report}");
+    }
+}
+
+/// What must be equal between two answers to one change request: status,
+/// message and time.
+pub fn change_key(op: Op, a: &Answer) -> (u16, serde_json::Value, serde_json::Value) {
+    (
+        a.status,
+        a.body["message"].clone(),
+        a.body[op.time_field()].clone(),
+    )
+}
+
+/// Checks the `/issue` answers: every jti answered 200 (a request that gave
+/// up counts only when `gave_up_is_violation`), all answers of a jti equal,
+/// and no (list, idx) given to two jtis. Returns jti → (uri, idx) for the
+/// jtis that were answered, and the number of jtis that never were.
+pub fn issues(
+    journal: &Journal,
+    gave_up_is_violation: bool,
+    f: &mut Findings,
+) -> (HashMap<String, (String, u64)>, usize) {
+    let mut allocations = HashMap::new();
+    let mut unanswered = 0;
+    let mut holder: HashMap<(String, u64), &str> = HashMap::new();
+    for (jti, record) in &journal.issues {
+        let mut first: Option<&Answer> = None;
+        for answer in &record.answers {
+            match answer {
+                Err(e) if gave_up_is_violation => {
+                    f.add(
+                        "an /issue request was never answered",
+                        format!("{jti}: {e}"),
+                    );
+                }
+                Err(_) => {}
+                Ok(a) if a.status != 200 => {
+                    f.add("an /issue request was refused", format!("{jti}: {a:?}"));
+                }
+                Ok(a) => match first {
+                    None => first = Some(a),
+                    Some(o) if o != a => f.add(
+                        "a replayed /issue got another answer than the original",
+                        format!("{jti}: {} then {}", o.body, a.body),
+                    ),
+                    Some(_) => {}
+                },
+            }
+        }
+        let Some(a) = first else {
+            unanswered += 1;
+            continue;
+        };
+        let (Some(idx), Some(uri)) = (a.body["idx"].as_u64(), a.body["uri"].as_str()) else {
+            f.add(
+                "a 200 from /issue without idx and uri",
+                format!("{jti}: {}", a.body),
+            );
+            continue;
+        };
+        if let Some(other) = holder.insert((uri.to_owned(), idx), jti) {
+            f.add(
+                "one (list, idx) was allocated to two jtis",
+                format!("{uri} #{idx}: {other} and {jti}"),
+            );
+        }
+        allocations.insert(jti.clone(), (uri.to_owned(), idx));
+    }
+    (allocations, unanswered)
+}
+
+/// Checks the change answers: each is a 202 (a request that gave up counts
+/// only when `gave_up_is_violation`), and every answer to one jti has the
+/// same status, message and time as the first.
+pub fn changes(journal: &Journal, gave_up_is_violation: bool, f: &mut Findings) {
+    for (jti, record) in &journal.changes {
+        let op = &record.op;
+        let mut first: Option<&Answer> = None;
+        for answer in &record.answers {
+            match answer {
+                Err(e) if gave_up_is_violation => {
+                    f.add("a change request was never answered", format!("{jti}: {e}"));
+                }
+                Err(_) => {}
+                Ok(a) => {
+                    if a.status != 202 {
+                        f.add(
+                            "a change request was not accepted",
+                            format!("{} {jti}: {} {}", op.path(), a.status, a.body),
+                        );
+                    }
+                    match first {
+                        None => first = Some(a),
+                        Some(o) if change_key(*op, o) != change_key(*op, a) => f.add(
+                            "a replayed change got another answer than the original",
+                            format!(
+                                "{} {jti}: {} {} then {} {}",
+                                op.path(),
+                                o.status,
+                                o.body,
+                                a.status,
+                                a.body
+                            ),
+                        ),
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Every list under the cluster's prefix in Redis, read through the Redis
+/// adapter (metadata with the allocation counter, and bytes).
+pub async fn lists_in_redis(cluster: &Cluster) -> Vec<ListSnapshot> {
+    let client = redis::Client::open(cluster.redis_url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    // The owner entries `<prefix>list:<id>` name every list id ever
+    // claimed; KEYS is fine on a private test server.
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{PREFIX}list:*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut redis = RedisSettings::new(cluster.redis_url.clone());
+    redis.prefix = PREFIX.to_owned();
+    redis.command_timeout = Duration::from_secs(10);
+    let settings = StoreSettings {
+        capacity: cluster.knobs.capacity,
+        ..StoreSettings::default()
+    };
+    let store = RedisStore::connect(redis, settings).await.unwrap();
+    let mut lists = Vec::new();
+    for key in keys {
+        let id = ListId::parse(key.strip_prefix(&format!("{PREFIX}list:")).unwrap()).unwrap();
+        // An owner entry whose list was never opened (a lost race) is no
+        // list.
+        if let Some(snapshot) = store.read_list(&id).await.unwrap() {
+            lists.push(snapshot);
+        }
+    }
+    lists
+}
+
+/// Checks the counters: each list's `allocated` equals the number of jtis
+/// answered with it, give or take `unanswered` jtis (requests that never got
+/// an answer may or may not have allocated), and every answered list exists.
+pub fn counters(
+    lists: &[ListSnapshot],
+    allocations: &HashMap<String, (String, u64)>,
+    unanswered: usize,
+    f: &mut Findings,
+) {
+    let mut answered: HashMap<String, u64> = HashMap::new();
+    for (uri, _) in allocations.values() {
+        *answered.entry(uri.clone()).or_default() += 1;
+    }
+    let mut total = 0;
+    let mut seen = HashSet::new();
+    for list in lists {
+        let uri = list_uri(list);
+        let got = answered.get(&uri).copied().unwrap_or(0);
+        total += list.meta.allocated;
+        seen.insert(uri.clone());
+        if unanswered == 0 && list.meta.allocated != got {
+            f.add(
+                "a list counter differs from the allocations answered from it",
+                format!(
+                    "{uri}: allocated {} but {got} jtis got it",
+                    list.meta.allocated
+                ),
+            );
+        }
+    }
+    let jtis = allocations.len() as u64;
+    if total < jtis || total > jtis + unanswered as u64 {
+        f.add(
+            "the list counters do not add up to the distinct jtis",
+            format!("counters sum to {total}, {jtis} jtis answered, {unanswered} unanswered"),
+        );
+    }
+    for uri in answered.keys() {
+        if !seen.contains(uri) {
+            f.add("an answered list is not in Redis", uri.clone());
+        }
+    }
+}
+
+fn list_uri(list: &ListSnapshot) -> String {
+    ListRef {
+        format: list.meta.format,
+        id: list.meta.id,
+    }
+    .uri(BASE)
+}
+
+/// Fetches every list from every replica in `replicas`, verifies it with the
+/// service key, decodes it, and compares every entry with `expected`
+/// (entries no chain ran on must be VALID).
+pub async fn published(
+    cluster: &Cluster,
+    net: &Net,
+    replicas: &[usize],
+    lists: &[ListSnapshot],
+    expected: &HashMap<(String, u64), Vec<u8>>,
+    f: &mut Findings,
+) {
+    let mut by_list: HashMap<&str, BTreeMap<u64, &[u8]>> = HashMap::new();
+    for ((uri, idx), allowed) in expected {
+        by_list
+            .entry(uri.as_str())
+            .or_default()
+            .insert(*idx, allowed.as_slice());
+    }
+    let empty = BTreeMap::new();
+    for list in lists {
+        let uri = list_uri(list);
+        let path = uri.strip_prefix(BASE).unwrap();
+        let want = by_list.get(uri.as_str()).unwrap_or(&empty);
+        for &replica in replicas {
+            match fetch(cluster, net, replica, path, &uri, list.meta.format).await {
+                Err(e) => f.add("a published list could not be read", e),
+                Ok(decoded) => compare(&decoded, want, &uri, replica, f),
+            }
+        }
+    }
+    for uri in by_list.keys() {
+        if !lists.iter().any(|l| list_uri(l) == *uri) {
+            f.add("a changed entry's list is not in Redis", (*uri).to_owned());
+        }
+    }
+}
+
+fn compare(
+    list: &StatusList,
+    want: &BTreeMap<u64, &[u8]>,
+    uri: &str,
+    replica: usize,
+    f: &mut Findings,
+) {
+    for (idx, value) in list.nonzero() {
+        if !want.contains_key(&idx) {
+            f.add(
+                "a published entry has a status no acknowledged change set",
+                format!("replica {replica}: {uri} #{idx} = {value}"),
+            );
+        }
+    }
+    for (&idx, allowed) in want {
+        match list.get(idx) {
+            Ok(value) if allowed.contains(&value) => {}
+            got => f.add(
+                "a published entry lacks an acknowledged change",
+                format!("replica {replica}: {uri} #{idx} = {got:?}, want one of {allowed:?}"),
+            ),
+        }
+    }
+}
+
+/// GETs a list, checks the signature with the service key and that it
+/// names itself `uri`, and decodes it.
+async fn fetch(
+    cluster: &Cluster,
+    net: &Net,
+    replica: usize,
+    path: &str,
+    uri: &str,
+    format: ListFormat,
+) -> Result<StatusList, String> {
+    let (status, body) = net.get(replica, path).await?;
+    if status != 200 {
+        return Err(format!("replica {replica}: GET {path}: {status} {body}"));
+    }
+    let parts = jws::verify(&body, cluster.service_key.verifying_key())
+        .map_err(|e| format!("replica {replica}: {path} does not verify: {e}"))?;
+    let (named, list) = match format {
+        ListFormat::Token => {
+            let d = decode_token_list(&parts.payload, DEFAULT_DECODE_LIMIT)
+                .map_err(|e| format!("replica {replica}: {path}: {e}"))?;
+            (d.claims.sub, d.list)
+        }
+        ListFormat::Bitstring => {
+            let d = decode_bitstring_credential(&parts.payload, DEFAULT_DECODE_LIMIT)
+                .map_err(|e| format!("replica {replica}: {path}: {e}"))?;
+            (d.credential.id, d.list)
+        }
+    };
+    if named != uri {
+        return Err(format!("replica {replica}: {path} names itself {named}"));
+    }
+    Ok(list)
+}
