@@ -271,9 +271,6 @@ impl Cluster {
         let (token, token_jwks) = TestClient::create("faults-t", dir.path());
         let (bits, bits_jwks) = TestClient::create("faults-b", dir.path());
         let redis_url = redis.url();
-        // `lease_secs` only matters while `/issue` has an in-flight lease
-        // (a retry after a crash is told 409 until it ends); drop the line
-        // once the lease is gone from the configuration.
         let config = format!(
             r#"public_base_url = "{BASE}"
 listen = "127.0.0.1:0"
@@ -282,7 +279,6 @@ listen = "127.0.0.1:0"
 url = "{redis_url}"
 redis_prefix = "{PREFIX}"
 command_timeout_ms = {timeout}
-lease_secs = 2
 
 [lists]
 capacity = {capacity}
