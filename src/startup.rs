@@ -27,7 +27,7 @@ use crate::publish::keys::{ServiceKey, load_public_pem};
 use crate::publish::{KeySet, PublishError};
 use crate::service::Service;
 use crate::store::any::AnyStore;
-use crate::store::embedded::EmbeddedStore;
+use crate::store::embedded::{EmbeddedOptions, EmbeddedStore};
 use crate::store::metered::Metered;
 use crate::store::redis::{RedisSettings, RedisStore};
 use crate::store::{StoreError, StoreSettings};
@@ -237,10 +237,15 @@ pub async fn open_store(settings: &Settings) -> Result<AnyStore, StartupError> {
                 })?;
             }
             let path = path.clone();
-            let store =
-                tokio::task::spawn_blocking(move || EmbeddedStore::open(path, store_settings))
-                    .await
-                    .map_err(|e| StoreError::Backend(format!("opening the store: {e}")))??;
+            let options = EmbeddedOptions {
+                command_timeout: Duration::from_millis(settings.store.command_timeout_ms),
+                ..EmbeddedOptions::default()
+            };
+            let store = tokio::task::spawn_blocking(move || {
+                EmbeddedStore::open_with_options(path, store_settings, options)
+            })
+            .await
+            .map_err(|e| StoreError::Backend(format!("opening the store: {e}")))??;
             AnyStore::Embedded(store)
         }
         StoreKind::Redis { url } => {

@@ -779,7 +779,7 @@ fn check_config(text: &str) -> Result<(), TestCaseError> {
             prop_assert!(!e.to_string().is_empty());
             let typed = matches!(
                 e,
-                ConfigError::Load(_) | ConfigError::Invalid { .. } | ConfigError::File { .. }
+                ConfigError::Load { .. } | ConfigError::Invalid { .. } | ConfigError::File { .. }
             );
             prop_assert!(typed, "{e:?}");
         }

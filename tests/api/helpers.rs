@@ -175,6 +175,13 @@ pub fn settings(store: &StoreSpec, knobs: &Knobs, dir: &Path) -> Settings {
         StoreSpec::Embedded(path) => (format!("embedded:{}", path.display()), "unused:".into()),
         StoreSpec::Redis { url, prefix } => (url.clone(), prefix.clone()),
     };
+    // The short timeout is for the Redis fault scenarios; an fsync'ed redb
+    // commit on a busy CI disk may take longer, and no scenario needs the
+    // embedded store to time out.
+    let command_timeout_ms = match store {
+        StoreSpec::Embedded(_) => knobs.command_timeout_ms.max(10_000),
+        StoreSpec::Redis { .. } => knobs.command_timeout_ms,
+    };
     let toml = format!(
         "public_base_url = \"{BASE}\"\nlisten = \"127.0.0.1:0\"\nidempotency_window_secs = {}\n\
          [store]\nurl = \"{url}\"\nredis_prefix = \"{prefix}\"\ncommand_timeout_ms = {}\n\
@@ -182,7 +189,7 @@ pub fn settings(store: &StoreSpec, knobs: &Knobs, dir: &Path) -> Settings {
          [signing]\nkey_file = \"{}\"\ngenerate_if_missing = true\nfreshness_ms = {}\n\
          {}{}{}",
         knobs.window_secs,
-        knobs.command_timeout_ms,
+        command_timeout_ms,
         knobs.capacity,
         knobs.bits,
         dir.join("service-key.pem").display(),

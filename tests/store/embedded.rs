@@ -1,6 +1,7 @@
 //! The contract suite against the embedded (redb) store, plus what only the
-//! embedded store has: one file per process, reopening, and many threads
-//! sharing one store.
+//! embedded store has: one file per process, reopening, many threads sharing
+//! one store, and its failure handling under injected faults (a full disk, a
+//! panic in the writer, a stalled disk).
 //!
 //! Durability: the contract cases run with [`EmbeddedDurability::None`]
 //! (no fsync per commit). They check logic, which fsync does not change, and
@@ -11,8 +12,11 @@
 use std::collections::HashSet;
 use std::process::Command;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use statuslist::domain::{ClientId, ListFormat, ListId, Status};
+use statuslist::store::embedded::EmbeddedOptions;
+use statuslist::store::embedded::faults::{Fault, FaultInjector};
 use statuslist::store::{
     AllocateOutcome, AllocateRequest, Allocation, EmbeddedDurability, EmbeddedStore,
     SetStatusOutcome, Store, StoreError, StoreSettings,
@@ -336,4 +340,334 @@ async fn a_list_without_its_bytes_fails_closed() {
     assert!(damaged(store.allocate(&req("d2")).await.map(|_| ())));
     assert_eq!(store.health().await.unwrap().damaged, vec![a.list]);
     assert!(damaged(store.list_version(&a.list).await.map(|_| ())));
+}
+
+/// The liveness bound of the fault tests: a call that takes longer hung.
+const HANG: Duration = Duration::from_secs(10);
+
+/// Fails the test instead of hanging if `f` does not finish within [`HANG`].
+async fn bounded<F: std::future::Future>(what: &str, f: F) -> F::Output {
+    tokio::time::timeout(HANG, f)
+        .await
+        .unwrap_or_else(|_| panic!("{what} hung instead of answering"))
+}
+
+/// Pings until the store is ready again; fails after [`HANG`].
+async fn wait_until_ready(store: &EmbeddedStore) {
+    let deadline = Instant::now() + HANG;
+    loop {
+        match bounded("health", store.health()).await {
+            Ok(_) => return,
+            Err(e) => assert!(Instant::now() < deadline, "never ready again: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Clears the faults when dropped: declared after the store, it runs first
+/// when a test fails, so dropping the store does not wait on a stalled disk.
+struct ClearOnDrop(FaultInjector);
+
+impl Drop for ClearOnDrop {
+    fn drop(&mut self) {
+        self.0.clear();
+    }
+}
+
+fn assert_unavailable<T: std::fmt::Debug>(what: &str, result: Result<T, StoreError>) {
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{what}: expected Unavailable, got {result:?}"
+    );
+}
+
+fn fault_settings() -> StoreSettings {
+    StoreSettings {
+        capacity: 1000,
+        ..StoreSettings::default()
+    }
+}
+
+fn fault_req(jti: &str, now: u64) -> AllocateRequest {
+    AllocateRequest {
+        client: ClientId::parse("faults").unwrap(),
+        format: ListFormat::Token,
+        jti: jti.into(),
+        digest: [7; 32],
+        status_expiry: NOW + 1000,
+        count: 2,
+        now,
+        keep_until: now + 3660,
+    }
+}
+
+/// Allocates `jti` afresh.
+async fn allocate_done(store: &EmbeddedStore, jti: &str) -> Allocation {
+    let req = fault_req(jti, NOW);
+    let outcome = bounded("allocate", store.allocate(&req)).await.unwrap();
+    let AllocateOutcome::Allocated(a) = outcome else {
+        panic!("{jti}: not a fresh allocation: {outcome:?}");
+    };
+    a
+}
+
+/// What was acknowledged before a fault is all there after it: the
+/// allocations replay, the status change holds, and nothing was handed out
+/// twice.
+async fn assert_acknowledged(store: &EmbeddedStore, done: &[(&str, &Allocation)], revoked: u64) {
+    let mut seen = HashSet::new();
+    for (jti, a) in done {
+        assert_eq!(
+            store.allocate(&fault_req(jti, NOW + 2)).await.unwrap(),
+            AllocateOutcome::Replayed((*a).clone()),
+            "{jti}"
+        );
+        for idx in &a.indexes {
+            assert!(seen.insert((a.list, *idx)), "({}, {idx}) twice", a.list);
+        }
+    }
+    let (_, first) = done[0];
+    assert_eq!(
+        set(
+            store,
+            &ClientId::parse("faults").unwrap(),
+            first.list,
+            revoked,
+            Status::Invalid,
+            NOW + 3
+        )
+        .await
+        .unwrap(),
+        SetStatusOutcome::Already { at: Some(NOW + 1) }
+    );
+}
+
+/// A full disk: writes answer Unavailable (503) and `ping` says not ready,
+/// also after the store's own retry; once space is freed, both recover
+/// without a restart, and everything acknowledged before is still there,
+/// also in the file opened afresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_is_unavailable_then_recovers_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("full.redb");
+    let faults = FaultInjector::new();
+    let store = EmbeddedStore::open_with_faults(
+        &path,
+        fault_settings(),
+        EmbeddedOptions::default(),
+        &faults,
+    )
+    .unwrap();
+    let _clear = ClearOnDrop(faults.clone());
+    let client = ClientId::parse("faults").unwrap();
+    let before = allocate_done(&store, "before").await;
+    let revoked = before.indexes[0];
+    set(
+        &store,
+        &client,
+        before.list,
+        revoked,
+        Status::Invalid,
+        NOW + 1,
+    )
+    .await
+    .unwrap();
+
+    faults.set(Fault::DiskFull);
+    assert_unavailable(
+        "allocate on a full disk",
+        bounded("allocate", store.allocate(&fault_req("during", NOW))).await,
+    );
+    assert!(faults.hits() > 0, "the fault was not exercised");
+    assert_unavailable(
+        "set_status on a full disk",
+        bounded(
+            "set_status",
+            store.set_status(&change(
+                &client,
+                before.list,
+                before.indexes[1],
+                Status::Suspended,
+                NOW + 1,
+            )),
+        )
+        .await,
+    );
+    // Not ready, and it stays so across the store's retries while the disk
+    // is still full (a retry is due at most once a second).
+    let still_full = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < still_full {
+        assert_unavailable(
+            "ping on a full disk",
+            bounded("health", store.health()).await,
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    faults.clear();
+    wait_until_ready(&store).await;
+    // The failed request left nothing behind: it is new, not a replay.
+    let during = allocate_done(&store, "during").await;
+    let after = allocate_done(&store, "after").await;
+    let done = [("before", &before), ("during", &during), ("after", &after)];
+    assert_acknowledged(&store, &done, revoked).await;
+
+    drop(store);
+    let store = EmbeddedStore::open(&path, fault_settings()).unwrap();
+    assert_acknowledged(&store, &done, revoked).await;
+}
+
+/// A panic in the writer (here inside redb's write of the file): the caller
+/// gets Unavailable, the store is not ready, the writer thread survives, and
+/// once the cause is gone the re-opened file works with everything
+/// acknowledged before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_the_writer_is_unavailable_then_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("panic.redb");
+    let faults = FaultInjector::new();
+    let store = EmbeddedStore::open_with_faults(
+        &path,
+        fault_settings(),
+        EmbeddedOptions::default(),
+        &faults,
+    )
+    .unwrap();
+    let _clear = ClearOnDrop(faults.clone());
+    let client = ClientId::parse("faults").unwrap();
+    let before = allocate_done(&store, "before").await;
+    let revoked = before.indexes[0];
+    set(
+        &store,
+        &client,
+        before.list,
+        revoked,
+        Status::Invalid,
+        NOW + 1,
+    )
+    .await
+    .unwrap();
+
+    faults.set(Fault::Panic);
+    assert_unavailable(
+        "allocate that panics",
+        bounded("allocate", store.allocate(&fault_req("during", NOW))).await,
+    );
+    assert!(faults.hits() > 0, "the fault was not exercised");
+    assert_unavailable(
+        "ping after a panic",
+        bounded("health", store.health()).await,
+    );
+    assert_unavailable(
+        "set_status after a panic",
+        bounded(
+            "set_status",
+            store.set_status(&change(
+                &client,
+                before.list,
+                before.indexes[1],
+                Status::Suspended,
+                NOW + 1,
+            )),
+        )
+        .await,
+    );
+
+    faults.clear();
+    wait_until_ready(&store).await;
+    let during = allocate_done(&store, "during").await;
+    let after = allocate_done(&store, "after").await;
+    let done = [("before", &before), ("during", &during), ("after", &after)];
+    assert_acknowledged(&store, &done, revoked).await;
+
+    drop(store);
+    let store = EmbeddedStore::open(&path, fault_settings()).unwrap();
+    assert_acknowledged(&store, &done, revoked).await;
+}
+
+/// A stalled disk (an fsync that does not return): calls answer Unavailable
+/// once the command timeout passes instead of hanging, `ping` says not ready,
+/// and when the disk answers again the stalled write completes (a retry of
+/// it is an idempotent replay) while a write whose caller gave up before it
+/// started is not applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_disk_answers_unavailable_after_the_command_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = FaultInjector::new();
+    let options = EmbeddedOptions {
+        command_timeout: Duration::from_millis(200),
+        ..EmbeddedOptions::default()
+    };
+    let settings = fault_settings();
+    let store = EmbeddedStore::open_with_faults(
+        dir.path().join("stall.redb"),
+        settings.clone(),
+        options,
+        &faults,
+    )
+    .unwrap();
+    let _clear = ClearOnDrop(faults.clone());
+    assert_eq!(store.command_timeout(), Duration::from_millis(200));
+    let client = ClientId::parse("faults").unwrap();
+    let before = allocate_done(&store, "before").await;
+
+    faults.set(Fault::Stall);
+    assert_unavailable(
+        "allocate on a stalled disk",
+        bounded("allocate", store.allocate(&fault_req("stalled", NOW))).await,
+    );
+    // The writer is inside that allocation's fsync (so it will complete).
+    let deadline = Instant::now() + HANG;
+    while faults.hits() == 0 {
+        assert!(Instant::now() < deadline, "the fsync never stalled");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Queued behind it: also Unavailable after the timeout.
+    assert_unavailable(
+        "set_status behind a stalled write",
+        bounded(
+            "set_status",
+            store.set_status(&change(
+                &client,
+                before.list,
+                before.indexes[0],
+                Status::Suspended,
+                NOW + 1,
+            )),
+        )
+        .await,
+    );
+    // The writer has been stuck longer than the timeout: not ready.
+    let deadline = Instant::now() + HANG;
+    while bounded("health", store.health()).await.is_ok() {
+        assert!(Instant::now() < deadline, "ping stayed ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    faults.clear();
+    wait_until_ready(&store).await;
+    // The stalled allocation was applied once the disk answered: its retry
+    // is replayed, never a second allocation.
+    assert!(matches!(
+        store
+            .allocate(&fault_req("stalled", NOW + 1))
+            .await
+            .unwrap(),
+        AllocateOutcome::Replayed(_)
+    ));
+    // The status change whose caller had gone was skipped: the entry is
+    // changed now, not "already" since NOW + 1.
+    assert_eq!(
+        set(
+            &store,
+            &client,
+            before.list,
+            before.indexes[0],
+            Status::Suspended,
+            NOW + 5
+        )
+        .await
+        .unwrap(),
+        SetStatusOutcome::Done { at: NOW + 5 }
+    );
 }

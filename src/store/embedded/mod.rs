@@ -5,14 +5,14 @@
 //! `allocate` and `set_status` (redb runs one writer at a time, so
 //! each operation is atomic and they are serialised), a read transaction for
 //! the reads (readers never wait for the writer). redb calls block: writes
-//! run on one dedicated writer thread fed by a queue, reads on tokio's
-//! blocking pool, both inside the caller's tracing span.
+//! run on one dedicated writer thread fed by a queue (`writer.rs`), reads on
+//! tokio's blocking pool, both inside the caller's tracing span.
 //!
 //! Tables (all keys carry the client where a lookup starts from it):
 //!
 //! | table | key | value |
 //! | --- | --- | --- |
-//! | `meta` | `"schema"` | file layout version |
+//! | `meta` | `"schema"` | file layout version (and `"recoveries"`, see below) |
 //! | `lists` | list id | `ListRecord` (owner, format, bits, capacity, counter, version, key, …) |
 //! | `list_bytes` | list id | the packed entries, exactly `StatusList`'s raw bytes |
 //! | `status_times` | (list id, idx) | (status, unix time) of the last change of that entry |
@@ -34,24 +34,51 @@
 //! recent commits, never corrupt the file); it exists for tests and for
 //! deployments that accept that trade.
 //!
+//! Timeouts: every call waits at most the command timeout
+//! ([`EmbeddedOptions::command_timeout`], `[store] command_timeout_ms` in the
+//! service) and then answers [`StoreError::Unavailable`] (503), never hangs,
+//! also when the disk stalls. As with Redis, a write that timed out may still
+//! be applied afterwards if the writer had already started it (one whose
+//! caller has gone before it starts is skipped). That is safe: the (client,
+//! jti) idempotency record makes the client's retry return the same
+//! allocation, and a status change is idempotent.
+//!
+//! Failures: after an I/O error (a full disk, say) redb refuses all further
+//! work on the open file, and a panic in a write may leave its memory half
+//! updated. The store then marks itself broken: `ping` fails (not ready),
+//! writes answer [`StoreError::Unavailable`], and the file is re-opened, and
+//! proved writable by a tiny durable write, at once and then at most once a
+//! second while calls keep coming, until it works again. No restart is
+//! needed, and redb's crash recovery keeps every acknowledged write
+//! (`handle.rs`). Reads may fail too while the file is being re-opened; the
+//! token cache serves published lists meanwhile. A panic is logged as an
+//! `error!` naming the operation, and the writer thread keeps going.
+//! [`faults`] lets tests inject such failures.
+//!
 //! redb locks the file: a second process (or a second store in this one)
 //! opening the same file gets [`StoreError::Unavailable`] naming the path.
 
+pub mod faults;
+mod handle;
 mod records;
+mod writer;
 
 use std::ops::Bound;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use redb::{
-    Database, DatabaseError, ReadableDatabase, ReadableTable, Table, TableDefinition,
-    WriteTransaction,
+    DatabaseError, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction,
 };
 
 use crate::domain::{AllocatorKey, ClientId, ListId, Status, StatusList};
 
+use self::faults::FaultInjector;
+use self::handle::{Handle, Opener};
 use self::records::{IdemRecord, ListRecord, Recorded, format_byte};
+use self::writer::{Job, Reply, Writer};
 use super::common::{self, AllocatorCache, DamagedLists, ReplayDecision, StatusDecision};
 use super::{
     AllocateOutcome, AllocateRequest, Allocation, ListSnapshot, SetStatusOutcome, StatusChange,
@@ -97,6 +124,31 @@ pub enum EmbeddedDurability {
     None,
 }
 
+/// The command timeout of stores opened without one ([`EmbeddedStore::open`],
+/// [`EmbeddedStore::open_with`]): long enough that a healthy store under load
+/// never meets it, short enough that a hung disk gets an answer. The service
+/// passes its `[store] command_timeout_ms` instead.
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How an embedded store runs, beyond its file and list settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmbeddedOptions {
+    /// When a commit counts as done.
+    pub durability: EmbeddedDurability,
+    /// The longest any call waits for its answer (queueing for the writer
+    /// included) before it answers [`StoreError::Unavailable`]. Above zero.
+    pub command_timeout: Duration,
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> Self {
+        EmbeddedOptions {
+            durability: EmbeddedDurability::Immediate,
+            command_timeout: DEFAULT_COMMAND_TIMEOUT,
+        }
+    }
+}
+
 /// The redb-backed [`Store`]. Cheap to clone (one shared handle); every clone
 /// is the same store. The file is closed when the last clone is dropped.
 #[derive(Clone)]
@@ -105,59 +157,13 @@ pub struct EmbeddedStore {
     writer: Arc<Writer>,
 }
 
-/// A write operation for the writer thread.
-type Job = Box<dyn FnOnce(&Inner) + Send>;
-
-/// The one thread that runs write transactions.
-///
-/// redb admits one writer at a time; with a blocking-pool thread per request,
-/// every waiting request parks on redb's lock and they are all woken when it
-/// frees, which on a busy node costs more than the transactions. A single
-/// thread fed by a queue runs the same transactions, one per operation, in
-/// arrival order, without that contention. Dropping the handle closes the
-/// queue and waits for the thread, so the file is unlocked once the last
-/// store clone is gone.
-struct Writer {
-    queue: Option<std::sync::mpsc::Sender<Job>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Writer {
-    fn start(inner: Arc<Inner>) -> Result<Self, StoreError> {
-        let (queue, jobs) = std::sync::mpsc::channel::<Job>();
-        let thread = std::thread::Builder::new()
-            .name("statuslist-redb-writer".into())
-            .spawn(move || {
-                for job in jobs {
-                    job(&inner);
-                }
-            })
-            .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
-        Ok(Writer {
-            queue: Some(queue),
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for Writer {
-    fn drop(&mut self) {
-        // Closing the queue ends the thread's loop once queued jobs are done.
-        self.queue.take();
-        if let Some(thread) = self.thread.take() {
-            // A panic in a job was already reported to its caller as a lost
-            // reply; nothing more to do with it here.
-            let _ = thread.join();
-        }
-    }
-}
-
 /// The shared state behind every clone.
 struct Inner {
-    db: Database,
-    path: PathBuf,
+    /// The open file, its health and its recovery.
+    handle: Handle,
     settings: StoreSettings,
     durability: EmbeddedDurability,
+    command_timeout: Duration,
     allocators: AllocatorCache,
     /// Where the round-robin sweep of idempotency records resumes. Only
     /// touched inside a write transaction, which redb runs one at a time, so
@@ -182,17 +188,18 @@ struct SweepCursor {
 impl std::fmt::Debug for EmbeddedStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EmbeddedStore")
-            .field("path", &self.inner.path)
+            .field("path", &self.inner.handle.path())
             .field("settings", &self.inner.settings)
             .field("durability", &self.inner.durability)
+            .field("command_timeout", &self.inner.command_timeout)
             .finish_non_exhaustive()
     }
 }
 
 impl EmbeddedStore {
     /// Opens (or creates) the store file at `path` with fsync on every
-    /// commit. Creates the parent directory. Blocks: call it at start-up or
-    /// from a blocking context.
+    /// commit and the [`DEFAULT_COMMAND_TIMEOUT`]. Creates the parent
+    /// directory. Blocks: call it at start-up or from a blocking context.
     ///
     /// # Errors
     /// [`StoreError::Invalid`] for bad settings; [`StoreError::Unavailable`]
@@ -200,7 +207,7 @@ impl EmbeddedStore {
     /// this one) or cannot be created; [`StoreError::Corrupt`] for a file that
     /// is not a store of this version.
     pub fn open(path: impl AsRef<Path>, settings: StoreSettings) -> Result<Self, StoreError> {
-        Self::open_with(path, settings, EmbeddedDurability::Immediate)
+        Self::open_with_options(path, settings, EmbeddedOptions::default())
     }
 
     /// Like [`EmbeddedStore::open`], with the durability of commits chosen.
@@ -212,8 +219,59 @@ impl EmbeddedStore {
         settings: StoreSettings,
         durability: EmbeddedDurability,
     ) -> Result<Self, StoreError> {
+        let options = EmbeddedOptions {
+            durability,
+            ..EmbeddedOptions::default()
+        };
+        Self::open_with_options(path, settings, options)
+    }
+
+    /// Like [`EmbeddedStore::open`], with every option chosen.
+    ///
+    /// # Errors
+    /// As [`EmbeddedStore::open`]; [`StoreError::Invalid`] for a zero
+    /// command timeout.
+    pub fn open_with_options(
+        path: impl AsRef<Path>,
+        settings: StoreSettings,
+        options: EmbeddedOptions,
+    ) -> Result<Self, StoreError> {
+        Self::open_on(path.as_ref(), settings, options, Opener::File)
+    }
+
+    /// Like [`EmbeddedStore::open_with_options`], on a file whose writes
+    /// `faults` can make fail, panic or stall: for tests of the store's
+    /// failure handling (see [`faults`]). Re-opening after a failure keeps
+    /// the same injector.
+    ///
+    /// # Errors
+    /// As [`EmbeddedStore::open_with_options`].
+    pub fn open_with_faults(
+        path: impl AsRef<Path>,
+        settings: StoreSettings,
+        options: EmbeddedOptions,
+        faults: &FaultInjector,
+    ) -> Result<Self, StoreError> {
+        Self::open_on(
+            path.as_ref(),
+            settings,
+            options,
+            Opener::Faulty(faults.clone()),
+        )
+    }
+
+    fn open_on(
+        path: &Path,
+        settings: StoreSettings,
+        options: EmbeddedOptions,
+        opener: Opener,
+    ) -> Result<Self, StoreError> {
         common::check_settings(&settings)?;
-        let path = path.as_ref().to_path_buf();
+        if options.command_timeout.is_zero() {
+            return Err(StoreError::Invalid(
+                "the embedded store's command timeout must be above zero".into(),
+            ));
+        }
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| {
                 StoreError::Unavailable(format!(
@@ -222,12 +280,11 @@ impl EmbeddedStore {
                 ))
             })?;
         }
-        let db = Database::create(&path).map_err(|e| open_error(&path, e))?;
         let inner = Inner {
-            db,
-            path,
+            handle: Handle::open(path.to_path_buf(), opener)?,
             settings,
-            durability,
+            durability: options.durability,
+            command_timeout: options.command_timeout,
             allocators: AllocatorCache::new(),
             sweep: std::sync::Mutex::new(SweepCursor::default()),
             writes: AtomicU64::new(0),
@@ -241,7 +298,7 @@ impl EmbeddedStore {
 
     /// The file this store lives in.
     pub fn path(&self) -> &Path {
-        &self.inner.path
+        self.inner.handle.path()
     }
 
     /// The settings new lists are built with.
@@ -249,34 +306,62 @@ impl EmbeddedStore {
         &self.inner.settings
     }
 
-    /// Runs the write operation `f` on the writer thread, inside the
-    /// caller's span.
-    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    /// The longest any call waits before it answers
+    /// [`StoreError::Unavailable`].
+    pub fn command_timeout(&self) -> Duration {
+        self.inner.command_timeout
+    }
+
+    /// Runs the write operation `f` (named `name` in logs) on the writer
+    /// thread, inside the caller's span, waiting at most the command timeout.
+    async fn write<T, F>(&self, name: &'static str, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
     {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let span = tracing::Span::current();
-        let job: Job = Box::new(move |inner| {
-            // The caller may have gone (request cancelled): the operation
-            // still runs to completion; its idempotency record makes a retry
-            // get the same answer.
-            let _ = reply.send(span.in_scope(|| f(inner)));
+        let (tx, answer) = tokio::sync::oneshot::channel();
+        let job = Job::new(name, move |inner: &Inner| {
+            let reply = Reply::new(tx, &inner.handle, name);
+            // The caller gave up (timed out, or its request was cancelled)
+            // before the job started: skip it, so a stall does not leave a
+            // backlog of work nobody waits for. Once started, a job runs to
+            // completion; its idempotency record makes a retry get the same
+            // answer.
+            if reply.is_closed() {
+                return;
+            }
+            let mut failed = false;
+            let result = inner.handle.ensure_writable().and_then(|()| {
+                let result = f(inner);
+                // Only I/O trouble is reported as unavailable by the
+                // operations: redb now refuses this file until re-opened.
+                if let Err(StoreError::Unavailable(why)) = &result {
+                    inner.handle.mark_broken(why);
+                    failed = true;
+                }
+                result
+            });
+            reply.send(result);
+            if failed {
+                // Answer first, then try at once; on failure it stays broken
+                // and later calls retry.
+                let _ = inner.handle.recover();
+            }
         });
-        self.writer
-            .queue
-            .as_ref()
-            .ok_or_else(|| StoreError::Backend("the writer thread has stopped".into()))?
-            .send(job)
-            .map_err(|_| StoreError::Backend("the writer thread has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Backend("the writer thread dropped an operation".into()))?
+        self.writer.submit(job)?;
+        match tokio::time::timeout(self.inner.command_timeout, answer).await {
+            Ok(Ok(result)) => result,
+            // The job panicked; the unwinding dropped its reply.
+            Ok(Err(_)) => Err(StoreError::Unavailable(format!(
+                "{name} failed inside the store (see the error log); the store is recovering"
+            ))),
+            Err(_) => Err(self.timed_out()),
+        }
     }
 
     /// Runs the read operation `f` on the blocking pool, inside the caller's
-    /// span. Reads do not queue behind writes: redb readers never wait.
+    /// span, waiting at most the command timeout. Reads do not queue behind
+    /// writes: redb readers never wait.
     async fn blocking<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -284,9 +369,38 @@ impl EmbeddedStore {
     {
         let inner = Arc::clone(&self.inner);
         let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || span.in_scope(|| f(&inner)))
-            .await
-            .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+        let task = tokio::task::spawn_blocking(move || {
+            span.in_scope(|| {
+                let generation = inner.handle.generation();
+                let result = f(&inner);
+                if let Err(StoreError::Unavailable(why)) = &result {
+                    inner.handle.read_failed(generation, why);
+                }
+                result
+            })
+        });
+        match tokio::time::timeout(self.inner.command_timeout, task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(e)) => {
+                if e.is_panic() {
+                    // redb's memory may be half updated: re-open before the
+                    // next write, as after a failed write.
+                    tracing::error!("a store read panicked; the store is marked not ready");
+                    self.inner.handle.mark_broken("a read panicked");
+                }
+                Err(StoreError::Unavailable(
+                    "a store read did not finish".into(),
+                ))
+            }
+            Err(_) => Err(self.timed_out()),
+        }
+    }
+
+    fn timed_out(&self) -> StoreError {
+        StoreError::Unavailable(format!(
+            "the embedded store did not answer within {} ms",
+            self.inner.command_timeout.as_millis()
+        ))
     }
 }
 
@@ -310,10 +424,16 @@ fn open_error(path: &Path, e: DatabaseError) -> StoreError {
     }
 }
 
-/// Maps a redb failure: I/O trouble is retryable, the rest is the backend's.
+/// Maps a redb failure: I/O trouble (now or earlier), a database closed for
+/// re-opening and locks poisoned by a panic are retryable, and only they
+/// (the store re-opens the file after them, see `handle.rs`); the rest is
+/// the backend's.
 fn db_err<E: Into<redb::Error>>(e: E) -> StoreError {
     match e.into() {
         redb::Error::Io(io) => StoreError::Unavailable(format!("store file I/O: {io}")),
+        e @ (redb::Error::PreviousIo
+        | redb::Error::DatabaseClosed
+        | redb::Error::LockPoisoned(_)) => StoreError::Unavailable(format!("store file: {e}")),
         redb::Error::Corrupted(why) => StoreError::Corrupt(why),
         other => StoreError::Backend(other.to_string()),
     }
@@ -324,10 +444,18 @@ fn corrupt_id(what: &str) -> StoreError {
 }
 
 impl Inner {
+    /// The open database, for one transaction.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] while the file is being re-opened.
+    fn db(&self) -> Result<Arc<redb::Database>, StoreError> {
+        self.handle.db()
+    }
+
     /// Creates every table and checks the file's layout version, so that the
     /// read paths can open tables without "does not exist" cases.
     fn init_schema(&self) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(db_err)?;
+        let txn = self.db()?.begin_write().map_err(db_err)?;
         {
             let mut meta = txn.open_table(META).map_err(db_err)?;
             let found = meta.get("schema").map_err(db_err)?.map(|g| g.value());
@@ -339,7 +467,7 @@ impl Inner {
                 Some(other) => {
                     return Err(StoreError::Corrupt(format!(
                         "the store file {} has layout version {other}, this build knows {SCHEMA}",
-                        self.path.display()
+                        self.handle.path().display()
                     )));
                 }
             }
@@ -353,7 +481,7 @@ impl Inner {
     }
 
     fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
-        let mut txn = self.db.begin_write().map_err(db_err)?;
+        let mut txn = self.db()?.begin_write().map_err(db_err)?;
         if self.durability == EmbeddedDurability::None {
             // redb reclaims the pages of non-durable commits only at the next
             // durable one, and only a durable commit reaches the disk: one in
@@ -729,7 +857,7 @@ impl Inner {
     }
 
     fn read_list(&self, id: &ListId) -> Result<Option<ListSnapshot>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
+        let txn = self.db()?.begin_read().map_err(db_err)?;
         let lists = txn.open_table(LISTS).map_err(db_err)?;
         let Some(list) = self.load_list(&lists, id)? else {
             return Ok(None);
@@ -745,7 +873,7 @@ impl Inner {
     }
 
     fn list_version(&self, id: &ListId) -> Result<Option<u64>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
+        let txn = self.db()?.begin_read().map_err(db_err)?;
         let lists = txn.open_table(LISTS).map_err(db_err)?;
         let Some(list) = self.load_list(&lists, id)? else {
             return Ok(None);
@@ -769,7 +897,7 @@ impl Inner {
     }
 
     fn health(&self) -> Result<StoreHealth, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
+        let txn = self.db()?.begin_read().map_err(db_err)?;
         let meta = txn.open_table(META).map_err(db_err)?;
         meta.get("schema").map_err(db_err)?;
         Ok(StoreHealth {
@@ -783,13 +911,15 @@ impl Store for EmbeddedStore {
     #[tracing::instrument(name = "store.allocate", skip_all, fields(client = %req.client, format = %req.format, count = req.count))]
     async fn allocate(&self, req: &AllocateRequest) -> Result<AllocateOutcome, StoreError> {
         let req = req.clone();
-        self.write(move |inner| inner.allocate(&req)).await
+        self.write("store.allocate", move |inner| inner.allocate(&req))
+            .await
     }
 
     #[tracing::instrument(name = "store.set_status", skip_all, fields(client = %change.client, list = %change.list, idx = change.idx, status = %change.status))]
     async fn set_status(&self, change: &StatusChange) -> Result<SetStatusOutcome, StoreError> {
         let change = change.clone();
-        self.write(move |inner| inner.set_status(&change)).await
+        self.write("store.set_status", move |inner| inner.set_status(&change))
+            .await
     }
 
     #[tracing::instrument(name = "store.read_list", skip_all, fields(list = %list))]
@@ -806,6 +936,21 @@ impl Store for EmbeddedStore {
 
     #[tracing::instrument(name = "store.health", skip_all)]
     async fn health(&self) -> Result<StoreHealth, StoreError> {
+        // A writer stuck on one operation means writes time out: not ready.
+        if let Some(busy) = self.writer.busy_for()
+            && busy > self.inner.command_timeout
+        {
+            return Err(StoreError::Unavailable(format!(
+                "the embedded store's writer has been busy with one operation for {} ms",
+                busy.as_millis()
+            )));
+        }
+        if self.inner.handle.is_broken() {
+            // Recovery runs on the writer thread, the one place that writes:
+            // an empty write tries it when one is due.
+            self.write("store.recover", |_| Ok(())).await?;
+        }
+        // Healthy: a read, with no fsync.
         self.blocking(|inner| inner.health()).await
     }
 }
@@ -841,7 +986,7 @@ mod tests {
     }
 
     fn count(store: &EmbeddedStore, table: TableDefinition<(&str, &str), &[u8]>) -> u64 {
-        let txn = store.inner.db.begin_read().unwrap();
+        let txn = store.inner.db().unwrap().begin_read().unwrap();
         txn.open_table(table).unwrap().len().unwrap()
     }
 
@@ -873,6 +1018,18 @@ mod tests {
         // A swept jti is new again: a fresh allocation, not a replay.
         let again = store.allocate(&req("old-0", 201)).await.unwrap();
         assert!(matches!(again, AllocateOutcome::Allocated(_)));
+    }
+
+    #[test]
+    fn a_zero_command_timeout_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = EmbeddedOptions {
+            command_timeout: Duration::ZERO,
+            ..EmbeddedOptions::default()
+        };
+        let err = EmbeddedStore::open_with_options(dir.path().join("t.redb"), settings(), options)
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
     }
 
     #[tokio::test]
