@@ -363,25 +363,21 @@ pub async fn change_replay_gives_the_same_answer<S: Store>(store: &S, _settings:
         SetStatusOutcome::Done { at: NOW + 3 }
     );
     let v = store.list_version(&list).await.unwrap().unwrap();
-    // The old requests again, later: their recorded answers, nothing applied.
+    // The old requests again, later: their recorded answers (with their
+    // times), nothing applied.
     for later in [NOW + 4, NOW + 100] {
-        let replay = StatusChange {
-            now: later,
-            ..unsuspend.clone()
-        };
-        assert_eq!(
-            store.set_status(&replay).await.unwrap(),
-            SetStatusOutcome::Done { at: NOW + 2 },
-            "the first answer, with its time"
-        );
-        let replay = StatusChange {
-            now: later,
-            ..suspend.clone()
-        };
-        assert_eq!(
-            store.set_status(&replay).await.unwrap(),
-            SetStatusOutcome::Done { at: NOW + 1 }
-        );
+        for (old, at) in [(&unsuspend, NOW + 2), (&suspend, NOW + 1)] {
+            let replay = StatusChange {
+                now: later,
+                ..old.clone()
+            };
+            assert_eq!(
+                store.set_status(&replay).await.unwrap(),
+                SetStatusOutcome::Done { at },
+                "{:?} at {later}",
+                old.status
+            );
+        }
     }
     assert_eq!(
         store.list_version(&list).await.unwrap().unwrap(),

@@ -291,16 +291,7 @@ async fn a_list_without_its_bytes_fails_closed() {
         ..StoreSettings::default()
     };
     let client = ClientId::parse("c1").unwrap();
-    let req = |jti: &str| AllocateRequest {
-        client: client.clone(),
-        format: ListFormat::Token,
-        jti: jti.into(),
-        digest: [4; 32],
-        status_expiry: NOW + 10,
-        count: 1,
-        now: NOW,
-        keep_until: NOW + 3660,
-    };
+    let req = |jti: &str| crate::contract::req("c1", ListFormat::Token, jti, NOW);
     let a = {
         let store = EmbeddedStore::open(&path, settings.clone()).unwrap();
         let AllocateOutcome::Allocated(a) = store.allocate(&req("d1")).await.unwrap() else {
@@ -390,14 +381,10 @@ fn fault_settings() -> StoreSettings {
 
 fn fault_req(jti: &str, now: u64) -> AllocateRequest {
     AllocateRequest {
-        client: ClientId::parse("faults").unwrap(),
-        format: ListFormat::Token,
-        jti: jti.into(),
         digest: [7; 32],
         status_expiry: NOW + 1000,
         count: 2,
-        now,
-        keep_until: now + 3660,
+        ..crate::contract::req("faults", ListFormat::Token, jti, now)
     }
 }
 
@@ -442,14 +429,14 @@ async fn assert_acknowledged(store: &EmbeddedStore, done: &[(&str, &Allocation)]
     );
 }
 
-/// A full disk: writes answer Unavailable (503) and `ping` says not ready,
-/// also after the store's own retry; once space is freed, both recover
-/// without a restart, and everything acknowledged before is still there,
-/// also in the file opened afresh.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_disk_is_unavailable_then_recovers_without_a_restart() {
+/// The scenario of a fault that breaks writing: with `fault` set, an
+/// allocation and a status change answer Unavailable (503) and health says
+/// not ready, for at least `dwell` (across the store's own retries); once the
+/// fault is gone both recover without a restart, and everything acknowledged
+/// before is still there, also in the file opened afresh.
+async fn unavailable_then_recovers(fault: Fault, file: &str, dwell: Duration) {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("full.redb");
+    let path = dir.path().join(file);
     let faults = FaultInjector::new();
     let store = EmbeddedStore::open_with_faults(
         &path,
@@ -473,14 +460,25 @@ async fn a_full_disk_is_unavailable_then_recovers_without_a_restart() {
     .await
     .unwrap();
 
-    faults.set(Fault::DiskFull);
+    faults.set(fault);
     assert_unavailable(
-        "allocate on a full disk",
+        "allocate under the fault",
         bounded("allocate", store.allocate(&fault_req("during", NOW))).await,
     );
     assert!(faults.hits() > 0, "the fault was not exercised");
+    let until = Instant::now() + dwell;
+    loop {
+        assert_unavailable(
+            "health under the fault",
+            bounded("health", store.health()).await,
+        );
+        if Instant::now() >= until {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_unavailable(
-        "set_status on a full disk",
+        "set_status under the fault",
         bounded(
             "set_status",
             store.set_status(&change(
@@ -493,16 +491,6 @@ async fn a_full_disk_is_unavailable_then_recovers_without_a_restart() {
         )
         .await,
     );
-    // Not ready, and it stays so across the store's retries while the disk
-    // is still full (a retry is due at most once a second).
-    let still_full = Instant::now() + Duration::from_millis(1500);
-    while Instant::now() < still_full {
-        assert_unavailable(
-            "ping on a full disk",
-            bounded("health", store.health()).await,
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 
     faults.clear();
     wait_until_ready(&store).await;
@@ -517,72 +505,19 @@ async fn a_full_disk_is_unavailable_then_recovers_without_a_restart() {
     assert_acknowledged(&store, &done, revoked).await;
 }
 
+/// A full disk: unavailable and not ready, also after the store's retries (a
+/// retry is due at most once a second); once space is freed, recovery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_is_unavailable_then_recovers_without_a_restart() {
+    unavailable_then_recovers(Fault::DiskFull, "full.redb", Duration::from_millis(1500)).await;
+}
+
 /// A panic in the writer (here inside redb's write of the file): the caller
 /// gets Unavailable, the store is not ready, the writer thread survives, and
-/// once the cause is gone the re-opened file works with everything
-/// acknowledged before.
+/// once the cause is gone the re-opened file works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_in_the_writer_is_unavailable_then_recovers() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("panic.redb");
-    let faults = FaultInjector::new();
-    let store = EmbeddedStore::open_with_faults(
-        &path,
-        fault_settings(),
-        EmbeddedOptions::default(),
-        &faults,
-    )
-    .unwrap();
-    let _clear = ClearOnDrop(faults.clone());
-    let client = ClientId::parse("faults").unwrap();
-    let before = allocate_done(&store, "before").await;
-    let revoked = before.indexes[0];
-    set(
-        &store,
-        &client,
-        before.list,
-        revoked,
-        Status::Invalid,
-        NOW + 1,
-    )
-    .await
-    .unwrap();
-
-    faults.set(Fault::Panic);
-    assert_unavailable(
-        "allocate that panics",
-        bounded("allocate", store.allocate(&fault_req("during", NOW))).await,
-    );
-    assert!(faults.hits() > 0, "the fault was not exercised");
-    assert_unavailable(
-        "ping after a panic",
-        bounded("health", store.health()).await,
-    );
-    assert_unavailable(
-        "set_status after a panic",
-        bounded(
-            "set_status",
-            store.set_status(&change(
-                &client,
-                before.list,
-                before.indexes[1],
-                Status::Suspended,
-                NOW + 1,
-            )),
-        )
-        .await,
-    );
-
-    faults.clear();
-    wait_until_ready(&store).await;
-    let during = allocate_done(&store, "during").await;
-    let after = allocate_done(&store, "after").await;
-    let done = [("before", &before), ("during", &during), ("after", &after)];
-    assert_acknowledged(&store, &done, revoked).await;
-
-    drop(store);
-    let store = EmbeddedStore::open(&path, fault_settings()).unwrap();
-    assert_acknowledged(&store, &done, revoked).await;
+    unavailable_then_recovers(Fault::Panic, "panic.redb", Duration::ZERO).await;
 }
 
 /// A stalled disk (an fsync that does not return): calls answer Unavailable
