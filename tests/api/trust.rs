@@ -265,3 +265,38 @@ async fn redis_evicting_policy_is_reported_by_readiness() {
         "{warning}"
     );
 }
+
+/// An "already" answer counts as an acknowledged change for this process's
+/// cache: B revoked the entry; A, which cached the list before (and would
+/// trust its copy for a minute), is asked to revoke it too, answers "already
+/// revoked", and from then on never serves its copy without the revocation.
+#[tokio::test]
+async fn an_already_answer_invalidates_this_process_cache() {
+    let redis = crate::support::RedisServer::start();
+    let spec = StoreSpec::Redis {
+        url: redis.url(),
+        prefix: "shared:".into(),
+    };
+    let knobs = Knobs {
+        freshness_ms: 60_000,
+        ..Knobs::default()
+    };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = start(settings(&spec, &knobs, dir_a.path())).await;
+    let b = start(settings(&spec, &knobs, dir_b.path())).await;
+    let (idx, uri) = a.issue(&TOKEN).await;
+    assert_eq!(a.status_at(&uri, idx).await, VALID, "A caches the list");
+    let res = b.change("/revoke", &TOKEN, idx, &uri).await;
+    assert_eq!(
+        body(res).await["message"],
+        "Request processed for revocation"
+    );
+    assert_eq!(
+        a.status_at(&uri, idx).await,
+        VALID,
+        "A's copy is still fresh"
+    );
+    let res = a.change("/revoke", &TOKEN, idx, &uri).await;
+    assert_eq!(body(res).await["message"], "Credential already revoked");
+    assert_eq!(a.status_at(&uri, idx).await, INVALID);
+}
