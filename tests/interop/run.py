@@ -415,7 +415,11 @@ def crs(svc: Service, procs: Procs, tmp: Path) -> None:
     _, raw = post("issue bitstring", "/issue", bit.sign(bit.issue_claims()), 200)
     b_entry = json.loads(raw)
     same = tok.issue_claims()
-    post("issue idempotent first", "/issue", tok.sign(same), 200)
+    _, raw = post("issue idempotent first", "/issue", tok.sign(same), 200)
+    # Every index of the token client's list handed out in this phase, so
+    # that "entry not issued" names one that surely was not (indexes are
+    # random: a fixed one could have been handed out).
+    t_issued = {t_entry["idx"], json.loads(raw)["idx"]}
     post("issue idempotent replay", "/issue", tok.sign(same), 200)
     post("revoke", "/revoke", tok.sign(tok.change_claims(t_entry["uri"], t_entry["idx"])), 202)
     post("revoke again", "/revoke", tok.sign(tok.change_claims(t_entry["uri"], t_entry["idx"])), 202)
@@ -473,7 +477,8 @@ def crs(svc: Service, procs: Procs, tmp: Path) -> None:
             post(f"{p} statusExpiry beyond a year", p,
                  tok.sign(fresh(statusExpiry=int(time.time()) + 400 * 86400)), 400, text)
             changed = fresh()
-            post(f"{p} idempotent first", p, tok.sign(changed), 200)
+            _, raw = post(f"{p} idempotent first", p, tok.sign(changed), 200)
+            t_issued.add(json.loads(raw)["idx"])
             post(f"{p} idempotent changed", p,
                  tok.sign(dict(changed, statusExpiry=changed["statusExpiry"] + 1)), 400,
                  "Detected invalid changes between idempotent requests, unable to proceed. "
@@ -487,7 +492,8 @@ def crs(svc: Service, procs: Procs, tmp: Path) -> None:
             post(f"{p} another client's list", p,
                  bit.sign(bit.change_claims(t_entry["uri"], t_entry["idx"])), 401,
                  "The original clientId is different to the clientId in the request")
-            post(f"{p} entry not issued", p, tok.sign(fresh(idx=399)), 404, "Entry not found in status list table")
+            never = next(i for i in range(399, -1, -1) if i not in t_issued)
+            post(f"{p} entry not issued", p, tok.sign(fresh(idx=never)), 404, "Entry not found in status list table")
 
     # No 409: an allocation and its idempotency record are one atomic step,
     # so a retry of a request (even one whose first try is still running or
