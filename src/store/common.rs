@@ -258,6 +258,26 @@ impl DamagedLists {
         StoreError::Damaged { list, reason }
     }
 
+    /// Checks that a list's stored bytes have the length its width and
+    /// capacity give (`len` is `None` when they are missing): otherwise
+    /// reports the list damaged and returns the error to answer with. Every
+    /// path that publishes or changes a list goes through this one check.
+    ///
+    /// # Errors
+    /// [`StoreError::Damaged`] for missing bytes or another length.
+    pub fn check_len(
+        &self,
+        list: ListId,
+        len: Option<usize>,
+        want: usize,
+    ) -> Result<(), StoreError> {
+        match len {
+            Some(len) if len == want => Ok(()),
+            Some(len) => Err(self.report(list, format!("its bytes are {len} long, not {want}"))),
+            None => Err(self.report(list, "its bytes are missing".to_owned())),
+        }
+    }
+
     /// Forgets `list`: it was found whole again (restored by an operator).
     pub fn clear(&self, list: &ListId) {
         let mut set = self.set.lock().unwrap_or_else(|e| e.into_inner());

@@ -129,6 +129,8 @@ struct ListInfo {
     format: ListFormat,
     bits: Bits,
     capacity: u64,
+    /// The length its bytes string must have (from `bits` and `capacity`).
+    byte_len: usize,
     allocator: Allocator,
 }
 
@@ -568,8 +570,6 @@ impl Store for RedisStore {
         let rules: String = (0u8..4)
             .map(|v| common::rule_char(v, status, info.bits))
             .collect();
-        let full = crate::domain::packed::byte_len(info.bits, info.capacity)
-            .map_err(|e| StoreError::Corrupt(format!("list {list}: {e}")))?;
         let cp = self.client_prefix(client);
         let meta = self.meta_key(&cp, list);
         let mut conn = self.conn.clone();
@@ -592,7 +592,7 @@ impl Store for RedisStore {
                     .arg(&change.digest[..])
                     .arg(change.keep_until)
                     .arg(change.keep_until.saturating_sub(change.now).max(1))
-                    .arg(full)
+                    .arg(info.byte_len)
                     .invoke_async(&mut conn),
             )
             .await?;
@@ -671,25 +671,13 @@ impl Store for RedisStore {
         if matches!(owner, Value::Nil) {
             return Ok(None);
         }
-        let full = crate::domain::packed::byte_len(info.bits, info.capacity)
-            .map_err(|e| StoreError::Corrupt(format!("list {list}: {e}")))?;
         // The string is created at full length when the list is opened and
         // only ever written in place. Missing or another length means it was
         // lost (evicted, deleted, a partial restore): reading it as zeros
         // would publish revoked entries as VALID, so refuse.
-        let bytes = match bytes {
-            Some(b) if b.len() == full => b,
-            Some(b) => {
-                return Err(self
-                    .damaged
-                    .report(*list, format!("its bytes are {} long, not {full}", b.len())));
-            }
-            None => {
-                return Err(self
-                    .damaged
-                    .report(*list, "its bytes are missing".to_owned()));
-            }
-        };
+        self.damaged
+            .check_len(*list, bytes.as_ref().map(Vec::len), info.byte_len)?;
+        let bytes = bytes.unwrap_or_default();
         self.damaged.clear(list);
         Ok(Some(ListSnapshot {
             meta: ListMeta {
@@ -713,8 +701,6 @@ impl Store for RedisStore {
             return Ok(None);
         };
         let meta = self.meta_key(&self.client_prefix(&info.client), list);
-        let full = crate::domain::packed::byte_len(info.bits, info.capacity)
-            .map_err(|e| StoreError::Corrupt(format!("list {list}: {e}")))?;
         let mut conn = self.conn.clone();
         // The version and the bytes' length in one round trip: a list whose
         // bytes were lost must not keep being served from a cache that only
@@ -730,15 +716,13 @@ impl Store for RedisStore {
                     .query_async(&mut conn),
             )
             .await?;
-        match v {
-            Value::Nil => Ok(None),
-            _ if len != full => Err(self
-                .damaged
-                .report(*list, format!("its bytes are {len} long, not {full}"))),
-            other => int(&other)
-                .map(Some)
-                .ok_or_else(|| corrupt_field(list, "v")),
+        if matches!(v, Value::Nil) {
+            return Ok(None);
         }
+        // STRLEN answers 0 for a missing key (a list is never 0 bytes long).
+        self.damaged
+            .check_len(*list, (len > 0).then_some(len), info.byte_len)?;
+        int(&v).map(Some).ok_or_else(|| corrupt_field(list, "v"))
     }
 
     async fn health(&self) -> Result<StoreHealth, StoreError> {
@@ -776,11 +760,14 @@ fn list_info_from(
     .ok_or_else(|| corrupt_field(list, "key"))?;
     let allocator = Allocator::new(&AllocatorKey::from_bytes(key), capacity)
         .map_err(|e| StoreError::Corrupt(format!("list {list}: {e}")))?;
+    let byte_len = crate::domain::packed::byte_len(bits, capacity)
+        .map_err(|e| StoreError::Corrupt(format!("list {list}: {e}")))?;
     Ok(ListInfo {
         client,
         format,
         bits,
         capacity,
+        byte_len,
         allocator,
     })
 }

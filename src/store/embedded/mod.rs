@@ -439,6 +439,12 @@ fn db_err<E: Into<redb::Error>>(e: E) -> StoreError {
     }
 }
 
+/// The length a list's bytes must have.
+fn full_len(list: &ListRecord) -> Result<usize, StoreError> {
+    crate::domain::packed::byte_len(list.bits, list.capacity)
+        .map_err(|e| StoreError::Corrupt(format!("list {}: {e}", list.id)))
+}
+
 fn corrupt_id(what: &str) -> StoreError {
     StoreError::Corrupt(format!("a stored {what} id does not parse"))
 }
@@ -543,18 +549,26 @@ impl Inner {
     where
         T: ReadableTable<&'static str, &'static [u8]>,
     {
-        let full = crate::domain::packed::byte_len(list.bits, list.capacity)
-            .map_err(|e| StoreError::Corrupt(format!("list {}: {e}", list.id)))?;
-        match bytes.get(list.id.as_str()).map_err(db_err)? {
-            Some(guard) if guard.value().len() == full => Ok(guard.value().to_vec()),
-            Some(guard) => Err(self.damaged.report(
-                list.id,
-                format!("its bytes are {} long, not {full}", guard.value().len()),
-            )),
-            None => Err(self
-                .damaged
-                .report(list.id, "its bytes are missing".to_owned())),
-        }
+        let raw = bytes
+            .get(list.id.as_str())
+            .map_err(db_err)?
+            .map(|g| g.value().to_vec());
+        self.damaged
+            .check_len(list.id, raw.as_ref().map(Vec::len), full_len(list)?)?;
+        Ok(raw.unwrap_or_default())
+    }
+
+    /// The same check as [`Inner::list_bytes`] without copying the bytes
+    /// (the allocation path and the version check only need their length).
+    fn check_bytes<T>(&self, bytes: &T, list: &ListRecord) -> Result<(), StoreError>
+    where
+        T: ReadableTable<&'static str, &'static [u8]>,
+    {
+        let len = bytes
+            .get(list.id.as_str())
+            .map_err(db_err)?
+            .map(|g| g.value().len());
+        self.damaged.check_len(list.id, len, full_len(list)?)
     }
 
     fn allocate(&self, req: &AllocateRequest) -> Result<AllocateOutcome, StoreError> {
@@ -632,7 +646,7 @@ impl Inner {
             };
             // Issuing into a list that cannot be published would hand out
             // an index no verifier can check.
-            self.list_bytes(&bytes, &list)?;
+            self.check_bytes(&bytes, &list)?;
             let first = list.counter;
             list.counter = first.saturating_add(count);
             list.retire_after = list.retire_after.max(req.status_expiry);
@@ -880,19 +894,8 @@ impl Inner {
         };
         // Checked here too, so that a cache that only asks for the version
         // stops serving a list whose bytes were lost.
-        let full = crate::domain::packed::byte_len(list.bits, list.capacity)
-            .map_err(|e| StoreError::Corrupt(format!("list {id}: {e}")))?;
         let bytes = txn.open_table(LIST_BYTES).map_err(db_err)?;
-        let len = bytes
-            .get(id.as_str())
-            .map_err(db_err)?
-            .map(|g| g.value().len());
-        if len != Some(full) {
-            return Err(self.damaged.report(
-                *id,
-                format!("its bytes are {} long, not {full}", len.unwrap_or(0)),
-            ));
-        }
+        self.check_bytes(&bytes, &list)?;
         Ok(Some(list.version))
     }
 
