@@ -120,6 +120,7 @@ impl Application {
             cache: TokenCache::new(store, keys, publish),
             jwks_json,
             metrics: metrics.clone(),
+            body_timeout: Duration::from_millis(settings.http.body_timeout_ms),
         });
         let addr = settings.listen.to_string();
         let listener = TcpListener::bind(settings.listen).map_err(|source| StartupError::Bind {
@@ -135,7 +136,6 @@ impl Application {
             .port();
         let metrics_data = web::Data::new(metrics);
         let limits = settings.http.clone();
-        let http_data = web::Data::new(limits.clone());
         let keep_alive = match limits.keep_alive_secs {
             0 => KeepAlive::Disabled,
             secs => KeepAlive::Timeout(Duration::from_secs(secs)),
@@ -146,8 +146,6 @@ impl Application {
                 .wrap(TracingLogger::default())
                 .app_data(state.clone())
                 .app_data(metrics_data.clone())
-                // Read by the body reader for `http.body_timeout_ms`.
-                .app_data(http_data.clone())
                 .configure(http::configure::<AppStore>)
                 .default_service(web::to(handlers::no_route))
         })

@@ -9,7 +9,6 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::state::AppState;
-use crate::config::HttpSettings;
 use crate::domain::{ChangeOp, ListFormat, ListId};
 use crate::publish::cache::CacheError;
 use crate::service::Changed;
@@ -30,20 +29,17 @@ pub fn unix_now() -> u64 {
 /// `Content-Length` and otherwise as soon as the limit is passed, and giving
 /// up with 408 when the whole body has not arrived within
 /// `http.body_timeout_ms` (a client trickling bytes would otherwise hold the
-/// connection and this task for as long as it likes). The limit comes from
-/// the [`HttpSettings`] the app registers; an app without them gets the
-/// defaults.
-async fn read_body(req: &HttpRequest, payload: web::Payload) -> Result<Vec<u8>, ApiError> {
-    let timeout_ms = req.app_data::<web::Data<HttpSettings>>().map_or_else(
-        || HttpSettings::default().body_timeout_ms,
-        |h| h.body_timeout_ms,
-    );
-    tokio::time::timeout(
-        std::time::Duration::from_millis(timeout_ms),
-        read_body_within_limit(req, payload),
-    )
-    .await
-    .map_err(|_| ApiError::BodyTimeout { timeout_ms })?
+/// connection and this task for as long as it likes).
+async fn read_body(
+    req: &HttpRequest,
+    payload: web::Payload,
+    timeout: std::time::Duration,
+) -> Result<Vec<u8>, ApiError> {
+    tokio::time::timeout(timeout, read_body_within_limit(req, payload))
+        .await
+        .map_err(|_| ApiError::BodyTimeout {
+            timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+        })?
 }
 
 async fn read_body_within_limit(
@@ -83,7 +79,7 @@ pub async fn issue<S: Store>(
     payload: web::Payload,
     state: web::Data<AppState<S>>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_body(&req, payload).await?;
+    let body = read_body(&req, payload, state.body_timeout).await?;
     let now = unix_now();
     let claims = state
         .auth
@@ -105,7 +101,7 @@ pub async fn change<S: Store>(
     payload: web::Payload,
     state: web::Data<AppState<S>>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_body(&req, payload).await?;
+    let body = read_body(&req, payload, state.body_timeout).await?;
     let now = unix_now();
     let claims = state
         .auth

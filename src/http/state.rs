@@ -25,4 +25,6 @@ pub struct AppState<S> {
     /// once rather than formatted per GET (a token with less than `ttl` left
     /// gets its own, shorter `max-age`).
     pub list_cache_control: actix_web::http::header::HeaderValue,
+    /// How long a request body may take to arrive (`http.body_timeout_ms`).
+    pub body_timeout: std::time::Duration,
 }

@@ -196,6 +196,13 @@ struct State {
 }
 
 impl State {
+    /// The store confirmed `token` by a check that started at `epoch`.
+    fn confirm(&mut self, token: Arc<Published>, epoch: u64) {
+        self.token = Some(token);
+        self.token_epoch = epoch;
+        self.record(epoch, Checked::Confirmed);
+    }
+
     fn record(&mut self, epoch: u64, result: Checked) {
         self.last = Some(Check {
             at: Instant::now(),
@@ -237,6 +244,23 @@ struct Slots {
     map: HashMap<ListId, Held>,
     lists: usize,
     bytes: usize,
+}
+
+impl Slots {
+    /// Removes `id`'s slot, taking its token off the totals; true when a
+    /// token was counted.
+    fn take(&mut self, id: &ListId) -> bool {
+        match self.map.remove(id) {
+            Some(Held {
+                bytes: Some(size), ..
+            }) => {
+                self.lists = self.lists.saturating_sub(1);
+                self.bytes = self.bytes.saturating_sub(size);
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 /// What memory says about a GET without asking the store.
@@ -419,20 +443,12 @@ impl<S: Store> TokenCache<S> {
         let cached = lock(&slot.state).token.clone();
         match self.ask_store(&id, cached, now).await {
             Step::Confirmed(token) => {
-                let mut state = lock(&slot.state);
-                state.token = Some(token.clone());
-                state.token_epoch = epoch;
-                state.record(epoch, Checked::Confirmed);
+                lock(&slot.state).confirm(token.clone(), epoch);
                 Ok((token, CacheOutcome::Confirmed))
             }
             Step::Rebuilt(token) => {
                 let mut slots = write(&self.slots);
-                {
-                    let mut state = lock(&slot.state);
-                    state.token = Some(token.clone());
-                    state.token_epoch = epoch;
-                    state.record(epoch, Checked::Confirmed);
-                }
+                lock(&slot.state).confirm(token.clone(), epoch);
                 self.account(&mut slots, id, slot, token.body.len());
                 drop(slots);
                 check_format(token, format).map(|t| (t, CacheOutcome::Rebuilt))
@@ -526,12 +542,7 @@ impl<S: Store> TokenCache<S> {
             if slots.lists <= target_lists && slots.bytes <= target_bytes {
                 break;
             }
-            if let Some(Held {
-                bytes: Some(size), ..
-            }) = slots.map.remove(&id)
-            {
-                slots.lists = slots.lists.saturating_sub(1);
-                slots.bytes = slots.bytes.saturating_sub(size);
+            if slots.take(&id) {
                 evicted += 1;
             }
         }
@@ -552,15 +563,8 @@ impl<S: Store> TokenCache<S> {
             .map
             .get(&id)
             .is_some_and(|h| Arc::ptr_eq(&h.slot, slot) && (always || h.bytes.is_none()));
-        if !ours {
-            return;
-        }
-        if let Some(Held {
-            bytes: Some(size), ..
-        }) = slots.map.remove(&id)
-        {
-            slots.lists = slots.lists.saturating_sub(1);
-            slots.bytes = slots.bytes.saturating_sub(size);
+        if ours {
+            slots.take(&id);
         }
     }
 

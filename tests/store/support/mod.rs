@@ -96,19 +96,7 @@ impl RedisServer {
     /// Starts a server in a fresh temporary directory and waits until it
     /// answers PING.
     pub fn start() -> RedisServer {
-        let dir = tempfile::Builder::new()
-            .prefix("statuslist-redis-")
-            .tempdir()
-            .expect("temporary directory");
-        let socket = dir.path().join("redis.sock");
-        let mut server = RedisServer {
-            dir,
-            socket,
-            child: None,
-            extra_args: Vec::new(),
-        };
-        server.spawn();
-        server
+        Self::start_with_args(&[])
     }
 
     /// Starts a server like [`RedisServer::start`] with `args` added after
