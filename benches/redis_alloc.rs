@@ -23,9 +23,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use statuslist::domain::{ClientId, ListFormat, Status};
+use statuslist::domain::{ClientId, Jti, ListFormat, Status};
+use statuslist::ports::{AllocateOutcome, AllocateRequest, StatusChange, Store, StoreSettings};
 use statuslist::store::redis::{RedisSettings, RedisStore};
-use statuslist::store::{AllocateOutcome, AllocateRequest, StatusChange, Store, StoreSettings};
 
 const IN_FLIGHT: usize = 64;
 
@@ -56,7 +56,7 @@ fn request(client: &ClientId, jti: String, count: u32) -> AllocateRequest {
         client: client.clone(),
         format: ListFormat::Token,
         digest: *blake3::hash(jti.as_bytes()).as_bytes(),
-        jti,
+        jti: Jti::from_name(&jti),
         status_expiry: 2_000_000_000,
         count,
         now: 1_700_000_000,
@@ -215,7 +215,7 @@ async fn memory(server: &support::RedisServer, store: &RedisStore) {
                 idx: *idx,
                 status: Status::Invalid,
                 digest: *blake3::hash(jti.as_bytes()).as_bytes(),
-                jti,
+                jti: Jti::from_name(&jti),
                 now: 1_700_000_100,
                 keep_until: 1_700_003_761,
             })

@@ -12,11 +12,9 @@
 use std::time::Instant;
 
 use futures::future::join_all;
-use statuslist::domain::{ClientId, ListFormat, Status};
-use statuslist::store::{
-    AllocateOutcome, AllocateRequest, EmbeddedDurability, EmbeddedStore, StatusChange, Store,
-    StoreSettings,
-};
+use statuslist::domain::{ClientId, Jti, ListFormat, Status};
+use statuslist::ports::{AllocateOutcome, AllocateRequest, StatusChange, Store, StoreSettings};
+use statuslist::store::{EmbeddedDurability, EmbeddedStore};
 
 const NOW: u64 = 1_700_000_000;
 
@@ -58,7 +56,7 @@ async fn run(durability: EmbeddedDurability, tasks: usize, total: usize) {
                 let req = AllocateRequest {
                     client: client.clone(),
                     format: ListFormat::Token,
-                    jti: format!("{t}-{i}"),
+                    jti: Jti::from_name(&format!("{t}-{i}")),
                     digest: [1; 32],
                     status_expiry: NOW + 86_400,
                     count: 1,
@@ -96,7 +94,7 @@ async fn run(durability: EmbeddedDurability, tasks: usize, total: usize) {
                         idx,
                         status: Status::Invalid,
                         digest: [2; 32],
-                        jti,
+                        jti: Jti::from_name(&jti),
                         now: NOW,
                         keep_until: NOW + 3661,
                     })

@@ -43,6 +43,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod metrics;
+pub mod ports;
 pub mod publish;
 pub mod service;
 pub mod startup;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::auth::{ChangeClaims, IssueClaims};
 use crate::domain::{Bits, ChangeOp, ListRef, Status};
-use crate::store::{
+use crate::ports::{
     AllocateOutcome, AllocateRequest, SetStatusOutcome, StatusChange, Store, StoreError,
 };
 

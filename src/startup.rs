@@ -22,6 +22,7 @@ use crate::config::{Settings, SigningSettings, StoreKind};
 use crate::domain::Bits;
 use crate::http::{self, AppState, handlers};
 use crate::metrics::Metrics;
+use crate::ports::{StoreError, StoreSettings};
 use crate::publish::cache::{PublishSettings, TokenCache};
 use crate::publish::keys::{ServiceKey, load_public_pem};
 use crate::publish::{KeySet, PublishError};
@@ -30,7 +31,6 @@ use crate::store::any::AnyStore;
 use crate::store::embedded::{EmbeddedOptions, EmbeddedStore};
 use crate::store::metered::Metered;
 use crate::store::redis::{RedisSettings, RedisStore};
-use crate::store::{StoreError, StoreSettings};
 
 /// The store type the application runs on.
 pub type AppStore = Metered<AnyStore>;

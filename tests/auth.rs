@@ -295,7 +295,7 @@ mod valid {
         assert_eq!(c.client, id);
         assert_eq!(c.format, ListFormat::Token);
         assert_eq!(c.iat, NOW);
-        assert_eq!(c.jti, p["jti"].as_str().unwrap());
+        assert_eq!(c.jti.as_str(), p["jti"].as_str().unwrap());
         assert_eq!(c.status_expiry, NOW + 86_400);
         assert_eq!(c.digest, issue_digest(&id, &c.jti, NOW + 86_400));
 

@@ -34,7 +34,7 @@ pub use keys::{KeySet, KeySetError, VerifyingKey};
 
 use crate::config::{ConfigError, Settings};
 use crate::domain::claims::{self, ChangeOp, SigAlg};
-use crate::domain::{ClientId, ListFormat, ListRef};
+use crate::domain::{ClientId, Jti, ListFormat, ListRef};
 
 /// The checked claims of an `/issue` request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +46,7 @@ pub struct IssueClaims {
     /// `iat`, whole seconds.
     pub iat: u64,
     /// `jti`, a lowercase UUID.
-    pub jti: String,
+    pub jti: Jti,
     /// `statusExpiry`, whole seconds, in the future and within a year.
     pub status_expiry: u64,
     /// The idempotency digest ([`claims::issue_digest`]: `iss`, `jti`,
@@ -70,7 +70,7 @@ pub struct ChangeClaims {
     /// `iat`, whole seconds.
     pub iat: u64,
     /// `jti`, a lowercase UUID.
-    pub jti: String,
+    pub jti: Jti,
     /// `idx`.
     pub idx: u64,
     /// The list named by `uri` (a list of this service; whether it exists and

@@ -10,7 +10,7 @@
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::ids::{ClientId, ListRef};
+use super::ids::{ClientId, Jti, ListRef};
 
 /// How far in the future an `iat` may lie (clock skew between the issuer and
 /// this service), in seconds.
@@ -149,25 +149,13 @@ pub fn check_iat(v: Option<&Value>, now: u64, window_secs: u64) -> Result<u64, C
 /// # Errors
 /// [`ClaimError::MissingJti`] when absent, [`ClaimError::InvalidJti`] for a
 /// non-string or a string that is not a lowercase UUID.
-pub fn check_jti(v: Option<&Value>) -> Result<String, ClaimError> {
+pub fn check_jti(v: Option<&Value>) -> Result<Jti, ClaimError> {
     let v = present(v).ok_or(ClaimError::MissingJti)?;
     let s = v.as_str().ok_or(ClaimError::InvalidJti)?;
-    if is_lowercase_uuid(s) {
-        Ok(s.to_owned())
-    } else {
-        Err(ClaimError::InvalidJti)
-    }
+    Jti::parse(s).map_err(|_| ClaimError::InvalidJti)
 }
 
-/// True for `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` with lowercase hex digits.
-pub fn is_lowercase_uuid(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 36
-        && b.iter().enumerate().all(|(i, c)| match i {
-            8 | 13 | 18 | 23 => *c == b'-',
-            _ => c.is_ascii_digit() || (b'a'..=b'f').contains(c),
-        })
-}
+pub use super::ids::is_lowercase_uuid;
 
 /// Checks `statusExpiry`: a number strictly after `now` and at most
 /// [`MAX_STATUS_EXPIRY_SECS`] after it.
@@ -297,11 +285,11 @@ fn field(h: &mut Sha256, bytes: &[u8]) {
 /// usually re-signs the request with a fresh `iat`, and that retry must get
 /// the original answer rather than "invalid changes". `iat` is still bounded
 /// by the idempotency window, so a replay cannot outlive the record.
-pub fn issue_digest(client: &ClientId, jti: &str, status_expiry: u64) -> [u8; 32] {
+pub fn issue_digest(client: &ClientId, jti: &Jti, status_expiry: u64) -> [u8; 32] {
     let mut h = Sha256::new();
     field(&mut h, b"statuslist/issue/v1");
     field(&mut h, client.as_str().as_bytes());
-    field(&mut h, jti.as_bytes());
+    field(&mut h, jti.as_str().as_bytes());
     field(&mut h, &status_expiry.to_be_bytes());
     h.finalize().into()
 }
@@ -313,7 +301,7 @@ pub fn issue_digest(client: &ClientId, jti: &str, status_expiry: u64) -> [u8; 32
 pub fn change_digest(
     op: ChangeOp,
     client: &ClientId,
-    jti: &str,
+    jti: &Jti,
     idx: u64,
     list: &ListRef,
 ) -> [u8; 32] {
@@ -321,7 +309,7 @@ pub fn change_digest(
     field(&mut h, b"statuslist/change/v1");
     field(&mut h, op.tag());
     field(&mut h, client.as_str().as_bytes());
-    field(&mut h, jti.as_bytes());
+    field(&mut h, jti.as_str().as_bytes());
     field(&mut h, &idx.to_be_bytes());
     field(&mut h, list.format.path_segment().as_bytes());
     field(&mut h, list.id.as_str().as_bytes());
@@ -370,7 +358,10 @@ mod tests {
     #[test]
     fn jti_rules() {
         let ok = "bcea4e51-6eca-4547-8d18-4b971b72c146";
-        assert_eq!(check_jti(Some(&json!(ok))).as_deref(), Ok(ok));
+        assert_eq!(
+            check_jti(Some(&json!(ok))).map(|j| j.to_string()),
+            Ok(ok.to_owned())
+        );
         assert_eq!(check_jti(None), Err(ClaimError::MissingJti));
         for bad in [
             json!("BCEA4E51-6ECA-4547-8D18-4B971B72C146"),
@@ -492,7 +483,7 @@ mod tests {
     fn digests_separate_what_differs_and_ignore_iat() {
         let a = ClientId::parse("a").unwrap();
         let b = ClientId::parse("b").unwrap();
-        let j = "bcea4e51-6eca-4547-8d18-4b971b72c146";
+        let j = &Jti::parse("bcea4e51-6eca-4547-8d18-4b971b72c146").unwrap();
         assert_eq!(issue_digest(&a, j, 10), issue_digest(&a, j, 10));
         assert_ne!(issue_digest(&a, j, 10), issue_digest(&a, j, 11));
         assert_ne!(issue_digest(&a, j, 10), issue_digest(&b, j, 10));

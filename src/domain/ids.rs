@@ -22,6 +22,9 @@ pub enum IdError {
     /// A URI that is not `<base>/t/<id>` or `<base>/b/<id>`.
     #[error("not a status list URI of this service")]
     BadListUri,
+    /// Not a lowercase hyphenated UUID.
+    #[error("a jti is a lowercase hyphenated UUID")]
+    BadJti,
 }
 
 /// A list's public id: 12 upper-case hexadecimal characters (48 random bits).
@@ -83,6 +86,80 @@ impl FromStr for ListId {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         ListId::parse(s)
     }
+}
+
+/// A request's `jti`: a lowercase hyphenated UUID, as CRS requires. Checked
+/// once when the request is authenticated; from then on it is part of store
+/// keys and idempotency records, which rely on its fixed, harmless shape (no
+/// braces, slashes or colons, always 36 bytes).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Jti(String);
+
+impl Jti {
+    /// Checks and wraps a jti.
+    ///
+    /// # Errors
+    /// [`IdError::BadJti`] for anything but a lowercase hyphenated UUID.
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        if is_lowercase_uuid(s) {
+            Ok(Jti(s.to_owned()))
+        } else {
+            Err(IdError::BadJti)
+        }
+    }
+
+    /// The jti whose UUID is these 16 bytes (any bytes make a well-formed
+    /// jti: callers that generate their own, and tests that derive one from
+    /// a name).
+    pub fn from_uuid_bytes(raw: [u8; 16]) -> Self {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut s = String::with_capacity(36);
+        for (i, b) in raw.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                s.push('-');
+            }
+            s.push(char::from(HEX[usize::from(b >> 4)]));
+            s.push(char::from(HEX[usize::from(b & 0x0f)]));
+        }
+        Jti(s)
+    }
+
+    /// A jti derived from a name (BLAKE3 of the name, as a UUID): the same
+    /// name gives the same jti. For tests, benchmarks and tools that need
+    /// reproducible requests; a real issuer sends a random one.
+    pub fn from_name(name: &str) -> Self {
+        let mut raw = [0; 16];
+        raw.copy_from_slice(&blake3::hash(name.as_bytes()).as_bytes()[..16]);
+        Jti::from_uuid_bytes(raw)
+    }
+
+    /// The jti as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Jti {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for Jti {
+    type Err = IdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Jti::parse(s)
+    }
+}
+
+/// True for `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` with lowercase hex digits.
+pub fn is_lowercase_uuid(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_digit() || (b'a'..=b'f').contains(c),
+        })
 }
 
 /// A registered client's id: the `iss` of its request JWTs.

@@ -16,7 +16,7 @@ pub mod status;
 pub use allocator::{Allocator, AllocatorError, AllocatorKey};
 pub use claims::{ChangeOp, ClaimError, SigAlg};
 pub use codec::CodecError;
-pub use ids::{ClientId, IdError, ListFormat, ListId, ListRef};
+pub use ids::{ClientId, IdError, Jti, ListFormat, ListId, ListRef};
 pub use packed::{Layout, PackedError, StatusList};
 pub use status::{Bits, BitsError, Status, Transition, TransitionError};
 

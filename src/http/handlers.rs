@@ -10,9 +10,9 @@ use serde_json::json;
 use super::error::ApiError;
 use super::state::AppState;
 use crate::domain::{ChangeOp, ListFormat, ListId};
+use crate::ports::{Store, StoreError};
 use crate::publish::cache::CacheError;
 use crate::service::Changed;
-use crate::store::{Store, StoreError};
 
 /// The largest request body accepted (a request JWT is well under 2 KiB).
 pub const MAX_BODY: usize = 16 * 1024;

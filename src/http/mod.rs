@@ -13,7 +13,7 @@ pub use error::ApiError;
 pub use state::AppState;
 
 use crate::domain::ChangeOp;
-use crate::store::Store;
+use crate::ports::Store;
 
 /// Every route the service serves, as (method, path) in OpenAPI spelling.
 /// The OpenAPI test checks this list against `openapi.yaml` and against the

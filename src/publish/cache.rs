@@ -52,7 +52,7 @@ use tokio::time::Instant;
 
 use super::{KeySet, ListParams, PublishError, sign_bitstring_credential, sign_token_list};
 use crate::domain::{ListFormat, ListId, ListRef, StatusList};
-use crate::store::{ListSnapshot, Store, StoreError};
+use crate::ports::{ListSnapshot, Store, StoreError};
 
 /// Lists at least this large are compressed and signed off the reactor.
 const BLOCKING_THRESHOLD: usize = 16 * 1024;
@@ -681,13 +681,13 @@ mod tests {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     use super::*;
-    use crate::domain::{ClientId, Status};
-    use crate::publish::ServiceKey;
-    use crate::store::embedded::{EmbeddedDurability, EmbeddedStore};
-    use crate::store::{
+    use crate::domain::{ClientId, Jti, Status};
+    use crate::ports::{
         AllocateOutcome, AllocateRequest, SetStatusOutcome, StatusChange, StoreHealth,
         StoreSettings,
     };
+    use crate::publish::ServiceKey;
+    use crate::store::embedded::{EmbeddedDurability, EmbeddedStore};
 
     const NOW: u64 = 1_800_000_000;
 
@@ -795,7 +795,7 @@ mod tests {
         let req = AllocateRequest {
             client: client.clone(),
             format: ListFormat::Token,
-            jti: "00000000-0000-4000-8000-000000000000".into(),
+            jti: Jti::parse("00000000-0000-4000-8000-000000000000").unwrap(),
             digest: [1; 32],
             status_expiry: NOW + 100,
             count: 1,
@@ -826,7 +826,7 @@ mod tests {
                 list: self.list,
                 idx: self.idx,
                 status,
-                jti: uuid::Uuid::new_v4().to_string(),
+                jti: Jti::from_uuid_bytes(uuid::Uuid::new_v4().into_bytes()),
                 digest: [status.value(); 32],
                 now: NOW,
                 keep_until: NOW + 3600,
@@ -843,7 +843,7 @@ mod tests {
             let req = AllocateRequest {
                 client: ClientId::parse(client).unwrap(),
                 format: ListFormat::Token,
-                jti: "00000000-0000-4000-8000-000000000001".into(),
+                jti: Jti::parse("00000000-0000-4000-8000-000000000001").unwrap(),
                 digest: [2; 32],
                 status_expiry: NOW + 100,
                 count: 1,

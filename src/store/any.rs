@@ -7,11 +7,11 @@
 
 use super::embedded::EmbeddedStore;
 use super::redis::RedisStore;
-use super::{
+use crate::domain::ListId;
+use crate::ports::{
     AllocateOutcome, AllocateRequest, ListSnapshot, SetStatusOutcome, StatusChange, Store,
     StoreError, StoreHealth,
 };
-use crate::domain::ListId;
 
 /// Either adapter behind one type.
 #[derive(Debug)]

@@ -13,14 +13,9 @@ use std::sync::{Arc, Mutex};
 
 use crate::domain::{Allocator, AllocatorKey, Bits, ListId, Status, Transition};
 
-use super::{
+use crate::ports::{
     AllocateRequest, SetStatusOutcome, StatusChange, StoreError, StoreSettings, UnixSeconds,
 };
-
-/// The longest `jti` the store accepts. `auth` only lets lowercase UUIDs
-/// (36 characters) through; the bound keeps a bug upstream from writing
-/// arbitrarily large keys.
-pub const MAX_JTI_LEN: usize = 256;
 
 /// Checks settings once, when an adapter is built.
 ///
@@ -44,27 +39,12 @@ pub fn check_settings(settings: &StoreSettings) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Checks a jti before it becomes part of a key.
-///
-/// # Errors
-/// [`StoreError::Invalid`] for an empty or over-long jti.
-pub fn check_jti(jti: &str) -> Result<(), StoreError> {
-    if jti.is_empty() || jti.len() > MAX_JTI_LEN {
-        return Err(StoreError::Invalid(format!(
-            "a jti is 1 to {MAX_JTI_LEN} bytes, not {}",
-            jti.len()
-        )));
-    }
-    Ok(())
-}
-
 /// Checks a status change before it reaches the backend.
 ///
 /// # Errors
-/// [`StoreError::Invalid`] for a bad jti or a record that would end before
-/// the request's own time.
+/// [`StoreError::Invalid`] for a record that would end before the request's
+/// own time.
 pub fn check_change(change: &StatusChange) -> Result<(), StoreError> {
-    check_jti(&change.jti)?;
     check_keep(change.now, change.keep_until)
 }
 
@@ -82,8 +62,7 @@ fn check_keep(now: UnixSeconds, keep_until: UnixSeconds) -> Result<(), StoreErro
 ///
 /// # Errors
 /// [`StoreError::Invalid`] for a count of 0 or above the capacity of a new
-/// list (all indexes of one request come from one list), an empty or
-/// over-long jti, or a record that would end before the request's time.
+/// list (all indexes of one request come from one list), or a record that would end before the request's time.
 pub fn check_request(req: &AllocateRequest, settings: &StoreSettings) -> Result<(), StoreError> {
     if req.count == 0 {
         return Err(StoreError::Invalid("count must be at least 1".into()));
@@ -94,7 +73,6 @@ pub fn check_request(req: &AllocateRequest, settings: &StoreSettings) -> Result<
             req.count, settings.capacity
         )));
     }
-    check_jti(&req.jti)?;
     check_keep(req.now, req.keep_until)
 }
 
@@ -354,7 +332,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::domain::{ClientId, ListFormat};
+    use crate::domain::{ClientId, Jti, ListFormat};
 
     #[test]
     fn the_replay_table() {
@@ -428,7 +406,7 @@ mod tests {
         let ok = AllocateRequest {
             client: ClientId::parse("c").unwrap(),
             format: ListFormat::Token,
-            jti: "j".into(),
+            jti: Jti::parse("00000000-0000-4000-8000-000000000000").unwrap(),
             digest: [0; 32],
             status_expiry: 0,
             count: 10,
@@ -443,14 +421,6 @@ mod tests {
             },
             AllocateRequest {
                 count: 11,
-                ..ok.clone()
-            },
-            AllocateRequest {
-                jti: String::new(),
-                ..ok.clone()
-            },
-            AllocateRequest {
-                jti: "x".repeat(MAX_JTI_LEN + 1),
                 ..ok.clone()
             },
             AllocateRequest {

@@ -5,12 +5,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{
+use crate::domain::ListId;
+use crate::metrics::Metrics;
+use crate::ports::{
     AllocateOutcome, AllocateRequest, ListSnapshot, SetStatusOutcome, StatusChange, Store,
     StoreError, StoreHealth,
 };
-use crate::domain::ListId;
-use crate::metrics::Metrics;
 
 /// `inner` with every call recorded in `metrics`.
 #[derive(Debug)]

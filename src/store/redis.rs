@@ -63,11 +63,11 @@ use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{ErrorKind, RedisError, Script, ServerErrorKind, Value};
 
 use super::common::{self, DamagedLists};
-use super::{
+use crate::domain::{Allocator, AllocatorKey, Bits, ClientId, ListFormat, ListId, Status};
+use crate::ports::{
     AllocateOutcome, AllocateRequest, Allocation, ListMeta, ListSnapshot, SetStatusOutcome,
     StatusChange, Store, StoreError, StoreHealth, StoreSettings,
 };
-use crate::domain::{Allocator, AllocatorKey, Bits, ClientId, ListFormat, ListId, Status};
 
 /// How many fresh list ids an allocation tries before giving up. A collision
 /// of 48-bit random ids is astronomically rare; more than one in a row means

@@ -3,8 +3,8 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use statuslist::domain::claims::issue_digest;
-use statuslist::domain::{ClientId, ListFormat};
-use statuslist::store::{AllocateOutcome, AllocateRequest, Store};
+use statuslist::domain::{ClientId, Jti, ListFormat};
+use statuslist::ports::{AllocateOutcome, AllocateRequest, Store};
 
 use crate::both_stores;
 use crate::helpers::*;
@@ -88,7 +88,7 @@ async fn jtis_are_per_client(store: StoreChoice) {
 /// second index.
 async fn a_retry_after_the_first_request_died_gets_its_allocation(store: StoreChoice) {
     let p = TOKEN.issue_payload();
-    let jti = p["jti"].as_str().unwrap().to_owned();
+    let jti = Jti::parse(p["jti"].as_str().unwrap()).unwrap();
     let expiry = p["statusExpiry"].as_u64().unwrap();
     let mut first = None;
     let app = spawn_prepared(store, async |s| {

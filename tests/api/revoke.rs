@@ -7,8 +7,8 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use statuslist::domain::claims::issue_digest;
-use statuslist::domain::{ClientId, ListFormat, ListRef, Status};
-use statuslist::store::{AllocateOutcome, AllocateRequest, SetStatusOutcome, StatusChange, Store};
+use statuslist::domain::{ClientId, Jti, ListFormat, ListRef, Status};
+use statuslist::ports::{AllocateOutcome, AllocateRequest, SetStatusOutcome, StatusChange, Store};
 
 use crate::both_stores;
 use crate::helpers::*;
@@ -36,7 +36,7 @@ async fn a_repeat_answers_the_original_revoked_at(store: StoreChoice) {
     let mut target = None;
     let app = spawn_prepared(store, async |s| {
         let client = ClientId::parse(TOKEN.id).unwrap();
-        let jti = jti();
+        let jti = Jti::parse(&jti()).unwrap();
         let req = AllocateRequest {
             digest: issue_digest(&client, &jti, t0 + 86_400),
             client: client.clone(),
@@ -57,7 +57,7 @@ async fn a_repeat_answers_the_original_revoked_at(store: StoreChoice) {
                 list: a.list,
                 idx,
                 status: Status::Invalid,
-                jti: crate::helpers::jti(),
+                jti: Jti::parse(&crate::helpers::jti()).unwrap(),
                 digest: [9; 32],
                 now: t0,
                 keep_until: t0 + 3660,

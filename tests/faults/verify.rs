@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use statuslist::domain::codec::DEFAULT_DECODE_LIMIT;
 use statuslist::domain::{ListFormat, ListId, ListRef, StatusList};
+use statuslist::ports::{ListSnapshot, Store, StoreSettings};
 use statuslist::publish::{decode_bitstring_credential, decode_token_list, jws};
 use statuslist::store::redis::{RedisSettings, RedisStore};
-use statuslist::store::{ListSnapshot, Store, StoreSettings};
 
 use crate::cluster::{BASE, Cluster, PREFIX};
 use crate::net::{Answer, Net};

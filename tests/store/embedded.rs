@@ -15,12 +15,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use statuslist::domain::{ClientId, ListFormat, ListId, Status};
+use statuslist::ports::{
+    AllocateOutcome, AllocateRequest, Allocation, SetStatusOutcome, Store, StoreError,
+    StoreSettings,
+};
 use statuslist::store::embedded::EmbeddedOptions;
 use statuslist::store::embedded::faults::{Fault, FaultInjector};
-use statuslist::store::{
-    AllocateOutcome, AllocateRequest, Allocation, EmbeddedDurability, EmbeddedStore,
-    SetStatusOutcome, Store, StoreError, StoreSettings,
-};
+use statuslist::store::{EmbeddedDurability, EmbeddedStore};
 use tempfile::TempDir;
 
 use crate::contract::{NOW, change, contract_suite, set};
@@ -112,7 +113,7 @@ async fn reopen_keeps_everything() {
     let req = AllocateRequest {
         client: client.clone(),
         format: ListFormat::Bitstring,
-        jti: "reopen".into(),
+        jti: crate::contract::jti("reopen"),
         digest: [4; 32],
         status_expiry: NOW + 10,
         count: 2,
@@ -125,7 +126,7 @@ async fn reopen_keeps_everything() {
         let AllocateOutcome::Allocated(a) = store.allocate(&req).await.unwrap() else {
             panic!("not allocated");
         };
-        let suspend = statuslist::store::StatusChange {
+        let suspend = statuslist::ports::StatusChange {
             list: a.list,
             idx: a.indexes[1],
             ..suspend.clone()
@@ -157,7 +158,7 @@ async fn reopen_keeps_everything() {
         SetStatusOutcome::Already { at: Some(NOW + 5) }
     );
     // The change request's record survived too: its replay is answered.
-    let replay = statuslist::store::StatusChange {
+    let replay = statuslist::ports::StatusChange {
         list: allocation.list,
         idx: allocation.indexes[1],
         now: NOW + 9,
@@ -169,7 +170,7 @@ async fn reopen_keeps_everything() {
     );
     // The next allocation continues the same list's counter.
     let next = AllocateRequest {
-        jti: "reopen-2".into(),
+        jti: crate::contract::jti("reopen-2"),
         ..req
     };
     let AllocateOutcome::Allocated(b) = store.allocate(&next).await.unwrap() else {
@@ -214,7 +215,7 @@ fn threads_allocate_without_duplicates() {
                     let req = |i: usize| AllocateRequest {
                         client: client.clone(),
                         format: ListFormat::Token,
-                        jti: format!("t{t}-{i}"),
+                        jti: crate::contract::jti(&format!("t{t}-{i}")),
                         digest: [u8::try_from(i % 251).unwrap(); 32],
                         status_expiry: NOW + 60,
                         count: 1,

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use statuslist::domain::{Bits, ClientId, ListFormat, ListId, Status, StatusList};
-use statuslist::store::redis::{RedisSettings, RedisStore};
-use statuslist::store::{
+use statuslist::ports::{
     AllocateOutcome, AllocateRequest, Allocation, SetStatusOutcome, Store, StoreError,
     StoreSettings,
 };
+use statuslist::store::redis::{RedisSettings, RedisStore};
 
 use crate::contract::{allocated, change, contract_suite, set};
 use crate::support::RedisServer;
@@ -39,7 +39,7 @@ fn request(client: &ClientId, format: ListFormat, jti: &str, now: u64) -> Alloca
     AllocateRequest {
         client: client.clone(),
         format,
-        jti: jti.to_owned(),
+        jti: crate::contract::jti(jti),
         digest: *blake3::hash(jti.as_bytes()).as_bytes(),
         status_expiry: now + 86_400,
         count: 1,
@@ -283,7 +283,7 @@ async fn bad_input_gets_typed_answers() {
     let a = allocated(store.allocate(&req).await.unwrap());
 
     for count in [0, 1_001, u32::MAX] {
-        req.jti = format!("count-{count}");
+        req.jti = crate::contract::jti(&format!("count-{count}"));
         req.count = count;
         assert!(
             matches!(store.allocate(&req).await, Err(StoreError::Invalid(_))),
@@ -291,17 +291,9 @@ async fn bad_input_gets_typed_answers() {
         );
     }
     req.count = 1;
-    for jti in [String::new(), "x".repeat(257)] {
-        req.jti = jti;
-        assert!(matches!(
-            store.allocate(&req).await,
-            Err(StoreError::Invalid(_))
-        ));
-    }
-    // Odd but legal jtis stay inside the client's keys.
     let mut issued: HashSet<u64> = a.indexes.iter().copied().collect();
-    for jti in ["{other-client}", "a b\r\n", "ü*?[]"] {
-        req.jti = jti.to_owned();
+    for n in 0..3 {
+        req.jti = crate::contract::jti(&format!("more-{n}"));
         let b = allocated(store.allocate(&req).await.unwrap());
         assert_eq!(b.list, a.list);
         issued.extend(b.indexes);
@@ -544,7 +536,7 @@ async fn memory_of_one_full_size_list() {
     let mut indexes = Vec::new();
     let mut list = None;
     for b in 0..10 {
-        req.jti = format!("batch-{b}");
+        req.jti = crate::contract::jti(&format!("batch-{b}"));
         let a = allocated(store.allocate(&req).await.unwrap());
         list = Some(a.list);
         indexes.extend(a.indexes);

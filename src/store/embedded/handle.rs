@@ -33,7 +33,7 @@ use redb::{Database, DatabaseError, ReadableTable};
 
 use super::faults::FaultInjector;
 use super::{META, db_err, open_error};
-use crate::store::StoreError;
+use crate::ports::StoreError;
 
 /// The shortest time between two recovery attempts after the first one:
 /// re-opening runs redb's repair, which reads the whole file.

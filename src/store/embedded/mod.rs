@@ -80,7 +80,7 @@ use self::handle::{Handle, Opener};
 use self::records::{IdemRecord, ListRecord, Recorded, format_byte};
 use self::writer::{Job, Reply, Writer};
 use super::common::{self, AllocatorCache, DamagedLists, ReplayDecision, StatusDecision};
-use super::{
+use crate::ports::{
     AllocateOutcome, AllocateRequest, Allocation, ListSnapshot, SetStatusOutcome, StatusChange,
     Store, StoreError, StoreHealth, StoreSettings, UnixSeconds,
 };
@@ -965,7 +965,7 @@ mod tests {
     use redb::ReadableTableMetadata;
 
     use super::*;
-    use crate::domain::ListFormat;
+    use crate::domain::{Jti, ListFormat};
 
     fn settings() -> StoreSettings {
         StoreSettings {
@@ -979,7 +979,7 @@ mod tests {
         AllocateRequest {
             client: ClientId::parse("c").unwrap(),
             format: ListFormat::Token,
-            jti: jti.into(),
+            jti: Jti::from_name(jti),
             digest: [1; 32],
             status_expiry: now + 1000,
             count: 1,

@@ -7,7 +7,7 @@
 //! Decoding never panics: short or unknown input is [`StoreError::Corrupt`].
 
 use crate::domain::{AllocatorKey, Bits, ClientId, ListFormat, ListId};
-use crate::store::{ListMeta, StoreError, UnixSeconds};
+use crate::ports::{ListMeta, StoreError, UnixSeconds};
 
 /// Format byte of [`ListRecord`] encodings.
 const LIST_V1: u8 = 1;

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use super::Inner;
 use super::handle::Handle;
-use crate::store::StoreError;
+use crate::ports::StoreError;
 
 /// How much of a panic message goes into the log.
 const PANIC_TEXT_MAX: usize = 200;

@@ -1,0 +1,13 @@
+//! Ports: the traits the use cases (`crate::service`) need from the world
+//! outside the pure core, and the values that cross them. Adapters implement
+//! them and only `crate::startup` wires an adapter to a port, so the
+//! dependencies point one way: `domain` ← `ports` ← `service` ← `http`.
+//!
+//! - [`store`]: where lists, allocations and idempotency records live.
+
+pub mod store;
+
+pub use store::{
+    AllocateOutcome, AllocateRequest, Allocation, ListMeta, ListSnapshot, SetStatusOutcome,
+    StatusChange, Store, StoreError, StoreHealth, StoreSettings, UnixSeconds,
+};

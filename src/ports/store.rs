@@ -1,0 +1,303 @@
+//! The storage port: the [`Store`] trait the use cases call, and the values
+//! that cross it. Adapters (`crate::store`) implement it; nothing here knows
+//! which backend runs, nor anything of HTTP.
+//!
+//! The store is the only truth: a write is acknowledged only once the adapter
+//! has applied it. Its outcomes are the facts the use cases need ("already
+//! revoked at T", "not your list", "never issued"), as plain enums; failures
+//! of the backend itself are [`StoreError`].
+//!
+//! Time is passed in (`now`, unix seconds, and the end of an idempotency
+//! record's life) rather than read inside the adapters, so that idempotency
+//! windows are testable without sleeping and every replica agrees on the
+//! clock of the request it serves.
+//!
+//! Every request that writes (`/issue` and the status changes) carries its
+//! (client, jti) and a digest of what it asks for. The adapter keeps one
+//! idempotency record per (client, jti), written in the same atomic step as
+//! the allocation or the change it answers, so that a request is used once,
+//! for one thing: the same request again gets the recorded answer and applies
+//! nothing, the same jti with another digest is refused. Issue and change
+//! records share one key space, so a jti used for one can never be reused for
+//! the other.
+//!
+//! The contract every adapter must pass is `tests/store/contract.rs`.
+use std::future::Future;
+use std::time::Duration;
+
+use crate::domain::{Bits, ClientId, Jti, ListFormat, ListId, Status};
+
+/// Unix time in seconds.
+pub type UnixSeconds = u64;
+
+/// Limits and sizes every adapter applies; built once from configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreSettings {
+    /// Entries per new list (131,072 by default; need not be a power of two).
+    pub capacity: u64,
+    /// Bits per entry of new lists (2 by default).
+    pub bits: Bits,
+    /// How long a (client, jti) idempotency record is kept at most (3,600 s
+    /// by default, plus the allowed clock skew); each request says exactly
+    /// until when its record counts (`keep_until`), this bounds it.
+    pub idempotency_window: Duration,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            capacity: 131_072,
+            bits: Bits::Two,
+            idempotency_window: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// One `/issue` request as the store sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllocateRequest {
+    /// The issuing client; lists are per client and per format.
+    pub client: ClientId,
+    /// The client's list format.
+    pub format: ListFormat,
+    /// The request's `jti` (a lowercase UUID, checked by `auth`).
+    pub jti: Jti,
+    /// A digest of the request claims that matter (SHA-256): the same jti
+    /// with another digest is a changed request.
+    pub digest: [u8; 32],
+    /// The credential's `statusExpiry`; the list may retire after the
+    /// latest one.
+    pub status_expiry: UnixSeconds,
+    /// How many indexes to allocate (≥ 1); all come from one list.
+    pub count: u32,
+    /// The request's time.
+    pub now: UnixSeconds,
+    /// Until when (exclusive, unix seconds) the idempotency record counts:
+    /// `iat + window + allowed clock skew`, so that no request that still
+    /// passes the `iat` check can outlive its record and allocate twice.
+    pub keep_until: UnixSeconds,
+}
+
+/// One status change (`/revoke`, `/suspend`, `/unsuspend`) as the store sees
+/// it: the entry, the status wanted, and the request's idempotency facts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusChange {
+    /// The client asking; it must own the list.
+    pub client: ClientId,
+    /// The list holding the entry.
+    pub list: ListId,
+    /// The entry's index.
+    pub idx: u64,
+    /// The status wanted.
+    pub status: Status,
+    /// The request's `jti` (a lowercase UUID, checked by `auth`).
+    pub jti: Jti,
+    /// A digest of the operation and its target: the same jti with another
+    /// digest is a changed request.
+    pub digest: [u8; 32],
+    /// The request's time; recorded as the change's time.
+    pub now: UnixSeconds,
+    /// Until when the idempotency record counts (see
+    /// [`AllocateRequest::keep_until`]).
+    pub keep_until: UnixSeconds,
+}
+
+/// Where an allocation landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allocation {
+    /// The list holding the indexes.
+    pub list: ListId,
+    /// The list's format (decides `/t/` or `/b/` in the URI).
+    pub format: ListFormat,
+    /// The allocated indexes, in allocation order.
+    pub indexes: Vec<u64>,
+}
+
+/// The answer to [`Store::allocate`].
+///
+/// There is no "in flight" answer: the allocation and its idempotency record
+/// are one atomic step, so a concurrent duplicate, or a retry after the first
+/// request's process died, finds the record and gets the same answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllocateOutcome {
+    /// New indexes, recorded under the request's (client, jti).
+    Allocated(Allocation),
+    /// The same jti with the same digest was seen before: the same answer.
+    Replayed(Allocation),
+    /// The same jti with a different digest, or a jti first used for a
+    /// status change (CRS: "Detected invalid changes").
+    Changed,
+}
+
+/// The answer to [`Store::set_status`].
+///
+/// `Done` and `Already` are recorded under the request's (client, jti): the
+/// same request again gets the recorded outcome back (same time) and applies
+/// nothing. The refusals are not recorded and change nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetStatusOutcome {
+    /// The entry changed; the list's version was bumped once.
+    Done {
+        /// When the change was applied (the first request's `now`).
+        at: UnixSeconds,
+    },
+    /// The entry already had that status; nothing changed.
+    Already {
+        /// When the entry reached it, where recorded (`None` for an entry that
+        /// has been VALID since it was issued).
+        at: Option<UnixSeconds>,
+    },
+    /// The same jti was used before with another digest (another operation
+    /// or target, or an `/issue`): nothing is applied.
+    Changed,
+    /// The list's entries are too narrow for the status (SUSPENDED in a
+    /// 1-bit list).
+    Unsupported {
+        /// The list's width.
+        bits: Bits,
+    },
+    /// The list belongs to another client.
+    NotYourList,
+    /// No list has that id.
+    ListNotFound,
+    /// The index is inside the list but was never handed out, or is outside
+    /// the list's capacity.
+    NeverIssued,
+    /// The rules forbid the transition (INVALID is final).
+    NotAllowed {
+        /// The entry's current status.
+        current: Status,
+    },
+}
+
+/// What a list is, apart from its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListMeta {
+    /// The list's id.
+    pub id: ListId,
+    /// The client that owns it.
+    pub client: ClientId,
+    /// Its format.
+    pub format: ListFormat,
+    /// Bits per entry.
+    pub bits: Bits,
+    /// Number of entries.
+    pub capacity: u64,
+    /// How many indexes have been handed out (the allocation counter).
+    pub allocated: u64,
+    /// When the list was opened.
+    pub created_at: UnixSeconds,
+    /// The latest `statusExpiry` allocated in it.
+    pub retire_after: UnixSeconds,
+}
+
+/// A consistent read of one list: metadata, version and bytes from one
+/// moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListSnapshot {
+    /// The list's metadata.
+    pub meta: ListMeta,
+    /// Bumped exactly once by every status change.
+    pub version: u64,
+    /// The raw packed bytes in the list's own bit order.
+    pub bytes: Vec<u8>,
+}
+
+/// What readiness reports about a store that answers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreHealth {
+    /// Lists found damaged (metadata without the right bytes) since this
+    /// process started and not found whole again since: never published,
+    /// never changed, until an operator restores them.
+    pub damaged: Vec<ListId>,
+    /// Configuration of the backend that puts data at risk (e.g. a Redis
+    /// `maxmemory-policy` that evicts keys).
+    pub warnings: Vec<String>,
+}
+
+impl StoreHealth {
+    /// True when nothing is damaged and nothing is at risk.
+    pub fn is_clean(&self) -> bool {
+        self.damaged.is_empty() && self.warnings.is_empty()
+    }
+}
+
+/// Failures of the backend (not of the request).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The backend could not be reached or did not answer in time. Retryable.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// The list's metadata exists but its bytes are missing or of the wrong
+    /// length (evicted, deleted, a partial restore). The list fails closed:
+    /// it is neither published nor changed, since any answer built from it
+    /// could show a revoked entry as valid.
+    #[error("list {list} is damaged: {reason}")]
+    Damaged {
+        /// The list.
+        list: ListId,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Stored data that does not parse (a bug or tampering, never input).
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// The backend refused the operation for a reason of its own.
+    #[error("store error: {0}")]
+    Backend(String),
+    /// A request the store cannot serve (e.g. count 0 or above capacity).
+    #[error("invalid store request: {0}")]
+    Invalid(String),
+}
+
+/// The storage port. Implementations must be safe to share between tasks and,
+/// for Redis, between processes: every operation is atomic on its own.
+pub trait Store: Send + Sync + 'static {
+    /// Allocates `count` indexes for the request, idempotently per
+    /// (client, jti). Opens a new list for the client and format when the
+    /// current one cannot hold `count` more.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure; nothing is allocated then.
+    fn allocate(
+        &self,
+        req: &AllocateRequest,
+    ) -> impl Future<Output = Result<AllocateOutcome, StoreError>> + Send;
+
+    /// Applies a status change, idempotently per (client, jti).
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure ([`StoreError::Damaged`] for a list
+    /// whose bytes are lost); nothing changes then.
+    fn set_status(
+        &self,
+        change: &StatusChange,
+    ) -> impl Future<Output = Result<SetStatusOutcome, StoreError>> + Send;
+
+    /// Reads a list; `None` if there is no such list.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure; [`StoreError::Damaged`] when the
+    /// list's bytes are missing or of the wrong length.
+    fn read_list(
+        &self,
+        list: &ListId,
+    ) -> impl Future<Output = Result<Option<ListSnapshot>, StoreError>> + Send;
+
+    /// The list's version alone (cheap, for cache checks); `None` if there is
+    /// no such list.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    fn list_version(
+        &self,
+        list: &ListId,
+    ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
+
+    /// Checks that the backend answers (and, for the embedded store, can
+    /// write), and reports damaged lists and risky backend settings.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when it does not answer.
+    fn health(&self) -> impl Future<Output = Result<StoreHealth, StoreError>> + Send;
+}
