@@ -1,6 +1,9 @@
 //! Prometheus metrics: one registry per application, rendered in the text
 //! format at `/metrics`.
 //!
+//! Callers pass the values and labels in (`http`, the store decorator), so
+//! this module depends on nothing but `domain`.
+//!
 //! Labels are bounded: routes are the registered patterns (or `unmatched`),
 //! methods are the standard ones (or `other`), statuses are HTTP codes,
 //! store operations and cache outcomes are fixed sets. The one per-list label (`list`, on the fill gauges) grows with the
@@ -14,7 +17,6 @@ use prometheus::{
 };
 
 use crate::domain::ListFormat;
-use crate::publish::cache::CacheOutcome;
 
 /// Every metric of the service.
 #[derive(Debug, Clone)]
@@ -171,21 +173,16 @@ impl Metrics {
         }
     }
 
-    /// Records how a list GET was served.
-    pub fn token_cache(&self, outcome: CacheOutcome) {
-        let label = match outcome {
-            CacheOutcome::Hit => "hit",
-            CacheOutcome::Confirmed => "confirmed",
-            CacheOutcome::Rebuilt => "rebuilt",
-            CacheOutcome::Stale => "stale",
-        };
-        self.token_cache.with_label_values(&[label]).inc();
+    /// Records how a list GET was served; `outcome` is one of the fixed
+    /// cache outcome labels (`hit`, `confirmed`, `rebuilt`, `stale`).
+    pub fn token_cache(&self, outcome: &'static str) {
+        self.token_cache.with_label_values(&[outcome]).inc();
     }
 
-    /// The text exposition of every metric, with the JWKS counters read at
-    /// scrape time.
-    pub fn render(&self) -> String {
-        let (fetches, failures) = crate::auth::jwks::fetch_counts();
+    /// The text exposition of every metric, with the client JWKS fetch
+    /// counters as of now (`fetches` in all, `failures` of them failed),
+    /// which the caller reads at scrape time.
+    pub fn render(&self, fetches: u64, failures: u64) -> String {
         self.jwks
             .with_label_values(&["ok"])
             .set(i64::try_from(fetches.saturating_sub(failures)).unwrap_or(i64::MAX));

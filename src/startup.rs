@@ -23,10 +23,9 @@ use crate::domain::Bits;
 use crate::http::{self, AppState, handlers};
 use crate::metrics::Metrics;
 use crate::ports::{StoreError, StoreSettings};
-use crate::publish::cache::{PublishSettings, TokenCache};
 use crate::publish::keys::{ServiceKey, load_public_pem};
 use crate::publish::{KeySet, PublishError};
-use crate::service::Service;
+use crate::service::{PublishSettings, Service};
 use crate::store::any::AnyStore;
 use crate::store::embedded::{EmbeddedOptions, EmbeddedStore};
 use crate::store::metered::Metered;
@@ -116,8 +115,8 @@ impl Application {
         let state = web::Data::new(AppState {
             list_cache_control,
             auth: auth.clone(),
-            service: Service::new(store.clone(), settings.public_base_url.clone()),
-            cache: TokenCache::new(store, keys, publish),
+            // The key set is the signer port's adapter: wired here only.
+            service: Service::new(store, keys, publish),
             jwks_json,
             metrics: metrics.clone(),
             body_timeout: Duration::from_millis(settings.http.body_timeout_ms),

@@ -114,7 +114,9 @@ impl ApiError {
                 "INTERNAL_SERVER_ERROR",
                 CHANGE_FAILED,
             ),
-            ApiError::ListNotFound => fixed(StatusCode::NOT_FOUND, "NOT_FOUND", LIST_NOT_FOUND),
+            ApiError::Service(S::ListNotFound) | ApiError::ListNotFound => {
+                fixed(StatusCode::NOT_FOUND, "NOT_FOUND", LIST_NOT_FOUND)
+            }
             ApiError::NoRoute => fixed(
                 StatusCode::NOT_FOUND,
                 "NOT_FOUND",
@@ -135,7 +137,7 @@ impl ApiError {
                 "REQUEST_TIMEOUT",
                 format!("Request body was not received within {timeout_ms} ms"),
             ),
-            ApiError::Internal => fixed(
+            ApiError::Service(S::PublishFailed(_)) | ApiError::Internal => fixed(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "INTERNAL_SERVER_ERROR",
                 "Internal server error",

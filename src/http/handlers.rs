@@ -1,6 +1,7 @@
-//! Route handlers. Each reads the request, calls one use case or the token
-//! cache, and writes the response; all decisions live in `auth`, `service`
-//! and `publish`.
+//! Route handlers. Each reads the request, checks it with `auth` where it
+//! must, calls one use case of `service`, and writes the response; all
+//! decisions live in `auth` and `service`, and every failure becomes a
+//! response in the one table of [`super::error`].
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -10,9 +11,8 @@ use serde_json::json;
 use super::error::ApiError;
 use super::state::AppState;
 use crate::domain::{ChangeOp, ListFormat, ListId};
-use crate::ports::{Store, StoreError};
-use crate::publish::cache::CacheError;
-use crate::service::Changed;
+use crate::ports::Store;
+use crate::service::{CacheOutcome, Changed, ReadyStatus, StoreState};
 
 /// The largest request body accepted (a request JWT is well under 2 KiB).
 pub const MAX_BODY: usize = 16 * 1024;
@@ -108,9 +108,6 @@ pub async fn change<S: Store>(
         .check_change(op, content_type(&req), &body, now)
         .await?;
     let changed = state.service.change(&claims, now).await?;
-    // The next GET of this list in this process must show the change: also
-    // after "already" (another replica may have just made it) and a replay.
-    state.cache.invalidate(&claims.list.id);
     Ok(HttpResponse::Accepted()
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .json(change_body(&changed)))
@@ -169,22 +166,9 @@ async fn list<S: Store>(
 ) -> Result<HttpResponse, ApiError> {
     let id = ListId::parse(id).map_err(|_| ApiError::ListNotFound)?;
     let now = unix_now();
-    let (token, outcome) = state
-        .cache
-        .get(format, id, now)
-        .await
-        .map_err(|e| match e {
-            CacheError::NotFound => ApiError::ListNotFound,
-            CacheError::Store(StoreError::Unavailable(_) | StoreError::Damaged { .. }) => {
-                ApiError::Unavailable
-            }
-            other => {
-                tracing::error!(error = %other, "could not publish list");
-                ApiError::Internal
-            }
-        })?;
-    state.metrics.token_cache(outcome);
-    if outcome == crate::publish::cache::CacheOutcome::Rebuilt {
+    let (token, outcome) = state.service.publish(format, id, now).await?;
+    state.metrics.token_cache(outcome.label());
+    if outcome == CacheOutcome::Rebuilt {
         state
             .metrics
             .list_fill(id.as_str(), token.allocated, token.capacity);
@@ -193,7 +177,7 @@ async fn list<S: Store>(
     // life (served stale, or a short token lifetime) max-age shrinks to what
     // is left; otherwise the prebuilt `max-age=ttl` header is reused.
     let remaining = token.exp.saturating_sub(now);
-    let cache_control = if remaining < state.cache.settings().ttl.as_secs() {
+    let cache_control = if remaining < state.service.publish_settings().ttl.as_secs() {
         HeaderValue::from_str(&format!("public, max-age={remaining}"))
             .unwrap_or_else(|_| HeaderValue::from_static("no-store"))
     } else {
@@ -251,35 +235,32 @@ pub async fn live() -> HttpResponse {
 /// stays ready (200): every other list is still served, and taking every
 /// replica out of a load balancer for one damaged list would make it worse.
 pub async fn ready<S: Store>(state: web::Data<AppState<S>>) -> HttpResponse {
-    let store = state.service.store().health().await;
-    let key_loaded = !state.jwks_json.is_empty();
-    let ok = store.is_ok() && key_loaded;
-    let (store_status, damaged, warnings) = match &store {
-        Ok(h) if h.is_clean() => ("ok", Vec::new(), Vec::new()),
-        Ok(h) => (
-            "degraded",
-            h.damaged.iter().map(|l| l.as_str().to_owned()).collect(),
-            h.warnings.clone(),
-        ),
-        Err(_) => ("unavailable", Vec::new(), Vec::new()),
+    let readiness = state.service.readiness().await;
+    let status = match readiness.status() {
+        ReadyStatus::Ready => "ready",
+        ReadyStatus::Degraded => "degraded",
+        ReadyStatus::NotReady => "not ready",
     };
-    let status = match (ok, store_status) {
-        (false, _) => "not ready",
-        (true, "degraded") => "degraded",
-        _ => "ready",
+    let store_status = match &readiness.store {
+        StoreState::Ok => "ok",
+        StoreState::Degraded(_) => "degraded",
+        StoreState::Unavailable => "unavailable",
     };
     let mut body = json!({
         "status": status,
         "store": store_status,
-        "signing_key": if key_loaded { "loaded" } else { "missing" },
+        "signing_key": if readiness.signing_key { "loaded" } else { "missing" },
     });
-    if !damaged.is_empty() {
-        body["damaged_lists"] = json!(damaged);
+    if let StoreState::Degraded(health) = &readiness.store {
+        if !health.damaged.is_empty() {
+            let damaged: Vec<&str> = health.damaged.iter().map(|l| l.as_str()).collect();
+            body["damaged_lists"] = json!(damaged);
+        }
+        if !health.warnings.is_empty() {
+            body["warnings"] = json!(health.warnings);
+        }
     }
-    if !warnings.is_empty() {
-        body["warnings"] = json!(warnings);
-    }
-    let mut response = if ok {
+    let mut response = if readiness.is_ready() {
         HttpResponse::Ok()
     } else {
         HttpResponse::ServiceUnavailable()
@@ -289,12 +270,14 @@ pub async fn ready<S: Store>(state: web::Data<AppState<S>>) -> HttpResponse {
         .json(body)
 }
 
-/// `GET /metrics`: Prometheus text format.
+/// `GET /metrics`: Prometheus text format, with the JWKS fetch counters of
+/// `auth` read at scrape time.
 pub async fn metrics<S: Store>(state: web::Data<AppState<S>>) -> HttpResponse {
+    let (jwks_fetches, jwks_failures) = crate::auth::jwks::fetch_counts();
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(state.metrics.render())
+        .body(state.metrics.render(jwks_fetches, jwks_failures))
 }
 
 /// Any path no route serves.

@@ -1,6 +1,6 @@
 //! The HTTP layer (actix-web): routes, body limits, headers and the one error
-//! mapping. No business logic: handlers call `auth`, `service` and the token
-//! cache.
+//! mapping. No business logic: a handler checks the request with `auth` and
+//! calls one use case of `service`.
 
 pub mod error;
 pub mod handlers;

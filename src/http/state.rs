@@ -1,11 +1,11 @@
-//! What every handler shares: the authenticator, the use cases, the token
-//! cache, the JWKS document and the metrics. Built once at start-up.
+//! What every handler shares: the authenticator, the use cases (with the
+//! token cache inside), the JWKS document and the metrics. Built once at
+//! start-up.
 
 use std::sync::Arc;
 
 use crate::auth::Authenticator;
 use crate::metrics::Metrics;
-use crate::publish::cache::TokenCache;
 use crate::service::Service;
 
 /// The application state behind `web::Data`.
@@ -13,10 +13,8 @@ use crate::service::Service;
 pub struct AppState<S> {
     /// Client registry, JWKS cache and request checks.
     pub auth: Arc<Authenticator>,
-    /// Issue and status-change use cases over the store.
+    /// Every use case: issue, status changes, published lists, readiness.
     pub service: Service<S>,
-    /// Signed list tokens.
-    pub cache: TokenCache<S>,
     /// The service's JWKS document, serialized once.
     pub jwks_json: String,
     /// Prometheus metrics.

@@ -4,9 +4,12 @@
 //! dependencies point one way: `domain` ← `ports` ← `service` ← `http`.
 //!
 //! - [`store`]: where lists, allocations and idempotency records live.
+//! - [`signer`]: turns a list into the signed document verifiers fetch.
 
+pub mod signer;
 pub mod store;
 
+pub use signer::{ListSigner, ListToSign, SignError};
 pub use store::{
     AllocateOutcome, AllocateRequest, Allocation, ListMeta, ListSnapshot, SetStatusOutcome,
     StatusChange, Store, StoreError, StoreHealth, StoreSettings, UnixSeconds,

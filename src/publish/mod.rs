@@ -1,6 +1,6 @@
-//! Publishing: service signing keys, the JWKS document, and the signed list
-//! tokens (IETF `statuslist+jwt`, W3C `BitstringStatusListCredential` as
-//! `vc+jwt`).
+//! Publishing, the signing adapter: service signing keys, the JWKS document,
+//! and the signed list tokens (IETF `statuslist+jwt`, W3C
+//! `BitstringStatusListCredential` as `vc+jwt`).
 //!
 //! - [`keys`]: one ES256 key pair, its PKCS#8 PEM file and its JWK (`kid` =
 //!   RFC 7638 thumbprint).
@@ -11,17 +11,22 @@
 //! - [`token`]: the IETF Token Status List JWT, built and read back.
 //! - [`credential`]: the W3C Bitstring Status List credential, built and read
 //!   back.
+//! - `signer`: [`KeySet`] as the [`crate::ports::ListSigner`] port, which
+//!   is how the publish use case (`crate::service`) reaches the builders.
+//!
+//! This module imports only `domain` and `ports`: it signs what it is given
+//! and knows nothing of stores, caches or HTTP.
 //!
 //! Reading helpers never check signatures themselves: a verifier calls
 //! [`jws::verify`] with a key it chose, then decodes the payload.
 
-pub mod cache;
 pub mod credential;
 mod error;
 pub mod jws;
 pub mod keys;
 pub mod keyset;
 pub mod params;
+mod signer;
 pub mod token;
 
 pub use credential::{

@@ -1,0 +1,61 @@
+//! The signer port: what the publish use case needs to turn a status list
+//! into the signed document verifiers fetch (an IETF `statuslist+jwt` or a
+//! W3C `vc+jwt` credential), without knowing keys, algorithms or JSON.
+//!
+//! The service's signing keys (`crate::publish::KeySet`) implement it;
+//! `crate::startup` hands them to the service as `Arc<dyn ListSigner>`. The
+//! token cache calls it only when it rebuilds a token, so the dynamic
+//! dispatch never sits on a cache hit.
+
+use crate::domain::{ListFormat, StatusList};
+
+/// One list to sign, with what its document says about itself.
+///
+/// Times are Unix seconds; `exp` is after `iat`.
+#[derive(Debug, Clone, Copy)]
+pub struct ListToSign<'a> {
+    /// Which document to build: a Token Status List JWT or a Bitstring Status
+    /// List credential.
+    pub format: ListFormat,
+    /// The list, in the layout of `format`.
+    pub list: &'a StatusList,
+    /// The issuer: the service's public base URL, without a trailing slash.
+    pub iss: &'a str,
+    /// The list's URI (`sub`, and the credential's `id`).
+    pub uri: &'a str,
+    /// Issued at.
+    pub iat: u64,
+    /// Expires at.
+    pub exp: u64,
+    /// How long a verifier may cache the list, in seconds.
+    pub ttl: u64,
+}
+
+/// Why a list could not be signed. The adapter's own error is kept as the
+/// source and shown as is, so logs read the same whichever adapter signs.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct SignError(Box<dyn std::error::Error + Send + Sync>);
+
+impl SignError {
+    /// Wraps an adapter's error.
+    pub fn new(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        SignError(source.into())
+    }
+}
+
+/// Signs status lists with the service's key.
+///
+/// Implementations are CPU-bound and synchronous: the caller moves large
+/// lists off the async reactor itself.
+pub trait ListSigner: Send + Sync + std::fmt::Debug {
+    /// The signed compact JWS of `list`.
+    ///
+    /// # Errors
+    /// [`SignError`] when the list and parameters cannot make a valid
+    /// document (wrong layout or width, `exp` out of range, …).
+    fn sign(&self, list: &ListToSign<'_>) -> Result<String, SignError>;
+
+    /// Whether a signing key is loaded (reported by `/health/ready`).
+    fn has_key(&self) -> bool;
+}

@@ -1,0 +1,62 @@
+//! The application layer: every use case, the write side and the read side.
+//!
+//! - [`Service::issue`] (`/issue`) and [`Service::change`] (`/revoke`,
+//!   `/suspend`, `/unsuspend`) take the checked request claims from
+//!   [`crate::auth`] to the [`Store`] port; what must follow an acknowledged
+//!   change happens in one step, `Service::after_change`.
+//! - [`Service::publish`] serves the signed token of a list through the
+//!   [`cache`], which signs through the [`ListSigner`] port.
+//! - [`Service::readiness`] is what `/health/ready` reports.
+//!
+//! Failures are [`ServiceError`]s; the HTTP layer turns them into responses.
+//! Nothing here knows HTTP, a store adapter or the signing keys: the
+//! adapters arrive through the ports, wired in `crate::startup`.
+
+pub mod cache;
+mod change;
+mod error;
+mod issue;
+mod publish;
+mod readiness;
+
+use std::sync::Arc;
+
+pub use cache::{CacheOutcome, PublishSettings, Published, TokenCache};
+pub use change::Changed;
+pub use error::ServiceError;
+pub use issue::Issued;
+pub use readiness::{Readiness, ReadyStatus, StoreState};
+
+use crate::ports::{ListSigner, Store};
+
+/// The use cases over one store and one signer.
+#[derive(Debug)]
+pub struct Service<S> {
+    store: Arc<S>,
+    /// Signed list tokens, over the same store.
+    cache: TokenCache<S>,
+    /// Asked by readiness only; the cache holds its own handle.
+    signer: Arc<dyn ListSigner>,
+}
+
+impl<S: Store> Service<S> {
+    /// The use cases over `store`, publishing lists signed by `signer` as
+    /// `settings` say; list URIs start with `settings.base_url`.
+    pub fn new(store: Arc<S>, signer: Arc<dyn ListSigner>, settings: PublishSettings) -> Self {
+        Service {
+            cache: TokenCache::new(store.clone(), signer.clone(), settings),
+            store,
+            signer,
+        }
+    }
+
+    /// The settings the published tokens are built with.
+    pub fn publish_settings(&self) -> &PublishSettings {
+        self.cache.settings()
+    }
+
+    /// The service's public base URL, the prefix of every list URI.
+    fn base_url(&self) -> &str {
+        &self.cache.settings().base_url
+    }
+}

@@ -1,0 +1,198 @@
+//! The read use case: the signed token of a published list (`GET /t/{id}`,
+//! `GET /b/{id}`), served through the token cache.
+
+use std::sync::Arc;
+
+use super::cache::{CacheError, CacheOutcome, Published};
+use super::{Service, ServiceError};
+use crate::domain::{ListFormat, ListId};
+use crate::ports::Store;
+
+impl<S: Store> Service<S> {
+    /// The signed token of list `id` in `format` at `now` (unix seconds), and
+    /// how it was served. A cache hit makes no store call, takes no write
+    /// lock and allocates nothing (see [`super::cache`]).
+    ///
+    /// # Errors
+    /// [`ServiceError::ListNotFound`] for an unknown list or one of the other
+    /// format; [`ServiceError::Unavailable`] when the store cannot be reached
+    /// (or the list is damaged) and no token may be served;
+    /// [`ServiceError::PublishFailed`] for any other failure, which is logged
+    /// here as "could not publish list".
+    pub async fn publish(
+        &self,
+        format: ListFormat,
+        id: ListId,
+        now: u64,
+    ) -> Result<(Arc<Published>, CacheOutcome), ServiceError> {
+        self.cache.get(format, id, now).await.map_err(|e| match e {
+            CacheError::NotFound => ServiceError::ListNotFound,
+            CacheError::Store(e) => {
+                ServiceError::from_store(e, |e| publish_failed(CacheError::Store(e)))
+            }
+            other => publish_failed(other),
+        })
+    }
+}
+
+/// A token that cannot be served for a reason no retry fixes: logged with
+/// its cause, since the response says only "Internal server error".
+fn publish_failed(e: CacheError) -> ServiceError {
+    tracing::error!(error = %e, "could not publish list");
+    ServiceError::PublishFailed(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::domain::{Bits, ClientId};
+    use crate::ports::{
+        AllocateOutcome, AllocateRequest, ListMeta, ListSigner, ListSnapshot, ListToSign,
+        SetStatusOutcome, SignError, StatusChange, StoreError, StoreHealth,
+    };
+    use crate::service::PublishSettings;
+
+    /// A store whose one list answers as the test says.
+    #[derive(Debug, Default)]
+    struct Scripted {
+        /// `None`: the list exists and reads fine; `Some(e)`: every read fails.
+        fail: Mutex<Option<StoreError>>,
+    }
+
+    impl Scripted {
+        fn failing(e: StoreError) -> Self {
+            Scripted {
+                fail: Mutex::new(Some(e)),
+            }
+        }
+
+        fn answer<T>(&self, ok: T) -> Result<T, StoreError> {
+            match self.fail.lock().unwrap().clone() {
+                Some(e) => Err(e),
+                None => Ok(ok),
+            }
+        }
+    }
+
+    fn id() -> ListId {
+        ListId::parse("ABCDEF012345").unwrap()
+    }
+
+    impl Store for Scripted {
+        async fn allocate(&self, _: &AllocateRequest) -> Result<AllocateOutcome, StoreError> {
+            Err(StoreError::Invalid("not in this test".into()))
+        }
+        async fn set_status(&self, _: &StatusChange) -> Result<SetStatusOutcome, StoreError> {
+            Err(StoreError::Invalid("not in this test".into()))
+        }
+        async fn read_list(&self, list: &ListId) -> Result<Option<ListSnapshot>, StoreError> {
+            let snapshot = ListSnapshot {
+                meta: ListMeta {
+                    id: *list,
+                    client: ClientId::parse("c").unwrap(),
+                    format: ListFormat::Token,
+                    bits: Bits::Two,
+                    capacity: 8,
+                    allocated: 1,
+                    created_at: 0,
+                    retire_after: 0,
+                },
+                version: 1,
+                bytes: vec![0; 2],
+            };
+            self.answer((*list == id()).then_some(snapshot))
+        }
+        async fn list_version(&self, list: &ListId) -> Result<Option<u64>, StoreError> {
+            self.answer((*list == id()).then_some(1))
+        }
+        async fn health(&self) -> Result<StoreHealth, StoreError> {
+            self.answer(StoreHealth::default())
+        }
+    }
+
+    /// Signs with a fixed text, or refuses.
+    #[derive(Debug)]
+    struct Signer {
+        refuse: bool,
+    }
+
+    impl ListSigner for Signer {
+        fn sign(&self, _: &ListToSign<'_>) -> Result<String, SignError> {
+            if self.refuse {
+                Err(SignError::new("test: cannot sign"))
+            } else {
+                Ok("signed".to_owned())
+            }
+        }
+        fn has_key(&self) -> bool {
+            true
+        }
+    }
+
+    fn service(store: Scripted, refuse: bool) -> Service<Scripted> {
+        Service::new(
+            Arc::new(store),
+            Arc::new(Signer { refuse }),
+            PublishSettings::default(),
+        )
+    }
+
+    const NOW: u64 = 1_800_000_000;
+
+    #[tokio::test]
+    async fn a_list_is_served_through_the_cache() {
+        let s = service(Scripted::default(), false);
+        let (token, outcome) = s.publish(ListFormat::Token, id(), NOW).await.unwrap();
+        assert_eq!(
+            (&token.body[..], outcome),
+            (&b"signed"[..], CacheOutcome::Rebuilt)
+        );
+        let (_, outcome) = s.publish(ListFormat::Token, id(), NOW).await.unwrap();
+        assert_eq!(outcome, CacheOutcome::Hit);
+    }
+
+    /// Every way a GET can fail lands on the variant the HTTP table maps
+    /// (404, 503, 500), as the handler's own mapping did before.
+    #[tokio::test]
+    async fn failures_map_to_not_found_unavailable_or_publish_failed() {
+        let unknown = ListId::parse("000000000000").unwrap();
+        let s = service(Scripted::default(), false);
+        let got = s.publish(ListFormat::Token, unknown, NOW).await;
+        assert!(matches!(got, Err(ServiceError::ListNotFound)), "{got:?}");
+        let got = s.publish(ListFormat::Bitstring, id(), NOW).await;
+        assert!(matches!(got, Err(ServiceError::ListNotFound)), "{got:?}");
+
+        let damaged = StoreError::Damaged {
+            list: id(),
+            reason: "test".into(),
+        };
+        for e in [StoreError::Unavailable("test".into()), damaged] {
+            let got = service(Scripted::failing(e), false)
+                .publish(ListFormat::Token, id(), NOW)
+                .await;
+            assert!(matches!(got, Err(ServiceError::Unavailable(_))), "{got:?}");
+        }
+        for e in [
+            StoreError::Corrupt("test".into()),
+            StoreError::Backend("test".into()),
+            StoreError::Invalid("test".into()),
+        ] {
+            let got = service(Scripted::failing(e), false)
+                .publish(ListFormat::Token, id(), NOW)
+                .await;
+            assert!(
+                matches!(got, Err(ServiceError::PublishFailed(CacheError::Store(_)))),
+                "{got:?}"
+            );
+        }
+        let got = service(Scripted::default(), true)
+            .publish(ListFormat::Token, id(), NOW)
+            .await;
+        assert!(
+            matches!(got, Err(ServiceError::PublishFailed(CacheError::Sign(_)))),
+            "{got:?}"
+        );
+    }
+}
