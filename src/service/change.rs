@@ -22,7 +22,7 @@ impl<S: Store> Service<S> {
     /// Applies a checked status change, once per (client, jti): the same
     /// request again gets the same answer. Every acknowledged answer (also
     /// "already had that status", and a replay) then goes through
-    /// [`Service::after_change`].
+    /// `Service::after_change`.
     ///
     /// # Errors
     /// [`ServiceError::Changed`], [`ServiceError::NotYourList`],
