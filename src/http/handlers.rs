@@ -86,7 +86,7 @@ pub async fn issue<S: Store>(
         .check_issue(content_type(&req), &body, now)
         .await?;
     let issued = state.service.issue(&claims, now).await?;
-    state.metrics.allocation(claims.format);
+    state.metrics.allocation(claims.format());
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .json(issued))
@@ -110,7 +110,7 @@ pub async fn change<S: Store>(
     let changed = state.service.change(&claims, now).await?;
     // The next GET of this list in this process must show the change: also
     // after "already" (another replica may have just made it) and a replay.
-    state.cache.invalidate(&claims.list.id);
+    state.cache.invalidate(&claims.list().id);
     Ok(HttpResponse::Accepted()
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .json(change_body(&changed)))
