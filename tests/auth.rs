@@ -268,6 +268,22 @@ async fn revoke(
     a.check_revoke(JWT, token.as_bytes(), NOW).await
 }
 
+/// Runs the `/issue` checks on `token` (at `NOW`) and asserts they fail with
+/// exactly `want`; `why` names the case in the failure message.
+async fn assert_issue_err(a: &Authenticator, token: &str, want: AuthError, why: &str) {
+    match issue(a, token).await {
+        Ok(claims) => panic!("{why}: accepted ({claims:?}), expected {want:?}"),
+        Err(got) => assert_eq!(got, want, "{why}"),
+    }
+}
+
+/// The response row of an authentication failure from the HTTP layer's one
+/// table, the status as a number (as the CRS spec writes it).
+fn crs_row(e: AuthError) -> (u16, &'static str, &'static str) {
+    let (status, code, text) = statuslist::http::error::auth_row(e);
+    (status.as_u16(), code, text)
+}
+
 /// Removes a member from a JSON object.
 fn without(v: &Value, key: &str) -> Value {
     let mut v = v.clone();
@@ -292,30 +308,33 @@ mod valid {
         let p = issue_payload("client-a");
         let c = issue(&a, &k.token(&p)).await.unwrap();
         let id = ClientId::parse("client-a").unwrap();
-        assert_eq!(c.client, id);
-        assert_eq!(c.format, ListFormat::Token);
-        assert_eq!(c.iat, NOW);
-        assert_eq!(c.jti.as_str(), p["jti"].as_str().unwrap());
-        assert_eq!(c.status_expiry, NOW + 86_400);
-        assert_eq!(c.digest, issue_digest(&id, &c.jti, NOW + 86_400));
+        assert_eq!(c.client(), &id);
+        assert_eq!(c.format(), ListFormat::Token);
+        assert_eq!(c.iat(), NOW);
+        assert_eq!(c.jti().as_str(), p["jti"].as_str().unwrap());
+        assert_eq!(c.status_expiry(), NOW + 86_400);
+        assert_eq!(c.digest(), issue_digest(&id, c.jti(), NOW + 86_400));
 
         // A retry re-signed with a fresh iat is the same request.
         let retry = with(&p, "iat", json!(NOW - 5));
-        assert_eq!(issue(&a, &k.token(&retry)).await.unwrap().digest, c.digest);
+        assert_eq!(
+            issue(&a, &k.token(&retry)).await.unwrap().digest(),
+            c.digest()
+        );
         // A different statusExpiry is not.
         let changed = with(&p, "statusExpiry", json!(NOW + 90_000));
         assert_ne!(
-            issue(&a, &k.token(&changed)).await.unwrap().digest,
-            c.digest
+            issue(&a, &k.token(&changed)).await.unwrap().digest(),
+            c.digest()
         );
 
         let p = revoke_payload("client-a");
         let c = revoke(&a, &k.token(&p)).await.unwrap();
         let list = ListRef::parse_uri(BASE, LIST_URI).unwrap();
-        assert_eq!((c.idx, c.list, c.op), (3, list, ChangeOp::Revoke));
+        assert_eq!((c.idx(), c.list(), c.op()), (3, list, ChangeOp::Revoke));
         assert_eq!(
-            c.digest,
-            change_digest(ChangeOp::Revoke, &id, &c.jti, 3, &list)
+            c.digest(),
+            change_digest(ChangeOp::Revoke, &id, c.jti(), 3, &list)
         );
     }
 
@@ -405,7 +424,7 @@ mod crs_examples {
             if !["/issue", "/revoke"].contains(&path.as_str()) || !matches!(status, 400 | 401) {
                 continue;
             }
-            let in_table = AuthError::ALL.iter().any(|e| e.crs().2 == desc);
+            let in_table = AuthError::ALL.iter().any(|e| crs_row(*e).2 == desc);
             if SERVICE_LAYER.contains(&name.as_str()) {
                 assert!(
                     !in_table,
@@ -421,7 +440,7 @@ mod crs_examples {
             };
             let err = got.expect_err(name);
             assert_eq!(
-                err.crs(),
+                crs_row(err),
                 (*status, error.as_str(), desc.as_str()),
                 "{path} {name}"
             );
@@ -444,7 +463,7 @@ mod crs_examples {
             let (_, status, _, error, desc) =
                 ex.iter().find(|e| e.0 == path && e.1 == 503).unwrap();
             assert_eq!(
-                AuthError::KeysUnavailable.crs(),
+                crs_row(AuthError::KeysUnavailable),
                 (*status, error.as_str(), desc.as_str())
             );
         }
@@ -468,10 +487,13 @@ mod hostile {
         };
 
         let none = with(&k.header(), "alg", json!("none"));
-        assert_eq!(
-            issue(&a, &format!("{}.", input(&none))).await.unwrap_err(),
-            AuthError::InvalidAlg
-        );
+        assert_issue_err(
+            &a,
+            &format!("{}.", input(&none)),
+            AuthError::InvalidAlg,
+            "alg none",
+        )
+        .await;
 
         // HS256 keyed with the public key's bytes (SEC1 point and JWK JSON).
         let hs = with(&k.header(), "alg", json!("HS256"));
@@ -481,10 +503,7 @@ mod hostile {
             let sig =
                 jsonwebtoken::crypto::sign(m.as_bytes(), &key, jsonwebtoken::Algorithm::HS256)
                     .unwrap();
-            assert_eq!(
-                issue(&a, &format!("{m}.{sig}")).await.unwrap_err(),
-                AuthError::InvalidAlg
-            );
+            assert_issue_err(&a, &format!("{m}.{sig}"), AuthError::InvalidAlg, "HS256").await;
         }
     }
 
@@ -496,10 +515,8 @@ mod hostile {
             inline_client("client-a", &[&k])
         );
         let a = auth(&clients);
-        let err = issue(&a, &k.token(&issue_payload("client-a")))
-            .await
-            .unwrap_err();
-        assert_eq!(err, AuthError::InvalidAlg);
+        let t = k.token(&issue_payload("client-a"));
+        assert_issue_err(&a, &t, AuthError::InvalidAlg, "ES256 not allowed").await;
     }
 
     #[tokio::test]
@@ -516,14 +533,8 @@ mod hostile {
         );
         let a = auth(&clients);
         let p = issue_payload("client-a");
-        assert_eq!(
-            issue(&a, &kb.token(&p)).await.unwrap_err(),
-            AuthError::InvalidKid
-        );
-        assert_eq!(
-            issue(&a, &kc.token(&p)).await.unwrap_err(),
-            AuthError::BadSignature
-        );
+        assert_issue_err(&a, &kb.token(&p), AuthError::InvalidKid, "client-b's key").await;
+        assert_issue_err(&a, &kc.token(&p), AuthError::BadSignature, "client-c's key").await;
         // Each key does verify for its own client.
         assert!(
             issue(&a, &kb.token(&issue_payload("client-b")))
@@ -546,15 +557,11 @@ mod hostile {
         let h = with(&attacker.header(), "jwk", attacker.jwk());
         let h = with(&h, "jku", json!("https://attacker.example/jwks"));
         let h = with(&h, "x5u", json!("https://attacker.example/cert"));
-        assert_eq!(
-            issue(&a, &attacker.sign(&h, &p)).await.unwrap_err(),
-            AuthError::InvalidKid
-        );
+        let t = attacker.sign(&h, &p);
+        assert_issue_err(&a, &t, AuthError::InvalidKid, "attacker's kid").await;
         let h = with(&h, "kid", json!("k1"));
-        assert_eq!(
-            issue(&a, &attacker.sign(&h, &p)).await.unwrap_err(),
-            AuthError::BadSignature
-        );
+        let t = attacker.sign(&h, &p);
+        assert_issue_err(&a, &t, AuthError::BadSignature, "client's kid").await;
     }
 
     #[tokio::test]
@@ -568,10 +575,8 @@ mod hostile {
             (json!(NOW.to_string()), "a string"),
             (json!(-1), "negative"),
         ] {
-            let err = issue(&a, &k.token(&with(&p, "iat", iat)))
-                .await
-                .unwrap_err();
-            assert_eq!(err, AuthError::Claim(ClaimError::InvalidIat), "{why}");
+            let t = k.token(&with(&p, "iat", iat));
+            assert_issue_err(&a, &t, AuthError::Claim(ClaimError::InvalidIat), why).await;
         }
     }
 
@@ -680,18 +685,12 @@ mod hostile {
             ),
         ];
         for (h, p, want) in cases {
-            assert_eq!(
-                issue(&a, &k.sign(&h, &p)).await.unwrap_err(),
-                want,
-                "{h} {p}"
-            );
+            assert_issue_err(&a, &k.sign(&h, &p), want, &format!("{h} {p}")).await;
         }
         // A bad signature comes before any claim fault.
         let other = TestKey::new("k1");
-        let err = issue(&a, &other.sign(&h, &without(&p, "iat")))
-            .await
-            .unwrap_err();
-        assert_eq!(err, AuthError::BadSignature);
+        let t = other.sign(&h, &without(&p, "iat"));
+        assert_issue_err(&a, &t, AuthError::BadSignature, "other key, no iat").await;
     }
 }
 
@@ -787,11 +786,9 @@ mod remote_jwks {
         let server = JwksServer::start(&TestKey::jwks(&[&k])).await;
         server.reply.lock().unwrap().status = 500;
         let a = auth(&remote_client("client-a", &server.url));
-        let err = issue(&a, &k.token(&issue_payload("client-a")))
-            .await
-            .unwrap_err();
-        assert_eq!(err, AuthError::KeysUnavailable);
-        assert_eq!(err.crs().0, 503);
+        let t = k.token(&issue_payload("client-a"));
+        assert_issue_err(&a, &t, AuthError::KeysUnavailable, "JWKS server 500").await;
+        assert_eq!(crs_row(AuthError::KeysUnavailable).0, 503);
         server.reply.lock().unwrap().status = 200;
         let t = NOW + 2;
         let p = with(&issue_payload("client-a"), "iat", json!(t));
@@ -810,10 +807,8 @@ mod remote_jwks {
         ] {
             let server = JwksServer::start(&body).await;
             let a = auth(&remote_client("client-a", &server.url));
-            let err = issue(&a, &k.token(&issue_payload("client-a")))
-                .await
-                .unwrap_err();
-            assert_eq!(err, AuthError::KeysUnavailable);
+            let t = k.token(&issue_payload("client-a"));
+            assert_issue_err(&a, &t, AuthError::KeysUnavailable, &body.to_string()).await;
         }
     }
 
@@ -1090,7 +1085,7 @@ FrWZds3Qw4vpt2302reVgDo=
         for (name, alg, kid, key, jwk) in cases {
             let a = auth(&client(name, jwk));
             let c = issue(&a, &sign(alg, kid, &key, &issue_payload("client-a"))).await;
-            assert_eq!(c.map(|c| c.format), Ok(ListFormat::Bitstring), "{name}");
+            assert_eq!(c.map(|c| c.format()), Ok(ListFormat::Bitstring), "{name}");
             // The same key under another allowed algorithm name is refused.
             let mut t = sign(alg, kid, &key, &issue_payload("client-a"));
             let (h, rest) = t.split_once('.').unwrap();
@@ -1098,17 +1093,13 @@ FrWZds3Qw4vpt2302reVgDo=
                 serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).unwrap()).unwrap();
             hv["alg"] = json!("ES256");
             t = format!("{}.{rest}", b64(hv.to_string().as_bytes()));
-            assert_eq!(
-                issue(&a, &t).await.unwrap_err(),
-                AuthError::BadSignature,
-                "{name}"
-            );
+            assert_issue_err(&a, &t, AuthError::BadSignature, name).await;
             // A client not allowing the algorithm refuses it before any key
             // lookup.
             let only_es256 = client(name, jwk).replace(&format!(", \"{name}\""), "");
             let a = auth(&only_es256);
-            let err = issue(&a, &sign(alg, kid, &key, &issue_payload("client-a"))).await;
-            assert_eq!(err.unwrap_err(), AuthError::InvalidAlg, "{name}");
+            let t = sign(alg, kid, &key, &issue_payload("client-a"));
+            assert_issue_err(&a, &t, AuthError::InvalidAlg, name).await;
         }
     }
 }
@@ -1134,8 +1125,8 @@ mod demo_key {
         let k = TestKey::new("k1");
         let server = JwksServer::start(&TestKey::jwks(&[&d, &k])).await;
         let a = auth(&remote_client("client-a", &server.url));
-        let err = issue(&a, &d.token(&issue_payload("client-a"))).await;
-        assert_eq!(err.unwrap_err(), AuthError::InvalidKid);
+        let t = d.token(&issue_payload("client-a"));
+        assert_issue_err(&a, &t, AuthError::InvalidKid, "demo key").await;
         issue(&a, &k.token(&issue_payload("client-a")))
             .await
             .unwrap();
@@ -1143,8 +1134,8 @@ mod demo_key {
         // A set holding only the demo key is no usable set at all.
         let only_demo = JwksServer::start(&TestKey::jwks(&[&d])).await;
         let a = auth(&remote_client("client-b", &only_demo.url));
-        let err = issue(&a, &d.token(&issue_payload("client-b"))).await;
-        assert_eq!(err.unwrap_err(), AuthError::KeysUnavailable);
+        let t = d.token(&issue_payload("client-b"));
+        assert_issue_err(&a, &t, AuthError::KeysUnavailable, "only the demo key").await;
 
         // Development settings keep it.
         let url = server.url.parse().unwrap();

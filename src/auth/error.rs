@@ -1,9 +1,10 @@
-//! The one error type of request authentication, and the one table that maps
-//! each variant to its HTTP status and CRS `error` / `error_description`.
+//! The one error type of request authentication: typed causes, never HTTP
+//! statuses.
 //!
-//! The texts are those of `crs-private-spec.yaml`, verbatim; a test reads the
-//! spec and checks that every 400 and 401 example of `/issue` and `/revoke`
-//! that concerns authentication is a row of this table.
+//! The `Display` of each variant is its CRS `error_description`, verbatim from
+//! `crs-private-spec.yaml`. Which HTTP status and CRS `error` code a cause gets
+//! is decided in one place, the HTTP layer's error table
+//! (`crate::http::error`), which also checks that its texts are these.
 
 use crate::domain::ClaimError;
 
@@ -53,63 +54,7 @@ pub enum AuthError {
     KeysUnavailable,
 }
 
-/// `error` codes of the CRS contract.
-const BAD_REQUEST: &str = "BAD_REQUEST";
-const UNAUTHORIZED: &str = "UNAUTHORIZED";
-const TEMPORARILY_UNAVAILABLE: &str = "TEMPORARILY_UNAVAILABLE";
-
 impl AuthError {
-    /// The response for this error: (HTTP status, CRS `error`, CRS
-    /// `error_description`). This is the single table; the HTTP layer only
-    /// serialises it.
-    pub const fn crs(&self) -> (u16, &'static str, &'static str) {
-        use AuthError as E;
-        use ClaimError as C;
-        match self {
-            E::ContentType => (
-                400,
-                BAD_REQUEST,
-                "Content-Type header must be application/jwt",
-            ),
-            E::Decode => (400, BAD_REQUEST, "Error decoding JWT or converting to JSON"),
-            E::MissingKid => (401, UNAUTHORIZED, "No Key ID in Header"),
-            E::MissingTyp => (401, UNAUTHORIZED, "No Type in Header"),
-            E::InvalidTyp => (401, UNAUTHORIZED, "Invalid Type in Header"),
-            E::MissingAlg => (401, UNAUTHORIZED, "No Algorithm in Header"),
-            E::InvalidAlg => (401, UNAUTHORIZED, "Invalid Algorithm in Header"),
-            E::MissingIss => (401, UNAUTHORIZED, "No Issuer in Payload"),
-            E::UnknownClient => (401, UNAUTHORIZED, "JWT has non-matching Client ID"),
-            E::InvalidKid => (401, UNAUTHORIZED, "Invalid Key ID in Header"),
-            E::BadSignature => (401, UNAUTHORIZED, "JWT has non-verified signature"),
-            E::Claim(C::MissingIat) => (400, BAD_REQUEST, "No iat in Payload"),
-            E::Claim(C::InvalidIat) => (400, BAD_REQUEST, "Invalid iat in Payload"),
-            E::Claim(C::MissingJti) => (400, BAD_REQUEST, "No jti in Payload"),
-            E::Claim(C::InvalidJti) => (400, BAD_REQUEST, "Invalid jti in Payload"),
-            E::Claim(C::MissingStatusExpiry) => (400, BAD_REQUEST, "No Status Expiry in Payload"),
-            E::Claim(C::InvalidStatusExpiry) => (
-                400,
-                BAD_REQUEST,
-                "Status Expiry in Payload must be a non negative number and represent a future expiry date no more than 1 year from now",
-            ),
-            E::Claim(C::MissingIdx) => (400, BAD_REQUEST, "No Index in Payload"),
-            E::Claim(C::InvalidIdx) => (
-                400,
-                BAD_REQUEST,
-                "Index must be a valid non-negative integer",
-            ),
-            E::Claim(C::MissingUri) => (400, BAD_REQUEST, "No valid URI in Payload"),
-            E::Claim(C::InvalidUri) => (400, BAD_REQUEST, "Invalid URI format in payload"),
-            // Not in CRS (its clients send no `aud`): a token addressed to
-            // another service is an authentication failure.
-            E::Claim(C::InvalidAud) => (401, UNAUTHORIZED, "Invalid Audience in Payload"),
-            E::KeysUnavailable => (
-                503,
-                TEMPORARILY_UNAVAILABLE,
-                "Service is temporarily unavailable",
-            ),
-        }
-    }
-
     /// True when the client may retry the same request later (the HTTP layer
     /// sends `Retry-After`).
     pub const fn is_retryable(&self) -> bool {
@@ -147,24 +92,4 @@ impl AuthError {
             E::KeysUnavailable,
         ]
     };
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn display_is_the_crs_description() {
-        for e in AuthError::ALL {
-            assert_eq!(e.to_string(), e.crs().2, "{e:?}");
-        }
-    }
-
-    #[test]
-    fn descriptions_are_distinct() {
-        let mut seen = std::collections::HashSet::new();
-        for e in AuthError::ALL {
-            assert!(seen.insert(e.crs().2), "{e:?}");
-        }
-    }
 }

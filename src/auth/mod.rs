@@ -4,8 +4,9 @@
 //!
 //! The HTTP layer calls [`Authenticator::check_issue`] or
 //! [`Authenticator::check_change`] with the request's Content-Type, its raw
-//! body and the current unix time, and gets typed claims or an [`AuthError`]
-//! whose [`AuthError::crs`] row is the response.
+//! body and the current unix time, and gets typed claims (which only this
+//! module can build, see [`claims`]) or an [`AuthError`]: a typed cause,
+//! never an HTTP status (the HTTP layer's one table decides the response).
 //!
 //! Check order (the first fault wins): Content-Type → decodable → header
 //! `kid` present → `typ` present and `JWT` → `alg` present and in the safe
@@ -15,6 +16,7 @@
 //! sent, before any JWT library sees it, and keys come only from the
 //! registered JWKS (`jku`, `x5u`, `jwk`, `x5c` headers are ignored).
 
+pub mod claims;
 pub mod error;
 pub mod jwks;
 pub mod jwt;
@@ -28,63 +30,14 @@ use std::sync::{Arc, RwLock};
 
 use serde_json::Value;
 
+pub use claims::{ChangeClaims, IssueClaims, RevokeClaims};
 pub use error::AuthError;
 pub use jwks::{ClientKeys, FetchError, Fetcher, SetupError};
 pub use keys::{KeySet, KeySetError, VerifyingKey};
 
 use crate::config::{ConfigError, Settings};
-use crate::domain::claims::{self, ChangeOp, SigAlg};
-use crate::domain::{ClientId, Jti, ListFormat, ListRef};
-
-/// The checked claims of an `/issue` request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IssueClaims {
-    /// The authenticated client (`iss`).
-    pub client: ClientId,
-    /// The format of that client's lists.
-    pub format: ListFormat,
-    /// `iat`, whole seconds.
-    pub iat: u64,
-    /// `jti`, a lowercase UUID.
-    pub jti: Jti,
-    /// `statusExpiry`, whole seconds, in the future and within a year.
-    pub status_expiry: u64,
-    /// The idempotency digest ([`claims::issue_digest`]: `iss`, `jti`,
-    /// `statusExpiry`; not `iat`).
-    pub digest: [u8; 32],
-    /// Until when the request's idempotency record must count
-    /// ([`claims::record_until`]).
-    pub keep_until: u64,
-}
-
-/// The checked claims of a status change (`/revoke`, `/suspend`,
-/// `/unsuspend`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChangeClaims {
-    /// The operation requested.
-    pub op: ChangeOp,
-    /// The authenticated client (`iss`).
-    pub client: ClientId,
-    /// The format of that client's lists.
-    pub format: ListFormat,
-    /// `iat`, whole seconds.
-    pub iat: u64,
-    /// `jti`, a lowercase UUID.
-    pub jti: Jti,
-    /// `idx`.
-    pub idx: u64,
-    /// The list named by `uri` (a list of this service; whether it exists and
-    /// belongs to the client is the store's question).
-    pub list: ListRef,
-    /// The idempotency digest ([`claims::change_digest`]; not `iat`).
-    pub digest: [u8; 32],
-    /// Until when the request's idempotency record must count
-    /// ([`claims::record_until`]).
-    pub keep_until: u64,
-}
-
-/// The claims of a `/revoke` request.
-pub type RevokeClaims = ChangeClaims;
+use crate::domain::claims::{self as checks, ChangeOp, SigAlg};
+use crate::domain::{ClientId, ListFormat};
 
 /// A registered client as the checks see it.
 #[derive(Debug)]
@@ -270,10 +223,10 @@ impl Authenticator {
     ) -> Result<IssueClaims, AuthError> {
         let reg = self.registry();
         let (client, raw) = authenticate(&reg, content_type, body, now).await?;
-        let iat = claims::check_iat(raw.iat.as_ref(), now, reg.idempotency_window_secs)?;
-        let jti = claims::check_jti(raw.jti.as_ref())?;
-        let status_expiry = claims::check_status_expiry(raw.status_expiry.as_ref(), now)?;
-        let digest = claims::issue_digest(&client.id, &jti, status_expiry);
+        let iat = checks::check_iat(raw.iat.as_ref(), now, reg.idempotency_window_secs)?;
+        let jti = checks::check_jti(raw.jti.as_ref())?;
+        let status_expiry = checks::check_status_expiry(raw.status_expiry.as_ref(), now)?;
+        let digest = checks::issue_digest(&client.id, &jti, status_expiry);
         Ok(IssueClaims {
             client: client.id.clone(),
             format: client.format,
@@ -281,7 +234,7 @@ impl Authenticator {
             jti,
             status_expiry,
             digest,
-            keep_until: claims::record_until(iat, reg.idempotency_window_secs),
+            keep_until: checks::record_until(iat, reg.idempotency_window_secs),
         })
     }
 
@@ -313,11 +266,11 @@ impl Authenticator {
     ) -> Result<ChangeClaims, AuthError> {
         let reg = self.registry();
         let (client, raw) = authenticate(&reg, content_type, body, now).await?;
-        let iat = claims::check_iat(raw.iat.as_ref(), now, reg.idempotency_window_secs)?;
-        let jti = claims::check_jti(raw.jti.as_ref())?;
-        let idx = claims::check_idx(raw.idx.as_ref())?;
-        let list = claims::check_uri(raw.uri.as_ref(), &reg.public_base_url)?;
-        let digest = claims::change_digest(op, &client.id, &jti, idx, &list);
+        let iat = checks::check_iat(raw.iat.as_ref(), now, reg.idempotency_window_secs)?;
+        let jti = checks::check_jti(raw.jti.as_ref())?;
+        let idx = checks::check_idx(raw.idx.as_ref())?;
+        let list = checks::check_uri(raw.uri.as_ref(), &reg.public_base_url)?;
+        let digest = checks::change_digest(op, &client.id, &jti, idx, &list);
         Ok(ChangeClaims {
             op,
             client: client.id.clone(),
@@ -327,7 +280,7 @@ impl Authenticator {
             idx,
             list,
             digest,
-            keep_until: claims::record_until(iat, reg.idempotency_window_secs),
+            keep_until: checks::record_until(iat, reg.idempotency_window_secs),
         })
     }
 }
@@ -382,7 +335,7 @@ async fn authenticate<'r>(
     if !key.verify(header.alg, parsed.signing_input, parsed.signature) {
         return Err(AuthError::BadSignature);
     }
-    claims::check_aud(parsed.claims.aud.as_ref(), &reg.public_base_url)?;
+    checks::check_aud(parsed.claims.aud.as_ref(), &reg.public_base_url)?;
     Ok((client, parsed.claims))
 }
 

@@ -25,8 +25,8 @@ pub const MAX_STATUS_EXPIRY_SECS: u64 = 365 * 24 * 60 * 60;
 /// JSON number written by a JavaScript issuer represents exactly).
 const MAX_EXACT_FLOAT_INT: f64 = 9_007_199_254_740_992.0;
 
-/// Which claim was missing or invalid. Each variant has exactly one CRS text;
-/// the mapping lives in `auth::AuthError::crs`.
+/// Which claim was missing or invalid. Each variant has exactly one CRS text,
+/// its `Display`; the HTTP layer's one error table gives it a status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ClaimError {
     /// No `iat`.

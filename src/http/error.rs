@@ -1,16 +1,20 @@
-//! The one place where errors become HTTP responses.
+//! The one place where failures become HTTP responses: the table from every
+//! failure (each [`AuthError`] cause, each [`ServiceError`], the HTTP layer's
+//! own) to its HTTP status, CRS `error` code and `error_description`.
 //!
 //! Every error body is `{"error": CODE, "error_description": TEXT}`, with the
-//! CRS texts verbatim where CRS has one (authentication texts come from
-//! [`AuthError::crs`]; the rest are in [`ApiError::row`]). Errors are never
-//! cached (`Cache-Control: no-store`), and the retryable ones (409, 503) say
-//! when to retry.
+//! CRS texts verbatim where CRS has one ([`auth_row`] for authentication,
+//! [`ApiError::row`] for the rest). No other module knows HTTP statuses: `auth`
+//! and `service` return typed causes. Errors are never cached
+//! (`Cache-Control: no-store`), and the retryable ones (409, 503) say when to
+//! retry.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 
 use crate::auth::AuthError;
+use crate::domain::ClaimError;
 use crate::service::ServiceError;
 
 /// CRS text: same jti, different claims.
@@ -29,6 +33,51 @@ pub const ISSUE_FAILED: &str = "Unable to successfully issue a status";
 pub const CHANGE_FAILED: &str = "Error updating revokedAt field";
 /// CRS text (403 of `/revoke`), used for every forbidden status change.
 pub const FORBIDDEN_CHANGE: &str = "Unable to revoke the specified status list entry";
+
+/// The rows of the table for authentication failures: (HTTP status, CRS
+/// `error`, CRS `error_description`). The texts are the `Display` of each
+/// cause (a test holds them equal) and those of `crs-private-spec.yaml`
+/// (`tests/auth.rs` checks every example of the spec against this).
+pub const fn auth_row(e: AuthError) -> (StatusCode, &'static str, &'static str) {
+    use AuthError as E;
+    use ClaimError as C;
+    const BAD_REQUEST: (StatusCode, &str) = (StatusCode::BAD_REQUEST, "BAD_REQUEST");
+    const UNAUTHORIZED: (StatusCode, &str) = (StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+    let ((status, code), text) = match e {
+        E::ContentType => (BAD_REQUEST, "Content-Type header must be application/jwt"),
+        E::Decode => (BAD_REQUEST, "Error decoding JWT or converting to JSON"),
+        E::MissingKid => (UNAUTHORIZED, "No Key ID in Header"),
+        E::MissingTyp => (UNAUTHORIZED, "No Type in Header"),
+        E::InvalidTyp => (UNAUTHORIZED, "Invalid Type in Header"),
+        E::MissingAlg => (UNAUTHORIZED, "No Algorithm in Header"),
+        E::InvalidAlg => (UNAUTHORIZED, "Invalid Algorithm in Header"),
+        E::MissingIss => (UNAUTHORIZED, "No Issuer in Payload"),
+        E::UnknownClient => (UNAUTHORIZED, "JWT has non-matching Client ID"),
+        E::InvalidKid => (UNAUTHORIZED, "Invalid Key ID in Header"),
+        E::BadSignature => (UNAUTHORIZED, "JWT has non-verified signature"),
+        E::Claim(C::MissingIat) => (BAD_REQUEST, "No iat in Payload"),
+        E::Claim(C::InvalidIat) => (BAD_REQUEST, "Invalid iat in Payload"),
+        E::Claim(C::MissingJti) => (BAD_REQUEST, "No jti in Payload"),
+        E::Claim(C::InvalidJti) => (BAD_REQUEST, "Invalid jti in Payload"),
+        E::Claim(C::MissingStatusExpiry) => (BAD_REQUEST, "No Status Expiry in Payload"),
+        E::Claim(C::InvalidStatusExpiry) => (
+            BAD_REQUEST,
+            "Status Expiry in Payload must be a non negative number and represent a future expiry date no more than 1 year from now",
+        ),
+        E::Claim(C::MissingIdx) => (BAD_REQUEST, "No Index in Payload"),
+        E::Claim(C::InvalidIdx) => (BAD_REQUEST, "Index must be a valid non-negative integer"),
+        E::Claim(C::MissingUri) => (BAD_REQUEST, "No valid URI in Payload"),
+        E::Claim(C::InvalidUri) => (BAD_REQUEST, "Invalid URI format in payload"),
+        // Not in CRS (its clients send no `aud`): a token addressed to
+        // another service is an authentication failure.
+        E::Claim(C::InvalidAud) => (UNAUTHORIZED, "Invalid Audience in Payload"),
+        E::KeysUnavailable => (
+            (StatusCode::SERVICE_UNAVAILABLE, "TEMPORARILY_UNAVAILABLE"),
+            UNAVAILABLE,
+        ),
+    };
+    (status, code, text)
+}
 
 /// Every error the HTTP layer answers with.
 #[derive(Debug, thiserror::Error)]
@@ -77,9 +126,7 @@ impl ApiError {
             |status: StatusCode, code: &'static str, text: &str| (status, code, text.to_owned());
         match self {
             ApiError::Auth(e) => {
-                let (status, code, text) = e.crs();
-                let status =
-                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let (status, code, text) = auth_row(*e);
                 (status, code, text.to_owned())
             }
             ApiError::Service(S::Changed) => fixed(StatusCode::BAD_REQUEST, "BAD_REQUEST", CHANGED),
@@ -175,5 +222,36 @@ impl ResponseError for ApiError {
             error: code,
             error_description: &text,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_is_the_crs_description() {
+        for e in AuthError::ALL {
+            assert_eq!(e.to_string(), auth_row(e).2, "{e:?}");
+        }
+    }
+
+    #[test]
+    fn descriptions_are_distinct() {
+        let mut seen = std::collections::HashSet::new();
+        for e in AuthError::ALL {
+            assert!(seen.insert(auth_row(e).2), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn retryable_causes_are_the_ones_answered_with_retry_after() {
+        for e in AuthError::ALL {
+            let retry_after = ApiError::from(e)
+                .error_response()
+                .headers()
+                .contains_key(header::RETRY_AFTER);
+            assert_eq!(e.is_retryable(), retry_after, "{e:?}");
+        }
     }
 }

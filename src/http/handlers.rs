@@ -86,7 +86,7 @@ pub async fn issue<S: Store>(
         .check_issue(content_type(&req), &body, now)
         .await?;
     let issued = state.service.issue(&claims, now).await?;
-    state.metrics.allocation(claims.format);
+    state.metrics.allocation(claims.format());
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .json(issued))

@@ -28,7 +28,7 @@ impl<S: Store> Service<S> {
     /// [`ServiceError::Changed`], [`ServiceError::NotYourList`],
     /// [`ServiceError::EntryNotFound`], [`ServiceError::NotAllowed`],
     /// [`ServiceError::StatusNotSupported`], or a store failure.
-    #[tracing::instrument(level = "debug", skip_all, fields(client = %claims.client, list = %claims.list.id, idx = claims.idx))]
+    #[tracing::instrument(level = "debug", skip_all, fields(client = %claims.client(), list = %claims.list().id, idx = claims.idx()))]
     pub async fn change(&self, claims: &ChangeClaims, now: u64) -> Result<Changed, ServiceError> {
         let changed = self.set_status(claims, now).await?;
         self.after_change(claims, &changed);
@@ -42,18 +42,18 @@ impl<S: Store> Service<S> {
     /// after "already" (another replica may have just made it) and a replay,
     /// so the cached token is invalidated for every acknowledged answer.
     fn after_change(&self, claims: &ChangeClaims, _changed: &Changed) {
-        self.cache.invalidate(&claims.list.id);
+        self.cache.invalidate(&claims.list().id);
     }
 
     /// The change itself, in the store.
     async fn set_status(&self, claims: &ChangeClaims, now: u64) -> Result<Changed, ServiceError> {
-        let target = match claims.op {
+        let target = match claims.op() {
             ChangeOp::Revoke => Status::Invalid,
             ChangeOp::Suspend => Status::Suspended,
             ChangeOp::Unsuspend => Status::Valid,
         };
         let failed = |e| ServiceError::from_store(e, ServiceError::ChangeFailed);
-        if claims.list.format != claims.format {
+        if claims.list().format != claims.format() {
             // The uri names the list under the other format's path (`/b/` for
             // a `/t/` list or the reverse), a uri that does not exist. Only a
             // client whose format changed since the list was opened names its
@@ -61,25 +61,25 @@ impl<S: Store> Service<S> {
             // this rare path instead of trusting either.
             let snapshot = self
                 .store
-                .read_list(&claims.list.id)
+                .read_list(&claims.list().id)
                 .await
                 .map_err(failed)?;
-            if snapshot.is_none_or(|s| s.meta.format != claims.list.format) {
+            if snapshot.is_none_or(|s| s.meta.format != claims.list().format) {
                 return Err(ServiceError::EntryNotFound);
             }
         }
         let change = StatusChange {
-            client: claims.client.clone(),
-            list: claims.list.id,
-            idx: claims.idx,
+            client: claims.client().clone(),
+            list: claims.list().id,
+            idx: claims.idx(),
             status: target,
-            jti: claims.jti.clone(),
-            digest: claims.digest,
+            jti: claims.jti().clone(),
+            digest: claims.digest(),
             now,
-            keep_until: claims.keep_until,
+            keep_until: claims.keep_until(),
         };
         let outcome = self.store.set_status(&change).await.map_err(failed)?;
-        let op = claims.op;
+        let op = claims.op();
         match outcome {
             SetStatusOutcome::Done { at } => Ok(Changed {
                 op,

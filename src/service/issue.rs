@@ -19,17 +19,17 @@ impl<S: Store> Service<S> {
     ///
     /// # Errors
     /// [`ServiceError::Changed`], or a store failure.
-    #[tracing::instrument(level = "debug", skip_all, fields(client = %claims.client))]
+    #[tracing::instrument(level = "debug", skip_all, fields(client = %claims.client()))]
     pub async fn issue(&self, claims: &IssueClaims, now: u64) -> Result<Issued, ServiceError> {
         let req = AllocateRequest {
-            client: claims.client.clone(),
-            format: claims.format,
-            jti: claims.jti.clone(),
-            digest: claims.digest,
-            status_expiry: claims.status_expiry,
+            client: claims.client().clone(),
+            format: claims.format(),
+            jti: claims.jti().clone(),
+            digest: claims.digest(),
+            status_expiry: claims.status_expiry(),
             count: 1,
             now,
-            keep_until: claims.keep_until,
+            keep_until: claims.keep_until(),
         };
         let outcome = self
             .store
