@@ -20,7 +20,7 @@
 //!   texts. → `config`, `jwk`, `domain`.
 //! - [`publish`]: service signing keys (ES256, RFC 7638 `kid`), the JWKS
 //!   document, and the builders of the signed list tokens. → `domain`.
-//! - [`store`]: the storage port ([`store::Store`]) and its adapters: the
+//! - [`store`]: the adapters of the storage port ([`ports::Store`]): the
 //!   embedded [`store::EmbeddedStore`] (redb, one file, one process; the
 //!   default) and Redis (production, many replicas); [`store::common`] holds
 //!   the rules every adapter applies; [`store::any::AnyStore`] is the

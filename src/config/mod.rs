@@ -38,7 +38,7 @@
 //! public demo key of `examples/` is refused too.
 //!
 //! This module uses [`crate::domain`] and [`crate::jwk`] (client key sets),
-//! never [`crate::auth`], which reads it.
+//! never `auth`, which reads it.
 
 mod raw;
 mod urls;

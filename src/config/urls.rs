@@ -143,3 +143,35 @@ pub(super) fn shown(url: &str) -> String {
         url.to_owned()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_base_url_is_kept_as_emitted_uris_start() {
+        // `url::Url` would add a `/` after a bare host; list URIs, `iss`
+        // and the `aud` comparison need the text without it.
+        for (given, kept) in [
+            ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+            ("http://127.0.0.1:8080/", "http://127.0.0.1:8080"),
+            (
+                "https://Status.Example.com:443/",
+                "https://status.example.com",
+            ),
+            ("https://example.com/status/", "https://example.com/status"),
+        ] {
+            let url = PublicBaseUrl::parse(given).unwrap();
+            assert_eq!(url.as_str(), kept, "{given}");
+            assert_eq!(url.to_string(), kept, "{given}");
+        }
+    }
+
+    #[test]
+    fn a_redis_url_is_kept_whole_and_printed_redacted() {
+        let url = RedisUrl::parse("redis://:s3cret@h:6379/0".to_owned()).unwrap();
+        assert_eq!(url.as_str(), "redis://:s3cret@h:6379/0");
+        assert_eq!(url.to_string(), "redis://:***@h:6379/0");
+        assert_eq!(format!("{url:?}"), "\"redis://:***@h:6379/0\"");
+    }
+}
