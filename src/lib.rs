@@ -11,14 +11,16 @@
 //! - [`domain`]: the pure core. Status values, packed lists in both bit
 //!   orders, the zlib/GZIP codecs, the index allocator, the identifiers and
 //!   request-claim validation. No I/O.
-//! - [`config`]: the TOML file and `STATUSLIST_*` overrides, validated
-//!   into [`config::Settings`]. → `domain`, `auth::keys`.
+//! - [`jwk`]: client verifying keys: JWK sets parsed into keys by `kid`,
+//!   and the recognition of the shipped demo key. → `domain`.
+//! - [`config`]: the TOML file and `STATUSLIST_*` overrides, parsed once
+//!   into typed [`config::Settings`]. → `domain`, `jwk`.
 //! - [`auth`]: issuer authentication: client registry (reloaded on
 //!   `SIGHUP`), JWKS fetch and cache, JWT checks in CRS order with the CRS
-//!   texts. → `config`, `domain`.
+//!   texts. → `config`, `jwk`, `domain`.
 //! - [`publish`]: service signing keys (ES256, RFC 7638 `kid`), the JWKS
 //!   document, and the builders of the signed list tokens. → `domain`.
-//! - [`store`]: the storage port ([`store::Store`]) and its adapters: the
+//! - [`store`]: the adapters of the storage port ([`ports::Store`]): the
 //!   embedded [`store::EmbeddedStore`] (redb, one file, one process; the
 //!   default) and Redis (production, many replicas); [`store::common`] holds
 //!   the rules every adapter applies; [`store::any::AnyStore`] is the
@@ -42,6 +44,7 @@ pub mod client;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod jwk;
 pub mod metrics;
 pub mod ports;
 pub mod publish;

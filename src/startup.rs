@@ -19,7 +19,6 @@ use tracing_actix_web::TracingLogger;
 
 use crate::auth::{Authenticator, SetupError};
 use crate::config::{Settings, SigningSettings, StoreKind};
-use crate::domain::Bits;
 use crate::http::{self, AppState, handlers};
 use crate::metrics::Metrics;
 use crate::ports::{StoreError, StoreSettings};
@@ -62,9 +61,6 @@ pub enum StartupError {
     /// The metrics registry could not be built.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
-    /// The list settings are not usable.
-    #[error("lists.bits: {0}")]
-    Bits(#[from] crate::domain::BitsError),
 }
 
 /// A built, bound application.
@@ -98,12 +94,12 @@ impl Application {
         let store = Arc::new(Metered::new(open_store(&settings).await?, metrics.clone()));
         let auth = Arc::new(Authenticator::new(&settings)?);
         let publish = PublishSettings {
-            base_url: settings.public_base_url.clone(),
-            token_lifetime: Duration::from_secs(settings.signing.token_lifetime_secs),
-            ttl: Duration::from_secs(settings.signing.ttl_secs),
-            freshness: Duration::from_millis(settings.signing.freshness_ms),
-            max_lists: settings.signing.cache_max_lists,
-            max_bytes: settings.signing.cache_max_bytes,
+            base_url: settings.public_base_url.as_str().to_owned(),
+            token_lifetime: settings.signing.token_lifetime,
+            ttl: settings.signing.ttl,
+            freshness: settings.signing.freshness,
+            max_lists: settings.signing.cache_max_lists.get(),
+            max_bytes: settings.signing.cache_max_bytes.get(),
         };
         let jwks_json = keys.jwks_json().map_err(|source| StartupError::Keys {
             field: "signing.key_file".into(),
@@ -119,7 +115,7 @@ impl Application {
             service: Service::new(store, keys, publish),
             jwks_json,
             metrics: metrics.clone(),
-            body_timeout: Duration::from_millis(settings.http.body_timeout_ms),
+            body_timeout: settings.http.body_timeout,
         });
         let addr = settings.listen.to_string();
         let listener = TcpListener::bind(settings.listen).map_err(|source| StartupError::Bind {
@@ -135,9 +131,9 @@ impl Application {
             .port();
         let metrics_data = web::Data::new(metrics);
         let limits = settings.http.clone();
-        let keep_alive = match limits.keep_alive_secs {
-            0 => KeepAlive::Disabled,
-            secs => KeepAlive::Timeout(Duration::from_secs(secs)),
+        let keep_alive = match limits.keep_alive {
+            None => KeepAlive::Disabled,
+            Some(idle) => KeepAlive::Timeout(idle),
         };
         let server = HttpServer::new(move || {
             App::new()
@@ -154,10 +150,10 @@ impl Application {
         // is closed after keep_alive_secs; a closing one gets 1 s to flush.
         // Each worker (one per CPU, actix's default) serves at most
         // max_connections at once; further clients wait in the backlog.
-        .client_request_timeout(Duration::from_millis(limits.header_timeout_ms))
+        .client_request_timeout(limits.header_timeout)
         .client_disconnect_timeout(Duration::from_secs(1))
         .keep_alive(keep_alive)
-        .max_connections(limits.max_connections)
+        .max_connections(limits.max_connections.get())
         // In-flight requests get this long to finish on SIGTERM/SIGINT.
         .shutdown_timeout(30)
         .listen(listener)
@@ -212,30 +208,26 @@ impl Application {
 }
 
 /// The store settings every adapter applies.
-fn store_settings(settings: &Settings) -> Result<StoreSettings, StartupError> {
-    Ok(StoreSettings {
-        capacity: settings.lists.capacity,
-        bits: Bits::try_from(settings.lists.bits)?,
-        idempotency_window: Duration::from_secs(settings.idempotency_window_secs),
-    })
+fn store_settings(settings: &Settings) -> StoreSettings {
+    StoreSettings {
+        capacity: settings.lists.capacity.get(),
+        bits: settings.lists.bits,
+        idempotency_window: settings.idempotency_window,
+    }
 }
 
-/// Opens the configured store.
+/// Opens the configured store (the embedded store creates the directory
+/// of its file itself).
 ///
 /// # Errors
 /// [`StartupError::Store`] when it cannot be opened or reached.
 pub async fn open_store(settings: &Settings) -> Result<AnyStore, StartupError> {
-    let store_settings = store_settings(settings)?;
+    let store_settings = store_settings(settings);
     Ok(match &settings.store.kind {
         StoreKind::Embedded { path } => {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    StoreError::Unavailable(format!("cannot create '{}': {e}", dir.display()))
-                })?;
-            }
             let path = path.clone();
             let options = EmbeddedOptions {
-                command_timeout: Duration::from_millis(settings.store.command_timeout_ms),
+                command_timeout: settings.store.command_timeout,
                 ..EmbeddedOptions::default()
             };
             let store = tokio::task::spawn_blocking(move || {
@@ -246,9 +238,9 @@ pub async fn open_store(settings: &Settings) -> Result<AnyStore, StartupError> {
             AnyStore::Embedded(store)
         }
         StoreKind::Redis { url } => {
-            let mut redis = RedisSettings::new(url.clone());
+            let mut redis = RedisSettings::new(url.as_str().to_owned());
             redis.prefix = settings.store.redis_prefix.clone();
-            redis.command_timeout = Duration::from_millis(settings.store.command_timeout_ms);
+            redis.command_timeout = settings.store.command_timeout;
             AnyStore::Redis(Box::new(RedisStore::connect(redis, store_settings).await?))
         }
     })

@@ -60,9 +60,9 @@ fn environment_overrides_the_file() {
     let s = Settings::load(&path);
     unset(&vars);
     let s = s.unwrap();
-    assert_eq!(s.public_base_url, "https://env.example");
-    assert_eq!(s.jwks.timeout_ms, 1234);
-    assert_eq!(s.idempotency_window_secs, 600);
+    assert_eq!(s.public_base_url.as_str(), "https://env.example");
+    assert_eq!(s.jwks.timeout, std::time::Duration::from_millis(1234));
+    assert_eq!(s.idempotency_window, std::time::Duration::from_secs(600));
     assert_eq!(s.listen.to_string(), "0.0.0.0:9999");
     assert_eq!(s.clients.len(), 1);
     assert_eq!(s.clients[0].id.as_str(), "file-client");

@@ -758,16 +758,16 @@ fn override_key(config: &str, key: &str, value: &str) -> String {
 fn check_config(text: &str) -> Result<(), TestCaseError> {
     match Settings::from_toml_str(text) {
         Ok(s) => {
-            prop_assert!(!s.public_base_url.ends_with('/'));
-            prop_assert!(url::Url::parse(&s.public_base_url).is_ok());
-            prop_assert!(s.idempotency_window_secs >= 1);
-            prop_assert!(s.lists.capacity >= 1);
-            prop_assert!(s.lists.capacity <= statuslist::domain::allocator::MAX_CAPACITY);
-            prop_assert!(Bits::try_from(s.lists.bits).is_ok());
-            prop_assert!(s.store.command_timeout_ms >= 1);
-            prop_assert!(s.signing.token_lifetime_secs >= 2);
-            prop_assert!(s.signing.ttl_secs >= 1);
-            prop_assert!(s.jwks.min_ttl_secs <= s.jwks.max_ttl_secs);
+            prop_assert!(!s.public_base_url.as_str().ends_with('/'));
+            prop_assert!(url::Url::parse(s.public_base_url.as_str()).is_ok());
+            prop_assert!(s.idempotency_window.as_secs() >= 1);
+            prop_assert!(s.lists.capacity.get() >= 1);
+            prop_assert!(s.lists.capacity.get() <= statuslist::domain::allocator::MAX_CAPACITY);
+            prop_assert!(Bits::try_from(s.lists.bits.get()).is_ok());
+            prop_assert!(s.store.command_timeout.as_millis() >= 1);
+            prop_assert!(s.signing.token_lifetime.as_secs() >= 2);
+            prop_assert!(s.signing.ttl.as_secs() >= 1);
+            prop_assert!(s.jwks.min_ttl <= s.jwks.max_ttl);
             let mut ids: Vec<_> = s.clients.iter().map(|c| c.id.as_str()).collect();
             ids.sort_unstable();
             let n = ids.len();

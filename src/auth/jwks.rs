@@ -29,9 +29,9 @@ use reqwest::header::{ACCEPT, CACHE_CONTROL, HeaderMap};
 use url::Url;
 
 use super::AuthError;
-use super::keys::{KeySet, KeySetError};
 use crate::config::{JwksSettings, KeySource};
 use crate::domain::ClientId;
+use crate::jwk::{self, KeySet, KeySetError};
 
 /// Why a JWKS fetch failed (logged, never shown to callers).
 #[derive(Debug, thiserror::Error)]
@@ -92,8 +92,8 @@ impl Fetcher {
     /// [`SetupError`] when the TLS backend cannot be initialised.
     pub fn new(settings: &JwksSettings) -> Result<Self, SetupError> {
         let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_millis(settings.connect_timeout_ms))
-            .timeout(Duration::from_millis(settings.timeout_ms))
+            .connect_timeout(settings.connect_timeout)
+            .timeout(settings.timeout)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("statuslist/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -119,13 +119,13 @@ impl Fetcher {
     }
 
     /// Fetches and parses one JWKS document; returns it with its cache
-    /// lifetime in seconds.
+    /// lifetime (whole seconds).
     ///
     /// # Errors
     /// [`FetchError`] for a network failure, timeout, non-2xx status, an
     /// oversized body or a document with no usable key.
-    pub async fn fetch(&self, url: &Url) -> Result<(KeySet, u64), FetchError> {
-        let total = Duration::from_millis(self.settings.timeout_ms);
+    pub async fn fetch(&self, url: &Url) -> Result<(KeySet, Duration), FetchError> {
+        let total = self.settings.timeout;
         // reqwest's timeout covers the body too; the outer one is a backstop
         // so that no path can wait longer than configured.
         FETCHES.fetch_add(1, Ordering::Relaxed);
@@ -139,7 +139,7 @@ impl Fetcher {
         result
     }
 
-    async fn fetch_inner(&self, url: &Url) -> Result<(KeySet, u64), FetchError> {
+    async fn fetch_inner(&self, url: &Url) -> Result<(KeySet, Duration), FetchError> {
         let map = |e: reqwest::Error| {
             if e.is_timeout() {
                 FetchError::Timeout
@@ -157,7 +157,7 @@ impl Fetcher {
         if !resp.status().is_success() {
             return Err(FetchError::Status(resp.status().as_u16()));
         }
-        let max = self.settings.max_bytes;
+        let max = self.settings.max_bytes.get();
         if resp.content_length().is_some_and(|l| l > max as u64) {
             return Err(FetchError::TooLarge(max));
         }
@@ -172,7 +172,7 @@ impl Fetcher {
         let mut doc: serde_json::Value =
             serde_json::from_slice(&body).map_err(|_| KeySetError::NotJwks)?;
         if !self.allow_demo_key {
-            let removed = crate::config::remove_demo_keys(&mut doc);
+            let removed = jwk::remove_demo_keys(&mut doc);
             if removed > 0 {
                 tracing::error!(
                     host = url.host_str().unwrap_or(""),
@@ -188,16 +188,16 @@ impl Fetcher {
     /// The cache lifetime from `Cache-Control`: `max-age` clamped to the
     /// configured bounds, the minimum for `no-cache`/`no-store`, the default
     /// otherwise.
-    fn ttl(&self, headers: &HeaderMap) -> u64 {
+    fn ttl(&self, headers: &HeaderMap) -> Duration {
         let s = &self.settings;
-        let clamp = |v: u64| v.clamp(s.min_ttl_secs, s.max_ttl_secs);
-        let mut ttl = s.default_ttl_secs;
+        let clamp = |v: u64| Duration::from_secs(v).clamp(s.min_ttl, s.max_ttl);
+        let mut ttl = s.default_ttl;
         for value in headers.get_all(CACHE_CONTROL) {
             let Ok(text) = value.to_str() else { continue };
             for directive in text.split(',').map(str::trim) {
                 let lower = directive.to_ascii_lowercase();
                 if lower == "no-cache" || lower == "no-store" {
-                    return s.min_ttl_secs;
+                    return s.min_ttl;
                 }
                 if let Some(v) = lower.strip_prefix("max-age=")
                     && let Ok(v) = v.trim_matches('"').parse::<u64>()
@@ -316,12 +316,12 @@ impl ClientKeys {
                 if now < c.expires_at && c.keys.get(kid).is_some() {
                     return Ok(Arc::clone(&c.keys));
                 }
-                if last != 0 && now < last.saturating_add(s.refresh_cooldown_secs) {
-                    return self.serve(&c, kid, now, s.max_stale_secs);
+                if last != 0 && now < last.saturating_add(s.refresh_cooldown.as_secs()) {
+                    return self.serve(&c, kid, now, s.max_stale.as_secs());
                 }
             }
             None => {
-                if last != 0 && now < last.saturating_add(s.failure_backoff_secs) {
+                if last != 0 && now < last.saturating_add(s.failure_backoff.as_secs()) {
                     return Err(AuthError::KeysUnavailable);
                 }
             }
@@ -331,6 +331,7 @@ impl ClientKeys {
         if self.attempts.load(Ordering::Acquire) == seen {
             match fetcher.fetch(url).await {
                 Ok((set, ttl)) => {
+                    let ttl = ttl.as_secs();
                     tracing::info!(client = %self.client, keys = set.len(), skipped = set.skipped(), ttl, "JWKS fetched");
                     let fresh = Arc::new(Cached {
                         keys: Arc::new(set),
@@ -354,7 +355,7 @@ impl ClientKeys {
         // Either this call fetched, or a fetch finished while it waited: in
         // both cases the outcome is in the cache (or nothing is).
         match self.current() {
-            Some(c) => self.serve(&c, kid, now, s.max_stale_secs),
+            Some(c) => self.serve(&c, kid, now, s.max_stale.as_secs()),
             None => Err(AuthError::KeysUnavailable),
         }
     }
@@ -371,9 +372,9 @@ mod tests {
         let ttl = |v: &str| {
             let mut h = HeaderMap::new();
             h.insert(CACHE_CONTROL, HeaderValue::from_str(v).unwrap());
-            f.ttl(&h)
+            f.ttl(&h).as_secs()
         };
-        assert_eq!(f.ttl(&HeaderMap::new()), 300);
+        assert_eq!(f.ttl(&HeaderMap::new()).as_secs(), 300);
         assert_eq!(ttl("public, max-age=600"), 600);
         assert_eq!(ttl("max-age=5"), 60);
         assert_eq!(ttl("max-age=99999999"), 86_400);

@@ -20,7 +20,6 @@ pub mod claims;
 pub mod error;
 pub mod jwks;
 pub mod jwt;
-pub mod keys;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -30,10 +29,10 @@ use std::sync::{Arc, RwLock};
 
 use serde_json::Value;
 
+pub use crate::jwk::{KeySet, KeySetError, VerifyingKey};
 pub use claims::{ChangeClaims, IssueClaims, RevokeClaims};
 pub use error::AuthError;
 pub use jwks::{ClientKeys, FetchError, Fetcher, SetupError};
-pub use keys::{KeySet, KeySetError, VerifyingKey};
 
 use crate::config::{ConfigError, Settings};
 use crate::domain::claims::{self as checks, ChangeOp, SigAlg};
@@ -57,8 +56,12 @@ pub struct Client {
 /// so a reload never changes the rules under a request in flight.
 #[derive(Debug)]
 pub struct Registry {
-    clients: HashMap<String, Arc<Client>>,
+    /// Looked up by the `iss` text through `ClientId: Borrow<str>`.
+    clients: HashMap<ClientId, Arc<Client>>,
+    /// The service's public base URL as list URIs and `aud` carry it.
     public_base_url: String,
+    /// The idempotency window in whole seconds, the unit of the claim checks
+    /// (`iat` and the record lifetimes are unix seconds).
     idempotency_window_secs: u64,
     fetcher: Fetcher,
 }
@@ -86,13 +89,13 @@ impl Registry {
                     algorithms: c.algorithms.clone(),
                     keys,
                 };
-                (c.id.as_str().to_owned(), Arc::new(client))
+                (c.id.clone(), Arc::new(client))
             })
             .collect();
         Ok(Registry {
             clients,
-            public_base_url: settings.public_base_url.clone(),
-            idempotency_window_secs: settings.idempotency_window_secs,
+            public_base_url: settings.public_base_url.as_str().to_owned(),
+            idempotency_window_secs: settings.idempotency_window.as_secs(),
             fetcher,
         })
     }

@@ -210,6 +210,15 @@ impl FromStr for ClientId {
     }
 }
 
+/// Lets a map keyed by `ClientId` be searched with the `iss` of a request
+/// as sent. Sound because the derived `Hash` and `Eq` of `ClientId` are
+/// those of its text.
+impl std::borrow::Borrow<str> for ClientId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Which standard a client's lists are published in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

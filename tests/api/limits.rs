@@ -15,7 +15,7 @@ use crate::helpers::*;
 async fn app_with_body_timeout(body_timeout_ms: u64) -> (TestApp, tempfile::TempDir) {
     let (dir, spec, _) = fresh_store(StoreChoice::Embedded);
     let mut settings = settings(&spec, &Knobs::default(), dir.path());
-    settings.http.body_timeout_ms = body_timeout_ms;
+    settings.http.body_timeout = Duration::from_millis(body_timeout_ms);
     (start(settings).await, dir)
 }
 

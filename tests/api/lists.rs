@@ -213,7 +213,7 @@ both_stores!(
 async fn max_age_never_exceeds_the_tokens_remaining_lifetime() {
     let (dir, spec, _redis) = fresh_store(StoreChoice::Embedded);
     let mut s = settings(&spec, &Knobs::default(), dir.path());
-    s.signing.token_lifetime_secs = 4;
+    s.signing.token_lifetime = std::time::Duration::from_secs(4);
     let app = start(s).await;
     let (_, uri) = app.issue(&TOKEN).await;
     let before = now();

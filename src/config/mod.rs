@@ -1,6 +1,6 @@
 //! Configuration: one TOML file, every field overridable by `STATUSLIST_*`
-//! environment variables, read with figment into [`Settings`] and validated
-//! once, with errors that name the offending field.
+//! environment variables, read with figment and parsed once into
+//! [`Settings`], with errors that name the offending field.
 //!
 //! Environment variables nest with `__`: `STATUSLIST_PUBLIC_BASE_URL`,
 //! `STATUSLIST_JWKS__TIMEOUT_MS`. Values are parsed the figment way, so even
@@ -25,34 +25,45 @@
 //! allow_insecure_jwks = false # allow an http:// jwks_uri (localhost dev)
 //! ```
 //!
+//! Parse, don't validate: the file is read into private "raw" structs that
+//! are the file format (`raw`), then converted once into typed settings —
+//! `Duration`s for every `*_secs`/`*_ms`, [`Bits`], `NonZero*` where zero is
+//! refused, parsed URLs, [`ClientId`]s — so no user of [`Settings`] converts
+//! or checks again. An absent field takes the typed section's `Default`.
+//!
 //! Every key is checked: a key no struct here knows (a misspelling, a
 //! setting of another version) is refused at start-up with the key and the
 //! file or variable it came from, rather than silently ignored in favour of
 //! its default. Outside development mode, a client registered with the
 //! public demo key of `examples/` is refused too.
+//!
+//! This module uses [`crate::domain`] and [`crate::jwk`] (client key sets),
+//! never `auth`, which reads it.
 
-use std::collections::HashSet;
+mod raw;
+mod urls;
+
 use std::net::SocketAddr;
+use std::num::{NonZeroU64, NonZeroUsize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use serde::Deserialize;
 use url::Url;
 
-use crate::auth::keys::{KeySet, KeySetError};
-use crate::domain::{ClientId, ListFormat, SigAlg};
+pub use crate::jwk::DEMO_CLIENT_KEY_PEM;
+pub use urls::{PublicBaseUrl, RedisUrl, redact_url};
+
+use crate::domain::{Bits, ClientId, ListFormat, SigAlg};
+use crate::jwk::KeySet;
+use raw::RawSettings;
 
 /// The id of the development-mode demo client (token lists).
 pub const DEMO_CLIENT: &str = "demo";
 /// The id of the development-mode demo client with bitstring lists.
 pub const DEMO_BITSTRING_CLIENT: &str = "demo-bitstring";
-/// The demo clients' private key (PKCS#8 PEM), shipped for trying the
-/// service; never use it outside development.
-pub const DEMO_CLIENT_KEY_PEM: &str = include_str!("../examples/demo-client.key.pem");
 
 /// The prefix of environment variables that override the file.
 pub const ENV_PREFIX: &str = "STATUSLIST_";
@@ -68,60 +79,6 @@ fn env_provider() -> Env {
         .split("__")
         .ignore(ENV_NOT_SETTINGS)
 }
-
-/// The public key (uncompressed P-256 point, without the 0x04 tag) of the
-/// demo key pair shipped in `examples/`, derived from its private key so
-/// that no copy of the JWKS, whatever its `kid`, can slip through.
-static DEMO_PUBLIC_KEY: std::sync::LazyLock<Option<Vec<u8>>> = std::sync::LazyLock::new(|| {
-    use p256::elliptic_curve::sec1::ToEncodedPoint;
-    use p256::pkcs8::DecodePrivateKey;
-    let secret = p256::SecretKey::from_pkcs8_pem(DEMO_CLIENT_KEY_PEM).ok()?;
-    let point = secret.public_key().to_encoded_point(false);
-    point.as_bytes().get(1..).map(<[u8]>::to_vec)
-});
-
-/// Whether `jwk` is the public half of the shipped demo key: an EC P-256 key
-/// with the demo key's coordinates, whatever its `kid`, `use` or `alg`. The
-/// coordinates are decoded the way [`KeySet`] decodes them, so every key a
-/// client could verify with is recognised.
-pub fn is_demo_key(jwk: &serde_json::Value) -> bool {
-    let member = |name: &str| jwk.get(name).and_then(serde_json::Value::as_str);
-    if member("kty") != Some("EC") || member("crv") != Some("P-256") {
-        return false;
-    }
-    let coordinate = |name: &str| member(name).and_then(|v| URL_SAFE_NO_PAD.decode(v).ok());
-    let (Some(x), Some(y), Some(demo)) = (coordinate("x"), coordinate("y"), &*DEMO_PUBLIC_KEY)
-    else {
-        return false;
-    };
-    demo.len() == x.len() + y.len() && demo[..x.len()] == x[..] && demo[x.len()..] == y[..]
-}
-
-/// Whether a JWKS document holds the shipped demo key.
-pub fn jwks_has_demo_key(doc: &serde_json::Value) -> bool {
-    doc.get("keys")
-        .and_then(serde_json::Value::as_array)
-        .is_some_and(|keys| keys.iter().any(is_demo_key))
-}
-
-/// Removes the shipped demo key from a JWKS document (a fetched one, outside
-/// development mode) and returns how many keys were removed.
-pub fn remove_demo_keys(doc: &mut serde_json::Value) -> usize {
-    let Some(keys) = doc
-        .get_mut("keys")
-        .and_then(serde_json::Value::as_array_mut)
-    else {
-        return 0;
-    };
-    let before = keys.len();
-    keys.retain(|k| !is_demo_key(k));
-    before - keys.len()
-}
-
-/// Why the demo key is refused, for configuration errors and logs.
-const DEMO_KEY_REFUSED: &str = "this is the public demo key shipped in examples/ (anyone has its private key), \
-     refused outside development mode; create a key of your own with \
-     `statuslist keygen --client NAME --out DIR`";
 
 /// Why the configuration could not be used. Every message names the field.
 #[derive(Debug, thiserror::Error)]
@@ -162,45 +119,50 @@ fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     }
 }
 
-/// How client JWKS documents are fetched and cached (`[jwks]`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// How client JWKS documents are fetched and cached (`[jwks]`). The TTLs,
+/// the cooldown, the staleness bound and the backoff are whole seconds (the
+/// unit of the request clock they are compared with).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JwksSettings {
-    /// Total time allowed for one fetch, in milliseconds.
-    pub timeout_ms: u64,
-    /// Time allowed to connect, in milliseconds.
-    pub connect_timeout_ms: u64,
+    /// Total time allowed for one fetch (`timeout_ms`; above zero).
+    pub timeout: Duration,
+    /// Time allowed to connect (`connect_timeout_ms`; above zero).
+    pub connect_timeout: Duration,
     /// Largest JWKS document accepted, in bytes.
-    pub max_bytes: usize,
-    /// Cache lifetime when the response has no `Cache-Control: max-age`.
-    pub default_ttl_secs: u64,
-    /// Lower bound applied to a response's `max-age`.
-    pub min_ttl_secs: u64,
-    /// Upper bound applied to a response's `max-age`.
-    pub max_ttl_secs: u64,
+    pub max_bytes: NonZeroUsize,
+    /// Cache lifetime when the response has no `Cache-Control: max-age`
+    /// (`default_ttl_secs`; between `min_ttl` and `max_ttl`).
+    pub default_ttl: Duration,
+    /// Lower bound applied to a response's `max-age` (`min_ttl_secs`; at
+    /// least 1 s, at most `max_ttl`).
+    pub min_ttl: Duration,
+    /// Upper bound applied to a response's `max-age` (`max_ttl_secs`).
+    pub max_ttl: Duration,
     /// An unknown `kid` triggers at most one refresh per client per this
-    /// many seconds; a failed refresh of an expired set is retried no sooner.
-    pub refresh_cooldown_secs: u64,
+    /// long; a failed refresh of an expired set is retried no sooner
+    /// (`refresh_cooldown_secs`).
+    pub refresh_cooldown: Duration,
     /// How long past its expiry the last good set keeps serving while
-    /// refreshes fail.
-    pub max_stale_secs: u64,
+    /// refreshes fail (`max_stale_secs`).
+    pub max_stale: Duration,
     /// With nothing cached, how long after a failed fetch the next one may
-    /// start (concurrent requests share one fetch regardless).
-    pub failure_backoff_secs: u64,
+    /// start; concurrent requests share one fetch regardless
+    /// (`failure_backoff_secs`).
+    pub failure_backoff: Duration,
 }
 
 impl Default for JwksSettings {
     fn default() -> Self {
         JwksSettings {
-            timeout_ms: 2000,
-            connect_timeout_ms: 2000,
-            max_bytes: 64 * 1024,
-            default_ttl_secs: 300,
-            min_ttl_secs: 60,
-            max_ttl_secs: 86_400,
-            refresh_cooldown_secs: 30,
-            max_stale_secs: 86_400,
-            failure_backoff_secs: 1,
+            timeout: Duration::from_millis(2000),
+            connect_timeout: Duration::from_millis(2000),
+            max_bytes: NonZeroUsize::new(64 * 1024).unwrap_or(NonZeroUsize::MIN),
+            default_ttl: Duration::from_secs(300),
+            min_ttl: Duration::from_secs(60),
+            max_ttl: Duration::from_secs(86_400),
+            refresh_cooldown: Duration::from_secs(30),
+            max_stale: Duration::from_secs(86_400),
+            failure_backoff: Duration::from_secs(1),
         }
     }
 }
@@ -208,7 +170,8 @@ impl Default for JwksSettings {
 /// Where a client's keys come from.
 #[derive(Debug, Clone)]
 pub enum KeySource {
-    /// Fetched from this URL and cached.
+    /// Fetched from this URL and cached (https, or http when the client
+    /// allows insecure JWKS; always with a host).
     Remote(Url),
     /// Given in the configuration (`jwks` inline or `jwks_file`), parsed at
     /// load time.
@@ -224,21 +187,22 @@ pub struct ClientSettings {
     pub format: ListFormat,
     /// Its keys.
     pub keys: KeySource,
-    /// The algorithms it may sign with (never empty).
+    /// The algorithms it may sign with (never empty, no duplicates).
     pub algorithms: Vec<SigAlg>,
 }
 
-/// The whole validated configuration, built once at start-up (and on each
+/// The whole parsed configuration, built once at start-up (and on each
 /// reload) and passed by reference.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// The service's public base URL, without a trailing slash; list URIs
-    /// are `<base>/t/<id>` and `<base>/b/<id>`.
-    pub public_base_url: String,
+    /// The service's public base URL; list URIs are `<base>/t/<id>` and
+    /// `<base>/b/<id>`.
+    pub public_base_url: PublicBaseUrl,
     /// The address the HTTP server binds.
     pub listen: SocketAddr,
-    /// How long idempotency records live; also the oldest `iat` accepted.
-    pub idempotency_window_secs: u64,
+    /// How long idempotency records live; also the age of the oldest `iat`
+    /// accepted (`idempotency_window_secs`; whole seconds, at least 1).
+    pub idempotency_window: Duration,
     /// JWKS fetching and caching.
     pub jwks: JwksSettings,
     /// Registered clients, unique by id.
@@ -258,30 +222,31 @@ pub struct Settings {
 
 /// `[http]`: the HTTP server's limits, so that slow or idle clients cannot
 /// hold connections and workers for long.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpSettings {
-    /// How long a request body may take to arrive once its headers are in,
-    /// in milliseconds; then 408 and the connection is closed.
-    pub body_timeout_ms: u64,
-    /// How long the request line and headers may take, in milliseconds;
-    /// then 408 (actix-web's `client_request_timeout`).
-    pub header_timeout_ms: u64,
-    /// How long an idle connection is kept open for a next request, in
-    /// seconds (0: close after every response).
-    pub keep_alive_secs: u64,
+    /// How long a request body may take to arrive once its headers are in;
+    /// then 408 and the connection is closed (`body_timeout_ms`; 1 ms to
+    /// [`MAX_HTTP_TIMEOUT`]).
+    pub body_timeout: Duration,
+    /// How long the request line and headers may take; then 408 (actix-web's
+    /// `client_request_timeout`; `header_timeout_ms`, 1 ms to
+    /// [`MAX_HTTP_TIMEOUT`]).
+    pub header_timeout: Duration,
+    /// How long an idle connection is kept open for a next request; `None`
+    /// closes it after every response (`keep_alive_secs = 0`).
+    pub keep_alive: Option<Duration>,
     /// Open connections per worker thread; further clients wait in the
     /// listen backlog until one closes.
-    pub max_connections: usize,
+    pub max_connections: NonZeroUsize,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
         HttpSettings {
-            body_timeout_ms: 5000,
-            header_timeout_ms: 5000,
-            keep_alive_secs: 5,
-            max_connections: 10_000,
+            body_timeout: Duration::from_millis(5000),
+            header_timeout: Duration::from_millis(5000),
+            keep_alive: Some(Duration::from_secs(5)),
+            max_connections: NonZeroUsize::new(10_000).unwrap_or(NonZeroUsize::MIN),
         }
     }
 }
@@ -289,72 +254,31 @@ impl Default for HttpSettings {
 /// The longest `http.body_timeout_ms` and `http.header_timeout_ms` accepted:
 /// a request JWT is a few KiB, and a longer wait only serves slow-loris
 /// clients.
-const MAX_HTTP_TIMEOUT_MS: u64 = 60_000;
+pub const MAX_HTTP_TIMEOUT: Duration = Duration::from_millis(60_000);
 
 /// The store the service runs on: chosen at run time, never by Cargo
 /// features. `Debug` and `Display` hide a Redis password (`***`).
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreKind {
     /// redb in one file: one process, zero setup.
     Embedded {
-        /// The database file.
+        /// The database file (its directory is created when missing).
         path: PathBuf,
     },
     /// Redis (`redis://`, `rediss://`, `redis+unix://`): many replicas.
     Redis {
         /// The connection URL (may hold a password: never logged).
-        url: String,
+        url: RedisUrl,
     },
-}
-
-impl std::fmt::Debug for StoreKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StoreKind::Embedded { path } => f.debug_struct("Embedded").field("path", path).finish(),
-            StoreKind::Redis { url } => f
-                .debug_struct("Redis")
-                .field("url", &redact_url(url))
-                .finish(),
-        }
-    }
 }
 
 impl std::fmt::Display for StoreKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StoreKind::Embedded { path } => write!(f, "embedded:{}", path.display()),
-            StoreKind::Redis { url } => f.write_str(&redact_url(url)),
+            StoreKind::Redis { url } => url.fmt(f),
         }
     }
-}
-
-/// `url` fit to print: a password in the user info, or in a `pass` or
-/// `password` query parameter (where the redis crate reads it for unix
-/// sockets), is replaced by `***`.
-pub fn redact_url(url: &str) -> String {
-    let Ok(mut parsed) = Url::parse(url) else {
-        return "<unparsable url>".to_owned();
-    };
-    if parsed.password().is_some() {
-        // Cannot fail for a URL that already carries a password.
-        let _ = parsed.set_password(Some("***"));
-    }
-    if parsed.query().is_some() {
-        let pairs: Vec<(String, String)> = parsed
-            .query_pairs()
-            .map(|(k, v)| {
-                let secret = k.eq_ignore_ascii_case("pass") || k.eq_ignore_ascii_case("password");
-                let v = if secret {
-                    "***".to_owned()
-                } else {
-                    v.into_owned()
-                };
-                (k.into_owned(), v)
-            })
-            .collect();
-        parsed.query_pairs_mut().clear().extend_pairs(pairs);
-    }
-    parsed.to_string()
 }
 
 /// `[store]`: where lists and idempotency records live.
@@ -362,58 +286,47 @@ pub fn redact_url(url: &str) -> String {
 pub struct StoreConfig {
     /// The adapter and its address, from `url`.
     pub kind: StoreKind,
-    /// Prefix of every Redis key.
+    /// Prefix of every Redis key: printable ASCII without spaces or braces.
     pub redis_prefix: String,
-    /// Upper bound for every store command, in milliseconds.
-    pub command_timeout_ms: u64,
+    /// Upper bound for every store command (`command_timeout_ms`; above
+    /// zero).
+    pub command_timeout: Duration,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct RawStore {
-    url: String,
-    redis_prefix: String,
-    command_timeout_ms: u64,
-    /// No longer used (an allocation and its idempotency record are one
-    /// atomic step, so there is no in-flight lease); still accepted so that
-    /// existing files keep loading, with a warning.
-    lease_secs: Option<u64>,
-}
-
-impl Default for RawStore {
+impl Default for StoreConfig {
     fn default() -> Self {
-        RawStore {
-            url: "embedded:./data/statuslist.redb".into(),
+        StoreConfig {
+            kind: StoreKind::Embedded {
+                path: PathBuf::from("./data/statuslist.redb"),
+            },
             redis_prefix: "statuslist:".into(),
-            command_timeout_ms: 500,
-            lease_secs: None,
+            command_timeout: Duration::from_millis(500),
         }
     }
 }
 
 /// `[lists]`: the shape of every new list.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListSettings {
-    /// Entries per list (131,072 by default; any number from 1 up to
+    /// Entries per list (131,072 by default; at most
     /// [`crate::domain::max_list_capacity`] of `bits`).
-    pub capacity: u64,
-    /// Bits per entry: 1, 2, 4 or 8 (2 by default; bitstring lists need 2).
-    pub bits: u8,
+    pub capacity: NonZeroU64,
+    /// Bits per entry (2 by default; always 2 when a client has bitstring
+    /// lists).
+    pub bits: Bits,
 }
 
 impl Default for ListSettings {
     fn default() -> Self {
         ListSettings {
-            capacity: 131_072,
-            bits: 2,
+            capacity: NonZeroU64::new(131_072).unwrap_or(NonZeroU64::MIN),
+            bits: Bits::Two,
         }
     }
 }
 
 /// `[signing]`: the service's keys and the tokens signed with them.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SigningSettings {
     /// The PKCS#8 PEM file of the key that signs (ES256).
     pub key_file: PathBuf,
@@ -423,19 +336,21 @@ pub struct SigningSettings {
     /// More PEM files (private or public) whose public keys are published
     /// in the JWKS too: the keys of a rotation.
     pub publish_key_files: Vec<PathBuf>,
-    /// Lifetime of a signed list token (`exp - iat`), in seconds.
-    pub token_lifetime_secs: u64,
-    /// How long verifiers may cache a list (`ttl`), in seconds.
-    pub ttl_secs: u64,
+    /// Lifetime of a signed list token, `exp - iat` (`token_lifetime_secs`;
+    /// whole seconds, at least 2).
+    pub token_lifetime: Duration,
+    /// How long verifiers may cache a list, `ttl` (`ttl_secs`; whole
+    /// seconds, at least 1).
+    pub ttl: Duration,
     /// How long a confirmed list version is trusted before the store is
-    /// asked again, in milliseconds (a failed check is remembered as long).
-    pub freshness_ms: u64,
+    /// asked again; a failed check is remembered as long (`freshness_ms`).
+    pub freshness: Duration,
     /// How many signed list tokens are kept in memory at most (10,000 by
     /// default); the least recently used is evicted first.
-    pub cache_max_lists: usize,
+    pub cache_max_lists: NonZeroUsize,
     /// How many bytes of signed list tokens are kept in memory at most
     /// (256 MiB by default).
-    pub cache_max_bytes: usize,
+    pub cache_max_bytes: NonZeroUsize,
 }
 
 impl Default for SigningSettings {
@@ -444,59 +359,13 @@ impl Default for SigningSettings {
             key_file: PathBuf::from("./data/service-key.pem"),
             generate_if_missing: false,
             publish_key_files: Vec::new(),
-            token_lifetime_secs: 86_400,
-            ttl_secs: 300,
-            freshness_ms: 250,
-            cache_max_lists: 10_000,
-            cache_max_bytes: 256 * 1024 * 1024,
+            token_lifetime: Duration::from_secs(86_400),
+            ttl: Duration::from_secs(300),
+            freshness: Duration::from_millis(250),
+            cache_max_lists: NonZeroUsize::new(10_000).unwrap_or(NonZeroUsize::MIN),
+            cache_max_bytes: NonZeroUsize::new(256 * 1024 * 1024).unwrap_or(NonZeroUsize::MIN),
         }
     }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSettings {
-    #[serde(default = "default_base_url")]
-    public_base_url: String,
-    #[serde(default = "default_listen")]
-    listen: String,
-    #[serde(default = "default_window")]
-    idempotency_window_secs: u64,
-    #[serde(default)]
-    jwks: JwksSettings,
-    #[serde(default)]
-    clients: Vec<RawClient>,
-    #[serde(default)]
-    store: RawStore,
-    #[serde(default)]
-    lists: ListSettings,
-    #[serde(default)]
-    signing: SigningSettings,
-    #[serde(default)]
-    http: HttpSettings,
-}
-
-fn default_base_url() -> String {
-    "http://127.0.0.1:8080".into()
-}
-fn default_listen() -> String {
-    "127.0.0.1:8080".into()
-}
-fn default_window() -> u64 {
-    3600
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawClient {
-    id: Option<String>,
-    format: Option<String>,
-    jwks_uri: Option<String>,
-    jwks: Option<serde_json::Value>,
-    jwks_file: Option<PathBuf>,
-    algorithms: Option<Vec<String>>,
-    #[serde(default)]
-    allow_insecure_jwks: bool,
 }
 
 impl Settings {
@@ -510,7 +379,7 @@ impl Settings {
         f.merge(env_provider())
     }
 
-    /// Loads and validates the file at `path` with environment overrides.
+    /// Loads and parses the file at `path` with environment overrides.
     ///
     /// # Errors
     /// [`ConfigError::File`] when the file cannot be read, otherwise as
@@ -545,7 +414,7 @@ key_file = "./data/service-key.pem"
 generate_if_missing = true
 "#;
         let jwks: serde_json::Value =
-            serde_json::from_str(include_str!("../examples/demo-client.jwks.json"))
+            serde_json::from_str(include_str!("../../examples/demo-client.jwks.json"))
                 .map_err(|e| invalid("clients[0].jwks", e.to_string()))?;
         let clients = serde_json::json!([
             { "id": DEMO_CLIENT, "format": "token", "jwks": jwks },
@@ -567,7 +436,7 @@ generate_if_missing = true
         self.development
     }
 
-    /// Validates TOML text alone, without environment overrides (tests,
+    /// Parses TOML text alone, without environment overrides (tests,
     /// tools).
     ///
     /// # Errors
@@ -576,7 +445,7 @@ generate_if_missing = true
         Self::from_figment(&Figment::new().merge(Toml::string(toml)))
     }
 
-    /// Extracts and validates settings from any figment (not development
+    /// Extracts and parses settings from any figment (not development
     /// settings: the demo key is refused).
     ///
     /// # Errors
@@ -592,45 +461,7 @@ generate_if_missing = true
 
     fn build(figment: &Figment, development: bool) -> Result<Self, ConfigError> {
         let raw: RawSettings = figment.extract().map_err(|e| load_error(figment, &e))?;
-        let public_base_url = base_url(&raw.public_base_url)?;
-        let listen = raw.listen.parse().map_err(|_| {
-            invalid(
-                "listen",
-                format!("'{}' is not an IP address and port", raw.listen),
-            )
-        })?;
-        if raw.idempotency_window_secs == 0 {
-            return Err(invalid("idempotency_window_secs", "must be at least 1"));
-        }
-        check_jwks(&raw.jwks)?;
-        let mut seen = HashSet::new();
-        let mut clients = Vec::with_capacity(raw.clients.len());
-        for (i, c) in raw.clients.into_iter().enumerate() {
-            let client = client(i, c, development)?;
-            if !seen.insert(client.id.clone()) {
-                return Err(invalid(
-                    format!("clients[{i}].id"),
-                    format!("duplicate client id '{}'", client.id),
-                ));
-            }
-            clients.push(client);
-        }
-        let store = store(raw.store)?;
-        check_lists(&raw.lists, &clients)?;
-        check_signing(&raw.signing)?;
-        check_http(&raw.http)?;
-        Ok(Settings {
-            public_base_url,
-            listen,
-            idempotency_window_secs: raw.idempotency_window_secs,
-            jwks: raw.jwks,
-            clients,
-            store,
-            lists: raw.lists,
-            signing: raw.signing,
-            http: raw.http,
-            development,
-        })
+        raw.parse(development)
     }
 }
 
@@ -722,295 +553,10 @@ fn origin(figment: &Figment, path: &[String], fallback: Option<&figment::Metadat
     }
 }
 
-fn store(raw: RawStore) -> Result<StoreConfig, ConfigError> {
-    let kind = if let Some(path) = raw.url.strip_prefix("embedded:") {
-        if path.is_empty() {
-            return Err(invalid("store.url", "embedded: needs a file path"));
-        }
-        StoreKind::Embedded {
-            path: PathBuf::from(path),
-        }
-    } else if ["redis://", "rediss://", "redis+unix://", "unix://"]
-        .iter()
-        .any(|p| raw.url.starts_with(p))
-    {
-        Url::parse(&raw.url).map_err(|e| {
-            // The URL may carry a password: name the field, not the value.
-            invalid("store.url", format!("not a valid Redis URL: {e}"))
-        })?;
-        StoreKind::Redis { url: raw.url }
-    } else {
-        return Err(invalid(
-            "store.url",
-            "must be 'embedded:PATH', 'redis://…', 'rediss://…' or 'redis+unix://…'",
-        ));
-    };
-    if raw.command_timeout_ms == 0 {
-        return Err(invalid("store.command_timeout_ms", "must be at least 1"));
-    }
-    if raw.lease_secs.is_some() {
-        tracing::warn!(
-            "store.lease_secs is no longer used and can be removed: an allocation and its \
-             idempotency record are written in one atomic step"
-        );
-    }
-    if raw.redis_prefix.is_empty()
-        || raw
-            .redis_prefix
-            .bytes()
-            .any(|b| !b.is_ascii_graphic() || b == b'{' || b == b'}')
-    {
-        return Err(invalid(
-            "store.redis_prefix",
-            "must be printable ASCII without spaces or braces",
-        ));
-    }
-    Ok(StoreConfig {
-        kind,
-        redis_prefix: raw.redis_prefix,
-        command_timeout_ms: raw.command_timeout_ms,
-    })
-}
-
-fn check_lists(lists: &ListSettings, clients: &[ClientSettings]) -> Result<(), ConfigError> {
-    let bits = crate::domain::Bits::try_from(lists.bits)
-        .map_err(|e| invalid("lists.bits", e.to_string()))?;
-    let max = crate::domain::max_list_capacity(bits);
-    if lists.capacity == 0 || lists.capacity > max {
-        return Err(invalid(
-            "lists.capacity",
-            format!(
-                "must be between 1 and {max} for {}-bit entries (a list is at most {} MiB, \
-                 the most one Redis string holds)",
-                bits.get(),
-                crate::domain::MAX_LIST_BYTES >> 20
-            ),
-        ));
-    }
-    if bits != crate::domain::Bits::Two
-        && let Some(c) = clients.iter().find(|c| c.format == ListFormat::Bitstring)
-    {
-        return Err(invalid(
-            "lists.bits",
-            format!(
-                "client '{}' uses bitstring lists, which are published with statusSize 2",
-                c.id
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// Checks the signing numbers. Key files are read (and their absence
-/// reported, naming `signing.key_file`) when the application starts, so that
-/// the authentication layer can be configured without them.
-fn check_signing(s: &SigningSettings) -> Result<(), ConfigError> {
-    if s.token_lifetime_secs < 2 {
-        return Err(invalid("signing.token_lifetime_secs", "must be at least 2"));
-    }
-    if s.ttl_secs == 0 {
-        return Err(invalid("signing.ttl_secs", "must be at least 1"));
-    }
-    if s.cache_max_lists == 0 {
-        return Err(invalid("signing.cache_max_lists", "must be at least 1"));
-    }
-    if s.cache_max_bytes == 0 {
-        return Err(invalid("signing.cache_max_bytes", "must be at least 1"));
-    }
-    Ok(())
-}
-
-fn check_http(h: &HttpSettings) -> Result<(), ConfigError> {
-    for (field, v) in [
-        ("http.body_timeout_ms", h.body_timeout_ms),
-        ("http.header_timeout_ms", h.header_timeout_ms),
-    ] {
-        if v == 0 || v > MAX_HTTP_TIMEOUT_MS {
-            return Err(invalid(
-                field,
-                format!("must be between 1 and {MAX_HTTP_TIMEOUT_MS}"),
-            ));
-        }
-    }
-    if h.max_connections == 0 {
-        return Err(invalid("http.max_connections", "must be at least 1"));
-    }
-    Ok(())
-}
-
-/// A URL from the configuration as an error may echo it: as given, unless
-/// it may carry credentials (`@`), then redacted ([`redact_url`]).
-fn shown(url: &str) -> String {
-    if url.contains('@') {
-        redact_url(url)
-    } else {
-        url.to_owned()
-    }
-}
-
-fn base_url(s: &str) -> Result<String, ConfigError> {
-    let field = "public_base_url";
-    let shown_s = shown(s);
-    let url =
-        Url::parse(s).map_err(|e| invalid(field, format!("'{shown_s}' is not a URL: {e}")))?;
-    if !matches!(url.scheme(), "http" | "https")
-        || url.host().is_none()
-        || url.query().is_some()
-        || url.fragment().is_some()
-        || !url.username().is_empty()
-        || url.password().is_some()
-    {
-        return Err(invalid(
-            field,
-            format!(
-                "'{shown_s}' must be an http(s) URL with a host and no query, fragment or credentials"
-            ),
-        ));
-    }
-    Ok(url.as_str().trim_end_matches('/').to_owned())
-}
-
-fn check_jwks(j: &JwksSettings) -> Result<(), ConfigError> {
-    let positive = [
-        ("jwks.timeout_ms", j.timeout_ms),
-        ("jwks.connect_timeout_ms", j.connect_timeout_ms),
-        ("jwks.max_bytes", j.max_bytes as u64),
-        ("jwks.min_ttl_secs", j.min_ttl_secs),
-    ];
-    for (field, v) in positive {
-        if v == 0 {
-            return Err(invalid(field, "must be at least 1"));
-        }
-    }
-    if j.min_ttl_secs > j.max_ttl_secs {
-        return Err(invalid(
-            "jwks.min_ttl_secs",
-            "must not exceed jwks.max_ttl_secs",
-        ));
-    }
-    if !(j.min_ttl_secs..=j.max_ttl_secs).contains(&j.default_ttl_secs) {
-        return Err(invalid(
-            "jwks.default_ttl_secs",
-            "must lie between jwks.min_ttl_secs and jwks.max_ttl_secs",
-        ));
-    }
-    Ok(())
-}
-
-fn client(i: usize, c: RawClient, development: bool) -> Result<ClientSettings, ConfigError> {
-    let f = |name: &str| format!("clients[{i}].{name}");
-    let id_text = c.id.ok_or_else(|| invalid(f("id"), "missing"))?;
-    let id =
-        ClientId::parse(&id_text).map_err(|e| invalid(f("id"), format!("'{id_text}': {e}")))?;
-    let format_text = c
-        .format
-        .ok_or_else(|| invalid(f("format"), "missing (expected 'token' or 'bitstring')"))?;
-    let format: ListFormat = format_text.parse().map_err(|_| {
-        invalid(
-            f("format"),
-            format!("unknown list format '{format_text}' (expected 'token' or 'bitstring')"),
-        )
-    })?;
-    let algorithms = match c.algorithms {
-        None => vec![SigAlg::Es256],
-        Some(list) if list.is_empty() => return Err(invalid(f("algorithms"), "must not be empty")),
-        Some(list) => {
-            let mut algs = Vec::with_capacity(list.len());
-            for (j, name) in list.iter().enumerate() {
-                let alg = SigAlg::parse(name).ok_or_else(|| {
-                    invalid(
-                        format!("clients[{i}].algorithms[{j}]"),
-                        format!(
-                            "'{name}' is not allowed (allowed: ES256, ES384, EdDSA, PS256; 'none' and HMAC never)"
-                        ),
-                    )
-                })?;
-                if !algs.contains(&alg) {
-                    algs.push(alg);
-                }
-            }
-            algs
-        }
-    };
-    let keys = match (c.jwks_uri, c.jwks, c.jwks_file) {
-        (Some(uri), None, None) => {
-            let uri_shown = shown(&uri);
-            let url = Url::parse(&uri)
-                .map_err(|e| invalid(f("jwks_uri"), format!("'{uri_shown}' is not a URL: {e}")))?;
-            match url.scheme() {
-                "https" => {}
-                "http" if c.allow_insecure_jwks => {}
-                "http" => {
-                    return Err(invalid(
-                        f("jwks_uri"),
-                        format!(
-                            "'{uri_shown}' is not https (set allow_insecure_jwks for local development)"
-                        ),
-                    ));
-                }
-                other => {
-                    return Err(invalid(
-                        f("jwks_uri"),
-                        format!("unsupported scheme '{other}'"),
-                    ));
-                }
-            }
-            if url.host().is_none() {
-                return Err(invalid(f("jwks_uri"), format!("'{uri_shown}' has no host")));
-            }
-            KeySource::Remote(url)
-        }
-        (None, Some(doc), None) => {
-            let set = KeySet::from_value(&doc).map_err(|e| invalid(f("jwks"), e.to_string()))?;
-            if !development && jwks_has_demo_key(&doc) {
-                return Err(invalid(f("jwks"), DEMO_KEY_REFUSED));
-            }
-            KeySource::Static(Arc::new(set))
-        }
-        (None, None, Some(path)) => {
-            let bytes = std::fs::read(&path).map_err(|e| {
-                invalid(
-                    f("jwks_file"),
-                    format!("cannot read '{}': {e}", path.display()),
-                )
-            })?;
-            let bad =
-                |e: KeySetError| invalid(f("jwks_file"), format!("'{}': {e}", path.display()));
-            let doc: serde_json::Value =
-                serde_json::from_slice(&bytes).map_err(|_| bad(KeySetError::NotJwks))?;
-            let set = KeySet::from_value(&doc).map_err(bad)?;
-            if !development && jwks_has_demo_key(&doc) {
-                return Err(invalid(
-                    f("jwks_file"),
-                    format!("'{}': {DEMO_KEY_REFUSED}", path.display()),
-                ));
-            }
-            KeySource::Static(Arc::new(set))
-        }
-        (None, None, None) => {
-            return Err(invalid(
-                f("jwks_uri"),
-                "missing (give one of jwks_uri, jwks, jwks_file)",
-            ));
-        }
-        _ => {
-            return Err(invalid(
-                f("jwks_uri"),
-                "give only one of jwks_uri, jwks, jwks_file",
-            ));
-        }
-    };
-    Ok(ClientSettings {
-        id,
-        format,
-        keys,
-        algorithms,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jwk::{is_demo_key, jwks_has_demo_key, remove_demo_keys};
 
     const KEY: &str = r#"{ kty = "EC", crv = "P-256", kid = "k1", x = "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", y = "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0" }"#;
 
@@ -1028,12 +574,12 @@ mod tests {
             "[[clients]]\nid = \"b\"\nformat = \"bitstring\"\njwks_uri = \"https://issuer.example/jwks\"\n"
         ))
         .unwrap();
-        assert_eq!(s.public_base_url, "https://status.example.com");
+        assert_eq!(s.public_base_url.as_str(), "https://status.example.com");
         assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(s.idempotency_window_secs, 3600);
+        assert_eq!(s.idempotency_window, Duration::from_secs(3600));
         assert_eq!(s.jwks, JwksSettings::default());
-        assert_eq!(s.signing.cache_max_lists, 10_000);
-        assert_eq!(s.signing.cache_max_bytes, 256 * 1024 * 1024);
+        assert_eq!(s.signing.cache_max_lists.get(), 10_000);
+        assert_eq!(s.signing.cache_max_bytes.get(), 256 * 1024 * 1024);
         assert_eq!(s.clients.len(), 2);
         assert_eq!(s.clients[0].algorithms, vec![SigAlg::Es256, SigAlg::EdDsa]);
         assert_eq!(s.clients[1].algorithms, vec![SigAlg::Es256]);
@@ -1193,7 +739,7 @@ mod tests {
     /// The demo JWKS as shipped, with its kid replaced by `kid`.
     fn demo_jwks(kid: &str) -> serde_json::Value {
         let mut doc: serde_json::Value =
-            serde_json::from_str(include_str!("../examples/demo-client.jwks.json")).unwrap();
+            serde_json::from_str(include_str!("../../examples/demo-client.jwks.json")).unwrap();
         doc["keys"][0]["kid"] = kid.into();
         doc
     }
@@ -1332,7 +878,7 @@ mod tests {
 
     #[test]
     fn capacity_is_bounded_by_what_the_stores_hold() {
-        let ok = |toml: &str| Settings::from_toml_str(toml).map(|s| s.lists.capacity);
+        let ok = |toml: &str| Settings::from_toml_str(toml).map(|s| s.lists.capacity.get());
         assert_eq!(
             ok("[lists]\nbits = 1\ncapacity = 4294967296\n").unwrap(),
             1 << 32
@@ -1361,7 +907,7 @@ mod tests {
         assert_eq!(s.http, HttpSettings::default());
         let s = Settings::from_toml_str("[http]\nbody_timeout_ms = 250\nkeep_alive_secs = 0\n")
             .unwrap();
-        assert_eq!(s.http.body_timeout_ms, 250);
+        assert_eq!(s.http.body_timeout, Duration::from_millis(250));
         for (toml, want) in [
             (
                 "[http]\nbody_timeout_ms = 0\n",
@@ -1434,7 +980,7 @@ mod tests {
     #[test]
     fn the_readme_configuration_is_accepted() {
         // Every key README.md documents is one the service reads.
-        let readme = include_str!("../README.md");
+        let readme = include_str!("../../README.md");
         let section = &readme[readme.find("## Configuration").unwrap()..];
         let start = section.find("```toml\n").unwrap() + "```toml\n".len();
         let block = &section[start..start + section[start..].find("```").unwrap()];

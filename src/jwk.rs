@@ -1,6 +1,12 @@
-//! A client's verification keys: a JWKS document parsed once into
+//! Client verifying keys: a client's JWKS document parsed once into
 //! ready-to-use [`DecodingKey`]s indexed by `kid`, so verifying a request
-//! never re-parses a JWK.
+//! never re-parses a JWK; and the recognition of the public demo key shipped
+//! in `examples/`, which only development mode accepts.
+//!
+//! Both the configuration (a `jwks` or `jwks_file` read at load time) and
+//! request authentication (a fetched `jwks_uri`) need these, so they live
+//! here, below both: `config` and `auth` import this module, and it imports
+//! only [`crate::domain`].
 //!
 //! Only public signing keys of the kinds the service accepts are kept (EC
 //! P-256/P-384, OKP Ed25519, RSA of at least 2048 bits); keys marked
@@ -230,6 +236,56 @@ fn parse_jwk(jwk: &Value) -> Option<(String, VerifyingKey)> {
         return None;
     }
     Some((kid, VerifyingKey { alg, key }))
+}
+
+/// The demo clients' private key (PKCS#8 PEM), shipped for trying the
+/// service; never use it outside development.
+pub const DEMO_CLIENT_KEY_PEM: &str = include_str!("../examples/demo-client.key.pem");
+
+/// The public key (uncompressed P-256 point, without the 0x04 tag) of the
+/// demo key pair shipped in `examples/`, derived from its private key so
+/// that no copy of the JWKS, whatever its `kid`, can slip through.
+static DEMO_PUBLIC_KEY: std::sync::LazyLock<Option<Vec<u8>>> = std::sync::LazyLock::new(|| {
+    use p256::elliptic_curve::sec1::ToEncodedPoint;
+    use p256::pkcs8::DecodePrivateKey;
+    let secret = p256::SecretKey::from_pkcs8_pem(DEMO_CLIENT_KEY_PEM).ok()?;
+    let point = secret.public_key().to_encoded_point(false);
+    point.as_bytes().get(1..).map(<[u8]>::to_vec)
+});
+
+/// Whether `jwk` is the public half of the shipped demo key: an EC P-256 key
+/// with the demo key's coordinates, whatever its `kid`, `use` or `alg`. The
+/// coordinates are decoded the way [`KeySet`] decodes them, so every key a
+/// client could verify with is recognised.
+pub fn is_demo_key(jwk: &Value) -> bool {
+    let member = |name: &str| jwk.get(name).and_then(Value::as_str);
+    if member("kty") != Some("EC") || member("crv") != Some("P-256") {
+        return false;
+    }
+    let coordinate = |name: &str| member(name).and_then(|v| URL_SAFE_NO_PAD.decode(v).ok());
+    let (Some(x), Some(y), Some(demo)) = (coordinate("x"), coordinate("y"), &*DEMO_PUBLIC_KEY)
+    else {
+        return false;
+    };
+    demo.len() == x.len() + y.len() && demo[..x.len()] == x[..] && demo[x.len()..] == y[..]
+}
+
+/// Whether a JWKS document holds the shipped demo key.
+pub fn jwks_has_demo_key(doc: &Value) -> bool {
+    doc.get("keys")
+        .and_then(Value::as_array)
+        .is_some_and(|keys| keys.iter().any(is_demo_key))
+}
+
+/// Removes the shipped demo key from a JWKS document (a fetched one, outside
+/// development mode) and returns how many keys were removed.
+pub fn remove_demo_keys(doc: &mut Value) -> usize {
+    let Some(keys) = doc.get_mut("keys").and_then(Value::as_array_mut) else {
+        return 0;
+    };
+    let before = keys.len();
+    keys.retain(|k| !is_demo_key(k));
+    before - keys.len()
 }
 
 #[cfg(test)]
