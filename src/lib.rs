@@ -6,34 +6,48 @@
 //! under `/b/`) and check a credential offline. The API is that of the GOV.UK
 //! One Login Credential Status service (CRS).
 //!
-//! Module map (ports and adapters; arrows point at what a module may use):
+//! Module map: ports and adapters, layers that only point down. An arrow
+//! names what a module may use; `tests/architecture.rs` keeps this true.
 //!
-//! - [`domain`]: the pure core. Status values, packed lists in both bit
-//!   orders, the zlib/GZIP codecs, the index allocator, the identifiers and
-//!   request-claim validation. No I/O.
-//! - [`jwk`]: client verifying keys: JWK sets parsed into keys by `kid`,
-//!   and the recognition of the shipped demo key. → `domain`.
-//! - [`config`]: the TOML file and `STATUSLIST_*` overrides, parsed once
-//!   into typed [`config::Settings`]. → `domain`, `jwk`.
-//! - [`auth`]: issuer authentication: client registry (reloaded on
-//!   `SIGHUP`), JWKS fetch and cache, JWT checks in CRS order with the CRS
-//!   texts. → `config`, `jwk`, `domain`.
-//! - [`publish`]: service signing keys (ES256, RFC 7638 `kid`), the JWKS
-//!   document, and the builders of the signed list tokens. → `domain`.
-//! - [`store`]: the adapters of the storage port ([`ports::Store`]): the
-//!   embedded [`store::EmbeddedStore`] (redb, one file, one process; the
-//!   default) and Redis (production, many replicas); [`store::common`] holds
-//!   the rules every adapter applies; [`store::any::AnyStore`] is the
-//!   run-time choice between them. → `domain`.
-//! - [`service`]: the use cases (issue, revoke, suspend, unsuspend) over the
-//!   store port. → `auth` (claims), `store`, `domain`.
-//! - [`http`]: actix-web routes, body limits, headers and the one mapping of
-//!   errors to responses. → `service`, `publish`, `auth`.
-//! - [`client`]: the issuer and verifier side for the CLI (sign requests,
-//!   call `/issue` and `/revoke`, verify and read a published list).
+//! - [`domain`]: the pure core. Status values and their transition rules,
+//!   packed lists in both bit orders, the zlib/GZIP codecs, the index
+//!   allocator, the identifiers (`ListId`, `ClientId`, `Jti`, …) and
+//!   request-claim validation. No other module of the crate, no I/O.
+//! - [`ports`]: the traits the use cases need from the outside world and the
+//!   values that cross them: [`ports::Store`] (lists, allocations,
+//!   idempotency records) and [`ports::ListSigner`] (signed list
+//!   documents). → `domain`.
+//! - [`service`]: the application layer, every use case: issue, change (and
+//!   what follows an acknowledged change), publish a list (the signed-token
+//!   cache), readiness. → `ports`, `auth` (the checked claims), `domain`.
+//! - [`http`]: actix-web, thin: read the request, call `auth` and one use
+//!   case, write the response; the one table from every failure to its
+//!   status, CRS code and text. → `service`, `auth`, `metrics`, `domain`.
+//! - Adapters, each built only by [`startup`]:
+//!   - [`store`]: the storage adapters: embedded [`store::EmbeddedStore`]
+//!     (redb, one file, one process; the default) and
+//!     [`store::redis::RedisStore`] (production, many replicas), the rules
+//!     they share ([`store::common`]), the run-time choice
+//!     ([`store::any::AnyStore`]) and the timing decorator
+//!     ([`store::metered`]). → `ports`, `domain`, `metrics`.
+//!   - [`publish`]: the service's signing keys (ES256, RFC 7638 `kid`), the
+//!     JWKS document and the list-document builders; implements
+//!     [`ports::ListSigner`]. → `ports`, `domain`.
+//!   - [`auth`]: issuer authentication: client registry (reloaded on
+//!     `SIGHUP`), client JWKS fetching and caching, JWT checks in CRS order.
+//!     Returns typed causes ([`auth::AuthError`]) and claims only it can
+//!     build. → `config`, `jwk`, `domain`.
+//! - [`config`]: the TOML file and `STATUSLIST_*` overrides, parsed once into
+//!   typed [`config::Settings`] (durations, widths, non-zero limits, URLs,
+//!   client ids). → `jwk`, `domain`.
+//! - [`jwk`]: client verifying keys (JWK sets by `kid`) and the recognition
+//!   of the shipped demo key. → `domain`.
+//! - [`metrics`]: the Prometheus registry; callers hand it labels and
+//!   values. → `domain`.
 //! - [`startup`]: the app factory (`Application::build`, `port()`,
-//!   `run_until_stopped()`); [`telemetry`] and [`metrics`]: logs and
-//!   Prometheus metrics.
+//!   `run_until_stopped()`), the one place adapters meet ports;
+//!   [`telemetry`]: logs; [`client`]: the issuer and verifier side for the
+//!   CLI (sign requests, call the API, verify and read a published list).
 //!
 //! Error handling: each layer has its own `thiserror` enum, so a caller can
 //! match on what went wrong in that layer; the HTTP layer maps them to
