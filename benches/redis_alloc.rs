@@ -4,8 +4,8 @@
 //!
 //! 1. runs allocations with 64 in flight for a few seconds (64 tasks sharing
 //!    one `RedisStore`, i.e. one multiplexed connection; then 64 tasks over
-//!    4 stores) and prints allocations per second, with and without the
-//!    `complete` call that `/issue` makes after each allocation;
+//!    4 stores) and prints allocations per second (one script call, one
+//!    round trip each);
 //! 2. runs `redis-benchmark -t incr -c 64` against the same server and
 //!    prints its rate and the ratio;
 //! 3. fills one 131,072-entry 2-bit list with 100,000 allocations, revokes

@@ -163,17 +163,75 @@ pub fn status_decision(
     }
 }
 
-/// The rule of every status change for an entry holding `current`, as one
-/// character per current value for a Lua script that cannot call Rust:
-/// `U` unchanged, `C` change, `N` not allowed, `W` a change to a value the
-/// list's width cannot hold. Derived from [`status_decision`], so the rule
-/// lives in one place.
-pub fn rule_char(current: u8, target: Status, bits: Bits) -> char {
-    match status_decision(current, target, bits, None) {
-        Ok(StatusDecision::Write { .. }) => 'C',
-        Ok(StatusDecision::Answer(SetStatusOutcome::Already { .. })) => 'U',
-        Ok(StatusDecision::Answer(SetStatusOutcome::Unsupported { .. })) => 'W',
-        _ => 'N',
+/// What a status change to one target does to an entry, decided by the
+/// entry's current raw value alone: [`status_decision`] without the recorded
+/// time, for a backend that applies the rule itself (the Redis script cannot
+/// call Rust, so it is handed these rules, encoded by the adapter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryRule {
+    /// The entry already holds the target: nothing is written, the answer
+    /// is [`SetStatusOutcome::Already`].
+    Unchanged,
+    /// Write the target, record the time, bump the version.
+    Change,
+    /// The transition is forbidden, or the current value has no meaning:
+    /// [`SetStatusOutcome::NotAllowed`] (or corrupt data, for a value the
+    /// service never writes).
+    NotAllowed,
+    /// A change to a value the list's width cannot hold:
+    /// [`SetStatusOutcome::Unsupported`].
+    TooWide,
+}
+
+impl EntryRule {
+    /// The rule for an entry holding `current` when `target` is asked for
+    /// in a list `bits` wide. Derived from [`status_decision`], so the rule
+    /// lives in one place.
+    pub fn of(current: u8, target: Status, bits: Bits) -> EntryRule {
+        match status_decision(current, target, bits, None) {
+            Ok(StatusDecision::Write { .. }) => EntryRule::Change,
+            Ok(StatusDecision::Answer(SetStatusOutcome::Already { .. })) => EntryRule::Unchanged,
+            Ok(StatusDecision::Answer(SetStatusOutcome::Unsupported { .. })) => EntryRule::TooWide,
+            _ => EntryRule::NotAllowed,
+        }
+    }
+}
+
+/// How many raw values have a meaning ([`Status::from_value`]); every other
+/// value is answered [`EntryRule::NotAllowed`] and then found corrupt.
+pub const KNOWN_VALUES: usize = 4;
+
+/// The rules of a status change to one target in a list of one width, for
+/// every current value with a meaning: what a backend that decides inside
+/// itself needs to follow [`status_decision`] exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransitionRules {
+    /// Indexed by the entry's current raw value.
+    by_current: [EntryRule; KNOWN_VALUES],
+}
+
+impl TransitionRules {
+    /// The rules for setting `target` in a list `bits` wide.
+    pub fn new(target: Status, bits: Bits) -> Self {
+        let mut by_current = [EntryRule::NotAllowed; KNOWN_VALUES];
+        for (current, rule) in (0u8..).zip(by_current.iter_mut()) {
+            *rule = EntryRule::of(current, target, bits);
+        }
+        TransitionRules { by_current }
+    }
+
+    /// The rule for an entry holding `current`; values without a meaning
+    /// are never changed.
+    pub fn get(&self, current: u8) -> EntryRule {
+        self.by_current
+            .get(usize::from(current))
+            .copied()
+            .unwrap_or(EntryRule::NotAllowed)
+    }
+
+    /// The rule for each current value `0..KNOWN_VALUES`, in order.
+    pub fn by_current(&self) -> [EntryRule; KNOWN_VALUES] {
+        self.by_current
     }
 }
 
@@ -385,12 +443,24 @@ mod tests {
                 bits: Bits::One
             }))
         );
-        let rules =
-            |target, bits| -> String { (0..4).map(|v| rule_char(v, target, bits)).collect() };
-        assert_eq!(rules(Invalid, Bits::Two), "CUCN");
-        assert_eq!(rules(Suspended, Bits::Two), "CNUN");
-        assert_eq!(rules(Suspended, Bits::One), "WNUN");
-        assert_eq!(rules(Valid, Bits::Two), "UNCN");
+        use EntryRule::{Change as C, NotAllowed as N, TooWide as W, Unchanged as U};
+        let rules = |target, bits| TransitionRules::new(target, bits).by_current();
+        assert_eq!(rules(Invalid, Bits::Two), [C, U, C, N]);
+        assert_eq!(rules(Suspended, Bits::Two), [C, N, U, N]);
+        assert_eq!(rules(Suspended, Bits::One), [W, N, U, N]);
+        assert_eq!(rules(Valid, Bits::Two), [U, N, C, N]);
+        // The rules agree with the full decision for every value, target
+        // and width; values without a meaning are never changed.
+        for bits in Bits::ALL {
+            for target in [Valid, Invalid, Suspended, ApplicationSpecific] {
+                let r = TransitionRules::new(target, bits);
+                for current in 0..=u8::MAX {
+                    assert_eq!(r.get(current), EntryRule::of(current, target, bits));
+                }
+                assert_eq!(r.get(4), N);
+                assert_eq!(r.get(u8::MAX), N);
+            }
+        }
         assert!(matches!(
             status_decision(9, Valid, Bits::Eight, None),
             Err(StoreError::Corrupt(_))

@@ -97,7 +97,8 @@ pub fn settings_for(case: &str) -> StoreSettings {
 /// A fixed "now" far from 0, so that subtraction mistakes show.
 pub const NOW: UnixSeconds = 1_700_000_000;
 
-fn client(name: &str) -> ClientId {
+/// The client id `name` (which must be a valid one).
+pub fn client(name: &str) -> ClientId {
     ClientId::parse(name).unwrap()
 }
 

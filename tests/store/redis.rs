@@ -6,14 +6,14 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use statuslist::domain::{Bits, ClientId, ListFormat, ListId, Status, StatusList};
+use statuslist::domain::{Bits, ListFormat, ListId, Status, StatusList};
 use statuslist::ports::{
     AllocateOutcome, AllocateRequest, Allocation, SetStatusOutcome, Store, StoreError,
     StoreSettings,
 };
 use statuslist::store::redis::{RedisSettings, RedisStore};
 
-use crate::contract::{allocated, change, contract_suite, set};
+use crate::contract::{allocated, change, client, contract_suite, jti, req, set};
 use crate::support::RedisServer;
 
 /// The contract suite's factory: a fresh private server per store.
@@ -29,23 +29,6 @@ async fn connect(server: &RedisServer, settings: StoreSettings) -> RedisStore {
     RedisStore::connect(RedisSettings::new(server.url()), settings)
         .await
         .expect("connect to the private redis")
-}
-
-fn client(name: &str) -> ClientId {
-    ClientId::parse(name).unwrap()
-}
-
-fn request(client: &ClientId, format: ListFormat, jti: &str, now: u64) -> AllocateRequest {
-    AllocateRequest {
-        client: client.clone(),
-        format,
-        jti: crate::contract::jti(jti),
-        digest: *blake3::hash(jti.as_bytes()).as_bytes(),
-        status_expiry: now + 86_400,
-        count: 1,
-        now,
-        keep_until: now + 3660,
-    }
 }
 
 fn small(capacity: u64) -> StoreSettings {
@@ -69,7 +52,7 @@ async fn entries_land_in_each_formats_bit_order() {
         {
             let a = allocated(
                 store
-                    .allocate(&request(&c, format, &format!("{format}-{i}"), 1000))
+                    .allocate(&req(c.as_str(), format, &format!("{format}-{i}"), 1000))
                     .await
                     .unwrap(),
             );
@@ -126,7 +109,7 @@ async fn sixteen_replicas_never_hand_out_an_index_twice() {
                 } else {
                     (format!("t{t}-{i}"), None)
                 };
-                let req = request(&c, ListFormat::Token, &jti, 1_000);
+                let req = req(c.as_str(), ListFormat::Token, &jti, 1_000);
                 let out = store.allocate(&req).await.unwrap();
                 match (replay_of, out) {
                     (Some(original), AllocateOutcome::Replayed(a)) => assert_eq!(a, original),
@@ -195,7 +178,7 @@ async fn a_dead_redis_is_unavailable_and_a_restarted_one_is_used_again() {
     let c = client("fault-client");
     let a = allocated(
         store
-            .allocate(&request(&c, ListFormat::Token, "before", 1000))
+            .allocate(&req(c.as_str(), ListFormat::Token, "before", 1000))
             .await
             .unwrap(),
     );
@@ -203,7 +186,7 @@ async fn a_dead_redis_is_unavailable_and_a_restarted_one_is_used_again() {
     let bound = Duration::from_secs(5);
     let outcome = tokio::time::timeout(
         bound,
-        store.allocate(&request(&c, ListFormat::Token, "during", 1000)),
+        store.allocate(&req(c.as_str(), ListFormat::Token, "during", 1000)),
     )
     .await
     .expect("allocate returned");
@@ -259,7 +242,7 @@ async fn a_dead_redis_is_unavailable_and_a_restarted_one_is_used_again() {
     // a status change work end to end through the same store.
     let b = allocated(
         store
-            .allocate(&request(&c, ListFormat::Token, "after", 1000))
+            .allocate(&req(c.as_str(), ListFormat::Token, "after", 1000))
             .await
             .unwrap(),
     );
@@ -279,11 +262,11 @@ async fn bad_input_gets_typed_answers() {
     let (store, server) = make_store(small(1_000)).await;
     let c = client("input-client");
     let other = client("other-client");
-    let mut req = request(&c, ListFormat::Token, "ok", 1000);
+    let mut req = req(c.as_str(), ListFormat::Token, "ok", 1000);
     let a = allocated(store.allocate(&req).await.unwrap());
 
     for count in [0, 1_001, u32::MAX] {
-        req.jti = crate::contract::jti(&format!("count-{count}"));
+        req.jti = jti(&format!("count-{count}"));
         req.count = count;
         assert!(
             matches!(store.allocate(&req).await, Err(StoreError::Invalid(_))),
@@ -293,7 +276,7 @@ async fn bad_input_gets_typed_answers() {
     req.count = 1;
     let mut issued: HashSet<u64> = a.indexes.iter().copied().collect();
     for n in 0..3 {
-        req.jti = crate::contract::jti(&format!("more-{n}"));
+        req.jti = jti(&format!("more-{n}"));
         let b = allocated(store.allocate(&req).await.unwrap());
         assert_eq!(b.list, a.list);
         issued.extend(b.indexes);
@@ -368,7 +351,7 @@ async fn an_unknown_stored_value_is_corrupt() {
     let c = client("corrupt-client");
     let a = allocated(
         store
-            .allocate(&request(&c, ListFormat::Bitstring, "j", 1000))
+            .allocate(&req(c.as_str(), ListFormat::Bitstring, "j", 1000))
             .await
             .unwrap(),
     );
@@ -389,7 +372,7 @@ async fn scripts_are_reloaded_after_a_flush() {
     let c = client("flush-client");
     let a = allocated(
         store
-            .allocate(&request(&c, ListFormat::Token, "one", 1000))
+            .allocate(&req(c.as_str(), ListFormat::Token, "one", 1000))
             .await
             .unwrap(),
     );
@@ -397,7 +380,7 @@ async fn scripts_are_reloaded_after_a_flush() {
     assert!(server.command("SCRIPT EXISTS 0").starts_with('*'));
     allocated(
         store
-            .allocate(&request(&c, ListFormat::Token, "two", 1000))
+            .allocate(&req(c.as_str(), ListFormat::Token, "two", 1000))
             .await
             .unwrap(),
     );
@@ -418,9 +401,12 @@ async fn scripts_are_reloaded_after_a_flush() {
 async fn records_follow_the_request_clock() {
     let (store, server) = make_store(StoreSettings::default()).await;
     let c = client("clock-client");
-    let req = request(&c, ListFormat::Bitstring, "j", 10_000);
-    let first = allocated(store.allocate(&req).await.unwrap());
-    let at = |now| AllocateRequest { now, ..req.clone() };
+    let first_req = req(c.as_str(), ListFormat::Bitstring, "j", 10_000);
+    let first = allocated(store.allocate(&first_req).await.unwrap());
+    let at = |now| AllocateRequest {
+        now,
+        ..first_req.clone()
+    };
     assert_eq!(
         store.allocate(&at(10_000)).await.unwrap(),
         AllocateOutcome::Replayed(first.clone()),
@@ -433,7 +419,7 @@ async fn records_follow_the_request_clock() {
         AllocateOutcome::Changed
     );
     // The key's TTL is what is left of the record's life at the request.
-    let ttl = server.command(&format!("TTL statuslist:{{{c}}}:j:j"));
+    let ttl = server.command(&format!("TTL statuslist:{{{c}}}:j:{}", jti("j")));
     let ttl: u64 = ttl.trim_start_matches(':').trim().parse().unwrap();
     assert!((3650..=3660).contains(&ttl), "TTL {ttl}");
     assert_eq!(
@@ -447,7 +433,7 @@ async fn records_follow_the_request_clock() {
     let again = allocated(store.allocate(&later).await.unwrap());
     assert_ne!(again, first);
     // retire-after keeps the latest statusExpiry.
-    let mut earlier = request(&c, ListFormat::Bitstring, "k", 13_660);
+    let mut earlier = req(c.as_str(), ListFormat::Bitstring, "k", 13_660);
     earlier.status_expiry = 400_000;
     allocated(store.allocate(&earlier).await.unwrap());
     let snap = store.read_list(&first.list).await.unwrap().unwrap();
@@ -463,9 +449,9 @@ async fn records_follow_the_request_clock() {
 async fn records_of_the_previous_layout_are_replayed() {
     let (store, server) = make_store(StoreSettings::default()).await;
     let c = client("upgrade-client");
-    let req = request(&c, ListFormat::Token, "old", 10_000);
+    let req = req(c.as_str(), ListFormat::Token, "old", 10_000);
     let first = allocated(store.allocate(&req).await.unwrap());
-    let key = format!("statuslist:{{{c}}}:j:old");
+    let key = format!("statuslist:{{{c}}}:j:{}", jti("old"));
     // Rewrite the record in the old layout, by hand.
     let mut conn = ::redis::Client::open(server.url())
         .unwrap()
@@ -503,7 +489,7 @@ async fn a_full_list_opens_the_next() {
     let c = client("roll-client");
     let mut by_list: HashMap<ListId, Vec<u64>> = HashMap::new();
     for i in 0..12 {
-        let mut req = request(&c, ListFormat::Token, &format!("r{i}"), 1000);
+        let mut req = req(c.as_str(), ListFormat::Token, &format!("r{i}"), 1000);
         req.count = if i == 11 { 3 } else { 1 };
         let a = allocated(store.allocate(&req).await.unwrap());
         by_list.entry(a.list).or_default().extend(a.indexes);
@@ -531,12 +517,12 @@ async fn memory_of_one_full_size_list() {
     let (store, server) = make_store(StoreSettings::default()).await;
     let store = Arc::new(store);
     let c = client("memory-client");
-    let mut req = request(&c, ListFormat::Token, "batch-0", 1000);
+    let mut req = req(c.as_str(), ListFormat::Token, "batch-0", 1000);
     req.count = 10_000;
     let mut indexes = Vec::new();
     let mut list = None;
     for b in 0..10 {
-        req.jti = crate::contract::jti(&format!("batch-{b}"));
+        req.jti = jti(&format!("batch-{b}"));
         let a = allocated(store.allocate(&req).await.unwrap());
         list = Some(a.list);
         indexes.extend(a.indexes);
@@ -594,7 +580,7 @@ async fn a_list_without_its_bytes_fails_closed() {
     let c = client("damage-client");
     let a = allocated(
         store
-            .allocate(&request(&c, ListFormat::Token, "d1", 1000))
+            .allocate(&req(c.as_str(), ListFormat::Token, "d1", 1000))
             .await
             .unwrap(),
     );
@@ -604,7 +590,7 @@ async fn a_list_without_its_bytes_fails_closed() {
         .unwrap();
     let b = allocated(
         store
-            .allocate(&request(&c, ListFormat::Token, "d2", 1000))
+            .allocate(&req(c.as_str(), ListFormat::Token, "d2", 1000))
             .await
             .unwrap(),
     );
@@ -629,7 +615,7 @@ async fn a_list_without_its_bytes_fails_closed() {
     ));
     assert!(damaged(
         store
-            .allocate(&request(&c, ListFormat::Token, "d3", 1000))
+            .allocate(&req(c.as_str(), ListFormat::Token, "d3", 1000))
             .await
             .map(|_| ())
     ));

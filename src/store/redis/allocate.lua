@@ -8,16 +8,9 @@
 -- Every key touched starts with the client's prefix `<prefix>{<client>}:`, so
 -- all of them hash to the client's slot in Redis Cluster.
 --
--- KEYS[1]  idempotency record (string), KEYS[2] current-list pointer (string)
--- ARGV[1]  request digest (32 bytes) ARGV[2]  now (unix s)
--- ARGV[3]  record TTL (s)            ARGV[4]  record expiry (unix s, exclusive)
--- ARGV[5]  count                     ARGV[6]  capacity of a new list
--- ARGV[7]  bits of a new list        ARGV[8]  format
--- ARGV[9]  status expiry             ARGV[10] client key prefix
--- ARGV[11] candidate list id         ARGV[12] candidate allocator key
--- ARGV[13] '1' when the candidate id's owner entry is claimed
--- ARGV[14] client id                 ARGV[15] byte length of a new list
--- ARGV[16] the list the caller already knows (its facts need not be sent)
+-- The arguments, by name: the declarations below are the only place a
+-- position is read, and `AllocateArgs` in scripts.rs feeds them in this order
+-- (a unit test holds the two together).
 --
 -- Records (one string each, shared with set_status.lua, so a jti used for
 -- one kind of request is "changed" for the other):
@@ -30,25 +23,43 @@
 -- TTL only cleans up.
 --
 -- Returns {tag, list, first n, count, key, capacity, format, bits, opened}
--- with tag 'allocated' or 'replayed' (key .. bits are nil for ARGV[16]), or
+-- with tag 'allocated' or 'replayed' (key .. bits are nil for known_list), or
 -- {'changed'}, {'open'} (a new list is needed and no id is claimed yet),
 -- {'collision'} (the candidate id is taken) or {'damaged', list} (the current
 -- list's bytes are missing or of the wrong length: fail closed).
 
+local record_key = KEYS[1]      -- the idempotency record (string)
+local current_key = KEYS[2]     -- the current-list pointer (string)
+local digest = ARGV[1]          -- request digest (32 bytes)
+local now = ARGV[2]             -- unix s
+local record_ttl = ARGV[3]      -- s
+local record_expiry = ARGV[4]   -- unix s, exclusive
+local count = tonumber(ARGV[5])
+local new_capacity = ARGV[6]    -- of a new list
+local new_bits = ARGV[7]        -- of a new list
+local format = ARGV[8]
+local status_expiry = ARGV[9]   -- unix s
+local client_prefix = ARGV[10]  -- `<prefix>{<client>}:`
+local candidate_list = ARGV[11] -- a fresh list id, or ''
+local candidate_key = ARGV[12]  -- its allocator key (32 bytes), or ''
+local claimed = ARGV[13]        -- '1' when the candidate id's owner entry is claimed
+local client = ARGV[14]
+local new_list_bytes = ARGV[15] -- byte length of a new list
+local known_list = ARGV[16]     -- the list the caller knows (its facts need not be sent), or ''
+
 local function answer(tag, list, first, count, opened)
-  if list == ARGV[16] then
+  if list == known_list then
     return {tag, list, first, count, false, false, false, false, opened}
   end
-  local m = redis.call('HMGET', ARGV[10] .. 'l:' .. list, 'key', 'cap', 'fmt', 'bits')
+  local m = redis.call('HMGET', client_prefix .. 'l:' .. list, 'key', 'cap', 'fmt', 'bits')
   return {tag, list, first, count, m[1] or false, m[2] or false, m[3] or false, m[4] or false, opened}
 end
 
-local now = tonumber(ARGV[2])
-local raw = redis.call('GET', KEYS[1])
+local raw = redis.call('GET', record_key)
 if raw then
   local expiry = tonumber(string.match(raw, ':(%d+)$'))
-  if expiry and now < expiry then
-    if string.sub(raw, 1, 32) ~= ARGV[1] then
+  if expiry and tonumber(now) < expiry then
+    if string.sub(raw, 1, 32) ~= digest then
       return {'changed'}
     end
     local rest = string.sub(raw, 33)
@@ -63,12 +74,11 @@ if raw then
   end
 end
 
-local count = tonumber(ARGV[5])
-local list = redis.call('GET', KEYS[2])
+local list = redis.call('GET', current_key)
 local meta
 local retire = 0
 if list then
-  meta = ARGV[10] .. 'l:' .. list
+  meta = client_prefix .. 'l:' .. list
   local m = redis.call('HMGET', meta, 'n', 'cap', 'retire', 'bits')
   if not m[1] or tonumber(m[1]) + count > tonumber(m[2]) then
     list = false
@@ -83,28 +93,28 @@ end
 
 local opened = 0
 if not list then
-  if ARGV[13] ~= '1' then
+  if claimed ~= '1' then
     return {'open'}
   end
-  list = ARGV[11]
-  meta = ARGV[10] .. 'l:' .. list
+  list = candidate_list
+  meta = client_prefix .. 'l:' .. list
   if redis.call('EXISTS', meta) == 1 then
     return {'collision'}
   end
-  redis.call('HSET', meta, 'owner', ARGV[14], 'fmt', ARGV[8], 'bits', ARGV[7],
-    'cap', ARGV[6], 'n', 0, 'key', ARGV[12], 'created', ARGV[2], 'retire', 0, 'v', 0)
+  redis.call('HSET', meta, 'owner', client, 'fmt', format, 'bits', new_bits,
+    'cap', new_capacity, 'n', 0, 'key', candidate_key, 'created', now, 'retire', 0, 'v', 0)
   -- The bytes are created at their full length at once: a string grown by
   -- BITFIELD writes gets Redis's greedy preallocation (up to twice the size).
-  redis.call('SETRANGE', meta .. ':b', tonumber(ARGV[15]) - 1, '\0')
-  redis.call('SET', KEYS[2], list)
+  redis.call('SETRANGE', meta .. ':b', tonumber(new_list_bytes) - 1, '\0')
+  redis.call('SET', current_key, list)
   opened = 1
 end
 
 local first = redis.call('HINCRBY', meta, 'n', count) - count
-if tonumber(ARGV[9]) > retire then
-  redis.call('HSET', meta, 'retire', ARGV[9])
+if tonumber(status_expiry) > retire then
+  redis.call('HSET', meta, 'retire', status_expiry)
 end
-redis.call('SET', KEYS[1],
-  ARGV[1] .. 'I:' .. list .. ':' .. first .. ':' .. count .. ':' .. ARGV[4],
-  'EX', ARGV[3])
+redis.call('SET', record_key,
+  digest .. 'I:' .. list .. ':' .. first .. ':' .. count .. ':' .. record_expiry,
+  'EX', record_ttl)
 return answer('allocated', list, first, count, opened)

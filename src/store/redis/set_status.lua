@@ -2,17 +2,9 @@
 -- record, its timestamp and the list's version. All keys share the owning
 -- client's hash tag.
 --
--- KEYS[1] list metadata (hash), KEYS[2] list bytes (string),
--- KEYS[3] per-entry change times (hash), KEYS[4] idempotency record (string)
--- ARGV[1] client asking          ARGV[2] allocation number n of the entry
--- ARGV[3] BITFIELD type ('u2')   ARGV[4] BITFIELD bit offset of the entry
--- ARGV[5] target value           ARGV[6] now (unix s)
--- ARGV[7] entry index            ARGV[8] rule per current value 0..3:
---   'U' unchanged, 'C' change, 'N' not allowed, 'W' a change to a value
---   the list's width cannot hold (computed by Rust from the one status
---   rule, so the rule lives in one place)
--- ARGV[9] request digest (32 bytes) ARGV[10] record expiry (unix s)
--- ARGV[11] record TTL (s)        ARGV[12] the list's byte length
+-- The arguments, by name: the declarations below are the only place a
+-- position is read, and `SetStatusArgs` in scripts.rs feeds them in this order
+-- (a unit test holds the two together).
 --
 -- The record (see allocate.lua) is `<digest>C:<d|a>:<at>:<expiry>`: d for a
 -- change made, a for "already had that status", at its time (empty: none).
@@ -22,12 +14,32 @@
 -- {'notyours'}, {'never'}, {'damaged'}, {'already', current, at|nil},
 -- {'notallowed', current}, {'toowide'} or {'done', previous, version}.
 
-local now = tonumber(ARGV[6])
-local raw = redis.call('GET', KEYS[4])
+local meta_key = KEYS[1]      -- list metadata (hash)
+local bytes_key = KEYS[2]     -- list bytes (string)
+local times_key = KEYS[3]     -- per-entry change times (hash)
+local record_key = KEYS[4]    -- idempotency record (string)
+local client = ARGV[1]        -- the client asking
+local n = ARGV[2]             -- allocation number of the entry
+local field_type = ARGV[3]    -- BITFIELD type ('u2')
+local offset = ARGV[4]        -- BITFIELD bit offset of the entry
+local value = ARGV[5]         -- target value
+local now = ARGV[6]           -- unix s
+local idx = ARGV[7]           -- entry index
+-- One rule letter per current value 0..3: 'U' unchanged, 'C' change,
+-- 'N' not allowed, 'W' a change to a value the list's width cannot hold.
+-- Encoded by scripts.rs from the one status rule in Rust, so the rule
+-- lives in one place; other values get '' and so are not allowed.
+local rules = ARGV[8]
+local digest = ARGV[9]        -- request digest (32 bytes)
+local record_expiry = ARGV[10] -- unix s
+local record_ttl = ARGV[11]   -- s
+local byte_len = ARGV[12]     -- the list's byte length
+
+local raw = redis.call('GET', record_key)
 if raw then
   local expiry = tonumber(string.match(raw, ':(%d+)$'))
-  if expiry and now < expiry then
-    if string.sub(raw, 1, 32) ~= ARGV[9] then
+  if expiry and tonumber(now) < expiry then
+    if string.sub(raw, 1, 32) ~= digest then
       return {'changed'}
     end
     local kind, at = string.match(string.sub(raw, 33), '^C:([da]):(%d*):%d+$')
@@ -39,27 +51,27 @@ if raw then
 end
 
 local function record(kind, at)
-  redis.call('SET', KEYS[4], ARGV[9] .. 'C:' .. kind .. ':' .. (at or '') .. ':' .. ARGV[10],
-    'EX', ARGV[11])
+  redis.call('SET', record_key, digest .. 'C:' .. kind .. ':' .. (at or '') .. ':' .. record_expiry,
+    'EX', record_ttl)
 end
 
-local m = redis.call('HMGET', KEYS[1], 'owner', 'n')
+local m = redis.call('HMGET', meta_key, 'owner', 'n')
 if not m[1] then
   return {'notfound'}
 end
-if m[1] ~= ARGV[1] then
+if m[1] ~= client then
   return {'notyours'}
 end
-if tonumber(ARGV[2]) >= tonumber(m[2]) then
+if tonumber(n) >= tonumber(m[2]) then
   return {'never'}
 end
-if redis.call('STRLEN', KEYS[2]) ~= tonumber(ARGV[12]) then
+if redis.call('STRLEN', bytes_key) ~= tonumber(byte_len) then
   return {'damaged'}
 end
-local cur = redis.call('BITFIELD', KEYS[2], 'GET', ARGV[3], ARGV[4])[1]
-local rule = string.sub(ARGV[8], cur + 1, cur + 1)
+local cur = redis.call('BITFIELD', bytes_key, 'GET', field_type, offset)[1]
+local rule = string.sub(rules, cur + 1, cur + 1)
 if rule == 'U' then
-  local at = redis.call('HGET', KEYS[3], ARGV[7])
+  local at = redis.call('HGET', times_key, idx)
   record('a', at)
   return {'already', cur, at}
 end
@@ -69,8 +81,8 @@ end
 if rule ~= 'C' then
   return {'notallowed', cur}
 end
-redis.call('BITFIELD', KEYS[2], 'SET', ARGV[3], ARGV[4], ARGV[5])
-redis.call('HSET', KEYS[3], ARGV[7], ARGV[6])
-local v = redis.call('HINCRBY', KEYS[1], 'v', 1)
-record('d', ARGV[6])
+redis.call('BITFIELD', bytes_key, 'SET', field_type, offset, value)
+redis.call('HSET', times_key, idx, now)
+local v = redis.call('HINCRBY', meta_key, 'v', 1)
+record('d', now)
 return {'done', cur, v}

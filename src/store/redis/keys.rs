@@ -1,0 +1,178 @@
+//! Every Redis key name of the adapter, built in one place.
+//!
+//! Every key starts with a configurable prefix `P` (`statuslist:` by
+//! default). Everything that belongs to a client carries the client's hash
+//! tag, so all of a client's keys live in one Redis Cluster slot and every
+//! script touches one slot only:
+//!
+//! | key | type | what |
+//! | --- | --- | --- |
+//! | `P{c}:cur:<format>` | string | the client's current list of that format |
+//! | `P{c}:j:<jti>` | string, TTL = until the record's expiry | digest and the recorded answer: an allocation (list, first n, count) or a change outcome, and the expiry |
+//! | `P{c}:l:<id>` | hash | owner, format, bits, capacity, counter `n`, allocator key, created, retire-after, version `v` |
+//! | `P{c}:l:<id>:b` | string | the packed entries, in the list's own bit order |
+//! | `P{c}:l:<id>:t` | hash | entry index → unix time of its last change |
+//! | `Plist:<id>` | string | the owning client of a list id |
+//!
+//! The last key is the one that needs no client: `read_list`, `list_version`
+//! and `set_status` arrive with a list id only.
+//!
+//! `allocate.lua` cannot be handed the keys of a list it has not chosen yet,
+//! so it derives `P{c}:l:<id>` and `…:b` from the client prefix with the
+//! same [`LIST`] and [`BYTES`] parts; a unit test holds the script to them.
+
+use crate::domain::{ClientId, Jti, ListFormat, ListId};
+use crate::ports::StoreError;
+
+/// Between a client prefix and a list id: the list's metadata hash.
+pub(super) const LIST: &str = "l:";
+/// After a list's metadata key: its packed entries.
+pub(super) const BYTES: &str = ":b";
+/// After a list's metadata key: its per-entry change times.
+pub(super) const TIMES: &str = ":t";
+
+/// The key names of one deployment: every key starts with its prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct KeyNames {
+    /// Holds no braces (they would move keys out of the client's hash tag)
+    /// and no whitespace.
+    prefix: String,
+}
+
+impl KeyNames {
+    /// Key names under `prefix`.
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] for a prefix holding braces or whitespace.
+    pub(super) fn new(prefix: String) -> Result<Self, StoreError> {
+        if prefix
+            .chars()
+            .any(|c| c == '{' || c == '}' || c.is_whitespace())
+        {
+            return Err(StoreError::Invalid(
+                "the Redis key prefix may not hold braces or whitespace".to_owned(),
+            ));
+        }
+        Ok(KeyNames { prefix })
+    }
+
+    /// The prefix every key starts with.
+    pub(super) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The keys of `client` (all in its hash-tag slot).
+    pub(super) fn client(&self, client: &ClientId) -> ClientKeys {
+        ClientKeys(format!("{}{{{}}}:", self.prefix, client))
+    }
+
+    /// The list id → owner entry, the one key outside any client's slot.
+    pub(super) fn owner(&self, list: &ListId) -> String {
+        format!("{}list:{}", self.prefix, list)
+    }
+
+    /// All keys of one list.
+    pub(super) fn list(&self, client: &ClientId, list: &ListId) -> ListKeys {
+        let meta = self.client(client).meta(list);
+        ListKeys {
+            bytes: bytes(&meta),
+            times: times(&meta),
+            meta,
+            owner: self.owner(list),
+        }
+    }
+}
+
+/// The key prefix of one client, `P{c}:`, from which all its keys are built
+/// (and which the allocation script is handed to build a list's keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct ClientKeys(String);
+
+impl ClientKeys {
+    /// The prefix itself.
+    pub(super) fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The idempotency record of `jti`.
+    pub(super) fn record(&self, jti: &Jti) -> String {
+        format!("{}j:{}", self.0, jti)
+    }
+
+    /// The pointer to the client's current list of `format`.
+    pub(super) fn current(&self, format: ListFormat) -> String {
+        format!("{}cur:{}", self.0, format.name())
+    }
+
+    /// The metadata hash of `list`.
+    pub(super) fn meta(&self, list: &ListId) -> String {
+        format!("{}{LIST}{}", self.0, list)
+    }
+}
+
+/// The packed entries of the list whose metadata key is `meta`.
+pub(super) fn bytes(meta: &str) -> String {
+    format!("{meta}{BYTES}")
+}
+
+/// The change times of the list whose metadata key is `meta`.
+pub(super) fn times(meta: &str) -> String {
+    format!("{meta}{TIMES}")
+}
+
+/// The Redis keys of one list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListKeys {
+    /// The packed entries (string).
+    pub bytes: String,
+    /// Entry index → time of its last change (hash).
+    pub times: String,
+    /// Metadata, counter and version (hash).
+    pub meta: String,
+    /// The list id → owner entry (string, outside the client's slot).
+    pub owner: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_layout() {
+        let names = KeyNames::new("p:".to_owned()).unwrap();
+        let c = ClientId::parse("acme").unwrap();
+        let list = ListId::parse("0123456789AB").unwrap();
+        let jti = Jti::parse("00000000-0000-4000-8000-000000000000").unwrap();
+        let ck = names.client(&c);
+        assert_eq!(ck.as_str(), "p:{acme}:");
+        assert_eq!(ck.record(&jti), format!("p:{{acme}}:j:{jti}"));
+        assert_eq!(ck.current(ListFormat::Token), "p:{acme}:cur:token");
+        assert_eq!(
+            names.list(&c, &list),
+            ListKeys {
+                bytes: "p:{acme}:l:0123456789AB:b".to_owned(),
+                times: "p:{acme}:l:0123456789AB:t".to_owned(),
+                meta: "p:{acme}:l:0123456789AB".to_owned(),
+                owner: "p:list:0123456789AB".to_owned(),
+            }
+        );
+        for bad in ["a{b", "a}", "a b", "a\t"] {
+            assert!(
+                matches!(KeyNames::new(bad.to_owned()), Err(StoreError::Invalid(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    /// The allocation script builds a list's keys itself: with the same
+    /// parts as [`ClientKeys::meta`] and [`bytes`].
+    #[test]
+    fn the_allocation_script_builds_list_keys_the_same_way() {
+        let lua = include_str!("allocate.lua");
+        assert!(
+            lua.contains(&format!("client_prefix .. '{LIST}' .. ")),
+            "{LIST}"
+        );
+        assert!(lua.contains(&format!("meta .. '{BYTES}'")), "{BYTES}");
+    }
+}

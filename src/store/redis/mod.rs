@@ -1,0 +1,427 @@
+//! The Redis adapter of the [`Store`] port: production storage shared by any
+//! number of service replicas.
+//!
+//! # Layout
+//!
+//! - [`connection`]: [`RedisSettings`], the connection and its per-command
+//!   timeout, and which failures are [`StoreError::Unavailable`];
+//! - [`keys`]: every key name (the table of keys is there);
+//! - [`scripts`]: the Lua scripts (`allocate.lua`, `set_status.lua`, next to
+//!   this file) and their named arguments;
+//! - [`replies`]: the scripts' answers and the metadata fields, decoded into
+//!   typed values;
+//! - [`facts`]: the per-process cache of lists' immutable facts;
+//! - this file: [`RedisStore`] and its [`Store`] implementation, which only
+//!   builds arguments, makes the call and maps the reply.
+//!
+//! A list's owner entry (`Plist:<id>`) is written with `SET NX` *before* the
+//! allocation script may open a list under that id, so a list is always
+//! resolvable by its id alone (`read_list`, `list_version` and `set_status`
+//! arrive with nothing else), and the `NX` makes list ids unique across all
+//! clients. Because the owner of a list never changes, its immutable facts
+//! are cached after the first lookup, so the hot paths are one round trip.
+//!
+//! # Atomicity
+//!
+//! Each multi-key step is one Lua script, so it is atomic across replicas.
+//! The scripts derive the list keys from the client's key prefix; they are in
+//! the same slot as the declared keys, which Redis Cluster accepts. No
+//! `KEYS` or `SCAN` is ever used.
+//!
+//! # Lost data fails closed
+//!
+//! A list whose metadata exists but whose bytes are missing or of the wrong
+//! length (evicted under a `maxmemory-policy` other than `noeviction`,
+//! deleted by hand, a partial restore) is never published, allocated from or
+//! changed: the scripts check the string's length first and the adapter
+//! answers [`StoreError::Damaged`]. Reading a missing string as "all zeros"
+//! would publish every revoked entry as VALID. The adapter warns at connect
+//! time and in [`Store::health`] when the server may evict keys.
+
+mod connection;
+mod facts;
+mod keys;
+mod replies;
+mod scripts;
+
+use std::fmt;
+use std::sync::Arc;
+
+use ::redis::Value;
+
+pub use self::connection::RedisSettings;
+pub use self::keys::ListKeys;
+
+use self::connection::Connection;
+use self::facts::{FactsCache, ListFacts};
+use self::keys::KeyNames;
+use self::replies::{AllocateReply, Found, Grant, ListState, SetStatusReply, StoredFacts};
+use self::scripts::{AllocateArgs, Scripts, SetStatusArgs};
+use super::common::{self, DamagedLists};
+use crate::domain::{AllocatorKey, ClientId, ListId};
+use crate::ports::{
+    AllocateOutcome, AllocateRequest, Allocation, ListMeta, ListSnapshot, SetStatusOutcome,
+    StatusChange, Store, StoreError, StoreHealth, StoreSettings,
+};
+
+/// How many fresh list ids an allocation tries before giving up. A collision
+/// of 48-bit random ids is astronomically rare; more than one in a row means
+/// something else is wrong.
+const OPEN_ATTEMPTS: usize = 8;
+
+/// The Redis [`Store`]. Cheap to share behind an `Arc`; all methods take
+/// `&self` and clone the multiplexed connection handle per call.
+pub struct RedisStore {
+    conn: Connection,
+    keys: KeyNames,
+    settings: StoreSettings,
+    /// Byte length of a list opened with `settings`.
+    new_list_bytes: usize,
+    scripts: Scripts,
+    facts: FactsCache,
+    /// Lists found damaged, for readiness and one log line each.
+    damaged: DamagedLists,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.keys.prefix())
+            .field("timeout", &self.conn.timeout())
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Connects to Redis (waiting at most the command timeout) and checks the
+    /// settings.
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] for a bad URL, prefix or capacity;
+    /// [`StoreError::Unavailable`] when Redis does not answer in time.
+    pub async fn connect(
+        redis: RedisSettings,
+        settings: StoreSettings,
+    ) -> Result<Self, StoreError> {
+        let keys = KeyNames::new(redis.prefix)?;
+        connection::check_timeout(redis.command_timeout)?;
+        // Capacity and lease: the rules every adapter applies, checked now
+        // rather than at the first allocation.
+        common::check_settings(&settings)?;
+        let new_list_bytes = crate::domain::packed::byte_len(settings.bits, settings.capacity)
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let conn = Connection::open(&redis.url, redis.command_timeout).await?;
+        let store = RedisStore {
+            conn,
+            keys,
+            settings,
+            new_list_bytes,
+            scripts: Scripts::new(),
+            facts: FactsCache::new(),
+            damaged: DamagedLists::new(),
+        };
+        for warning in store.conn.risky_settings().await {
+            tracing::warn!("{warning}");
+        }
+        Ok(store)
+    }
+
+    /// The keys of a list, for tools and tests that inspect Redis directly
+    /// (e.g. `MEMORY USAGE`).
+    pub fn list_keys(&self, client: &ClientId, list: &ListId) -> ListKeys {
+        self.keys.list(client, list)
+    }
+
+    /// The list's immutable facts: from memory, or from Redis (owner entry,
+    /// then metadata) on first use. `None` when there is no such list.
+    async fn list_facts(&self, list: &ListId) -> Result<Option<Arc<ListFacts>>, StoreError> {
+        if let Some(facts) = self.facts.get(list) {
+            return Ok(Some(facts));
+        }
+        let owner: Option<String> = self
+            .conn
+            .query(::redis::cmd("GET").arg(self.keys.owner(list)))
+            .await?;
+        let Some(owner) = owner else {
+            return Ok(None);
+        };
+        let client = replies::owner(list, &owner)?;
+        let meta = self.keys.client(&client).meta(list);
+        let fields: Vec<Value> = self
+            .conn
+            .query(
+                ::redis::cmd("HMGET")
+                    .arg(&meta)
+                    .arg(&StoredFacts::META_FIELDS),
+            )
+            .await?;
+        let Some(stored) = StoredFacts::from_meta(list, &client, &fields)? else {
+            return Ok(None);
+        };
+        let facts = ListFacts::new(list, client, stored)?;
+        Ok(Some(self.facts.remember(*list, facts)))
+    }
+
+    /// The allocation an allocate script's grant stands for.
+    async fn allocation(&self, client: &ClientId, grant: Grant) -> Result<Allocation, StoreError> {
+        let list = grant.list;
+        let facts = match (self.facts.get(&list), grant.facts) {
+            (Some(facts), _) => facts,
+            // The script left the facts out (it thought this process knew
+            // the list): look them up.
+            (None, None) => self
+                .list_facts(&list)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt(format!("list {list} vanished")))?,
+            (None, Some(stored)) => self
+                .facts
+                .remember(list, ListFacts::new(&list, client.clone(), stored)?),
+        };
+        Ok(Allocation {
+            list,
+            format: facts.format,
+            indexes: common::indexes(&facts.allocator, grant.first, grant.count)?,
+        })
+    }
+
+    /// Claims a fresh list id for `client` (`SET NX` on its owner entry), so
+    /// that the list, once opened, is always reachable by its id alone.
+    /// `None` when the id is taken.
+    async fn claim(&self, client: &ClientId) -> Result<Option<ListId>, StoreError> {
+        let id = ListId::random();
+        let set: Option<String> = self
+            .conn
+            .query(
+                ::redis::cmd("SET")
+                    .arg(self.keys.owner(&id))
+                    .arg(client.as_str())
+                    .arg("NX"),
+            )
+            .await?;
+        Ok(set.map(|_| id))
+    }
+
+    /// Drops an owner entry that was claimed for a list that was not opened
+    /// after all. Best effort: a leftover entry only names a list that does
+    /// not exist, which every read treats as "no list".
+    async fn release_claim(&self, list: &ListId) {
+        let _ = self
+            .conn
+            .query::<i64>(::redis::cmd("DEL").arg(self.keys.owner(list)))
+            .await;
+    }
+}
+
+impl Store for RedisStore {
+    #[tracing::instrument(skip(self, req), fields(client = %req.client, count = req.count))]
+    async fn allocate(&self, req: &AllocateRequest) -> Result<AllocateOutcome, StoreError> {
+        common::check_request(req, &self.settings)?;
+        let client_keys = self.keys.client(&req.client);
+        let record_key = client_keys.record(&req.jti);
+        let current_key = client_keys.current(req.format);
+        // The list this process last allocated from for (client, format):
+        // its facts are cached, so the script need not send them again.
+        let known = self.facts.last_list(&current_key);
+        // A candidate id and key for a new list are drawn only once the
+        // script says one is needed (once per list, not per allocation).
+        let mut args = AllocateArgs {
+            record_key: &record_key,
+            current_key: &current_key,
+            client_keys: &client_keys,
+            digest: &req.digest,
+            now: req.now,
+            keep_until: req.keep_until,
+            count: req.count,
+            new_lists: &self.settings,
+            new_list_bytes: self.new_list_bytes,
+            format: req.format,
+            status_expiry: req.status_expiry,
+            client: &req.client,
+            candidate: None,
+            claimed: false,
+            known_list: known,
+        };
+        for _ in 0..OPEN_ATTEMPTS {
+            let raw: Vec<Value> = self.conn.invoke(&self.scripts.allocate(&args)).await?;
+            let reply = AllocateReply::decode(&raw);
+            if let Some((id, _)) = &args.candidate
+                && args.claimed
+                && !reply.as_ref().is_ok_and(AllocateReply::keeps_claim)
+            {
+                self.release_claim(id).await;
+            }
+            match reply? {
+                AllocateReply::Allocated { grant, .. } => {
+                    let a = self.allocation(&req.client, grant).await?;
+                    if known != Some(a.list) {
+                        self.facts.set_last_list(current_key, a.list);
+                    }
+                    return Ok(AllocateOutcome::Allocated(a));
+                }
+                AllocateReply::Replayed(grant) => {
+                    return Ok(AllocateOutcome::Replayed(
+                        self.allocation(&req.client, grant).await?,
+                    ));
+                }
+                AllocateReply::Changed => return Ok(AllocateOutcome::Changed),
+                AllocateReply::Damaged(list) => {
+                    return Err(self.damaged.report(
+                        list,
+                        "the current list's bytes are missing or of the wrong length".to_owned(),
+                    ));
+                }
+                AllocateReply::Open => {
+                    let claimed = self.claim(&req.client).await?;
+                    args.claimed = claimed.is_some();
+                    args.candidate = claimed.map(|id| (id, AllocatorKey::random()));
+                }
+                AllocateReply::Collision => {
+                    args.candidate = None;
+                    args.claimed = false;
+                }
+            }
+        }
+        Err(StoreError::Backend(
+            "could not find a free id for a new list".to_owned(),
+        ))
+    }
+
+    #[tracing::instrument(skip(self, change), fields(client = %change.client, list = %change.list))]
+    async fn set_status(&self, change: &StatusChange) -> Result<SetStatusOutcome, StoreError> {
+        common::check_change(change)?;
+        let (client, list, idx) = (&change.client, &change.list, change.idx);
+        let Some(facts) = self.list_facts(list).await? else {
+            return Ok(SetStatusOutcome::ListNotFound);
+        };
+        if facts.client != *client {
+            return Ok(SetStatusOutcome::NotYourList);
+        }
+        let Ok(n) = facts.allocator.invert(idx) else {
+            // Outside the list's capacity: never handed out.
+            return Ok(SetStatusOutcome::NeverIssued);
+        };
+        let client_keys = self.keys.client(client);
+        let meta_key = client_keys.meta(list);
+        let args = SetStatusArgs {
+            bytes_key: &keys::bytes(&meta_key),
+            times_key: &keys::times(&meta_key),
+            meta_key: &meta_key,
+            record_key: &client_keys.record(&change.jti),
+            client,
+            n,
+            idx,
+            format: facts.format,
+            bits: facts.bits,
+            target: change.status,
+            byte_len: facts.byte_len,
+            digest: &change.digest,
+            now: change.now,
+            keep_until: change.keep_until,
+        };
+        let raw: Vec<Value> = self.conn.invoke(&self.scripts.set_status(&args)).await?;
+        Ok(match SetStatusReply::decode(list, &raw)? {
+            SetStatusReply::Done => SetStatusOutcome::Done { at: change.now },
+            SetStatusReply::Already { at } | SetStatusReply::ReplayedAlready { at } => {
+                SetStatusOutcome::Already { at }
+            }
+            SetStatusReply::ReplayedDone { at } => SetStatusOutcome::Done { at },
+            SetStatusReply::Changed => SetStatusOutcome::Changed,
+            SetStatusReply::NotAllowed { current } => SetStatusOutcome::NotAllowed { current },
+            SetStatusReply::NeverIssued => SetStatusOutcome::NeverIssued,
+            SetStatusReply::TooWide => SetStatusOutcome::Unsupported { bits: facts.bits },
+            SetStatusReply::NotYours => SetStatusOutcome::NotYourList,
+            SetStatusReply::NotFound => SetStatusOutcome::ListNotFound,
+            SetStatusReply::Damaged => {
+                return Err(self.damaged.report(
+                    *list,
+                    "the list's bytes are missing or of the wrong length".to_owned(),
+                ));
+            }
+        })
+    }
+
+    #[tracing::instrument(skip(self), fields(list = %list))]
+    async fn read_list(&self, list: &ListId) -> Result<Option<ListSnapshot>, StoreError> {
+        let Some(facts) = self.list_facts(list).await? else {
+            return Ok(None);
+        };
+        let meta_key = self.keys.client(&facts.client).meta(list);
+        // MULTI/EXEC: metadata, version and bytes from one moment.
+        let (fields, bytes): (Vec<Value>, Option<Vec<u8>>) = self
+            .conn
+            .pipe(
+                ::redis::pipe()
+                    .atomic()
+                    .cmd("HMGET")
+                    .arg(&meta_key)
+                    .arg(&ListState::META_FIELDS)
+                    .cmd("GET")
+                    .arg(keys::bytes(&meta_key)),
+            )
+            .await?;
+        let Found::Present(fields) = ListState::from_meta(list, &fields)? else {
+            return Ok(None);
+        };
+        // The string is created at full length when the list is opened and
+        // only ever written in place. Missing or another length means it was
+        // lost (evicted, deleted, a partial restore): reading it as zeros
+        // would publish revoked entries as VALID, so refuse.
+        self.damaged
+            .check_len(*list, bytes.as_ref().map(Vec::len), facts.byte_len)?;
+        let bytes = bytes.unwrap_or_default();
+        self.damaged.clear(list);
+        let state = fields.decode()?;
+        Ok(Some(ListSnapshot {
+            meta: ListMeta {
+                id: *list,
+                client: facts.client.clone(),
+                format: facts.format,
+                bits: facts.bits,
+                capacity: facts.capacity,
+                allocated: state.allocated,
+                created_at: state.created_at,
+                retire_after: state.retire_after,
+            },
+            version: state.version,
+            bytes,
+        }))
+    }
+
+    #[tracing::instrument(skip(self), fields(list = %list))]
+    async fn list_version(&self, list: &ListId) -> Result<Option<u64>, StoreError> {
+        let Some(facts) = self.list_facts(list).await? else {
+            return Ok(None);
+        };
+        let meta_key = self.keys.client(&facts.client).meta(list);
+        // The version and the bytes' length in one round trip: a list whose
+        // bytes were lost must not keep being served from a cache that only
+        // asks for the version.
+        let (v, len): (Value, usize) = self
+            .conn
+            .pipe(
+                ::redis::pipe()
+                    .cmd("HGET")
+                    .arg(&meta_key)
+                    .arg("v")
+                    .cmd("STRLEN")
+                    .arg(keys::bytes(&meta_key)),
+            )
+            .await?;
+        let Found::Present(v) = replies::version(&v) else {
+            return Ok(None);
+        };
+        // STRLEN answers 0 for a missing key (a list is never 0 bytes long).
+        self.damaged
+            .check_len(*list, (len > 0).then_some(len), facts.byte_len)?;
+        replies::decode_version(list, v).map(Some)
+    }
+
+    async fn health(&self) -> Result<StoreHealth, StoreError> {
+        let _: String = self.conn.query(&::redis::cmd("PING")).await?;
+        Ok(StoreHealth {
+            damaged: self.damaged.list(),
+            warnings: self.conn.risky_settings().await,
+        })
+    }
+}

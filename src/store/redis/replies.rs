@@ -1,0 +1,672 @@
+//! Redis replies decoded once into typed values: the scripts' string-tagged
+//! answers ([`AllocateReply`], [`SetStatusReply`]) and the metadata fields
+//! the adapter reads ([`StoredFacts`], [`ListState`]). Anything unexpected is
+//! [`StoreError::Corrupt`]; no other file matches a tag or reads a `Value`.
+
+use ::redis::Value;
+
+use crate::domain::{AllocatorKey, Bits, ClientId, ListFormat, ListId, Status};
+use crate::ports::StoreError;
+
+/// A list's immutable facts as stored in its metadata hash, checked but not
+/// yet expanded (building the allocator is left to the facts cache, which
+/// does it once per list).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct StoredFacts {
+    /// The list's format.
+    pub format: ListFormat,
+    /// Bits per entry.
+    pub bits: Bits,
+    /// Entries in the list.
+    pub capacity: u64,
+    /// The key of the list's index permutation.
+    pub key: AllocatorKey,
+}
+
+impl StoredFacts {
+    /// Decodes the `fmt`, `bits`, `cap` and `key` fields of `list`.
+    fn decode(
+        list: &ListId,
+        fmt: &Value,
+        bits: &Value,
+        cap: &Value,
+        key: &Value,
+    ) -> Result<Self, StoreError> {
+        let format = text(fmt)
+            .and_then(|s| s.parse::<ListFormat>().ok())
+            .ok_or_else(|| corrupt_field(list, "fmt"))?;
+        let bits = int(bits)
+            .and_then(|b| Bits::try_from(b).ok())
+            .ok_or_else(|| corrupt_field(list, "bits"))?;
+        let capacity = int(cap).ok_or_else(|| corrupt_field(list, "cap"))?;
+        let key: [u8; 32] = match key {
+            Value::BulkString(b) => b.as_slice().try_into().ok(),
+            _ => None,
+        }
+        .ok_or_else(|| corrupt_field(list, "key"))?;
+        Ok(StoredFacts {
+            format,
+            bits,
+            capacity,
+            key: AllocatorKey::from_bytes(key),
+        })
+    }
+
+    /// The fields [`StoredFacts::from_meta`] decodes, in its order.
+    pub const META_FIELDS: [&'static str; 5] = ["owner", "fmt", "bits", "cap", "key"];
+
+    /// Decodes `HMGET <meta> owner fmt bits cap key` of `list`, whose owner
+    /// entry names `client`. `None` when the list was never opened (an owner
+    /// entry left by a lost race or a crash).
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for a reply of another shape, an owner that
+    /// disagrees with the owner entry, or a bad field.
+    pub(super) fn from_meta(
+        list: &ListId,
+        client: &ClientId,
+        fields: &[Value],
+    ) -> Result<Option<Self>, StoreError> {
+        let [owner, fmt, bits, cap, key] = fields else {
+            return Err(StoreError::Corrupt("unexpected HMGET reply".to_owned()));
+        };
+        if matches!(owner, Value::Nil) {
+            return Ok(None);
+        }
+        if text(owner).as_deref() != Some(client.as_str()) {
+            return Err(StoreError::Corrupt(format!(
+                "list {list} disagrees about its owner"
+            )));
+        }
+        Self::decode(list, fmt, bits, cap, key).map(Some)
+    }
+}
+
+/// Allocation numbers handed out (or recorded) for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Grant {
+    /// The list they come from.
+    pub list: ListId,
+    /// The first allocation number.
+    pub first: u64,
+    /// How many, from `first` on.
+    pub count: u32,
+    /// The list's facts, unless the caller said it knows the list.
+    pub facts: Option<StoredFacts>,
+}
+
+/// The answer of `allocate.lua`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum AllocateReply {
+    /// Fresh numbers; `opened` when the script opened the candidate list
+    /// for them.
+    Allocated {
+        /// What was handed out.
+        grant: Grant,
+        /// Whether the candidate list was opened (its owner claim is used).
+        opened: bool,
+    },
+    /// The idempotency record's numbers.
+    Replayed(Grant),
+    /// The jti was used with another digest.
+    Changed,
+    /// A new list is needed and no candidate id is claimed yet.
+    Open,
+    /// The candidate id is taken.
+    Collision,
+    /// The current list's bytes are missing or of the wrong length.
+    Damaged(ListId),
+}
+
+impl AllocateReply {
+    /// Decodes `{tag, list, first, count, key, cap, fmt, bits, opened}`
+    /// (`key .. bits` nil for the list the caller knows), `{'damaged',
+    /// list}` or a bare tag.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for an unknown tag or a bad field.
+    pub(super) fn decode(reply: &[Value]) -> Result<Self, StoreError> {
+        let tag = reply.first().and_then(text).unwrap_or_default();
+        Ok(match tag.as_str() {
+            "allocated" => AllocateReply::Allocated {
+                opened: reply.get(8).and_then(int) == Some(1),
+                grant: Grant::decode(reply)?,
+            },
+            "replayed" => AllocateReply::Replayed(Grant::decode(reply)?),
+            "changed" => AllocateReply::Changed,
+            "open" => AllocateReply::Open,
+            "collision" => AllocateReply::Collision,
+            "damaged" => AllocateReply::Damaged(
+                reply
+                    .get(1)
+                    .and_then(text)
+                    .and_then(|s| ListId::parse(&s).ok())
+                    .ok_or_else(|| {
+                        StoreError::Corrupt("bad list id in a damaged reply".to_owned())
+                    })?,
+            ),
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "unexpected allocation reply {other:?}"
+                )));
+            }
+        })
+    }
+
+    /// Whether this answer uses (or leaves for the next attempt) a claimed
+    /// candidate id: otherwise the caller releases the claim.
+    pub(super) fn keeps_claim(&self) -> bool {
+        matches!(
+            self,
+            AllocateReply::Allocated { opened: true, .. }
+                | AllocateReply::Open
+                | AllocateReply::Collision
+        )
+    }
+}
+
+impl Grant {
+    fn decode(reply: &[Value]) -> Result<Self, StoreError> {
+        let [_, list, first, count, key, cap, fmt, bits, _opened] = reply else {
+            return Err(StoreError::Corrupt(
+                "unexpected allocation reply".to_owned(),
+            ));
+        };
+        let list = text(list)
+            .and_then(|s| ListId::parse(&s).ok())
+            .ok_or_else(|| StoreError::Corrupt("bad list id in a record".to_owned()))?;
+        // The script leaves the facts out when it thinks this process knows
+        // the list.
+        let facts = match key {
+            Value::Nil => None,
+            _ => Some(StoredFacts::decode(&list, fmt, bits, cap, key)?),
+        };
+        Ok(Grant {
+            first: int(first).ok_or_else(|| corrupt_field(&list, "first"))?,
+            count: int(count)
+                .and_then(|c| u32::try_from(c).ok())
+                .ok_or_else(|| corrupt_field(&list, "count"))?,
+            list,
+            facts,
+        })
+    }
+}
+
+/// The answer of `set_status.lua`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum SetStatusReply {
+    /// Written now.
+    Done,
+    /// The entry already had the target; `at` is when it got it, if known.
+    Already {
+        /// The recorded time of the entry's last change.
+        at: Option<u64>,
+    },
+    /// A replay of a request that wrote at `at`.
+    ReplayedDone {
+        /// When the original request wrote.
+        at: u64,
+    },
+    /// A replay of a request answered "already".
+    ReplayedAlready {
+        /// The time the original request answered with.
+        at: Option<u64>,
+    },
+    /// The jti was used with another digest.
+    Changed,
+    /// The transition is forbidden from `current`.
+    NotAllowed {
+        /// The entry's status.
+        current: Status,
+    },
+    /// The allocation number was never handed out.
+    NeverIssued,
+    /// The target does not fit the list's width.
+    TooWide,
+    /// Another client's list.
+    NotYours,
+    /// No such list.
+    NotFound,
+    /// The list's bytes are missing or of the wrong length.
+    Damaged,
+}
+
+impl SetStatusReply {
+    /// Decodes the script's answer for a change of `list`.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for an unknown tag, an entry value with no
+    /// meaning, or a bad change record.
+    pub(super) fn decode(list: &ListId, reply: &[Value]) -> Result<Self, StoreError> {
+        let tag = reply.first().and_then(text).unwrap_or_default();
+        let current = || {
+            reply
+                .get(1)
+                .and_then(int)
+                .and_then(|v| u8::try_from(v).ok())
+                .and_then(Status::from_value)
+                .ok_or_else(|| corrupt_field(list, "entry value"))
+        };
+        Ok(match tag.as_str() {
+            "done" => SetStatusReply::Done,
+            "already" => {
+                current()?;
+                SetStatusReply::Already {
+                    at: reply.get(2).and_then(int),
+                }
+            }
+            "replayed" => {
+                let at = reply.get(2).and_then(int);
+                match reply.get(1).and_then(text).as_deref() {
+                    Some("d") => SetStatusReply::ReplayedDone {
+                        at: at.ok_or_else(|| corrupt_field(list, "recorded change time"))?,
+                    },
+                    Some("a") => SetStatusReply::ReplayedAlready { at },
+                    _ => return Err(StoreError::Corrupt("bad change record".to_owned())),
+                }
+            }
+            "changed" => SetStatusReply::Changed,
+            "notallowed" => SetStatusReply::NotAllowed {
+                current: current()?,
+            },
+            "never" => SetStatusReply::NeverIssued,
+            "toowide" => SetStatusReply::TooWide,
+            "notyours" => SetStatusReply::NotYours,
+            "notfound" => SetStatusReply::NotFound,
+            "damaged" => SetStatusReply::Damaged,
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "unexpected status reply {other:?}"
+                )));
+            }
+        })
+    }
+}
+
+/// A list's mutable state, as `read_list` reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ListState {
+    /// The counter `n`: allocation numbers handed out.
+    pub allocated: u64,
+    /// When the list was opened.
+    pub created_at: u64,
+    /// The latest status expiry of its entries.
+    pub retire_after: u64,
+    /// Bumped once per change.
+    pub version: u64,
+}
+
+/// A decoded reply that may name no list.
+pub(super) enum Found<T> {
+    /// The list's metadata hash does not exist.
+    Absent,
+    /// It exists; its fields, decoded only when asked for, so that a list
+    /// whose bytes are lost is reported damaged before its fields are read.
+    Present(T),
+}
+
+/// The fields of a list's metadata hash `read_list` asks for, undecoded.
+pub(super) struct StateFields<'a> {
+    list: &'a ListId,
+    n: &'a Value,
+    created: &'a Value,
+    retire: &'a Value,
+    v: &'a Value,
+}
+
+impl ListState {
+    /// The fields [`ListState::from_meta`] decodes, in its order.
+    pub const META_FIELDS: [&'static str; 5] = ["owner", "n", "created", "retire", "v"];
+
+    /// Splits `HMGET <meta> owner n created retire v` of `list`.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for a reply of another shape.
+    pub(super) fn from_meta<'a>(
+        list: &'a ListId,
+        fields: &'a [Value],
+    ) -> Result<Found<StateFields<'a>>, StoreError> {
+        let [owner, n, created, retire, v] = fields else {
+            return Err(StoreError::Corrupt("unexpected HMGET reply".to_owned()));
+        };
+        if matches!(owner, Value::Nil) {
+            return Ok(Found::Absent);
+        }
+        Ok(Found::Present(StateFields {
+            list,
+            n,
+            created,
+            retire,
+            v,
+        }))
+    }
+}
+
+impl StateFields<'_> {
+    /// Decodes the fields.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for a missing or non-numeric field.
+    pub(super) fn decode(&self) -> Result<ListState, StoreError> {
+        let list = self.list;
+        Ok(ListState {
+            allocated: int(self.n).ok_or_else(|| corrupt_field(list, "n"))?,
+            created_at: int(self.created).ok_or_else(|| corrupt_field(list, "created"))?,
+            retire_after: int(self.retire).ok_or_else(|| corrupt_field(list, "retire"))?,
+            version: int(self.v).ok_or_else(|| corrupt_field(list, "v"))?,
+        })
+    }
+}
+
+/// Splits `HGET <meta> v` of `list`: absent for a list that does not exist.
+pub(super) fn version(v: &Value) -> Found<&Value> {
+    match v {
+        Value::Nil => Found::Absent,
+        v => Found::Present(v),
+    }
+}
+
+/// Decodes a list's version field.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] for a non-numeric version.
+pub(super) fn decode_version(list: &ListId, v: &Value) -> Result<u64, StoreError> {
+    int(v).ok_or_else(|| corrupt_field(list, "v"))
+}
+
+/// The owner entry of `list`, as a client id.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] for an owner that is not a client id.
+pub(super) fn owner(list: &ListId, owner: &str) -> Result<ClientId, StoreError> {
+    ClientId::parse(owner).map_err(|_| StoreError::Corrupt(format!("list {list} has a bad owner")))
+}
+
+/// The error for a missing or malformed metadata field.
+pub(super) fn corrupt_field(list: &ListId, field: &str) -> StoreError {
+    StoreError::Corrupt(format!("list {list}: bad or missing field {field}"))
+}
+
+/// A reply element as text (`None` for nil or non-text).
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Okay => Some("OK".to_owned()),
+        _ => None,
+    }
+}
+
+/// A reply element as a non-negative integer (`None` for nil or anything
+/// else).
+fn int(v: &Value) -> Option<u64> {
+    match v {
+        Value::Int(i) => u64::try_from(*i).ok(),
+        Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+        Value::SimpleString(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    fn list() -> ListId {
+        ListId::parse("0123456789AB").unwrap()
+    }
+
+    #[test]
+    fn reply_values_convert_or_refuse() {
+        assert_eq!(int(&Value::Int(7)), Some(7));
+        assert_eq!(int(&Value::Int(-1)), None);
+        assert_eq!(int(&Value::BulkString(b"42".to_vec())), Some(42));
+        assert_eq!(int(&Value::BulkString(b"4x".to_vec())), None);
+        assert_eq!(int(&Value::Nil), None);
+        assert_eq!(
+            text(&Value::BulkString(b"ok".to_vec())).as_deref(),
+            Some("ok")
+        );
+        assert_eq!(text(&Value::BulkString(vec![0xff])), None);
+        assert_eq!(text(&Value::Nil), None);
+    }
+
+    #[test]
+    fn allocation_replies() {
+        let facts = StoredFacts {
+            format: ListFormat::Token,
+            bits: Bits::Two,
+            capacity: 100,
+            key: AllocatorKey::from_bytes([7; 32]),
+        };
+        let full = |tag: &str, opened: i64| {
+            vec![
+                bulk(tag),
+                bulk("0123456789AB"),
+                Value::Int(5),
+                Value::Int(2),
+                Value::BulkString(vec![7; 32]),
+                bulk("100"),
+                bulk(ListFormat::Token.name()),
+                bulk("2"),
+                Value::Int(opened),
+            ]
+        };
+        let grant = Grant {
+            list: list(),
+            first: 5,
+            count: 2,
+            facts: Some(facts),
+        };
+        assert_eq!(
+            AllocateReply::decode(&full("allocated", 1)).unwrap(),
+            AllocateReply::Allocated {
+                grant: grant.clone(),
+                opened: true
+            }
+        );
+        assert_eq!(
+            AllocateReply::decode(&full("replayed", 0)).unwrap(),
+            AllocateReply::Replayed(grant.clone())
+        );
+        // Facts left out for the list the caller knows.
+        let mut known = full("allocated", 0);
+        for v in &mut known[4..8] {
+            *v = Value::Nil;
+        }
+        assert_eq!(
+            AllocateReply::decode(&known).unwrap(),
+            AllocateReply::Allocated {
+                grant: Grant {
+                    facts: None,
+                    ..grant
+                },
+                opened: false
+            }
+        );
+        for (tag, want) in [
+            ("changed", AllocateReply::Changed),
+            ("open", AllocateReply::Open),
+            ("collision", AllocateReply::Collision),
+        ] {
+            assert_eq!(AllocateReply::decode(&[bulk(tag)]).unwrap(), want);
+        }
+        assert_eq!(
+            AllocateReply::decode(&[bulk("damaged"), bulk("0123456789AB")]).unwrap(),
+            AllocateReply::Damaged(list())
+        );
+        let mut bad_fmt = full("allocated", 0);
+        bad_fmt[6] = bulk("nope");
+        let mut bad_first = full("allocated", 0);
+        bad_first[2] = Value::Int(-1);
+        for bad in [
+            vec![],
+            vec![bulk("allocated")],
+            vec![bulk("surprise")],
+            vec![bulk("damaged"), bulk("not a list")],
+            bad_fmt,
+            bad_first,
+        ] {
+            assert!(
+                matches!(AllocateReply::decode(&bad), Err(StoreError::Corrupt(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_claim_is_kept_only_while_it_may_be_used() {
+        let grant = Grant {
+            list: list(),
+            first: 0,
+            count: 1,
+            facts: None,
+        };
+        for (reply, keeps) in [
+            (
+                AllocateReply::Allocated {
+                    grant: grant.clone(),
+                    opened: true,
+                },
+                true,
+            ),
+            (
+                AllocateReply::Allocated {
+                    grant: grant.clone(),
+                    opened: false,
+                },
+                false,
+            ),
+            (AllocateReply::Replayed(grant), false),
+            (AllocateReply::Open, true),
+            (AllocateReply::Collision, true),
+            (AllocateReply::Changed, false),
+            (AllocateReply::Damaged(list()), false),
+        ] {
+            assert_eq!(reply.keeps_claim(), keeps, "{reply:?}");
+        }
+    }
+
+    #[test]
+    fn status_replies() {
+        let l = list();
+        for (reply, want) in [
+            (
+                vec![bulk("done"), Value::Int(0), Value::Int(3)],
+                SetStatusReply::Done,
+            ),
+            (
+                vec![bulk("already"), Value::Int(1), bulk("77")],
+                SetStatusReply::Already { at: Some(77) },
+            ),
+            (
+                vec![bulk("already"), Value::Int(0)],
+                SetStatusReply::Already { at: None },
+            ),
+            (
+                vec![bulk("replayed"), bulk("d"), bulk("9")],
+                SetStatusReply::ReplayedDone { at: 9 },
+            ),
+            (
+                vec![bulk("replayed"), bulk("a"), bulk("")],
+                SetStatusReply::ReplayedAlready { at: None },
+            ),
+            (vec![bulk("changed")], SetStatusReply::Changed),
+            (
+                vec![bulk("notallowed"), Value::Int(1)],
+                SetStatusReply::NotAllowed {
+                    current: Status::Invalid,
+                },
+            ),
+            (vec![bulk("never")], SetStatusReply::NeverIssued),
+            (vec![bulk("toowide")], SetStatusReply::TooWide),
+            (vec![bulk("notyours")], SetStatusReply::NotYours),
+            (vec![bulk("notfound")], SetStatusReply::NotFound),
+            (vec![bulk("damaged")], SetStatusReply::Damaged),
+        ] {
+            assert_eq!(
+                SetStatusReply::decode(&l, &reply).unwrap(),
+                want,
+                "{reply:?}"
+            );
+        }
+        for bad in [
+            vec![],
+            vec![bulk("surprise")],
+            vec![bulk("notallowed"), Value::Int(9)],
+            vec![bulk("already"), Value::Nil],
+            vec![bulk("replayed"), bulk("d"), bulk("")],
+            vec![bulk("replayed"), bulk("x"), bulk("1")],
+        ] {
+            assert!(
+                matches!(
+                    SetStatusReply::decode(&l, &bad),
+                    Err(StoreError::Corrupt(_))
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn metadata_fields() {
+        let l = list();
+        let c = ClientId::parse("acme").unwrap();
+        let meta = |owner: Value| {
+            vec![
+                owner,
+                bulk(ListFormat::Bitstring.name()),
+                bulk("1"),
+                bulk("64"),
+                Value::BulkString(vec![1; 32]),
+            ]
+        };
+        assert_eq!(
+            StoredFacts::from_meta(&l, &c, &meta(bulk("acme"))).unwrap(),
+            Some(StoredFacts {
+                format: ListFormat::Bitstring,
+                bits: Bits::One,
+                capacity: 64,
+                key: AllocatorKey::from_bytes([1; 32]),
+            })
+        );
+        assert_eq!(
+            StoredFacts::from_meta(&l, &c, &meta(Value::Nil)).unwrap(),
+            None
+        );
+        assert!(StoredFacts::from_meta(&l, &c, &meta(bulk("other"))).is_err());
+        assert!(StoredFacts::from_meta(&l, &c, &[]).is_err());
+
+        let state = [bulk("acme"), bulk("3"), bulk("10"), bulk("20"), bulk("4")];
+        let Ok(Found::Present(fields)) = ListState::from_meta(&l, &state) else {
+            panic!("present");
+        };
+        assert_eq!(
+            fields.decode().unwrap(),
+            ListState {
+                allocated: 3,
+                created_at: 10,
+                retire_after: 20,
+                version: 4
+            }
+        );
+        let absent = [Value::Nil, Value::Nil, Value::Nil, Value::Nil, Value::Nil];
+        assert!(matches!(
+            ListState::from_meta(&l, &absent),
+            Ok(Found::Absent)
+        ));
+        let bad = [bulk("acme"), bulk("x"), bulk("10"), bulk("20"), bulk("4")];
+        let Ok(Found::Present(fields)) = ListState::from_meta(&l, &bad) else {
+            panic!("present");
+        };
+        assert!(fields.decode().is_err());
+        assert!(matches!(version(&Value::Nil), Found::Absent));
+        assert_eq!(decode_version(&l, &bulk("5")).unwrap(), 5);
+        assert!(decode_version(&l, &bulk("-")).is_err());
+        assert!(owner(&l, "acme").is_ok());
+    }
+}

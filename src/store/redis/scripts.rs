@@ -1,0 +1,433 @@
+//! The Lua scripts and their arguments, by name.
+//!
+//! Each multi-key step is one Lua script (`redis::Script`: `EVALSHA`, and on
+//! `NOSCRIPT` a `SCRIPT LOAD` and a retry), so it is atomic across replicas.
+//! A script's KEYS and ARGV are positional; here they are named structs
+//! ([`AllocateArgs`], [`SetStatusArgs`]) with one function each that feeds
+//! them in the order the script declares them (`local name = ARGV[n]` at its
+//! top). Those functions are the only place positions exist on the Rust
+//! side, and a unit test checks their names and order against the script's
+//! declarations.
+//!
+//! This is also the one place the typed status-change rules
+//! ([`TransitionRules`]) are encoded into the compact form the script reads.
+
+use ::redis::{Script, ScriptInvocation, ToRedisArgs};
+
+use super::keys::ClientKeys;
+use crate::domain::{AllocatorKey, Bits, ClientId, ListFormat, ListId, Status};
+use crate::ports::{StoreSettings, UnixSeconds};
+use crate::store::common::{EntryRule, KNOWN_VALUES, TransitionRules};
+
+/// The Lua scripts, hashed once.
+pub(super) struct Scripts {
+    allocate: Script,
+    set_status: Script,
+}
+
+impl Scripts {
+    /// Loads (hashes) both scripts.
+    pub(super) fn new() -> Self {
+        Scripts {
+            allocate: Script::new(include_str!("allocate.lua")),
+            set_status: Script::new(include_str!("set_status.lua")),
+        }
+    }
+
+    /// A call of `allocate.lua`.
+    pub(super) fn allocate(&self, args: &AllocateArgs<'_>) -> ScriptInvocation<'_> {
+        let mut call = self.allocate.prepare_invoke();
+        args.feed(&mut call);
+        call
+    }
+
+    /// A call of `set_status.lua`.
+    pub(super) fn set_status(&self, args: &SetStatusArgs<'_>) -> ScriptInvocation<'_> {
+        let mut call = self.set_status.prepare_invoke();
+        args.feed(&mut call);
+        call
+    }
+}
+
+/// Where a script's arguments go, one named key or argument at a time, in
+/// the script's order. The names cost nothing in a real call; a test
+/// records them.
+trait Sink {
+    /// The next KEYS entry.
+    fn key<T: ToRedisArgs>(&mut self, name: &'static str, value: T);
+    /// The next ARGV entry.
+    fn arg<T: ToRedisArgs>(&mut self, name: &'static str, value: T);
+}
+
+impl Sink for ScriptInvocation<'_> {
+    fn key<T: ToRedisArgs>(&mut self, _name: &'static str, value: T) {
+        ScriptInvocation::key(self, value);
+    }
+
+    fn arg<T: ToRedisArgs>(&mut self, _name: &'static str, value: T) {
+        ScriptInvocation::arg(self, value);
+    }
+}
+
+/// How long a record key lives: what is left of the record's life at the
+/// request, at least a second (Redis refuses `EX 0`).
+fn record_ttl(now: UnixSeconds, keep_until: UnixSeconds) -> u64 {
+    keep_until.saturating_sub(now).max(1)
+}
+
+/// The arguments of `allocate.lua`: take `count` numbers from the client's
+/// current list of `format`, opening the candidate list when needed.
+#[derive(Debug)]
+pub(super) struct AllocateArgs<'a> {
+    /// The request's idempotency record key.
+    pub record_key: &'a str,
+    /// The client's current-list pointer for `format`.
+    pub current_key: &'a str,
+    /// The client's key prefix; the script builds list keys from it.
+    pub client_keys: &'a ClientKeys,
+    /// The request digest the record is compared with.
+    pub digest: &'a [u8; 32],
+    /// The request's clock.
+    pub now: UnixSeconds,
+    /// The record counts until then (exclusive).
+    pub keep_until: UnixSeconds,
+    /// How many numbers, all from one list.
+    pub count: u32,
+    /// Capacity and width of a list opened now.
+    pub new_lists: &'a StoreSettings,
+    /// Byte length of a list opened now (from `new_lists`).
+    pub new_list_bytes: usize,
+    /// The list format.
+    pub format: ListFormat,
+    /// The status expiry of the credentials; a list's retire-after keeps the
+    /// latest.
+    pub status_expiry: UnixSeconds,
+    /// The client asking.
+    pub client: &'a ClientId,
+    /// A fresh id and key for a new list, once the script asked for one.
+    pub candidate: Option<(ListId, AllocatorKey)>,
+    /// Whether the candidate id's owner entry is claimed.
+    pub claimed: bool,
+    /// The list this process last allocated from here: the script leaves
+    /// its facts out of the answer.
+    pub known_list: Option<ListId>,
+}
+
+impl AllocateArgs<'_> {
+    /// The script's KEYS and ARGV, in its order.
+    fn feed(&self, s: &mut impl Sink) {
+        s.key("record_key", self.record_key);
+        s.key("current_key", self.current_key);
+        s.arg("digest", &self.digest[..]);
+        s.arg("now", self.now);
+        s.arg("record_ttl", record_ttl(self.now, self.keep_until));
+        s.arg("record_expiry", self.keep_until);
+        s.arg("count", self.count);
+        s.arg("new_capacity", self.new_lists.capacity);
+        s.arg("new_bits", self.new_lists.bits.get());
+        s.arg("format", self.format.name());
+        s.arg("status_expiry", self.status_expiry);
+        s.arg("client_prefix", self.client_keys.as_str());
+        s.arg(
+            "candidate_list",
+            self.candidate.as_ref().map_or("", |(id, _)| id.as_str()),
+        );
+        s.arg(
+            "candidate_key",
+            self.candidate
+                .as_ref()
+                .map_or(&[][..], |(_, k)| &k.as_bytes()[..]),
+        );
+        s.arg("claimed", if self.claimed { "1" } else { "0" });
+        s.arg("client", self.client.as_str());
+        s.arg("new_list_bytes", self.new_list_bytes);
+        s.arg(
+            "known_list",
+            self.known_list.as_ref().map_or("", |l| l.as_str()),
+        );
+    }
+}
+
+/// The arguments of `set_status.lua`: set entry `idx` (allocation number
+/// `n`) of a list to `target`, by the status rules.
+#[derive(Debug)]
+pub(super) struct SetStatusArgs<'a> {
+    /// The list's metadata hash.
+    pub meta_key: &'a str,
+    /// The list's packed entries.
+    pub bytes_key: &'a str,
+    /// The list's change times.
+    pub times_key: &'a str,
+    /// The request's idempotency record key.
+    pub record_key: &'a str,
+    /// The client asking (the script checks it owns the list).
+    pub client: &'a ClientId,
+    /// The entry's allocation number (the script checks it was handed out).
+    pub n: u64,
+    /// The entry's index.
+    pub idx: u64,
+    /// The list's format, for the entry's bit position.
+    pub format: ListFormat,
+    /// The list's width.
+    pub bits: Bits,
+    /// The status asked for.
+    pub target: Status,
+    /// The list's byte length (anything else is damage).
+    pub byte_len: usize,
+    /// The request digest the record is compared with.
+    pub digest: &'a [u8; 32],
+    /// The request's clock.
+    pub now: UnixSeconds,
+    /// The record counts until then (exclusive).
+    pub keep_until: UnixSeconds,
+}
+
+impl SetStatusArgs<'_> {
+    /// The script's KEYS and ARGV, in its order.
+    fn feed(&self, s: &mut impl Sink) {
+        s.key("meta_key", self.meta_key);
+        s.key("bytes_key", self.bytes_key);
+        s.key("times_key", self.times_key);
+        s.key("record_key", self.record_key);
+        s.arg("client", self.client.as_str());
+        s.arg("n", self.n);
+        s.arg("field_type", field_type(self.bits));
+        s.arg("offset", bit_offset(self.format, self.bits, self.idx));
+        s.arg("value", self.target.value());
+        s.arg("now", self.now);
+        s.arg("idx", self.idx);
+        s.arg(
+            "rules",
+            &encode_rules(&TransitionRules::new(self.target, self.bits))[..],
+        );
+        s.arg("digest", &self.digest[..]);
+        s.arg("record_expiry", self.keep_until);
+        s.arg("record_ttl", record_ttl(self.now, self.keep_until));
+        s.arg("byte_len", self.byte_len);
+    }
+}
+
+/// The BITFIELD type of an entry `bits` wide (unsigned).
+fn field_type(bits: Bits) -> &'static str {
+    match bits {
+        Bits::One => "u1",
+        Bits::Two => "u2",
+        Bits::Four => "u4",
+        Bits::Eight => "u8",
+    }
+}
+
+/// The BITFIELD offset of entry `idx`. BITFIELD numbers bits from the most
+/// significant bit of byte 0 and reads a field big-endian, so the entry
+/// whose value sits `shift` bits above the low end of its byte starts here,
+/// in either bit order.
+fn bit_offset(format: ListFormat, bits: Bits, idx: u64) -> u64 {
+    let (byte, shift) = format.layout().byte_and_shift(bits, idx);
+    byte * 8 + u64::from(8 - shift - bits.get())
+}
+
+/// The script's letter for a rule.
+const fn rule_letter(rule: EntryRule) -> u8 {
+    match rule {
+        EntryRule::Unchanged => b'U',
+        EntryRule::Change => b'C',
+        EntryRule::NotAllowed => b'N',
+        EntryRule::TooWide => b'W',
+    }
+}
+
+/// The rules as the script reads them: one letter per current value.
+fn encode_rules(rules: &TransitionRules) -> [u8; KNOWN_VALUES] {
+    rules.by_current().map(rule_letter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::StatusList;
+    use crate::store::redis::keys::KeyNames;
+
+    /// Records the names fed, in order.
+    #[derive(Debug, Default)]
+    struct Names {
+        keys: Vec<String>,
+        argv: Vec<String>,
+    }
+
+    impl Sink for Names {
+        fn key<T: ToRedisArgs>(&mut self, name: &'static str, _value: T) {
+            self.keys.push(name.to_owned());
+        }
+
+        fn arg<T: ToRedisArgs>(&mut self, name: &'static str, _value: T) {
+            self.argv.push(name.to_owned());
+        }
+    }
+
+    /// The names a script declares with `local name = KEYS[n]` or
+    /// `local name = ARGV[n]` (optionally in `tonumber(…)`), by position;
+    /// and that it reads no position anywhere else.
+    fn declared(lua: &str) -> Names {
+        let mut keys = Vec::new();
+        let mut argv = Vec::new();
+        for line in lua.lines() {
+            let code = line.split("--").next().unwrap_or("").trim();
+            if !(code.contains("KEYS[") || code.contains("ARGV[")) {
+                continue;
+            }
+            let (name, rhs) = code
+                .strip_prefix("local ")
+                .and_then(|d| d.split_once(" = "))
+                .unwrap_or_else(|| panic!("a position read outside a declaration: {line}"));
+            let rhs = rhs
+                .strip_prefix("tonumber(")
+                .and_then(|r| r.strip_suffix(')'))
+                .unwrap_or(rhs);
+            let (table, pos) = rhs
+                .strip_suffix(']')
+                .and_then(|r| r.split_once('['))
+                .unwrap_or_else(|| panic!("not a declaration: {line}"));
+            let pos: usize = pos.parse().unwrap_or_else(|_| panic!("{line}"));
+            let list = match table {
+                "KEYS" => &mut keys,
+                "ARGV" => &mut argv,
+                _ => panic!("not a declaration: {line}"),
+            };
+            list.push((pos, name.to_owned()));
+        }
+        let in_order = |mut v: Vec<(usize, String)>| -> Vec<String> {
+            v.sort();
+            for (i, (pos, name)) in v.iter().enumerate() {
+                assert_eq!(
+                    *pos,
+                    i + 1,
+                    "position {pos} ({name}) declared out of order or twice"
+                );
+            }
+            v.into_iter().map(|(_, n)| n).collect()
+        };
+        Names {
+            keys: in_order(keys),
+            argv: in_order(argv),
+        }
+    }
+
+    #[test]
+    fn allocate_args_follow_the_script() {
+        let names = KeyNames::new("p:".to_owned()).unwrap();
+        let client = ClientId::parse("acme").unwrap();
+        let ck = names.client(&client);
+        let args = AllocateArgs {
+            record_key: "r",
+            current_key: "c",
+            client_keys: &ck,
+            digest: &[0; 32],
+            now: 1,
+            keep_until: 2,
+            count: 1,
+            new_lists: &StoreSettings::default(),
+            new_list_bytes: 1,
+            format: ListFormat::Token,
+            status_expiry: 3,
+            client: &client,
+            candidate: Some((ListId::random(), AllocatorKey::random())),
+            claimed: true,
+            known_list: None,
+        };
+        let mut fed = Names::default();
+        args.feed(&mut fed);
+        let script = declared(include_str!("allocate.lua"));
+        assert_eq!(fed.keys, script.keys);
+        assert_eq!(fed.argv, script.argv);
+        assert_eq!(fed.argv.len(), 16);
+    }
+
+    #[test]
+    fn set_status_args_follow_the_script() {
+        let client = ClientId::parse("acme").unwrap();
+        let args = SetStatusArgs {
+            meta_key: "m",
+            bytes_key: "b",
+            times_key: "t",
+            record_key: "r",
+            client: &client,
+            n: 0,
+            idx: 0,
+            format: ListFormat::Token,
+            bits: Bits::Two,
+            target: Status::Invalid,
+            byte_len: 1,
+            digest: &[0; 32],
+            now: 1,
+            keep_until: 2,
+        };
+        let mut fed = Names::default();
+        args.feed(&mut fed);
+        let script = declared(include_str!("set_status.lua"));
+        assert_eq!(fed.keys, script.keys);
+        assert_eq!(fed.argv, script.argv);
+        assert_eq!(fed.argv.len(), 12);
+    }
+
+    /// The letters decode back to the typed rules they encode, for every
+    /// target and width, and each rule has its own letter.
+    #[test]
+    fn rules_encode_and_decode() {
+        let decode = |letter: u8| {
+            [
+                EntryRule::Unchanged,
+                EntryRule::Change,
+                EntryRule::NotAllowed,
+                EntryRule::TooWide,
+            ]
+            .into_iter()
+            .find(|r| rule_letter(*r) == letter)
+        };
+        for bits in Bits::ALL {
+            for target in [
+                Status::Valid,
+                Status::Invalid,
+                Status::Suspended,
+                Status::ApplicationSpecific,
+            ] {
+                let rules = TransitionRules::new(target, bits);
+                let encoded = encode_rules(&rules);
+                let decoded: Vec<EntryRule> = encoded.iter().map(|l| decode(*l).unwrap()).collect();
+                assert_eq!(decoded, rules.by_current(), "{target} in {bits} bits");
+            }
+        }
+    }
+
+    /// The BITFIELD address of an entry is where the domain's packed list
+    /// puts it, in both bit orders and every width.
+    #[test]
+    fn bitfield_addresses_match_the_packed_list() {
+        for format in [ListFormat::Token, ListFormat::Bitstring] {
+            for bits in Bits::ALL {
+                assert_eq!(field_type(bits), format!("u{}", bits.get()));
+                let capacity = 64;
+                for idx in [0, 1, 5, 63] {
+                    let mut list = StatusList::new(format.layout(), bits, capacity).unwrap();
+                    list.set(idx, 1).unwrap();
+                    let bytes = list.as_bytes();
+                    let off = bit_offset(format, bits, idx);
+                    // Read the field big-endian from the MSB of byte 0, as
+                    // BITFIELD does.
+                    let field = (0..u64::from(bits.get())).fold(0u8, |acc, i| {
+                        let bit = off + i;
+                        let b = bytes[(bit / 8) as usize] >> (7 - bit % 8) & 1;
+                        acc << 1 | b
+                    });
+                    assert_eq!(field, 1, "{format} {bits} bits, entry {idx}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn record_keys_live_at_least_a_second() {
+        assert_eq!(record_ttl(10, 3670), 3660);
+        assert_eq!(record_ttl(10, 10), 1);
+        assert_eq!(record_ttl(10, 5), 1);
+    }
+}
