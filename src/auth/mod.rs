@@ -30,7 +30,7 @@ use std::sync::{Arc, RwLock};
 use serde_json::Value;
 
 pub use crate::jwk::{KeySet, KeySetError, VerifyingKey};
-pub use claims::{ChangeClaims, IssueClaims, RevokeClaims};
+pub use claims::{ChangeClaims, Claims, IssueClaims, RevokeClaims};
 pub use error::AuthError;
 pub use jwks::{ClientKeys, FetchError, Fetcher, SetupError};
 
@@ -235,9 +235,9 @@ impl Authenticator {
             format: client.format,
             iat,
             jti,
-            status_expiry,
             digest,
             keep_until: checks::record_until(iat, reg.idempotency_window_secs),
+            kind: claims::Issue { status_expiry },
         })
     }
 
@@ -275,15 +275,13 @@ impl Authenticator {
         let list = checks::check_uri(raw.uri.as_ref(), &reg.public_base_url)?;
         let digest = checks::change_digest(op, &client.id, &jti, idx, &list);
         Ok(ChangeClaims {
-            op,
             client: client.id.clone(),
             format: client.format,
             iat,
             jti,
-            idx,
-            list,
             digest,
             keep_until: checks::record_until(iat, reg.idempotency_window_secs),
+            kind: claims::Change { op, idx, list },
         })
     }
 }
