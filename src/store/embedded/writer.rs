@@ -1,19 +1,45 @@
-//! The one thread that runs the embedded store's write transactions.
+//! The one thread that runs the embedded store's write transactions, with
+//! group commit.
 //!
 //! redb admits one writer at a time; with a blocking-pool thread per request,
 //! every waiting request parks on redb's lock and they are all woken when it
 //! frees, which on a busy node costs more than the transactions. A single
-//! thread fed by a queue runs the same transactions, one per operation, in
-//! arrival order, without that contention.
+//! thread fed by a queue runs them without that contention.
+//!
+//! Group commit: a durable commit costs an fsync, which is far longer than
+//! the B-tree work of an operation. So the thread takes everything queued
+//! (up to [`EmbeddedOptions::max_batch`](super::EmbeddedOptions) operations),
+//! applies the operations one after the other, in queue order, inside ONE
+//! write transaction, commits it (one fsync) and only then answers each
+//! caller. While it waits on the disk, the next requests queue up and form
+//! the next batch, so the batch grows with the load by itself and a lone
+//! request is not delayed. Nothing is acknowledged before the commit that
+//! holds it.
+//!
+//! Every operation gets the answer it would have had alone, in queue order:
+//! it sees what the operations before it in the batch wrote (the same jti
+//! twice is a replay the second time; allocations fill lists in order). An
+//! operation that fails on its own (stored data that does not parse, a
+//! damaged list) may already have written part of its work, and redb has no
+//! savepoint inside a dirty transaction. So the transaction is dropped
+//! (aborted) and the batch runs again without that operation, which keeps
+//! its error: the others re-apply to the same state and give the same
+//! answers. Such failures are rare (requests are checked before they are
+//! queued), and each pass removes one, so a batch runs at most once more per
+//! failed operation.
+//!
+//! A failure of the batch itself (I/O trouble, now or at the commit) fails
+//! every operation of the batch: none of it is on disk, none is
+//! acknowledged, and the store re-opens its file (`handle.rs`).
 //!
 //! Callers wait for their answer under the store's command timeout (see
 //! `EmbeddedStore::write`), so a stalled disk gives them
 //! [`StoreError::Unavailable`] instead of a hang; their job stays queued and
-//! is skipped if its caller has gone by the time it starts.
+//! is skipped if its caller has gone by the time its batch starts.
 //!
-//! A job that panics does not take the thread down: the panic is caught, the
-//! store is marked broken ([`Reply`] does it before the caller hears of the
-//! failure), the caller gets [`StoreError::Unavailable`], an `error!` line
+//! A batch that panics does not take the thread down: the panic is caught,
+//! the store is marked broken before any caller hears of the failure, every
+//! caller of the batch gets [`StoreError::Unavailable`], an `error!` line
 //! names the operation, and the file is re-opened at once, since the panic
 //! may have left redb's memory half updated (see `handle.rs`).
 //!
@@ -21,6 +47,8 @@
 //! file is unlocked once the last store clone is gone.
 
 use std::any::Any;
+use std::cell::Cell;
+use std::num::NonZeroUsize;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,77 +56,98 @@ use std::sync::mpsc::{Receiver, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use redb::WriteTransaction;
+
 use super::Inner;
-use super::handle::Handle;
 use crate::ports::StoreError;
 
 /// How much of a panic message goes into the log.
 const PANIC_TEXT_MAX: usize = 200;
 
-/// One operation for the writer thread.
+/// One write operation for the writer thread.
 pub(super) struct Job {
-    /// The operation, for the log line when it panics.
+    /// The operation, for logs and for the error of a panic.
     name: &'static str,
-    /// The caller's span, so the job's logs (and a panic's) sit under it.
+    /// The caller's span, so the operation's logs (and a panic's) sit
+    /// under it.
     span: tracing::Span,
-    run: Box<dyn FnOnce(&Inner) + Send>,
+    op: Box<dyn Op>,
 }
 
 impl Job {
-    /// Wraps `run`, which answers its caller itself, as the operation `name`
-    /// of the current span.
-    pub(super) fn new(name: &'static str, run: impl FnOnce(&Inner) + Send + 'static) -> Self {
+    /// The operation `name` of the current span: `apply` runs inside the
+    /// batch's transaction (possibly more than once, see the module doc:
+    /// it must depend only on the transaction's state), and its result goes
+    /// to `reply` once the batch is committed.
+    pub(super) fn new<T, F>(
+        name: &'static str,
+        apply: F,
+        reply: tokio::sync::oneshot::Sender<Result<T, StoreError>>,
+    ) -> Self
+    where
+        T: Send + 'static,
+        F: Fn(&Inner, &WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+    {
         Job {
             name,
             span: tracing::Span::current(),
-            run: Box::new(run),
+            op: Box::new(Pending {
+                apply,
+                reply: Some(reply),
+                done: None,
+            }),
         }
     }
 }
 
-/// A job's way to answer its caller. If the job panics, dropping it marks
-/// the store broken *before* the reply channel closes, so a caller that saw
-/// its operation fail never finds the store still ready.
-pub(super) struct Reply<'a, T> {
-    /// `None` once sent.
-    tx: Option<tokio::sync::oneshot::Sender<T>>,
-    handle: &'a Handle,
-    name: &'static str,
-}
-
-impl<'a, T> Reply<'a, T> {
-    /// Wraps the reply channel of the operation `name`.
-    pub(super) fn new(
-        tx: tokio::sync::oneshot::Sender<T>,
-        handle: &'a Handle,
-        name: &'static str,
-    ) -> Self {
-        Reply {
-            tx: Some(tx),
-            handle,
-            name,
-        }
-    }
-
+/// An operation and its caller's channel, with the result type erased so
+/// that one batch holds operations of every kind.
+trait Op: Send {
     /// Whether the caller has stopped waiting (timed out or cancelled).
-    pub(super) fn is_closed(&self) -> bool {
-        self.tx.as_ref().is_none_or(|tx| tx.is_closed())
-    }
-
-    /// Answers the caller; an answer nobody waits for any more is dropped.
-    pub(super) fn send(mut self, value: T) {
-        if let Some(tx) = self.tx.take() {
-            let _ = tx.send(value);
-        }
-    }
+    fn is_closed(&self) -> bool;
+    /// Applies the operation inside `txn`, keeping its result for
+    /// [`Op::answer`].
+    fn apply(&mut self, inner: &Inner, txn: &WriteTransaction) -> Result<(), StoreError>;
+    /// Sends the kept result, or `error` instead; a caller that has gone
+    /// is not told.
+    fn answer(&mut self, error: Option<StoreError>);
 }
 
-impl<T> Drop for Reply<'_, T> {
-    fn drop(&mut self) {
-        if self.tx.is_some() && std::thread::panicking() {
-            self.handle.mark_broken(&format!("{} panicked", self.name));
+struct Pending<T, F> {
+    apply: F,
+    /// `None` once answered.
+    reply: Option<tokio::sync::oneshot::Sender<Result<T, StoreError>>>,
+    /// The result of the last `apply`, until the commit.
+    done: Option<T>,
+}
+
+impl<T, F> Op for Pending<T, F>
+where
+    T: Send,
+    F: Fn(&Inner, &WriteTransaction) -> Result<T, StoreError> + Send,
+{
+    fn is_closed(&self) -> bool {
+        self.reply.as_ref().is_none_or(|tx| tx.is_closed())
+    }
+
+    fn apply(&mut self, inner: &Inner, txn: &WriteTransaction) -> Result<(), StoreError> {
+        self.done = None;
+        self.done = Some((self.apply)(inner, txn)?);
+        Ok(())
+    }
+
+    fn answer(&mut self, error: Option<StoreError>) {
+        let result = match (error, self.done.take()) {
+            (Some(e), _) => Err(e),
+            (None, Some(done)) => Ok(done),
+            // The batch answers only what it applied; never reached.
+            (None, None) => Err(StoreError::Backend(
+                "a write was answered before it ran".into(),
+            )),
+        };
+        if let Some(tx) = self.reply.take() {
+            let _ = tx.send(result);
         }
-        // `tx` is dropped after this, closing the caller's channel.
     }
 }
 
@@ -111,8 +160,8 @@ pub(super) struct Writer {
     busy: Arc<Busy>,
 }
 
-/// When the running job started, as milliseconds since `epoch` plus one
-/// (zero: idle). Lets `ping` notice a writer stuck on one job.
+/// When the running batch started, as milliseconds since `epoch` plus one
+/// (zero: idle). Lets `ping` notice a writer stuck on one batch.
 struct Busy {
     epoch: Instant,
     since: AtomicU64,
@@ -125,12 +174,12 @@ impl Busy {
 }
 
 impl Writer {
-    /// Starts the thread; it runs jobs against `inner` until the queue
-    /// closes.
+    /// Starts the thread; it runs batches of at most `max_batch` jobs
+    /// against `inner` until the queue closes.
     ///
     /// # Errors
     /// [`StoreError::Backend`] when the OS refuses a thread.
-    pub(super) fn start(inner: Arc<Inner>) -> Result<Self, StoreError> {
+    pub(super) fn start(inner: Arc<Inner>, max_batch: NonZeroUsize) -> Result<Self, StoreError> {
         let (queue, jobs) = std::sync::mpsc::channel::<Job>();
         let busy = Arc::new(Busy {
             epoch: Instant::now(),
@@ -139,7 +188,7 @@ impl Writer {
         let thread_busy = Arc::clone(&busy);
         let thread = std::thread::Builder::new()
             .name("statuslist-redb-writer".into())
-            .spawn(move || run(&inner, &jobs, &thread_busy))
+            .spawn(move || run(&inner, &jobs, &thread_busy, max_batch.get()))
             .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
         Ok(Writer {
             queue: Some(queue),
@@ -161,7 +210,7 @@ impl Writer {
             .map_err(|_| stopped())
     }
 
-    /// How long the running job has been running; `None` when idle.
+    /// How long the running batch has been running; `None` when idle.
     pub(super) fn busy_for(&self) -> Option<Duration> {
         match self.busy.since.load(Ordering::Acquire) {
             0 => None,
@@ -176,28 +225,152 @@ fn stopped() -> StoreError {
     StoreError::Backend("the writer thread has stopped".into())
 }
 
-/// The thread's loop: one job at a time, each under `catch_unwind`.
-fn run(inner: &Inner, jobs: &Receiver<Job>, busy: &Busy) {
-    for Job { name, span, run } in jobs {
+/// A queued job in a batch, with the error it met on its own, if any.
+struct Entry {
+    job: Job,
+    failed: Option<StoreError>,
+}
+
+/// Why a whole batch failed.
+enum BatchFailed {
+    /// The store is broken and no recovery is due yet (or it failed).
+    Refused(StoreError),
+    /// I/O trouble while applying or committing: the file needs re-opening.
+    Io(StoreError),
+    /// Another commit failure (redb's own): nothing was committed.
+    Commit(StoreError),
+    /// A panic; the store is already marked broken.
+    Panicked,
+}
+
+/// The thread's loop: a batch of whatever is queued, then the next.
+fn run(inner: &Inner, jobs: &Receiver<Job>, busy: &Busy, max_batch: usize) {
+    let mut batch: Vec<Entry> = Vec::new();
+    while let Ok(first) = jobs.recv() {
+        batch.push(Entry {
+            job: first,
+            failed: None,
+        });
+        while batch.len() < max_batch {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(Entry { job, failed: None }),
+                Err(_) => break,
+            }
+        }
         busy.since
             .store(busy.now().saturating_add(1), Ordering::Release);
-        span.in_scope(|| {
-            // Unwind safety: after a panic nothing the job touched is used
-            // again as is. Its reply channel is dropped, and the database is
-            // replaced (`recover`) before the next job runs.
-            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| run(inner))) {
+        // A caller that gave up before its batch started: skip its job, so
+        // that a stall does not leave a backlog of work nobody waits for.
+        batch.retain(|e| !e.job.op.is_closed());
+        if !batch.is_empty() {
+            run_batch(inner, &mut batch);
+        }
+        batch.clear();
+        busy.since.store(0, Ordering::Release);
+    }
+}
+
+/// Applies and commits one batch, then answers every caller in it.
+fn run_batch(inner: &Inner, batch: &mut [Entry]) {
+    let running = Cell::new(None);
+    let outcome = inner.handle.ensure_writable().map_err(BatchFailed::Refused).and_then(|()| {
+        // Unwind safety: after a panic nothing the batch touched is used
+        // again as is. Its results are replaced by errors, and the database
+        // is replaced (`recover`) before the next batch runs.
+        catch_unwind(AssertUnwindSafe(|| apply_and_commit(inner, batch, &running))).unwrap_or_else(
+            |panic| {
                 let text = panic_text(panic.as_ref());
-                tracing::error!(
-                    operation = name,
-                    panic = %text,
-                    "a store write panicked; the store is marked not ready and its file re-opened"
-                );
+                let (name, span) = match running.get().and_then(|i: usize| batch.get(i)) {
+                    Some(e) => (e.job.name, e.job.span.clone()),
+                    None => ("store.commit", tracing::Span::none()),
+                };
+                span.in_scope(|| {
+                    tracing::error!(
+                        operation = name,
+                        batch = batch.len(),
+                        panic = %text,
+                        "a store write panicked; the store is marked not ready and its file re-opened"
+                    );
+                });
+                // Before any caller hears of it, so that a caller that saw
+                // its write fail never finds the store still ready.
                 inner.handle.mark_broken(&format!("{name} panicked"));
-                // On failure it stays broken and is retried by later calls.
+                Err(BatchFailed::Panicked)
+            },
+        )
+    });
+    match outcome {
+        Ok(()) => {
+            for e in batch.iter_mut() {
+                let failed = e.failed.take();
+                e.job.op.answer(failed);
+            }
+        }
+        Err(failure) => {
+            let recover = match &failure {
+                BatchFailed::Io(StoreError::Unavailable(why)) => {
+                    inner.handle.mark_broken(why);
+                    true
+                }
+                BatchFailed::Panicked => true,
+                _ => false,
+            };
+            for e in batch.iter_mut() {
+                let error = match &failure {
+                    BatchFailed::Refused(error)
+                    | BatchFailed::Io(error)
+                    | BatchFailed::Commit(error) => error.clone(),
+                    BatchFailed::Panicked => StoreError::Unavailable(format!(
+                        "{} failed inside the store (see the error log); the store is recovering",
+                        e.job.name
+                    )),
+                };
+                e.job.op.answer(Some(error));
+            }
+            if recover {
+                // Answer first, then try at once; on failure it stays broken
+                // and later calls retry.
                 let _ = inner.handle.recover();
             }
+        }
+    }
+}
+
+/// The batch in one write transaction: every job not yet failed, in order;
+/// after a job's own failure the transaction is aborted and the rest run
+/// again without it. `running` names the job being applied, for a panic.
+fn apply_and_commit(
+    inner: &Inner,
+    batch: &mut [Entry],
+    running: &Cell<Option<usize>>,
+) -> Result<(), BatchFailed> {
+    'attempt: loop {
+        let txn = inner.begin_write().map_err(BatchFailed::Io)?;
+        for (i, e) in batch.iter_mut().enumerate() {
+            if e.failed.is_some() {
+                continue;
+            }
+            running.set(Some(i));
+            let result = e.job.span.in_scope(|| e.job.op.apply(inner, &txn));
+            running.set(None);
+            match result {
+                Ok(()) => {}
+                // Only I/O trouble is reported as unavailable by the
+                // operations: redb now refuses this file until re-opened.
+                Err(error @ StoreError::Unavailable(_)) => return Err(BatchFailed::Io(error)),
+                Err(error) => {
+                    e.failed = Some(error);
+                    // Dropping the transaction aborts what the failed job
+                    // (and those before it) wrote.
+                    drop(txn);
+                    continue 'attempt;
+                }
+            }
+        }
+        return inner.commit(txn).map_err(|error| match error {
+            StoreError::Unavailable(_) => BatchFailed::Io(error),
+            other => BatchFailed::Commit(other),
         });
-        busy.since.store(0, Ordering::Release);
     }
 }
 
