@@ -607,3 +607,298 @@ async fn a_stalled_disk_answers_unavailable_after_the_command_timeout() {
         SetStatusOutcome::Done { at: NOW + 5 }
     );
 }
+
+/// A durable store on `faults` whose callers wait up to [`HANG`], so that a
+/// held writer makes them queue instead of time out.
+fn patient_store(path: &std::path::Path, faults: &FaultInjector) -> EmbeddedStore {
+    let options = EmbeddedOptions {
+        command_timeout: HANG,
+        ..EmbeddedOptions::default()
+    };
+    EmbeddedStore::open_with_faults(path, fault_settings(), options, faults).unwrap()
+}
+
+/// Holds the writer inside the stalled fsync of an allocation (the
+/// returned task), so that what is submitted next all queues behind it and
+/// forms one batch once the stall ends.
+async fn hold_the_writer(
+    store: &EmbeddedStore,
+    faults: &FaultInjector,
+) -> tokio::task::JoinHandle<Result<AllocateOutcome, StoreError>> {
+    faults.set(Fault::Stall);
+    let held = store.clone();
+    let blocker = tokio::spawn(async move { held.allocate(&fault_req("blocker", NOW)).await });
+    let deadline = Instant::now() + HANG;
+    while faults.hits() == 0 {
+        assert!(Instant::now() < deadline, "the fsync never stalled");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    blocker
+}
+
+/// Runs `calls` (all submitted at their first poll, in order, while the
+/// writer is held) and then, once they are queued, sets `fault` (None: the
+/// stall simply ends).
+async fn queued_then<F: std::future::Future>(
+    faults: &FaultInjector,
+    fault: Fault,
+    calls: Vec<F>,
+) -> Vec<F::Output> {
+    let release = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        faults.set(fault);
+    };
+    let (answers, ()) = bounded(
+        "the batch",
+        futures::future::join(futures::future::join_all(calls), release),
+    )
+    .await;
+    answers
+}
+
+/// Group commit: 64 concurrent allocations queued behind one write are
+/// applied and made durable by one commit (one fsync), not 64, and every one
+/// gets its own indexes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_allocations_share_one_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = FaultInjector::new();
+    let store = patient_store(&dir.path().join("group.redb"), &faults);
+    let _clear = ClearOnDrop(faults.clone());
+    let blocker = hold_the_writer(&store, &faults).await;
+    let before = store.commits();
+
+    let reqs: Vec<_> = (0..64).map(|i| fault_req(&format!("g{i}"), NOW)).collect();
+    let answers = queued_then(
+        &faults,
+        Fault::None,
+        reqs.iter().map(|r| store.allocate(r)).collect(),
+    )
+    .await;
+    assert!(matches!(
+        blocker.await.unwrap(),
+        Ok(AllocateOutcome::Allocated(_))
+    ));
+    let commits = store.commits() - before;
+    // The blocker's commit, then one for all 64 (one each without group
+    // commit: 65).
+    assert_eq!(
+        commits,
+        2,
+        "64 queued allocations took {} commits",
+        commits - 1
+    );
+
+    let mut seen = HashSet::new();
+    for (i, answer) in answers.into_iter().enumerate() {
+        let Ok(AllocateOutcome::Allocated(a)) = answer else {
+            panic!("g{i}: {answer:?}");
+        };
+        for idx in a.indexes {
+            assert!(
+                seen.insert((a.list, idx)),
+                "g{i}: ({}, {idx}) twice",
+                a.list
+            );
+        }
+    }
+    assert_eq!(seen.len(), 128);
+    // Durable: all there in the file opened afresh.
+    drop(store);
+    let store = EmbeddedStore::open(dir.path().join("group.redb"), fault_settings()).unwrap();
+    for r in &reqs {
+        let again = AllocateRequest {
+            now: NOW + 1,
+            ..r.clone()
+        };
+        assert!(matches!(
+            store.allocate(&again).await.unwrap(),
+            AllocateOutcome::Replayed(_)
+        ));
+    }
+}
+
+/// Within one batch every request sees the ones before it, as if alone in
+/// queue order: the same jti twice is a replay of the first answer, the same
+/// jti with another body is refused, and the next new request gets the next
+/// index of the list. All of it in one commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_jti_within_one_batch_is_a_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = FaultInjector::new();
+    let store = patient_store(&dir.path().join("dup.redb"), &faults);
+    let _clear = ClearOnDrop(faults.clone());
+    let blocker = hold_the_writer(&store, &faults).await;
+    let before = store.commits();
+
+    let first = fault_req("dup", NOW);
+    let again = fault_req("dup", NOW);
+    let other_body = AllocateRequest {
+        digest: [8; 32],
+        ..fault_req("dup", NOW)
+    };
+    let next = fault_req("next", NOW);
+    let reqs = [&first, &again, &other_body, &next];
+    let answers = queued_then(
+        &faults,
+        Fault::None,
+        reqs.iter().map(|r| store.allocate(r)).collect(),
+    )
+    .await;
+    let Ok(AllocateOutcome::Allocated(blocked)) = blocker.await.unwrap() else {
+        panic!("the blocker was not allocated");
+    };
+    assert_eq!(
+        store.commits() - before,
+        2,
+        "the four requests took more than one commit"
+    );
+
+    let [
+        Ok(AllocateOutcome::Allocated(a)),
+        again,
+        other,
+        Ok(AllocateOutcome::Allocated(b)),
+    ] = <[_; 4]>::try_from(answers).unwrap()
+    else {
+        panic!("the first or the last request was not allocated");
+    };
+    assert_eq!(again, Ok(AllocateOutcome::Replayed(a.clone())));
+    assert_eq!(other, Ok(AllocateOutcome::Changed));
+    // Allocations fill the list in order: blocker, dup, next.
+    assert_eq!((a.list, b.list), (blocked.list, blocked.list));
+    let meta = store.read_list(&a.list).await.unwrap().unwrap().meta;
+    assert_eq!(meta.allocated, 6, "three allocations of two");
+    assert!(a.indexes.iter().all(|i| !b.indexes.contains(i)));
+}
+
+/// A request that fails on its own (here: its client's list is damaged)
+/// gets its error, and the rest of its batch, before and after it, is
+/// committed as if it had not been there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_failing_alone_does_not_fail_its_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mixed.redb");
+    let broken = |jti: &str| crate::contract::req("damaged", ListFormat::Token, jti, NOW);
+    // A list of the client "damaged" whose bytes are then lost.
+    let lost = {
+        let store = EmbeddedStore::open(&path, fault_settings()).unwrap();
+        let AllocateOutcome::Allocated(a) = store.allocate(&broken("d0")).await.unwrap() else {
+            panic!("not allocated");
+        };
+        a.list
+    };
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(redb::TableDefinition::<&str, &[u8]>::new("list_bytes"))
+            .unwrap()
+            .remove(lost.as_str())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let faults = FaultInjector::new();
+    let store = patient_store(&path, &faults);
+    let _clear = ClearOnDrop(faults.clone());
+    let blocker = hold_the_writer(&store, &faults).await;
+    let before = store.commits();
+
+    let reqs = [fault_req("ok-1", NOW), broken("d1"), fault_req("ok-2", NOW)];
+    let answers = queued_then(
+        &faults,
+        Fault::None,
+        reqs.iter().map(|r| store.allocate(r)).collect(),
+    )
+    .await;
+    blocker.await.unwrap().unwrap();
+    assert_eq!(
+        store.commits() - before,
+        2,
+        "the batch took more than one commit"
+    );
+    let [
+        Ok(AllocateOutcome::Allocated(one)),
+        failed,
+        Ok(AllocateOutcome::Allocated(two)),
+    ] = <[_; 3]>::try_from(answers).unwrap()
+    else {
+        panic!("a request next to the failed one was not allocated");
+    };
+    assert!(
+        matches!(&failed, Err(StoreError::Damaged { list, .. }) if *list == lost),
+        "{failed:?}"
+    );
+    assert_eq!(one.list, two.list);
+    assert_eq!(
+        store
+            .read_list(&one.list)
+            .await
+            .unwrap()
+            .unwrap()
+            .meta
+            .allocated,
+        6
+    );
+    drop(store);
+    let store = EmbeddedStore::open(&path, fault_settings()).unwrap();
+    for (r, a) in [(&reqs[0], &one), (&reqs[2], &two)] {
+        assert_eq!(
+            store.allocate(r).await.unwrap(),
+            AllocateOutcome::Replayed(a.clone())
+        );
+    }
+}
+
+/// A batch whose commit fails (a full disk, a panic while writing) fails
+/// every request in it: none is acknowledged, none is on disk, and each
+/// one's retry after recovery is a fresh allocation, not a replay.
+async fn a_failed_commit_fails_the_whole_batch(fault: Fault, file: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = FaultInjector::new();
+    let store = patient_store(&dir.path().join(file), &faults);
+    let _clear = ClearOnDrop(faults.clone());
+    let blocker = hold_the_writer(&store, &faults).await;
+    let before = store.commits();
+
+    let reqs: Vec<_> = (0..16).map(|i| fault_req(&format!("f{i}"), NOW)).collect();
+    let answers = queued_then(
+        &faults,
+        fault,
+        reqs.iter().map(|r| store.allocate(r)).collect(),
+    )
+    .await;
+    // The blocker's own commit may or may not have been through.
+    let _ = blocker.await.unwrap();
+    for (i, answer) in answers.into_iter().enumerate() {
+        assert_unavailable(&format!("f{i}"), answer);
+    }
+    assert!(
+        store.commits() - before <= 1,
+        "the failed batch was counted as committed"
+    );
+
+    faults.clear();
+    wait_until_ready(&store).await;
+    for (i, r) in reqs.iter().enumerate() {
+        let answer = store
+            .allocate(&AllocateRequest {
+                now: NOW + 1,
+                ..r.clone()
+            })
+            .await;
+        assert!(
+            matches!(answer, Ok(AllocateOutcome::Allocated(_))),
+            "f{i}: {answer:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_fails_the_whole_batch() {
+    a_failed_commit_fails_the_whole_batch(Fault::DiskFull, "batch-full.redb").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_fails_the_whole_batch() {
+    a_failed_commit_fails_the_whole_batch(Fault::Panic, "batch-panic.redb").await;
+}

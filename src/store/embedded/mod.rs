@@ -1052,6 +1052,73 @@ mod tests {
         assert!(matches!(again, AllocateOutcome::Allocated(_)));
     }
 
+    /// Group commit re-runs a batch without an operation that failed on its
+    /// own after writing: what it wrote is gone, the operations before and
+    /// after it are committed, in the one commit of their batch.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_failing_after_writing_leaves_nothing_and_spares_its_batch() {
+        use faults::Fault;
+
+        let dir = tempfile::tempdir().unwrap();
+        let faults = FaultInjector::new();
+        let options = EmbeddedOptions {
+            command_timeout: Duration::from_secs(10),
+            ..EmbeddedOptions::default()
+        };
+        let store = EmbeddedStore::open_with_faults(
+            dir.path().join("f.redb"),
+            settings(),
+            options,
+            &faults,
+        )
+        .unwrap();
+        // Hold the writer in a stalled fsync, so that the three writes below
+        // queue up as one batch.
+        faults.set(Fault::Stall);
+        let held = store.clone();
+        let blocker = tokio::spawn(async move { held.allocate(&req("blocker", 0)).await });
+        while faults.hits() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let before = store.commits();
+        let put = |key: &'static str, fail: bool| {
+            store.write("test.put", move |_, txn| {
+                txn.open_table(META)
+                    .map_err(db_err)?
+                    .insert(key, 1)
+                    .map_err(db_err)?;
+                if fail {
+                    return Err(StoreError::Backend("refused after writing".into()));
+                }
+                Ok(key)
+            })
+        };
+        let release = async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            faults.clear();
+        };
+        let (answers, ()) = futures::future::join(
+            futures::future::join_all([put("a", false), put("b", true), put("c", false)]),
+            release,
+        )
+        .await;
+        blocker.await.unwrap().unwrap();
+        assert_eq!(
+            answers,
+            [
+                Ok("a"),
+                Err(StoreError::Backend("refused after writing".into())),
+                Ok("c")
+            ]
+        );
+        assert_eq!(store.commits() - before, 2, "blocker, then one batch");
+        let txn = store.inner.db().unwrap().begin_read().unwrap();
+        let meta = txn.open_table(META).unwrap();
+        let found = |key| meta.get(key).unwrap().is_some();
+        assert!(found("a") && found("c"), "the others were committed");
+        assert!(!found("b"), "the failed write left nothing behind");
+    }
+
     #[test]
     fn a_zero_command_timeout_is_refused() {
         let dir = tempfile::tempdir().unwrap();
