@@ -968,12 +968,12 @@ impl Store for EmbeddedStore {
 
     #[tracing::instrument(name = "store.health", skip_all)]
     async fn health(&self) -> Result<StoreHealth, StoreError> {
-        // A writer stuck on one operation means writes time out: not ready.
+        // A writer stuck on one commit means writes time out: not ready.
         if let Some(busy) = self.writer.busy_for()
             && busy > self.inner.command_timeout
         {
             return Err(StoreError::Unavailable(format!(
-                "the embedded store's writer has been busy with one operation for {} ms",
+                "the embedded store's writer has been busy with one commit for {} ms",
                 busy.as_millis()
             )));
         }
