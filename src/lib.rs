@@ -15,11 +15,13 @@
 //!   request-claim validation. No other module of the crate, no I/O.
 //! - [`ports`]: the traits the use cases need from the outside world and the
 //!   values that cross them: [`ports::Store`] (lists, allocations,
-//!   idempotency records) and [`ports::ListSigner`] (signed list
-//!   documents). → `domain`.
+//!   idempotency records), [`ports::ListSigner`] (signed list
+//!   documents) and [`ports::ChangeFeed`] (changes made through other
+//!   replicas). → `domain`.
 //! - [`service`]: the application layer, every use case: issue, change (and
 //!   what follows an acknowledged change), publish a list (the signed-token
-//!   cache), readiness. → `ports`, `auth` (the checked claims), `domain`.
+//!   cache), readiness, following the change feed. → `ports`, `auth` (the
+//!   checked claims), `domain`.
 //! - [`http`]: actix-web, thin: read the request, call `auth` and one use
 //!   case, write the response; the one table from every failure to its
 //!   status, CRS code and text. → `service`, `auth`, `metrics`, `domain`.

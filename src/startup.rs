@@ -69,6 +69,17 @@ pub struct Application {
     server: Server,
     auth: Arc<Authenticator>,
     config_path: Option<PathBuf>,
+    /// Follows the store's change feed; stopped with the application.
+    _follower: Option<AbortOnDrop>,
+}
+
+/// A background task that ends when its owner is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl std::fmt::Debug for Application {
@@ -92,6 +103,7 @@ impl Application {
         let metrics = Arc::new(Metrics::new()?);
         let keys = Arc::new(load_keys(&settings.signing)?);
         let store = Arc::new(Metered::new(open_store(&settings).await?, metrics.clone()));
+        let feed = store.inner().change_feed();
         let auth = Arc::new(Authenticator::new(&settings)?);
         let publish = PublishSettings {
             base_url: settings.public_base_url.as_str().to_owned(),
@@ -116,6 +128,15 @@ impl Application {
             jwks_json,
             metrics: metrics.clone(),
             body_timeout: settings.http.body_timeout,
+        });
+        // Other replicas' changes drop this process's cached tokens at once
+        // (Redis pub/sub); the version check every `freshness` stays the
+        // safety net for a missed notice.
+        let follower = feed.map(|feed| {
+            let state = state.clone();
+            AbortOnDrop(tokio::spawn(async move {
+                state.service.follow_changes(feed).await;
+            }))
         });
         let addr = settings.listen.to_string();
         let listener = TcpListener::bind(settings.listen).map_err(|source| StartupError::Bind {
@@ -164,6 +185,7 @@ impl Application {
             server,
             auth,
             config_path,
+            _follower: follower,
         })
     }
 
@@ -241,6 +263,7 @@ pub async fn open_store(settings: &Settings) -> Result<AnyStore, StartupError> {
             let mut redis = RedisSettings::new(url.as_str().to_owned());
             redis.prefix = settings.store.redis_prefix.clone();
             redis.command_timeout = settings.store.command_timeout;
+            redis.notify_changes = settings.store.notify_changes;
             AnyStore::Redis(Box::new(RedisStore::connect(redis, store_settings).await?))
         }
     })

@@ -291,6 +291,11 @@ pub struct StoreConfig {
     /// Upper bound for every store command (`command_timeout_ms`; above
     /// zero).
     pub command_timeout: Duration,
+    /// Redis: announce every change to the other replicas and listen for
+    /// theirs (pub/sub), so that they drop cached tokens at once instead of
+    /// after `signing.freshness_ms` (default true). Unused by the embedded
+    /// store.
+    pub notify_changes: bool,
 }
 
 impl Default for StoreConfig {
@@ -301,6 +306,7 @@ impl Default for StoreConfig {
             },
             redis_prefix: "statuslist:".into(),
             command_timeout: Duration::from_millis(500),
+            notify_changes: true,
         }
     }
 }

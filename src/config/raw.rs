@@ -189,6 +189,7 @@ struct RawStore {
     url: Option<String>,
     redis_prefix: Option<String>,
     command_timeout_ms: Option<u64>,
+    notify_changes: Option<bool>,
     /// No longer used (an allocation and its idempotency record are one
     /// atomic step, so there is no in-flight lease); still accepted so that
     /// existing files keep loading, with a warning.
@@ -245,6 +246,7 @@ impl RawStore {
             kind,
             redis_prefix,
             command_timeout,
+            notify_changes: self.notify_changes.unwrap_or(d.notify_changes),
         })
     }
 }

@@ -5,10 +5,13 @@
 //!
 //! - [`store`]: where lists, allocations and idempotency records live.
 //! - [`signer`]: turns a list into the signed document verifiers fetch.
+//! - [`changes`]: tells a replica at once that a list changed elsewhere.
 
+pub mod changes;
 pub mod signer;
 pub mod store;
 
+pub use changes::{ChangeFeed, ChangeNotice};
 pub use signer::{ListSigner, ListToSign, SignError};
 pub use store::{
     AllocateOutcome, AllocateRequest, Allocation, ListMeta, ListSnapshot, SetStatusOutcome,

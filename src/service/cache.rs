@@ -15,10 +15,12 @@
 //!   does it read the list, compress, sign and replace the cached token.
 //!
 //! So a hot list costs a few store calls per second per replica whatever the
-//! GET rate, and a change is visible everywhere within `freshness` plus one
-//! store round trip, and at once in the process that made it
+//! GET rate, and a change is visible at once in the process that made it
 //! (`Service::change` calls [`TokenCache::invalidate`] after every
-//! acknowledged change).
+//! acknowledged change), at once in the other replicas when the store has a
+//! change feed (`Service::follow_changes` calls [`TokenCache::invalidate`]
+//! for each list it reports), and within `freshness` plus one store round
+//! trip everywhere in any case (the safety net for a missed notice).
 //!
 //! **Single flight, shared failures.** The confirm/rebuild step runs once per
 //! list at a time: concurrent GETs wait for it and take its result, whatever
@@ -376,8 +378,21 @@ impl<S: Store> TokenCache<S> {
     /// another replica may just have made). The next GET asks the store, and
     /// no token confirmed before this call is served again, not even as
     /// stale, until the store confirms a version again.
+    ///
+    /// Also called for a change another replica made, when the store's
+    /// change feed reports it (`Service::follow_changes`): the same rule,
+    /// since the token is then known to be out of date.
     pub fn invalidate(&self, id: &ListId) {
         if let Some(held) = read(&self.slots).map.get(id) {
+            held.slot.epoch.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// [`TokenCache::invalidate`] for every held list: after a gap in the
+    /// change feed, when changes may have gone unreported. Each list costs
+    /// one version check on its next GET.
+    pub fn invalidate_all(&self) {
+        for held in read(&self.slots).map.values() {
             held.slot.epoch.fetch_add(1, Ordering::SeqCst);
         }
     }

@@ -7,6 +7,8 @@
 //! - [`Service::publish`] serves the signed token of a list through the
 //!   [`cache`], which signs through the [`ListSigner`] port.
 //! - [`Service::readiness`] is what `/health/ready` reports.
+//! - [`Service::follow_changes`] drops cached tokens of lists changed
+//!   through other replicas, as a [`ChangeFeed`] reports them.
 //!
 //! Failures are [`ServiceError`]s; the HTTP layer turns them into responses.
 //! Nothing here knows HTTP, a store adapter or the signing keys: the
@@ -27,7 +29,7 @@ pub use error::ServiceError;
 pub use issue::Issued;
 pub use readiness::{Readiness, ReadyStatus, StoreState};
 
-use crate::ports::{ListSigner, Store};
+use crate::ports::{ChangeFeed, ChangeNotice, ListSigner, Store};
 
 /// The use cases over one store and one signer.
 #[derive(Debug)]
@@ -58,5 +60,23 @@ impl<S: Store> Service<S> {
     /// The service's public base URL, the prefix of every list URI.
     fn base_url(&self) -> &str {
         &self.cache.settings().base_url
+    }
+
+    /// Follows `feed` until it ends (run it as its own task): every list
+    /// another replica changes is invalidated in the token cache at once, as
+    /// this process's own changes are, so the next GET here asks the store
+    /// instead of serving the old token for up to `freshness`. When the feed
+    /// comes back after a gap, every held list is invalidated, since changes
+    /// made during the gap were not reported. While it is down nothing is
+    /// invalidated: the version check every `freshness` is the safety net.
+    pub async fn follow_changes(&self, mut feed: impl ChangeFeed) {
+        while let Some(notice) = feed.next().await {
+            match notice {
+                ChangeNotice::Changed(list) => self.cache.invalidate(&list),
+                ChangeNotice::Resumed => self.cache.invalidate_all(),
+                // The adapter logs the cause; there is nothing to drop.
+                ChangeNotice::Lost => {}
+            }
+        }
     }
 }

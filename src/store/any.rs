@@ -6,7 +6,7 @@
 //! by Cargo features.
 
 use super::embedded::EmbeddedStore;
-use super::redis::RedisStore;
+use super::redis::{RedisChangeFeed, RedisStore};
 use crate::domain::ListId;
 use crate::ports::{
     AllocateOutcome, AllocateRequest, ListSnapshot, SetStatusOutcome, StatusChange, Store,
@@ -21,6 +21,18 @@ pub enum AnyStore {
     Redis(Box<RedisStore>),
     /// redb: one process, zero setup.
     Embedded(EmbeddedStore),
+}
+
+impl AnyStore {
+    /// The store's change feed, for the other replicas' caches: Redis with
+    /// `notify_changes` on. The embedded store has none: it serves one
+    /// process, whose own changes invalidate its cache directly.
+    pub fn change_feed(&self) -> Option<RedisChangeFeed> {
+        match self {
+            AnyStore::Redis(store) => store.change_feed(),
+            AnyStore::Embedded(_) => None,
+        }
+    }
 }
 
 macro_rules! dispatch {

@@ -13,6 +13,7 @@ mod issue;
 mod limits;
 mod lists;
 mod openapi;
+mod propagation;
 mod redis_faults;
 mod revoke;
 mod trust;

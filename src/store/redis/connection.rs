@@ -31,6 +31,11 @@ pub struct RedisSettings {
     pub prefix: String,
     /// Upper bound for every command, connecting included (default 500 ms).
     pub command_timeout: Duration,
+    /// Announce every change on the deployment's change channel and offer a
+    /// change feed ([`super::RedisStore::change_feed`]), so that other
+    /// replicas drop their cached token at once (default true). Off, changes
+    /// made elsewhere show within the cache's `freshness`.
+    pub notify_changes: bool,
 }
 
 impl RedisSettings {
@@ -40,6 +45,7 @@ impl RedisSettings {
             url: url.into(),
             prefix: "statuslist:".to_owned(),
             command_timeout: Duration::from_millis(500),
+            notify_changes: true,
         }
     }
 }
@@ -51,6 +57,7 @@ impl fmt::Debug for RedisSettings {
             .field("url", &crate::config::redact_url(&self.url))
             .field("prefix", &self.prefix)
             .field("command_timeout", &self.command_timeout)
+            .field("notify_changes", &self.notify_changes)
             .finish()
     }
 }
@@ -73,6 +80,9 @@ pub(super) fn check_timeout(t: Duration) -> Result<(), StoreError> {
 #[derive(Clone)]
 pub(super) struct Connection {
     manager: ConnectionManager,
+    /// What the manager was built from; also opens the change feed's own
+    /// connection.
+    client: ::redis::Client,
     /// Above zero ([`check_timeout`]).
     timeout: Duration,
 }
@@ -104,11 +114,24 @@ impl Connection {
             .set_number_of_retries(2)
             .set_min_delay(Duration::from_millis(20))
             .set_max_delay(Duration::from_millis(500));
-        let manager = tokio::time::timeout(t, ConnectionManager::new_with_config(client, config))
-            .await
-            .map_err(|_| timed_out(t))?
-            .map_err(map_err)?;
-        Ok(Connection { manager, timeout })
+        let manager = tokio::time::timeout(
+            t,
+            ConnectionManager::new_with_config(client.clone(), config),
+        )
+        .await
+        .map_err(|_| timed_out(t))?
+        .map_err(map_err)?;
+        Ok(Connection {
+            manager,
+            client,
+            timeout,
+        })
+    }
+
+    /// The client the connection was opened with (for connections of
+    /// another kind, such as a pub/sub subscription).
+    pub(super) fn client(&self) -> &::redis::Client {
+        &self.client
     }
 
     /// The bound on every call.

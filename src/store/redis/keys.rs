@@ -17,6 +17,10 @@
 //! The last key is the one that needs no client: `read_list`, `list_version`
 //! and `set_status` arrive with a list id only.
 //!
+//! One pub/sub channel, not a key: `Pchanges`, on which `set_status.lua`
+//! publishes the id of every list it changes (see `feed`). It carries no
+//! hash tag: channels are not keys and reach every node of a cluster.
+//!
 //! `allocate.lua` cannot be handed the keys of a list it has not chosen yet,
 //! so it derives `P{c}:l:<id>` and `…:b` from the client prefix with the
 //! same [`LIST`] and [`BYTES`] parts; a unit test holds the script to them.
@@ -64,6 +68,12 @@ impl KeyNames {
     /// The keys of `client` (all in its hash-tag slot).
     pub(super) fn client(&self, client: &ClientId) -> ClientKeys {
         ClientKeys(format!("{}{{{}}}:", self.prefix, client))
+    }
+
+    /// The change channel: every applied change publishes its list's id
+    /// there.
+    pub(super) fn changes(&self) -> String {
+        format!("{}changes", self.prefix)
     }
 
     /// The list id → owner entry, the one key outside any client's slot.
@@ -147,6 +157,7 @@ mod tests {
         assert_eq!(ck.as_str(), "p:{acme}:");
         assert_eq!(ck.record(&jti), format!("p:{{acme}}:j:{jti}"));
         assert_eq!(ck.current(ListFormat::Token), "p:{acme}:cur:token");
+        assert_eq!(names.changes(), "p:changes");
         assert_eq!(
             names.list(&c, &list),
             ListKeys {

@@ -11,6 +11,8 @@
 //! - [`replies`]: the scripts' answers and the metadata fields, decoded into
 //!   typed values;
 //! - [`facts`]: the per-process cache of lists' immutable facts;
+//! - [`feed`]: the change feed (pub/sub) that tells other replicas at once
+//!   which list changed;
 //! - this file: [`RedisStore`] and its [`Store`] implementation, which only
 //!   builds arguments, makes the call and maps the reply.
 //!
@@ -40,6 +42,7 @@
 
 mod connection;
 mod facts;
+mod feed;
 mod keys;
 mod replies;
 mod scripts;
@@ -50,6 +53,7 @@ use std::sync::Arc;
 use ::redis::Value;
 
 pub use self::connection::RedisSettings;
+pub use self::feed::RedisChangeFeed;
 pub use self::keys::ListKeys;
 
 use self::connection::Connection;
@@ -81,6 +85,8 @@ pub struct RedisStore {
     facts: FactsCache,
     /// Lists found damaged, for readiness and one log line each.
     damaged: DamagedLists,
+    /// Where changes are announced; `None` when `notify_changes` is off.
+    changes: Option<String>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -105,6 +111,7 @@ impl RedisStore {
         settings: StoreSettings,
     ) -> Result<Self, StoreError> {
         let keys = KeyNames::new(redis.prefix)?;
+        let changes = redis.notify_changes.then(|| keys.changes());
         connection::check_timeout(redis.command_timeout)?;
         // Capacity and lease: the rules every adapter applies, checked now
         // rather than at the first allocation.
@@ -120,11 +127,25 @@ impl RedisStore {
             scripts: Scripts::new(),
             facts: FactsCache::new(),
             damaged: DamagedLists::new(),
+            changes,
         };
         for warning in store.conn.risky_settings().await {
             tracing::warn!("{warning}");
         }
         Ok(store)
+    }
+
+    /// A feed of the changes applied through any replica of this
+    /// deployment (this one included), on its own connection; `None` when
+    /// `notify_changes` is off. Each call opens a new subscription when first
+    /// polled.
+    pub fn change_feed(&self) -> Option<RedisChangeFeed> {
+        let channel = self.changes.clone()?;
+        Some(RedisChangeFeed::new(
+            self.conn.client().clone(),
+            channel,
+            self.conn.timeout(),
+        ))
     }
 
     /// The keys of a list, for tools and tests that inspect Redis directly
@@ -318,6 +339,8 @@ impl Store for RedisStore {
             digest: &change.digest,
             now: change.now,
             keep_until: change.keep_until,
+            list,
+            channel: self.changes.as_deref(),
         };
         let raw: Vec<Value> = self.conn.invoke(&self.scripts.set_status(&args)).await?;
         Ok(match SetStatusReply::decode(list, &raw)? {

@@ -180,6 +180,10 @@ pub(super) struct SetStatusArgs<'a> {
     pub now: UnixSeconds,
     /// The record counts until then (exclusive).
     pub keep_until: UnixSeconds,
+    /// The list's id: the message announcing a change to it.
+    pub list: &'a ListId,
+    /// Where a change is announced (`PUBLISH`); `None` announces nothing.
+    pub channel: Option<&'a str>,
 }
 
 impl SetStatusArgs<'_> {
@@ -204,6 +208,8 @@ impl SetStatusArgs<'_> {
         s.arg("record_expiry", self.keep_until);
         s.arg("record_ttl", record_ttl(self.now, self.keep_until));
         s.arg("byte_len", self.byte_len);
+        s.arg("channel", self.channel.unwrap_or(""));
+        s.arg("list_id", self.list.as_str());
     }
 }
 
@@ -360,13 +366,15 @@ mod tests {
             digest: &[0; 32],
             now: 1,
             keep_until: 2,
+            list: &ListId::random(),
+            channel: Some("p:changes"),
         };
         let mut fed = Names::default();
         args.feed(&mut fed);
         let script = declared(include_str!("set_status.lua"));
         assert_eq!(fed.keys, script.keys);
         assert_eq!(fed.argv, script.argv);
-        assert_eq!(fed.argv.len(), 12);
+        assert_eq!(fed.argv.len(), 14);
     }
 
     /// The letters decode back to the typed rules they encode, for every

@@ -34,6 +34,12 @@ local digest = ARGV[9]        -- request digest (32 bytes)
 local record_expiry = ARGV[10] -- unix s
 local record_ttl = ARGV[11]   -- s
 local byte_len = ARGV[12]     -- the list's byte length
+-- The change channel (empty: announce nothing) and the list's id, its
+-- message. Published here, after the version bump, so that a message exists
+-- if and only if a change was applied, and replicas that hear it find the
+-- new version.
+local channel = ARGV[13]
+local list_id = ARGV[14]
 
 local raw = redis.call('GET', record_key)
 if raw then
@@ -85,4 +91,7 @@ redis.call('BITFIELD', bytes_key, 'SET', field_type, offset, value)
 redis.call('HSET', times_key, idx, now)
 local v = redis.call('HINCRBY', meta_key, 'v', 1)
 record('d', now)
+if channel ~= '' then
+  redis.call('PUBLISH', channel, list_id)
+end
 return {'done', cur, v}
