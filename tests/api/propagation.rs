@@ -53,6 +53,25 @@ impl Cluster {
         settings
     }
 
+    /// Waits until `n` replicas listen on the change channel. A replica
+    /// subscribes in the background once built; a change made before its
+    /// subscription is in place is, by design, caught only by its freshness
+    /// check (60 s here), so a scenario must not race the subscription.
+    async fn wait_for_listeners(&self, n: usize) {
+        let channel = format!("{}changes", self.settings(true).store.redis_prefix);
+        let want = format!(":{n}");
+        // A replica notices a restarted Redis by its next ping (every 5 s)
+        // and reconnects with back-off: allow 30 s on a loaded machine.
+        for _ in 0..3_000 {
+            let reply = self.redis.command(&format!("PUBSUB NUMSUB {channel}"));
+            if reply.lines().any(|l| l.trim() == want) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{n} replicas did not subscribe to {channel} within 30 s");
+    }
+
     /// A replica; with `notify_changes` off it neither announces nor hears
     /// changes.
     async fn replica(&self, notify_changes: bool) -> TestApp {
@@ -89,6 +108,7 @@ async fn a_revocation_through_one_replica_shows_on_another_at_once() {
     let a = cluster.replica(true).await;
     let b = cluster.replica(true).await;
     let deaf = cluster.replica(false).await;
+    cluster.wait_for_listeners(2).await;
     let (idx, uri) = a.issue(&TOKEN).await;
     // Both replicas hold the token with the entry VALID, trusted for 60 s.
     assert_eq!(b.status_at(&uri, idx).await, VALID);
@@ -121,6 +141,7 @@ async fn after_a_redis_restart_the_subscription_comes_back() {
     let mut cluster = Cluster::new();
     let a = cluster.replica(true).await;
     let b = cluster.replica(true).await;
+    cluster.wait_for_listeners(2).await;
     let (idx, uri) = a.issue(&TOKEN).await;
     assert_eq!(b.status_at(&uri, idx).await, VALID);
 
@@ -128,6 +149,7 @@ async fn after_a_redis_restart_the_subscription_comes_back() {
     cluster.redis.restart();
     wait_until_ready(&a).await;
     wait_until_ready(&b).await;
+    cluster.wait_for_listeners(2).await;
     let (idx, uri) = a.issue(&TOKEN).await;
     assert_eq!(b.status_at(&uri, idx).await, VALID);
 
