@@ -1,17 +1,28 @@
-//! HTTP load figures, each next to a baseline measured in the same run:
+//! HTTP load figures, each next to the ceiling users compare with, measured
+//! in the same run on the same cores (issue 13):
 //!
-//! 1. `GET /t/{id}` of a 131,072-entry list with 64 connections, next to a
-//!    minimal actix-web handler returning the same bytes from memory
-//!    (target ≥ 0.8×).
+//! 1. `GET /t/{id}` of a 131,072-entry list with 1 % of its entries set,
+//!    64 connections, next to nginx serving the same bytes from a file
+//!    (target ≥ 0.9×), and next to a minimal actix-web handler returning the
+//!    same bytes from memory (the framework's own ceiling).
 //! 2. `POST /issue` requests per second and p99 with 64 connections on a
-//!    private Redis, next to the ES256 verification ceiling of the same cores
-//!    (bare `jsonwebtoken` verification on every core; target ≥ 0.5×,
-//!    p99 ≤ 20 ms).
+//!    private Redis, next to the ES256 verify rate of OpenSSL on every core
+//!    (`openssl speed -multi N -seconds 3 ecdsap256`, its verify/s column;
+//!    target ≥ 0.5×, p99 ≤ 20 ms), and next to bare `jsonwebtoken`
+//!    verification on every core (the backend the service verifies with).
 //!
-//! The load comes from `wrk` (Debian package `wrk`) in a second process;
-//! /issue bodies are pre-signed (one fresh `jti` each) and fed to wrk by a
-//! Lua script. Run: `cargo bench --bench http_load` (release).
-//! `HTTP_LOAD_SECS` sets the length of each wrk run (default 10).
+//! The load comes from `wrk -t2 -c64` (Debian package `wrk`) in a second
+//! process; /issue bodies are pre-signed (one fresh `jti` each) and fed to
+//! wrk by a Lua script. nginx is looked up on the `PATH`, then at
+//! `/usr/sbin/nginx`; when it or `openssl` is missing the bench says how to
+//! get it and skips that ratio.
+//!
+//! Run: `cargo bench --bench http_load` (release). Knobs:
+//! `HTTP_LOAD_SECS` (length of each wrk run, default 10),
+//! `HTTP_LOAD_ROUNDS` (rounds per scenario, default 3; medians are
+//! reported), `HTTP_LOAD_ONLY` (`get` or `issue`: run one scenario). The
+//! service runs in the bench's process, whose pid is printed first (for
+//! `perf record -g -p PID` during a run).
 
 #[path = "../tests/common/json_toml.rs"]
 mod json_toml;
@@ -21,13 +32,14 @@ mod support;
 use json_toml::json_to_toml;
 
 use std::io::Write;
-use std::path::Path;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpResponse, HttpServer, web};
+use futures::StreamExt;
 use statuslist::client::Issuer;
 use statuslist::config::Settings;
 use statuslist::http::handlers::unix_now;
@@ -35,17 +47,32 @@ use statuslist::publish::keys::ServiceKey;
 use statuslist::startup::Application;
 
 const CONNECTIONS: &str = "64";
+/// Entries of the list the GET scenario fetches (the default capacity).
+const ENTRIES: usize = 131_072;
+/// Entries set in that list: 1 % of them.
+const SET: usize = ENTRIES / 100 + 1;
 
-fn secs() -> u64 {
-    std::env::var("HTTP_LOAD_SECS")
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(10)
+        .unwrap_or(default)
 }
 
-/// Requests/s and p99 (ms) from wrk's `--latency` report; `args` go to the
-/// script.
-fn wrk(url: &str, script: Option<&Path>, args: &[String]) -> (f64, f64, String) {
+fn secs() -> u64 {
+    env_u64("HTTP_LOAD_SECS", 10).max(1)
+}
+
+/// One wrk run's figures.
+struct Run {
+    rps: f64,
+    p99_ms: f64,
+    requests: u64,
+    text: String,
+}
+
+/// Runs `wrk -t2 -c64 -d<secs>s --latency [-s script] url [-- args]`.
+fn wrk(url: &str, script: Option<&Path>, args: &[String]) -> Run {
     let mut cmd = Command::new("wrk");
     cmd.args(["-t2", "-c", CONNECTIONS, "-d"])
         .arg(format!("{}s", secs()))
@@ -66,12 +93,22 @@ fn wrk(url: &str, script: Option<&Path>, args: &[String]) -> (f64, f64, String) 
         .find_map(|l| l.strip_prefix("Requests/sec:"))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0.0);
-    let p99 = text
+    let p99_ms = text
         .lines()
         .find_map(|l| l.trim().strip_prefix("99%"))
         .map(|v| parse_latency(v.trim()))
         .unwrap_or(f64::NAN);
-    (rps, p99, text)
+    let requests = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in "))
+        .and_then(|(n, _)| n.trim().parse().ok())
+        .unwrap_or(0);
+    Run {
+        rps,
+        p99_ms,
+        requests,
+        text,
+    }
 }
 
 fn parse_latency(v: &str) -> f64 {
@@ -83,6 +120,30 @@ fn parse_latency(v: &str) -> f64 {
         "s" => num * 1000.0,
         _ => f64::NAN,
     }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn uptime(when: &str) -> String {
+    Command::new("uptime")
+        .output()
+        .map(|o| {
+            format!(
+                "uptime {when}: {}",
+                String::from_utf8_lossy(&o.stdout).trim()
+            )
+        })
+        .unwrap_or_default()
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 fn settings(dir: &Path, store_url: &str, jwks: &serde_json::Value) -> Settings {
@@ -109,17 +170,16 @@ jwks = {jwks}
 }
 
 /// Bare ES256 verifications per second on every core, with the backend the
-/// service verifies with.
-fn es256_ceiling(jwt: &str, jwk: &serde_json::Value) -> f64 {
+/// service verifies with (jsonwebtoken on aws-lc-rs).
+fn jsonwebtoken_ceiling(jwt: &str, jwk: &serde_json::Value) -> f64 {
     let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk.clone()).expect("jwk");
     let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).expect("key");
     let (message, signature) = jwt.rsplit_once('.').expect("jwt");
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     std::thread::scope(|s| {
-        for _ in 0..threads {
+        for _ in 0..cores() {
             let (stop, count, key) = (stop.clone(), count.clone(), &key);
             s.spawn(move || {
                 let mut n = 0u64;
@@ -142,11 +202,226 @@ fn es256_ceiling(jwt: &str, jwk: &serde_json::Value) -> f64 {
     count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
 }
 
+/// The command whose verify/s column is the /issue ceiling.
+fn openssl_command() -> Vec<String> {
+    [
+        "openssl",
+        "speed",
+        "-multi",
+        &cores().to_string(),
+        "-seconds",
+        "3",
+        "ecdsap256",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect()
+}
+
+/// OpenSSL's ES256 verifications per second on every core, or why not.
+fn openssl_verify_rate() -> Result<f64, String> {
+    let cmd = openssl_command();
+    let out = Command::new(&cmd[0])
+        .args(&cmd[1..])
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| {
+            format!("cannot run openssl ({e}): install it (Debian/Ubuntu: apt-get install openssl)")
+        })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The summary line: ` 256 bits ecdsa (nistp256)   0.0000s   0.0000s  82572.7  26713.3`;
+    // the last column is verify/s.
+    text.lines()
+        .find(|l| l.contains("ecdsa (nistp256)"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse::<f64>().ok())
+        .ok_or_else(|| {
+            format!(
+                "no `ecdsa (nistp256)` line in the output of {}",
+                cmd.join(" ")
+            )
+        })
+}
+
+/// nginx on the PATH, else where Debian installs it.
+fn find_nginx() -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("nginx"))
+        .chain(std::iter::once(PathBuf::from("/usr/sbin/nginx")))
+        .find(|p| p.is_file())
+}
+
+/// A private nginx serving one file, stopped on drop.
+struct Nginx {
+    child: Child,
+    port: u16,
+    config: String,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts nginx on a free port serving `body` at `path` (`/t/{id}`) with
+/// the service's media type, or says why not.
+fn start_nginx(dir: &Path, path: &str, body: &[u8]) -> Result<Nginx, String> {
+    let bin = find_nginx().ok_or(
+        "nginx is not on the PATH nor at /usr/sbin/nginx: install it \
+         (Debian/Ubuntu: apt-get install nginx-light, or nginx)",
+    )?;
+    let root = dir.join("nginx");
+    let file = root.join("www").join(path.trim_start_matches('/'));
+    std::fs::create_dir_all(file.parent().ok_or("no parent")?).map_err(|e| e.to_string())?;
+    std::fs::write(&file, body).map_err(|e| e.to_string())?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    let r = root.display();
+    let config = format!(
+        "daemon off; master_process off; worker_processes 2; pid {r}/nginx.pid; \
+         error_log {r}/error.log; events {{ worker_connections 1024; }} \
+         http {{ access_log off; types {{ }} default_type application/statuslist+jwt; \
+         client_body_temp_path {r}/tmp; proxy_temp_path {r}/tmp; fastcgi_temp_path {r}/tmp; \
+         uwsgi_temp_path {r}/tmp; scgi_temp_path {r}/tmp; \
+         server {{ listen 127.0.0.1:{port}; root {r}/www; }} }}"
+    );
+    std::fs::write(root.join("nginx.conf"), &config).map_err(|e| e.to_string())?;
+    let child = Command::new(&bin)
+        .arg("-p")
+        .arg(&root)
+        .arg("-e")
+        .arg(root.join("error.log"))
+        .arg("-c")
+        .arg(root.join("nginx.conf"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+    let nginx = Nginx {
+        child,
+        port,
+        config,
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(nginx);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(format!(
+        "nginx did not listen on {port} within 5 s (see {r}/error.log)"
+    ))
+}
+
+/// The minimal actix-web handler returning `body` at `/t/{id}`; its port.
+fn start_minimal_actix(runtime: &tokio::runtime::Runtime, body: Vec<u8>) -> u16 {
+    let body = web::Bytes::from(body);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = HttpServer::new(move || {
+        let body = body.clone();
+        App::new().route(
+            "/t/{id}",
+            web::get().to(move || {
+                let body = body.clone();
+                async move {
+                    HttpResponse::Ok()
+                        .content_type("application/statuslist+jwt")
+                        .body(body)
+                }
+            }),
+        )
+    })
+    .listen(listener)
+    .expect("listen")
+    .run();
+    runtime.spawn(server);
+    port
+}
+
+/// Issues `SET + 100` indexes and revokes `SET` of them (1 % of the list),
+/// then fetches the list: its path and bytes.
+async fn build_list(base: &str, issuer: &Issuer) -> (String, Vec<u8>) {
+    let http = reqwest::Client::new();
+    let now = unix_now();
+    let issued: Vec<(String, u64)> = futures::stream::iter(0..SET + 100)
+        .map(|_| {
+            let jwt = issuer
+                .issue_request(&uuid::Uuid::new_v4().to_string(), now, now + 86_400)
+                .expect("sign");
+            let http = &http;
+            async move {
+                let answer: serde_json::Value = http
+                    .post(format!("{base}/issue"))
+                    .header("content-type", "application/jwt")
+                    .body(jwt)
+                    .send()
+                    .await
+                    .expect("issue")
+                    .json()
+                    .await
+                    .expect("json");
+                (
+                    answer["uri"].as_str().expect("uri").to_owned(),
+                    answer["idx"].as_u64().expect("idx"),
+                )
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    let uri = issued[0].0.clone();
+    let revoked: Vec<bool> =
+        futures::stream::iter(issued.iter().filter(|(u, _)| *u == uri).take(SET))
+            .map(|(uri, idx)| {
+                let jwt = issuer
+                    .revoke_request(&uuid::Uuid::new_v4().to_string(), now, uri, *idx)
+                    .expect("sign");
+                let http = &http;
+                async move {
+                    http.post(format!("{base}/revoke"))
+                        .header("content-type", "application/jwt")
+                        .body(jwt)
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status().is_success())
+                }
+            })
+            .buffer_unordered(32)
+            .collect()
+            .await;
+    let set = revoked.iter().filter(|ok| **ok).count();
+    let path = uri.trim_start_matches("http://127.0.0.1").to_owned();
+    let body = http
+        .get(format!("{base}{path}"))
+        .send()
+        .await
+        .expect("get")
+        .bytes()
+        .await
+        .expect("body");
+    println!(
+        "list {path}: {ENTRIES} entries, {set} revoked ({:.2} %), {} bytes of statuslist+jwt",
+        set as f64 * 100.0 / ENTRIES as f64,
+        body.len()
+    );
+    (path, body.to_vec())
+}
+
 fn main() {
     if Command::new("wrk").arg("--version").output().is_err() {
         eprintln!("http_load: wrk is not installed (apt-get install wrk); skipping");
         return;
     }
+    let rounds = env_u64("HTTP_LOAD_ROUNDS", 3).max(1);
+    let only = std::env::var("HTTP_LOAD_ONLY").unwrap_or_default();
     let dir = tempfile::tempdir().expect("tempdir");
     let redis = support::RedisServer::start();
     let client_key = ServiceKey::generate();
@@ -166,199 +441,208 @@ fn main() {
     runtime.spawn(app.run_until_stopped());
     let base = format!("http://127.0.0.1:{port}");
     println!(
-        "http_load: service on {base}, private redis-server at {}",
-        redis.url()
+        "http_load: service (pid {}) on {base}, private redis-server at {}; {} cores; \
+         each run: wrk -t2 -c{CONNECTIONS} -d{}s --latency; {rounds} rounds, medians reported",
+        std::process::id(),
+        redis.url(),
+        cores(),
+        secs()
     );
-    let load = |cmd: &str| {
-        Command::new("uptime")
-            .output()
-            .map(|o| format!("{cmd}: {}", String::from_utf8_lossy(&o.stdout).trim()))
-            .unwrap_or_default()
-    };
-    println!("{}", load("before"));
+    println!("{}", uptime("at start"));
 
-    // Pre-sign enough /issue bodies for the run (each jti is used once).
-    // Each round gets its own slice of bodies, so no round replays another's.
-    let per_round = 160_000usize;
-    let t = unix_now();
-    let bodies: Vec<String> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..4)
-            .map(|_| {
-                s.spawn(|| {
-                    (0..per_round * 3 / 4)
-                        .map(|_| {
-                            issuer
-                                .issue_request(&uuid::Uuid::new_v4().to_string(), t, t + 86_400)
-                                .expect("sign")
-                        })
-                        .collect::<Vec<_>>()
+    if only.is_empty() || only == "get" {
+        let (list_path, list_body) = runtime.block_on(build_list(&base, &issuer));
+        let actix_port = start_minimal_actix(&runtime, list_body.clone());
+        let nginx = match start_nginx(dir.path(), &list_path, &list_body) {
+            Ok(n) => {
+                println!("nginx on port {} with: {}", n.port, n.config);
+                Some(n)
+            }
+            Err(why) => {
+                println!("nginx baseline skipped: {why}");
+                None
+            }
+        };
+        // Alternate baselines and service runs, and report medians, so that
+        // load from elsewhere on the machine hits all alike.
+        let (mut vs_nginx, mut vs_actix, mut ours) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 1..=rounds {
+            let nginx_run = nginx.as_ref().map(|n| {
+                wrk(
+                    &format!("http://127.0.0.1:{}{list_path}", n.port),
+                    None,
+                    &[],
+                )
+            });
+            let get = wrk(&format!("{base}{list_path}"), None, &[]);
+            if get.text.contains("Non-2xx") {
+                println!("warning: non-2xx answers during GET load:\n{}", get.text);
+            }
+            let actix = wrk(
+                &format!("http://127.0.0.1:{actix_port}{list_path}"),
+                None,
+                &[],
+            );
+            let mut line = format!(
+                "round {round}: GET /t/{{id}}: {:.0} req/s, p99 {:.2} ms",
+                get.rps, get.p99_ms
+            );
+            if let Some(n) = &nginx_run {
+                line += &format!(
+                    "; nginx, same bytes from a file: {:.0} req/s, p99 {:.2} ms, ratio {:.2}",
+                    n.rps,
+                    n.p99_ms,
+                    get.rps / n.rps
+                );
+                vs_nginx.push(get.rps / n.rps);
+            }
+            line += &format!(
+                "; minimal actix handler, same bytes: {:.0} req/s, ratio {:.2}",
+                actix.rps,
+                get.rps / actix.rps
+            );
+            println!("{line}");
+            ours.push(get.rps);
+            vs_actix.push(get.rps / actix.rps);
+        }
+        let nginx_summary = if nginx.is_some() {
+            format!("{:.2} (target >= 0.9)", median(vs_nginx))
+        } else {
+            "skipped (no nginx)".to_owned()
+        };
+        println!(
+            "GET median: {:.0} req/s; ratio to nginx {nginx_summary}; ratio to minimal actix {:.2}",
+            median(ours),
+            median(vs_actix)
+        );
+        println!("{}", uptime("after GET"));
+    }
+
+    if only.is_empty() || only == "issue" {
+        // Pre-sign enough /issue bodies for every round: each jti is used
+        // once, so no request is an idempotent replay (a cheaper path).
+        let per_round = usize::try_from(secs() * 25_000).unwrap_or(usize::MAX);
+        let total = per_round * usize::try_from(rounds).unwrap_or(1);
+        let t = unix_now();
+        let signers = cores().max(1);
+        let bodies: Vec<String> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..signers)
+                .map(|_| {
+                    s.spawn(|| {
+                        (0..total.div_ceil(signers))
+                            .map(|_| {
+                                issuer
+                                    .issue_request(&uuid::Uuid::new_v4().to_string(), t, t + 86_400)
+                                    .expect("sign")
+                            })
+                            .collect::<Vec<_>>()
+                    })
                 })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().expect("signer"))
-            .collect()
-    });
-    let bodies_path = dir.path().join("bodies.txt");
-    std::fs::write(&bodies_path, bodies.join("\n")).expect("bodies");
-    let script = dir.path().join("issue.lua");
-    let mut f = std::fs::File::create(&script).expect("script");
-    write!(
-        f,
-        r#"
-local bodies = {{}}
-for line in io.lines("{}") do bodies[#bodies + 1] = line end
-local counter = 0
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().expect("signer"))
+                .collect()
+        });
+        let bodies_path = dir.path().join("bodies.txt");
+        std::fs::write(&bodies_path, bodies.join("\n")).expect("bodies");
+        let script = dir.path().join("issue.lua");
+        let mut f = std::fs::File::create(&script).expect("script");
+        write!(
+            f,
+            r#"
+-- Each thread formats its share of this round's requests once, at start:
+-- formatting per request (wrk.format) costs the load generator more CPU
+-- than the service spends on some requests, on the same cores.
 local threads = 0
-local offset = 0
+local requests = {{}}
+local n = 0
+local i = 0
 setup = function(thread) thread:set("id", threads); threads = threads + 1 end
-init = function(args) counter = id; offset = tonumber(args[1]) or 0 end
+init = function(args)
+  local offset = tonumber(args[1]) or 0
+  local headers = {{ ["Content-Type"] = "application/jwt" }}
+  local line_no = 0
+  for line in io.lines("{}") do
+    if line_no >= offset and line_no < offset + {per_round} and line_no % 2 == id then
+      n = n + 1
+      requests[n] = wrk.format("POST", "/issue", headers, line)
+    end
+    line_no = line_no + 1
+  end
+end
 request = function()
-  counter = counter + 2
-  local body = bodies[offset + (counter % {per_round}) + 1]
-  return wrk.format("POST", "/issue", {{ ["Content-Type"] = "application/jwt" }}, body)
+  i = i % n + 1
+  return requests[i]
 end
 "#,
-        bodies_path.display(),
-        per_round = per_round,
-    )
-    .expect("script");
+            bodies_path.display(),
+        )
+        .expect("script");
+        println!(
+            "/issue: {total} pre-signed ES256 bodies ({per_round} per round); \
+             ceiling: {}",
+            openssl_command().join(" ")
+        );
 
-    // One list with some revocations, as a verifier would fetch it.
-    let (list_path, list_body) = runtime.block_on(async {
-        let http = reqwest::Client::new();
-        let mut uri = String::new();
-        for _ in 0..2_000 {
-            let jwt = issuer
-                .issue_request(
-                    &uuid::Uuid::new_v4().to_string(),
-                    unix_now(),
-                    unix_now() + 86_400,
-                )
-                .expect("sign");
-            let answer: serde_json::Value = http
-                .post(format!("{base}/issue"))
-                .header("content-type", "application/jwt")
-                .body(jwt)
-                .send()
-                .await
-                .expect("issue")
-                .json()
-                .await
-                .expect("json");
-            uri = answer["uri"].as_str().expect("uri").to_owned();
-            if answer["idx"].as_u64().unwrap_or(0).is_multiple_of(10) {
-                let jwt = issuer
-                    .revoke_request(
-                        &uuid::Uuid::new_v4().to_string(),
-                        unix_now(),
-                        &uri,
-                        answer["idx"].as_u64().unwrap_or(0),
-                    )
-                    .expect("sign");
-                let _ = http
-                    .post(format!("{base}/revoke"))
-                    .header("content-type", "application/jwt")
-                    .body(jwt)
-                    .send()
-                    .await;
+        let (mut vs_openssl, mut vs_jwt, mut ours, mut p99s) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut openssl_missing = None;
+        for round in 1..=rounds {
+            let openssl = openssl_verify_rate();
+            let jwt = jsonwebtoken_ceiling(&bodies[0], &jwks["keys"][0]);
+            let run = wrk(
+                &format!("{base}/issue"),
+                Some(&script),
+                &[((round - 1) as usize * per_round).to_string()],
+            );
+            if run.text.contains("Non-2xx") {
+                println!("warning: non-2xx answers during /issue load:\n{}", run.text);
             }
+            if run.requests > per_round as u64 {
+                println!(
+                    "warning: {} requests for {per_round} bodies: some were idempotent replays",
+                    run.requests
+                );
+            }
+            let mut line = format!(
+                "round {round}: POST /issue on Redis: {:.0} req/s, p99 {:.2} ms",
+                run.rps, run.p99_ms
+            );
+            match openssl {
+                Ok(rate) => {
+                    line += &format!(
+                        "; OpenSSL ES256 verify on {} cores: {rate:.0}/s, ratio {:.2}",
+                        cores(),
+                        run.rps / rate
+                    );
+                    vs_openssl.push(run.rps / rate);
+                }
+                Err(why) => openssl_missing = Some(why),
+            }
+            line += &format!(
+                "; jsonwebtoken ES256 verify on {} cores: {jwt:.0}/s, ratio {:.2}",
+                cores(),
+                run.rps / jwt
+            );
+            println!("{line}");
+            ours.push(run.rps);
+            p99s.push(run.p99_ms);
+            vs_jwt.push(run.rps / jwt);
         }
-        let path = uri.trim_start_matches("http://127.0.0.1").to_owned();
-        let body = http
-            .get(format!("{base}{path}"))
-            .send()
-            .await
-            .expect("get")
-            .bytes()
-            .await
-            .expect("body");
-        (path, body)
-    });
-    println!(
-        "list {list_path}: {} bytes of statuslist+jwt",
-        list_body.len()
-    );
-
-    // Baseline: the same bytes from memory in a minimal actix-web handler.
-    let baseline_port = {
-        let body = web::Bytes::from(list_body.to_vec());
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let server = HttpServer::new(move || {
-            let body = body.clone();
-            App::new().route(
-                "/t/{id}",
-                web::get().to(move || {
-                    let body = body.clone();
-                    async move {
-                        HttpResponse::Ok()
-                            .content_type("application/statuslist+jwt")
-                            .body(body)
-                    }
-                }),
-            )
-        })
-        .listen(listener)
-        .expect("listen")
-        .run();
-        runtime.spawn(server);
-        port
-    };
-
-    // Alternate baseline and service runs, and report medians, so that load
-    // from elsewhere on the machine hits both alike.
-    let rounds = 3;
-    let mut ratios = Vec::new();
-    for round in 1..=rounds {
-        let (base_rps, base_p99, _) = wrk(
-            &format!("http://127.0.0.1:{baseline_port}{list_path}"),
-            None,
-            &[],
-        );
-        let (get_rps, get_p99, get_text) = wrk(&format!("{base}{list_path}"), None, &[]);
-        if get_text.contains("Non-2xx") {
-            println!("warning: non-2xx answers during GET load:\n{get_text}");
-        }
+        let openssl_summary = match openssl_missing {
+            Some(why) => format!("skipped ({why})"),
+            None => format!("{:.2} (target >= 0.5)", median(vs_openssl)),
+        };
         println!(
-            "round {round}: GET /t/{{id}} (131,072 entries): {get_rps:.0} req/s, p99 {get_p99:.2} ms; \
-             minimal actix handler, same bytes: {base_rps:.0} req/s, p99 {base_p99:.2} ms; ratio {:.2}",
-            get_rps / base_rps
+            "/issue median: {:.0} req/s, p99 {:.2} ms (target <= 20 ms); ratio to OpenSSL verify \
+             {openssl_summary}; ratio to jsonwebtoken verify {:.2}",
+            median(ours),
+            median(p99s),
+            median(vs_jwt)
         );
-        ratios.push(get_rps / base_rps);
+        println!("{}", uptime("after /issue"));
     }
-    ratios.sort_by(f64::total_cmp);
-    println!(
-        "GET median ratio {:.2} (target >= 0.8)",
-        ratios[ratios.len() / 2]
-    );
-    println!("{}", load("after GET"));
-
-    let mut ratios = Vec::new();
-    for round in 1..=rounds {
-        let ceiling = es256_ceiling(&bodies[0], &jwks["keys"][0]);
-        let (issue_rps, issue_p99, issue_text) = wrk(
-            &format!("{base}/issue"),
-            Some(&script),
-            &[((round - 1) * per_round).to_string()],
-        );
-        if issue_text.contains("Non-2xx") {
-            println!("warning: non-2xx answers during /issue load:\n{issue_text}");
-        }
-        println!(
-            "round {round}: POST /issue on Redis: {issue_rps:.0} req/s, p99 {issue_p99:.2} ms; \
-             bare ES256 verification on all cores: {ceiling:.0}/s; ratio {:.2}",
-            issue_rps / ceiling
-        );
-        ratios.push(issue_rps / ceiling);
-    }
-    ratios.sort_by(f64::total_cmp);
-    println!(
-        "/issue median ratio {:.2} (target >= 0.5, p99 <= 20 ms)",
-        ratios[ratios.len() / 2]
-    );
-    println!("{}", load("after /issue"));
     runtime.block_on(handle.stop(true));
     drop(redis);
 }

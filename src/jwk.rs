@@ -1,7 +1,8 @@
 //! Client verifying keys: a client's JWKS document parsed once into
-//! ready-to-use [`DecodingKey`]s indexed by `kid`, so verifying a request
-//! never re-parses a JWK; and the recognition of the public demo key shipped
-//! in `examples/`, which only development mode accepts.
+//! ready-to-use keys indexed by `kid` (aws-lc-rs [`ParsedPublicKey`]s), so
+//! verifying a request never re-parses a JWK nor the key inside it; and the
+//! recognition of the public demo key shipped in `examples/`, which only
+//! development mode accepts.
 //!
 //! Both the configuration (a `jwks` or `jwks_file` read at load time) and
 //! request authentication (a fetched `jwks_uri`) need these, so they live
@@ -17,15 +18,25 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED, ECDSA_P384_SHA384_FIXED, ED25519, ParsedPublicKey,
+    RSA_PSS_2048_8192_SHA256, RsaPublicKeyComponents,
+};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::Algorithm;
 use serde_json::Value;
 
 use crate::domain::SigAlg;
 
 /// The smallest RSA modulus accepted, in bytes (2048 bits).
 const MIN_RSA_MODULUS_BYTES: usize = 256;
+
+/// Room for the longest signature any accepted key can verify (PS256 with
+/// an 8,192-bit modulus: 1,024 bytes), as the base64 decoder estimates it
+/// (three bytes per four characters, rounded up). A longer signature fails
+/// to decode into it, and could not have verified anyway.
+const SIGNATURE_BUFFER: usize = 1032;
 
 /// Why a JWKS document was refused as a whole.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,7 +57,13 @@ pub enum KeySetError {
 #[derive(Clone)]
 pub struct VerifyingKey {
     alg: SigAlg,
-    key: DecodingKey,
+    /// The key, parsed once when the set is read. `None` when the JWK's
+    /// material is not a key of its kind (a point off the curve, an RSA
+    /// modulus that does not form a key): such a key stays in the set and
+    /// verifies nothing, so a request naming it fails at the signature check
+    /// as it always did (not at the `kid` lookup), and which sets are usable
+    /// does not change.
+    key: Option<ParsedPublicKey>,
 }
 
 impl VerifyingKey {
@@ -57,19 +74,30 @@ impl VerifyingKey {
 
     /// Checks `signature` (base64url, as in the token) over `signing_input`
     /// (`header.payload` as sent). False for a wrong algorithm, a malformed
-    /// signature or a signature that does not verify.
+    /// signature, a key that did not parse or a signature that does not
+    /// verify.
     pub fn verify(&self, alg: SigAlg, signing_input: &[u8], signature: &str) -> bool {
         if alg != self.alg {
             return false;
         }
-        jsonwebtoken::crypto::verify(signature, signing_input, &self.key, jwt_alg(alg))
-            .unwrap_or(false)
+        let Some(key) = &self.key else {
+            return false;
+        };
+        // The same decoder (and so the same accepted spellings) as
+        // jsonwebtoken's, without its per-call allocation.
+        let mut raw = [0u8; SIGNATURE_BUFFER];
+        match URL_SAFE_NO_PAD.decode_slice(signature, &mut raw) {
+            Ok(len) => raw
+                .get(..len)
+                .is_some_and(|sig| key.verify_sig(signing_input, sig).is_ok()),
+            Err(_) => false,
+        }
     }
 
-    /// The underlying jsonwebtoken key (for benchmarks comparing against the
-    /// bare library).
-    pub fn decoding_key(&self) -> &DecodingKey {
-        &self.key
+    /// The parsed key, if the JWK held one (for benchmarks comparing against
+    /// the bare library).
+    pub fn parsed_key(&self) -> Option<&ParsedPublicKey> {
+        self.key.as_ref()
     }
 }
 
@@ -77,6 +105,7 @@ impl fmt::Debug for VerifyingKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VerifyingKey")
             .field("alg", &self.alg)
+            .field("parsed", &self.key.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -206,7 +235,12 @@ fn parse_jwk(jwk: &Value) -> Option<(String, VerifyingKey)> {
             point.push(0x04);
             point.extend_from_slice(&x);
             point.extend_from_slice(&y);
-            (alg, DecodingKey::from_ec_der(&point))
+            let curve = if alg == SigAlg::Es256 {
+                &ECDSA_P256_SHA256_FIXED
+            } else {
+                &ECDSA_P384_SHA384_FIXED
+            };
+            (alg, ParsedPublicKey::new(curve, &point).ok())
         }
         "OKP" => {
             if jwk.get("crv")?.as_str()? != "Ed25519" {
@@ -216,7 +250,7 @@ fn parse_jwk(jwk: &Value) -> Option<(String, VerifyingKey)> {
             if x.len() != 32 {
                 return None;
             }
-            (SigAlg::EdDsa, DecodingKey::from_ed_der(&x))
+            (SigAlg::EdDsa, ParsedPublicKey::new(&ED25519, &x).ok())
         }
         "RSA" => {
             let n = b64_len(jwk, "n")?;
@@ -225,7 +259,13 @@ fn parse_jwk(jwk: &Value) -> Option<(String, VerifyingKey)> {
             if significant < MIN_RSA_MODULUS_BYTES || e.is_empty() {
                 return None;
             }
-            (SigAlg::Ps256, DecodingKey::from_rsa_raw_components(&n, &e))
+            // The 2,048–8,192-bit range of the algorithm is checked when
+            // verifying, as before: a larger key stays in the set and
+            // verifies nothing.
+            let parsed = RsaPublicKeyComponents { n: &n, e: &e }
+                .to_parsed_public_key(&RSA_PSS_2048_8192_SHA256)
+                .ok();
+            (SigAlg::Ps256, parsed)
         }
         _ => return None,
     };
@@ -325,6 +365,133 @@ mod tests {
         for kid in ["small", "enc", "ops", "alg", "k", "short", "hmac"] {
             assert!(set.get(kid).is_none(), "{kid}");
         }
+    }
+
+    /// Signs a message with a test key.
+    type Sign = Box<dyn Fn(&[u8]) -> Vec<u8>>;
+
+    /// A real key of each accepted kind: its JWK and a signer.
+    fn real_keys() -> Vec<(SigAlg, Value, Sign)> {
+        use aws_lc_rs::rand::SystemRandom;
+        use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize, PublicKeyComponents};
+        use aws_lc_rs::signature::{
+            ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair,
+            Ed25519KeyPair, KeyPair, RSA_PSS_SHA256,
+        };
+        let ec = |alg, kid: &str, crv: &str| {
+            let pair = EcdsaKeyPair::generate(alg).unwrap();
+            let point = pair.public_key().as_ref().to_vec();
+            let n = (point.len() - 1) / 2;
+            let jwk = json!({"kty": "EC", "crv": crv, "kid": kid,
+                "x": URL_SAFE_NO_PAD.encode(&point[1..=n]),
+                "y": URL_SAFE_NO_PAD.encode(&point[1 + n..])});
+            let sign: Sign = Box::new(move |m: &[u8]| {
+                pair.sign(&SystemRandom::new(), m)
+                    .unwrap()
+                    .as_ref()
+                    .to_vec()
+            });
+            (jwk, sign)
+        };
+        let (p256, p256_sign) = ec(&ECDSA_P256_SHA256_FIXED_SIGNING, "p256", "P-256");
+        let (p384, p384_sign) = ec(&ECDSA_P384_SHA384_FIXED_SIGNING, "p384", "P-384");
+        let ed = Ed25519KeyPair::generate().unwrap();
+        let ed_jwk = json!({"kty": "OKP", "crv": "Ed25519", "kid": "ed",
+            "x": URL_SAFE_NO_PAD.encode(ed.public_key().as_ref())});
+        let rsa = RsaKeyPair::generate(KeySize::Rsa2048).unwrap();
+        let parts = PublicKeyComponents::<Vec<u8>>::from(rsa.public_key());
+        let rsa_jwk = json!({"kty": "RSA", "kid": "rsa",
+            "n": URL_SAFE_NO_PAD.encode(&parts.n), "e": URL_SAFE_NO_PAD.encode(&parts.e)});
+        vec![
+            (SigAlg::Es256, p256, p256_sign),
+            (SigAlg::Es384, p384, p384_sign),
+            (
+                SigAlg::EdDsa,
+                ed_jwk,
+                Box::new(move |m: &[u8]| ed.sign(m).as_ref().to_vec()),
+            ),
+            (
+                SigAlg::Ps256,
+                rsa_jwk,
+                Box::new(move |m: &[u8]| {
+                    let mut sig = vec![0; rsa.public_modulus_len()];
+                    rsa.sign(&RSA_PSS_SHA256, &SystemRandom::new(), m, &mut sig)
+                        .unwrap();
+                    sig
+                }),
+            ),
+        ]
+    }
+
+    /// The parsed keys decide exactly as jsonwebtoken's verification of the
+    /// same JWK did (what the service used before keys were parsed once):
+    /// valid signatures, altered ones, other lengths, other spellings of
+    /// base64, other algorithms and other messages.
+    #[test]
+    fn parsed_keys_decide_as_jsonwebtoken_does() {
+        let input = b"eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJ4In0";
+        for (alg, jwk, sign) in real_keys() {
+            let set = KeySet::from_value(&json!({"keys": [jwk.clone()]})).unwrap();
+            let key = set.get(jwk["kid"].as_str().unwrap()).unwrap();
+            assert_eq!(key.alg(), alg);
+            assert!(key.parsed_key().is_some(), "{alg:?}");
+            let jwt_key = jsonwebtoken::DecodingKey::from_jwk(
+                &serde_json::from_value::<jsonwebtoken::jwk::Jwk>(jwk.clone()).unwrap(),
+            )
+            .unwrap();
+            let sig = sign(input);
+            let good = URL_SAFE_NO_PAD.encode(&sig);
+            let mut flipped = sig.clone();
+            flipped[sig.len() / 2] ^= 1;
+            let mut longer = sig.clone();
+            longer.push(0);
+            let mut candidates = vec![
+                good.clone(),
+                URL_SAFE_NO_PAD.encode(&flipped),
+                URL_SAFE_NO_PAD.encode(&sig[1..]),
+                URL_SAFE_NO_PAD.encode(&longer),
+                URL_SAFE_NO_PAD.encode(vec![0u8; 2000]),
+                format!("{good}="),
+                format!("{good}A"),
+                good.replace('-', "+").replace('_', "/"),
+                String::new(),
+                "!!!!".into(),
+            ];
+            // A non-canonical last character (trailing bits set).
+            let mut last = good.clone().into_bytes();
+            if let Some(c) = last.last_mut() {
+                *c = if *c == b'A' { b'B' } else { b'A' };
+            }
+            candidates.push(String::from_utf8(last).unwrap());
+            for candidate in &candidates {
+                for (message, claimed) in [
+                    (&input[..], alg),
+                    (&b"other message"[..], alg),
+                    (&input[..], SigAlg::Es256),
+                ] {
+                    let ours = key.verify(claimed, message, candidate);
+                    let theirs = claimed == alg
+                        && jsonwebtoken::crypto::verify(candidate, message, &jwt_key, jwt_alg(alg))
+                            .unwrap_or(false);
+                    assert_eq!(ours, theirs, "{alg:?} {claimed:?} {candidate}");
+                }
+            }
+            assert!(key.verify(alg, input, &good), "{alg:?}");
+        }
+    }
+
+    /// A key whose material is not a key of its kind stays in the set (the
+    /// request naming it fails at the signature, not at the kid lookup) and
+    /// verifies nothing.
+    #[test]
+    fn unparsable_keys_stay_and_verify_nothing() {
+        let set = KeySet::from_value(&json!({"keys": [
+            {"kty": "EC", "crv": "P-256", "kid": "off-curve", "x": b64(32), "y": b64(32)},
+        ]}))
+        .unwrap();
+        let key = set.get("off-curve").unwrap();
+        assert!(key.parsed_key().is_none());
+        assert!(!key.verify(SigAlg::Es256, b"a.b", &URL_SAFE_NO_PAD.encode([1u8; 64])));
     }
 
     #[test]

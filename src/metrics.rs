@@ -9,16 +9,25 @@
 //! store operations and cache outcomes are fixed sets. The one per-list label (`list`, on the fill gauges) grows with the
 //! number of lists, which is what an operator watching fill wants.
 
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::domain::ListFormat;
 
 /// Every metric of the service.
+///
+/// The per-request metrics keep their handles (one counter and one
+/// histogram per label set) once resolved: `with_label_values` hashes the
+/// label texts and locks the vector on every call, which every request
+/// paid twice. A series still appears on `/metrics` only once it has been
+/// recorded, as before.
 #[derive(Debug, Clone)]
 pub struct Metrics {
     registry: Registry,
@@ -30,6 +39,46 @@ pub struct Metrics {
     store_errors: IntCounterVec,
     token_cache: IntCounterVec,
     jwks: IntGaugeVec,
+    request_handles: Arc<Handles<RequestLabels, (IntCounter, Histogram)>>,
+    allocation_handles: Arc<Handles<ListFormat, IntCounter>>,
+    store_handles: Arc<Handles<&'static str, Histogram>>,
+    token_cache_handles: Arc<Handles<&'static str, IntCounter>>,
+}
+
+/// The labels of a request series: route, method, status.
+type RequestLabels = (&'static str, &'static str, u16);
+
+/// Metric handles by label set, resolved on first use. The label sets are
+/// bounded (see the module documentation), so the map is too.
+#[derive(Debug)]
+struct Handles<K, V>(RwLock<HashMap<K, V>>);
+
+impl<K, V> Default for Handles<K, V> {
+    fn default() -> Self {
+        Handles(RwLock::new(HashMap::new()))
+    }
+}
+
+impl<K: Hash + Eq + Copy, V> Handles<K, V> {
+    /// Runs `use_it` on the handle of `key`, resolving it with `resolve` the
+    /// first time. A poisoned lock only means a panic elsewhere while
+    /// inserting a handle; the map is still whole.
+    fn with<R>(&self, key: K, resolve: impl FnOnce() -> V, use_it: impl FnOnce(&V) -> R) -> R {
+        {
+            let map = self
+                .0
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(handle) = map.get(&key) {
+                return use_it(handle);
+            }
+        }
+        let mut map = self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        use_it(map.entry(key).or_insert_with(resolve))
+    }
 }
 
 /// The `method` label of a request: the methods of RFC 9110 (and PATCH) by
@@ -140,21 +189,42 @@ impl Metrics {
             store_errors,
             token_cache,
             jwks,
+            request_handles: Arc::default(),
+            allocation_handles: Arc::default(),
+            store_handles: Arc::default(),
+            token_cache_handles: Arc::default(),
         })
     }
 
-    /// Records one HTTP request; `method` is reduced to [`method_label`].
-    pub fn request(&self, route: &str, method: &str, status: &str, elapsed: Duration) {
-        let labels = [route, method_label(method), status];
-        self.requests.with_label_values(&labels).inc();
-        self.latency
-            .with_label_values(&labels)
-            .observe(elapsed.as_secs_f64());
+    /// Records one HTTP request: `route` is the registered pattern (or
+    /// `unmatched`), `method` is reduced to [`method_label`], `status` is the
+    /// HTTP status code.
+    pub fn request(&self, route: &'static str, method: &str, status: u16, elapsed: Duration) {
+        let method = method_label(method);
+        self.request_handles.with(
+            (route, method, status),
+            || {
+                let status = status.to_string();
+                let labels = [route, method, status.as_str()];
+                (
+                    self.requests.with_label_values(&labels),
+                    self.latency.with_label_values(&labels),
+                )
+            },
+            |(count, latency)| {
+                count.inc();
+                latency.observe(elapsed.as_secs_f64());
+            },
+        );
     }
 
     /// Records one issued index.
     pub fn allocation(&self, format: ListFormat) {
-        self.allocations.with_label_values(&[format.name()]).inc();
+        self.allocation_handles.with(
+            format,
+            || self.allocations.with_label_values(&[format.name()]),
+            IntCounter::inc,
+        );
     }
 
     /// Records a list's fill as seen when it was last published.
@@ -164,10 +234,12 @@ impl Metrics {
     }
 
     /// Records one store call; `error` is the failure kind, if it failed.
-    pub fn store_call(&self, op: &str, elapsed: Duration, error: Option<&str>) {
-        self.store_latency
-            .with_label_values(&[op])
-            .observe(elapsed.as_secs_f64());
+    pub fn store_call(&self, op: &'static str, elapsed: Duration, error: Option<&str>) {
+        self.store_handles.with(
+            op,
+            || self.store_latency.with_label_values(&[op]),
+            |h| h.observe(elapsed.as_secs_f64()),
+        );
         if let Some(kind) = error {
             self.store_errors.with_label_values(&[op, kind]).inc();
         }
@@ -176,7 +248,11 @@ impl Metrics {
     /// Records how a list GET was served; `outcome` is one of the fixed
     /// cache outcome labels (`hit`, `confirmed`, `rebuilt`, `stale`).
     pub fn token_cache(&self, outcome: &'static str) {
-        self.token_cache.with_label_values(&[outcome]).inc();
+        self.token_cache_handles.with(
+            outcome,
+            || self.token_cache.with_label_values(&[outcome]),
+            IntCounter::inc,
+        );
     }
 
     /// The text exposition of every metric, with the client JWKS fetch

@@ -15,7 +15,6 @@ use actix_web::http::KeepAlive;
 use actix_web::http::header::HeaderValue;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
-use tracing_actix_web::TracingLogger;
 
 use crate::auth::{Authenticator, SetupError};
 use crate::config::{Settings, SigningSettings, StoreKind};
@@ -158,8 +157,9 @@ impl Application {
         };
         let server = HttpServer::new(move || {
             App::new()
+                // Metrics, request ids and request logging in one
+                // middleware, each at no cost unless used (see its module).
                 .wrap(from_fn(http::metrics_mw::track))
-                .wrap(TracingLogger::default())
                 .app_data(state.clone())
                 .app_data(metrics_data.clone())
                 .configure(http::configure::<AppStore>)

@@ -3,7 +3,10 @@
 //! overrides the default `info` filter.
 //!
 //! Nothing logs request bodies, JWTs or keys: handlers record ids, outcomes
-//! and timings only.
+//! and timings only. Per-request logging (request ids, the DEBUG request
+//! span, one line per failed request) is the request middleware's,
+//! [`crate::http::metrics_mw`]: nothing is formatted for a request unless a
+//! line is written at the configured level.
 
 use std::io::IsTerminal;
 
