@@ -984,6 +984,30 @@ mod tests {
         assert_eq!(t2.version, t1.version + 1);
     }
 
+    /// Each token carries its gzip body, built with it, which decodes to
+    /// exactly the token, with a tag of its own; both bodies are accounted.
+    #[tokio::test]
+    async fn a_token_carries_its_gzip_body_and_both_are_accounted() {
+        use std::io::Read;
+        let f = fixture(Duration::from_secs(3600)).await;
+        let (t, _) = f.cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
+        let mut plain = Vec::new();
+        flate2::read::GzDecoder::new(&t.gzip[..])
+            .read_to_end(&mut plain)
+            .unwrap();
+        assert_eq!(plain, t.body);
+        assert_eq!(&t.etag[..], format!("\"{}-{NOW}\"", t.version).as_bytes());
+        assert_eq!(
+            &t.gzip_etag[..],
+            format!("\"{}-{NOW}-gz\"", t.version).as_bytes()
+        );
+        assert_eq!(t.size(), t.body.len() + t.gzip.len());
+        assert_eq!(f.cache.usage().bytes, t.size());
+        // A hit shares the buffers: no copy per GET.
+        let (hit, _) = f.cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
+        assert_eq!(hit.gzip.as_ptr(), t.gzip.as_ptr());
+    }
+
     /// A GET that read the version just before a local change and finishes
     /// just after it must not make the old token count as fresh.
     #[tokio::test]
