@@ -145,8 +145,9 @@ impl Published {
 
 /// The GZIP level of the `Content-Encoding: gzip` bodies. A token is base64
 /// text of data that is already compressed, so matching long strings finds
-/// little and the saving comes from entropy coding the 64-letter alphabet;
-/// higher levels only cost time (see `benches/gzip.rs`).
+/// little and the saving (about 27 %) comes from entropy coding the
+/// 64-letter alphabet: levels 6 and 9 make it about 1.5 % smaller for about
+/// 20 % more time (`benches/gzip.rs`), on every rebuild.
 const GZIP_LEVEL: u32 = 1;
 
 /// `body` as GZIP (RFC 1952), the `Content-Encoding: gzip` form of a token.
