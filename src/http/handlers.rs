@@ -9,6 +9,7 @@ use futures::StreamExt;
 use serde_json::json;
 
 use super::error::ApiError;
+use super::negotiate::{self, Coding};
 use super::state::AppState;
 use crate::domain::{ChangeOp, ListFormat, ListId};
 use crate::ports::Store;
@@ -73,7 +74,7 @@ fn content_type(req: &HttpRequest) -> Option<&str> {
 }
 
 /// `POST /issue`: a new status index for a credential.
-#[tracing::instrument(name = "issue", skip_all)]
+#[tracing::instrument(level = "debug", name = "issue", skip_all)]
 pub async fn issue<S: Store>(
     req: HttpRequest,
     payload: web::Payload,
@@ -94,7 +95,7 @@ pub async fn issue<S: Store>(
 
 /// `POST /revoke`, `/suspend`, `/unsuspend`: a status change. The route
 /// fixes `op` (see [`crate::http::configure`]).
-#[tracing::instrument(name = "change", skip(req, payload, state))]
+#[tracing::instrument(level = "debug", name = "change", skip(req, payload, state))]
 pub async fn change<S: Store>(
     op: ChangeOp,
     req: HttpRequest,
@@ -142,29 +143,37 @@ fn change_body(changed: &Changed) -> serde_json::Value {
 /// `GET /t/{id}`: an IETF Token Status List.
 pub async fn token_list<S: Store>(
     req: HttpRequest,
-    id: web::Path<String>,
     state: web::Data<AppState<S>>,
 ) -> Result<HttpResponse, ApiError> {
-    list(ListFormat::Token, &req, &id, &state).await
+    list(ListFormat::Token, &req, &state).await
 }
 
 /// `GET /b/{id}`: a W3C Bitstring Status List credential.
 pub async fn bitstring_list<S: Store>(
     req: HttpRequest,
-    id: web::Path<String>,
     state: web::Data<AppState<S>>,
 ) -> Result<HttpResponse, ApiError> {
-    list(ListFormat::Bitstring, &req, &id, &state).await
+    list(ListFormat::Bitstring, &req, &state).await
 }
 
-#[tracing::instrument(level = "debug", skip(req, state))]
+/// `Vary` of every list response: the representation depends on `Accept`
+/// (media type) and on `Accept-Encoding` (gzip or not), so shared caches
+/// must key on both.
+const LIST_VARY: HeaderValue = HeaderValue::from_static("Accept, Accept-Encoding");
+
+/// The GET of a published list, in the coding the client prefers.
+///
+/// The hot path of the service: a cache hit reads the id in place (no
+/// `web::Path` string), makes no store call, and builds the response from
+/// shared buffers and static header values; the only per-request formatting
+/// left is a shortened `max-age` near the token's `exp`. No span is made
+/// here (the token cache makes one on its slow path).
 async fn list<S: Store>(
     format: ListFormat,
     req: &HttpRequest,
-    id: &str,
     state: &AppState<S>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = ListId::parse(id).map_err(|_| ApiError::ListNotFound)?;
+    let id = ListId::parse(req.match_info().query("id")).map_err(|_| ApiError::ListNotFound)?;
     let now = unix_now();
     let (token, outcome) = state.service.publish(format, id, now).await?;
     state.metrics.token_cache(outcome.label());
@@ -183,33 +192,53 @@ async fn list<S: Store>(
     } else {
         state.list_cache_control.clone()
     };
-    let media_type = match format {
-        ListFormat::Token => "application/statuslist+jwt",
-        ListFormat::Bitstring => "application/vc+jwt",
+    let accepted = negotiate::accept_encoding(req.headers());
+    let (chosen_tag, other_tag) = match accepted.chosen {
+        Coding::Identity => (&token.etag, &token.gzip_etag),
+        Coding::Gzip => (&token.gzip_etag, &token.etag),
     };
-    let not_modified = req
-        .headers()
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .map(str::trim)
-                .any(|tag| tag == "*" || tag.trim_start_matches("W/") == token.etag)
-        });
-    let mut response = if not_modified {
+    let held = negotiate::held(req.headers(), accepted, chosen_tag, other_tag);
+    let (coding, etag) = match held {
+        Some(coding) if coding != accepted.chosen => (coding, other_tag),
+        _ => (accepted.chosen, chosen_tag),
+    };
+    let mut response = if held.is_some() {
         HttpResponse::NotModified()
     } else {
         HttpResponse::Ok()
     };
+    // The tags are ASCII made by the cache; `from_maybe_shared` takes the
+    // `Bytes` without copying (it only checks the bytes).
+    if let Ok(etag) = HeaderValue::from_maybe_shared(etag.clone()) {
+        response.insert_header((header::ETAG, etag));
+    }
     response
-        .insert_header((header::ETAG, token.etag.as_str()))
         .insert_header((header::CACHE_CONTROL, cache_control))
-        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
-        .insert_header((header::VARY, "Accept"));
-    if not_modified {
+        .insert_header((
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        ))
+        .insert_header((header::VARY, LIST_VARY));
+    if held.is_some() {
+        // RFC 9110 §15.4.5: a 304 carries the validator and the caching
+        // fields (ETag, Cache-Control, Vary), not the representation's
+        // Content-Encoding or Content-Type; the ETag tells a cache which
+        // stored response, identity or gzip, it may reuse.
         return Ok(response.finish());
     }
-    Ok(response.content_type(media_type).body(token.body.clone()))
+    let media_type = match format {
+        ListFormat::Token => HeaderValue::from_static("application/statuslist+jwt"),
+        ListFormat::Bitstring => HeaderValue::from_static("application/vc+jwt"),
+    };
+    response.insert_header((header::CONTENT_TYPE, media_type));
+    let body = match coding {
+        Coding::Identity => token.body.clone(),
+        Coding::Gzip => {
+            response.insert_header((header::CONTENT_ENCODING, HeaderValue::from_static("gzip")));
+            token.gzip.clone()
+        }
+    };
+    Ok(response.body(body))
 }
 
 /// `GET /.well-known/jwks.json`: the service's public keys.

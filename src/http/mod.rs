@@ -5,6 +5,7 @@
 pub mod error;
 pub mod handlers;
 pub mod metrics_mw;
+pub mod negotiate;
 pub mod state;
 
 use actix_web::web;

@@ -349,7 +349,11 @@ impl TestApp {
         assert_eq!(h["content-type"], media);
         assert_eq!(h["cache-control"], "public, max-age=300");
         assert_eq!(h["access-control-allow-origin"], "*");
-        assert_eq!(h["vary"], "Accept");
+        assert_eq!(h["vary"], "Accept, Accept-Encoding");
+        assert!(
+            h.get("content-encoding").is_none(),
+            "no Accept-Encoding, no content coding"
+        );
         let etag = h["etag"].to_str().unwrap().to_owned();
         let body = res.text().await.unwrap();
         let payload = self.verify(&body, typ, uri).await;

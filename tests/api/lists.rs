@@ -1,6 +1,8 @@
 //! The published lists: issue → VALID at `idx`, revoke → INVALID at once,
-//! both formats, headers, ETag/304, verification with the service's JWKS,
-//! and the list 404s.
+//! both formats, headers, ETag/304, `Content-Encoding: gzip`, verification
+//! with the service's JWKS, and the list 404s.
+
+use std::io::Read;
 
 use reqwest::StatusCode;
 
@@ -232,4 +234,177 @@ async fn max_age_never_exceeds_the_tokens_remaining_lifetime() {
         (1..=exp.saturating_sub(before)).contains(&max_age),
         "max-age {max_age} with exp {exp} at {before}"
     );
+}
+
+/// GETs `path` with the given request headers.
+async fn get_with(app: &TestApp, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut req = app.http.get(app.url(path));
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    req.send().await.unwrap()
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .expect("a valid gzip body");
+    out
+}
+
+/// A client that accepts gzip gets the token gzip-compressed (the draft's
+/// SHOULD), with its own entity tag, and it decodes to exactly the token an
+/// identity GET returns; both list formats.
+#[tokio::test]
+async fn gzip_is_served_to_clients_that_accept_it_and_decodes_to_the_token() {
+    let app = spawn_app(StoreChoice::Embedded).await;
+    for who in [&TOKEN, &BITS] {
+        let (_, uri) = app.issue(who).await;
+        let path = list_path(&uri);
+        let plain = app.fetch_list(&uri).await;
+        for accept in ["gzip", "gzip, deflate, br", "br;q=1, gzip;q=0.5", "*"] {
+            let res = get_with(&app, &path, &[("accept-encoding", accept)]).await;
+            assert_eq!(res.status(), StatusCode::OK, "{path} {accept}");
+            let h = res.headers().clone();
+            assert_eq!(h["content-encoding"], "gzip", "{accept}");
+            assert_eq!(h["vary"], "Accept, Accept-Encoding");
+            assert_eq!(h["cache-control"], "public, max-age=300");
+            assert_eq!(h["access-control-allow-origin"], "*");
+            let media = if path.starts_with("/t/") {
+                "application/statuslist+jwt"
+            } else {
+                "application/vc+jwt"
+            };
+            assert_eq!(h["content-type"], media);
+            let etag = h["etag"].to_str().unwrap();
+            assert_ne!(etag, plain.etag, "a strong tag per content coding");
+            assert_eq!(etag, gzip_tag_of(&plain.etag), "{etag}");
+            let body = res.bytes().await.unwrap();
+            assert!(body.len() < plain.body.len(), "{} bytes", body.len());
+            assert_eq!(gunzip(&body), plain.body.as_bytes(), "{path} {accept}");
+        }
+    }
+}
+
+/// The gzip representation's tag for an identity tag `"v-iat"`: `"v-iat-gz"`.
+fn gzip_tag_of(identity_tag: &str) -> String {
+    format!("{}-gz\"", identity_tag.trim_end_matches('"'))
+}
+
+/// No header, an empty one, a refused gzip (`q=0`, also through `*`), or only
+/// other codings: the identity token, no `Content-Encoding`, `Vary` all the
+/// same.
+#[tokio::test]
+async fn identity_is_served_without_the_header_or_when_gzip_is_refused() {
+    let app = spawn_app(StoreChoice::Embedded).await;
+    let (_, uri) = app.issue(&TOKEN).await;
+    let path = list_path(&uri);
+    let plain = app.fetch_list(&uri).await;
+    for accept in [
+        None,
+        Some(""),
+        Some("identity"),
+        Some("gzip;q=0"),
+        Some("gzip;q=0.000, deflate"),
+        Some("*;q=0, identity"),
+        Some("*, gzip;q=0"),
+        Some("br, deflate"),
+        Some("gzip;q=0.5, identity"),
+    ] {
+        let headers: Vec<(&str, &str)> =
+            accept.map(|a| ("accept-encoding", a)).into_iter().collect();
+        let res = get_with(&app, &path, &headers).await;
+        assert_eq!(res.status(), StatusCode::OK, "{accept:?}");
+        let h = res.headers().clone();
+        assert!(h.get("content-encoding").is_none(), "{accept:?}");
+        assert_eq!(h["vary"], "Accept, Accept-Encoding");
+        assert_eq!(h["etag"], plain.etag.as_str());
+        assert_eq!(res.text().await.unwrap(), plain.body, "{accept:?}");
+    }
+}
+
+/// `If-None-Match` with either representation's tag is answered 304 with
+/// the tag it matched (a cache holding both sends both), as long as the
+/// client accepts that coding; the 304 keeps `Vary` and has no body or
+/// `Content-Encoding`. After a change neither tag matches.
+#[tokio::test]
+async fn either_entity_tag_gets_304() {
+    let app = spawn_app(StoreChoice::Embedded).await;
+    let (idx, uri) = app.issue(&TOKEN).await;
+    let path = list_path(&uri);
+    let identity_tag = app.fetch_list(&uri).await.etag;
+    let res = get_with(&app, &path, &[("accept-encoding", "gzip")]).await;
+    let gzip_tag = res.headers()["etag"].to_str().unwrap().to_owned();
+    assert_ne!(gzip_tag, identity_tag);
+
+    let both = format!("{identity_tag}, {gzip_tag}");
+    let weak_gzip = format!("W/{gzip_tag}");
+    for (accept, inm, want_tag) in [
+        ("gzip", gzip_tag.as_str(), gzip_tag.as_str()),
+        ("gzip", weak_gzip.as_str(), gzip_tag.as_str()),
+        ("gzip", identity_tag.as_str(), identity_tag.as_str()),
+        ("gzip", both.as_str(), gzip_tag.as_str()),
+        ("gzip", "*", gzip_tag.as_str()),
+        ("identity", identity_tag.as_str(), identity_tag.as_str()),
+        ("gzip;q=0.5, identity", gzip_tag.as_str(), gzip_tag.as_str()),
+        ("", both.as_str(), identity_tag.as_str()),
+    ] {
+        let res = get_with(
+            &app,
+            &path,
+            &[("accept-encoding", accept), ("if-none-match", inm)],
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::NOT_MODIFIED, "{accept} / {inm}");
+        let h = res.headers().clone();
+        assert_eq!(h["etag"], want_tag, "{accept} / {inm}");
+        assert_eq!(h["vary"], "Accept, Accept-Encoding");
+        assert_eq!(h["cache-control"], "public, max-age=300");
+        assert!(h.get("content-encoding").is_none(), "{accept} / {inm}");
+        assert!(res.bytes().await.unwrap().is_empty());
+    }
+
+    // A gzip tag from a client that does not (or no longer) accept gzip is
+    // no reason to send it nothing: it gets the identity token.
+    for accept in [None, Some("gzip;q=0")] {
+        let mut headers = vec![("if-none-match", gzip_tag.as_str())];
+        headers.extend(accept.map(|a| ("accept-encoding", a)));
+        let res = get_with(&app, &path, &headers).await;
+        assert_eq!(res.status(), StatusCode::OK, "{accept:?}");
+        assert_eq!(res.headers()["etag"], identity_tag.as_str());
+        assert!(res.headers().get("content-encoding").is_none());
+    }
+    // And an identity tag from a client that refuses identity.
+    let res = get_with(
+        &app,
+        &path,
+        &[
+            ("accept-encoding", "gzip, identity;q=0"),
+            ("if-none-match", identity_tag.as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["etag"], gzip_tag.as_str());
+    assert_eq!(res.headers()["content-encoding"], "gzip");
+
+    app.change("/revoke", &TOKEN, idx, &uri).await;
+    let res = get_with(
+        &app,
+        &path,
+        &[
+            ("accept-encoding", "gzip"),
+            ("if-none-match", both.as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK, "the list changed");
+    let new_tag = res.headers()["etag"].to_str().unwrap().to_owned();
+    let body = res.bytes().await.unwrap();
+    let now = app.fetch_list(&uri).await;
+    assert_ne!(new_tag, gzip_tag);
+    assert_eq!(new_tag, gzip_tag_of(&now.etag));
+    assert_eq!(gunzip(&body), now.body.as_bytes());
+    assert_eq!(now.list.get(idx).unwrap(), INVALID);
 }

@@ -932,7 +932,7 @@ impl Inner {
 }
 
 impl Store for EmbeddedStore {
-    #[tracing::instrument(name = "store.allocate", skip_all, fields(client = %req.client, format = %req.format, count = req.count))]
+    #[tracing::instrument(level = "debug", name = "store.allocate", skip_all, fields(client = %req.client, format = %req.format, count = req.count))]
     async fn allocate(&self, req: &AllocateRequest) -> Result<AllocateOutcome, StoreError> {
         // Checked here, before queueing: a request refused on its own never
         // costs its batch a second pass (see `writer.rs`).
@@ -944,7 +944,7 @@ impl Store for EmbeddedStore {
         .await
     }
 
-    #[tracing::instrument(name = "store.set_status", skip_all, fields(client = %change.client, list = %change.list, idx = change.idx, status = %change.status))]
+    #[tracing::instrument(level = "debug", name = "store.set_status", skip_all, fields(client = %change.client, list = %change.list, idx = change.idx, status = %change.status))]
     async fn set_status(&self, change: &StatusChange) -> Result<SetStatusOutcome, StoreError> {
         common::check_change(change)?;
         let change = change.clone();
@@ -954,19 +954,19 @@ impl Store for EmbeddedStore {
         .await
     }
 
-    #[tracing::instrument(name = "store.read_list", skip_all, fields(list = %list))]
+    #[tracing::instrument(level = "debug", name = "store.read_list", skip_all, fields(list = %list))]
     async fn read_list(&self, list: &ListId) -> Result<Option<ListSnapshot>, StoreError> {
         let list = *list;
         self.blocking(move |inner| inner.read_list(&list)).await
     }
 
-    #[tracing::instrument(name = "store.list_version", skip_all, fields(list = %list))]
+    #[tracing::instrument(level = "debug", name = "store.list_version", skip_all, fields(list = %list))]
     async fn list_version(&self, list: &ListId) -> Result<Option<u64>, StoreError> {
         let list = *list;
         self.blocking(move |inner| inner.list_version(&list)).await
     }
 
-    #[tracing::instrument(name = "store.health", skip_all)]
+    #[tracing::instrument(level = "debug", name = "store.health", skip_all)]
     async fn health(&self) -> Result<StoreHealth, StoreError> {
         // A writer stuck on one commit means writes time out: not ready.
         if let Some(busy) = self.writer.busy_for()

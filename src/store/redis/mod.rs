@@ -235,7 +235,7 @@ impl RedisStore {
 }
 
 impl Store for RedisStore {
-    #[tracing::instrument(skip(self, req), fields(client = %req.client, count = req.count))]
+    #[tracing::instrument(level = "debug", skip(self, req), fields(client = %req.client, count = req.count))]
     async fn allocate(&self, req: &AllocateRequest) -> Result<AllocateOutcome, StoreError> {
         common::check_request(req, &self.settings)?;
         let client_keys = self.keys.client(&req.client);
@@ -308,7 +308,7 @@ impl Store for RedisStore {
         ))
     }
 
-    #[tracing::instrument(skip(self, change), fields(client = %change.client, list = %change.list))]
+    #[tracing::instrument(level = "debug", skip(self, change), fields(client = %change.client, list = %change.list))]
     async fn set_status(&self, change: &StatusChange) -> Result<SetStatusOutcome, StoreError> {
         common::check_change(change)?;
         let (client, list, idx) = (&change.client, &change.list, change.idx);
@@ -364,7 +364,7 @@ impl Store for RedisStore {
         })
     }
 
-    #[tracing::instrument(skip(self), fields(list = %list))]
+    #[tracing::instrument(level = "debug", skip(self), fields(list = %list))]
     async fn read_list(&self, list: &ListId) -> Result<Option<ListSnapshot>, StoreError> {
         let Some(facts) = self.list_facts(list).await? else {
             return Ok(None);
@@ -411,7 +411,7 @@ impl Store for RedisStore {
         }))
     }
 
-    #[tracing::instrument(skip(self), fields(list = %list))]
+    #[tracing::instrument(level = "debug", skip(self), fields(list = %list))]
     async fn list_version(&self, list: &ListId) -> Result<Option<u64>, StoreError> {
         let Some(facts) = self.list_facts(list).await? else {
             return Ok(None);
