@@ -55,7 +55,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::domain::{ListFormat, ListId, ListRef, StatusList};
+use crate::domain::{CompressedList, ListFormat, ListId, ListRef, StatusList};
 use crate::ports::{ListSigner, ListSnapshot, ListToSign, SignError, Store, StoreError};
 
 /// Lists at least this large are compressed and signed off the reactor.
@@ -120,6 +120,18 @@ pub struct Published {
     pub allocated: u64,
     /// The list's capacity.
     pub capacity: u64,
+    /// The list's bytes compressed in segments, as the token shows them. Not
+    /// sent: kept so that the next version is re-published by compressing
+    /// only the segments whose bytes changed.
+    pub compressed: Arc<CompressedList>,
+}
+
+impl Published {
+    /// The bytes the cache counts for this token against
+    /// [`PublishSettings::max_bytes`]: the body and the kept segments.
+    pub fn held_bytes(&self) -> usize {
+        self.body.len() + self.compressed.heap_bytes()
+    }
 }
 
 /// How a GET was served, for metrics and logs.
@@ -467,7 +479,7 @@ impl<S: Store> TokenCache<S> {
             Step::Rebuilt(token) => {
                 let mut slots = write(&self.slots);
                 lock(&slot.state).confirm(token.clone(), epoch);
-                self.account(&mut slots, id, slot, token.body.len());
+                self.account(&mut slots, id, slot, token.held_bytes());
                 drop(slots);
                 check_format(token, format).map(|t| (t, CacheOutcome::Rebuilt))
             }
@@ -503,6 +515,9 @@ impl<S: Store> TokenCache<S> {
     /// Confirms `cached` with one version call, or reads, compresses and
     /// signs the list.
     async fn ask_store(&self, id: &ListId, cached: Option<Arc<Published>>, now: u64) -> Step {
+        // The segments of the token held, whatever its version: a rebuild
+        // compresses again only the segments that differ from them.
+        let previous = cached.as_ref().map(|t| t.compressed.clone());
         let version = match self.store.list_version(id).await {
             Ok(Some(version)) => version,
             Ok(None) => return Step::NotFound,
@@ -518,7 +533,7 @@ impl<S: Store> TokenCache<S> {
             Ok(None) => return Step::NotFound,
             Err(err) => return Step::Failed(err),
         };
-        match self.build(snapshot, now).await {
+        match self.build(snapshot, previous, now).await {
             Ok(token) => Step::Rebuilt(Arc::new(token)),
             Err(err) => Step::Unpublishable(err),
         }
@@ -593,26 +608,39 @@ impl<S: Store> TokenCache<S> {
         now >= token.iat.saturating_add(half)
     }
 
-    async fn build(&self, snapshot: ListSnapshot, now: u64) -> Result<Published, CacheError> {
+    async fn build(
+        &self,
+        snapshot: ListSnapshot,
+        previous: Option<Arc<CompressedList>>,
+        now: u64,
+    ) -> Result<Published, CacheError> {
         if snapshot.bytes.len() >= BLOCKING_THRESHOLD {
             let signer = self.signer.clone();
             let settings = self.settings.clone();
             let span = tracing::Span::current();
             tokio::task::spawn_blocking(move || {
                 let _enter = span.enter();
-                sign_snapshot(&snapshot, &*signer, &settings, now)
+                sign_snapshot(&snapshot, previous.as_deref(), &*signer, &settings, now)
             })
             .await
             .map_err(|_| CacheError::Join)?
         } else {
-            sign_snapshot(&snapshot, &*self.signer, &self.settings, now)
+            sign_snapshot(
+                &snapshot,
+                previous.as_deref(),
+                &*self.signer,
+                &self.settings,
+                now,
+            )
         }
     }
 }
 
-/// Compresses and signs one list snapshot.
+/// Compresses and signs one list snapshot, compressing only the segments
+/// that differ from `previous` (the last token's).
 fn sign_snapshot(
     snapshot: &ListSnapshot,
+    previous: Option<&CompressedList>,
     signer: &dyn ListSigner,
     settings: &PublishSettings,
     now: u64,
@@ -631,9 +659,22 @@ fn sign_snapshot(
     }
     .uri(&settings.base_url);
     let exp = now.saturating_add(settings.token_lifetime.as_secs().max(1));
+    let compressed = match previous {
+        Some(previous) => {
+            let (compressed, stats) = previous.update(list.as_bytes());
+            tracing::debug!(
+                reused = stats.reused,
+                compressed = stats.compressed,
+                "list segments compressed"
+            );
+            compressed
+        }
+        None => CompressedList::new(list.as_bytes()),
+    };
     let body = signer.sign(&ListToSign {
         format: meta.format,
         list: &list,
+        compressed: &compressed,
         iss: settings.base_url.trim_end_matches('/'),
         uri: &uri,
         iat: now,
@@ -649,6 +690,7 @@ fn sign_snapshot(
         exp,
         allocated: meta.allocated,
         capacity: meta.capacity,
+        compressed: Arc::new(compressed),
     })
 }
 
@@ -807,9 +849,13 @@ mod tests {
     }
 
     async fn fixture_with(publish: PublishSettings) -> Fixture {
+        fixture_sized(publish, 1024).await
+    }
+
+    async fn fixture_sized(publish: PublishSettings, capacity: u64) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let settings = StoreSettings {
-            capacity: 1024,
+            capacity,
             ..StoreSettings::default()
         };
         let inner = EmbeddedStore::open_with(
@@ -1272,7 +1318,7 @@ mod tests {
             .get(ListFormat::Token, probe.list, NOW)
             .await
             .unwrap();
-        let size = t.body.len();
+        let size = t.held_bytes();
         // Room for one token, not two.
         let max_bytes = size + size / 2;
         let f = fixture_with(PublishSettings {
@@ -1283,11 +1329,11 @@ mod tests {
         .await;
         let b = f.another_list("c2").await;
         let (a, _) = f.cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
-        assert_eq!(f.cache.usage().bytes, a.body.len());
+        assert_eq!(f.cache.usage().bytes, a.held_bytes());
         let (b_token, _) = f.cache.get(ListFormat::Token, b, NOW).await.unwrap();
         let usage = f.cache.usage();
         assert_eq!(usage.lists, 1);
-        assert_eq!(usage.bytes, b_token.body.len());
+        assert_eq!(usage.bytes, b_token.held_bytes());
         assert!(usage.bytes <= max_bytes, "{usage:?}");
         let (_, o) = f.cache.get(ListFormat::Token, b, NOW).await.unwrap();
         assert_eq!(o, CacheOutcome::Hit);
@@ -1317,5 +1363,32 @@ mod tests {
         // The held list is still served.
         let (_, o) = f.cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
         assert_eq!(o, CacheOutcome::Hit);
+    }
+
+    /// A rebuild after a change compresses again only the segment whose
+    /// bytes changed and takes the others over from the token it replaces.
+    #[tokio::test]
+    async fn a_rebuild_reuses_the_unchanged_segments() {
+        use crate::domain::segmented::SEGMENT_BYTES;
+        // Three segments of 2-bit entries.
+        let entries = (3 * SEGMENT_BYTES * 4) as u64;
+        let f = fixture_sized(
+            PublishSettings {
+                freshness: Duration::ZERO,
+                ..PublishSettings::default()
+            },
+            entries,
+        )
+        .await;
+        let (t1, _) = f.cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
+        assert_eq!(t1.compressed.segments(), 3);
+        f.set(Status::Invalid).await;
+        let (t2, o) = f.cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
+        assert_eq!((o, status_at(&t2, f.idx)), (CacheOutcome::Rebuilt, 1));
+        assert_eq!(t2.compressed.shared_segments(&t1.compressed), 2);
+        let snapshot = f.store.inner.read_list(&f.list).await.unwrap().unwrap();
+        let from_scratch = CompressedList::new(&snapshot.bytes);
+        assert_eq!(*t2.compressed, from_scratch, "the same as a full encode");
+        assert_eq!(from_scratch.shared_segments(&t1.compressed), 0);
     }
 }
