@@ -13,6 +13,9 @@
 //!   serves the cached token if the version is unchanged;
 //! - only when the version changed (or the token is half-way to its `exp`)
 //!   does it read the list, compress, sign and replace the cached token.
+//!   Each token keeps its list's compressed segments
+//!   ([`crate::domain::CompressedList`]): the rebuild compares the new bytes
+//!   with them segment by segment and compresses only those that differ.
 //!
 //! So a hot list costs a few store calls per second per replica whatever the
 //! GET rate, and a change is visible everywhere within `freshness` plus one
@@ -36,7 +39,7 @@
 //! this process has acknowledged.
 //!
 //! **Bounded.** At most [`PublishSettings::max_lists`] tokens and
-//! [`PublishSettings::max_bytes`] bytes of token bodies are held, the least
+//! [`PublishSettings::max_bytes`] bytes of token bodies and their segments are held, the least
 //! recently used evicted first. A GET only reads a shared map and stamps its
 //! list with the cache clock (an atomic), so hits never contend on a write
 //! lock; eviction scans the map only when a new token takes the cache over a
@@ -80,8 +83,9 @@ pub struct PublishSettings {
     /// At most this many signed tokens are kept (10,000 by default; at least
     /// 1).
     pub max_lists: usize,
-    /// At most this many bytes of token bodies are kept (256 MiB by default;
-    /// at least 1). A single token larger than this is still kept, alone.
+    /// At most this many bytes of token bodies and their kept segments
+    /// ([`Published::held_bytes`]) are kept (256 MiB by default; at least 1).
+    /// A single token larger than this is still kept, alone.
     pub max_bytes: usize,
 }
 
