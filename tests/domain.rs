@@ -68,8 +68,18 @@ fn assert_statuses(list: &StatusList, expected: &BTreeMap<u64, u8>, name: &str) 
     }
 }
 
+/// Inflates zlib data with miniz_oxide: a decoder that shares no code with
+/// the zlib-rs encoder, as a verifier's would not.
+fn independent_unzlib(data: &[u8]) -> Vec<u8> {
+    miniz_oxide::inflate::decompress_to_vec_zlib(data).expect("miniz_oxide inflates our zlib")
+}
+
+/// Conformance is that decoders read the statuses, not that our bytes equal
+/// the draft's examples (which C zlib level 9 made): every vector decodes to
+/// its statuses, and our encoding of the same statuses decodes back exactly,
+/// with our decoder and an independent one.
 #[test]
-fn ietf_vectors_are_reproduced_byte_for_byte_and_decoded_back() {
+fn ietf_vectors_decode_to_their_statuses_and_ours_decode_back() {
     let file: IetfVectors = serde_json::from_str(&reference("ietf-token-status-list-vectors.json"))
         .expect("vectors parse");
     assert_eq!(
@@ -84,12 +94,23 @@ fn ietf_vectors_are_reproduced_byte_for_byte_and_decoded_back() {
         for (idx, value) in &expected {
             list.set(*idx, *value).unwrap();
         }
+        let ours = encode_lst(list.as_bytes());
         assert_eq!(
-            encode_lst(list.as_bytes()),
-            v.lst,
-            "{}: encoded lst",
+            decode_lst(&ours, DEFAULT_DECODE_LIMIT).unwrap(),
+            list.as_bytes(),
+            "{}: our lst decodes back",
             v.name
         );
+        let zlib = URL_SAFE_NO_PAD.decode(&ours).unwrap();
+        assert_eq!(
+            independent_unzlib(&zlib),
+            list.as_bytes(),
+            "{}: our lst, independent decoder",
+            v.name
+        );
+        // And the vector's own bytes through the independent decoder too.
+        let theirs = URL_SAFE_NO_PAD.decode(&v.lst).unwrap();
+        assert_eq!(independent_unzlib(&theirs), list.as_bytes(), "{}", v.name);
 
         let raw = decode_lst(&v.lst, DEFAULT_DECODE_LIMIT).unwrap();
         let decoded = StatusList::from_decoded(Layout::Ietf, bits, raw).unwrap();

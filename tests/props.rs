@@ -14,7 +14,8 @@
 //! ```
 //!
 //! (`tests/domain.rs` holds the properties of the codecs' round trips and of
-//! the allocator.)
+//! the allocator; the segmented encoder's round trips and incremental
+//! updates are below.)
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -30,6 +31,7 @@ use statuslist::domain::claims::{
 use statuslist::domain::codec::{
     self, CodecError, decode_bitstring, decode_lst, encode_bitstring, encode_lst, unzlib,
 };
+use statuslist::domain::segmented::{CompressedList, SEGMENT_BYTES};
 use statuslist::domain::{Bits, Layout, ListRef, StatusList};
 use statuslist::publish::credential::build_credential;
 use statuslist::publish::{
@@ -602,6 +604,85 @@ proptest! {
         // The JSON text mutated.
         check_token_list(&apply(token.to_string().into_bytes(), &m), limit)?;
         check_credential(&apply(credential.to_string().into_bytes(), &m), limit)?;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Segmented compression
+
+/// Lists of 0–4 segments: sparse (as real lists are) or random, with lengths
+/// that fall on and beside segment boundaries.
+fn segmented_bytes() -> impl Strategy<Value = Vec<u8>> {
+    let len = prop_oneof![
+        0usize..3 * SEGMENT_BYTES + 100,
+        (1usize..4).prop_flat_map(|n| (n * SEGMENT_BYTES - 2)..(n * SEGMENT_BYTES + 2)),
+    ];
+    (len, any::<bool>(), any::<u64>()).prop_map(|(len, dense, seed)| {
+        let mut state = seed | 1;
+        let mut next = move || {
+            // xorshift64: cheap deterministic bytes for large lists.
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        (0..len)
+            .map(|_| {
+                let r = next();
+                if dense || r % 50 == 0 {
+                    (r >> 32) as u8
+                } else {
+                    0
+                }
+            })
+            .collect()
+    })
+}
+
+/// Inflates with miniz_oxide, which shares no code with the zlib-rs encoder.
+fn independent_inflate(zlib: &[u8]) -> Vec<u8> {
+    miniz_oxide::inflate::decompress_to_vec_zlib(zlib).expect("valid zlib")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// A segmented encoding decodes to the list, through our decoders (zlib
+    /// and GZIP) and an independent one.
+    #[test]
+    fn segmented_encodings_decode_back(bytes in segmented_bytes()) {
+        let list = CompressedList::new(&bytes);
+        prop_assert_eq!(list.segments(), bytes.len().div_ceil(SEGMENT_BYTES));
+        prop_assert_eq!(independent_inflate(&list.zlib()), bytes.clone());
+        if !bytes.is_empty() {
+            prop_assert_eq!(decode_lst(&list.lst(), codec::DEFAULT_DECODE_LIMIT).unwrap(), bytes.clone());
+            prop_assert_eq!(decode_bitstring(&list.encoded_list(), codec::DEFAULT_DECODE_LIMIT).unwrap(), bytes);
+        }
+    }
+
+    /// After one changed byte, the update compresses only that byte's
+    /// segment, decodes to the new list, and equals a full encode of it.
+    #[test]
+    fn a_single_change_recompresses_one_segment_and_decodes_back(
+        bytes in segmented_bytes().prop_filter("not empty", |b| !b.is_empty()),
+        at in any::<prop::sample::Index>(),
+        mask in 1u8..=255,
+    ) {
+        let before = CompressedList::new(&bytes);
+        let mut changed = bytes.clone();
+        let at = at.index(changed.len());
+        changed[at] ^= mask;
+        let (after, stats) = before.update(&changed);
+        prop_assert_eq!(stats.compressed, 1);
+        prop_assert_eq!(stats.reused, before.segments() - 1);
+        prop_assert_eq!(after.shared_segments(&before), before.segments() - 1);
+        prop_assert_eq!(independent_inflate(&after.zlib()), changed.clone());
+        prop_assert_eq!(decode_bitstring(&after.encoded_list(), codec::DEFAULT_DECODE_LIMIT).unwrap(), changed.clone());
+        prop_assert_eq!(after, CompressedList::new(&changed));
+        // Unchanged bytes reuse everything.
+        let (same, stats) = before.update(&bytes);
+        prop_assert_eq!(stats.compressed, 0);
+        prop_assert_eq!(same, before);
     }
 }
 

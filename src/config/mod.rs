@@ -354,8 +354,8 @@ pub struct SigningSettings {
     /// How many signed list tokens are kept in memory at most (10,000 by
     /// default); the least recently used is evicted first.
     pub cache_max_lists: NonZeroUsize,
-    /// How many bytes of signed list tokens are kept in memory at most
-    /// (256 MiB by default).
+    /// How many bytes of signed list tokens and their compressed segments
+    /// are kept in memory at most (256 MiB by default).
     pub cache_max_bytes: NonZeroUsize,
 }
 

@@ -11,6 +11,7 @@ pub mod claims;
 pub mod codec;
 pub mod ids;
 pub mod packed;
+pub mod segmented;
 pub mod status;
 
 pub use allocator::{Allocator, AllocatorError, AllocatorKey};
@@ -18,6 +19,7 @@ pub use claims::{ChangeOp, ClaimError, SigAlg};
 pub use codec::CodecError;
 pub use ids::{ClientId, IdError, Jti, ListFormat, ListId, ListRef};
 pub use packed::{Layout, PackedError, StatusList};
+pub use segmented::CompressedList;
 pub use status::{Bits, BitsError, Status, Transition, TransitionError};
 
 /// The largest list, in bytes, that every store keeps: a Redis string holds

@@ -7,7 +7,7 @@
 //! token cache calls it only when it rebuilds a token, so the dynamic
 //! dispatch never sits on a cache hit.
 
-use crate::domain::{ListFormat, StatusList};
+use crate::domain::{CompressedList, ListFormat, StatusList};
 
 /// One list to sign, with what its document says about itself.
 ///
@@ -19,6 +19,12 @@ pub struct ListToSign<'a> {
     pub format: ListFormat,
     /// The list, in the layout of `format`.
     pub list: &'a StatusList,
+    /// The list's bytes compressed, as the caller keeps them to re-publish
+    /// the next version incrementally; must be the compression of
+    /// `list.as_bytes()`. A signer uses it when the document publishes exactly
+    /// those bytes (it encodes the list itself otherwise, e.g. for a W3C list
+    /// padded to the minimum length).
+    pub compressed: &'a CompressedList,
     /// The issuer: the service's public base URL, without a trailing slash.
     pub iss: &'a str,
     /// The list's URI (`sub`, and the credential's `id`).

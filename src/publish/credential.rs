@@ -11,6 +11,7 @@
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::domain::CompressedList;
 use crate::domain::codec::{decode_bitstring, encode_bitstring};
 use crate::domain::{Bits, Layout, StatusList};
 
@@ -122,6 +123,24 @@ pub fn sign_bitstring_credential(
     jws::sign(TYP, &credential, key)
 }
 
+/// As [`sign_bitstring_credential`], with the list's bytes already
+/// compressed (`compressed` must be the compression of `list.as_bytes()`). It
+/// is used when the list is at least [`MIN_BITSTRING_BYTES`] long; a shorter
+/// list is padded and compressed anew, as is one of another length.
+///
+/// # Errors
+/// As [`sign_bitstring_credential`].
+#[tracing::instrument(level = "debug", skip_all, fields(list = params.uri, entries = list.len()))]
+pub fn sign_compressed_bitstring_credential(
+    list: &StatusList,
+    compressed: &CompressedList,
+    params: &ListParams<'_>,
+    key: &ServiceKey,
+) -> Result<String, PublishError> {
+    let credential = credential(list, Some(compressed), params)?;
+    jws::sign(TYP, &credential, key)
+}
+
 /// The unsigned credential of `list` (what [`sign_bitstring_credential`]
 /// signs).
 ///
@@ -129,6 +148,14 @@ pub fn sign_bitstring_credential(
 /// As [`sign_bitstring_credential`].
 pub fn build_credential(
     list: &StatusList,
+    params: &ListParams<'_>,
+) -> Result<BitstringStatusListCredential, PublishError> {
+    credential(list, None, params)
+}
+
+fn credential(
+    list: &StatusList,
+    compressed: Option<&CompressedList>,
     params: &ListParams<'_>,
 ) -> Result<BitstringStatusListCredential, PublishError> {
     const FORMAT: &str = "Bitstring Status List credential";
@@ -167,7 +194,15 @@ pub fn build_credential(
             status_purpose: "message".to_owned(),
             status_size: Some(2),
             status_message: Some(status_messages()),
-            encoded_list: encode_padded(list.as_bytes()),
+            encoded_list: match compressed {
+                Some(c)
+                    if c.raw_len() == list.as_bytes().len()
+                        && c.raw_len() >= MIN_BITSTRING_BYTES =>
+                {
+                    c.encoded_list()
+                }
+                _ => encode_padded(list.as_bytes()),
+            },
             ttl: Some(ttl_ms),
         },
         iss: Some(params.iss.to_owned()),

@@ -31,10 +31,13 @@ pub mod token;
 
 pub use credential::{
     BitstringStatusListCredential, DecodedBitstringList, decode_bitstring_credential,
-    sign_bitstring_credential,
+    sign_bitstring_credential, sign_compressed_bitstring_credential,
 };
 pub use error::PublishError;
 pub use keys::{PublicJwk, ServiceKey};
 pub use keyset::{Jwks, KeySet};
 pub use params::ListParams;
-pub use token::{DecodedTokenList, TokenStatusListClaims, decode_token_list, sign_token_list};
+pub use token::{
+    DecodedTokenList, TokenStatusListClaims, decode_token_list, sign_compressed_token_list,
+    sign_token_list,
+};

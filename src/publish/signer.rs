@@ -1,7 +1,7 @@
 //! The service's keys as the [`ListSigner`] port: the one place where a list
 //! to publish meets ES256 and the two document builders.
 
-use super::{KeySet, ListParams, sign_bitstring_credential, sign_token_list};
+use super::{KeySet, ListParams, sign_compressed_bitstring_credential, sign_compressed_token_list};
 use crate::domain::ListFormat;
 use crate::ports::{ListSigner, ListToSign, SignError};
 
@@ -16,8 +16,12 @@ impl ListSigner for KeySet {
         };
         let key = self.signing_key();
         match list.format {
-            ListFormat::Token => sign_token_list(list.list, &params, key),
-            ListFormat::Bitstring => sign_bitstring_credential(list.list, &params, key),
+            ListFormat::Token => {
+                sign_compressed_token_list(list.list, list.compressed, &params, key)
+            }
+            ListFormat::Bitstring => {
+                sign_compressed_bitstring_credential(list.list, list.compressed, &params, key)
+            }
         }
         .map_err(SignError::new)
     }
@@ -31,13 +35,14 @@ impl ListSigner for KeySet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Bits, Layout, StatusList};
+    use crate::domain::{Bits, CompressedList, Layout, StatusList};
     use crate::publish::{ServiceKey, decode_bitstring_credential, decode_token_list, jws};
 
     fn sign(keys: &KeySet, format: ListFormat, list: &StatusList) -> Result<String, SignError> {
         keys.sign(&ListToSign {
             format,
             list,
+            compressed: &CompressedList::new(list.as_bytes()),
             iss: "https://s.example",
             uri: "https://s.example/t/ABCDEF012345",
             iat: 10,

@@ -4,10 +4,11 @@
 //! Claims (draft-ietf-oauth-status-list): `iss`, `sub` (the list URI, which
 //! must equal the `uri` inside the referencing credentials), `iat`, `exp`,
 //! `ttl` (seconds), and `status_list: {bits, lst}` where `lst` is the
-//! base64url of the zlib (level 9) compressed bytes.
+//! base64url of the zlib-compressed bytes (any valid zlib stream; ours is
+//! made in segments, see [`crate::domain::segmented`]).
 
-use crate::domain::codec::{decode_lst, encode_lst};
-use crate::domain::{Bits, Layout, StatusList};
+use crate::domain::codec::decode_lst;
+use crate::domain::{Bits, CompressedList, Layout, StatusList};
 
 use super::keys::ServiceKey;
 use super::params::ListParams;
@@ -54,9 +55,24 @@ pub struct TokenStatusListClaims {
 /// # Errors
 /// [`PublishError::WrongLayout`] unless the list has the IETF layout;
 /// [`PublishError::BadParams`] when `params` fail [`ListParams::check`].
-#[tracing::instrument(level = "debug", skip_all, fields(list = params.uri, entries = list.len()))]
 pub fn sign_token_list(
     list: &StatusList,
+    params: &ListParams<'_>,
+    key: &ServiceKey,
+) -> Result<String, PublishError> {
+    sign_compressed_token_list(list, &CompressedList::new(list.as_bytes()), params, key)
+}
+
+/// As [`sign_token_list`], with the list's bytes already compressed
+/// (`compressed` must be the compression of `list.as_bytes()`; one of another
+/// length is ignored and the list compressed anew).
+///
+/// # Errors
+/// As [`sign_token_list`].
+#[tracing::instrument(level = "debug", skip_all, fields(list = params.uri, entries = list.len()))]
+pub fn sign_compressed_token_list(
+    list: &StatusList,
+    compressed: &CompressedList,
     params: &ListParams<'_>,
     key: &ServiceKey,
 ) -> Result<String, PublishError> {
@@ -68,6 +84,13 @@ pub fn sign_token_list(
         });
     }
     params.check()?;
+    let fresh;
+    let compressed = if compressed.raw_len() == list.as_bytes().len() {
+        compressed
+    } else {
+        fresh = CompressedList::new(list.as_bytes());
+        &fresh
+    };
     let claims = TokenStatusListClaims {
         iss: Some(params.iss.to_owned()),
         sub: params.uri.to_owned(),
@@ -76,7 +99,7 @@ pub fn sign_token_list(
         ttl: Some(params.ttl),
         status_list: StatusListClaim {
             bits: list.bits(),
-            lst: encode_lst(list.as_bytes()),
+            lst: compressed.lst(),
         },
     };
     jws::sign(TYP, &claims, key)

@@ -13,6 +13,9 @@
 //!   serves the cached token if the version is unchanged;
 //! - only when the version changed (or the token is half-way to its `exp`)
 //!   does it read the list, compress, sign and replace the cached token.
+//!   Each token keeps its list's compressed segments
+//!   ([`crate::domain::CompressedList`]): the rebuild compares the new bytes
+//!   with them segment by segment and compresses only those that differ.
 //!
 //! So a hot list costs a few store calls per second per replica whatever the
 //! GET rate, and a change is visible at once in the process that made it
@@ -39,12 +42,13 @@
 //!
 //! **Bounded.** At most [`PublishSettings::max_lists`] tokens and
 //! [`PublishSettings::max_bytes`] bytes of token bodies (both content codings)
-//! are held, the least recently used evicted first. A GET only reads a shared
-//! map and stamps its list with the cache clock (an atomic), so hits never
-//! contend on a write lock; eviction scans the map only when a new token
-//! takes the cache over a limit. A list the store does not know (or cannot be
-//! reached for, with nothing cached) leaves no entry behind, so GETs of
-//! random ids cannot grow the cache.
+//! and their segments are held, the least
+//! recently used evicted first. A GET only reads a shared map and stamps its
+//! list with the cache clock (an atomic), so hits never contend on a write
+//! lock; eviction scans the map only when a new token takes the cache over a
+//! limit. A list the store does not know (or cannot be reached for, with
+//! nothing cached) leaves no entry behind, so GETs of random ids cannot grow
+//! the cache.
 //!
 //! **Signing through a port.** The cache holds the signer as
 //! `Arc<dyn ListSigner>` and calls it only on a rebuild: a hit is a map read,
@@ -57,7 +61,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::domain::{ListFormat, ListId, ListRef, StatusList};
+use crate::domain::{CompressedList, ListFormat, ListId, ListRef, StatusList};
 use crate::ports::{ListSigner, ListSnapshot, ListToSign, SignError, Store, StoreError};
 
 /// Lists at least this large are compressed and signed off the reactor.
@@ -82,9 +86,9 @@ pub struct PublishSettings {
     /// At most this many signed tokens are kept (10,000 by default; at least
     /// 1).
     pub max_lists: usize,
-    /// At most this many bytes of token bodies, identity and gzip together,
-    /// are kept (256 MiB by default; at least 1). A single token larger than
-    /// this is still kept, alone.
+    /// At most this many bytes of token bodies (identity and gzip) and their
+    /// kept segments ([`Published::held_bytes`]) are kept (256 MiB by default; at least 1).
+    /// A single token larger than this is still kept, alone.
     pub max_bytes: usize,
 }
 
@@ -135,13 +139,21 @@ pub struct Published {
     pub allocated: u64,
     /// The list's capacity.
     pub capacity: u64,
+    /// The list's bytes compressed in segments, as the token shows them. Not
+    /// sent: kept so that the next version is re-published by compressing
+    /// only the segments whose bytes changed.
+    pub compressed: Arc<CompressedList>,
 }
 
 impl Published {
-    /// The bytes the cache accounts for this token against
-    /// [`PublishSettings::max_bytes`]: both bodies.
-    pub fn size(&self) -> usize {
-        self.body.len().saturating_add(self.gzip.len())
+    /// The bytes the cache counts for this token against
+    /// [`PublishSettings::max_bytes`]: both bodies (identity and gzip) and
+    /// the kept segments.
+    pub fn held_bytes(&self) -> usize {
+        self.body
+            .len()
+            .saturating_add(self.gzip.len())
+            .saturating_add(self.compressed.heap_bytes())
     }
 }
 
@@ -534,7 +546,7 @@ impl<S: Store> TokenCache<S> {
             Step::Rebuilt(token) => {
                 let mut slots = write(&self.slots);
                 lock(&slot.state).confirm(token.clone(), epoch);
-                self.account(&mut slots, id, slot, token.size());
+                self.account(&mut slots, id, slot, token.held_bytes());
                 drop(slots);
                 check_format(token, format).map(|t| (t, CacheOutcome::Rebuilt))
             }
@@ -570,6 +582,9 @@ impl<S: Store> TokenCache<S> {
     /// Confirms `cached` with one version call, or reads, compresses and
     /// signs the list.
     async fn ask_store(&self, id: &ListId, cached: Option<Arc<Published>>, now: u64) -> Step {
+        // The segments of the token held, whatever its version: a rebuild
+        // compresses again only the segments that differ from them.
+        let previous = cached.as_ref().map(|t| t.compressed.clone());
         let version = match self.store.list_version(id).await {
             Ok(Some(version)) => version,
             Ok(None) => return Step::NotFound,
@@ -585,7 +600,7 @@ impl<S: Store> TokenCache<S> {
             Ok(None) => return Step::NotFound,
             Err(err) => return Step::Failed(err),
         };
-        match self.build(snapshot, now).await {
+        match self.build(snapshot, previous, now).await {
             Ok(token) => Step::Rebuilt(Arc::new(token)),
             Err(err) => Step::Unpublishable(err),
         }
@@ -660,26 +675,39 @@ impl<S: Store> TokenCache<S> {
         now >= token.iat.saturating_add(half)
     }
 
-    async fn build(&self, snapshot: ListSnapshot, now: u64) -> Result<Published, CacheError> {
+    async fn build(
+        &self,
+        snapshot: ListSnapshot,
+        previous: Option<Arc<CompressedList>>,
+        now: u64,
+    ) -> Result<Published, CacheError> {
         if snapshot.bytes.len() >= BLOCKING_THRESHOLD {
             let signer = self.signer.clone();
             let settings = self.settings.clone();
             let span = tracing::Span::current();
             tokio::task::spawn_blocking(move || {
                 let _enter = span.enter();
-                sign_snapshot(&snapshot, &*signer, &settings, now)
+                sign_snapshot(&snapshot, previous.as_deref(), &*signer, &settings, now)
             })
             .await
             .map_err(|_| CacheError::Join)?
         } else {
-            sign_snapshot(&snapshot, &*self.signer, &self.settings, now)
+            sign_snapshot(
+                &snapshot,
+                previous.as_deref(),
+                &*self.signer,
+                &self.settings,
+                now,
+            )
         }
     }
 }
 
-/// Compresses and signs one list snapshot.
+/// Compresses and signs one list snapshot, compressing only the segments
+/// that differ from `previous` (the last token's).
 fn sign_snapshot(
     snapshot: &ListSnapshot,
+    previous: Option<&CompressedList>,
     signer: &dyn ListSigner,
     settings: &PublishSettings,
     now: u64,
@@ -698,9 +726,22 @@ fn sign_snapshot(
     }
     .uri(&settings.base_url);
     let exp = now.saturating_add(settings.token_lifetime.as_secs().max(1));
+    let compressed = match previous {
+        Some(previous) => {
+            let (compressed, stats) = previous.update(list.as_bytes());
+            tracing::debug!(
+                reused = stats.reused,
+                compressed = stats.compressed,
+                "list segments compressed"
+            );
+            compressed
+        }
+        None => CompressedList::new(list.as_bytes()),
+    };
     let body = signer.sign(&ListToSign {
         format: meta.format,
         list: &list,
+        compressed: &compressed,
         iss: settings.base_url.trim_end_matches('/'),
         uri: &uri,
         iat: now,
@@ -722,6 +763,7 @@ fn sign_snapshot(
         exp,
         allocated: meta.allocated,
         capacity: meta.capacity,
+        compressed: Arc::new(compressed),
     })
 }
 
@@ -880,9 +922,13 @@ mod tests {
     }
 
     async fn fixture_with(publish: PublishSettings) -> Fixture {
+        fixture_sized(publish, 1024).await
+    }
+
+    async fn fixture_sized(publish: PublishSettings, capacity: u64) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let settings = StoreSettings {
-            capacity: 1024,
+            capacity,
             ..StoreSettings::default()
         };
         let inner = EmbeddedStore::open_with(
@@ -1017,8 +1063,11 @@ mod tests {
             &t.gzip_etag[..],
             format!("\"{}-{NOW}-gz\"", t.version).as_bytes()
         );
-        assert_eq!(t.size(), t.body.len() + t.gzip.len());
-        assert_eq!(f.cache.usage().bytes, t.size());
+        assert_eq!(
+            t.held_bytes(),
+            t.body.len() + t.gzip.len() + t.compressed.heap_bytes()
+        );
+        assert_eq!(f.cache.usage().bytes, t.held_bytes());
         // A hit shares the buffers: no copy per GET.
         let (hit, _) = f.cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
         assert_eq!(hit.gzip.as_ptr(), t.gzip.as_ptr());
@@ -1369,7 +1418,7 @@ mod tests {
             .get(ListFormat::Token, probe.list, NOW)
             .await
             .unwrap();
-        let size = t.size();
+        let size = t.held_bytes();
         // Room for one token, not two.
         let max_bytes = size + size / 2;
         let f = fixture_with(PublishSettings {
@@ -1380,11 +1429,11 @@ mod tests {
         .await;
         let b = f.another_list("c2").await;
         let (a, _) = f.cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
-        assert_eq!(f.cache.usage().bytes, a.size());
+        assert_eq!(f.cache.usage().bytes, a.held_bytes());
         let (b_token, _) = f.cache.get(ListFormat::Token, b, NOW).await.unwrap();
         let usage = f.cache.usage();
         assert_eq!(usage.lists, 1);
-        assert_eq!(usage.bytes, b_token.size());
+        assert_eq!(usage.bytes, b_token.held_bytes());
         assert!(usage.bytes <= max_bytes, "{usage:?}");
         let (_, o) = f.cache.get(ListFormat::Token, b, NOW).await.unwrap();
         assert_eq!(o, CacheOutcome::Hit);
@@ -1414,5 +1463,32 @@ mod tests {
         // The held list is still served.
         let (_, o) = f.cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
         assert_eq!(o, CacheOutcome::Hit);
+    }
+
+    /// A rebuild after a change compresses again only the segment whose
+    /// bytes changed and takes the others over from the token it replaces.
+    #[tokio::test]
+    async fn a_rebuild_reuses_the_unchanged_segments() {
+        use crate::domain::segmented::SEGMENT_BYTES;
+        // Three segments of 2-bit entries.
+        let entries = (3 * SEGMENT_BYTES * 4) as u64;
+        let f = fixture_sized(
+            PublishSettings {
+                freshness: Duration::ZERO,
+                ..PublishSettings::default()
+            },
+            entries,
+        )
+        .await;
+        let (t1, _) = f.cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
+        assert_eq!(t1.compressed.segments(), 3);
+        f.set(Status::Invalid).await;
+        let (t2, o) = f.cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
+        assert_eq!((o, status_at(&t2, f.idx)), (CacheOutcome::Rebuilt, 1));
+        assert_eq!(t2.compressed.shared_segments(&t1.compressed), 2);
+        let snapshot = f.store.inner.read_list(&f.list).await.unwrap().unwrap();
+        let from_scratch = CompressedList::new(&snapshot.bytes);
+        assert_eq!(*t2.compressed, from_scratch, "the same as a full encode");
+        assert_eq!(from_scratch.shared_segments(&t1.compressed), 0);
     }
 }

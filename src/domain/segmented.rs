@@ -1,0 +1,357 @@
+//! A list's bytes compressed in independent segments, so that re-publishing
+//! it after a change compresses only the segments whose bytes changed.
+//!
+//! The raw bytes are cut into [`SEGMENT_BYTES`] pieces. Each piece is
+//! compressed on its own into raw DEFLATE (RFC 1951) blocks, none of them
+//! final, ended by a sync flush (an empty stored block), so each piece ends
+//! on a byte boundary and refers to no byte of another piece. Concatenated
+//! and closed by one empty final block, the pieces are one valid DEFLATE
+//! stream; the zlib (RFC 1950) and GZIP (RFC 1952) wrappers add a header and
+//! a checksum of the whole, which is combined from the pieces' checksums
+//! (Adler-32 and CRC-32 both combine from the parts and the second part's
+//! length). Any inflater reads the result; no decoder needs to know it was
+//! made in pieces.
+//!
+//! Compression is zlib-rs with the run-length strategy (matches at distance
+//! 1 only). Status lists are mostly zero bytes with scattered non-zero ones:
+//! runs of one byte value are nearly all there is to find, and the run-length
+//! search is 20–100× faster than zlib level 9's chain search on such data.
+//! Measured on 2-bit lists: at 10 % set entries it is ~10 % *smaller* than
+//! zlib level 9, at 1 % ~14 % larger (level 9 there finds matches spanning
+//! a non-zero byte and both runs around it, at ~100 ns per input byte).
+//!
+//! [`CompressedList::update`] is the incremental step: it compares each
+//! piece's bytes with the previous version's (no trust in change
+//! notifications) and compresses again only those that differ.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use zlib_rs::{Deflate, DeflateConfig, DeflateFlush, Method, Strategy};
+
+/// Raw bytes per segment: 32 KiB, i.e. 131,072 two-bit entries. Smaller
+/// segments re-compress faster after a change but each costs one more block
+/// header and sync marker (~30–60 bytes); at 32 KiB a 1,048,576-entry 2-bit
+/// list is 8 segments and one segment compresses in well under 0.1 ms.
+pub const SEGMENT_BYTES: usize = 32 * 1024;
+
+/// An empty final block with fixed Huffman codes (BFINAL = 1, BTYPE = 01,
+/// end-of-block): closes the stream after the last sync-flushed segment.
+const FINAL_BLOCK: [u8; 2] = [0x03, 0x00];
+
+/// zlib header: CM = 8 (DEFLATE), CINFO = 7 (32 KiB window), no dictionary,
+/// FLEVEL = 0 ("fastest": the run-length strategy), FCHECK so that the pair
+/// is a multiple of 31.
+const ZLIB_HEADER: [u8; 2] = [0x78, 0x01];
+
+/// GZIP header: magic, CM = 8, no flags, no modification time, no extra
+/// flags, OS = 255 (unknown), as flate2's encoder writes it.
+const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0xff];
+
+/// One compressed segment.
+#[derive(Clone, PartialEq, Eq)]
+struct Segment {
+    /// The segment's raw bytes, kept to tell whether the next version's bytes
+    /// are the same.
+    raw: Box<[u8]>,
+    /// Raw DEFLATE, non-final blocks, ending byte-aligned after a sync flush.
+    deflate: Box<[u8]>,
+    /// Adler-32 of `raw`.
+    adler: u32,
+    /// CRC-32 of `raw`.
+    crc: u32,
+}
+
+/// A list's raw bytes, compressed segment by segment; shared segments are
+/// reference-counted so that an update copies none it keeps.
+///
+/// Invariant: the segments' raw bytes, in order, are the whole list, every
+/// segment but the last exactly [`SEGMENT_BYTES`] long.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct CompressedList {
+    segments: Vec<Arc<Segment>>,
+    raw_len: usize,
+}
+
+impl std::fmt::Debug for CompressedList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompressedList")
+            .field("raw_len", &self.raw_len)
+            .field("segments", &self.segments.len())
+            .field("deflate_len", &self.deflate_len())
+            .finish()
+    }
+}
+
+/// What an [`CompressedList::update`] did, for logs and benches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UpdateStats {
+    /// Segments taken over from the previous version unchanged.
+    pub reused: usize,
+    /// Segments compressed again.
+    pub compressed: usize,
+}
+
+impl CompressedList {
+    /// Compresses every segment of `raw`.
+    pub fn new(raw: &[u8]) -> Self {
+        Self::default().update(raw).0
+    }
+
+    /// The list for `raw`, reusing each segment of `self` whose raw bytes
+    /// equal the new ones at the same place and compressing the others.
+    pub fn update(&self, raw: &[u8]) -> (Self, UpdateStats) {
+        let mut stats = UpdateStats::default();
+        let mut deflater = Deflater::default();
+        let segments = raw
+            .chunks(SEGMENT_BYTES)
+            .enumerate()
+            .map(|(i, chunk)| match self.segments.get(i) {
+                Some(old) if *old.raw == *chunk => {
+                    stats.reused += 1;
+                    old.clone()
+                }
+                _ => {
+                    stats.compressed += 1;
+                    Arc::new(deflater.segment(chunk))
+                }
+            })
+            .collect();
+        let list = CompressedList {
+            segments,
+            raw_len: raw.len(),
+        };
+        (list, stats)
+    }
+
+    /// The number of raw bytes the list holds.
+    pub fn raw_len(&self) -> usize {
+        self.raw_len
+    }
+
+    /// The number of segments.
+    pub fn segments(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// How many segments `self` took over from `other` (the same segment in
+    /// memory at the same place), i.e. did not compress again.
+    pub fn shared_segments(&self, other: &CompressedList) -> usize {
+        self.segments
+            .iter()
+            .zip(&other.segments)
+            .filter(|(a, b)| Arc::ptr_eq(a, b))
+            .count()
+    }
+
+    /// Bytes held on the heap (raw copies and compressed segments), for
+    /// cache budgets.
+    pub fn heap_bytes(&self) -> usize {
+        self.segments
+            .iter()
+            .map(|s| s.raw.len() + s.deflate.len() + std::mem::size_of::<Segment>())
+            .sum::<usize>()
+            + self.segments.capacity() * std::mem::size_of::<Arc<Segment>>()
+    }
+
+    fn deflate_len(&self) -> usize {
+        self.segments.iter().map(|s| s.deflate.len()).sum()
+    }
+
+    /// The zlib (RFC 1950) stream of the list.
+    pub fn zlib(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.deflate_len() + ZLIB_HEADER.len() + 6);
+        out.extend_from_slice(&ZLIB_HEADER);
+        self.deflate_into(&mut out);
+        let adler = self.segments.iter().fold(1, |acc, s| {
+            zlib_rs::adler32::adler32_combine(acc, s.adler, s.raw.len() as u64)
+        });
+        out.extend_from_slice(&adler.to_be_bytes());
+        out
+    }
+
+    /// The GZIP (RFC 1952) member of the list.
+    pub fn gzip(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.deflate_len() + GZIP_HEADER.len() + 10);
+        out.extend_from_slice(&GZIP_HEADER);
+        self.deflate_into(&mut out);
+        let crc = self.segments.iter().fold(0, |acc, s| {
+            zlib_rs::crc32::crc32_combine(acc, s.crc, s.raw.len() as u64)
+        });
+        out.extend_from_slice(&crc.to_le_bytes());
+        // ISIZE is the length modulo 2^32 (RFC 1952): truncation intended.
+        out.extend_from_slice(&(self.raw_len as u32).to_le_bytes());
+        out
+    }
+
+    /// The IETF `lst` value: base64url without padding of [`Self::zlib`].
+    pub fn lst(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.zlib())
+    }
+
+    /// The W3C `encodedList` value: multibase `u` + base64url without padding
+    /// of [`Self::gzip`].
+    pub fn encoded_list(&self) -> String {
+        let gz = self.gzip();
+        let mut out = String::with_capacity(1 + gz.len().div_ceil(3) * 4);
+        out.push('u');
+        URL_SAFE_NO_PAD.encode_string(gz, &mut out);
+        out
+    }
+
+    fn deflate_into(&self, out: &mut Vec<u8>) {
+        for s in &self.segments {
+            out.extend_from_slice(&s.deflate);
+        }
+        out.extend_from_slice(&FINAL_BLOCK);
+    }
+}
+
+/// One zlib-rs compressor, reset between the segments of one update instead
+/// of being allocated for each.
+#[derive(Default)]
+struct Deflater(Option<Deflate>);
+
+impl Deflater {
+    fn segment(&mut self, raw: &[u8]) -> Segment {
+        let deflate = match &mut self.0 {
+            Some(d) => {
+                d.reset();
+                d
+            }
+            none => none.insert(Deflate::new_with_config(DeflateConfig {
+                level: 9,
+                method: Method::Deflated,
+                // Negative: raw DEFLATE, no zlib header or trailer.
+                window_bits: -15,
+                mem_level: 8,
+                strategy: Strategy::Rle,
+            })),
+        };
+        let compressed = sync_flushed(deflate, raw).unwrap_or_else(|| stored(raw));
+        Segment {
+            raw: raw.into(),
+            deflate: compressed.into_boxed_slice(),
+            adler: zlib_rs::adler32::adler32(1, raw),
+            crc: zlib_rs::crc32::crc32(0, raw),
+        }
+    }
+}
+
+/// `raw` compressed and sync-flushed; `None` if zlib-rs reports an error
+/// (it has no reason to with this configuration and output room).
+fn sync_flushed(deflate: &mut Deflate, raw: &[u8]) -> Option<Vec<u8>> {
+    // Room for the run-length encoding of nearly anything; grown if not.
+    let mut out = vec![0u8; raw.len() + raw.len() / 8 + 64];
+    for _ in 0..16 {
+        let consumed = usize::try_from(deflate.total_in()).ok()?;
+        let written = usize::try_from(deflate.total_out()).ok()?;
+        deflate
+            .compress(
+                raw.get(consumed..)?,
+                out.get_mut(written..)?,
+                DeflateFlush::SyncFlush,
+            )
+            .ok()?;
+        let written = usize::try_from(deflate.total_out()).ok()?;
+        // A sync flush is complete once the call returns with output room
+        // left (zlib's contract).
+        if usize::try_from(deflate.total_in()).ok()? == raw.len() && written < out.len() {
+            out.truncate(written);
+            return Some(out);
+        }
+        out.resize(out.len() * 2, 0);
+    }
+    None
+}
+
+/// `raw` as stored (uncompressed) DEFLATE blocks, non-final, starting and
+/// ending on a byte boundary: the valid fallback if compression fails.
+fn stored(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len() + raw.len() / 0xffff * 5 + 5);
+    for block in raw.chunks(0xffff) {
+        // BFINAL = 0, BTYPE = 00, then padding to the byte boundary.
+        out.push(0);
+        let len = block.len() as u16;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(block);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn inflate_zlib(data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        flate2::read::ZlibDecoder::new(data)
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    }
+
+    fn sample(len: usize) -> Vec<u8> {
+        (0..len)
+            .map(|i| if i % 97 == 0 { (i % 251) as u8 } else { 0 })
+            .collect()
+    }
+
+    #[test]
+    fn segments_join_into_one_valid_stream() {
+        for len in [
+            0,
+            1,
+            100,
+            SEGMENT_BYTES - 1,
+            SEGMENT_BYTES,
+            SEGMENT_BYTES + 1,
+            3 * SEGMENT_BYTES + 17,
+        ] {
+            let raw = sample(len);
+            let list = CompressedList::new(&raw);
+            assert_eq!(list.segments(), len.div_ceil(SEGMENT_BYTES));
+            assert_eq!(inflate_zlib(&list.zlib()), raw, "zlib, {len} bytes");
+            let mut gz = Vec::new();
+            flate2::read::GzDecoder::new(&list.gzip()[..])
+                .read_to_end(&mut gz)
+                .unwrap();
+            assert_eq!(gz, raw, "gzip, {len} bytes");
+        }
+    }
+
+    #[test]
+    fn an_update_compresses_only_the_changed_segment() {
+        let mut raw = sample(4 * SEGMENT_BYTES + 5);
+        let first = CompressedList::new(&raw);
+        raw[2 * SEGMENT_BYTES + 7] ^= 0x40;
+        let (second, stats) = first.update(&raw);
+        assert_eq!(
+            stats,
+            UpdateStats {
+                reused: 4,
+                compressed: 1
+            }
+        );
+        assert_eq!(inflate_zlib(&second.zlib()), raw);
+        assert_eq!(second, CompressedList::new(&raw), "same as from scratch");
+        // A longer list (capacity grown) compresses the changed tail.
+        raw.extend_from_slice(&[1; 100]);
+        let (third, stats) = second.update(&raw);
+        assert_eq!((stats.reused, stats.compressed), (4, 1));
+        assert_eq!(inflate_zlib(&third.zlib()), raw);
+    }
+
+    #[test]
+    fn the_stored_fallback_is_valid_deflate() {
+        let raw = sample(70_000);
+        let mut zlib = ZLIB_HEADER.to_vec();
+        zlib.extend_from_slice(&stored(&raw));
+        zlib.extend_from_slice(&FINAL_BLOCK);
+        zlib.extend_from_slice(&zlib_rs::adler32::adler32(1, &raw).to_be_bytes());
+        assert_eq!(inflate_zlib(&zlib), raw);
+    }
+}
