@@ -73,10 +73,18 @@ struct Run {
 
 /// Runs `wrk -t2 -c64 -d<secs>s --latency [-s script] url [-- args]`.
 fn wrk(url: &str, script: Option<&Path>, args: &[String]) -> Run {
+    wrk_with(url, script, args, None)
+}
+
+/// [`wrk`] with one extra request header (`-H`).
+fn wrk_with(url: &str, script: Option<&Path>, args: &[String], header: Option<&str>) -> Run {
     let mut cmd = Command::new("wrk");
     cmd.args(["-t2", "-c", CONNECTIONS, "-d"])
         .arg(format!("{}s", secs()))
         .arg("--latency");
+    if let Some(h) = header {
+        cmd.arg("-H").arg(h);
+    }
     if let Some(s) = script {
         cmd.arg("-s").arg(s);
     }
@@ -243,6 +251,14 @@ fn openssl_verify_rate() -> Result<f64, String> {
         })
 }
 
+/// Whether this process runs as root (`id -u` is 0).
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
 /// nginx on the PATH, else where Debian installs it.
 fn find_nginx() -> Option<PathBuf> {
     std::env::var_os("PATH")
@@ -262,14 +278,25 @@ struct Nginx {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // SIGTERM to the master stops its workers too (a SIGKILL would leave
+        // them running).
+        let stopped = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !stopped {
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
     }
 }
 
-/// Starts nginx on a free port serving `body` at `path` (`/t/{id}`) with
-/// the service's media type, or says why not.
-fn start_nginx(dir: &Path, path: &str, body: &[u8]) -> Result<Nginx, String> {
+/// Starts nginx (a master and two workers, one per core, as nginx is
+/// deployed) on a free port serving `body` at `path` (`/t/{id}`) with the
+/// service's media type, and `gzip` at `/gz{path}` with
+/// `Content-Encoding: gzip`, or says why not.
+fn start_nginx(dir: &Path, path: &str, body: &[u8], gzip: &[u8]) -> Result<Nginx, String> {
     let bin = find_nginx().ok_or(
         "nginx is not on the PATH nor at /usr/sbin/nginx: install it \
          (Debian/Ubuntu: apt-get install nginx-light, or nginx)",
@@ -278,18 +305,28 @@ fn start_nginx(dir: &Path, path: &str, body: &[u8]) -> Result<Nginx, String> {
     let file = root.join("www").join(path.trim_start_matches('/'));
     std::fs::create_dir_all(file.parent().ok_or("no parent")?).map_err(|e| e.to_string())?;
     std::fs::write(&file, body).map_err(|e| e.to_string())?;
+    let gz_file = root
+        .join("www")
+        .join("gz")
+        .join(path.trim_start_matches('/'));
+    std::fs::create_dir_all(gz_file.parent().ok_or("no parent")?).map_err(|e| e.to_string())?;
+    std::fs::write(&gz_file, gzip).map_err(|e| e.to_string())?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map_err(|e| e.to_string())?
         .port();
     let r = root.display();
+    // Workers started by root drop to `nobody`, who cannot read a private
+    // temporary directory: keep them as the user running the bench.
+    let user = if is_root() { "user root; " } else { "" };
     let config = format!(
-        "daemon off; master_process off; worker_processes 2; pid {r}/nginx.pid; \
+        "daemon off; master_process on; worker_processes 2; {user}pid {r}/nginx.pid; \
          error_log {r}/error.log; events {{ worker_connections 1024; }} \
          http {{ access_log off; types {{ }} default_type application/statuslist+jwt; \
          client_body_temp_path {r}/tmp; proxy_temp_path {r}/tmp; fastcgi_temp_path {r}/tmp; \
          uwsgi_temp_path {r}/tmp; scgi_temp_path {r}/tmp; \
-         server {{ listen 127.0.0.1:{port}; root {r}/www; }} }}"
+         server {{ listen 127.0.0.1:{port}; root {r}/www; \
+         location /gz/ {{ add_header Content-Encoding gzip; }} }} }}"
     );
     std::fs::write(root.join("nginx.conf"), &config).map_err(|e| e.to_string())?;
     let child = Command::new(&bin)
@@ -453,7 +490,24 @@ fn main() {
     if only.is_empty() || only == "get" {
         let (list_path, list_body) = runtime.block_on(build_list(&base, &issuer));
         let actix_port = start_minimal_actix(&runtime, list_body.clone());
-        let nginx = match start_nginx(dir.path(), &list_path, &list_body) {
+        let gzip_body = runtime.block_on(async {
+            reqwest::Client::new()
+                .get(format!("{base}{list_path}"))
+                .header("accept-encoding", "gzip")
+                .send()
+                .await
+                .expect("get gzip")
+                .bytes()
+                .await
+                .expect("gzip body")
+                .to_vec()
+        });
+        println!(
+            "gzip representation: {} bytes ({:.1} % of the identity body)",
+            gzip_body.len(),
+            gzip_body.len() as f64 * 100.0 / list_body.len() as f64
+        );
+        let nginx = match start_nginx(dir.path(), &list_path, &list_body, &gzip_body) {
             Ok(n) => {
                 println!("nginx on port {} with: {}", n.port, n.config);
                 Some(n)
@@ -514,6 +568,46 @@ fn main() {
             "GET median: {:.0} req/s; ratio to nginx {nginx_summary}; ratio to minimal actix {:.2}",
             median(ours),
             median(vs_actix)
+        );
+        // The same with `Accept-Encoding: gzip`: the service negotiates and
+        // sends its prebuilt gzip body; nginx sends the same gzip bytes from
+        // a file.
+        let gz_header = Some("Accept-Encoding: gzip");
+        let (mut gz_ours, mut gz_vs_nginx) = (Vec::new(), Vec::new());
+        for round in 1..=rounds {
+            let nginx_run = nginx.as_ref().map(|n| {
+                wrk_with(
+                    &format!("http://127.0.0.1:{}/gz{list_path}", n.port),
+                    None,
+                    &[],
+                    gz_header,
+                )
+            });
+            let get = wrk_with(&format!("{base}{list_path}"), None, &[], gz_header);
+            let mut line = format!(
+                "round {round}: GET /t/{{id}} gzip: {:.0} req/s, p99 {:.2} ms",
+                get.rps, get.p99_ms
+            );
+            if let Some(n) = &nginx_run {
+                line += &format!(
+                    "; nginx, same gzip bytes from a file: {:.0} req/s, p99 {:.2} ms, ratio {:.2}",
+                    n.rps,
+                    n.p99_ms,
+                    get.rps / n.rps
+                );
+                gz_vs_nginx.push(get.rps / n.rps);
+            }
+            println!("{line}");
+            gz_ours.push(get.rps);
+        }
+        let gz_summary = if nginx.is_some() {
+            format!("{:.2} (target >= 0.9)", median(gz_vs_nginx))
+        } else {
+            "skipped (no nginx)".to_owned()
+        };
+        println!(
+            "GET gzip median: {:.0} req/s; ratio to nginx {gz_summary}",
+            median(gz_ours)
         );
         println!("{}", uptime("after GET"));
     }
