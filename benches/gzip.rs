@@ -10,44 +10,18 @@
 //!
 //! Run: `cargo bench --bench gzip` (add `-- --quick` for a short run).
 
+#[path = "common/lists.rs"]
+mod lists;
+
 use std::hint::black_box;
 use std::io::Write;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 
-use statuslist::domain::{Bits, Layout, StatusList};
-use statuslist::publish::{ListParams, ServiceKey, sign_token_list};
+use lists::{CASES, params, random_list};
+use statuslist::publish::{ServiceKey, sign_token_list};
 use statuslist::service::cache::gzip;
-
-const CASES: [(&str, u64, f64); 2] = [
-    ("131072_10pct", 131_072, 0.10),
-    ("1048576_1pct", 1_048_576, 0.01),
-];
-
-fn params() -> ListParams<'static> {
-    ListParams {
-        iss: "https://status.example",
-        uri: "https://status.example/t/0123456789AB",
-        iat: 1_795_449_600,
-        exp: 1_795_536_000,
-        ttl: 300,
-    }
-}
-
-/// A 2-bit IETF list where each entry is non-zero with probability `share`.
-fn random_list(len: u64, share: f64, seed: u64) -> StatusList {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut list = StatusList::new(Layout::Ietf, Bits::Two, len).expect("list");
-    for idx in 0..len {
-        if rng.gen_bool(share) {
-            list.set(idx, rng.gen_range(1..=3)).expect("set");
-        }
-    }
-    list
-}
 
 fn gzip_at(body: &[u8], level: u32) -> usize {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));

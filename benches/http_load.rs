@@ -24,12 +24,14 @@
 //! service runs in the bench's process, whose pid is printed first (for
 //! `perf record -g -p PID` during a run).
 
+#[path = "common/app.rs"]
+mod app;
 #[path = "../tests/common/json_toml.rs"]
 mod json_toml;
 #[path = "../tests/store/support/mod.rs"]
 mod support;
 
-use json_toml::json_to_toml;
+use app::{settings, uptime};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -41,7 +43,6 @@ use std::time::{Duration, Instant};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use futures::StreamExt;
 use statuslist::client::Issuer;
-use statuslist::config::Settings;
 use statuslist::http::handlers::unix_now;
 use statuslist::publish::keys::ServiceKey;
 use statuslist::startup::Application;
@@ -138,43 +139,8 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn uptime(when: &str) -> String {
-    Command::new("uptime")
-        .output()
-        .map(|o| {
-            format!(
-                "uptime {when}: {}",
-                String::from_utf8_lossy(&o.stdout).trim()
-            )
-        })
-        .unwrap_or_default()
-}
-
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
-}
-
-fn settings(dir: &Path, store_url: &str, jwks: &serde_json::Value) -> Settings {
-    let toml = format!(
-        r#"
-public_base_url = "http://127.0.0.1"
-listen = "127.0.0.1:0"
-[store]
-url = "{store_url}"
-redis_prefix = "bench:"
-command_timeout_ms = 2000
-[signing]
-key_file = "{key}"
-generate_if_missing = true
-[[clients]]
-id = "bench"
-format = "token"
-jwks = {jwks}
-"#,
-        key = dir.join("service.pem").display(),
-        jwks = json_to_toml(jwks),
-    );
-    Settings::from_toml_str(&toml).expect("bench settings")
 }
 
 /// Bare ES256 verifications per second on every core, with the backend the
@@ -464,7 +430,7 @@ fn main() {
     let client_key = ServiceKey::generate();
     let jwks = serde_json::json!({ "keys": [client_key.public_jwk()] });
     let issuer = Issuer::new("bench", client_key.clone());
-    let settings = settings(dir.path(), &redis.url(), &jwks);
+    let settings = settings(dir.path(), &redis.url(), "bench:", &jwks);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -15,21 +15,21 @@
 //! with pub/sub (default 1000); `PROPAGATION_BASELINE_CHANGES` sets N for the
 //! baseline (default 200: each of its samples costs up to `freshness_ms`).
 
+#[path = "common/app.rs"]
+mod app;
 #[path = "../tests/common/json_toml.rs"]
 mod json_toml;
 #[path = "../tests/store/support/mod.rs"]
 mod support;
 
-use json_toml::json_to_toml;
+use app::{settings, uptime};
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use statuslist::client::Issuer;
-use statuslist::config::Settings;
 use statuslist::domain::codec::DEFAULT_DECODE_LIMIT;
 use statuslist::http::handlers::unix_now;
 use statuslist::publish::decode_token_list;
@@ -47,43 +47,6 @@ fn env_count(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(default)
-}
-
-fn uptime(when: &str) -> String {
-    Command::new("uptime")
-        .output()
-        .map(|o| format!("{when}: {}", String::from_utf8_lossy(&o.stdout).trim()))
-        .unwrap_or_default()
-}
-
-fn settings(
-    dir: &Path,
-    redis_url: &str,
-    prefix: &str,
-    notify: bool,
-    jwks: &serde_json::Value,
-) -> Settings {
-    let toml = format!(
-        r#"
-public_base_url = "http://127.0.0.1"
-listen = "127.0.0.1:0"
-[store]
-url = "{redis_url}"
-redis_prefix = "{prefix}"
-command_timeout_ms = 2000
-notify_changes = {notify}
-[signing]
-key_file = "{key}"
-generate_if_missing = true
-[[clients]]
-id = "bench"
-format = "token"
-jwks = {jwks}
-"#,
-        key = dir.join("service.pem").display(),
-        jwks = json_to_toml(jwks),
-    );
-    Settings::from_toml_str(&toml).expect("bench settings")
 }
 
 /// The status of `idx` in the token list served at `url` (the signature is
@@ -137,9 +100,9 @@ async fn measure(
     jwks: &serde_json::Value,
 ) -> Vec<f64> {
     let build = || async {
-        let app = Application::build(settings(dir, redis_url, prefix, notify, jwks), None)
-            .await
-            .expect("app");
+        let mut settings = settings(dir, redis_url, prefix, jwks);
+        settings.store.notify_changes = notify;
+        let app = Application::build(settings, None).await.expect("app");
         let base = format!("http://127.0.0.1:{}", app.port());
         let handle = app.handle();
         tokio::spawn(app.run_until_stopped());

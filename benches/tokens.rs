@@ -19,48 +19,24 @@
 //!
 //! Lists are drawn from a seeded generator so that runs compare.
 
+#[path = "common/lists.rs"]
+mod lists;
+
 use std::hint::black_box;
 use std::io::Write;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+
+use lists::{CASES, params, random_list};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-
+use statuslist::domain::StatusList;
 use statuslist::domain::codec::DEFAULT_DECODE_LIMIT;
 use statuslist::domain::segmented::CompressedList;
-use statuslist::domain::{Bits, Layout, StatusList};
 use statuslist::publish::{
-    ListParams, ServiceKey, decode_token_list, jws, sign_compressed_token_list, sign_token_list,
+    ServiceKey, decode_token_list, jws, sign_compressed_token_list, sign_token_list,
 };
-
-const CASES: [(&str, u64, f64); 2] = [
-    ("131072_10pct", 131_072, 0.10),
-    ("1048576_1pct", 1_048_576, 0.01),
-];
-
-fn params() -> ListParams<'static> {
-    ListParams {
-        iss: "https://status.example",
-        uri: "https://status.example/t/0123456789AB",
-        iat: 1_795_449_600,
-        exp: 1_795_536_000,
-        ttl: 300,
-    }
-}
-
-/// A 2-bit IETF list where each entry is non-zero (1, 2 or 3) with
-/// probability `share`.
-fn random_list(len: u64, share: f64, seed: u64) -> StatusList {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut list = StatusList::new(Layout::Ietf, Bits::Two, len).expect("list");
-    for idx in 0..len {
-        if rng.gen_bool(share) {
-            list.set(idx, rng.gen_range(1..=3)).expect("set");
-        }
-    }
-    list
-}
 
 /// zlib level 9 of `bytes` (the encoder before segmentation).
 fn zlib9(bytes: &[u8]) -> Vec<u8> {
