@@ -162,28 +162,15 @@ pub async fn track(
     if let Some(metrics) = metrics {
         metrics.request(route, method, status.as_u16(), start.elapsed());
     }
-    if status.is_server_error() {
-        log_failure(
-            tracing::Level::ERROR,
-            status,
-            route,
-            method,
-            id,
-            request,
-            error,
-            start,
-        );
+    let level = if status.is_server_error() {
+        Some(tracing::Level::ERROR)
     } else if status.is_client_error() && tracing::enabled!(tracing::Level::DEBUG) {
-        log_failure(
-            tracing::Level::DEBUG,
-            status,
-            route,
-            method,
-            id,
-            request,
-            error,
-            start,
-        );
+        Some(tracing::Level::DEBUG)
+    } else {
+        None
+    };
+    if let Some(level) = level {
+        log_failure(level, status, route, method, id, request, error, start);
     }
     result
 }
