@@ -110,12 +110,6 @@ pub enum ApiError {
         /// The timeout in milliseconds.
         timeout_ms: u64,
     },
-    /// The store could not be reached.
-    #[error("store unavailable")]
-    Unavailable,
-    /// Anything else: logged, answered with a generic 500.
-    #[error("internal error")]
-    Internal,
 }
 
 impl ApiError {
@@ -146,7 +140,7 @@ impl ApiError {
             ApiError::Service(S::NotAllowed { .. }) => {
                 fixed(StatusCode::FORBIDDEN, "FORBIDDEN", FORBIDDEN_CHANGE)
             }
-            ApiError::Service(S::Unavailable(_)) | ApiError::Unavailable => fixed(
+            ApiError::Service(S::Unavailable(_)) => fixed(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "TEMPORARILY_UNAVAILABLE",
                 UNAVAILABLE,
@@ -184,7 +178,7 @@ impl ApiError {
                 "REQUEST_TIMEOUT",
                 format!("Request body was not received within {timeout_ms} ms"),
             ),
-            ApiError::Service(S::PublishFailed(_)) | ApiError::Internal => fixed(
+            ApiError::Service(S::PublishFailed(_)) => fixed(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "INTERNAL_SERVER_ERROR",
                 "Internal server error",
