@@ -159,10 +159,12 @@ impl Published {
 
 /// The GZIP level of the `Content-Encoding: gzip` bodies. A token is base64
 /// text of data that is already compressed, so matching long strings finds
-/// little and the saving (about 27 %) comes from entropy coding the
-/// 64-letter alphabet: levels 6 and 9 make it about 1.5 % smaller for about
-/// 20 % more time (`benches/gzip.rs`), on every rebuild.
-const GZIP_LEVEL: u32 = 1;
+/// little and the saving (about 29 %) comes from entropy coding the
+/// 64-letter alphabet. That needs dynamic Huffman codes: zlib-rs's level 1
+/// uses fixed codes and saves only 1-3 %, while levels 2 to 6 give the same
+/// size and level 2 takes about half the time of level 6
+/// (`benches/gzip.rs`), on every rebuild.
+const GZIP_LEVEL: u32 = 2;
 
 /// `body` as GZIP (RFC 1952), the `Content-Encoding: gzip` form of a token.
 /// Deterministic: no file name, modification time 0.
