@@ -8,8 +8,11 @@
 //!    round trip each);
 //! 2. runs `redis-benchmark -t incr -c 64` against the same server and
 //!    prints its rate and the ratio;
-//! 3. fills one 131,072-entry 2-bit list with 100,000 allocations, revokes
-//!    10 % of them and prints `MEMORY USAGE` of the list's keys.
+//! 3. measures Redis memory as issue 13 asks: one 131,072-entry 2-bit list
+//!    after 3,000 `/issue` requests and 1,000 revocations (each its own
+//!    jti), by `MEMORY USAGE` of every key and by `used_memory` before and
+//!    after, next to the targets; then the same list filled to 100,000
+//!    entries with 10,000 revoked, for the change times of a dense list.
 //!
 //! `cargo bench --bench redis_alloc` (release). `REDIS_ALLOC_SECS` sets the
 //! duration of each timed run (default 5). Three rounds, each ending with the
@@ -23,7 +26,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use statuslist::domain::{ClientId, Jti, ListFormat, Status};
+use statuslist::domain::{ClientId, Jti, ListFormat, ListId, Status};
 use statuslist::ports::{AllocateOutcome, AllocateRequest, StatusChange, Store, StoreSettings};
 use statuslist::store::redis::{RedisSettings, RedisStore};
 
@@ -180,12 +183,27 @@ async fn run(server: &support::RedisServer, d: Duration) {
 }
 
 async fn memory(server: &support::RedisServer, store: &RedisStore) {
+    const ISSUES: usize = 3_000;
+    const REVOCATIONS: usize = 1_000;
     let client = ClientId::parse("bench-memory").expect("client id");
+    let usage = |key: &str| -> u64 {
+        let reply = server.command(&format!("MEMORY USAGE {key} SAMPLES 0"));
+        reply.trim_start_matches(':').trim().parse().unwrap_or(0)
+    };
+    let used_memory = || -> u64 {
+        server
+            .command("INFO memory")
+            .lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let used_before = used_memory();
     let mut indexes = Vec::new();
     let mut list = None;
-    for b in 0..10 {
+    for i in 0..ISSUES {
         match store
-            .allocate(&request(&client, format!("mem-{b}"), 10_000))
+            .allocate(&request(&client, format!("mem-{i}"), 1))
             .await
         {
             Ok(AllocateOutcome::Allocated(a)) => {
@@ -196,18 +214,84 @@ async fn memory(server: &support::RedisServer, store: &RedisStore) {
         }
     }
     let Some(list) = list else { return };
-    let usage = |key: &str| -> u64 {
-        let reply = server.command(&format!("MEMORY USAGE {key} SAMPLES 0"));
-        reply.trim_start_matches(':').trim().parse().unwrap_or(0)
+    let used_issued = used_memory();
+    revoke(store, &client, list, &indexes[..REVOCATIONS], 0).await;
+    let used_revoked = used_memory();
+    let Ok(Some(keys)) = store.list_keys(&list).await else {
+        return;
     };
-    let keys = store.list_keys(&client, &list);
-    let before: u64 = [&keys.bytes, &keys.meta, &keys.owner]
-        .iter()
-        .map(|k| usage(k))
-        .sum();
-    let revoked = indexes.iter().step_by(10).count();
-    for (n, idx) in indexes.iter().step_by(10).enumerate() {
-        let jti = format!("revoke-{n}");
+    let chunks: u64 = keys.chunks.iter().map(|k| usage(k)).sum();
+    let (meta, owner, times) = (usage(&keys.meta), usage(&keys.owner), usage(&keys.times));
+    let list_total = chunks + meta + owner;
+    let records = store.record_keys(&client).await.unwrap_or_default();
+    let record_bytes: u64 = records.iter().map(|k| usage(k)).sum();
+    let held = (ISSUES + REVOCATIONS) as f64;
+    println!(
+        "Redis memory, one 131,072-entry 2-bit list after {ISSUES} issues and {REVOCATIONS} \
+         revocations (MEMORY USAGE):"
+    );
+    println!(
+        "  list keys: {} chunk(s) {chunks} + metadata {meta} + owner entry {owner} = \
+         {list_total} B (target <= 40,960 B)",
+        keys.chunks.len()
+    );
+    println!(
+        "  change times: {times} B, {:.1} B per changed entry (target <= 24 B)",
+        times as f64 / REVOCATIONS as f64
+    );
+    println!(
+        "  idempotency records: {} keys (table state + shards), {record_bytes} B, \
+         {:.1} B per record (target <= 64 B)",
+        records.len(),
+        record_bytes as f64 / held
+    );
+    println!(
+        "  used_memory deltas: {:.1} B per /issue (record, counter, list share), \
+         {:.1} B per revocation (record and change time)",
+        used_issued.saturating_sub(used_before) as f64 / ISSUES as f64,
+        used_revoked.saturating_sub(used_issued) as f64 / REVOCATIONS as f64
+    );
+    println!(
+        "  all keys of the list with its change times: {} B",
+        list_total + times
+    );
+
+    // Dense: 100,000 allocated, 10 % revoked.
+    for b in 0..97 {
+        if let Ok(AllocateOutcome::Allocated(a)) = store
+            .allocate(&request(&client, format!("dense-{b}"), 1_000))
+            .await
+        {
+            indexes.extend(a.indexes);
+        }
+    }
+    revoke(
+        store,
+        &client,
+        list,
+        &indexes[REVOCATIONS..10_000],
+        REVOCATIONS,
+    )
+    .await;
+    println!(
+        "  dense, {} allocated and 10,000 revoked: change times {} B, {:.1} B per changed entry",
+        indexes.len(),
+        usage(&keys.times),
+        usage(&keys.times) as f64 / 10_000.0
+    );
+}
+
+/// Revokes each of `indexes` with its own request (jti `revoke-<n>`, n
+/// counted from `first`).
+async fn revoke(
+    store: &RedisStore,
+    client: &ClientId,
+    list: ListId,
+    indexes: &[u64],
+    first: usize,
+) {
+    for (n, idx) in indexes.iter().enumerate() {
+        let jti = format!("revoke-{}", first + n);
         store
             .set_status(&StatusChange {
                 client: client.clone(),
@@ -222,24 +306,4 @@ async fn memory(server: &support::RedisServer, store: &RedisStore) {
             .await
             .expect("revoke");
     }
-    let (bytes, times, meta, owner) = (
-        usage(&keys.bytes),
-        usage(&keys.times),
-        usage(&keys.meta),
-        usage(&keys.owner),
-    );
-    println!("MEMORY USAGE, one 131,072-entry 2-bit list, 100,000 allocated, {revoked} revoked:");
-    println!(
-        "  bytes {bytes} + metadata {meta} + owner entry {owner} = {} B",
-        bytes + meta + owner
-    );
-    println!("  (same keys before any revocation: {before} B)");
-    println!(
-        "  change-time hash: {times} B ({:.1} B per changed entry)",
-        times as f64 / revoked as f64
-    );
-    println!(
-        "  total over all keys of the list: {} B",
-        bytes + meta + owner + times
-    );
 }

@@ -137,6 +137,23 @@ impl Jti {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The 16 bytes of the UUID (the inverse of [`Jti::from_uuid_bytes`]):
+    /// the compact form stores keep records under.
+    pub fn uuid_bytes(&self) -> [u8; 16] {
+        // Parsing checked 32 lowercase hex digits around the hyphens, so
+        // every nibble below is a hex digit.
+        let nibble = |c: u8| match c {
+            b'0'..=b'9' => c - b'0',
+            _ => c - b'a' + 10,
+        };
+        let mut out = [0u8; 16];
+        let digits = self.0.bytes().filter(|c| *c != b'-');
+        for (i, c) in digits.enumerate().take(32) {
+            out[i / 2] |= nibble(c) << if i % 2 == 0 { 4 } else { 0 };
+        }
+        out
+    }
 }
 
 impl fmt::Display for Jti {
@@ -317,6 +334,21 @@ impl ListRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_jti_is_its_uuid_bytes() {
+        for raw in [[0u8; 16], [0xff; 16], *b"0123456789abcdef"] {
+            assert_eq!(Jti::from_uuid_bytes(raw).uuid_bytes(), raw);
+        }
+        let jti = Jti::parse("0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d").unwrap();
+        assert_eq!(
+            jti.uuid_bytes(),
+            [
+                0x0a, 0x1b, 0x2c, 0x3d, 0x4e, 0x5f, 0x4a, 0x6b, 0x8c, 0x7d, 0x9e, 0x0f, 0x1a, 0x2b,
+                0x3c, 0x4d
+            ]
+        );
+    }
 
     #[test]
     fn list_ids() {

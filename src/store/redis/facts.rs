@@ -25,8 +25,10 @@ pub(super) struct ListFacts {
     pub bits: Bits,
     /// Entries in the list.
     pub capacity: u64,
-    /// The length its bytes string must have (from `bits` and `capacity`).
+    /// The length its bytes must have (from `bits` and `capacity`).
     pub byte_len: usize,
+    /// Bytes per chunk of its bytes (all chunks this long but the last).
+    pub chunk_bytes: usize,
     /// The list's index permutation, expanded from its key once.
     pub allocator: Allocator,
 }
@@ -52,8 +54,23 @@ impl ListFacts {
             bits: stored.bits,
             capacity: stored.capacity,
             byte_len,
+            // A list made before chunking is one chunk.
+            chunk_bytes: stored
+                .chunk_bytes
+                .unwrap_or(byte_len)
+                .clamp(1, byte_len.max(1)),
             allocator,
         })
+    }
+
+    /// The lengths of the list's chunks, in order.
+    pub(super) fn chunk_lens(&self) -> impl Iterator<Item = usize> {
+        super::layout::chunk_lens(self.byte_len, self.chunk_bytes)
+    }
+
+    /// How many chunks the list's bytes are.
+    pub(super) fn chunks(&self) -> usize {
+        self.byte_len.div_ceil(self.chunk_bytes)
     }
 }
 
@@ -120,6 +137,7 @@ mod tests {
             bits: Bits::Two,
             capacity,
             key: AllocatorKey::from_bytes([2; 32]),
+            chunk_bytes: None,
         }
     }
 
@@ -131,6 +149,18 @@ mod tests {
         assert!(cache.get(&list).is_none());
         let facts = ListFacts::new(&list, client.clone(), stored(100)).unwrap();
         assert_eq!(facts.byte_len, 25);
+        assert_eq!(
+            (facts.chunk_bytes, facts.chunks()),
+            (25, 1),
+            "unchunked: one chunk"
+        );
+        let chunked = StoredFacts {
+            chunk_bytes: Some(10),
+            ..stored(100)
+        };
+        let chunked = ListFacts::new(&list, client.clone(), chunked).unwrap();
+        assert_eq!(chunked.chunks(), 3);
+        assert_eq!(chunked.chunk_lens().collect::<Vec<_>>(), vec![10, 10, 5]);
         let first = cache.remember(list, facts);
         let again = cache.remember(list, ListFacts::new(&list, client, stored(100)).unwrap());
         assert!(Arc::ptr_eq(&first, &again));

@@ -8,10 +8,13 @@
 //! | key | type | what |
 //! | --- | --- | --- |
 //! | `P{c}:cur:<format>` | string | the client's current list of that format |
-//! | `P{c}:j:<jti>` | string, TTL = until the record's expiry | digest and the recorded answer: an allocation (list, first n, count) or a change outcome, and the expiry |
-//! | `P{c}:l:<id>` | hash | owner, format, bits, capacity, counter `n`, allocator key, created, retire-after, version `v` |
-//! | `P{c}:l:<id>:b` | string | the packed entries, in the list's own bit order |
-//! | `P{c}:l:<id>:t` | hash | entry index → unix time of its last change |
+//! | `P{c}:r` | hash | the client's record table: level `L` and split pointer `s` (absent: one shard) |
+//! | `P{c}:r:<n>` | hash, TTL = its latest record's end | shard `n` of the idempotency records: 16-byte jti → binary record (see `records.lua`) |
+//! | `P{c}:j:<jti>` | string | an idempotency record of an earlier version, read until it expires, never written |
+//! | `P{c}:l:<id>` | hash | owner, format, bits, capacity, counter `n`, allocator key, created, retire-after, version `v`, bytes per chunk `cs` |
+//! | `P{c}:l:<id>:b`, `…:b1` | string | the packed entries, in the list's own bit order, cut every `cs` bytes (see `layout`) |
+//! | `P{c}:l:<id>:c` | hash | change times: index bucket → sorted (offset, time) records (see `layout`) |
+//! | `P{c}:l:<id>:t` | hash | index → time, written by earlier versions, read as a fallback, never written |
 //! | `Plist:<id>` | string | the owning client of a list id |
 //!
 //! The last key is the one that needs no client: `read_list`, `list_version`
@@ -22,18 +25,26 @@
 //! hash tag: channels are not keys and reach every node of a cluster.
 //!
 //! `allocate.lua` cannot be handed the keys of a list it has not chosen yet,
-//! so it derives `P{c}:l:<id>` and `…:b` from the client prefix with the
-//! same [`LIST`] and [`BYTES`] parts; a unit test holds the script to them.
+//! so it derives `P{c}:l:<id>` and its chunks from the client prefix with the
+//! same [`LIST`] and [`BYTES`] parts, and both scripts derive a record shard
+//! from the client prefix and [`RECORDS`]; a unit test holds the scripts to
+//! them.
 
 use crate::domain::{ClientId, Jti, ListFormat, ListId};
 use crate::ports::StoreError;
 
 /// Between a client prefix and a list id: the list's metadata hash.
 pub(super) const LIST: &str = "l:";
-/// After a list's metadata key: its packed entries.
+/// After a list's metadata key: its packed entries (the first chunk; the
+/// chunk number follows from the second on).
 pub(super) const BYTES: &str = ":b";
-/// After a list's metadata key: its per-entry change times.
-pub(super) const TIMES: &str = ":t";
+/// After a list's metadata key: its change times, by bucket.
+pub(super) const TIMES: &str = ":c";
+/// After a list's metadata key: change times as earlier versions kept them.
+pub(super) const LEGACY_TIMES: &str = ":t";
+/// After a client prefix: the record table (its state; a shard key adds
+/// `:<n>`).
+pub(super) const RECORDS: &str = "r";
 
 /// The key names of one deployment: every key starts with its prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,12 +92,13 @@ impl KeyNames {
         format!("{}list:{}", self.prefix, list)
     }
 
-    /// All keys of one list.
-    pub(super) fn list(&self, client: &ClientId, list: &ListId) -> ListKeys {
+    /// All keys of one list, whose bytes are `chunks` chunks.
+    pub(super) fn list(&self, client: &ClientId, list: &ListId, chunks: usize) -> ListKeys {
         let meta = self.client(client).meta(list);
         ListKeys {
-            bytes: bytes(&meta),
+            chunks: (0..chunks).map(|k| chunk(&meta, k)).collect(),
             times: times(&meta),
+            legacy_times: legacy_times(&meta),
             meta,
             owner: self.owner(list),
         }
@@ -104,9 +116,19 @@ impl ClientKeys {
         &self.0
     }
 
-    /// The idempotency record of `jti`.
-    pub(super) fn record(&self, jti: &Jti) -> String {
+    /// The idempotency record of `jti` as earlier versions wrote it.
+    pub(super) fn legacy_record(&self, jti: &Jti) -> String {
         format!("{}j:{}", self.0, jti)
+    }
+
+    /// The state of the client's record table.
+    pub(super) fn records(&self) -> String {
+        format!("{}{RECORDS}", self.0)
+    }
+
+    /// Shard `n` of the client's record table.
+    pub(super) fn record_shard(&self, n: u64) -> String {
+        format!("{}{RECORDS}:{n}", self.0)
     }
 
     /// The pointer to the client's current list of `format`.
@@ -120,9 +142,15 @@ impl ClientKeys {
     }
 }
 
-/// The packed entries of the list whose metadata key is `meta`.
-pub(super) fn bytes(meta: &str) -> String {
-    format!("{meta}{BYTES}")
+/// Chunk `k` of the packed entries of the list whose metadata key is
+/// `meta`: `…:b`, `…:b1`, `…:b2`, … (the first keeps the name a list of one
+/// string had before chunking).
+pub(super) fn chunk(meta: &str, k: usize) -> String {
+    if k == 0 {
+        format!("{meta}{BYTES}")
+    } else {
+        format!("{meta}{BYTES}{k}")
+    }
 }
 
 /// The change times of the list whose metadata key is `meta`.
@@ -130,13 +158,22 @@ pub(super) fn times(meta: &str) -> String {
     format!("{meta}{TIMES}")
 }
 
+/// The change times earlier versions kept for the list whose metadata key
+/// is `meta`.
+pub(super) fn legacy_times(meta: &str) -> String {
+    format!("{meta}{LEGACY_TIMES}")
+}
+
 /// The Redis keys of one list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListKeys {
-    /// The packed entries (string).
-    pub bytes: String,
-    /// Entry index → time of its last change (hash).
+    /// The packed entries, chunk by chunk (strings).
+    pub chunks: Vec<String>,
+    /// Change times by bucket (hash).
     pub times: String,
+    /// Change times by index, as earlier versions wrote them (hash; read
+    /// only).
+    pub legacy_times: String,
     /// Metadata, counter and version (hash).
     pub meta: String,
     /// The list id → owner entry (string, outside the client's slot).
@@ -155,14 +192,20 @@ mod tests {
         let jti = Jti::parse("00000000-0000-4000-8000-000000000000").unwrap();
         let ck = names.client(&c);
         assert_eq!(ck.as_str(), "p:{acme}:");
-        assert_eq!(ck.record(&jti), format!("p:{{acme}}:j:{jti}"));
+        assert_eq!(ck.legacy_record(&jti), format!("p:{{acme}}:j:{jti}"));
+        assert_eq!(ck.records(), "p:{acme}:r");
+        assert_eq!(ck.record_shard(7), "p:{acme}:r:7");
         assert_eq!(ck.current(ListFormat::Token), "p:{acme}:cur:token");
         assert_eq!(names.changes(), "p:changes");
         assert_eq!(
-            names.list(&c, &list),
+            names.list(&c, &list, 2),
             ListKeys {
-                bytes: "p:{acme}:l:0123456789AB:b".to_owned(),
-                times: "p:{acme}:l:0123456789AB:t".to_owned(),
+                chunks: vec![
+                    "p:{acme}:l:0123456789AB:b".to_owned(),
+                    "p:{acme}:l:0123456789AB:b1".to_owned(),
+                ],
+                times: "p:{acme}:l:0123456789AB:c".to_owned(),
+                legacy_times: "p:{acme}:l:0123456789AB:t".to_owned(),
                 meta: "p:{acme}:l:0123456789AB".to_owned(),
                 owner: "p:list:0123456789AB".to_owned(),
             }
@@ -175,15 +218,27 @@ mod tests {
         }
     }
 
-    /// The allocation script builds a list's keys itself: with the same
-    /// parts as [`ClientKeys::meta`] and [`bytes`].
+    /// The scripts build keys themselves: with the same parts as
+    /// [`ClientKeys::meta`], [`chunk`] and [`ClientKeys::record_shard`].
     #[test]
-    fn the_allocation_script_builds_list_keys_the_same_way() {
+    fn the_scripts_build_keys_the_same_way() {
         let lua = include_str!("allocate.lua");
         assert!(
             lua.contains(&format!("client_prefix .. '{LIST}' .. ")),
             "{LIST}"
         );
-        assert!(lua.contains(&format!("meta .. '{BYTES}'")), "{BYTES}");
+        let prelude = include_str!("records.lua");
+        assert!(
+            prelude.contains(&format!("meta .. '{BYTES}' .. ")),
+            "{BYTES}"
+        );
+        assert!(
+            prelude.contains(&format!("prefix .. '{RECORDS}:' .. ")),
+            "{RECORDS}"
+        );
+        assert!(
+            prelude.contains(&format!("prefix .. '{RECORDS}'")),
+            "{RECORDS}"
+        );
     }
 }

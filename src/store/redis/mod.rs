@@ -6,8 +6,11 @@
 //! - [`connection`]: [`RedisSettings`], the connection and its per-command
 //!   timeout, and which failures are [`StoreError::Unavailable`];
 //! - [`keys`]: every key name (the table of keys is there);
-//! - [`scripts`]: the Lua scripts (`allocate.lua`, `set_status.lua`, next to
-//!   this file) and their named arguments;
+//! - [`layout`]: how a list's bytes are cut into chunks and its change times
+//!   into buckets, to fit Redis's allocator and compact encodings;
+//! - [`scripts`]: the Lua scripts (`allocate.lua`, `set_status.lua`, and the
+//!   prelude both start with, `records.lua`: the idempotency record table
+//!   and the chunk checks, next to this file) and their named arguments;
 //! - [`replies`]: the scripts' answers and the metadata fields, decoded into
 //!   typed values;
 //! - [`facts`]: the per-process cache of lists' immutable facts;
@@ -26,16 +29,25 @@
 //! # Atomicity
 //!
 //! Each multi-key step is one Lua script, so it is atomic across replicas.
-//! The scripts derive the list keys from the client's key prefix; they are in
-//! the same slot as the declared keys, which Redis Cluster accepts. No
-//! `KEYS` or `SCAN` is ever used.
+//! The scripts derive some keys from the client's key prefix (a new list's
+//! keys, the record shard a jti falls in); they are in the same slot as the
+//! declared keys. No `KEYS` or `SCAN` is ever used.
+//!
+//! # Memory
+//!
+//! Idempotency records are the bulk of what Redis holds at a high request
+//! rate (every request of the last idempotency window has one), so they are
+//! binary and kept in small hashes in Redis's compact encoding, ~50 B each,
+//! rather than one key each (~200 B); see `records.lua`. A list's bytes are
+//! cut so their allocations fit jemalloc's size classes, and its change
+//! times are packed 6 bytes per change into buckets (see [`layout`]).
 //!
 //! # Lost data fails closed
 //!
 //! A list whose metadata exists but whose bytes are missing or of the wrong
 //! length (evicted under a `maxmemory-policy` other than `noeviction`,
 //! deleted by hand, a partial restore) is never published, allocated from or
-//! changed: the scripts check the string's length first and the adapter
+//! changed: the scripts check every chunk's length first and the adapter
 //! answers [`StoreError::Damaged`]. Reading a missing string as "all zeros"
 //! would publish every revoked entry as VALID. The adapter warns at connect
 //! time and in [`Store::health`] when the server may evict keys.
@@ -44,6 +56,7 @@ mod connection;
 mod facts;
 mod feed;
 mod keys;
+mod layout;
 mod replies;
 mod scripts;
 
@@ -81,6 +94,8 @@ pub struct RedisStore {
     settings: StoreSettings,
     /// Byte length of a list opened with `settings`.
     new_list_bytes: usize,
+    /// Bytes per chunk of a list opened with `settings`.
+    new_chunk_bytes: usize,
     scripts: Scripts,
     facts: FactsCache,
     /// Lists found damaged, for readiness and one log line each.
@@ -124,6 +139,7 @@ impl RedisStore {
             keys,
             settings,
             new_list_bytes,
+            new_chunk_bytes: layout::chunk_bytes(new_list_bytes),
             scripts: Scripts::new(),
             facts: FactsCache::new(),
             damaged: DamagedLists::new(),
@@ -149,9 +165,41 @@ impl RedisStore {
     }
 
     /// The keys of a list, for tools and tests that inspect Redis directly
-    /// (e.g. `MEMORY USAGE`).
-    pub fn list_keys(&self, client: &ClientId, list: &ListId) -> ListKeys {
-        self.keys.list(client, list)
+    /// (e.g. `MEMORY USAGE`); `None` when there is no such list.
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis cannot be asked.
+    pub async fn list_keys(&self, list: &ListId) -> Result<Option<ListKeys>, StoreError> {
+        Ok(self
+            .list_facts(list)
+            .await?
+            .map(|f| self.keys.list(&f.client, list, f.chunks())))
+    }
+
+    /// The keys of `client`'s idempotency records (the table's state and
+    /// every shard it has now), for tools and tests that inspect Redis
+    /// directly.
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis cannot be asked or the state is not
+    /// numbers.
+    pub async fn record_keys(&self, client: &ClientId) -> Result<Vec<String>, StoreError> {
+        let ck = self.keys.client(client);
+        let state: Vec<Option<u64>> = self
+            .conn
+            .query(::redis::cmd("HMGET").arg(ck.records()).arg("L").arg("s"))
+            .await?;
+        let (level, split) = match state[..] {
+            [level, split] => (level.unwrap_or(0), split.unwrap_or(0)),
+            _ => return Err(StoreError::Corrupt("unexpected HMGET reply".to_owned())),
+        };
+        let shards = 1u64
+            .checked_shl(u32::try_from(level).unwrap_or(u32::MAX))
+            .and_then(|n| n.checked_add(split))
+            .ok_or_else(|| StoreError::Corrupt("record table level out of range".to_owned()))?;
+        Ok(std::iter::once(ck.records())
+            .chain((0..shards).map(|n| ck.record_shard(n)))
+            .collect())
     }
 
     /// The list's immutable facts: from memory, or from Redis (owner entry,
@@ -182,6 +230,25 @@ impl RedisStore {
         };
         let facts = ListFacts::new(list, client, stored)?;
         Ok(Some(self.facts.remember(*list, facts)))
+    }
+
+    /// A list's bytes from its chunks as read, each checked for its length
+    /// (missing or another length is damage).
+    fn whole(
+        &self,
+        list: &ListId,
+        facts: &ListFacts,
+        chunks: Vec<Option<Vec<u8>>>,
+    ) -> Result<Vec<u8>, StoreError> {
+        let mut bytes = Vec::with_capacity(facts.byte_len);
+        let mut read = chunks.into_iter();
+        for want in facts.chunk_lens() {
+            let chunk = read.next().flatten();
+            self.damaged
+                .check_len(*list, chunk.as_ref().map(Vec::len), want)?;
+            bytes.extend_from_slice(chunk.as_deref().unwrap_or_default());
+        }
+        Ok(bytes)
     }
 
     /// The allocation an allocate script's grant stands for.
@@ -239,7 +306,7 @@ impl Store for RedisStore {
     async fn allocate(&self, req: &AllocateRequest) -> Result<AllocateOutcome, StoreError> {
         common::check_request(req, &self.settings)?;
         let client_keys = self.keys.client(&req.client);
-        let record_key = client_keys.record(&req.jti);
+        let legacy_record_key = client_keys.legacy_record(&req.jti);
         let current_key = client_keys.current(req.format);
         // The list this process last allocated from for (client, format):
         // its facts are cached, so the script need not send them again.
@@ -247,7 +314,8 @@ impl Store for RedisStore {
         // A candidate id and key for a new list are drawn only once the
         // script says one is needed (once per list, not per allocation).
         let mut args = AllocateArgs {
-            record_key: &record_key,
+            jti: &req.jti,
+            legacy_record_key: &legacy_record_key,
             current_key: &current_key,
             client_keys: &client_keys,
             digest: &req.digest,
@@ -256,6 +324,7 @@ impl Store for RedisStore {
             count: req.count,
             new_lists: &self.settings,
             new_list_bytes: self.new_list_bytes,
+            new_chunk_bytes: self.new_chunk_bytes,
             format: req.format,
             status_expiry: req.status_expiry,
             client: &req.client,
@@ -323,19 +392,21 @@ impl Store for RedisStore {
             return Ok(SetStatusOutcome::NeverIssued);
         };
         let client_keys = self.keys.client(client);
-        let meta_key = client_keys.meta(list);
+        let keys = self.keys.list(client, list, facts.chunks());
         let args = SetStatusArgs {
-            bytes_key: &keys::bytes(&meta_key),
-            times_key: &keys::times(&meta_key),
-            meta_key: &meta_key,
-            record_key: &client_keys.record(&change.jti),
+            keys: &keys,
+            client_keys: &client_keys,
+            jti: &change.jti,
+            legacy_record_key: &client_keys.legacy_record(&change.jti),
             client,
             n,
             idx,
             format: facts.format,
             bits: facts.bits,
+            capacity: facts.capacity,
             target: change.status,
             byte_len: facts.byte_len,
+            chunk_bytes: facts.chunk_bytes,
             digest: &change.digest,
             now: change.now,
             keep_until: change.keep_until,
@@ -369,30 +440,28 @@ impl Store for RedisStore {
         let Some(facts) = self.list_facts(list).await? else {
             return Ok(None);
         };
-        let meta_key = self.keys.client(&facts.client).meta(list);
+        let keys = self.keys.list(&facts.client, list, facts.chunks());
         // MULTI/EXEC: metadata, version and bytes from one moment.
-        let (fields, bytes): (Vec<Value>, Option<Vec<u8>>) = self
+        let (fields, chunks): (Vec<Value>, Vec<Option<Vec<u8>>>) = self
             .conn
             .pipe(
                 ::redis::pipe()
                     .atomic()
                     .cmd("HMGET")
-                    .arg(&meta_key)
+                    .arg(&keys.meta)
                     .arg(&ListState::META_FIELDS)
-                    .cmd("GET")
-                    .arg(keys::bytes(&meta_key)),
+                    .cmd("MGET")
+                    .arg(&keys.chunks),
             )
             .await?;
         let Found::Present(fields) = ListState::from_meta(list, &fields)? else {
             return Ok(None);
         };
-        // The string is created at full length when the list is opened and
+        // Every chunk is created at full length when the list is opened and
         // only ever written in place. Missing or another length means it was
         // lost (evicted, deleted, a partial restore): reading it as zeros
         // would publish revoked entries as VALID, so refuse.
-        self.damaged
-            .check_len(*list, bytes.as_ref().map(Vec::len), facts.byte_len)?;
-        let bytes = bytes.unwrap_or_default();
+        let bytes = self.whole(list, &facts, chunks)?;
         self.damaged.clear(list);
         let state = fields.decode()?;
         Ok(Some(ListSnapshot {
@@ -416,27 +485,30 @@ impl Store for RedisStore {
         let Some(facts) = self.list_facts(list).await? else {
             return Ok(None);
         };
-        let meta_key = self.keys.client(&facts.client).meta(list);
-        // The version and the bytes' length in one round trip: a list whose
-        // bytes were lost must not keep being served from a cache that only
-        // asks for the version.
-        let (v, len): (Value, usize) = self
-            .conn
-            .pipe(
-                ::redis::pipe()
-                    .cmd("HGET")
-                    .arg(&meta_key)
-                    .arg("v")
-                    .cmd("STRLEN")
-                    .arg(keys::bytes(&meta_key)),
-            )
-            .await?;
-        let Found::Present(v) = replies::version(&v) else {
+        let keys = self.keys.list(&facts.client, list, facts.chunks());
+        // The version and the chunks' lengths in one round trip: a list
+        // whose bytes were lost must not keep being served from a cache that
+        // only asks for the version.
+        let mut pipe = ::redis::pipe();
+        pipe.cmd("HGET").arg(&keys.meta).arg("v");
+        for chunk in &keys.chunks {
+            pipe.cmd("STRLEN").arg(chunk);
+        }
+        let reply: Vec<Value> = self.conn.pipe(&pipe).await?;
+        let Some((v, lens)) = reply.split_first() else {
+            return Err(StoreError::Corrupt("unexpected pipeline reply".to_owned()));
+        };
+        let Found::Present(v) = replies::version(v) else {
             return Ok(None);
         };
-        // STRLEN answers 0 for a missing key (a list is never 0 bytes long).
-        self.damaged
-            .check_len(*list, (len > 0).then_some(len), facts.byte_len)?;
+        // STRLEN answers 0 for a missing key (a chunk is never 0 bytes long).
+        for (len, want) in lens.iter().zip(facts.chunk_lens()) {
+            let len = match len {
+                Value::Int(l) => usize::try_from(*l).ok().filter(|l| *l > 0),
+                _ => None,
+            };
+            self.damaged.check_len(*list, len, want)?;
+        }
         replies::decode_version(list, v).map(Some)
     }
 

@@ -21,16 +21,20 @@ pub(super) struct StoredFacts {
     pub capacity: u64,
     /// The key of the list's index permutation.
     pub key: AllocatorKey,
+    /// Bytes per chunk of its bytes; `None` for a list made before chunking
+    /// (one chunk).
+    pub chunk_bytes: Option<usize>,
 }
 
 impl StoredFacts {
-    /// Decodes the `fmt`, `bits`, `cap` and `key` fields of `list`.
+    /// Decodes the `fmt`, `bits`, `cap`, `key` and `cs` fields of `list`.
     fn decode(
         list: &ListId,
         fmt: &Value,
         bits: &Value,
         cap: &Value,
         key: &Value,
+        cs: &Value,
     ) -> Result<Self, StoreError> {
         let format = text(fmt)
             .and_then(|s| s.parse::<ListFormat>().ok())
@@ -44,18 +48,28 @@ impl StoredFacts {
             _ => None,
         }
         .ok_or_else(|| corrupt_field(list, "key"))?;
+        let chunk_bytes = match cs {
+            Value::Nil => None,
+            cs => Some(
+                int(cs)
+                    .and_then(|c| usize::try_from(c).ok())
+                    .filter(|c| *c > 0)
+                    .ok_or_else(|| corrupt_field(list, "cs"))?,
+            ),
+        };
         Ok(StoredFacts {
             format,
             bits,
             capacity,
             key: AllocatorKey::from_bytes(key),
+            chunk_bytes,
         })
     }
 
     /// The fields [`StoredFacts::from_meta`] decodes, in its order.
-    pub const META_FIELDS: [&'static str; 5] = ["owner", "fmt", "bits", "cap", "key"];
+    pub const META_FIELDS: [&'static str; 6] = ["owner", "fmt", "bits", "cap", "key", "cs"];
 
-    /// Decodes `HMGET <meta> owner fmt bits cap key` of `list`, whose owner
+    /// Decodes `HMGET <meta> owner fmt bits cap key cs` of `list`, whose owner
     /// entry names `client`. `None` when the list was never opened (an owner
     /// entry left by a lost race or a crash).
     ///
@@ -67,7 +81,7 @@ impl StoredFacts {
         client: &ClientId,
         fields: &[Value],
     ) -> Result<Option<Self>, StoreError> {
-        let [owner, fmt, bits, cap, key] = fields else {
+        let [owner, fmt, bits, cap, key, cs] = fields else {
             return Err(StoreError::Corrupt("unexpected HMGET reply".to_owned()));
         };
         if matches!(owner, Value::Nil) {
@@ -78,7 +92,7 @@ impl StoredFacts {
                 "list {list} disagrees about its owner"
             )));
         }
-        Self::decode(list, fmt, bits, cap, key).map(Some)
+        Self::decode(list, fmt, bits, cap, key, cs).map(Some)
     }
 }
 
@@ -119,8 +133,8 @@ pub(super) enum AllocateReply {
 }
 
 impl AllocateReply {
-    /// Decodes `{tag, list, first, count, key, cap, fmt, bits, opened}`
-    /// (`key .. bits` nil for the list the caller knows), `{'damaged',
+    /// Decodes `{tag, list, first, count, key, cap, fmt, bits, cs, opened}`
+    /// (`key .. cs` nil for the list the caller knows), `{'damaged',
     /// list}` or a bare tag.
     ///
     /// # Errors
@@ -129,7 +143,7 @@ impl AllocateReply {
         let tag = reply.first().and_then(text).unwrap_or_default();
         Ok(match tag.as_str() {
             "allocated" => AllocateReply::Allocated {
-                opened: reply.get(8).and_then(int) == Some(1),
+                opened: reply.get(9).and_then(int) == Some(1),
                 grant: Grant::decode(reply)?,
             },
             "replayed" => AllocateReply::Replayed(Grant::decode(reply)?),
@@ -167,7 +181,7 @@ impl AllocateReply {
 
 impl Grant {
     fn decode(reply: &[Value]) -> Result<Self, StoreError> {
-        let [_, list, first, count, key, cap, fmt, bits, _opened] = reply else {
+        let [_, list, first, count, key, cap, fmt, bits, cs, _opened] = reply else {
             return Err(StoreError::Corrupt(
                 "unexpected allocation reply".to_owned(),
             ));
@@ -179,7 +193,7 @@ impl Grant {
         // the list.
         let facts = match key {
             Value::Nil => None,
-            _ => Some(StoredFacts::decode(&list, fmt, bits, cap, key)?),
+            _ => Some(StoredFacts::decode(&list, fmt, bits, cap, key, cs)?),
         };
         Ok(Grant {
             first: int(first).ok_or_else(|| corrupt_field(&list, "first"))?,
@@ -442,6 +456,7 @@ mod tests {
             bits: Bits::Two,
             capacity: 100,
             key: AllocatorKey::from_bytes([7; 32]),
+            chunk_bytes: Some(25),
         };
         let full = |tag: &str, opened: i64| {
             vec![
@@ -453,6 +468,7 @@ mod tests {
                 bulk("100"),
                 bulk(ListFormat::Token.name()),
                 bulk("2"),
+                bulk("25"),
                 Value::Int(opened),
             ]
         };
@@ -475,7 +491,7 @@ mod tests {
         );
         // Facts left out for the list the caller knows.
         let mut known = full("allocated", 0);
-        for v in &mut known[4..8] {
+        for v in &mut known[4..9] {
             *v = Value::Nil;
         }
         assert_eq!(
@@ -503,7 +519,23 @@ mod tests {
         bad_fmt[6] = bulk("nope");
         let mut bad_first = full("allocated", 0);
         bad_first[2] = Value::Int(-1);
+        let mut bad_chunk = full("allocated", 0);
+        bad_chunk[8] = bulk("0");
+        // A list made before chunking has no `cs`: one chunk.
+        let mut unchunked = full("replayed", 0);
+        unchunked[8] = Value::Nil;
+        assert!(matches!(
+            AllocateReply::decode(&unchunked).unwrap(),
+            AllocateReply::Replayed(Grant {
+                facts: Some(StoredFacts {
+                    chunk_bytes: None,
+                    ..
+                }),
+                ..
+            })
+        ));
         for bad in [
+            bad_chunk,
             vec![],
             vec![bulk("allocated")],
             vec![bulk("surprise")],
@@ -623,6 +655,7 @@ mod tests {
                 bulk("1"),
                 bulk("64"),
                 Value::BulkString(vec![1; 32]),
+                bulk("8"),
             ]
         };
         assert_eq!(
@@ -632,6 +665,7 @@ mod tests {
                 bits: Bits::One,
                 capacity: 64,
                 key: AllocatorKey::from_bytes([1; 32]),
+                chunk_bytes: Some(8),
             })
         );
         assert_eq!(

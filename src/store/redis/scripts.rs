@@ -14,10 +14,15 @@
 
 use ::redis::{Script, ScriptInvocation, ToRedisArgs};
 
-use super::keys::ClientKeys;
-use crate::domain::{AllocatorKey, Bits, ClientId, ListFormat, ListId, Status};
+use super::keys::{ClientKeys, ListKeys};
+use super::layout;
+use crate::domain::{AllocatorKey, Bits, ClientId, Jti, ListFormat, ListId, Status};
 use crate::ports::{StoreSettings, UnixSeconds};
 use crate::store::common::{EntryRule, KNOWN_VALUES, TransitionRules};
+
+/// What both scripts share (records, chunks): prepended to each, since a
+/// script cannot call another.
+const PRELUDE: &str = include_str!("records.lua");
 
 /// The Lua scripts, hashed once.
 pub(super) struct Scripts {
@@ -29,8 +34,8 @@ impl Scripts {
     /// Loads (hashes) both scripts.
     pub(super) fn new() -> Self {
         Scripts {
-            allocate: Script::new(include_str!("allocate.lua")),
-            set_status: Script::new(include_str!("set_status.lua")),
+            allocate: Script::new(&[PRELUDE, include_str!("allocate.lua")].concat()),
+            set_status: Script::new(&[PRELUDE, include_str!("set_status.lua")].concat()),
         }
     }
 
@@ -69,18 +74,14 @@ impl Sink for ScriptInvocation<'_> {
     }
 }
 
-/// How long a record key lives: what is left of the record's life at the
-/// request, at least a second (Redis refuses `EX 0`).
-fn record_ttl(now: UnixSeconds, keep_until: UnixSeconds) -> u64 {
-    keep_until.saturating_sub(now).max(1)
-}
-
 /// The arguments of `allocate.lua`: take `count` numbers from the client's
 /// current list of `format`, opening the candidate list when needed.
 #[derive(Debug)]
 pub(super) struct AllocateArgs<'a> {
-    /// The request's idempotency record key.
-    pub record_key: &'a str,
+    /// The request's jti.
+    pub jti: &'a Jti,
+    /// Where earlier versions kept the jti's record.
+    pub legacy_record_key: &'a str,
     /// The client's current-list pointer for `format`.
     pub current_key: &'a str,
     /// The client's key prefix; the script builds list keys from it.
@@ -97,6 +98,8 @@ pub(super) struct AllocateArgs<'a> {
     pub new_lists: &'a StoreSettings,
     /// Byte length of a list opened now (from `new_lists`).
     pub new_list_bytes: usize,
+    /// Bytes per chunk of a list opened now (`layout::chunk_bytes`).
+    pub new_chunk_bytes: usize,
     /// The list format.
     pub format: ListFormat,
     /// The status expiry of the credentials; a list's retire-after keeps the
@@ -116,12 +119,11 @@ pub(super) struct AllocateArgs<'a> {
 impl AllocateArgs<'_> {
     /// The script's KEYS and ARGV, in its order.
     fn feed(&self, s: &mut impl Sink) {
-        s.key("record_key", self.record_key);
+        s.key("legacy_record_key", self.legacy_record_key);
         s.key("current_key", self.current_key);
         s.arg("digest", &self.digest[..]);
         s.arg("now", self.now);
-        s.arg("record_ttl", record_ttl(self.now, self.keep_until));
-        s.arg("record_expiry", self.keep_until);
+        s.arg("record_end", self.keep_until);
         s.arg("count", self.count);
         s.arg("new_capacity", self.new_lists.capacity);
         s.arg("new_bits", self.new_lists.bits.get());
@@ -141,10 +143,12 @@ impl AllocateArgs<'_> {
         s.arg("claimed", if self.claimed { "1" } else { "0" });
         s.arg("client", self.client.as_str());
         s.arg("new_list_bytes", self.new_list_bytes);
+        s.arg("new_chunk_bytes", self.new_chunk_bytes);
         s.arg(
             "known_list",
             self.known_list.as_ref().map_or("", |l| l.as_str()),
         );
+        s.arg("jti", &self.jti.uuid_bytes()[..]);
     }
 }
 
@@ -152,14 +156,14 @@ impl AllocateArgs<'_> {
 /// `n`) of a list to `target`, by the status rules.
 #[derive(Debug)]
 pub(super) struct SetStatusArgs<'a> {
-    /// The list's metadata hash.
-    pub meta_key: &'a str,
-    /// The list's packed entries.
-    pub bytes_key: &'a str,
-    /// The list's change times.
-    pub times_key: &'a str,
-    /// The request's idempotency record key.
-    pub record_key: &'a str,
+    /// The list's keys.
+    pub keys: &'a ListKeys,
+    /// The client's key prefix: its records are there.
+    pub client_keys: &'a ClientKeys,
+    /// The request's jti.
+    pub jti: &'a Jti,
+    /// Where earlier versions kept the jti's record.
+    pub legacy_record_key: &'a str,
     /// The client asking (the script checks it owns the list).
     pub client: &'a ClientId,
     /// The entry's allocation number (the script checks it was handed out).
@@ -170,10 +174,14 @@ pub(super) struct SetStatusArgs<'a> {
     pub format: ListFormat,
     /// The list's width.
     pub bits: Bits,
+    /// The list's capacity, for the entry's time bucket.
+    pub capacity: u64,
     /// The status asked for.
     pub target: Status,
     /// The list's byte length (anything else is damage).
     pub byte_len: usize,
+    /// Bytes per chunk of the list.
+    pub chunk_bytes: usize,
     /// The request digest the record is compared with.
     pub digest: &'a [u8; 32],
     /// The request's clock.
@@ -189,14 +197,23 @@ pub(super) struct SetStatusArgs<'a> {
 impl SetStatusArgs<'_> {
     /// The script's KEYS and ARGV, in its order.
     fn feed(&self, s: &mut impl Sink) {
-        s.key("meta_key", self.meta_key);
-        s.key("bytes_key", self.bytes_key);
-        s.key("times_key", self.times_key);
-        s.key("record_key", self.record_key);
+        let (chunk, offset) = layout::chunk_of_bit(
+            bit_offset(self.format, self.bits, self.idx),
+            self.chunk_bytes,
+        );
+        let slot = layout::time_slot(self.capacity, self.idx);
+        s.key("meta_key", &self.keys.meta);
+        s.key("times_key", &self.keys.times);
+        s.key("legacy_times_key", &self.keys.legacy_times);
+        s.key("legacy_record_key", self.legacy_record_key);
+        for key in &self.keys.chunks {
+            s.key("chunk_keys", key);
+        }
         s.arg("client", self.client.as_str());
         s.arg("n", self.n);
         s.arg("field_type", field_type(self.bits));
-        s.arg("offset", bit_offset(self.format, self.bits, self.idx));
+        s.arg("chunk", chunk + 1);
+        s.arg("offset", offset);
         s.arg("value", self.target.value());
         s.arg("now", self.now);
         s.arg("idx", self.idx);
@@ -205,11 +222,15 @@ impl SetStatusArgs<'_> {
             &encode_rules(&TransitionRules::new(self.target, self.bits))[..],
         );
         s.arg("digest", &self.digest[..]);
-        s.arg("record_expiry", self.keep_until);
-        s.arg("record_ttl", record_ttl(self.now, self.keep_until));
+        s.arg("record_end", self.keep_until);
         s.arg("byte_len", self.byte_len);
+        s.arg("chunk_bytes", self.chunk_bytes);
         s.arg("channel", self.channel.unwrap_or(""));
         s.arg("list_id", self.list.as_str());
+        s.arg("jti", &self.jti.uuid_bytes()[..]);
+        s.arg("bucket", slot.bucket);
+        s.arg("slot", slot.offset);
+        s.arg("client_prefix", self.client_keys.as_str());
     }
 }
 
@@ -271,13 +292,24 @@ mod tests {
     }
 
     /// The names a script declares with `local name = KEYS[n]` or
-    /// `local name = ARGV[n]` (optionally in `tonumber(…)`), by position;
-    /// and that it reads no position anywhere else.
-    fn declared(lua: &str) -> Names {
+    /// `local name = ARGV[n]` (optionally in `tonumber(…)`), by position,
+    /// and the name of the rest of KEYS (`local name = {unpack(KEYS, n)}`,
+    /// n right after the last declared key); and that it reads no position
+    /// anywhere else.
+    fn declared(lua: &str) -> (Names, Option<String>) {
         let mut keys = Vec::new();
         let mut argv = Vec::new();
+        let mut rest = None;
         for line in lua.lines() {
             let code = line.split("--").next().unwrap_or("").trim();
+            if let Some(r) = code
+                .strip_prefix("local ")
+                .and_then(|d| d.split_once(" = {unpack(KEYS, "))
+            {
+                let pos: usize = r.1.trim_end_matches(")}").parse().unwrap();
+                rest = Some((pos, r.0.to_owned()));
+                continue;
+            }
             if !(code.contains("KEYS[") || code.contains("ARGV[")) {
                 continue;
             }
@@ -312,9 +344,28 @@ mod tests {
             }
             v.into_iter().map(|(_, n)| n).collect()
         };
-        Names {
+        let names = Names {
             keys: in_order(keys),
             argv: in_order(argv),
+        };
+        if let Some((pos, _)) = &rest {
+            assert_eq!(
+                *pos,
+                names.keys.len() + 1,
+                "the rest of KEYS starts after the last key"
+            );
+        }
+        (names, rest.map(|(_, n)| n))
+    }
+
+    /// The prelude reads no position: it is functions the scripts call.
+    #[test]
+    fn the_prelude_reads_no_argument() {
+        let (names, rest) = declared(PRELUDE);
+        assert!(names.keys.is_empty() && names.argv.is_empty() && rest.is_none());
+        for line in PRELUDE.lines() {
+            let code = line.split("--").next().unwrap_or("");
+            assert!(!code.contains("KEYS") && !code.contains("ARGV"), "{line}");
         }
     }
 
@@ -323,8 +374,10 @@ mod tests {
         let names = KeyNames::new("p:".to_owned()).unwrap();
         let client = ClientId::parse("acme").unwrap();
         let ck = names.client(&client);
+        let jti = Jti::from_name("j");
         let args = AllocateArgs {
-            record_key: "r",
+            jti: &jti,
+            legacy_record_key: "r",
             current_key: "c",
             client_keys: &ck,
             digest: &[0; 32],
@@ -333,6 +386,7 @@ mod tests {
             count: 1,
             new_lists: &StoreSettings::default(),
             new_list_bytes: 1,
+            new_chunk_bytes: 1,
             format: ListFormat::Token,
             status_expiry: 3,
             client: &client,
@@ -342,39 +396,49 @@ mod tests {
         };
         let mut fed = Names::default();
         args.feed(&mut fed);
-        let script = declared(include_str!("allocate.lua"));
+        let (script, rest) = declared(include_str!("allocate.lua"));
+        assert_eq!(rest, None);
         assert_eq!(fed.keys, script.keys);
         assert_eq!(fed.argv, script.argv);
-        assert_eq!(fed.argv.len(), 16);
+        assert_eq!(fed.argv.len(), 17);
     }
 
     #[test]
     fn set_status_args_follow_the_script() {
+        let names = KeyNames::new("p:".to_owned()).unwrap();
         let client = ClientId::parse("acme").unwrap();
+        let list = ListId::random();
+        let keys = names.list(&client, &list, 2);
+        let jti = Jti::from_name("j");
         let args = SetStatusArgs {
-            meta_key: "m",
-            bytes_key: "b",
-            times_key: "t",
-            record_key: "r",
+            keys: &keys,
+            client_keys: &names.client(&client),
+            jti: &jti,
+            legacy_record_key: "r",
             client: &client,
             n: 0,
             idx: 0,
             format: ListFormat::Token,
             bits: Bits::Two,
+            capacity: 131_072,
             target: Status::Invalid,
-            byte_len: 1,
+            byte_len: 32_768,
+            chunk_bytes: 32_762,
             digest: &[0; 32],
             now: 1,
             keep_until: 2,
-            list: &ListId::random(),
+            list: &list,
             channel: Some("p:changes"),
         };
         let mut fed = Names::default();
         args.feed(&mut fed);
-        let script = declared(include_str!("set_status.lua"));
-        assert_eq!(fed.keys, script.keys);
+        let (script, rest) = declared(include_str!("set_status.lua"));
+        let rest = rest.expect("the chunks are the rest of KEYS");
+        let mut expected = script.keys.clone();
+        expected.extend([rest.clone(), rest]);
+        assert_eq!(fed.keys, expected);
         assert_eq!(fed.argv, script.argv);
-        assert_eq!(fed.argv.len(), 14);
+        assert_eq!(fed.argv.len(), 19);
     }
 
     /// The letters decode back to the typed rules they encode, for every
@@ -430,12 +494,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn record_keys_live_at_least_a_second() {
-        assert_eq!(record_ttl(10, 3670), 3660);
-        assert_eq!(record_ttl(10, 10), 1);
-        assert_eq!(record_ttl(10, 5), 1);
     }
 }

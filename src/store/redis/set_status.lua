@@ -1,64 +1,106 @@
 -- Sets one entry of a list, atomically with its checks, its idempotency
--- record, its timestamp and the list's version. All keys share the owning
--- client's hash tag.
+-- record, its change time and the list's version. Runs after records.lua
+-- (records, chunks). All keys share the owning client's hash tag.
 --
 -- The arguments, by name: the declarations below are the only place a
 -- position is read, and `SetStatusArgs` in scripts.rs feeds them in this order
 -- (a unit test holds the two together).
 --
--- The record (see allocate.lua) is `<digest>C:<d|a>:<at>:<expiry>`: d for a
--- change made, a for "already had that status", at its time (empty: none).
--- Only those two outcomes are recorded; refusals change nothing.
+-- The record (see records.lua) is a change record: outcome d for a change
+-- made, a for "already had that status", and its time (0: none). Only those
+-- two outcomes are recorded; refusals change nothing.
+--
+-- Change times (<meta>:c): one hash field per bucket of indexes (layout.rs),
+-- whose value is the bucket's records sorted by offset, 6 bytes each: offset
+-- (u16) and time (u32), big-endian. Lists changed by earlier versions may
+-- also hold times in <meta>:t (index -> time), read when a bucket has none.
 --
 -- Returns {'replayed', 'd'|'a', at|''}, {'changed'}, {'notfound'},
 -- {'notyours'}, {'never'}, {'damaged'}, {'already', current, at|nil},
 -- {'notallowed', current}, {'toowide'} or {'done', previous, version}.
 
 local meta_key = KEYS[1]      -- list metadata (hash)
-local bytes_key = KEYS[2]     -- list bytes (string)
-local times_key = KEYS[3]     -- per-entry change times (hash)
-local record_key = KEYS[4]    -- idempotency record (string)
+local times_key = KEYS[2]     -- change times by bucket (hash)
+local legacy_times_key = KEYS[3] -- change times by index, earlier versions (hash)
+local legacy_record_key = KEYS[4] -- the jti's record as earlier versions kept it
+local chunk_keys = {unpack(KEYS, 5)} -- the list's chunks, in order
 local client = ARGV[1]        -- the client asking
 local n = ARGV[2]             -- allocation number of the entry
 local field_type = ARGV[3]    -- BITFIELD type ('u2')
-local offset = ARGV[4]        -- BITFIELD bit offset of the entry
-local value = ARGV[5]         -- target value
-local now = ARGV[6]           -- unix s
-local idx = ARGV[7]           -- entry index
+local chunk = tonumber(ARGV[4]) -- the entry's chunk (1-based in chunk_keys)
+local offset = ARGV[5]        -- BITFIELD bit offset of the entry in its chunk
+local value = ARGV[6]         -- target value
+local now = tonumber(ARGV[7]) -- unix s
+local idx = ARGV[8]           -- entry index
 -- One rule letter per current value 0..3: 'U' unchanged, 'C' change,
 -- 'N' not allowed, 'W' a change to a value the list's width cannot hold.
 -- Encoded by scripts.rs from the one status rule in Rust, so the rule
 -- lives in one place; other values get '' and so are not allowed.
-local rules = ARGV[8]
-local digest = ARGV[9]        -- request digest (32 bytes)
-local record_expiry = ARGV[10] -- unix s
-local record_ttl = ARGV[11]   -- s
-local byte_len = ARGV[12]     -- the list's byte length
+local rules = ARGV[9]
+local digest = ARGV[10]       -- request digest (32 bytes)
+local record_end = ARGV[11]   -- unix s, exclusive
+local byte_len = tonumber(ARGV[12]) -- the list's byte length
+local chunk_bytes = tonumber(ARGV[13]) -- bytes per chunk
 -- The change channel (empty: announce nothing) and the list's id, its
 -- message. Published here, after the version bump, so that a message exists
 -- if and only if a change was applied, and replicas that hear it find the
 -- new version.
-local channel = ARGV[13]
-local list_id = ARGV[14]
+local channel = ARGV[14]
+local list_id = ARGV[15]
+local jti = ARGV[16]          -- the request's jti (16 bytes)
+local bucket = ARGV[17]       -- the entry's time bucket
+local slot = tonumber(ARGV[18]) -- the entry's offset in its bucket
+local client_prefix = ARGV[19] -- `<prefix>{<client>}:`, where the client's records are
 
-local raw = redis.call('GET', record_key)
-if raw then
-  local expiry = tonumber(string.match(raw, ':(%d+)$'))
-  if expiry and tonumber(now) < expiry then
-    if string.sub(raw, 1, 32) ~= digest then
-      return {'changed'}
+-- The position (1-based) of the first record of `v` whose offset is not
+-- below `slot`, and whether it is `slot`'s.
+local function time_search(v)
+  local lo, hi = 0, #v / 6
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if struct.unpack('>I2', v, mid * 6 + 1) < slot then
+      lo = mid + 1
+    else
+      hi = mid
     end
-    local kind, at = string.match(string.sub(raw, 33), '^C:([da]):(%d*):%d+$')
-    if not kind then
-      return {'changed'}
-    end
-    return {'replayed', kind, at}
   end
+  local pos = lo * 6 + 1
+  return pos, lo < #v / 6 and struct.unpack('>I2', v, pos) == slot
 end
 
-local function record(kind, at)
-  redis.call('SET', record_key, digest .. 'C:' .. kind .. ':' .. (at or '') .. ':' .. record_expiry,
-    'EX', record_ttl)
+-- The recorded time of the entry's last change, or nil.
+local function time_get()
+  local v = redis.call('HGET', times_key, bucket)
+  if v then
+    local pos, found = time_search(v)
+    if found then
+      local _, at = struct.unpack('>I2I4', v, pos)
+      return at
+    end
+  end
+  local old = redis.call('HGET', legacy_times_key, idx)
+  return old and tonumber(old) or nil
+end
+
+local function time_set(at)
+  local v = redis.call('HGET', times_key, bucket) or ''
+  local pos, found = time_search(v)
+  local rest = found and pos + 6 or pos
+  redis.call('HSET', times_key, bucket,
+    string.sub(v, 1, pos - 1) .. struct.pack('>I2I4', slot, at) .. string.sub(v, rest))
+end
+
+local rec, where = rec_lookup(client_prefix, jti, legacy_record_key, digest, now)
+if rec == 'changed' or (rec and rec.kind ~= 'C') then
+  return {'changed'}
+elseif rec then
+  return {'replayed', rec.outcome, rec.at > 0 and rec.at or ''}
+end
+
+local function record(outcome, at)
+  rec_put(client_prefix, where, jti,
+    struct.pack(CHANGE_RECORD, 'C', record_end, string.sub(digest, 1, 8), outcome, at or 0),
+    record_end, now)
 end
 
 local m = redis.call('HMGET', meta_key, 'owner', 'n')
@@ -71,13 +113,14 @@ end
 if tonumber(n) >= tonumber(m[2]) then
   return {'never'}
 end
-if redis.call('STRLEN', bytes_key) ~= tonumber(byte_len) then
+if not chunks_whole(function(k) return chunk_keys[k + 1] end, byte_len, chunk_bytes) then
   return {'damaged'}
 end
+local bytes_key = chunk_keys[chunk]
 local cur = redis.call('BITFIELD', bytes_key, 'GET', field_type, offset)[1]
 local rule = string.sub(rules, cur + 1, cur + 1)
 if rule == 'U' then
-  local at = redis.call('HGET', times_key, idx)
+  local at = time_get()
   record('a', at)
   return {'already', cur, at}
 end
@@ -88,7 +131,7 @@ if rule ~= 'C' then
   return {'notallowed', cur}
 end
 redis.call('BITFIELD', bytes_key, 'SET', field_type, offset, value)
-redis.call('HSET', times_key, idx, now)
+time_set(now)
 local v = redis.call('HINCRBY', meta_key, 'v', 1)
 record('d', now)
 if channel ~= '' then

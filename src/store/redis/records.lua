@@ -1,0 +1,284 @@
+-- Shared by allocate.lua and set_status.lua, which scripts.rs builds as
+-- this prelude followed by their own text: the idempotency records of a
+-- client, and the chunks of a list's bytes. Only functions and constants
+-- here; neither KEYS nor ARGV is read.
+--
+-- Records. A client's records live in a table of small hashes ("shards"):
+--   <client prefix>r       hash: L (level) and s (split pointer); absent: 0, 0
+--   <client prefix>r:<n>   hash: 16-byte jti -> record, and '~' -> when the
+--                          shard expires (unix s, by the requests' clock): at
+--                          least SHARD_SLACK after its latest record ends, so
+--                          its TTL is renewed once per SHARD_SLACK, not on
+--                          every write
+-- One key per record would cost ~200 B of Redis memory each (key, value
+-- object, expiry entry); in a hash kept small enough for Redis's compact
+-- encoding (listpack) a record costs its field and value and a few bytes of
+-- header, ~50 B. Linear hashing keeps every shard small at any request rate:
+-- the jti's shard is h mod 2^L, or h mod 2^(L+1) when that is below s, with
+-- h the jti's 16 bytes folded into 32 bits; a shard that outgrows
+-- REC_SPLIT records is first pruned of records that are over, and if that
+-- is not enough the table grows by one shard (shard s is split into s and
+-- s + 2^L); when a write finds its shard nearly empty the last split is
+-- undone if the two shards it made are small, so a quiet client's table
+-- shrinks again. Every jti thus has exactly one place to look, whatever
+-- the table's size.
+--
+-- A record, binary, big-endian: kind (1 byte), end (u32, unix s, exclusive:
+-- the record counts while the request's clock is before it), the first 8
+-- bytes of the request digest (a changed request matches them by chance
+-- once in 2^64), then by kind
+--   'I' issue:  list id (its 12 hex digits as 6 bytes), first allocation
+--               number (u32), count (u32)
+--   'C' change: outcome ('d' done now, 'a' already had the status),
+--               time (u32; 0 = none)
+-- Records of earlier versions (one string per jti, `j:<jti>`) are still
+-- read until they expire, and never written.
+
+-- Shard sizes count the '~' field too. Smaller shards are scanned faster
+-- (a lookup reads its shard's fields one by one) but share their ~150 B of
+-- key overhead among fewer records.
+local REC_SPLIT = 64       -- a shard above this is pruned, then maybe split
+local REC_KEEP = 48        -- ...split only if pruning left more than this
+local REC_MERGE_PROBE = 4  -- a write into a shard this small probes a merge
+local REC_MERGE = 16       -- the last split is undone if its two shards hold this many
+local SHARD_SLACK = 300    -- s a shard outlives its latest record at most
+local REC_SCAN_MAX = 1024  -- a shard larger than this is never scanned (only
+                           -- jtis a client chose to collide can make one)
+local TWO32 = 4294967296
+local ISSUE_RECORD = '>c1I4c8c6I4I4'  -- 27 bytes
+local CHANGE_RECORD = '>c1I4c8c1I4'   -- 18 bytes
+
+local function rec_hash(jti)
+  -- Fields are 16 bytes; anything shorter is padded rather than let
+  -- struct.unpack stop the script half-way through a rewrite.
+  if #jti < 16 then
+    jti = jti .. string.rep('\0', 16 - #jti)
+  end
+  local a, b, c, d = struct.unpack('>I4I4I4I4', jti)
+  return bit.bxor(bit.bxor(a, b), bit.bxor(c, d)) % TWO32
+end
+
+local function rec_shard(h, level, split)
+  local n = h % 2 ^ level
+  if n < split then
+    n = h % 2 ^ (level + 1)
+  end
+  return n
+end
+
+local function shard_key(prefix, n)
+  return prefix .. 'r:' .. n
+end
+
+-- The end of a record; 0 (over) for anything malformed, so a bad value is
+-- dropped rather than stopping the script half-way.
+local function rec_end(v)
+  if #v < 5 then
+    return 0
+  end
+  local _, e = struct.unpack('>c1I4', v)
+  return e
+end
+
+-- List ids are 12 hex digits, 48 bits: exact in a Lua number.
+local function list_bin(hex)
+  return struct.pack('>I6', tonumber(hex, 16))
+end
+
+local function list_hex(bin)
+  return string.format('%012X', (struct.unpack('>I6', bin)))
+end
+
+-- The live record of `jti` for a request with `digest` at `now`, decoded:
+-- nil when there is none (or it is over), 'changed' when it was written for
+-- another request (another digest, or a record this version cannot read),
+-- else {kind = 'I', list =, first =, count =} or
+-- {kind = 'C', outcome =, at =} (at 0: none). Also where a new record for
+-- the jti goes, for rec_put.
+local function rec_lookup(prefix, jti, legacy_key, digest, now)
+  local st = redis.call('HMGET', prefix .. 'r', 'L', 's')
+  local level, split = tonumber(st[1]) or 0, tonumber(st[2]) or 0
+  local where = {
+    key = shard_key(prefix, rec_shard(rec_hash(jti), level, split)),
+    level = level,
+    split = split,
+  }
+  local got = redis.call('HMGET', where.key, jti, '~')
+  local v = got[1]
+  where.expires = tonumber(got[2]) or 0
+  if v then
+    if now >= rec_end(v) then
+      return nil, where
+    end
+    local kind, _, d = struct.unpack('>c1I4c8', v)
+    if d ~= string.sub(digest, 1, 8) then
+      return 'changed', where
+    end
+    if kind == 'I' and #v == 27 then
+      local _, _, _, list, first, count = struct.unpack(ISSUE_RECORD, v)
+      return {kind = 'I', list = list_hex(list), first = first, count = count}, where
+    elseif kind == 'C' and #v == 18 then
+      local _, _, _, outcome, at = struct.unpack(CHANGE_RECORD, v)
+      return {kind = 'C', outcome = outcome, at = at}, where
+    end
+    return 'changed', where
+  end
+  -- Earlier versions: <digest (32 bytes)><body>:<end>, the body
+  -- I:<list>:<first>:<count>, D|F:<lease>:<list>:<first>:<count> or
+  -- C:<d|a>:<at or empty>.
+  local raw = redis.call('GET', legacy_key)
+  if not raw then
+    return nil, where
+  end
+  local expiry = tonumber(string.match(raw, ':(%d+)$'))
+  if not expiry or now >= expiry then
+    return nil, where
+  end
+  if string.sub(raw, 1, 32) ~= digest then
+    return 'changed', where
+  end
+  local rest = string.sub(raw, 33)
+  local list, first, count = string.match(rest, '^I:(%x+):(%d+):(%d+):%d+$')
+  if not list then
+    list, first, count = string.match(rest, '^[DF]:%d+:(%x+):(%d+):(%d+):%d+$')
+  end
+  if list then
+    return {kind = 'I', list = list, first = tonumber(first), count = tonumber(count)}, where
+  end
+  local outcome, at = string.match(rest, '^C:([da]):(%d*):%d+$')
+  if outcome then
+    return {kind = 'C', outcome = outcome, at = tonumber(at) or 0}, where
+  end
+  return 'changed', where
+end
+
+-- Rewrites shard `from` under the table state (level, split): each live
+-- record goes to its shard there, records that are over are dropped. The
+-- rewrite also gives a shard that outgrew the compact encoding a compact
+-- one again.
+local function rec_rehash(prefix, from, level, split, now)
+  local src = shard_key(prefix, from)
+  local all = redis.call('HGETALL', src)
+  redis.call('DEL', src)
+  local out = {}
+  for i = 1, #all, 2 do
+    local e = all[i] ~= '~' and rec_end(all[i + 1]) or 0
+    if e > now then
+      local n = rec_shard(rec_hash(all[i]), level, split)
+      local t = out[n]
+      if not t then
+        t = {fields = {}, last = 0}
+        out[n] = t
+      end
+      table.insert(t.fields, all[i])
+      table.insert(t.fields, all[i + 1])
+      if e > t.last then
+        t.last = e
+      end
+    end
+  end
+  for n, t in pairs(out) do
+    local key = shard_key(prefix, n)
+    local expires = math.max(tonumber(redis.call('HGET', key, '~')) or 0, t.last + SHARD_SLACK)
+    -- '~' first: every lookup reads it, and a listpack is read from the
+    -- front.
+    table.insert(t.fields, 1, expires)
+    table.insert(t.fields, 1, '~')
+    redis.call('HSET', key, unpack(t.fields))
+    redis.call('EXPIRE', key, expires - now)
+  end
+end
+
+-- Drops the records of shard `key` that are over; returns how many are
+-- left.
+local function rec_prune(key, now)
+  local all = redis.call('HGETALL', key)
+  local over = {}
+  for i = 1, #all, 2 do
+    if all[i] ~= '~' and rec_end(all[i + 1]) <= now then
+      table.insert(over, all[i])
+    end
+  end
+  if #over > 0 then
+    redis.call('HDEL', key, unpack(over))
+  end
+  return #all / 2 - #over
+end
+
+-- Grows the table by one shard: splits shard `split` between itself and
+-- split + 2^level.
+local function rec_split(prefix, level, split, now)
+  local next_level, next_split = level, split + 1
+  if next_split == 2 ^ level then
+    next_level, next_split = level + 1, 0
+  end
+  rec_rehash(prefix, split, next_level, next_split, now)
+  redis.call('HSET', prefix .. 'r', 'L', next_level, 's', next_split)
+end
+
+-- Shrinks the table by one shard, undoing the last split, if the two
+-- shards it made hold at most REC_MERGE records.
+local function rec_merge(prefix, level, split, now)
+  local prev_level, prev_split = level, split - 1
+  if split == 0 then
+    prev_level = level - 1
+    prev_split = 2 ^ prev_level - 1
+  end
+  local last = prev_split + 2 ^ prev_level
+  local held = redis.call('HLEN', shard_key(prefix, last))
+    + redis.call('HLEN', shard_key(prefix, prev_split))
+  if held > REC_MERGE then
+    return
+  end
+  rec_rehash(prefix, last, prev_level, prev_split, now)
+  redis.call('HSET', prefix .. 'r', 'L', prev_level, 's', prev_split)
+end
+
+-- Writes the record `value` of `jti`, which counts until `record_end`,
+-- where rec_lookup said, and keeps the table's shards small.
+local function rec_put(prefix, where, jti, value, record_end, now)
+  local key = where.key
+  -- The shard must outlive its latest record: when this one ends after the
+  -- shard's recorded expiry, the expiry moves SHARD_SLACK past it.
+  if tonumber(record_end) > where.expires then
+    local expires = record_end + SHARD_SLACK
+    redis.call('HSET', key, jti, value, '~', expires)
+    redis.call('EXPIRE', key, expires - now)
+  else
+    redis.call('HSET', key, jti, value)
+  end
+  local len = redis.call('HLEN', key)
+  if len > REC_SPLIT and len <= REC_SCAN_MAX then
+    if rec_prune(key, now) > REC_KEEP then
+      rec_split(prefix, where.level, where.split, now)
+    end
+  elseif len <= REC_MERGE_PROBE and (where.level > 0 or where.split > 0) then
+    rec_merge(prefix, where.level, where.split, now)
+  end
+end
+
+-- Chunks. A list's bytes are cut every `cs` bytes (its metadata field; a
+-- list made before chunking has none and is one chunk) into strings whose
+-- allocations fit the allocator's size classes (see layout.rs).
+
+local function chunk_key(meta, k)
+  if k == 0 then
+    return meta .. ':b'
+  end
+  return meta .. ':b' .. k
+end
+
+-- Whether every chunk of a list of `byte_len` bytes cut every `cs` bytes
+-- has its length; `key_of(k)` names chunk k. A chunk that is missing
+-- (evicted, deleted by hand) or of another length is damage: the list must
+-- fail closed rather than be read or written as zeros.
+local function chunks_whole(key_of, byte_len, cs)
+  local k, at = 0, 0
+  while at < byte_len do
+    if redis.call('STRLEN', key_of(k)) ~= math.min(cs, byte_len - at) then
+      return false
+    end
+    k, at = k + 1, at + cs
+  end
+  return true
+end
