@@ -961,3 +961,74 @@ async fn an_evicting_maxmemory_policy_is_reported() {
     assert!(health.warnings[0].contains("allkeys-lru"), "{health:?}");
     assert!(health.warnings[0].contains("noeviction"), "{health:?}");
 }
+
+/// Each thread that runs a current-thread runtime (an actix worker) talks
+/// to Redis over a connection of its own, so a call never waits for another
+/// thread to drive a shared one; a thread whose runtime has shut down gets
+/// a new connection with its next runtime.
+#[test]
+fn each_worker_thread_talks_over_its_own_connection() {
+    let server = RedisServer::start();
+    let main = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = main.block_on(connect(&server, StoreSettings::default()));
+    let a = main
+        .block_on(store.allocate(&req("worker-client", ListFormat::Token, "w", 1000)))
+        .map(allocated)
+        .unwrap();
+    let clients = || -> usize {
+        let info = server.command("INFO clients");
+        info.lines()
+            .find_map(|l| l.strip_prefix("connected_clients:"))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap()
+    };
+    // The shared connection and the one asking.
+    let before = clients();
+    let worker = |calls: usize| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        for _ in 0..calls {
+            assert_eq!(rt.block_on(store.list_version(&a.list)).unwrap(), Some(0));
+        }
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| worker(3));
+        s.spawn(|| worker(3));
+    });
+    // Count while two worker threads are alive (a thread that ends takes
+    // its connection with it).
+    let (ready, counted) = (std::sync::mpsc::channel(), std::sync::Barrier::new(3));
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            let (store, ready, counted) = (&store, ready.0.clone(), &counted);
+            s.spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                assert_eq!(rt.block_on(store.list_version(&a.list)).unwrap(), Some(0));
+                ready.send(()).unwrap();
+                counted.wait();
+            });
+        }
+        ready.1.recv().unwrap();
+        ready.1.recv().unwrap();
+        assert_eq!(clients(), before + 2, "one connection per worker thread");
+        counted.wait();
+    });
+    // One thread, two runtimes in turn: the second gets a working
+    // connection, not the dead runtime's.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            worker(1);
+            worker(1);
+        });
+    });
+    // Calls from the multi-thread runtime use the shared connection.
+    assert_eq!(main.block_on(store.list_version(&a.list)).unwrap(), Some(0));
+}

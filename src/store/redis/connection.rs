@@ -1,16 +1,25 @@
 //! How the adapter reaches Redis: its settings, the connection, and the one
 //! rule for failures.
 //!
-//! The connection is a [`ConnectionManager`] (one multiplexed connection that
-//! reconnects by itself). Every command runs under a timeout (500 ms by
+//! The connection is a [`ConnectionManager`] (a multiplexed connection that
+//! reconnects by itself), one per thread that runs a current-thread runtime
+//! (each actix worker), plus a shared one for everything else. A
+//! multiplexed connection is driven by a task of the runtime that opened it:
+//! shared, every call from a worker would wake the thread that drives it and
+//! then be woken by it, two thread switches per call, on machines where the
+//! workers already use every core. A worker's own connection is written and
+//! read by the worker itself. Every command runs under a timeout (500 ms by
 //! default); a timeout or a connection failure is
 //! [`StoreError::Unavailable`], never a hang. A script that timed out on the
 //! client may still have run on the server: the idempotency record written by
 //! that same script is what makes a retry safe then (it gets the same
 //! answer).
 
+use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -76,16 +85,45 @@ pub(super) fn check_timeout(t: Duration) -> Result<(), StoreError> {
 }
 
 /// The connection to Redis, with every call bounded by the command timeout.
-/// Cheap to use from many tasks: each call clones the multiplexed handle.
+/// Cheap to use from many tasks: each call clones a multiplexed handle (the
+/// calling thread's own, see the module doc, or the shared one).
 #[derive(Clone)]
 pub(super) struct Connection {
-    manager: ConnectionManager,
-    /// What the manager was built from; also opens the change feed's own
+    /// Opened at start (so a Redis that does not answer is found then), and
+    /// used from threads that have no connection of their own.
+    shared: ConnectionManager,
+    /// What the managers are built from; also opens the change feed's own
     /// connection.
     client: ::redis::Client,
+    config: ConnectionManagerConfig,
     /// Above zero ([`check_timeout`]).
     timeout: Duration,
+    /// Tells this connection's per-thread managers from those of other
+    /// connections on the same thread (tests run many stores).
+    id: u64,
 }
+
+/// A thread's own manager for one [`Connection`].
+struct ThreadManager {
+    /// The [`Connection::id`] it serves.
+    id: u64,
+    manager: ConnectionManager,
+    /// Held by a task of the runtime that drives the manager: gone once that
+    /// runtime has shut down (a thread may run several runtimes in turn), and
+    /// the manager with it.
+    runtime: Weak<()>,
+}
+
+/// At most this many per-thread managers are kept on one thread; the oldest
+/// make way (only tests open that many stores).
+const THREAD_MANAGERS: usize = 16;
+
+thread_local! {
+    static THREAD_MANAGERS_OF: RefCell<Vec<ThreadManager>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Numbers [`Connection`]s.
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
 impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -114,17 +152,58 @@ impl Connection {
             .set_number_of_retries(2)
             .set_min_delay(Duration::from_millis(20))
             .set_max_delay(Duration::from_millis(500));
-        let manager = tokio::time::timeout(
+        let shared = tokio::time::timeout(
             t,
-            ConnectionManager::new_with_config(client.clone(), config),
+            ConnectionManager::new_with_config(client.clone(), config.clone()),
         )
         .await
         .map_err(|_| timed_out(t))?
         .map_err(map_err)?;
         Ok(Connection {
-            manager,
+            shared,
             client,
+            config,
             timeout,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        })
+    }
+
+    /// The manager for a call from here: this thread's own when it runs a
+    /// current-thread runtime (opened on first use, connecting lazily, by
+    /// the call itself), else the shared one.
+    fn manager(&self) -> ConnectionManager {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        let local =
+            Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::CurrentThread);
+        if !local {
+            return self.shared.clone();
+        }
+        THREAD_MANAGERS_OF.with(|cell| {
+            let mut managers = cell.borrow_mut();
+            managers.retain(|m| m.runtime.strong_count() > 0);
+            if let Some(m) = managers.iter().find(|m| m.id == self.id) {
+                return m.manager.clone();
+            }
+            let Ok(manager) =
+                ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
+            else {
+                return self.shared.clone();
+            };
+            let alive = Arc::new(());
+            let runtime = Arc::downgrade(&alive);
+            tokio::spawn(async move {
+                let _alive = alive;
+                std::future::pending::<()>().await
+            });
+            if managers.len() >= THREAD_MANAGERS {
+                managers.remove(0);
+            }
+            managers.push(ThreadManager {
+                id: self.id,
+                manager: manager.clone(),
+                runtime,
+            });
+            manager
         })
     }
 
@@ -145,7 +224,7 @@ impl Connection {
     /// [`StoreError::Unavailable`] on a timeout or a connection failure,
     /// [`StoreError::Backend`] for anything else Redis refuses.
     pub(super) async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
-        let mut conn = self.manager.clone();
+        let mut conn = self.manager();
         self.bounded(cmd.query_async(&mut conn)).await
     }
 
@@ -154,7 +233,7 @@ impl Connection {
     /// # Errors
     /// As [`Connection::query`].
     pub(super) async fn pipe<T: FromRedisValue>(&self, pipe: &Pipeline) -> Result<T, StoreError> {
-        let mut conn = self.manager.clone();
+        let mut conn = self.manager();
         self.bounded(pipe.query_async(&mut conn)).await
     }
 
@@ -166,7 +245,7 @@ impl Connection {
         &self,
         script: &ScriptInvocation<'_>,
     ) -> Result<T, StoreError> {
-        let mut conn = self.manager.clone();
+        let mut conn = self.manager();
         self.bounded(script.invoke_async(&mut conn)).await
     }
 
