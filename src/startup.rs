@@ -111,6 +111,7 @@ impl Application {
             freshness: settings.signing.freshness,
             max_lists: settings.signing.cache_max_lists.get(),
             max_bytes: settings.signing.cache_max_bytes.get(),
+            optimize_after: settings.signing.optimize_after,
         };
         let jwks_json = keys.jwks_json().map_err(|source| StartupError::Keys {
             field: "signing.key_file".into(),

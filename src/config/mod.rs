@@ -357,6 +357,10 @@ pub struct SigningSettings {
     /// How many bytes of signed list tokens and their compressed segments
     /// are kept in memory at most (256 MiB by default).
     pub cache_max_bytes: NonZeroUsize,
+    /// How long a published token is served before its list is compressed
+    /// again at zlib level 9 and re-signed, smaller, in the background
+    /// (`optimize_after_secs`; 1 s by default, 0: at the next GET).
+    pub optimize_after: Duration,
 }
 
 impl Default for SigningSettings {
@@ -370,6 +374,7 @@ impl Default for SigningSettings {
             freshness: Duration::from_millis(250),
             cache_max_lists: NonZeroUsize::new(10_000).unwrap_or(NonZeroUsize::MIN),
             cache_max_bytes: NonZeroUsize::new(256 * 1024 * 1024).unwrap_or(NonZeroUsize::MIN),
+            optimize_after: Duration::from_secs(1),
         }
     }
 }

@@ -308,6 +308,7 @@ struct RawSigning {
     freshness_ms: Option<u64>,
     cache_max_lists: Option<usize>,
     cache_max_bytes: Option<usize>,
+    optimize_after_secs: Option<u64>,
 }
 
 impl RawSigning {
@@ -324,6 +325,7 @@ impl RawSigning {
             token_lifetime,
             ttl: positive("signing.ttl_secs", secs(self.ttl_secs, d.ttl))?,
             freshness: millis(self.freshness_ms, d.freshness),
+            optimize_after: secs(self.optimize_after_secs, d.optimize_after),
             cache_max_lists: at_least_one(
                 "signing.cache_max_lists",
                 self.cache_max_lists,

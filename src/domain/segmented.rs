@@ -12,17 +12,26 @@
 //! length). Any inflater reads the result; no decoder needs to know it was
 //! made in pieces.
 //!
-//! Compression is zlib-rs with the run-length strategy (matches at distance
-//! 1 only). Status lists are mostly zero bytes with scattered non-zero ones:
-//! runs of one byte value are nearly all there is to find, and the run-length
-//! search is 20–100× faster than zlib level 9's chain search on such data.
-//! Measured on 2-bit lists: at 10 % set entries it is ~10 % *smaller* than
-//! zlib level 9, at 1 % ~14 % larger (level 9 there finds matches spanning
-//! a non-zero byte and both runs around it, at ~100 ns per input byte).
+//! Compression is zlib-rs, in two passes. A segment is first compressed with
+//! the run-length strategy (matches at distance 1 only): status lists are
+//! mostly zero bytes with scattered non-zero ones, runs of one byte value
+//! are nearly all there is to find, and the run-length search is 20–100×
+//! faster than zlib level 9's chain search on such data, so a change is
+//! published within a fraction of a millisecond. On sparse lists it is
+//! ~14 % larger than level 9, which finds matches spanning a non-zero byte
+//! and both runs around it, at ~100 ns per input byte (3 ms per segment on a
+//! 1 % list; no setting of zlib's or libdeflate's search gets within 5 % of
+//! level 9 there in under 1 ms, measured in `benches/tokens.rs`).
+//! [`CompressedList::optimized`] is the second pass, run off the request
+//! path once a list has settled: each segment not yet optimized is
+//! compressed at level 9 and keeps the smaller of its two encodings (the
+//! run-length one is smaller on denser lists), so a published list ends
+//! within a few per cent of zlib level 9 of the whole list, or below it.
 //!
 //! [`CompressedList::update`] is the incremental step: it compares each
 //! piece's bytes with the previous version's (no trust in change
-//! notifications) and compresses again only those that differ.
+//! notifications) and compresses again only those that differ; the pieces
+//! it keeps keep their optimized encoding.
 
 use std::sync::Arc;
 
@@ -41,8 +50,8 @@ pub const SEGMENT_BYTES: usize = 32 * 1024;
 const FINAL_BLOCK: [u8; 2] = [0x03, 0x00];
 
 /// zlib header: CM = 8 (DEFLATE), CINFO = 7 (32 KiB window), no dictionary,
-/// FLEVEL = 0 ("fastest": the run-length strategy), FCHECK so that the pair
-/// is a multiple of 31.
+/// FLEVEL = 0 (informative only, RFC 1950; segments are of either pass),
+/// FCHECK so that the pair is a multiple of 31.
 const ZLIB_HEADER: [u8; 2] = [0x78, 0x01];
 
 /// GZIP header: magic, CM = 8, no flags, no modification time, no extra
@@ -61,6 +70,10 @@ struct Segment {
     adler: u32,
     /// CRC-32 of `raw`.
     crc: u32,
+    /// Whether `deflate` is the smaller of the run-length and the level-9
+    /// encoding (see [`CompressedList::optimized`]), or only the run-length
+    /// one.
+    optimized: bool,
 }
 
 /// A list's raw bytes, compressed segment by segment; shared segments are
@@ -84,13 +97,17 @@ impl std::fmt::Debug for CompressedList {
     }
 }
 
-/// What an [`CompressedList::update`] did, for logs and benches.
+/// What an [`CompressedList::update`] or [`CompressedList::optimized`] did,
+/// for logs and benches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct UpdateStats {
     /// Segments taken over from the previous version unchanged.
     pub reused: usize,
     /// Segments compressed again.
     pub compressed: usize,
+    /// Of those, how many [`CompressedList::optimized`] made smaller (the
+    /// others keep their run-length encoding).
+    pub smaller: usize,
 }
 
 impl CompressedList {
@@ -103,7 +120,7 @@ impl CompressedList {
     /// equal the new ones at the same place and compressing the others.
     pub fn update(&self, raw: &[u8]) -> (Self, UpdateStats) {
         let mut stats = UpdateStats::default();
-        let mut deflater = Deflater::default();
+        let mut deflater = Deflater::new(Pass::Fast);
         let segments = raw
             .chunks(SEGMENT_BYTES)
             .enumerate()
@@ -123,6 +140,65 @@ impl CompressedList {
             raw_len: raw.len(),
         };
         (list, stats)
+    }
+
+    /// Whether every segment is optimized: [`CompressedList::optimized`]
+    /// would change nothing.
+    pub fn is_optimized(&self) -> bool {
+        self.segments.iter().all(|s| s.optimized)
+    }
+
+    /// The list with every segment not yet optimized compressed again at
+    /// zlib level 9, each keeping the smaller of its two encodings; `None`
+    /// when every segment already is. Costs up to ~3 ms per 32 KiB segment
+    /// (sparse lists are the slow case), so it is run off the request path.
+    pub fn optimized(&self) -> Option<(Self, UpdateStats)> {
+        if self.is_optimized() {
+            return None;
+        }
+        let mut stats = UpdateStats::default();
+        let mut deflater = Deflater::new(Pass::Best);
+        let segments = self
+            .segments
+            .iter()
+            .map(|old| {
+                if old.optimized {
+                    stats.reused += 1;
+                    return old.clone();
+                }
+                stats.compressed += 1;
+                let best = deflater.segment(&old.raw);
+                if best.deflate.len() < old.deflate.len() {
+                    stats.smaller += 1;
+                    Arc::new(best)
+                } else {
+                    Arc::new(Segment {
+                        optimized: true,
+                        ..Segment::clone(old)
+                    })
+                }
+            })
+            .collect();
+        let list = CompressedList {
+            segments,
+            raw_len: self.raw_len,
+        };
+        Some((list, stats))
+    }
+
+    /// The length of the DEFLATE data of all segments (what [`Self::zlib`]
+    /// holds, but its 8 bytes of header and trailer).
+    pub fn compressed_len(&self) -> usize {
+        self.deflate_len() + FINAL_BLOCK.len()
+    }
+
+    /// The raw bytes of the list, joined from its segments.
+    pub fn raw(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.raw_len);
+        for s in &self.segments {
+            out.extend_from_slice(&s.raw);
+        }
+        out
     }
 
     /// The number of raw bytes the list holds.
@@ -208,14 +284,30 @@ impl CompressedList {
     }
 }
 
+/// Which encoding a [`Deflater`] makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// Run-length strategy: fast, for publishing a change at once.
+    Fast,
+    /// Level 9, default strategy: the size zlib's best search reaches.
+    Best,
+}
+
 /// One zlib-rs compressor, reset between the segments of one update instead
 /// of being allocated for each.
-#[derive(Default)]
-struct Deflater(Option<Deflate>);
+struct Deflater {
+    pass: Pass,
+    state: Option<Deflate>,
+}
 
 impl Deflater {
+    fn new(pass: Pass) -> Self {
+        Deflater { pass, state: None }
+    }
+
     fn segment(&mut self, raw: &[u8]) -> Segment {
-        let deflate = match &mut self.0 {
+        let pass = self.pass;
+        let deflate = match &mut self.state {
             Some(d) => {
                 d.reset();
                 d
@@ -226,7 +318,10 @@ impl Deflater {
                 // Negative: raw DEFLATE, no zlib header or trailer.
                 window_bits: -15,
                 mem_level: 8,
-                strategy: Strategy::Rle,
+                strategy: match pass {
+                    Pass::Fast => Strategy::Rle,
+                    Pass::Best => Strategy::Default,
+                },
             })),
         };
         let compressed = sync_flushed(deflate, raw).unwrap_or_else(|| stored(raw));
@@ -235,6 +330,7 @@ impl Deflater {
             deflate: compressed.into_boxed_slice(),
             adler: zlib_rs::adler32::adler32(1, raw),
             crc: zlib_rs::crc32::crc32(0, raw),
+            optimized: pass == Pass::Best,
         }
     }
 }
@@ -333,7 +429,8 @@ mod tests {
             stats,
             UpdateStats {
                 reused: 4,
-                compressed: 1
+                compressed: 1,
+                smaller: 0
             }
         );
         assert_eq!(inflate_zlib(&second.zlib()), raw);
@@ -343,6 +440,68 @@ mod tests {
         let (third, stats) = second.update(&raw);
         assert_eq!((stats.reused, stats.compressed), (4, 1));
         assert_eq!(inflate_zlib(&third.zlib()), raw);
+    }
+
+    /// A 1 %-set 2-bit list: sparse, where level 9 beats the run-length
+    /// encoding.
+    fn sparse(len: usize) -> Vec<u8> {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                if x.is_multiple_of(25) {
+                    1 << (2 * (x / 25 % 4))
+                } else {
+                    0
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn optimizing_shrinks_sparse_segments_and_keeps_the_stream_valid() {
+        let raw = sparse(3 * SEGMENT_BYTES + 100);
+        let fast = CompressedList::new(&raw);
+        assert!(!fast.is_optimized());
+        let (best, stats) = fast.optimized().unwrap();
+        assert_eq!((stats.reused, stats.compressed), (0, 4));
+        assert!(stats.smaller >= 3, "the full segments at least: {stats:?}");
+        assert!(best.is_optimized());
+        assert!(best.optimized().is_none(), "nothing left to do");
+        assert!(
+            best.compressed_len() * 100 < fast.compressed_len() * 95,
+            "{} vs {}",
+            best.compressed_len(),
+            fast.compressed_len()
+        );
+        assert_eq!(inflate_zlib(&best.zlib()), raw);
+        let mut gz = Vec::new();
+        flate2::read::GzDecoder::new(&best.gzip()[..])
+            .read_to_end(&mut gz)
+            .unwrap();
+        assert_eq!(gz, raw);
+        // Dense data where the run-length encoding is the smaller keeps it.
+        let dense: Vec<u8> = (0..SEGMENT_BYTES).map(|i| (i % 7 == 0) as u8).collect();
+        let fast = CompressedList::new(&dense);
+        let (best, _) = fast.optimized().unwrap();
+        assert!(best.compressed_len() <= fast.compressed_len());
+        assert_eq!(inflate_zlib(&best.zlib()), dense);
+    }
+
+    #[test]
+    fn an_update_keeps_the_optimized_segments_it_does_not_change() {
+        let mut raw = sparse(4 * SEGMENT_BYTES);
+        let (best, _) = CompressedList::new(&raw).optimized().unwrap();
+        raw[SEGMENT_BYTES + 3] ^= 0x10;
+        let (next, stats) = best.update(&raw);
+        assert_eq!((stats.reused, stats.compressed), (3, 1));
+        assert!(!next.is_optimized());
+        let (again, stats) = next.optimized().unwrap();
+        assert_eq!((stats.reused, stats.compressed), (3, 1));
+        assert_eq!(inflate_zlib(&again.zlib()), raw);
+        assert_eq!(again.shared_segments(&best), 3);
     }
 
     #[test]

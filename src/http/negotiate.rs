@@ -122,10 +122,16 @@ fn parse_qvalue(text: &str) -> Option<u16> {
     }
 }
 
+/// An entity tag without its weakness indicator (`W/`).
+fn opaque(tag: &[u8]) -> &[u8] {
+    tag.strip_prefix(b"W/").unwrap_or(tag)
+}
+
 /// Which representation the request's `If-None-Match` names, if any: the
-/// chosen one when one of its tags (compared weakly, `W/` ignored) is
-/// `chosen_tag` or the field is `*`; otherwise the other one when a tag is
-/// `other_tag` and the client accepts that coding. A cache that stored both
+/// chosen one when one of its tags (compared weakly, `W/` ignored on both
+/// sides, RFC 9110 §8.8.3.2) is `chosen_tag` or the field is `*`; otherwise
+/// the other one when a tag is `other_tag` and the client accepts that
+/// coding. A cache that stored both
 /// sends both tags and is answered 304 with the tag of the one still valid
 /// (RFC 9111 §4.3.4), so either tag must match.
 pub fn held(
@@ -138,6 +144,7 @@ pub fn held(
         Coding::Identity => Coding::Gzip,
         Coding::Gzip => Coding::Identity,
     };
+    let (chosen_tag, other_tag) = (opaque(chosen_tag), opaque(other_tag));
     let mut other_matched = false;
     for value in headers.get_all(header::IF_NONE_MATCH) {
         for tag in value.as_bytes().split(|b| *b == b',') {
@@ -145,7 +152,7 @@ pub fn held(
             if tag == b"*" {
                 return Some(accepted.chosen);
             }
-            let tag = tag.strip_prefix(b"W/").unwrap_or(tag);
+            let tag = opaque(tag);
             if tag == chosen_tag {
                 return Some(accepted.chosen);
             }
@@ -278,5 +285,18 @@ mod tests {
             ..gzip_first
         };
         assert_eq!(inm(&["\"1-2\""], no_identity), None);
+        // Our tags are weak: the request's match with or without `W/`.
+        let weak = |values: &[&str]| {
+            held(
+                &headers(header::IF_NONE_MATCH, values),
+                gzip_first,
+                b"W/\"1-2-gz\"",
+                b"W/\"1-2\"",
+            )
+        };
+        assert_eq!(weak(&["W/\"1-2-gz\""]), Some(Coding::Gzip));
+        assert_eq!(weak(&["\"1-2-gz\""]), Some(Coding::Gzip));
+        assert_eq!(weak(&["W/\"1-2\""]), Some(Coding::Identity));
+        assert_eq!(weak(&["W/\"1-3\""]), None);
     }
 }

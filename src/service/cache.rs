@@ -61,7 +61,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::domain::{CompressedList, ListFormat, ListId, ListRef, StatusList};
+use crate::domain::{Bits, CompressedList, ListFormat, ListId, ListRef, StatusList};
 use crate::ports::{ListSigner, ListSnapshot, ListToSign, SignError, Store, StoreError};
 
 /// Lists at least this large are compressed and signed off the reactor.
@@ -90,6 +90,12 @@ pub struct PublishSettings {
     /// kept segments ([`Published::held_bytes`]) are kept (256 MiB by default; at least 1).
     /// A single token larger than this is still kept, alone.
     pub max_bytes: usize,
+    /// How long a token is served before its list is compressed again at
+    /// zlib level 9 and the smaller token re-signed in the background (1 s
+    /// by default; see [`crate::domain::segmented`]): a change is published
+    /// at once with the fast encoding, and lists that keep changing are not
+    /// recompressed after every change.
+    pub optimize_after: Duration,
 }
 
 impl Default for PublishSettings {
@@ -101,6 +107,7 @@ impl Default for PublishSettings {
             freshness: Duration::from_millis(250),
             max_lists: 10_000,
             max_bytes: 256 * 1024 * 1024,
+            optimize_after: Duration::from_secs(1),
         }
     }
 }
@@ -122,14 +129,17 @@ pub struct Published {
     /// accept `Content-Encoding: gzip` (the draft says a JWT status list
     /// SHOULD be sent so). Decodes to exactly `body`.
     pub gzip: bytes::Bytes,
-    /// The HTTP entity tag of `body`: `"<version>-<iat>"`, so that a
+    /// The HTTP entity tag of `body`: `W/"<version>-<iat>"`, so that a
     /// re-signed token (new `exp`) is never answered with 304 to a client
-    /// that holds the old one. A valid header value (ASCII), as `Bytes` so
-    /// that responses share it.
+    /// that holds the old one. Weak (RFC 9110 §8.8.1): the token re-signed
+    /// with its list compressed smaller in the background (same version,
+    /// same `iat` and `exp`, other bytes) is the same document to a
+    /// verifier, so a client holding either is answered 304. A valid header
+    /// value (ASCII), as `Bytes` so that responses share it.
     pub etag: bytes::Bytes,
-    /// The entity tag of `gzip`: `"<version>-<iat>-gz"`. A strong tag names
-    /// one sequence of bytes, so the gzip representation needs its own
-    /// (RFC 9110 §8.8.3).
+    /// The entity tag of `gzip`: `W/"<version>-<iat>-gz"`, its own, so that
+    /// a cache never takes one content coding for the other (RFC 9110
+    /// §8.8.3).
     pub gzip_etag: bytes::Bytes,
     /// Issued at (unix seconds).
     pub iat: u64,
@@ -139,6 +149,8 @@ pub struct Published {
     pub allocated: u64,
     /// The list's capacity.
     pub capacity: u64,
+    /// Bits per entry.
+    pub bits: Bits,
     /// The list's bytes compressed in segments, as the token shows them. Not
     /// sent: kept so that the next version is re-published by compressing
     /// only the segments whose bytes changed.
@@ -180,11 +192,11 @@ pub fn gzip(body: &[u8]) -> bytes::Bytes {
 }
 
 /// The entity tags of the identity and the gzip representation of the token
-/// of `version` signed at `iat`.
+/// of `version` signed at `iat` (the same for its optimized re-signing).
 fn etags(version: u64, iat: u64) -> (bytes::Bytes, bytes::Bytes) {
     (
-        bytes::Bytes::from(format!("\"{version}-{iat}\"")),
-        bytes::Bytes::from(format!("\"{version}-{iat}-gz\"")),
+        bytes::Bytes::from(format!("W/\"{version}-{iat}\"")),
+        bytes::Bytes::from(format!("W/\"{version}-{iat}-gz\"")),
     )
 }
 
@@ -308,6 +320,9 @@ struct Slot {
     epoch: AtomicU64,
     /// The cache clock when the list was last used (for LRU eviction).
     last_used: AtomicU64,
+    /// Set while the slot's token is being optimized in the background, so
+    /// that a list is recompressed by one task at a time.
+    optimizing: std::sync::atomic::AtomicBool,
 }
 
 /// A slot in the map, with the size it is accounted for.
@@ -424,16 +439,59 @@ impl<S: Store> TokenCache<S> {
     ) -> Result<(Arc<Published>, CacheOutcome), CacheError> {
         let slot = self.slot(id);
         let seen = match self.remembered(&slot, format, now, None) {
-            Memory::Answer(answer) => return answer,
+            Memory::Answer(answer) => return self.served(&slot, id, answer, now),
             Memory::Ask { checks } => checks,
         };
         let _flight = slot.rebuild.lock().await;
         // A check that finished while this request waited answers it too:
         // repeating it would queue one store timeout per waiter.
         if let Memory::Answer(answer) = self.remembered(&slot, format, now, Some(seen)) {
-            return answer;
+            return self.served(&slot, id, answer, now);
         }
-        self.check(&slot, format, id, now).await
+        let answer = self.check(&slot, format, id, now).await;
+        self.served(&slot, id, answer, now)
+    }
+
+    /// Passes `answer` on, first starting the background optimization of the
+    /// token it serves when that is due (see
+    /// [`PublishSettings::optimize_after`]): lists nobody reads are never
+    /// recompressed.
+    fn served(
+        &self,
+        slot: &Arc<Slot>,
+        id: ListId,
+        answer: Result<(Arc<Published>, CacheOutcome), CacheError>,
+        now: u64,
+    ) -> Result<(Arc<Published>, CacheOutcome), CacheError> {
+        if let Ok((token, _)) = &answer
+            && !token.compressed.is_optimized()
+            && now
+                >= token
+                    .iat
+                    .saturating_add(self.settings.optimize_after.as_secs())
+            && !slot.optimizing.swap(true, Ordering::AcqRel)
+        {
+            let (slot, token) = (slot.clone(), token.clone());
+            let (signer, settings) = (self.signer.clone(), self.settings.clone());
+            tokio::task::spawn_blocking(move || {
+                match optimized_token(id, &token, &*signer, &settings) {
+                    Ok(Some(better)) => {
+                        let mut state = lock(&slot.state);
+                        // Only over the token it was made from: a newer
+                        // version may have replaced it meanwhile.
+                        if state.token.as_ref().is_some_and(|t| Arc::ptr_eq(t, &token)) {
+                            state.token = Some(Arc::new(better));
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(err) => {
+                        tracing::warn!(list = %id, error = %err, "optimizing a list failed; it stays as published")
+                    }
+                }
+                slot.optimizing.store(false, Ordering::Release);
+            });
+        }
+        answer
     }
 
     /// Marks list `id` as changed by this process; call it after every
@@ -722,12 +780,6 @@ fn sign_snapshot(
         snapshot.bytes.clone(),
     )
     .map_err(|e| StoreError::Corrupt(format!("list {}: {e}", meta.id)))?;
-    let uri = ListRef {
-        format: meta.format,
-        id: meta.id,
-    }
-    .uri(&settings.base_url);
-    let exp = now.saturating_add(settings.token_lifetime.as_secs().max(1));
     let compressed = match previous {
         Some(previous) => {
             let (compressed, stats) = previous.update(list.as_bytes());
@@ -740,33 +792,118 @@ fn sign_snapshot(
         }
         None => CompressedList::new(list.as_bytes()),
     };
-    let body = signer.sign(&ListToSign {
+    let exp = now.saturating_add(settings.token_lifetime.as_secs().max(1));
+    let signed = Signed {
+        id: meta.id,
         format: meta.format,
-        list: &list,
+        version: snapshot.version,
+        allocated: meta.allocated,
+        iat: now,
+        exp,
+    };
+    sign(&signed, &list, compressed, signer, settings)
+}
+
+/// What a token says besides its list, kept when it is re-signed with the
+/// list optimized.
+struct Signed {
+    id: ListId,
+    format: ListFormat,
+    version: u64,
+    allocated: u64,
+    iat: u64,
+    exp: u64,
+}
+
+/// Signs `list`, compressed as `compressed`, into a token.
+fn sign(
+    signed: &Signed,
+    list: &StatusList,
+    compressed: CompressedList,
+    signer: &dyn ListSigner,
+    settings: &PublishSettings,
+) -> Result<Published, CacheError> {
+    let format = signed.format;
+    let uri = ListRef {
+        format,
+        id: signed.id,
+    }
+    .uri(&settings.base_url);
+    let body = signer.sign(&ListToSign {
+        format,
+        list,
         compressed: &compressed,
         iss: settings.base_url.trim_end_matches('/'),
         uri: &uri,
-        iat: now,
-        exp,
+        iat: signed.iat,
+        exp: signed.exp,
         ttl: settings.ttl.as_secs(),
     })?;
     // Compressed here, in the same (blocking, for large lists) step as the
     // signature: once per token, never per GET.
     let gzip = gzip(body.as_bytes());
-    let (etag, gzip_etag) = etags(snapshot.version, now);
+    let (etag, gzip_etag) = etags(signed.version, signed.iat);
     Ok(Published {
-        format: meta.format,
-        version: snapshot.version,
+        format,
+        version: signed.version,
         body: bytes::Bytes::from(body),
         gzip,
         etag,
         gzip_etag,
-        iat: now,
-        exp,
-        allocated: meta.allocated,
-        capacity: meta.capacity,
+        iat: signed.iat,
+        exp: signed.exp,
+        allocated: signed.allocated,
+        capacity: list.len(),
+        bits: list.bits(),
         compressed: Arc::new(compressed),
     })
+}
+
+/// `token` with its list's segments optimized (see
+/// [`CompressedList::optimized`]) and signed again with the same times;
+/// `None` when they already are.
+fn optimized_token(
+    id: ListId,
+    token: &Published,
+    signer: &dyn ListSigner,
+    settings: &PublishSettings,
+) -> Result<Option<Published>, CacheError> {
+    let Some((compressed, stats)) = token.compressed.optimized() else {
+        return Ok(None);
+    };
+    if stats.smaller == 0 {
+        // The same bytes: the same token, now known to be as small as it
+        // gets (so no GET starts this again).
+        return Ok(Some(Published {
+            compressed: Arc::new(compressed),
+            ..token.clone()
+        }));
+    }
+    let list = StatusList::from_bytes(
+        token.format.layout(),
+        token.bits,
+        token.capacity,
+        compressed.raw(),
+    )
+    .map_err(|e| StoreError::Corrupt(format!("list {id}: {e}")))?;
+    let signed = Signed {
+        id,
+        format: token.format,
+        version: token.version,
+        allocated: token.allocated,
+        iat: token.iat,
+        exp: token.exp,
+    };
+    let better = sign(&signed, &list, compressed, signer, settings)?;
+    tracing::debug!(
+        list = %id,
+        optimized = stats.compressed,
+        kept = stats.reused,
+        before = token.body.len(),
+        after = better.body.len(),
+        "list optimized"
+    );
+    Ok(Some(better))
 }
 
 fn check_format(token: Arc<Published>, format: ListFormat) -> Result<Arc<Published>, CacheError> {
@@ -912,12 +1049,16 @@ mod tests {
         _dir: tempfile::TempDir,
     }
 
+    /// Background optimization is off (a day away) unless a test sets it.
+    const NO_OPTIMIZING: Duration = Duration::from_secs(86_400);
+
     async fn fixture(freshness: Duration) -> Fixture {
         fixture_with(PublishSettings {
             base_url: "https://s.example".into(),
             token_lifetime: Duration::from_secs(3600),
             ttl: Duration::from_secs(300),
             freshness,
+            optimize_after: NO_OPTIMIZING,
             ..PublishSettings::default()
         })
         .await
@@ -1060,10 +1201,10 @@ mod tests {
             .read_to_end(&mut plain)
             .unwrap();
         assert_eq!(plain, t.body);
-        assert_eq!(&t.etag[..], format!("\"{}-{NOW}\"", t.version).as_bytes());
+        assert_eq!(&t.etag[..], format!("W/\"{}-{NOW}\"", t.version).as_bytes());
         assert_eq!(
             &t.gzip_etag[..],
-            format!("\"{}-{NOW}-gz\"", t.version).as_bytes()
+            format!("W/\"{}-{NOW}-gz\"", t.version).as_bytes()
         );
         assert_eq!(
             t.held_bytes(),
@@ -1477,6 +1618,7 @@ mod tests {
         let f = fixture_sized(
             PublishSettings {
                 freshness: Duration::ZERO,
+                optimize_after: NO_OPTIMIZING,
                 ..PublishSettings::default()
             },
             entries,
@@ -1492,5 +1634,112 @@ mod tests {
         let from_scratch = CompressedList::new(&snapshot.bytes);
         assert_eq!(*t2.compressed, from_scratch, "the same as a full encode");
         assert_eq!(from_scratch.shared_segments(&t1.compressed), 0);
+    }
+
+    /// A token served for `optimize_after` is re-signed in the background
+    /// with its list optimized: the same version, times and tags, the same
+    /// statuses, no store call; a newer token is never replaced by the
+    /// optimized old one.
+    #[tokio::test]
+    async fn a_settled_token_is_optimized_in_the_background() {
+        use crate::domain::segmented::SEGMENT_BYTES;
+        let entries = (2 * SEGMENT_BYTES * 4) as u64;
+        let f = fixture_sized(
+            PublishSettings {
+                freshness: Duration::from_secs(3600),
+                optimize_after: Duration::from_secs(1),
+                ..PublishSettings::default()
+            },
+            entries,
+        )
+        .await;
+        // A sparse list: every 97th entry revoked (fixture entry aside).
+        for n in 1..(entries / 97) {
+            let req = AllocateRequest {
+                client: f.client.clone(),
+                format: ListFormat::Token,
+                jti: Jti::from_name(&format!("sparse-{n}")),
+                digest: [3; 32],
+                status_expiry: NOW + 100,
+                count: 97,
+                now: NOW,
+                keep_until: NOW + 3600,
+            };
+            let AllocateOutcome::Allocated(a) = f.store.allocate(&req).await.unwrap() else {
+                panic!("allocated");
+            };
+            let change = StatusChange {
+                client: f.client.clone(),
+                list: a.list,
+                idx: a.indexes[0],
+                status: Status::Invalid,
+                jti: Jti::from_name(&format!("revoke-{n}")),
+                digest: [4; 32],
+                now: NOW,
+                keep_until: NOW + 3600,
+            };
+            f.store.set_status(&change).await.unwrap();
+        }
+        let (first, o) = f.cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
+        assert_eq!(o, CacheOutcome::Rebuilt);
+        assert!(!first.compressed.is_optimized());
+        // Not yet settled: nothing starts.
+        let (same, _) = f.cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
+        assert!(Arc::ptr_eq(&same, &first));
+        let reads = f.store.reads.load(Ordering::SeqCst);
+        // Settled: this GET still gets the first token and starts the work.
+        let (still, o) = f
+            .cache
+            .get(ListFormat::Token, f.list, NOW + 1)
+            .await
+            .unwrap();
+        assert!(Arc::ptr_eq(&still, &first));
+        assert_eq!(o, CacheOutcome::Hit);
+        let mut optimized = None;
+        for _ in 0..200 {
+            let (t, _) = f
+                .cache
+                .get(ListFormat::Token, f.list, NOW + 1)
+                .await
+                .unwrap();
+            if !Arc::ptr_eq(&t, &first) {
+                optimized = Some(t);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let optimized = optimized.expect("optimized within 2 s");
+        assert!(optimized.compressed.is_optimized());
+        assert!(
+            optimized.compressed.compressed_len() < first.compressed.compressed_len(),
+            "{} vs {}",
+            optimized.compressed.compressed_len(),
+            first.compressed.compressed_len()
+        );
+        assert_eq!(
+            (optimized.version, optimized.iat, optimized.exp),
+            (first.version, first.iat, first.exp)
+        );
+        assert_eq!(
+            (&optimized.etag, &optimized.gzip_etag),
+            (&first.etag, &first.gzip_etag)
+        );
+        assert_eq!(
+            optimized.body, first.body,
+            "the test signer writes statuses only"
+        );
+        assert_eq!(optimized.compressed.raw(), first.compressed.raw());
+        assert_eq!(f.store.reads.load(Ordering::SeqCst), reads, "no store read");
+
+        // The optimized token of an old version never replaces a newer one.
+        let slot = f.cache.slot(f.list);
+        let stale = optimized_token(f.list, &first, &DigitSigner, f.cache.settings())
+            .unwrap()
+            .unwrap();
+        {
+            let state = lock(&slot.state);
+            assert!(!Arc::ptr_eq(state.token.as_ref().unwrap(), &first));
+        }
+        assert_eq!(stale.version, first.version);
     }
 }

@@ -57,6 +57,8 @@ pub struct Knobs {
     pub bits: u8,
     /// `idempotency_window_secs`.
     pub window_secs: u64,
+    /// `signing.optimize_after_secs`.
+    pub optimize_after_secs: u64,
 }
 
 impl Default for Knobs {
@@ -67,6 +69,7 @@ impl Default for Knobs {
             freshness_ms: 250,
             bits: 2,
             window_secs: 3600,
+            optimize_after_secs: 1,
         }
     }
 }
@@ -187,13 +190,14 @@ pub fn settings(store: &StoreSpec, knobs: &Knobs, dir: &Path) -> Settings {
          [store]\nurl = \"{url}\"\nredis_prefix = \"{prefix}\"\ncommand_timeout_ms = {}\n\
          [lists]\ncapacity = {}\nbits = {}\n\
          [signing]\nkey_file = \"{}\"\ngenerate_if_missing = true\nfreshness_ms = {}\n\
-         {}{}{}",
+         optimize_after_secs = {}\n{}{}{}",
         knobs.window_secs,
         command_timeout_ms,
         knobs.capacity,
         knobs.bits,
         dir.join("service-key.pem").display(),
         knobs.freshness_ms,
+        knobs.optimize_after_secs,
         TOKEN.toml(),
         TOKEN2.toml(),
         if knobs.bits == 2 {
