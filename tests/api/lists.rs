@@ -352,6 +352,11 @@ async fn a_settled_list_is_re_signed_compacted_under_the_same_tag() {
         app.change("/revoke", &TOKEN, i, &u).await;
     }
     let first = app.fetch_list(&uri).await;
+    // Whether level 9 makes these bytes smaller is a fact of the bytes (a
+    // random 1 % is usually, not always): only then is the token re-signed.
+    let shrinks = statuslist::domain::CompressedList::new(first.list.as_bytes())
+        .optimized()
+        .is_some_and(|(_, stats)| stats.smaller > 0);
     let mut later = None;
     for _ in 0..100 {
         let now = app.fetch_list(&uri).await;
@@ -361,10 +366,11 @@ async fn a_settled_list_is_re_signed_compacted_under_the_same_tag() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let later = later.expect("re-signed within 2 s");
-    assert_eq!(later.etag, first.etag);
-    assert_eq!(later.list.get(idx).unwrap(), INVALID);
-    assert_eq!(later.list.as_bytes(), first.list.as_bytes());
+    let later = match (later, shrinks) {
+        (Some(later), true) => later,
+        (None, false) => app.fetch_list(&uri).await,
+        (later, shrinks) => panic!("re-signed: {}, expected: {shrinks}", later.is_some()),
+    };
     let res = get_with(
         &app,
         &list_path(&uri),

@@ -21,8 +21,7 @@
 -- opened} with tag 'allocated' or 'replayed' (key .. cs are nil for
 -- known_list), or {'changed'}, {'open'} (a new list is needed and no id is
 -- claimed yet), {'collision'} (the candidate id is taken) or {'damaged',
--- list} (the current list's bytes are missing or of the wrong length: fail
--- closed).
+-- list} (a chunk of the current list's bytes is missing: fail closed).
 
 local legacy_record_key = KEYS[1] -- the jti's record as earlier versions kept it
 local current_key = KEYS[2]     -- the current-list pointer (string)
@@ -42,7 +41,7 @@ local client = ARGV[13]
 local new_list_bytes = tonumber(ARGV[14]) -- byte length of a new list
 local new_chunk_bytes = tonumber(ARGV[15]) -- bytes per chunk of a new list
 local known_list = ARGV[16]     -- the list the caller knows (its facts need not be sent), or ''
-local jti = ARGV[17]            -- the request's jti (16 bytes)
+local record_field = ARGV[17]   -- the jti's record field (20 bytes, see records.lua)
 
 local function answer(tag, list, first, count, opened)
   if list == known_list then
@@ -53,7 +52,7 @@ local function answer(tag, list, first, count, opened)
     m[5] or false, opened}
 end
 
-local rec, where = rec_lookup(client_prefix, jti, legacy_record_key, digest, now)
+local rec, where = rec_lookup(client_prefix, record_field, legacy_record_key, digest, now)
 if rec == 'changed' or (rec and rec.kind ~= 'I') then
   return {'changed'}
 elseif rec then
@@ -71,7 +70,7 @@ if list then
   else
     local len = math.floor((tonumber(m[2]) * tonumber(m[4]) + 7) / 8)
     local cs = tonumber(m[5]) or len
-    if not chunks_whole(function(k) return chunk_key(meta, k) end, len, cs) then
+    if not chunks_present(meta, len, cs) then
       return {'damaged', list}
     end
     retire = tonumber(m[3]) or 0
@@ -107,7 +106,7 @@ local first = redis.call('HINCRBY', meta, 'n', count) - count
 if tonumber(status_expiry) > retire then
   redis.call('HSET', meta, 'retire', status_expiry)
 end
-rec_put(client_prefix, where, jti,
+rec_put(client_prefix, where,
   struct.pack(ISSUE_RECORD, 'I', record_end, string.sub(digest, 1, 8), list_bin(list), first, count),
   record_end, now)
 return answer('allocated', list, first, count, opened)

@@ -5,23 +5,29 @@
 --
 -- Records. A client's records live in a table of small hashes ("shards"):
 --   <client prefix>r       hash: L (level) and s (split pointer); absent: 0, 0
---   <client prefix>r:<n>   hash: 16-byte jti -> record, and '~' -> when the
---                          shard expires (unix s, by the requests' clock): at
---                          least SHARD_SLACK after its latest record ends, so
---                          its TTL is renewed once per SHARD_SLACK, not on
---                          every write
+--   <client prefix>r:<n>   hash: field (h, 4 bytes, and the jti, 16) -> record,
+--                          and '~' -> the shard's own facts (u32 each): when
+--                          it expires (unix s, by the requests' clock: at
+--                          least SHARD_SLACK after its latest record ends,
+--                          so its TTL is renewed once per SHARD_SLACK, not on
+--                          every write) and how many records it holds (read
+--                          with the record, so no HLEN per write)
 -- One key per record would cost ~200 B of Redis memory each (key, value
 -- object, expiry entry); in a hash kept small enough for Redis's compact
 -- encoding (listpack) a record costs its field and value and a few bytes of
 -- header, ~50 B. Linear hashing keeps every shard small at any request rate:
 -- the jti's shard is h mod 2^L, or h mod 2^(L+1) when that is below s, with
--- h the jti's 16 bytes folded into 32 bits; a shard that outgrows
--- REC_SPLIT records is first pruned of records that are over, and if that
--- is not enough the table grows by one shard (shard s is split into s and
--- s + 2^L); when a write finds its shard nearly empty the last split is
--- undone if the two shards it made are small, so a quiet client's table
--- shrinks again. Every jti thus has exactly one place to look, whatever
--- the table's size.
+-- h the first 32 bits of the jti's SHA-256; a shard that outgrows REC_SPLIT
+-- records is pruned of records that are over (once per REC_PRUNE_EVERY
+-- writes past the limit, so a shard that stays full is not read on every
+-- write), and while it is still full and not yet split in this round of the
+-- table, the table grows by one shard (shard s is split into s and
+-- s + 2^L). A shard already split this round that overflows holds more
+-- than twice its share, which more splitting would not relieve (only jtis
+-- that collide do that), so it is left to grow. When a write finds its
+-- shard nearly empty the last split is undone if the two shards it made are
+-- small, so a quiet client's table shrinks again. Every jti thus has
+-- exactly one place to look, whatever the table's size.
 --
 -- A record, binary, big-endian: kind (1 byte), end (u32, unix s, exclusive:
 -- the record counts while the request's clock is before it), the first 8
@@ -34,28 +40,32 @@
 -- Records of earlier versions (one string per jti, `j:<jti>`) are still
 -- read until they expire, and never written.
 
--- Shard sizes count the '~' field too. Smaller shards are scanned faster
+-- Sizes in records ('~' not counted). Smaller shards are scanned faster
 -- (a lookup reads its shard's fields one by one) but share their ~150 B of
 -- key overhead among fewer records.
 local REC_SPLIT = 64       -- a shard above this is pruned, then maybe split
 local REC_KEEP = 48        -- ...split only if pruning left more than this
+local REC_PRUNE_EVERY = 16 -- a full shard is pruned once per this many writes
 local REC_MERGE_PROBE = 4  -- a write into a shard this small probes a merge
 local REC_MERGE = 16       -- the last split is undone if its two shards hold this many
 local SHARD_SLACK = 300    -- s a shard outlives its latest record at most
 local REC_SCAN_MAX = 1024  -- a shard larger than this is never scanned (only
                            -- jtis a client chose to collide can make one)
-local TWO32 = 4294967296
 local ISSUE_RECORD = '>c1I4c8c6I4I4'  -- 27 bytes
 local CHANGE_RECORD = '>c1I4c8c1I4'   -- 18 bytes
 
-local function rec_hash(jti)
-  -- Fields are 16 bytes; anything shorter is padded rather than let
-  -- struct.unpack stop the script half-way through a rewrite.
-  if #jti < 16 then
-    jti = jti .. string.rep('\0', 16 - #jti)
+-- The hash a record's field starts with (0 for anything shorter: never
+-- ours). A field is the first 4 bytes of the jti's SHA-256, big-endian,
+-- then the jti's 16 bytes, made by scripts.rs: jtis are chosen by clients,
+-- and time-based UUIDs (v1, v7) or structured test ids would cluster under
+-- any simple fold of their bytes, leaving some shards overfull however far
+-- the table grows; with the hash in the field a split reads it back
+-- instead of hashing every record again.
+local function field_hash(field)
+  if #field < 4 then
+    return 0
   end
-  local a, b, c, d = struct.unpack('>I4I4I4I4', jti)
-  return bit.bxor(bit.bxor(a, b), bit.bxor(c, d)) % TWO32
+  return (struct.unpack('>I4', field))
 end
 
 local function rec_shard(h, level, split)
@@ -81,6 +91,19 @@ local function rec_end(v)
 end
 
 -- List ids are 12 hex digits, 48 bits: exact in a Lua number.
+-- A shard's '~' value and back: (expires, records); records nil when
+-- unknown (the caller counts them).
+local function shard_facts(expires, records)
+  return struct.pack('>I4I4', expires, records)
+end
+
+local function read_facts(v)
+  if v and #v == 8 then
+    return struct.unpack('>I4I4', v)
+  end
+  return 0, nil
+end
+
 local function list_bin(hex)
   return struct.pack('>I6', tonumber(hex, 16))
 end
@@ -89,23 +112,28 @@ local function list_hex(bin)
   return string.format('%012X', (struct.unpack('>I6', bin)))
 end
 
--- The live record of `jti` for a request with `digest` at `now`, decoded:
+-- The live record under `field` (a jti's, see field_hash) for a request
+-- with `digest` at `now`, decoded:
 -- nil when there is none (or it is over), 'changed' when it was written for
 -- another request (another digest, or a record this version cannot read),
 -- else {kind = 'I', list =, first =, count =} or
 -- {kind = 'C', outcome =, at =} (at 0: none). Also where a new record for
 -- the jti goes, for rec_put.
-local function rec_lookup(prefix, jti, legacy_key, digest, now)
+local function rec_lookup(prefix, field, legacy_key, digest, now)
   local st = redis.call('HMGET', prefix .. 'r', 'L', 's')
   local level, split = tonumber(st[1]) or 0, tonumber(st[2]) or 0
+  local n = rec_shard(field_hash(field), level, split)
   local where = {
-    key = shard_key(prefix, rec_shard(rec_hash(jti), level, split)),
+    key = shard_key(prefix, n),
+    field = field,
+    n = n,
     level = level,
     split = split,
   }
-  local got = redis.call('HMGET', where.key, jti, '~')
+  local got = redis.call('HMGET', where.key, where.field, '~')
   local v = got[1]
-  where.expires = tonumber(got[2]) or 0
+  where.present = v and true or false
+  where.expires, where.records = read_facts(got[2])
   if v then
     if now >= rec_end(v) then
       return nil, where
@@ -164,7 +192,7 @@ local function rec_rehash(prefix, from, level, split, now)
   for i = 1, #all, 2 do
     local e = all[i] ~= '~' and rec_end(all[i + 1]) or 0
     if e > now then
-      local n = rec_shard(rec_hash(all[i]), level, split)
+      local n = rec_shard(field_hash(all[i]), level, split)
       local t = out[n]
       if not t then
         t = {fields = {}, last = 0}
@@ -179,10 +207,14 @@ local function rec_rehash(prefix, from, level, split, now)
   end
   for n, t in pairs(out) do
     local key = shard_key(prefix, n)
-    local expires = math.max(tonumber(redis.call('HGET', key, '~')) or 0, t.last + SHARD_SLACK)
+    local expires, records = read_facts(redis.call('HGET', key, '~'))
+    if not records then
+      records = math.max(redis.call('HLEN', key) - 1, 0)
+    end
+    expires = math.max(expires, t.last + SHARD_SLACK)
     -- '~' first: every lookup reads it, and a listpack is read from the
     -- front.
-    table.insert(t.fields, 1, expires)
+    table.insert(t.fields, 1, shard_facts(expires, records + #t.fields / 2))
     table.insert(t.fields, 1, '~')
     redis.call('HSET', key, unpack(t.fields))
     redis.call('EXPIRE', key, expires - now)
@@ -194,15 +226,21 @@ end
 local function rec_prune(key, now)
   local all = redis.call('HGETALL', key)
   local over = {}
+  local expires, records = 0, 0
   for i = 1, #all, 2 do
-    if all[i] ~= '~' and rec_end(all[i + 1]) <= now then
+    if all[i] == '~' then
+      expires = read_facts(all[i + 1])
+    elseif rec_end(all[i + 1]) <= now then
       table.insert(over, all[i])
+    else
+      records = records + 1
     end
   end
   if #over > 0 then
     redis.call('HDEL', key, unpack(over))
   end
-  return #all / 2 - #over
+  redis.call('HSET', key, '~', shard_facts(expires, records))
+  return records
 end
 
 -- Grows the table by one shard: splits shard `split` between itself and
@@ -225,6 +263,8 @@ local function rec_merge(prefix, level, split, now)
     prev_split = 2 ^ prev_level - 1
   end
   local last = prev_split + 2 ^ prev_level
+  -- Fields, '~' included: a little above the records, which only makes a
+  -- merge a little rarer.
   local held = redis.call('HLEN', shard_key(prefix, last))
     + redis.call('HLEN', shard_key(prefix, prev_split))
   if held > REC_MERGE then
@@ -234,25 +274,38 @@ local function rec_merge(prefix, level, split, now)
   redis.call('HSET', prefix .. 'r', 'L', prev_level, 's', prev_split)
 end
 
--- Writes the record `value` of `jti`, which counts until `record_end`,
--- where rec_lookup said, and keeps the table's shards small.
-local function rec_put(prefix, where, jti, value, record_end, now)
+-- Writes the record `value`, which counts until `record_end`, where
+-- rec_lookup said (its jti's field and shard), and keeps the table's shards
+-- small.
+local function rec_put(prefix, where, value, record_end, now)
   local key = where.key
+  local records = where.records
+  if not records then
+    records = math.max(redis.call('HLEN', key) - 1, 0)
+  end
+  if not where.present then
+    records = records + 1
+  end
   -- The shard must outlive its latest record: when this one ends after the
   -- shard's recorded expiry, the expiry moves SHARD_SLACK past it.
-  if tonumber(record_end) > where.expires then
-    local expires = record_end + SHARD_SLACK
-    redis.call('HSET', key, jti, value, '~', expires)
-    redis.call('EXPIRE', key, expires - now)
-  else
-    redis.call('HSET', key, jti, value)
+  local expires = where.expires
+  local renew = tonumber(record_end) > expires
+  if renew then
+    expires = record_end + SHARD_SLACK
   end
-  local len = redis.call('HLEN', key)
-  if len > REC_SPLIT and len <= REC_SCAN_MAX then
-    if rec_prune(key, now) > REC_KEEP then
+  redis.call('HSET', key, where.field, value, '~', shard_facts(expires, records))
+  if renew then
+    redis.call('EXPIRE', key, expires - now)
+  end
+  if records > REC_SPLIT and records <= REC_SCAN_MAX then
+    if (records - REC_SPLIT) % REC_PRUNE_EVERY == 1 then
+      records = rec_prune(key, now)
+    end
+    local unsplit = where.n >= where.split and where.n < 2 ^ where.level
+    if records > REC_KEEP and unsplit then
       rec_split(prefix, where.level, where.split, now)
     end
-  elseif len <= REC_MERGE_PROBE and (where.level > 0 or where.split > 0) then
+  elseif records <= REC_MERGE_PROBE and (where.level > 0 or where.split > 0) then
     rec_merge(prefix, where.level, where.split, now)
   end
 end
@@ -266,6 +319,20 @@ local function chunk_key(meta, k)
     return meta .. ':b'
   end
   return meta .. ':b' .. k
+end
+
+-- Whether every chunk of a list of `byte_len` bytes cut every `cs` bytes
+-- exists (one call). The allocation path checks only that: it writes no
+-- bytes, and the paths that read or write them check each length
+-- (chunks_whole).
+local function chunks_present(meta, byte_len, cs)
+  local keys = {}
+  local at = 0
+  while at < byte_len do
+    table.insert(keys, chunk_key(meta, #keys))
+    at = at + cs
+  end
+  return redis.call('EXISTS', unpack(keys)) == #keys
 end
 
 -- Whether every chunk of a list of `byte_len` bytes cut every `cs` bytes

@@ -148,8 +148,20 @@ impl AllocateArgs<'_> {
             "known_list",
             self.known_list.as_ref().map_or("", |l| l.as_str()),
         );
-        s.arg("jti", &self.jti.uuid_bytes()[..]);
+        s.arg("record_field", &record_field(self.jti)[..]);
     }
+}
+
+/// The field a jti's record is kept under in its client's record table
+/// (`records.lua`): the first 4 bytes of the SHA-256 of the jti's 16 bytes,
+/// which choose its shard, then those 16 bytes.
+fn record_field(jti: &Jti) -> [u8; 20] {
+    use sha2::{Digest, Sha256};
+    let raw = jti.uuid_bytes();
+    let mut field = [0u8; 20];
+    field[..4].copy_from_slice(&Sha256::digest(raw)[..4]);
+    field[4..].copy_from_slice(&raw);
+    field
 }
 
 /// The arguments of `set_status.lua`: set entry `idx` (allocation number
@@ -227,7 +239,7 @@ impl SetStatusArgs<'_> {
         s.arg("chunk_bytes", self.chunk_bytes);
         s.arg("channel", self.channel.unwrap_or(""));
         s.arg("list_id", self.list.as_str());
-        s.arg("jti", &self.jti.uuid_bytes()[..]);
+        s.arg("record_field", &record_field(self.jti)[..]);
         s.arg("bucket", slot.bucket);
         s.arg("slot", slot.offset);
         s.arg("client_prefix", self.client_keys.as_str());
@@ -367,6 +379,16 @@ mod tests {
             let code = line.split("--").next().unwrap_or("");
             assert!(!code.contains("KEYS") && !code.contains("ARGV"), "{line}");
         }
+    }
+
+    #[test]
+    fn a_record_field_is_the_jtis_hash_then_the_jti() {
+        let jti = Jti::from_name("j");
+        let field = record_field(&jti);
+        assert_eq!(&field[4..], &jti.uuid_bytes());
+        use sha2::{Digest, Sha256};
+        assert_eq!(&field[..4], &Sha256::digest(jti.uuid_bytes())[..4]);
+        assert_ne!(record_field(&Jti::from_name("k"))[..4], field[..4]);
     }
 
     #[test]

@@ -47,7 +47,7 @@ local chunk_bytes = tonumber(ARGV[13]) -- bytes per chunk
 -- new version.
 local channel = ARGV[14]
 local list_id = ARGV[15]
-local jti = ARGV[16]          -- the request's jti (16 bytes)
+local record_field = ARGV[16] -- the jti's record field (20 bytes, see records.lua)
 local bucket = ARGV[17]       -- the entry's time bucket
 local slot = tonumber(ARGV[18]) -- the entry's offset in its bucket
 local client_prefix = ARGV[19] -- `<prefix>{<client>}:`, where the client's records are
@@ -90,7 +90,7 @@ local function time_set(at)
     string.sub(v, 1, pos - 1) .. struct.pack('>I2I4', slot, at) .. string.sub(v, rest))
 end
 
-local rec, where = rec_lookup(client_prefix, jti, legacy_record_key, digest, now)
+local rec, where = rec_lookup(client_prefix, record_field, legacy_record_key, digest, now)
 if rec == 'changed' or (rec and rec.kind ~= 'C') then
   return {'changed'}
 elseif rec then
@@ -98,7 +98,7 @@ elseif rec then
 end
 
 local function record(outcome, at)
-  rec_put(client_prefix, where, jti,
+  rec_put(client_prefix, where,
     struct.pack(CHANGE_RECORD, 'C', record_end, string.sub(digest, 1, 8), outcome, at or 0),
     record_end, now)
 end
