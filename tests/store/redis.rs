@@ -1032,3 +1032,64 @@ fn each_worker_thread_talks_over_its_own_connection() {
     // Calls from the multi-thread runtime use the shared connection.
     assert_eq!(main.block_on(store.list_version(&a.list)).unwrap(), Some(0));
 }
+
+/// Allocation requests that arrive while a call is in flight share the
+/// next script call, and each gets the answer it would have had alone:
+/// distinct indexes, new lists opened as the batch fills them, a jti twice
+/// in one batch a replay the second time, a changed one refused.
+#[tokio::test]
+async fn concurrent_allocations_share_script_calls() {
+    let (store, server) = make_store(small(10)).await;
+    let c = client("batch-client");
+    let evalsha_calls = || -> u64 {
+        server
+            .command("INFO commandstats")
+            .lines()
+            .find_map(|l| l.strip_prefix("cmdstat_evalsha:calls="))
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let before = evalsha_calls();
+    let mut reqs: Vec<AllocateRequest> = (0..40)
+        .map(|i| req(c.as_str(), ListFormat::Token, &format!("b-{i}"), 1000))
+        .collect();
+    reqs.push(reqs[3].clone());
+    let mut changed = reqs[5].clone();
+    changed.digest = [9; 32];
+    reqs.push(changed);
+    let outcomes = futures::future::join_all(reqs.iter().map(|r| store.allocate(r))).await;
+    let calls = evalsha_calls() - before;
+    assert!(
+        calls < 20,
+        "{calls} script calls for {} requests",
+        reqs.len()
+    );
+    let mut seen = HashSet::new();
+    let mut lists = HashSet::new();
+    for (i, outcome) in outcomes.iter().take(40).enumerate() {
+        let a = match outcome {
+            Ok(AllocateOutcome::Allocated(a)) => a,
+            other => panic!("request {i}: {other:?}"),
+        };
+        lists.insert(a.list);
+        assert!(
+            seen.insert((a.list, a.indexes[0])),
+            "request {i}: a duplicate"
+        );
+    }
+    assert_eq!(lists.len(), 4, "40 entries in lists of 10");
+    let third = match &outcomes[3] {
+        Ok(AllocateOutcome::Allocated(a)) => a.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        outcomes[40].as_ref().unwrap(),
+        &AllocateOutcome::Replayed(third)
+    );
+    assert_eq!(outcomes[41].as_ref().unwrap(), &AllocateOutcome::Changed);
+    for list in &lists {
+        let snap = store.read_list(list).await.unwrap().unwrap();
+        assert_eq!(snap.meta.allocated, 10);
+    }
+}

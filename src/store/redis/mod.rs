@@ -52,6 +52,7 @@
 //! would publish every revoked entry as VALID. The adapter warns at connect
 //! time and in [`Store::health`] when the server may evict keys.
 
+mod batch;
 mod connection;
 mod facts;
 mod feed;
@@ -69,13 +70,16 @@ pub use self::connection::RedisSettings;
 pub use self::feed::RedisChangeFeed;
 pub use self::keys::ListKeys;
 
+use self::batch::Batcher;
 use self::connection::Connection;
 use self::facts::{FactsCache, ListFacts};
 use self::keys::KeyNames;
-use self::replies::{AllocateReply, Found, Grant, ListState, SetStatusReply, StoredFacts};
-use self::scripts::{AllocateArgs, Scripts, SetStatusArgs};
+use self::replies::{
+    AllocateBatch, AllocateReply, Found, Grant, ListState, SetStatusReply, StoredFacts,
+};
+use self::scripts::{AllocateArgs, AllocateItem, Scripts, SetStatusArgs};
 use super::common::{self, DamagedLists};
-use crate::domain::{AllocatorKey, ClientId, ListId};
+use crate::domain::{AllocatorKey, ClientId, ListFormat, ListId};
 use crate::ports::{
     AllocateOutcome, AllocateRequest, Allocation, ListMeta, ListSnapshot, SetStatusOutcome,
     StatusChange, Store, StoreError, StoreHealth, StoreSettings,
@@ -85,6 +89,15 @@ use crate::ports::{
 /// of 48-bit random ids is astronomically rare; more than one in a row means
 /// something else is wrong.
 const OPEN_ATTEMPTS: usize = 8;
+
+/// At most this many `/issue` requests go in one allocation call.
+const MAX_BATCH: usize = 64;
+
+/// Allocation requests are batched per calling thread, client and format.
+type BatchKey = (std::thread::ThreadId, ClientId, ListFormat);
+
+/// One request's answer, as the batch hands it back.
+type Answer = Result<AllocateOutcome, StoreError>;
 
 /// The Redis [`Store`]. Cheap to share behind an `Arc`; all methods take
 /// `&self` and clone the multiplexed connection handle per call.
@@ -102,6 +115,8 @@ pub struct RedisStore {
     damaged: DamagedLists,
     /// Where changes are announced; `None` when `notify_changes` is off.
     changes: Option<String>,
+    /// Allocation requests waiting for the call in flight (see `batch`).
+    batches: Batcher<BatchKey, AllocateRequest, Answer>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -144,6 +159,7 @@ impl RedisStore {
             facts: FactsCache::new(),
             damaged: DamagedLists::new(),
             changes,
+            batches: Batcher::new(MAX_BATCH),
         };
         for warning in store.conn.risky_settings().await {
             tracing::warn!("{warning}");
@@ -301,80 +317,174 @@ impl RedisStore {
     }
 }
 
+impl RedisStore {
+    /// Allocates for a batch of requests of one (client, format), in one
+    /// script call (more only to open a new list), answering each as it
+    /// would have been answered alone, in order.
+    async fn allocate_batch(&self, reqs: Vec<AllocateRequest>) -> Vec<Answer> {
+        let Some(first) = reqs.first() else {
+            return Vec::new();
+        };
+        let (client, format) = (first.client.clone(), first.format);
+        let client_keys = self.keys.client(&client);
+        let current_key = client_keys.current(format);
+        let mut answers: Vec<Option<Answer>> = vec![None; reqs.len()];
+        // Requests not answered yet, by position.
+        let mut open: Vec<usize> = (0..reqs.len()).collect();
+        // A candidate id and key for a new list are drawn only once the
+        // script says one is needed (once per list, not per allocation).
+        let mut candidate: Option<(ListId, AllocatorKey)> = None;
+        for _ in 0..OPEN_ATTEMPTS + reqs.len() {
+            if open.is_empty() {
+                break;
+            }
+            // The list this process last allocated from for (client,
+            // format): its facts are cached, so the script need not send
+            // them again.
+            let known = self.facts.last_list(&current_key);
+            let items: Vec<AllocateItem<'_>> = open
+                .iter()
+                .map(|&i| {
+                    let r = &reqs[i];
+                    AllocateItem {
+                        jti: &r.jti,
+                        legacy_record_key: client_keys.legacy_record(&r.jti),
+                        digest: &r.digest,
+                        now: r.now,
+                        keep_until: r.keep_until,
+                        count: r.count,
+                        status_expiry: r.status_expiry,
+                    }
+                })
+                .collect();
+            let args = AllocateArgs {
+                items: &items,
+                current_key: &current_key,
+                client_keys: &client_keys,
+                new_lists: &self.settings,
+                new_list_bytes: self.new_list_bytes,
+                new_chunk_bytes: self.new_chunk_bytes,
+                format,
+                client: &client,
+                claimed: candidate.is_some(),
+                candidate: candidate.clone(),
+                known_list: known,
+            };
+            let reply = self
+                .conn
+                .invoke::<Vec<Value>>(&self.scripts.allocate(&args))
+                .await
+                .and_then(|raw| AllocateBatch::decode(&raw))
+                .and_then(|batch| {
+                    if batch.replies.len() == open.len() {
+                        Ok(batch)
+                    } else {
+                        Err(StoreError::Corrupt(
+                            "allocation answers do not match".to_owned(),
+                        ))
+                    }
+                });
+            let used = candidate.take();
+            let batch = match reply {
+                Ok(batch) => batch,
+                Err(e) => {
+                    // The claim is kept: a call that timed out may have
+                    // opened the list, which must stay reachable by its id
+                    // (a claim left over names no list, which reads treat
+                    // as none).
+                    for &i in &open {
+                        answers[i] = Some(Err(e.clone()));
+                    }
+                    break;
+                }
+            };
+            if let Some((id, _)) = &used
+                && !batch.opened
+            {
+                // Claimed but not opened (a collision): not ours to keep.
+                self.release_claim(id).await;
+            }
+            let mut still = Vec::new();
+            let mut need_list = false;
+            for (&i, reply) in open.iter().zip(batch.replies) {
+                let answer = match reply {
+                    AllocateReply::Allocated(grant) => {
+                        let a = self.allocation(&client, grant).await;
+                        if let Ok(a) = &a
+                            && known != Some(a.list)
+                        {
+                            self.facts.set_last_list(current_key.clone(), a.list);
+                        }
+                        a.map(AllocateOutcome::Allocated)
+                    }
+                    AllocateReply::Replayed(grant) => self
+                        .allocation(&client, grant)
+                        .await
+                        .map(AllocateOutcome::Replayed),
+                    AllocateReply::Changed => Ok(AllocateOutcome::Changed),
+                    AllocateReply::Damaged(list) => Err(self.damaged.report(
+                        list,
+                        "the current list's bytes are missing or of the wrong length".to_owned(),
+                    )),
+                    AllocateReply::Open => {
+                        need_list = true;
+                        still.push(i);
+                        continue;
+                    }
+                    AllocateReply::Collision | AllocateReply::Pending => {
+                        still.push(i);
+                        continue;
+                    }
+                };
+                answers[i] = Some(answer);
+            }
+            open = still;
+            if need_list {
+                match self.claim(&client).await {
+                    Ok(claimed) => candidate = claimed.map(|id| (id, AllocatorKey::random())),
+                    Err(e) => {
+                        for &i in &open {
+                            answers[i] = Some(Err(e.clone()));
+                        }
+                        open.clear();
+                    }
+                }
+            }
+        }
+        if let Some((id, _)) = &candidate {
+            // Claimed for a call that was never made (attempts ran out).
+            self.release_claim(id).await;
+        }
+        answers
+            .into_iter()
+            .map(|a| {
+                a.unwrap_or_else(|| {
+                    Err(StoreError::Backend(
+                        "could not find a free id for a new list".to_owned(),
+                    ))
+                })
+            })
+            .collect()
+    }
+}
+
 impl Store for RedisStore {
     #[tracing::instrument(level = "debug", skip(self, req), fields(client = %req.client, count = req.count))]
     async fn allocate(&self, req: &AllocateRequest) -> Result<AllocateOutcome, StoreError> {
         common::check_request(req, &self.settings)?;
-        let client_keys = self.keys.client(&req.client);
-        let legacy_record_key = client_keys.legacy_record(&req.jti);
-        let current_key = client_keys.current(req.format);
-        // The list this process last allocated from for (client, format):
-        // its facts are cached, so the script need not send them again.
-        let known = self.facts.last_list(&current_key);
-        // A candidate id and key for a new list are drawn only once the
-        // script says one is needed (once per list, not per allocation).
-        let mut args = AllocateArgs {
-            jti: &req.jti,
-            legacy_record_key: &legacy_record_key,
-            current_key: &current_key,
-            client_keys: &client_keys,
-            digest: &req.digest,
-            now: req.now,
-            keep_until: req.keep_until,
-            count: req.count,
-            new_lists: &self.settings,
-            new_list_bytes: self.new_list_bytes,
-            new_chunk_bytes: self.new_chunk_bytes,
-            format: req.format,
-            status_expiry: req.status_expiry,
-            client: &req.client,
-            candidate: None,
-            claimed: false,
-            known_list: known,
-        };
-        for _ in 0..OPEN_ATTEMPTS {
-            let raw: Vec<Value> = self.conn.invoke(&self.scripts.allocate(&args)).await?;
-            let reply = AllocateReply::decode(&raw);
-            if let Some((id, _)) = &args.candidate
-                && args.claimed
-                && !reply.as_ref().is_ok_and(AllocateReply::keeps_claim)
-            {
-                self.release_claim(id).await;
-            }
-            match reply? {
-                AllocateReply::Allocated { grant, .. } => {
-                    let a = self.allocation(&req.client, grant).await?;
-                    if known != Some(a.list) {
-                        self.facts.set_last_list(current_key, a.list);
-                    }
-                    return Ok(AllocateOutcome::Allocated(a));
-                }
-                AllocateReply::Replayed(grant) => {
-                    return Ok(AllocateOutcome::Replayed(
-                        self.allocation(&req.client, grant).await?,
-                    ));
-                }
-                AllocateReply::Changed => return Ok(AllocateOutcome::Changed),
-                AllocateReply::Damaged(list) => {
-                    return Err(self.damaged.report(
-                        list,
-                        "the current list's bytes are missing or of the wrong length".to_owned(),
-                    ));
-                }
-                AllocateReply::Open => {
-                    let claimed = self.claim(&req.client).await?;
-                    args.claimed = claimed.is_some();
-                    args.candidate = claimed.map(|id| (id, AllocatorKey::random()));
-                }
-                AllocateReply::Collision => {
-                    args.candidate = None;
-                    args.claimed = false;
-                }
-            }
-        }
-        Err(StoreError::Backend(
-            "could not find a free id for a new list".to_owned(),
-        ))
+        let key = (std::thread::current().id(), req.client.clone(), req.format);
+        self.batches
+            .run(
+                key,
+                req.clone(),
+                |batch| self.allocate_batch(batch),
+                || {
+                    Err(StoreError::Backend(
+                        "an allocation batch gave no answer".to_owned(),
+                    ))
+                },
+            )
+            .await
     }
 
     #[tracing::instrument(level = "debug", skip(self, change), fields(client = %change.client, list = %change.list))]

@@ -112,6 +112,13 @@ local function list_hex(bin)
   return string.format('%012X', (struct.unpack('>I6', bin)))
 end
 
+-- The client's table state {level, split}: read once per script, kept up
+-- to date by the splits and merges the script makes.
+local function rec_state(prefix)
+  local st = redis.call('HMGET', prefix .. 'r', 'L', 's')
+  return {level = tonumber(st[1]) or 0, split = tonumber(st[2]) or 0}
+end
+
 -- The live record under `field` (a jti's, see field_hash) for a request
 -- with `digest` at `now`, decoded:
 -- nil when there is none (or it is over), 'changed' when it was written for
@@ -119,9 +126,8 @@ end
 -- else {kind = 'I', list =, first =, count =} or
 -- {kind = 'C', outcome =, at =} (at 0: none). Also where a new record for
 -- the jti goes, for rec_put.
-local function rec_lookup(prefix, field, legacy_key, digest, now)
-  local st = redis.call('HMGET', prefix .. 'r', 'L', 's')
-  local level, split = tonumber(st[1]) or 0, tonumber(st[2]) or 0
+local function rec_lookup(prefix, state, field, legacy_key, digest, now)
+  local level, split = state.level, state.split
   local n = rec_shard(field_hash(field), level, split)
   local where = {
     key = shard_key(prefix, n),
@@ -245,18 +251,21 @@ end
 
 -- Grows the table by one shard: splits shard `split` between itself and
 -- split + 2^level.
-local function rec_split(prefix, level, split, now)
+local function rec_split(prefix, state, now)
+  local level, split = state.level, state.split
   local next_level, next_split = level, split + 1
   if next_split == 2 ^ level then
     next_level, next_split = level + 1, 0
   end
   rec_rehash(prefix, split, next_level, next_split, now)
   redis.call('HSET', prefix .. 'r', 'L', next_level, 's', next_split)
+  state.level, state.split = next_level, next_split
 end
 
 -- Shrinks the table by one shard, undoing the last split, if the two
 -- shards it made hold at most REC_MERGE records.
-local function rec_merge(prefix, level, split, now)
+local function rec_merge(prefix, state, now)
+  local level, split = state.level, state.split
   local prev_level, prev_split = level, split - 1
   if split == 0 then
     prev_level = level - 1
@@ -272,12 +281,13 @@ local function rec_merge(prefix, level, split, now)
   end
   rec_rehash(prefix, last, prev_level, prev_split, now)
   redis.call('HSET', prefix .. 'r', 'L', prev_level, 's', prev_split)
+  state.level, state.split = prev_level, prev_split
 end
 
 -- Writes the record `value`, which counts until `record_end`, where
 -- rec_lookup said (its jti's field and shard), and keeps the table's shards
 -- small.
-local function rec_put(prefix, where, value, record_end, now)
+local function rec_put(prefix, state, where, value, record_end, now)
   local key = where.key
   local records = where.records
   if not records then
@@ -302,11 +312,15 @@ local function rec_put(prefix, where, value, record_end, now)
       records = rec_prune(key, now)
     end
     local unsplit = where.n >= where.split and where.n < 2 ^ where.level
-    if records > REC_KEEP and unsplit then
-      rec_split(prefix, where.level, where.split, now)
+    -- (The state may have moved since the lookup, in an earlier write of
+    -- the same script: split only from the state the shard was found in.)
+    if records > REC_KEEP and unsplit and state.level == where.level
+      and state.split == where.split then
+      rec_split(prefix, state, now)
     end
-  elseif records <= REC_MERGE_PROBE and (where.level > 0 or where.split > 0) then
-    rec_merge(prefix, where.level, where.split, now)
+  elseif records <= REC_MERGE_PROBE and (where.level > 0 or where.split > 0)
+    and state.level == where.level and state.split == where.split then
+    rec_merge(prefix, state, now)
   end
 end
 

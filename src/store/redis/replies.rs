@@ -109,56 +109,106 @@ pub(super) struct Grant {
     pub facts: Option<StoredFacts>,
 }
 
-/// The answer of `allocate.lua`.
+/// The answer of `allocate.lua` for one request of its batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum AllocateReply {
-    /// Fresh numbers; `opened` when the script opened the candidate list
-    /// for them.
-    Allocated {
-        /// What was handed out.
-        grant: Grant,
-        /// Whether the candidate list was opened (its owner claim is used).
-        opened: bool,
-    },
+    /// Fresh numbers.
+    Allocated(Grant),
     /// The idempotency record's numbers.
     Replayed(Grant),
     /// The jti was used with another digest.
     Changed,
-    /// A new list is needed and no candidate id is claimed yet.
+    /// A new list is needed and no candidate id is claimed (or the claimed
+    /// one was used by an earlier request of the batch).
     Open,
     /// The candidate id is taken.
     Collision,
-    /// The current list's bytes are missing or of the wrong length.
+    /// Not looked at: an earlier request of the batch needed a new list.
+    Pending,
+    /// A chunk of the current list's bytes is missing.
     Damaged(ListId),
 }
 
-impl AllocateReply {
-    /// Decodes `{tag, list, first, count, key, cap, fmt, bits, cs, opened}`
-    /// (`key .. cs` nil for the list the caller knows), `{'damaged',
-    /// list}` or a bare tag.
+/// The answer of `allocate.lua`: one [`AllocateReply`] per request, in
+/// order, and whether the candidate list was opened (its owner claim is
+/// used).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct AllocateBatch {
+    /// One per request.
+    pub replies: Vec<AllocateReply>,
+    /// The candidate list was opened.
+    pub opened: bool,
+}
+
+impl AllocateBatch {
+    /// Decodes `{answers, opened, facts}` (see `allocate.lua`).
     ///
     /// # Errors
-    /// [`StoreError::Corrupt`] for an unknown tag or a bad field.
+    /// [`StoreError::Corrupt`] for another shape, an unknown tag or a bad
+    /// field.
     pub(super) fn decode(reply: &[Value]) -> Result<Self, StoreError> {
+        let [Value::Array(answers), opened, Value::Array(facts)] = reply else {
+            return Err(StoreError::Corrupt(
+                "unexpected allocation reply".to_owned(),
+            ));
+        };
+        let mut known = Vec::new();
+        for f in facts.chunks(6) {
+            let [list, key, cap, fmt, bits, cs] = f else {
+                return Err(StoreError::Corrupt("unexpected list facts".to_owned()));
+            };
+            let list = list_id(list)?;
+            known.push((list, StoredFacts::decode(&list, fmt, bits, cap, key, cs)?));
+        }
+        let replies = answers
+            .iter()
+            .map(|a| match a {
+                Value::Array(a) => AllocateReply::decode(a, &known),
+                _ => Err(StoreError::Corrupt(
+                    "unexpected allocation answer".to_owned(),
+                )),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(AllocateBatch {
+            replies,
+            opened: int(opened) == Some(1),
+        })
+    }
+}
+
+impl AllocateReply {
+    /// Decodes `{tag, list, first, count}`, `{'damaged', list}` or a bare
+    /// tag, the facts of the lists coming from `known`.
+    fn decode(reply: &[Value], known: &[(ListId, StoredFacts)]) -> Result<Self, StoreError> {
         let tag = reply.first().and_then(text).unwrap_or_default();
+        let grant = || -> Result<Grant, StoreError> {
+            let [_, list, first, count] = reply else {
+                return Err(StoreError::Corrupt(
+                    "unexpected allocation answer".to_owned(),
+                ));
+            };
+            let list = list_id(list)?;
+            Ok(Grant {
+                first: int(first).ok_or_else(|| corrupt_field(&list, "first"))?,
+                count: int(count)
+                    .and_then(|c| u32::try_from(c).ok())
+                    .ok_or_else(|| corrupt_field(&list, "count"))?,
+                // Left out when the caller said it knows the list.
+                facts: known
+                    .iter()
+                    .find(|(l, _)| *l == list)
+                    .map(|(_, f)| f.clone()),
+                list,
+            })
+        };
         Ok(match tag.as_str() {
-            "allocated" => AllocateReply::Allocated {
-                opened: reply.get(9).and_then(int) == Some(1),
-                grant: Grant::decode(reply)?,
-            },
-            "replayed" => AllocateReply::Replayed(Grant::decode(reply)?),
+            "allocated" => AllocateReply::Allocated(grant()?),
+            "replayed" => AllocateReply::Replayed(grant()?),
             "changed" => AllocateReply::Changed,
             "open" => AllocateReply::Open,
             "collision" => AllocateReply::Collision,
-            "damaged" => AllocateReply::Damaged(
-                reply
-                    .get(1)
-                    .and_then(text)
-                    .and_then(|s| ListId::parse(&s).ok())
-                    .ok_or_else(|| {
-                        StoreError::Corrupt("bad list id in a damaged reply".to_owned())
-                    })?,
-            ),
+            "pending" => AllocateReply::Pending,
+            "damaged" => AllocateReply::Damaged(list_id(reply.get(1).unwrap_or(&Value::Nil))?),
             other => {
                 return Err(StoreError::Corrupt(format!(
                     "unexpected allocation reply {other:?}"
@@ -166,44 +216,13 @@ impl AllocateReply {
             }
         })
     }
-
-    /// Whether this answer uses (or leaves for the next attempt) a claimed
-    /// candidate id: otherwise the caller releases the claim.
-    pub(super) fn keeps_claim(&self) -> bool {
-        matches!(
-            self,
-            AllocateReply::Allocated { opened: true, .. }
-                | AllocateReply::Open
-                | AllocateReply::Collision
-        )
-    }
 }
 
-impl Grant {
-    fn decode(reply: &[Value]) -> Result<Self, StoreError> {
-        let [_, list, first, count, key, cap, fmt, bits, cs, _opened] = reply else {
-            return Err(StoreError::Corrupt(
-                "unexpected allocation reply".to_owned(),
-            ));
-        };
-        let list = text(list)
-            .and_then(|s| ListId::parse(&s).ok())
-            .ok_or_else(|| StoreError::Corrupt("bad list id in a record".to_owned()))?;
-        // The script leaves the facts out when it thinks this process knows
-        // the list.
-        let facts = match key {
-            Value::Nil => None,
-            _ => Some(StoredFacts::decode(&list, fmt, bits, cap, key, cs)?),
-        };
-        Ok(Grant {
-            first: int(first).ok_or_else(|| corrupt_field(&list, "first"))?,
-            count: int(count)
-                .and_then(|c| u32::try_from(c).ok())
-                .ok_or_else(|| corrupt_field(&list, "count"))?,
-            list,
-            facts,
-        })
-    }
+/// A list id in a reply.
+fn list_id(v: &Value) -> Result<ListId, StoreError> {
+    text(v)
+        .and_then(|s| ListId::parse(&s).ok())
+        .ok_or_else(|| StoreError::Corrupt("bad list id in a reply".to_owned()))
 }
 
 /// The answer of `set_status.lua`.
@@ -458,18 +477,29 @@ mod tests {
             key: AllocatorKey::from_bytes([7; 32]),
             chunk_bytes: Some(25),
         };
-        let full = |tag: &str, opened: i64| {
+        let fact_values = || {
             vec![
-                bulk(tag),
                 bulk("0123456789AB"),
-                Value::Int(5),
-                Value::Int(2),
                 Value::BulkString(vec![7; 32]),
                 bulk("100"),
                 bulk(ListFormat::Token.name()),
                 bulk("2"),
                 bulk("25"),
+            ]
+        };
+        let answer = |tag: &str| {
+            Value::Array(vec![
+                bulk(tag),
+                bulk("0123456789AB"),
+                Value::Int(5),
+                Value::Int(2),
+            ])
+        };
+        let batch = |answers: Vec<Value>, opened: i64, facts: Vec<Value>| {
+            vec![
+                Value::Array(answers),
                 Value::Int(opened),
+                Value::Array(facts),
             ]
         };
         let grant = Grant {
@@ -478,54 +508,61 @@ mod tests {
             count: 2,
             facts: Some(facts),
         };
+        let reply = AllocateBatch::decode(&batch(
+            vec![
+                answer("allocated"),
+                answer("replayed"),
+                Value::Array(vec![bulk("changed")]),
+                Value::Array(vec![bulk("open")]),
+                Value::Array(vec![bulk("pending")]),
+            ],
+            1,
+            fact_values(),
+        ))
+        .unwrap();
+        assert!(reply.opened);
         assert_eq!(
-            AllocateReply::decode(&full("allocated", 1)).unwrap(),
-            AllocateReply::Allocated {
-                grant: grant.clone(),
-                opened: true
-            }
-        );
-        assert_eq!(
-            AllocateReply::decode(&full("replayed", 0)).unwrap(),
-            AllocateReply::Replayed(grant.clone())
+            reply.replies,
+            vec![
+                AllocateReply::Allocated(grant.clone()),
+                AllocateReply::Replayed(grant.clone()),
+                AllocateReply::Changed,
+                AllocateReply::Open,
+                AllocateReply::Pending,
+            ]
         );
         // Facts left out for the list the caller knows.
-        let mut known = full("allocated", 0);
-        for v in &mut known[4..9] {
-            *v = Value::Nil;
-        }
+        let reply = AllocateBatch::decode(&batch(vec![answer("allocated")], 0, vec![])).unwrap();
+        assert!(!reply.opened);
         assert_eq!(
-            AllocateReply::decode(&known).unwrap(),
-            AllocateReply::Allocated {
-                grant: Grant {
-                    facts: None,
-                    ..grant
-                },
-                opened: false
-            }
+            reply.replies,
+            vec![AllocateReply::Allocated(Grant {
+                facts: None,
+                ..grant
+            })]
         );
         for (tag, want) in [
-            ("changed", AllocateReply::Changed),
-            ("open", AllocateReply::Open),
             ("collision", AllocateReply::Collision),
+            ("open", AllocateReply::Open),
         ] {
-            assert_eq!(AllocateReply::decode(&[bulk(tag)]).unwrap(), want);
+            let r = AllocateBatch::decode(&batch(vec![Value::Array(vec![bulk(tag)])], 0, vec![]));
+            assert_eq!(r.unwrap().replies, vec![want]);
         }
-        assert_eq!(
-            AllocateReply::decode(&[bulk("damaged"), bulk("0123456789AB")]).unwrap(),
-            AllocateReply::Damaged(list())
-        );
-        let mut bad_fmt = full("allocated", 0);
-        bad_fmt[6] = bulk("nope");
-        let mut bad_first = full("allocated", 0);
-        bad_first[2] = Value::Int(-1);
-        let mut bad_chunk = full("allocated", 0);
-        bad_chunk[8] = bulk("0");
-        // A list made before chunking has no `cs`: one chunk.
-        let mut unchunked = full("replayed", 0);
-        unchunked[8] = Value::Nil;
+        let r = AllocateBatch::decode(&batch(
+            vec![Value::Array(vec![bulk("damaged"), bulk("0123456789AB")])],
+            0,
+            vec![],
+        ));
+        assert_eq!(r.unwrap().replies, vec![AllocateReply::Damaged(list())]);
+        let mut bad_fmt = fact_values();
+        bad_fmt[3] = bulk("nope");
+        let mut bad_chunk = fact_values();
+        bad_chunk[5] = bulk("0");
+        let mut unchunked = fact_values();
+        unchunked[5] = Value::Nil;
+        let r = AllocateBatch::decode(&batch(vec![answer("replayed")], 0, unchunked)).unwrap();
         assert!(matches!(
-            AllocateReply::decode(&unchunked).unwrap(),
+            &r.replies[0],
             AllocateReply::Replayed(Grant {
                 facts: Some(StoredFacts {
                     chunk_bytes: None,
@@ -534,52 +571,29 @@ mod tests {
                 ..
             })
         ));
+        let bad_first = Value::Array(vec![
+            bulk("allocated"),
+            bulk("0123456789AB"),
+            Value::Int(-1),
+            Value::Int(2),
+        ]);
         for bad in [
-            bad_chunk,
             vec![],
-            vec![bulk("allocated")],
-            vec![bulk("surprise")],
-            vec![bulk("damaged"), bulk("not a list")],
-            bad_fmt,
-            bad_first,
+            batch(vec![Value::Array(vec![bulk("allocated")])], 0, vec![]),
+            batch(vec![Value::Array(vec![bulk("surprise")])], 0, vec![]),
+            batch(
+                vec![Value::Array(vec![bulk("damaged"), bulk("not a list")])],
+                0,
+                vec![],
+            ),
+            batch(vec![answer("allocated")], 0, bad_fmt),
+            batch(vec![answer("allocated")], 0, bad_chunk),
+            batch(vec![bad_first], 0, vec![]),
         ] {
             assert!(
-                matches!(AllocateReply::decode(&bad), Err(StoreError::Corrupt(_))),
+                matches!(AllocateBatch::decode(&bad), Err(StoreError::Corrupt(_))),
                 "{bad:?}"
             );
-        }
-    }
-
-    #[test]
-    fn the_claim_is_kept_only_while_it_may_be_used() {
-        let grant = Grant {
-            list: list(),
-            first: 0,
-            count: 1,
-            facts: None,
-        };
-        for (reply, keeps) in [
-            (
-                AllocateReply::Allocated {
-                    grant: grant.clone(),
-                    opened: true,
-                },
-                true,
-            ),
-            (
-                AllocateReply::Allocated {
-                    grant: grant.clone(),
-                    opened: false,
-                },
-                false,
-            ),
-            (AllocateReply::Replayed(grant), false),
-            (AllocateReply::Open, true),
-            (AllocateReply::Collision, true),
-            (AllocateReply::Changed, false),
-            (AllocateReply::Damaged(list()), false),
-        ] {
-            assert_eq!(reply.keeps_claim(), keeps, "{reply:?}");
         }
     }
 

@@ -74,18 +74,13 @@ impl Sink for ScriptInvocation<'_> {
     }
 }
 
-/// The arguments of `allocate.lua`: take `count` numbers from the client's
-/// current list of `format`, opening the candidate list when needed.
+/// One request of an `allocate.lua` batch.
 #[derive(Debug)]
-pub(super) struct AllocateArgs<'a> {
+pub(super) struct AllocateItem<'a> {
     /// The request's jti.
     pub jti: &'a Jti,
     /// Where earlier versions kept the jti's record.
-    pub legacy_record_key: &'a str,
-    /// The client's current-list pointer for `format`.
-    pub current_key: &'a str,
-    /// The client's key prefix; the script builds list keys from it.
-    pub client_keys: &'a ClientKeys,
+    pub legacy_record_key: String,
     /// The request digest the record is compared with.
     pub digest: &'a [u8; 32],
     /// The request's clock.
@@ -94,6 +89,22 @@ pub(super) struct AllocateArgs<'a> {
     pub keep_until: UnixSeconds,
     /// How many numbers, all from one list.
     pub count: u32,
+    /// The status expiry of the credentials; a list's retire-after keeps the
+    /// latest.
+    pub status_expiry: UnixSeconds,
+}
+
+/// The arguments of `allocate.lua`: for each item in turn, take `count`
+/// numbers from the client's current list of `format`, opening the
+/// candidate list when needed.
+#[derive(Debug)]
+pub(super) struct AllocateArgs<'a> {
+    /// The requests, in order.
+    pub items: &'a [AllocateItem<'a>],
+    /// The client's current-list pointer for `format`.
+    pub current_key: &'a str,
+    /// The client's key prefix; the script builds list keys from it.
+    pub client_keys: &'a ClientKeys,
     /// Capacity and width of a list opened now.
     pub new_lists: &'a StoreSettings,
     /// Byte length of a list opened now (from `new_lists`).
@@ -102,9 +113,6 @@ pub(super) struct AllocateArgs<'a> {
     pub new_chunk_bytes: usize,
     /// The list format.
     pub format: ListFormat,
-    /// The status expiry of the credentials; a list's retire-after keeps the
-    /// latest.
-    pub status_expiry: UnixSeconds,
     /// The client asking.
     pub client: &'a ClientId,
     /// A fresh id and key for a new list, once the script asked for one.
@@ -119,16 +127,13 @@ pub(super) struct AllocateArgs<'a> {
 impl AllocateArgs<'_> {
     /// The script's KEYS and ARGV, in its order.
     fn feed(&self, s: &mut impl Sink) {
-        s.key("legacy_record_key", self.legacy_record_key);
         s.key("current_key", self.current_key);
-        s.arg("digest", &self.digest[..]);
-        s.arg("now", self.now);
-        s.arg("record_end", self.keep_until);
-        s.arg("count", self.count);
+        for item in self.items {
+            s.key("legacy_keys", &item.legacy_record_key);
+        }
         s.arg("new_capacity", self.new_lists.capacity);
         s.arg("new_bits", self.new_lists.bits.get());
         s.arg("format", self.format.name());
-        s.arg("status_expiry", self.status_expiry);
         s.arg("client_prefix", self.client_keys.as_str());
         s.arg(
             "candidate_list",
@@ -148,7 +153,14 @@ impl AllocateArgs<'_> {
             "known_list",
             self.known_list.as_ref().map_or("", |l| l.as_str()),
         );
-        s.arg("record_field", &record_field(self.jti)[..]);
+        for item in self.items {
+            s.arg("item_field", &record_field(item.jti)[..]);
+            s.arg("item_digest", &item.digest[..]);
+            s.arg("item_now", item.now);
+            s.arg("item_end", item.keep_until);
+            s.arg("item_count", item.count);
+            s.arg("item_expiry", item.status_expiry);
+        }
     }
 }
 
@@ -312,6 +324,7 @@ mod tests {
         let mut keys = Vec::new();
         let mut argv = Vec::new();
         let mut rest = None;
+        let mut argv_rest: Option<(usize, String)> = None;
         for line in lua.lines() {
             let code = line.split("--").next().unwrap_or("").trim();
             if let Some(r) = code
@@ -320,6 +333,14 @@ mod tests {
             {
                 let pos: usize = r.1.trim_end_matches(")}").parse().unwrap();
                 rest = Some((pos, r.0.to_owned()));
+                continue;
+            }
+            if let Some(r) = code
+                .strip_prefix("local ")
+                .and_then(|d| d.split_once(" = {unpack(ARGV, "))
+            {
+                let pos: usize = r.1.trim_end_matches(")}").parse().unwrap();
+                argv_rest = Some((pos, r.0.to_owned()));
                 continue;
             }
             if !(code.contains("KEYS[") || code.contains("ARGV[")) {
@@ -367,6 +388,22 @@ mod tests {
                 "the rest of KEYS starts after the last key"
             );
         }
+        // The rest of ARGV is items: the `-- item_<name>:` comments after
+        // its declaration name their values, in order.
+        let mut names = names;
+        if let Some((pos, _)) = &argv_rest {
+            assert_eq!(
+                *pos,
+                names.argv.len() + 1,
+                "the rest of ARGV starts after the last argument"
+            );
+            for line in lua.lines() {
+                if let Some(name) = line.trim().strip_prefix("-- item_") {
+                    let name = name.split(':').next().unwrap_or("");
+                    names.argv.push(format!("item_{name}"));
+                }
+            }
+        }
         (names, rest.map(|(_, n)| n))
     }
 
@@ -397,20 +434,24 @@ mod tests {
         let client = ClientId::parse("acme").unwrap();
         let ck = names.client(&client);
         let jti = Jti::from_name("j");
-        let args = AllocateArgs {
+        let item = || AllocateItem {
             jti: &jti,
-            legacy_record_key: "r",
-            current_key: "c",
-            client_keys: &ck,
+            legacy_record_key: "r".to_owned(),
             digest: &[0; 32],
             now: 1,
             keep_until: 2,
             count: 1,
+            status_expiry: 3,
+        };
+        let items = [item(), item()];
+        let args = AllocateArgs {
+            items: &items,
+            current_key: "c",
+            client_keys: &ck,
             new_lists: &StoreSettings::default(),
             new_list_bytes: 1,
             new_chunk_bytes: 1,
             format: ListFormat::Token,
-            status_expiry: 3,
             client: &client,
             candidate: Some((ListId::random(), AllocatorKey::random())),
             claimed: true,
@@ -418,11 +459,24 @@ mod tests {
         };
         let mut fed = Names::default();
         args.feed(&mut fed);
-        let (script, rest) = declared(include_str!("allocate.lua"));
-        assert_eq!(rest, None);
-        assert_eq!(fed.keys, script.keys);
-        assert_eq!(fed.argv, script.argv);
-        assert_eq!(fed.argv.len(), 17);
+        let lua = include_str!("allocate.lua");
+        let (script, rest) = declared(lua);
+        let rest = rest.expect("the legacy keys are the rest of KEYS");
+        let mut keys = script.keys.clone();
+        keys.extend([rest.clone(), rest]);
+        assert_eq!(fed.keys, keys);
+        // The declared arguments, then one run of item values per item.
+        let items_at = script
+            .argv
+            .iter()
+            .position(|n| n.starts_with("item_"))
+            .unwrap();
+        let (common, per_item) = script.argv.split_at(items_at);
+        let mut argv = common.to_vec();
+        argv.extend(per_item.iter().cloned());
+        argv.extend(per_item.iter().cloned());
+        assert_eq!(fed.argv, argv);
+        assert!(lua.contains(&format!("local ITEM_ARGS = {}", per_item.len())));
     }
 
     #[test]

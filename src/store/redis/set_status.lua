@@ -90,7 +90,8 @@ local function time_set(at)
     string.sub(v, 1, pos - 1) .. struct.pack('>I2I4', slot, at) .. string.sub(v, rest))
 end
 
-local rec, where = rec_lookup(client_prefix, record_field, legacy_record_key, digest, now)
+local state = rec_state(client_prefix)
+local rec, where = rec_lookup(client_prefix, state, record_field, legacy_record_key, digest, now)
 if rec == 'changed' or (rec and rec.kind ~= 'C') then
   return {'changed'}
 elseif rec then
@@ -98,7 +99,7 @@ elseif rec then
 end
 
 local function record(outcome, at)
-  rec_put(client_prefix, where,
+  rec_put(client_prefix, state, where,
     struct.pack(CHANGE_RECORD, 'C', record_end, string.sub(digest, 1, 8), outcome, at or 0),
     record_end, now)
 end
