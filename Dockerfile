@@ -4,10 +4,10 @@
 
 FROM rust:1-slim-bookworm AS build
 WORKDIR /src
-# pkg-config + zlib: flate2 links the C zlib (byte-exact IETF lists);
-# a C toolchain for aws-lc-sys and zlib.
+# pkg-config and a C toolchain for the build scripts of aws-lc-sys and ring;
+# flate2 runs on zlib-rs (pure Rust), so no C zlib is linked.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends pkg-config zlib1g-dev build-essential \
+ && apt-get install -y --no-install-recommends pkg-config build-essential \
  && rm -rf /var/lib/apt/lists/*
 
 # 1. Dependencies only, against a stub crate: every declared target gets an
@@ -33,7 +33,7 @@ RUN touch src/main.rs src/lib.rs \
 
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates zlib1g \
+ && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/statuslist --create-home statuslist \
  && mkdir -p /etc/statuslist \
