@@ -315,6 +315,14 @@ mod tests {
         }
     }
 
+    /// The position and name of a `local name = {unpack(TABLE, n)}` line.
+    fn unpacked_rest(code: &str, table: &str) -> Option<(usize, String)> {
+        let (name, pos) = code
+            .strip_prefix("local ")?
+            .split_once(&format!(" = {{unpack({table}, "))?;
+        Some((pos.trim_end_matches(")}").parse().unwrap(), name.to_owned()))
+    }
+
     /// The names a script declares with `local name = KEYS[n]` or
     /// `local name = ARGV[n]` (optionally in `tonumber(…)`), by position,
     /// and the name of the rest of KEYS (`local name = {unpack(KEYS, n)}`,
@@ -327,20 +335,12 @@ mod tests {
         let mut argv_rest: Option<(usize, String)> = None;
         for line in lua.lines() {
             let code = line.split("--").next().unwrap_or("").trim();
-            if let Some(r) = code
-                .strip_prefix("local ")
-                .and_then(|d| d.split_once(" = {unpack(KEYS, "))
-            {
-                let pos: usize = r.1.trim_end_matches(")}").parse().unwrap();
-                rest = Some((pos, r.0.to_owned()));
+            if let Some(r) = unpacked_rest(code, "KEYS") {
+                rest = Some(r);
                 continue;
             }
-            if let Some(r) = code
-                .strip_prefix("local ")
-                .and_then(|d| d.split_once(" = {unpack(ARGV, "))
-            {
-                let pos: usize = r.1.trim_end_matches(")}").parse().unwrap();
-                argv_rest = Some((pos, r.0.to_owned()));
+            if let Some(r) = unpacked_rest(code, "ARGV") {
+                argv_rest = Some(r);
                 continue;
             }
             if !(code.contains("KEYS[") || code.contains("ARGV[")) {
