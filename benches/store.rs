@@ -140,6 +140,7 @@ async fn run(label: &str, options: EmbeddedOptions, tasks: usize, run_for: Durat
                     digest: [1; 32],
                     status_expiry: NOW + 86_400,
                     count: 1,
+                    issuance_ref: None,
                     now: NOW,
                     keep_until: NOW + 3661,
                 };

@@ -25,6 +25,9 @@ pub enum IdError {
     /// Not a lowercase hyphenated UUID.
     #[error("a jti is a lowercase hyphenated UUID")]
     BadJti,
+    /// Empty, too long, or holding a character outside printable ASCII.
+    #[error("a ref is 1 to 128 printable ASCII characters")]
+    BadRef,
 }
 
 /// A list's public id: 12 upper-case hexadecimal characters (48 random bits).
@@ -289,6 +292,56 @@ impl FromStr for ListFormat {
     }
 }
 
+/// An issuer's own reference for an issuance (`ref`): 1 to
+/// [`IssuanceRef::MAX_LEN`] printable ASCII characters (space included).
+///
+/// A ref names the entries a client bound to it: every `/issue` of that
+/// client carrying it adds its entries, and a change by ref applies to all
+/// of them. Refs are per client: another client's identical text is another
+/// reference. Only printable ASCII, so a ref is safe in a store key, a log
+/// line and a query string (percent-encoded) alike.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IssuanceRef(String);
+
+impl IssuanceRef {
+    /// The longest ref accepted, in characters (= bytes: ASCII only).
+    pub const MAX_LEN: usize = 128;
+
+    /// Checks and wraps a ref.
+    ///
+    /// # Errors
+    /// [`IdError::BadRef`] for an empty or over-long ref, or one with a
+    /// character outside printable ASCII (0x20 to 0x7E).
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        let ok = !s.is_empty()
+            && s.len() <= Self::MAX_LEN
+            && s.bytes().all(|b| (0x20..=0x7e).contains(&b));
+        if ok {
+            Ok(IssuanceRef(s.to_owned()))
+        } else {
+            Err(IdError::BadRef)
+        }
+    }
+
+    /// The ref as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for IssuanceRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for IssuanceRef {
+    type Err = IdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        IssuanceRef::parse(s)
+    }
+}
+
 /// The public URI of a list: `<base>/<t|b>/<id>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ListRef {
@@ -375,6 +428,16 @@ mod tests {
         assert!(ClientId::parse("https://issuer.example").is_err());
         for bad in ["", "a b", "a{b}", "x\n", "é", &"x".repeat(129)] {
             assert!(ClientId::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn issuance_refs() {
+        for ok in ["a", "order 42/line#3", "~!{}", &"x".repeat(128)] {
+            assert_eq!(IssuanceRef::parse(ok).unwrap().as_str(), ok);
+        }
+        for bad in ["", "tab\there", "new\nline", "caf\u{e9}", "\u{7f}", &"x".repeat(129)] {
+            assert_eq!(IssuanceRef::parse(bad), Err(IdError::BadRef), "{bad:?}");
         }
     }
 

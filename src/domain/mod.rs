@@ -9,6 +9,7 @@
 pub mod allocator;
 pub mod claims;
 pub mod codec;
+pub mod entries;
 pub mod ids;
 pub mod packed;
 pub mod segmented;
@@ -17,7 +18,8 @@ pub mod status;
 pub use allocator::{Allocator, AllocatorError, AllocatorKey};
 pub use claims::{ChangeOp, ClaimError, SigAlg};
 pub use codec::CodecError;
-pub use ids::{ClientId, IdError, Jti, ListFormat, ListId, ListRef};
+pub use entries::{EntryFilter, EntryKey, Pagination, QueryError, SortOrder, StatusSet};
+pub use ids::{ClientId, IdError, IssuanceRef, Jti, ListFormat, ListId, ListRef};
 pub use packed::{Layout, PackedError, StatusList};
 pub use segmented::CompressedList;
 pub use status::{Bits, BitsError, Status, Transition, TransitionError};

@@ -14,6 +14,8 @@ pub mod store;
 pub use changes::{ChangeFeed, ChangeNotice};
 pub use signer::{ListSigner, ListToSign, SignError};
 pub use store::{
-    AllocateOutcome, AllocateRequest, Allocation, ListMeta, ListSnapshot, SetStatusOutcome,
-    StatusChange, Store, StoreError, StoreHealth, StoreSettings, UnixSeconds,
+    AllocateOutcome, AllocateRequest, Allocation, EntryItem, EntryPage, EntryQuery, JtiClaim,
+    JtiClaimOutcome, ListMeta, ListRun, ListSnapshot, RefChange, RefChangeOutcome,
+    RefChangeReport, SetStatusOutcome, StatusChange, Store, StoreError, StoreHealth,
+    StoreSettings, UnixSeconds,
 };

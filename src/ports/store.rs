@@ -25,7 +25,9 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::domain::{Bits, ClientId, Jti, ListFormat, ListId, Status};
+use crate::domain::{
+    Bits, ClientId, IssuanceRef, Jti, ListFormat, ListId, SortOrder, Status, StatusSet,
+};
 
 /// Unix time in seconds.
 pub type UnixSeconds = u64;
@@ -68,8 +70,14 @@ pub struct AllocateRequest {
     /// The credential's `statusExpiry`; the list may retire after the
     /// latest one.
     pub status_expiry: UnixSeconds,
-    /// How many indexes to allocate (≥ 1); all come from one list.
+    /// How many indexes to allocate (≥ 1, at most a list's capacity). They
+    /// come from the current list while it has room, and from a new list
+    /// for the rest (a request spans at most two lists).
     pub count: u32,
+    /// The issuer's reference for this issuance (`ref`): the entries are
+    /// bound to it, in addition to what earlier requests of the same client
+    /// and format bound to it.
+    pub issuance_ref: Option<IssuanceRef>,
     /// The request's time.
     pub now: UnixSeconds,
     /// Until when (exclusive, unix seconds) the idempotency record counts:
@@ -105,12 +113,47 @@ pub struct StatusChange {
 /// Where an allocation landed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Allocation {
-    /// The list holding the indexes.
+    /// The list holding the (first) indexes.
     pub list: ListId,
     /// The list's format (decides `/t/` or `/b/` in the URI).
     pub format: ListFormat,
-    /// The allocated indexes, in allocation order.
+    /// The allocated indexes in `list`, in allocation order.
     pub indexes: Vec<u64>,
+    /// When the request filled `list`: the rest of its indexes, in the new
+    /// list that was opened for them (at most one: a request is at most one
+    /// list's capacity).
+    pub next: Option<ListRun>,
+}
+
+/// Indexes allocated in one list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListRun {
+    /// The list.
+    pub list: ListId,
+    /// The indexes, in allocation order.
+    pub indexes: Vec<u64>,
+}
+
+impl Allocation {
+    /// Every (list, index) of the allocation, in allocation order.
+    pub fn entries(&self) -> impl Iterator<Item = (ListId, u64)> + '_ {
+        let first = self.indexes.iter().map(|i| (self.list, *i));
+        let rest = self
+            .next
+            .iter()
+            .flat_map(|run| run.indexes.iter().map(|i| (run.list, *i)));
+        first.chain(rest)
+    }
+
+    /// How many indexes were allocated.
+    pub fn len(&self) -> usize {
+        self.indexes.len() + self.next.as_ref().map_or(0, |r| r.indexes.len())
+    }
+
+    /// True when nothing was allocated (never for a stored allocation).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// The answer to [`Store::allocate`].
@@ -168,6 +211,142 @@ pub enum SetStatusOutcome {
         /// The entry's current status.
         current: Status,
     },
+}
+
+/// A status change of every entry a client bound to one ref
+/// (`/revoke`, `/suspend`, `/unsuspend` with `ref`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefChange {
+    /// The client asking: only its own entries are bound to its refs.
+    pub client: ClientId,
+    /// The client's list format: refs are kept per client and format.
+    pub format: ListFormat,
+    /// The ref.
+    pub issuance_ref: IssuanceRef,
+    /// The status wanted.
+    pub status: Status,
+    /// The request's `jti`.
+    pub jti: Jti,
+    /// A digest of the operation and the ref: the same jti with another
+    /// digest is a changed request.
+    pub digest: [u8; 32],
+    /// The request's time; recorded as the time of every change it makes.
+    pub now: UnixSeconds,
+    /// Until when the idempotency record counts (see
+    /// [`AllocateRequest::keep_until`]).
+    pub keep_until: UnixSeconds,
+}
+
+/// What a change by ref did. Recorded under the request's (client, jti):
+/// a replay gets the same report back and applies nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefChangeReport {
+    /// When the change was applied (the first request's `now`).
+    pub at: UnixSeconds,
+    /// Entries changed by this request.
+    pub changed: u64,
+    /// Entries the rules did not let change (revoked ones on a suspension,
+    /// SUSPENDED in a 1-bit list): left as they were.
+    pub skipped: u64,
+    /// Entries that already had the status.
+    pub already: u64,
+    /// Every list holding an entry bound to the ref, in allocation order
+    /// (changed or not), so the caller can drop what it caches of them.
+    pub lists: Vec<ListId>,
+}
+
+/// The answer to [`Store::set_status_by_ref`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefChangeOutcome {
+    /// Applied (or replayed): what it did. All of it in one atomic step.
+    Done(RefChangeReport),
+    /// The same jti was used before with another digest: nothing applied.
+    Changed,
+    /// No entry of this client and format is bound to the ref.
+    NotFound,
+}
+
+/// A single-use request (a `GET /entries` JWT): its (client, jti) is
+/// recorded in the same key space as the idempotency records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JtiClaim {
+    /// The client.
+    pub client: ClientId,
+    /// The request's `jti`.
+    pub jti: Jti,
+    /// A digest of the request (kept like a record's).
+    pub digest: [u8; 32],
+    /// The request's time.
+    pub now: UnixSeconds,
+    /// Until when the record counts.
+    pub keep_until: UnixSeconds,
+}
+
+/// The answer to [`Store::claim_jti`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JtiClaimOutcome {
+    /// The jti was unused: it is recorded now.
+    Fresh,
+    /// A live record of this (client, jti) exists, whatever request made
+    /// it: a replay.
+    Used,
+}
+
+/// One page of a client's entries (`GET /entries`), in the order of
+/// [`crate::domain::entries`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryQuery {
+    /// Whose entries.
+    pub client: ClientId,
+    /// Of which format (the client's): entries are kept per client and
+    /// format.
+    pub format: ListFormat,
+    /// Only entries with these statuses.
+    pub statuses: StatusSet,
+    /// Only entries bound to this ref.
+    pub issuance_ref: Option<IssuanceRef>,
+    /// Only entries of this list (none at all when it is not the client's
+    /// or not of `format`).
+    pub list: Option<ListId>,
+    /// Only entries updated at or after this (unix seconds).
+    pub updated_since: Option<UnixSeconds>,
+    /// Only entries updated at or before this (unix seconds).
+    pub updated_until: Option<UnixSeconds>,
+    /// The direction, by (`updated_at`, allocation order).
+    pub order: SortOrder,
+    /// Matching entries before the page.
+    pub offset: u64,
+    /// The most entries on the page (≥ 1).
+    pub limit: u32,
+}
+
+/// A listed entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryItem {
+    /// Its list (of the query's format).
+    pub list: ListId,
+    /// Its index.
+    pub idx: u64,
+    /// The ref it is bound to, if any.
+    pub issuance_ref: Option<IssuanceRef>,
+    /// Its status now (VALID, INVALID or SUSPENDED).
+    pub status: Status,
+    /// When it was allocated (never earlier than an entry allocated before
+    /// it for the same client and format).
+    pub created_at: UnixSeconds,
+    /// When its status last changed; `created_at` when it never did.
+    pub updated_at: UnixSeconds,
+    /// The `statusExpiry` it was issued with.
+    pub status_expiry: UnixSeconds,
+}
+
+/// The answer to [`Store::list_entries`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryPage {
+    /// How many entries match the query, on all pages.
+    pub total: u64,
+    /// The page, in order.
+    pub items: Vec<EntryItem>,
 }
 
 /// What a list is, apart from its bytes.
@@ -273,6 +452,37 @@ pub trait Store: Send + Sync + 'static {
         &self,
         change: &StatusChange,
     ) -> impl Future<Output = Result<SetStatusOutcome, StoreError>> + Send;
+
+    /// Applies a status change to every entry bound to (client, format,
+    /// ref), atomically, idempotently per (client, jti). Entries the rules
+    /// forbid to change are skipped and counted, not refused.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure ([`StoreError::Damaged`] when a
+    /// list of the ref is damaged); nothing changes then.
+    fn set_status_by_ref(
+        &self,
+        change: &RefChange,
+    ) -> impl Future<Output = Result<RefChangeOutcome, StoreError>> + Send;
+
+    /// Records a single-use (client, jti), unless a live record of it
+    /// exists.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure; nothing is recorded then.
+    fn claim_jti(
+        &self,
+        claim: &JtiClaim,
+    ) -> impl Future<Output = Result<JtiClaimOutcome, StoreError>> + Send;
+
+    /// One page of a client's entries.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    fn list_entries(
+        &self,
+        query: &EntryQuery,
+    ) -> impl Future<Output = Result<EntryPage, StoreError>> + Send;
 
     /// Reads a list; `None` if there is no such list.
     ///

@@ -1035,6 +1035,24 @@ mod tests {
             drop(self.hold.lock().await);
             version
         }
+        async fn set_status_by_ref(
+            &self,
+            c: &crate::ports::RefChange,
+        ) -> Result<crate::ports::RefChangeOutcome, StoreError> {
+            self.inner.set_status_by_ref(c).await
+        }
+        async fn claim_jti(
+            &self,
+            c: &crate::ports::JtiClaim,
+        ) -> Result<crate::ports::JtiClaimOutcome, StoreError> {
+            self.inner.claim_jti(c).await
+        }
+        async fn list_entries(
+            &self,
+            q: &crate::ports::EntryQuery,
+        ) -> Result<crate::ports::EntryPage, StoreError> {
+            self.inner.list_entries(q).await
+        }
         async fn health(&self) -> Result<StoreHealth, StoreError> {
             self.inner.health().await
         }
@@ -1097,6 +1115,7 @@ mod tests {
             digest: [1; 32],
             status_expiry: NOW + 100,
             count: 1,
+            issuance_ref: None,
             now: NOW,
             keep_until: NOW + 3600,
         };
@@ -1144,6 +1163,7 @@ mod tests {
                 digest: [2; 32],
                 status_expiry: NOW + 100,
                 count: 1,
+                issuance_ref: None,
                 now: NOW,
                 keep_until: NOW + 3600,
             };
@@ -1662,6 +1682,7 @@ mod tests {
                 digest: [3; 32],
                 status_expiry: NOW + 100,
                 count: 97,
+                issuance_ref: None,
                 now: NOW,
                 keep_until: NOW + 3600,
             };

@@ -28,6 +28,7 @@ impl<S: Store> Service<S> {
             digest: claims.digest(),
             status_expiry: claims.status_expiry(),
             count: 1,
+            issuance_ref: None,
             now,
             keep_until: claims.keep_until(),
         };

@@ -87,6 +87,24 @@ mod tests {
         async fn set_status(&self, _: &StatusChange) -> Result<SetStatusOutcome, StoreError> {
             Err(StoreError::Invalid("not in this test".into()))
         }
+        async fn set_status_by_ref(
+            &self,
+            _: &crate::ports::RefChange,
+        ) -> Result<crate::ports::RefChangeOutcome, StoreError> {
+            Err(StoreError::Invalid("not in this test".into()))
+        }
+        async fn claim_jti(
+            &self,
+            _: &crate::ports::JtiClaim,
+        ) -> Result<crate::ports::JtiClaimOutcome, StoreError> {
+            Err(StoreError::Invalid("not in this test".into()))
+        }
+        async fn list_entries(
+            &self,
+            _: &crate::ports::EntryQuery,
+        ) -> Result<crate::ports::EntryPage, StoreError> {
+            Err(StoreError::Invalid("not in this test".into()))
+        }
         async fn read_list(&self, list: &ListId) -> Result<Option<ListSnapshot>, StoreError> {
             let snapshot = ListSnapshot {
                 meta: ListMeta {

@@ -9,8 +9,9 @@ use super::embedded::EmbeddedStore;
 use super::redis::{RedisChangeFeed, RedisStore};
 use crate::domain::ListId;
 use crate::ports::{
-    AllocateOutcome, AllocateRequest, ListSnapshot, SetStatusOutcome, StatusChange, Store,
-    StoreError, StoreHealth,
+    AllocateOutcome, AllocateRequest, EntryPage, EntryQuery, JtiClaim, JtiClaimOutcome,
+    ListSnapshot, RefChange, RefChangeOutcome, SetStatusOutcome, StatusChange, Store, StoreError,
+    StoreHealth,
 };
 
 /// Either adapter behind one type.
@@ -51,6 +52,18 @@ impl Store for AnyStore {
 
     async fn set_status(&self, change: &StatusChange) -> Result<SetStatusOutcome, StoreError> {
         dispatch!(self, s => s.set_status(change))
+    }
+
+    async fn set_status_by_ref(&self, change: &RefChange) -> Result<RefChangeOutcome, StoreError> {
+        dispatch!(self, s => s.set_status_by_ref(change))
+    }
+
+    async fn claim_jti(&self, claim: &JtiClaim) -> Result<JtiClaimOutcome, StoreError> {
+        dispatch!(self, s => s.claim_jti(claim))
+    }
+
+    async fn list_entries(&self, query: &EntryQuery) -> Result<EntryPage, StoreError> {
+        dispatch!(self, s => s.list_entries(query))
     }
 
     async fn read_list(&self, list: &ListId) -> Result<Option<ListSnapshot>, StoreError> {

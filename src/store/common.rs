@@ -480,6 +480,7 @@ mod tests {
             digest: [0; 32],
             status_expiry: 0,
             count: 10,
+            issuance_ref: None,
             now: 0,
             keep_until: 1,
         };
@@ -487,10 +488,12 @@ mod tests {
         for bad in [
             AllocateRequest {
                 count: 0,
+                issuance_ref: None,
                 ..ok.clone()
             },
             AllocateRequest {
                 count: 11,
+                issuance_ref: None,
                 ..ok.clone()
             },
             AllocateRequest {

@@ -8,8 +8,9 @@ use std::time::Instant;
 use crate::domain::ListId;
 use crate::metrics::Metrics;
 use crate::ports::{
-    AllocateOutcome, AllocateRequest, ListSnapshot, SetStatusOutcome, StatusChange, Store,
-    StoreError, StoreHealth,
+    AllocateOutcome, AllocateRequest, EntryPage, EntryQuery, JtiClaim, JtiClaimOutcome,
+    ListSnapshot, RefChange, RefChangeOutcome, SetStatusOutcome, StatusChange, Store, StoreError,
+    StoreHealth,
 };
 
 /// `inner` with every call recorded in `metrics`.
@@ -56,6 +57,20 @@ impl<S: Store> Store for Metered<S> {
 
     async fn set_status(&self, change: &StatusChange) -> Result<SetStatusOutcome, StoreError> {
         self.timed("set_status", self.inner.set_status(change))
+            .await
+    }
+
+    async fn set_status_by_ref(&self, change: &RefChange) -> Result<RefChangeOutcome, StoreError> {
+        self.timed("set_status_by_ref", self.inner.set_status_by_ref(change))
+            .await
+    }
+
+    async fn claim_jti(&self, claim: &JtiClaim) -> Result<JtiClaimOutcome, StoreError> {
+        self.timed("claim_jti", self.inner.claim_jti(claim)).await
+    }
+
+    async fn list_entries(&self, query: &EntryQuery) -> Result<EntryPage, StoreError> {
+        self.timed("list_entries", self.inner.list_entries(query))
             .await
     }
 

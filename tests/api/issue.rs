@@ -100,6 +100,7 @@ async fn a_retry_after_the_first_request_died_gets_its_allocation(store: StoreCh
             jti: jti.clone(),
             status_expiry: expiry,
             count: 1,
+            issuance_ref: None,
             now: now(),
             keep_until: now() + 3660,
         };

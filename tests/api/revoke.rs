@@ -44,6 +44,7 @@ async fn a_repeat_answers_the_original_revoked_at(store: StoreChoice) {
             jti: jti.clone(),
             status_expiry: t0 + 86_400,
             count: 1,
+            issuance_ref: None,
             now: t0,
             keep_until: t0 + 3660,
         };

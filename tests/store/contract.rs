@@ -51,6 +51,13 @@ macro_rules! contract_suite {
             retire_after_is_the_latest_status_expiry,
             unknown_lists_and_ping,
             bad_input_is_a_typed_error,
+            count_spans_into_a_new_list,
+            refs_bind_entries_and_accumulate,
+            ref_changes_skip_and_count,
+            claimed_jtis_are_single_use,
+            concurrent_issues_with_refs_are_all_listed,
+            listing_matches_a_model,
+            one_bit_refs_skip_suspension,
         );
     };
     (@cases $make:path; $($case:ident),+ $(,)?) => {
@@ -65,6 +72,8 @@ macro_rules! contract_suite {
     };
 }
 pub(crate) use contract_suite;
+
+pub use crate::entries_contract::*;
 
 /// The settings a case's store must be built with.
 pub fn settings_for(case: &str) -> StoreSettings {
@@ -85,9 +94,18 @@ pub fn settings_for(case: &str) -> StoreSettings {
             capacity: 64,
             ..base
         },
-        "one_bit_lists" => StoreSettings {
+        "one_bit_lists" | "one_bit_refs_skip_suspension" => StoreSettings {
             capacity: 100,
             bits: Bits::One,
+            ..base
+        },
+        "count_spans_into_a_new_list" => StoreSettings {
+            capacity: 10,
+            ..base
+        },
+        // Batches of up to 5 spill over often; dozens of lists.
+        "listing_matches_a_model" => StoreSettings {
+            capacity: 16,
             ..base
         },
         _ => base,
@@ -128,6 +146,7 @@ pub fn req(
         digest: digest(1),
         status_expiry: now + 86_400,
         count: 1,
+        issuance_ref: None,
         now,
         keep_until: now + KEEP,
     }
@@ -540,22 +559,28 @@ pub async fn full_list_opens_a_new_list<S: Store>(store: &S, settings: &StoreSet
     let order2: Vec<u64> = second_list.iter().map(|(_, i)| *i).collect();
     assert_ne!(order1, order2, "each list has its own allocator key");
 
-    // A request for more than the room left goes whole to a new list.
+    // A request for more than the room left takes the room and spills the
+    // rest into a new list.
     let mut r = req("c1", ListFormat::Token, "c-half", NOW);
     r.count = (cap / 2) as u32 + 1;
     let a = allocated(store.allocate(&r).await.unwrap());
     let list3 = a.list;
+    assert!(a.next.is_none(), "a fresh list holds it");
     let mut r2 = req("c1", ListFormat::Token, "c-rest", NOW);
     r2.count = (cap / 2) as u32;
     let b = allocated(store.allocate(&r2).await.unwrap());
-    assert_ne!(b.list, list3, "did not fit: new list");
-    assert_ne!(b.list, list1);
-    assert_ne!(b.list, list2);
-    assert_eq!(b.indexes.len(), r2.count as usize);
+    assert_eq!(b.list, list3, "the room left first");
+    let room = cap - u64::from(r.count);
+    assert_eq!(b.indexes.len() as u64, room);
+    let spill = b.next.clone().expect("the rest in a new list");
+    assert!(![list1, list2, list3].contains(&spill.list));
+    assert_eq!(spill.indexes.len() as u64, u64::from(r2.count) - room);
     let m1 = store.read_list(&list1).await.unwrap().unwrap().meta;
     let m3 = store.read_list(&list3).await.unwrap().unwrap().meta;
+    let m4 = store.read_list(&spill.list).await.unwrap().unwrap().meta;
     assert_eq!(m1.allocated, cap);
-    assert_eq!(m3.allocated, u64::from(r.count), "no partial allocation");
+    assert_eq!(m3.allocated, cap, "filled, not left with a gap");
+    assert_eq!(m4.allocated, u64::from(r2.count) - room);
 }
 
 /// Lists belong to one client and one format.
@@ -969,6 +994,7 @@ pub async fn bad_input_is_a_typed_error<S: Store>(store: &S, settings: &StoreSet
             "count 0",
             AllocateRequest {
                 count: 0,
+                issuance_ref: None,
                 ..base.clone()
             },
         ),
@@ -976,6 +1002,7 @@ pub async fn bad_input_is_a_typed_error<S: Store>(store: &S, settings: &StoreSet
             "count above capacity",
             AllocateRequest {
                 count: too_many,
+                issuance_ref: None,
                 ..base.clone()
             },
         ),
@@ -983,6 +1010,7 @@ pub async fn bad_input_is_a_typed_error<S: Store>(store: &S, settings: &StoreSet
             "count u32::MAX",
             AllocateRequest {
                 count: u32::MAX,
+                issuance_ref: None,
                 ..base.clone()
             },
         ),

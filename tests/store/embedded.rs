@@ -117,6 +117,7 @@ async fn reopen_keeps_everything() {
         digest: [4; 32],
         status_expiry: NOW + 10,
         count: 2,
+        issuance_ref: None,
         now: NOW,
         keep_until: NOW + 3660,
     };
@@ -219,6 +220,7 @@ fn threads_allocate_without_duplicates() {
                         digest: [u8::try_from(i % 251).unwrap(); 32],
                         status_expiry: NOW + 60,
                         count: 1,
+                        issuance_ref: None,
                         now: NOW,
                         keep_until: NOW + 3660,
                     };

@@ -4,5 +4,6 @@
 
 mod contract;
 mod embedded;
+mod entries_contract;
 mod redis;
 mod support;

@@ -553,6 +553,7 @@ impl Inner {
             list,
             format,
             indexes: common::indexes(&allocator, first, count)?,
+            next: None,
         })
     }
 
@@ -692,6 +693,7 @@ impl Inner {
                 list: list.id,
                 format: req.format,
                 indexes,
+                next: None,
             }
         };
         Ok(AllocateOutcome::Allocated(allocation))
@@ -932,6 +934,30 @@ impl Inner {
 }
 
 impl Store for EmbeddedStore {
+    // SCAFFOLD(issue 14): replaced by the adapter's implementation.
+    async fn set_status_by_ref(
+        &self,
+        _change: &crate::ports::RefChange,
+    ) -> Result<crate::ports::RefChangeOutcome, StoreError> {
+        Err(StoreError::Backend("SCAFFOLD: set_status_by_ref".into()))
+    }
+
+    // SCAFFOLD(issue 14): replaced by the adapter's implementation.
+    async fn claim_jti(
+        &self,
+        _claim: &crate::ports::JtiClaim,
+    ) -> Result<crate::ports::JtiClaimOutcome, StoreError> {
+        Err(StoreError::Backend("SCAFFOLD: claim_jti".into()))
+    }
+
+    // SCAFFOLD(issue 14): replaced by the adapter's implementation.
+    async fn list_entries(
+        &self,
+        _query: &crate::ports::EntryQuery,
+    ) -> Result<crate::ports::EntryPage, StoreError> {
+        Err(StoreError::Backend("SCAFFOLD: list_entries".into()))
+    }
+
     #[tracing::instrument(level = "debug", name = "store.allocate", skip_all, fields(client = %req.client, format = %req.format, count = req.count))]
     async fn allocate(&self, req: &AllocateRequest) -> Result<AllocateOutcome, StoreError> {
         // Checked here, before queueing: a request refused on its own never
@@ -1012,6 +1038,7 @@ mod tests {
             digest: [1; 32],
             status_expiry: now + 1000,
             count: 1,
+            issuance_ref: None,
             now,
             keep_until: now + 100,
         }

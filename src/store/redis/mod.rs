@@ -286,6 +286,7 @@ impl RedisStore {
             list,
             format: facts.format,
             indexes: common::indexes(&facts.allocator, grant.first, grant.count)?,
+            next: None,
         })
     }
 
@@ -469,6 +470,30 @@ impl RedisStore {
 }
 
 impl Store for RedisStore {
+    // SCAFFOLD(issue 14): replaced by the adapter's implementation.
+    async fn set_status_by_ref(
+        &self,
+        _change: &crate::ports::RefChange,
+    ) -> Result<crate::ports::RefChangeOutcome, StoreError> {
+        Err(StoreError::Backend("SCAFFOLD: set_status_by_ref".into()))
+    }
+
+    // SCAFFOLD(issue 14): replaced by the adapter's implementation.
+    async fn claim_jti(
+        &self,
+        _claim: &crate::ports::JtiClaim,
+    ) -> Result<crate::ports::JtiClaimOutcome, StoreError> {
+        Err(StoreError::Backend("SCAFFOLD: claim_jti".into()))
+    }
+
+    // SCAFFOLD(issue 14): replaced by the adapter's implementation.
+    async fn list_entries(
+        &self,
+        _query: &crate::ports::EntryQuery,
+    ) -> Result<crate::ports::EntryPage, StoreError> {
+        Err(StoreError::Backend("SCAFFOLD: list_entries".into()))
+    }
+
     #[tracing::instrument(level = "debug", skip(self, req), fields(client = %req.client, count = req.count))]
     async fn allocate(&self, req: &AllocateRequest) -> Result<AllocateOutcome, StoreError> {
         common::check_request(req, &self.settings)?;
