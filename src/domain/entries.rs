@@ -118,6 +118,11 @@ pub const MAX_LIMIT: u32 = 100;
 /// The `limit` when none is given.
 pub const DEFAULT_LIMIT: u32 = 10;
 
+/// The largest number of entries a page may start after: sequence numbers
+/// are 48-bit (the Redis layout), so no client's space holds more, and every
+/// offset up to it is exact as a Lua (double) number.
+pub const MAX_OFFSET: u64 = 1 << 48;
+
 /// The parsed query of `GET /entries`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryFilter {
@@ -194,12 +199,10 @@ impl EntryFilter {
         let [page, limit, status, ref_, uri, since, until, sort] = given;
         let page = match page {
             None => 1,
-            Some(v) => number(&v)
-                .filter(|p| *p >= 1)
-                .ok_or(QueryError::Invalid {
-                    param: "page",
-                    expected: "must be a whole number of at least 1",
-                })?,
+            Some(v) => number(&v).filter(|p| *p >= 1).ok_or(QueryError::Invalid {
+                param: "page",
+                expected: "must be a whole number of at least 1",
+            })?,
         };
         let limit = match limit {
             None => DEFAULT_LIMIT,
@@ -212,7 +215,10 @@ impl EntryFilter {
                 })?,
         };
         // The first entry of the page must be addressable.
-        if (page - 1).checked_mul(u64::from(limit)).is_none() {
+        if (page - 1)
+            .checked_mul(u64::from(limit))
+            .is_none_or(|offset| offset > MAX_OFFSET)
+        {
             return Err(QueryError::Invalid {
                 param: "page",
                 expected: "is too large",
@@ -461,9 +467,15 @@ mod tests {
         assert_eq!(f.page, 3);
         assert_eq!(f.limit, 25);
         assert_eq!(f.offset(), 50);
-        assert_eq!(f.statuses, StatusSet::of(&[Status::Invalid, Status::Suspended]));
+        assert_eq!(
+            f.statuses,
+            StatusSet::of(&[Status::Invalid, Status::Suspended])
+        );
         assert_eq!(f.issuance_ref.unwrap().as_str(), "order 42+1");
-        assert_eq!(f.list.unwrap().uri(BASE), "https://crs.example/t/A671FED3E9AD");
+        assert_eq!(
+            f.list.unwrap().uri(BASE),
+            "https://crs.example/t/A671FED3E9AD"
+        );
         assert_eq!((f.updated_since, f.updated_until), (Some(10), Some(20)));
         assert_eq!(f.order, SortOrder::Asc);
     }
@@ -479,6 +491,7 @@ mod tests {
             ("page=99999999999999999999", "'page'"),
             ("page=1&page=2", "'page'"),
             ("page=18446744073709551&limit=100", "'page'"),
+            ("page=2814749767108&limit=100", "'page'"),
             ("limit=0", "'limit'"),
             ("limit=101", "'limit'"),
             ("limit=+5", "'limit'"),
@@ -498,6 +511,9 @@ mod tests {
             let err = parse(q).unwrap_err().to_string();
             assert!(err.contains(param), "{q}: {err}");
         }
+        // The deepest page still addressable is accepted.
+        let deepest = format!("page={}&limit=100", MAX_OFFSET / 100 + 1);
+        assert_eq!(parse(&deepest).unwrap().offset(), MAX_OFFSET / 100 * 100);
         let long = format!("{}=1", "x".repeat(500));
         assert!(parse(&long).unwrap_err().to_string().len() < 120);
     }
@@ -530,7 +546,10 @@ mod tests {
         let p = Pagination::new(2, 10, 21);
         assert_eq!((p.total_pages, p.has_previous, p.has_next), (3, true, true));
         let p = Pagination::new(3, 10, 21);
-        assert_eq!((p.total_pages, p.has_previous, p.has_next), (3, true, false));
+        assert_eq!(
+            (p.total_pages, p.has_previous, p.has_next),
+            (3, true, false)
+        );
         let p = Pagination::new(9, 10, 21);
         assert_eq!((p.has_previous, p.has_next), (true, false));
     }
