@@ -11,16 +11,19 @@
 //!
 //! - [`domain`]: the pure core. Status values and their transition rules,
 //!   packed lists in both bit orders, the zlib/GZIP codecs, the index
-//!   allocator, the identifiers (`ListId`, `ClientId`, `Jti`, …) and
-//!   request-claim validation. No other module of the crate, no I/O.
+//!   allocator, the identifiers (`ListId`, `ClientId`, `Jti`, `IssuanceRef`,
+//!   …), request-claim validation, the entry listing's query and page
+//!   selection, and what a credential embeds to point at its entry. No
+//!   other module of the crate, no I/O.
 //! - [`ports`]: the traits the use cases need from the outside world and the
 //!   values that cross them: [`ports::Store`] (lists, allocations,
 //!   idempotency records), [`ports::ListSigner`] (signed list
 //!   documents) and [`ports::ChangeFeed`] (changes made through other
 //!   replicas). → `domain`.
-//! - [`service`]: the application layer, every use case: issue, change (and
-//!   what follows an acknowledged change), publish a list (the signed-token
-//!   cache), readiness, following the change feed. → `ports`, `auth` (the
+//! - [`service`]: the application layer, every use case: issue, change (of
+//!   one entry or by ref, and what follows an acknowledged change), list a
+//!   client's entries, publish a list (the signed-token cache), readiness,
+//!   following the change feed. → `ports`, `auth` (the
 //!   checked claims), `domain`.
 //! - [`http`]: actix-web, thin: read the request, call `auth` and one use
 //!   case, write the response; the one table from every failure to its

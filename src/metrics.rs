@@ -218,12 +218,12 @@ impl Metrics {
         );
     }
 
-    /// Records one issued index.
-    pub fn allocation(&self, format: ListFormat) {
+    /// Records `count` issued indexes (one request may ask for many).
+    pub fn allocations(&self, format: ListFormat, count: u64) {
         self.allocation_handles.with(
             format,
             || self.allocations.with_label_values(&[format.name()]),
-            IntCounter::inc,
+            |c| c.inc_by(count),
         );
     }
 

@@ -250,7 +250,7 @@ mod support {
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
-use statuslist::auth::{AuthError, Authenticator};
+use statuslist::auth::{AuthError, Authenticator, ChangeRequest};
 use statuslist::domain::claims::{ChangeOp, change_digest, issue_digest};
 use statuslist::domain::{ClaimError, ClientId, ListFormat, ListRef};
 use support::*;
@@ -265,7 +265,12 @@ async fn revoke(
     a: &Authenticator,
     token: &str,
 ) -> Result<statuslist::auth::RevokeClaims, AuthError> {
-    a.check_revoke(JWT, token.as_bytes(), NOW).await
+    a.check_revoke(JWT, token.as_bytes(), NOW)
+        .await
+        .map(|r| match r {
+            ChangeRequest::Entry(c) => c,
+            ChangeRequest::Ref(c) => panic!("a change by ref: {c:?}"),
+        })
 }
 
 /// Runs the `/issue` checks on `token` (at `NOW`) and asserts they fail with
@@ -279,9 +284,9 @@ async fn assert_issue_err(a: &Authenticator, token: &str, want: AuthError, why: 
 
 /// The response row of an authentication failure from the HTTP layer's one
 /// table, the status as a number (as the CRS spec writes it).
-fn crs_row(e: AuthError) -> (u16, &'static str, &'static str) {
+fn crs_row(e: AuthError) -> (u16, &'static str, String) {
     let (status, code, text) = statuslist::http::error::auth_row(e);
-    (status.as_u16(), code, text)
+    (status.as_u16(), code, text.into_owned())
 }
 
 /// Removes a member from a JSON object.
@@ -348,6 +353,404 @@ mod valid {
                 a.check_issue(Some(ct), t.as_bytes(), NOW).await.is_ok(),
                 "{ct}"
             );
+        }
+    }
+}
+
+/// The service's extensions of the CRS requests: `ref` and `count` on
+/// `/issue`, changes by `ref`. Each new fault has its cause, its row in the
+/// HTTP table and a text that names the claim.
+mod extensions {
+    use super::*;
+    use statuslist::domain::IssuanceRef;
+    use statuslist::domain::claims::{issue_digest_v2, ref_change_digest};
+
+    fn client_a(k: &TestKey) -> Authenticator {
+        auth(&inline_client("client-a", &[k]))
+    }
+
+    #[tokio::test]
+    async fn ref_and_count_are_read_and_change_the_digest() {
+        let k = TestKey::new("k1");
+        let a = client_a(&k);
+        let id = ClientId::parse("client-a").unwrap();
+        let p = issue_payload("client-a");
+        let crs = issue(&a, &k.token(&p)).await.unwrap();
+        assert!(!crs.answers_entries());
+        assert_eq!((crs.count(), crs.issuance_ref()), (1, None));
+        assert_eq!(crs.digest(), issue_digest(&id, crs.jti(), NOW + 86_400));
+        // `null` is "not given": still the CRS request, byte for byte.
+        let nulls = with(&with(&p, "ref", Value::Null), "count", Value::Null);
+        let c = issue(&a, &k.token(&nulls)).await.unwrap();
+        assert!(!c.answers_entries());
+        assert_eq!(c.digest(), crs.digest());
+
+        let r = IssuanceRef::parse("order 42").unwrap();
+        for (claims, count, issuance_ref) in [
+            (with(&p, "ref", json!("order 42")), 1, Some(&r)),
+            (with(&p, "count", json!(7)), 7, None),
+            // A float with no fraction, as for idx.
+            (with(&p, "count", json!(7.0)), 7, None),
+            (
+                with(&with(&p, "count", json!(100)), "ref", json!("order 42")),
+                100,
+                Some(&r),
+            ),
+            // count 1 given is a request for entries too.
+            (with(&p, "count", json!(1)), 1, None),
+        ] {
+            let c = issue(&a, &k.token(&claims)).await.unwrap();
+            assert!(c.answers_entries(), "{claims}");
+            assert_eq!((c.count(), c.issuance_ref()), (count, issuance_ref));
+            assert_eq!(
+                c.digest(),
+                issue_digest_v2(&id, c.jti(), NOW + 86_400, count, issuance_ref)
+            );
+            assert_ne!(c.digest(), crs.digest(), "{claims}");
+        }
+        // A retry re-signed with a fresh iat is the same request; another
+        // ref or count is not.
+        let p = with(&with(&p, "count", json!(3)), "ref", json!("r"));
+        let d = issue(&a, &k.token(&p)).await.unwrap().digest();
+        let retry = with(&p, "iat", json!(NOW - 5));
+        assert_eq!(issue(&a, &k.token(&retry)).await.unwrap().digest(), d);
+        for changed in [with(&p, "count", json!(4)), with(&p, "ref", json!("r2"))] {
+            assert_ne!(issue(&a, &k.token(&changed)).await.unwrap().digest(), d);
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_refs_and_counts_are_refused_naming_the_claim() {
+        let k = TestKey::new("k1");
+        let a = client_a(&k);
+        let p = issue_payload("client-a");
+        for bad in [
+            json!(""),
+            json!("x".repeat(129)),
+            json!("caf\u{e9}"),
+            json!("line\nbreak"),
+            json!(42),
+            json!(["r"]),
+        ] {
+            let t = k.token(&with(&p, "ref", bad.clone()));
+            assert_issue_err(&a, &t, AuthError::Claim(ClaimError::InvalidRef), "ref").await;
+        }
+        for bad in [
+            json!(0),
+            json!(101),
+            json!(-1),
+            json!(2.5),
+            json!("3"),
+            json!(true),
+        ] {
+            let t = k.token(&with(&p, "count", bad.clone()));
+            let want = AuthError::Claim(ClaimError::InvalidCount { max: 100 });
+            assert_issue_err(&a, &t, want, &format!("count {bad}")).await;
+        }
+        // The claims of CRS come first: a bad statusExpiry wins over a bad
+        // count.
+        let t = k.token(&with(
+            &with(&p, "count", json!(0)),
+            "statusExpiry",
+            json!(NOW),
+        ));
+        let want = AuthError::Claim(ClaimError::InvalidStatusExpiry);
+        assert_issue_err(&a, &t, want, "statusExpiry first").await;
+    }
+
+    #[tokio::test]
+    async fn the_count_limit_is_lists_max_batch_and_its_text_says_so() {
+        let k = TestKey::new("k1");
+        let mut s = settings(&inline_client("client-a", &[&k]), "");
+        s.lists.max_batch = std::num::NonZeroU32::new(5).unwrap();
+        let a = Authenticator::new(&s).unwrap();
+        let p = issue_payload("client-a");
+        assert_eq!(
+            issue(&a, &k.token(&with(&p, "count", json!(5))))
+                .await
+                .unwrap()
+                .count(),
+            5
+        );
+        let t = k.token(&with(&p, "count", json!(6)));
+        let err = issue(&a, &t).await.unwrap_err();
+        assert_eq!(err, AuthError::Claim(ClaimError::InvalidCount { max: 5 }));
+        assert_eq!(
+            crs_row(err),
+            (
+                400,
+                "BAD_REQUEST",
+                "Invalid count in Payload: it must be a whole number from 1 to 5".to_owned()
+            )
+        );
+    }
+
+    async fn change(
+        a: &Authenticator,
+        op: ChangeOp,
+        token: &str,
+    ) -> Result<ChangeRequest, AuthError> {
+        a.check_change(op, JWT, token.as_bytes(), NOW).await
+    }
+
+    #[tokio::test]
+    async fn a_change_by_ref_yields_ref_claims() {
+        let k = TestKey::new("k1");
+        let a = client_a(&k);
+        let id = ClientId::parse("client-a").unwrap();
+        let r = IssuanceRef::parse("order 42").unwrap();
+        let p = json!({"iss": "client-a", "iat": NOW, "jti": jti(), "ref": "order 42"});
+        for op in [ChangeOp::Revoke, ChangeOp::Suspend, ChangeOp::Unsuspend] {
+            let ChangeRequest::Ref(c) = change(&a, op, &k.token(&p)).await.unwrap() else {
+                panic!("not a change by ref");
+            };
+            assert_eq!((c.op(), c.issuance_ref()), (op, &r));
+            assert_eq!(c.client(), &id);
+            assert_eq!(c.digest(), ref_change_digest(op, &id, c.jti(), &r));
+        }
+        // `ref: null` is no ref: the CRS request and its CRS faults.
+        let crs = with(&revoke_payload("client-a"), "ref", Value::Null);
+        assert!(matches!(
+            change(&a, ChangeOp::Revoke, &k.token(&crs)).await,
+            Ok(ChangeRequest::Entry(_))
+        ));
+        let neither = with(&p, "ref", Value::Null);
+        assert_eq!(
+            change(&a, ChangeOp::Revoke, &k.token(&neither)).await,
+            Err(AuthError::Claim(ClaimError::MissingIdx))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_ref_with_an_idx_or_a_uri_is_refused() {
+        let k = TestKey::new("k1");
+        let a = client_a(&k);
+        let full = with(&revoke_payload("client-a"), "ref", json!("order 42"));
+        for p in [full.clone(), without(&full, "uri"), without(&full, "idx")] {
+            let err = change(&a, ChangeOp::Suspend, &k.token(&p))
+                .await
+                .unwrap_err();
+            assert_eq!(err, AuthError::Claim(ClaimError::RefWithIndex), "{p}");
+            assert_eq!(
+                crs_row(err),
+                (
+                    400,
+                    "BAD_REQUEST",
+                    "Payload must name either a ref, or an idx and a uri, not both".to_owned()
+                )
+            );
+        }
+        let p = json!({"iss": "client-a", "iat": NOW, "jti": jti(), "ref": ""});
+        assert_eq!(
+            change(&a, ChangeOp::Revoke, &k.token(&p)).await,
+            Err(AuthError::Claim(ClaimError::InvalidRef))
+        );
+        // iat and jti are checked first, as for every change.
+        let p = json!({"iss": "client-a", "iat": NOW, "ref": "r", "idx": 3});
+        assert_eq!(
+            change(&a, ChangeOp::Revoke, &k.token(&p)).await,
+            Err(AuthError::Claim(ClaimError::MissingJti))
+        );
+    }
+
+    #[test]
+    fn the_new_claim_faults_have_their_rows() {
+        for (e, want) in [
+            (
+                ClaimError::InvalidRef,
+                "Invalid ref in Payload: it must be a string of 1 to 128 printable ASCII characters",
+            ),
+            (
+                ClaimError::RefWithIndex,
+                "Payload must name either a ref, or an idx and a uri, not both",
+            ),
+            (
+                ClaimError::InvalidCount { max: 100 },
+                "Invalid count in Payload: it must be a whole number from 1 to 100",
+            ),
+        ] {
+            assert_eq!(
+                crs_row(AuthError::Claim(e)),
+                (400, "BAD_REQUEST", want.to_owned())
+            );
+            assert!(want.contains(claim_name(e)), "{want}");
+        }
+    }
+
+    fn claim_name(e: ClaimError) -> &'static str {
+        match e {
+            ClaimError::InvalidRef | ClaimError::RefWithIndex => "ref",
+            _ => "count",
+        }
+    }
+}
+
+/// `GET /entries`: the bearer JWT of a listing.
+mod listing {
+    use super::*;
+    use statuslist::auth::ListingClaims;
+    use statuslist::domain::claims::listing_digest;
+
+    fn payload() -> Value {
+        json!({"iss": "client-a", "iat": NOW, "jti": jti(), "aud": BASE})
+    }
+
+    async fn list(a: &Authenticator, header: Option<&str>) -> Result<ListingClaims, AuthError> {
+        a.check_listing(header.map(str::as_bytes), NOW).await
+    }
+
+    async fn bearer(a: &Authenticator, token: &str) -> Result<ListingClaims, AuthError> {
+        list(a, Some(&format!("Bearer {token}"))).await
+    }
+
+    #[tokio::test]
+    async fn a_bearer_jwt_addressed_to_the_service_yields_listing_claims() {
+        let k = TestKey::new("k1");
+        let a = auth(&inline_client("client-a", &[&k]));
+        let p = payload();
+        let c = bearer(&a, &k.token(&p)).await.unwrap();
+        let id = ClientId::parse("client-a").unwrap();
+        assert_eq!(c.client(), &id);
+        assert_eq!(c.format(), ListFormat::Token);
+        assert_eq!(c.jti().as_str(), p["jti"].as_str().unwrap());
+        assert_eq!(c.digest(), listing_digest(&id, c.jti()));
+        assert!(c.keep_until() > NOW + 3600);
+        // aud with a trailing slash, in an array; the scheme in any case.
+        let p = with(
+            &p,
+            "aud",
+            json!(["https://other.example", format!("{BASE}/")]),
+        );
+        let t = k.token(&p);
+        assert!(list(&a, Some(&format!("bearer  {t}"))).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_missing_or_malformed_authorization_header_is_401() {
+        let k = TestKey::new("k1");
+        let a = auth(&inline_client("client-a", &[&k]));
+        let t = k.token(&payload());
+        assert_eq!(list(&a, None).await, Err(AuthError::MissingBearer));
+        for bad in [
+            String::new(),
+            "Bearer".into(),
+            format!("Basic {t}"),
+            format!("Bearer {t} {t}"),
+            t.clone(),
+        ] {
+            assert_eq!(
+                list(&a, Some(&bad)).await,
+                Err(AuthError::MalformedBearer),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            crs_row(AuthError::MissingBearer),
+            (
+                401,
+                "UNAUTHORIZED",
+                "No Authorization header: send Authorization: Bearer <JWT>".to_owned()
+            )
+        );
+        assert_eq!(
+            crs_row(AuthError::MalformedBearer),
+            (
+                401,
+                "UNAUTHORIZED",
+                "Authorization header must be Bearer followed by a JWT".to_owned()
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn aud_is_required_and_must_name_the_service() {
+        let k = TestKey::new("k1");
+        let a = auth(&inline_client("client-a", &[&k]));
+        for (p, want) in [
+            (without(&payload(), "aud"), ClaimError::MissingAud),
+            (with(&payload(), "aud", Value::Null), ClaimError::MissingAud),
+            (
+                with(&payload(), "aud", json!("https://other.example")),
+                ClaimError::InvalidAud,
+            ),
+            (with(&payload(), "aud", json!([])), ClaimError::InvalidAud),
+        ] {
+            assert_eq!(
+                bearer(&a, &k.token(&p)).await,
+                Err(AuthError::Claim(want)),
+                "{p}"
+            );
+        }
+        assert_eq!(
+            crs_row(AuthError::Claim(ClaimError::MissingAud)),
+            (
+                401,
+                "UNAUTHORIZED",
+                "No aud in Payload: it must be the service's public base URL".to_owned()
+            )
+        );
+        // The aud check comes after the signature: an unsigned claim never
+        // decides the answer.
+        let other = TestKey::new("k1");
+        assert_eq!(
+            bearer(&a, &other.token(&without(&payload(), "aud"))).await,
+            Err(AuthError::BadSignature)
+        );
+    }
+
+    /// Every check of the `/issue` header, key and signature, and the `iat`
+    /// and `jti` checks of a change, with the same causes (so the same
+    /// texts).
+    #[tokio::test]
+    async fn the_issue_checks_apply_with_their_texts() {
+        let k = TestKey::new("k1");
+        let other = TestKey::new("k1");
+        let a = auth(&inline_client("client-a", &[&k]));
+        let p = payload();
+        let h = k.header();
+        use ClaimError as C;
+        let cases: Vec<(String, AuthError)> = vec![
+            ("not-a-jwt".into(), AuthError::Decode),
+            (k.sign(&without(&h, "kid"), &p), AuthError::MissingKid),
+            (
+                k.sign(&with(&h, "kid", json!("nope")), &p),
+                AuthError::InvalidKid,
+            ),
+            (k.sign(&without(&h, "typ"), &p), AuthError::MissingTyp),
+            (
+                k.sign(&with(&h, "typ", json!("JOSE")), &p),
+                AuthError::InvalidTyp,
+            ),
+            (k.sign(&without(&h, "alg"), &p), AuthError::MissingAlg),
+            (
+                k.sign(&with(&h, "alg", json!("none")), &p),
+                AuthError::InvalidAlg,
+            ),
+            (k.sign(&h, &without(&p, "iss")), AuthError::MissingIss),
+            (
+                k.sign(&h, &with(&p, "iss", json!("client-x"))),
+                AuthError::UnknownClient,
+            ),
+            (other.sign(&h, &p), AuthError::BadSignature),
+            (
+                k.sign(&h, &without(&p, "iat")),
+                AuthError::Claim(C::MissingIat),
+            ),
+            (
+                k.sign(&h, &with(&p, "iat", json!(NOW - 3601))),
+                AuthError::Claim(C::InvalidIat),
+            ),
+            (
+                k.sign(&h, &without(&p, "jti")),
+                AuthError::Claim(C::MissingJti),
+            ),
+            (
+                k.sign(&h, &with(&p, "jti", json!("not-a-uuid"))),
+                AuthError::Claim(C::InvalidJti),
+            ),
+        ];
+        for (token, want) in cases {
+            assert_eq!(bearer(&a, &token).await, Err(want), "{want:?}");
         }
     }
 }
@@ -424,7 +827,7 @@ mod crs_examples {
             if !["/issue", "/revoke"].contains(&path.as_str()) || !matches!(status, 400 | 401) {
                 continue;
             }
-            let in_table = AuthError::ALL.iter().any(|e| crs_row(*e).2 == desc);
+            let in_table = AuthError::ALL.iter().any(|e| crs_row(*e).2 == *desc);
             if SERVICE_LAYER.contains(&name.as_str()) {
                 assert!(
                     !in_table,
@@ -441,7 +844,7 @@ mod crs_examples {
             let err = got.expect_err(name);
             assert_eq!(
                 crs_row(err),
-                (*status, error.as_str(), desc.as_str()),
+                (*status, error.as_str(), desc.clone()),
                 "{path} {name}"
             );
             checked += 1;
@@ -464,7 +867,7 @@ mod crs_examples {
                 ex.iter().find(|e| e.0 == path && e.1 == 503).unwrap();
             assert_eq!(
                 crs_row(AuthError::KeysUnavailable),
-                (*status, error.as_str(), desc.as_str())
+                (*status, error.as_str(), desc.clone())
             );
         }
     }

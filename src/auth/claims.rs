@@ -1,13 +1,17 @@
 //! The proof that a request was authenticated: the checked claims of an
-//! `/issue` request and of a status change.
+//! `/issue` request, of a status change (of one entry, or of every entry
+//! bound to a ref) and of an entry listing (`GET /entries`).
 //!
-//! Both are a [`Claims`] of their kind: what every authenticated request
+//! Each is a [`Claims`] of its kind: what every authenticated request
 //! carries (client, format, `iat`, `jti`, digest, how long its record
-//! counts) once, and what the kind adds ([`Issue`], [`Change`]) beside it.
+//! counts) once, and what the kind adds ([`Issue`], [`Change`],
+//! [`RefChange`], [`Listing`]) beside it.
 //!
-//! Invariant: a value of [`IssueClaims`] or [`ChangeClaims`] exists only
-//! because [`Authenticator::check_issue`](super::Authenticator::check_issue)
-//! or [`Authenticator::check_change`](super::Authenticator::check_change)
+//! Invariant: a value of [`IssueClaims`], [`ChangeClaims`],
+//! [`RefChangeClaims`] or [`ListingClaims`] exists only because
+//! [`Authenticator::check_issue`](super::Authenticator::check_issue),
+//! [`Authenticator::check_change`](super::Authenticator::check_change) or
+//! [`Authenticator::check_listing`](super::Authenticator::check_listing)
 //! accepted a signed request. Their fields are visible only inside
 //! [`crate::auth`], so no other module (the service, the HTTP layer, a test)
 //! can build one and hand it to a use case as if a client had signed it; they
@@ -26,7 +30,7 @@
 //!     jti: Jti::from_name("forged"),
 //!     digest: [0; 32],
 //!     keep_until: 0,
-//!     kind: statuslist::auth::claims::Issue { status_expiry: 0 },
+//!     kind: statuslist::auth::claims::Issue { status_expiry: 0, count: 1, issuance_ref: None, entries: false },
 //! };
 //! ```
 //!
@@ -48,9 +52,48 @@
 //!     },
 //! };
 //! ```
+//!
+//! ```compile_fail
+//! use statuslist::auth::RefChangeClaims;
+//! use statuslist::domain::{ChangeOp, ClientId, IssuanceRef, Jti, ListFormat};
+//!
+//! let forged = RefChangeClaims {
+//!     client: ClientId::parse("client-a").unwrap(),
+//!     format: ListFormat::Token,
+//!     iat: 0,
+//!     jti: Jti::from_name("forged"),
+//!     digest: [0; 32],
+//!     keep_until: 0,
+//!     kind: statuslist::auth::claims::RefChange {
+//!         op: ChangeOp::Revoke,
+//!         issuance_ref: IssuanceRef::parse("r").unwrap(),
+//!     },
+//! };
+//! ```
+//!
+//! ```compile_fail
+//! use statuslist::auth::ListingClaims;
+//! use statuslist::domain::{ClientId, Jti, ListFormat};
+//!
+//! let forged = ListingClaims {
+//!     client: ClientId::parse("client-a").unwrap(),
+//!     format: ListFormat::Token,
+//!     iat: 0,
+//!     jti: Jti::from_name("forged"),
+//!     digest: [0; 32],
+//!     keep_until: 0,
+//!     kind: statuslist::auth::claims::Listing { sealed: () },
+//! };
+//! ```
+//!
+//! ```compile_fail
+//! // Nor can a kind be built outside `auth` and put into claims some other
+//! // way: the kinds' fields are private too.
+//! let kind = statuslist::auth::claims::Listing { sealed: () };
+//! ```
 
 use crate::domain::claims::ChangeOp;
-use crate::domain::{ClientId, Jti, ListFormat, ListRef};
+use crate::domain::{ClientId, IssuanceRef, Jti, ListFormat, ListRef};
 
 /// The checked claims of an authenticated request of kind `K`. Only `auth`
 /// builds one (see the module docs).
@@ -69,6 +112,12 @@ pub struct Claims<K> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Issue {
     pub(in crate::auth) status_expiry: u64,
+    /// 1 to `lists.max_batch`; 1 when the request has no `count`.
+    pub(in crate::auth) count: u32,
+    pub(in crate::auth) issuance_ref: Option<IssuanceRef>,
+    /// True when the request carries `ref` or `count`: it is answered with
+    /// entries, not with the CRS `{idx, uri}`.
+    pub(in crate::auth) entries: bool,
 }
 
 /// What a status change (`/revoke`, `/suspend`, `/unsuspend`) adds to
@@ -80,11 +129,40 @@ pub struct Change {
     pub(in crate::auth) list: ListRef,
 }
 
+/// What a status change of every entry bound to a ref adds to [`Claims`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefChange {
+    pub(in crate::auth) op: ChangeOp,
+    pub(in crate::auth) issuance_ref: IssuanceRef,
+}
+
+/// What a listing (`GET /entries`) adds to [`Claims`]: nothing but the
+/// proof that it is one (its `aud` was checked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listing {
+    pub(in crate::auth) sealed: (),
+}
+
 /// The checked claims of an `/issue` request.
 pub type IssueClaims = Claims<Issue>;
 
-/// The checked claims of a status change.
+/// The checked claims of a status change of one entry (`idx` and `uri`).
 pub type ChangeClaims = Claims<Change>;
+
+/// The checked claims of a status change by `ref`.
+pub type RefChangeClaims = Claims<RefChange>;
+
+/// The checked claims of a listing JWT.
+pub type ListingClaims = Claims<Listing>;
+
+/// A checked status-change request: by entry (the CRS request) or by ref.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeRequest {
+    /// `idx` and `uri`.
+    Entry(ChangeClaims),
+    /// `ref`.
+    Ref(RefChangeClaims),
+}
 
 /// The claims of a `/revoke` request.
 pub type RevokeClaims = ChangeClaims;
@@ -129,6 +207,23 @@ impl Claims<Issue> {
     pub fn status_expiry(&self) -> u64 {
         self.kind.status_expiry
     }
+
+    /// How many entries to allocate: `count`, 1 to `lists.max_batch` (1
+    /// when absent).
+    pub fn count(&self) -> u32 {
+        self.kind.count
+    }
+
+    /// `ref`, when given.
+    pub fn issuance_ref(&self) -> Option<&IssuanceRef> {
+        self.kind.issuance_ref.as_ref()
+    }
+
+    /// True when the request carries `ref` or `count`: its answer is the
+    /// list of entries; otherwise it is the CRS `{idx, uri}`.
+    pub fn answers_entries(&self) -> bool {
+        self.kind.entries
+    }
 }
 
 impl Claims<Change> {
@@ -146,5 +241,18 @@ impl Claims<Change> {
     /// belongs to the client is the store's question.
     pub fn list(&self) -> ListRef {
         self.kind.list
+    }
+}
+
+impl Claims<RefChange> {
+    /// The operation requested (fixed by the route, not by the token).
+    pub fn op(&self) -> ChangeOp {
+        self.kind.op
+    }
+
+    /// `ref`: whether any entry of the client is bound to it is the store's
+    /// question.
+    pub fn issuance_ref(&self) -> &IssuanceRef {
+        &self.kind.issuance_ref
     }
 }

@@ -2,7 +2,9 @@
 //! statuses.
 //!
 //! The `Display` of each variant is its CRS `error_description`, verbatim from
-//! `crs-private-spec.yaml`. Which HTTP status and CRS `error` code a cause gets
+//! `crs-private-spec.yaml` where CRS has the cause (the causes of the
+//! service's own extensions, `ref`, `count` and `GET /entries`, have texts
+//! in the same style that name the claim or header). Which HTTP status and CRS `error` code a cause gets
 //! is decided in one place, the HTTP layer's error table
 //! (`crate::http::error`), which also checks that its texts are these.
 
@@ -15,6 +17,13 @@ pub enum AuthError {
     /// Content-Type missing or not `application/jwt`.
     #[error("Content-Type header must be application/jwt")]
     ContentType,
+    /// No `Authorization` header where a bearer JWT is required
+    /// (`GET /entries`).
+    #[error("No Authorization header: send Authorization: Bearer <JWT>")]
+    MissingBearer,
+    /// An `Authorization` header that is not `Bearer` and one token.
+    #[error("Authorization header must be Bearer followed by a JWT")]
+    MalformedBearer,
     /// Not a compact JWS whose header and payload are base64url JSON objects
     /// (also: too long, a `crit` header, a payload that is not an object).
     #[error("Error decoding JWT or converting to JSON")]
@@ -62,12 +71,14 @@ impl AuthError {
     }
 
     /// Every variant, in check order (for tests and documentation of the
-    /// table).
-    pub const ALL: [AuthError; 23] = {
+    /// table); [`ClaimError::InvalidCount`] with the default `max_batch`.
+    pub const ALL: [AuthError; 29] = {
         use AuthError as E;
         use ClaimError as C;
         [
             E::ContentType,
+            E::MissingBearer,
+            E::MalformedBearer,
             E::Decode,
             E::MissingKid,
             E::MissingTyp,
@@ -79,12 +90,16 @@ impl AuthError {
             E::InvalidKid,
             E::BadSignature,
             E::Claim(C::InvalidAud),
+            E::Claim(C::MissingAud),
             E::Claim(C::MissingIat),
             E::Claim(C::InvalidIat),
             E::Claim(C::MissingJti),
             E::Claim(C::InvalidJti),
             E::Claim(C::MissingStatusExpiry),
             E::Claim(C::InvalidStatusExpiry),
+            E::Claim(C::InvalidRef),
+            E::Claim(C::InvalidCount { max: 100 }),
+            E::Claim(C::RefWithIndex),
             E::Claim(C::MissingIdx),
             E::Claim(C::InvalidIdx),
             E::Claim(C::MissingUri),

@@ -24,6 +24,31 @@ pub fn is_jwt_content_type(value: Option<&str>) -> bool {
     })
 }
 
+/// The token of an `Authorization: Bearer <token>` header value (RFC 6750
+/// §2.1): the scheme compared case-insensitively, one or more spaces, then a
+/// token of visible ASCII characters; surrounding whitespace tolerated.
+///
+/// # Errors
+/// [`AuthError::MissingBearer`] when there is no header,
+/// [`AuthError::MalformedBearer`] for any other scheme, no token, or a
+/// token with spaces or non-ASCII bytes.
+pub fn bearer_token(value: Option<&[u8]>) -> Result<&[u8], AuthError> {
+    let value = value.ok_or(AuthError::MissingBearer)?.trim_ascii();
+    let at = value
+        .iter()
+        .position(|b| *b == b' ')
+        .ok_or(AuthError::MalformedBearer)?;
+    let (scheme, rest) = value.split_at(at);
+    let token = rest.trim_ascii_start();
+    if !scheme.eq_ignore_ascii_case(b"Bearer")
+        || token.is_empty()
+        || !token.iter().all(u8::is_ascii_graphic)
+    {
+        return Err(AuthError::MalformedBearer);
+    }
+    Ok(token)
+}
+
 /// The header members the checks look at, as sent. Other members (`jku`,
 /// `x5u`, `jwk`, `x5c`, ...) are ignored: keys only ever come from the
 /// client's registered JWKS.
@@ -66,9 +91,16 @@ pub struct RawClaims {
     /// `uri`.
     #[serde(default)]
     pub uri: Option<Value>,
-    /// `aud`: optional; when present it must name this service.
+    /// `aud`: optional (required of a listing JWT); when present it must
+    /// name this service.
     #[serde(default)]
     pub aud: Option<Value>,
+    /// `ref`: the issuer's reference of an issuance.
+    #[serde(default, rename = "ref")]
+    pub issuance_ref: Option<Value>,
+    /// `count`: how many entries an `/issue` asks for.
+    #[serde(default)]
+    pub count: Option<Value>,
 }
 
 /// A decoded but not yet verified token. Its `Debug` leaves out the token
@@ -171,6 +203,43 @@ mod tests {
             assert!(!is_jwt_content_type(Some(bad)), "{bad}");
         }
         assert!(!is_jwt_content_type(None));
+    }
+
+    #[test]
+    fn bearer_headers() {
+        for (ok, token) in [
+            ("Bearer a.b.c", "a.b.c"),
+            ("bearer a.b.c", "a.b.c"),
+            ("BEARER   a.b.c  ", "a.b.c"),
+            (" Bearer x", "x"),
+        ] {
+            assert_eq!(
+                bearer_token(Some(ok.as_bytes())),
+                Ok(token.as_bytes()),
+                "{ok}"
+            );
+        }
+        assert_eq!(bearer_token(None), Err(AuthError::MissingBearer));
+        for bad in [
+            "",
+            "Bearer",
+            "Bearer ",
+            "Basic dXNlcjpwYXNz",
+            "Bearer a b",
+            "Bearera.b.c",
+            "Token a.b.c",
+            "Bearer a.b\u{e9}",
+        ] {
+            assert_eq!(
+                bearer_token(Some(bad.as_bytes())),
+                Err(AuthError::MalformedBearer),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            bearer_token(Some(b"Bearer a.\xff.c")),
+            Err(AuthError::MalformedBearer)
+        );
     }
 
     #[test]

@@ -4,17 +4,20 @@
 //!
 //! The HTTP layer calls [`Authenticator::check_issue`] or
 //! [`Authenticator::check_change`] with the request's Content-Type, its raw
-//! body and the current unix time, and gets typed claims (which only this
-//! module can build, see [`claims`]) or an [`AuthError`]: a typed cause,
-//! never an HTTP status (the HTTP layer's one table decides the response).
+//! body and the current unix time, or [`Authenticator::check_listing`] with
+//! the `Authorization` header of a `GET /entries`, and gets typed claims
+//! (which only this module can build, see [`claims`]) or an [`AuthError`]: a
+//! typed cause, never an HTTP status (the HTTP layer's one table decides the
+//! response).
 //!
-//! Check order (the first fault wins): Content-Type → decodable → header
-//! `kid` present → `typ` present and `JWT` → `alg` present and in the safe
-//! set → `iss` present and registered → `alg` allowed for that client →
-//! `kid` in the client's JWKS → signature → `aud` (when present, it must be
-//! the service's public base URL) → claims. The header is read as
-//! sent, before any JWT library sees it, and keys come only from the
-//! registered JWKS (`jku`, `x5u`, `jwk`, `x5c` headers are ignored).
+//! Check order (the first fault wins): Content-Type (a listing: an
+//! `Authorization: Bearer` header instead) → decodable → header `kid`
+//! present → `typ` present and `JWT` → `alg` present and in the safe set →
+//! `iss` present and registered → `alg` allowed for that client → `kid` in
+//! the client's JWKS → signature → `aud` (when present, it must be the
+//! service's public base URL; a listing must carry it) → claims. The header
+//! is read as sent, before any JWT library sees it, and keys come only from
+//! the registered JWKS (`jku`, `x5u`, `jwk`, `x5c` headers are ignored).
 
 pub mod claims;
 pub mod error;
@@ -30,13 +33,15 @@ use std::sync::{Arc, RwLock};
 use serde_json::Value;
 
 pub use crate::jwk::{KeySet, KeySetError, VerifyingKey};
-pub use claims::{ChangeClaims, Claims, IssueClaims, RevokeClaims};
+pub use claims::{
+    ChangeClaims, ChangeRequest, Claims, IssueClaims, ListingClaims, RefChangeClaims, RevokeClaims,
+};
 pub use error::AuthError;
 pub use jwks::{ClientKeys, FetchError, Fetcher, SetupError};
 
 use crate::config::{ConfigError, Settings};
 use crate::domain::claims::{self as checks, ChangeOp, SigAlg};
-use crate::domain::{ClientId, ListFormat};
+use crate::domain::{ClaimError, ClientId, ListFormat};
 
 /// A registered client as the checks see it.
 #[derive(Debug)]
@@ -63,6 +68,8 @@ pub struct Registry {
     /// The idempotency window in whole seconds, the unit of the claim checks
     /// (`iat` and the record lifetimes are unix seconds).
     idempotency_window_secs: u64,
+    /// The largest `count` of an `/issue` (`lists.max_batch`).
+    max_batch: u32,
     fetcher: Fetcher,
 }
 
@@ -96,6 +103,7 @@ impl Registry {
             clients,
             public_base_url: settings.public_base_url.as_str().to_owned(),
             idempotency_window_secs: settings.idempotency_window.as_secs(),
+            max_batch: settings.lists.max_batch.get(),
             fetcher,
         })
     }
@@ -214,7 +222,10 @@ impl Authenticator {
         }
     }
 
-    /// Checks an `/issue` request.
+    /// Checks an `/issue` request: the CRS claims, then the optional `ref`
+    /// and `count` (1 to `lists.max_batch`). With neither, the digest is the
+    /// CRS one ([`checks::issue_digest`]); with either, one that covers them
+    /// ([`checks::issue_digest_v2`]).
     ///
     /// # Errors
     /// The first failed check as an [`AuthError`].
@@ -229,7 +240,21 @@ impl Authenticator {
         let iat = checks::check_iat(raw.iat.as_ref(), now, reg.idempotency_window_secs)?;
         let jti = checks::check_jti(raw.jti.as_ref())?;
         let status_expiry = checks::check_status_expiry(raw.status_expiry.as_ref(), now)?;
-        let digest = checks::issue_digest(&client.id, &jti, status_expiry);
+        let issuance_ref = checks::check_ref(raw.issuance_ref.as_ref())?;
+        let count = checks::check_count(raw.count.as_ref(), reg.max_batch)?;
+        let entries = issuance_ref.is_some() || count.is_some();
+        let count = count.unwrap_or(1);
+        let digest = if entries {
+            checks::issue_digest_v2(
+                &client.id,
+                &jti,
+                status_expiry,
+                count,
+                issuance_ref.as_ref(),
+            )
+        } else {
+            checks::issue_digest(&client.id, &jti, status_expiry)
+        };
         Ok(IssueClaims {
             client: client.id.clone(),
             format: client.format,
@@ -237,7 +262,12 @@ impl Authenticator {
             jti,
             digest,
             keep_until: checks::record_until(iat, reg.idempotency_window_secs),
-            kind: claims::Issue { status_expiry },
+            kind: claims::Issue {
+                status_expiry,
+                count,
+                issuance_ref,
+                entries,
+            },
         })
     }
 
@@ -250,38 +280,89 @@ impl Authenticator {
         content_type: Option<&str>,
         body: &[u8],
         now: u64,
-    ) -> Result<RevokeClaims, AuthError> {
+    ) -> Result<ChangeRequest, AuthError> {
         self.check_change(ChangeOp::Revoke, content_type, body, now)
             .await
     }
 
     /// Checks a status-change request (`/revoke`, `/suspend`, `/unsuspend`:
-    /// same claims, `idx` and `uri`).
+    /// same claims): by `idx` and `uri` (the CRS request, checked in the
+    /// CRS order), or by `ref` instead of both.
     ///
     /// # Errors
-    /// The first failed check as an [`AuthError`].
+    /// The first failed check as an [`AuthError`];
+    /// [`ClaimError::RefWithIndex`]
+    /// when `ref` comes with `idx` or `uri`.
     pub async fn check_change(
         &self,
         op: ChangeOp,
         content_type: Option<&str>,
         body: &[u8],
         now: u64,
-    ) -> Result<ChangeClaims, AuthError> {
+    ) -> Result<ChangeRequest, AuthError> {
         let reg = self.registry();
         let (client, raw) = authenticate(&reg, content_type, body, now).await?;
         let iat = checks::check_iat(raw.iat.as_ref(), now, reg.idempotency_window_secs)?;
         let jti = checks::check_jti(raw.jti.as_ref())?;
+        let keep_until = checks::record_until(iat, reg.idempotency_window_secs);
+        if present(&raw.issuance_ref).is_some() {
+            if present(&raw.idx).is_some() || present(&raw.uri).is_some() {
+                return Err(ClaimError::RefWithIndex.into());
+            }
+            let issuance_ref =
+                checks::check_ref(raw.issuance_ref.as_ref())?.ok_or(ClaimError::InvalidRef)?;
+            let digest = checks::ref_change_digest(op, &client.id, &jti, &issuance_ref);
+            return Ok(ChangeRequest::Ref(RefChangeClaims {
+                client: client.id.clone(),
+                format: client.format,
+                iat,
+                jti,
+                digest,
+                keep_until,
+                kind: claims::RefChange { op, issuance_ref },
+            }));
+        }
         let idx = checks::check_idx(raw.idx.as_ref())?;
         let list = checks::check_uri(raw.uri.as_ref(), &reg.public_base_url)?;
         let digest = checks::change_digest(op, &client.id, &jti, idx, &list);
-        Ok(ChangeClaims {
+        Ok(ChangeRequest::Entry(ChangeClaims {
+            client: client.id.clone(),
+            format: client.format,
+            iat,
+            jti,
+            digest,
+            keep_until,
+            kind: claims::Change { op, idx, list },
+        }))
+    }
+
+    /// Checks the `Authorization` header of a `GET /entries`: a bearer JWT
+    /// with the header, key and signature checks of `/issue`, an `aud`
+    /// naming this service (required), and `iat` and `jti` as for a change.
+    /// Whether the jti was used before is the store's question.
+    ///
+    /// # Errors
+    /// The first failed check as an [`AuthError`].
+    pub async fn check_listing(
+        &self,
+        authorization: Option<&[u8]>,
+        now: u64,
+    ) -> Result<ListingClaims, AuthError> {
+        let reg = self.registry();
+        let token = jwt::bearer_token(authorization)?;
+        let (client, raw) = verify(&reg, token, now).await?;
+        checks::check_aud_required(raw.aud.as_ref(), &reg.public_base_url)?;
+        let iat = checks::check_iat(raw.iat.as_ref(), now, reg.idempotency_window_secs)?;
+        let jti = checks::check_jti(raw.jti.as_ref())?;
+        let digest = checks::listing_digest(&client.id, &jti);
+        Ok(ListingClaims {
             client: client.id.clone(),
             format: client.format,
             iat,
             jti,
             digest,
             keep_until: checks::record_until(iat, reg.idempotency_window_secs),
-            kind: claims::Change { op, idx, list },
+            kind: claims::Listing { sealed: () },
         })
     }
 }
@@ -309,8 +390,9 @@ fn check_header(h: &jwt::RawHeader) -> Result<Header<'_>, AuthError> {
     Ok(Header { kid, alg })
 }
 
-/// Everything up to and including the signature; returns the client and the
-/// raw claims for the endpoint-specific checks.
+/// The checks of a request body JWT up to and including an `aud` that may
+/// be absent; returns the client and the raw claims for the
+/// endpoint-specific checks.
 async fn authenticate<'r>(
     reg: &'r Registry,
     content_type: Option<&str>,
@@ -320,7 +402,19 @@ async fn authenticate<'r>(
     if !jwt::is_jwt_content_type(content_type) {
         return Err(AuthError::ContentType);
     }
-    let parsed = jwt::parse(body)?;
+    let (client, claims) = verify(reg, body, now).await?;
+    checks::check_aud(claims.aud.as_ref(), &reg.public_base_url)?;
+    Ok((client, claims))
+}
+
+/// Decoding, the header, the issuer, the key and the signature of a token,
+/// in that order; returns the client and the raw claims.
+async fn verify<'r>(
+    reg: &'r Registry,
+    token: &[u8],
+    now: u64,
+) -> Result<(&'r Arc<Client>, jwt::RawClaims), AuthError> {
+    let parsed = jwt::parse(token)?;
     let header = check_header(&parsed.header)?;
     let iss = present(&parsed.claims.iss).ok_or(AuthError::MissingIss)?;
     let client = iss
@@ -336,7 +430,6 @@ async fn authenticate<'r>(
     if !key.verify(header.alg, parsed.signing_input, parsed.signature) {
         return Err(AuthError::BadSignature);
     }
-    checks::check_aud(parsed.claims.aud.as_ref(), &reg.public_base_url)?;
     Ok((client, parsed.claims))
 }
 

@@ -44,7 +44,7 @@ mod raw;
 mod urls;
 
 use std::net::SocketAddr;
-use std::num::{NonZeroU64, NonZeroUsize};
+use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -311,7 +311,8 @@ impl Default for StoreConfig {
     }
 }
 
-/// `[lists]`: the shape of every new list.
+/// `[lists]`: the shape of every new list, and how many entries one request
+/// may take from them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListSettings {
     /// Entries per list (131,072 by default; at most
@@ -320,13 +321,21 @@ pub struct ListSettings {
     /// Bits per entry (2 by default; always 2 when a client has bitstring
     /// lists).
     pub bits: Bits,
+    /// The largest `count` one `/issue` may ask for (`max_batch`; by default
+    /// [`DEFAULT_MAX_BATCH`] or `capacity` if smaller; never above
+    /// `capacity`, since a request spans at most two lists).
+    pub max_batch: NonZeroU32,
 }
+
+/// The default of `lists.max_batch` (when `lists.capacity` is not smaller).
+pub const DEFAULT_MAX_BATCH: u32 = 100;
 
 impl Default for ListSettings {
     fn default() -> Self {
         ListSettings {
             capacity: NonZeroU64::new(131_072).unwrap_or(NonZeroU64::MIN),
             bits: Bits::Two,
+            max_batch: NonZeroU32::new(DEFAULT_MAX_BATCH).unwrap_or(NonZeroU32::MIN),
         }
     }
 }
@@ -908,6 +917,34 @@ mod tests {
             assert!(
                 err.starts_with(&format!("lists.capacity: must be between 1 and {max}")),
                 "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn max_batch_defaults_to_100_and_stays_within_the_capacity() {
+        let batch = |toml: &str| Settings::from_toml_str(toml).map(|s| s.lists.max_batch.get());
+        assert_eq!(batch("").unwrap(), 100);
+        assert_eq!(ListSettings::default().max_batch.get(), DEFAULT_MAX_BATCH);
+        assert_eq!(batch("[lists]\ncapacity = 8\n").unwrap(), 8);
+        assert_eq!(batch("[lists]\nmax_batch = 1\n").unwrap(), 1);
+        assert_eq!(
+            batch("[lists]\ncapacity = 500\nmax_batch = 500\n").unwrap(),
+            500
+        );
+        for (toml, max) in [
+            ("[lists]\nmax_batch = 0\n", "131072"),
+            ("[lists]\ncapacity = 64\nmax_batch = 65\n", "64"),
+            ("[lists]\nmax_batch = 4294967296\n", "131072"),
+            (
+                "[lists]\nbits = 1\ncapacity = 4294967296\nmax_batch = 4294967296\n",
+                "4294967295",
+            ),
+        ] {
+            let err = batch(toml).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("lists.max_batch: must be between 1 and {max}")),
+                "{toml}: {err}"
             );
         }
     }

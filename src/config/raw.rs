@@ -6,7 +6,7 @@
 //! the typed section's `Default`, so each default is written once.
 
 use std::collections::HashSet;
-use std::num::{NonZeroU64, NonZeroUsize};
+use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -256,6 +256,7 @@ impl RawStore {
 struct RawLists {
     capacity: Option<u64>,
     bits: Option<u8>,
+    max_batch: Option<u64>,
 }
 
 impl RawLists {
@@ -290,7 +291,30 @@ impl RawLists {
                 ),
             ));
         }
-        Ok(ListSettings { capacity, bits })
+        // A request spans at most two lists (the rest of the current one and
+        // a new one), so it can never ask for more than one list holds.
+        let most = capacity.get().min(u64::from(u32::MAX));
+        let max_batch = self
+            .max_batch
+            .unwrap_or_else(|| u64::from(d.max_batch.get()).min(most));
+        let max_batch = u32::try_from(max_batch)
+            .ok()
+            .and_then(NonZeroU32::new)
+            .filter(|b| u64::from(b.get()) <= most)
+            .ok_or_else(|| {
+                invalid(
+                    "lists.max_batch",
+                    format!(
+                        "must be between 1 and {most} (lists.capacity: one /issue takes at most one \
+                         list's worth of entries)"
+                    ),
+                )
+            })?;
+        Ok(ListSettings {
+            capacity,
+            bits,
+            max_batch,
+        })
     }
 }
 

@@ -1,7 +1,8 @@
 //! Request-claim validation for `/issue`, `/revoke` (and `/suspend`,
-//! `/unsuspend`): the pure rules on `iat`, `jti`, `statusExpiry`, `idx` and
-//! `uri`, the set of JWS algorithms the service may ever accept, and the
-//! digest that says whether two requests are "the same" for idempotency.
+//! `/unsuspend`) and `GET /entries`: the pure rules on `iat`, `jti`,
+//! `statusExpiry`, `idx`, `uri`, `ref`, `count` and `aud`, the set of JWS
+//! algorithms the service may ever accept, and the digests that say whether
+//! two requests are "the same" for idempotency.
 //!
 //! Everything here is a function of the claim values and an injected `now`
 //! (unix seconds), so the HTTP-free auth layer and the tests share one source
@@ -10,7 +11,7 @@
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::ids::{ClientId, Jti, ListRef};
+use super::ids::{ClientId, IssuanceRef, Jti, ListRef};
 
 /// How far in the future an `iat` may lie (clock skew between the issuer and
 /// this service), in seconds.
@@ -67,6 +68,23 @@ pub enum ClaimError {
     /// meant for another recipient must not be accepted here).
     #[error("Invalid Audience in Payload")]
     InvalidAud,
+    /// No `aud` where one is required (`GET /entries`: a listing JWT must
+    /// be addressed to this service).
+    #[error("No aud in Payload: it must be the service's public base URL")]
+    MissingAud,
+    /// A `ref` that is not a string of 1 to 128 printable ASCII characters.
+    #[error("Invalid ref in Payload: it must be a string of 1 to 128 printable ASCII characters")]
+    InvalidRef,
+    /// A `count` that is not a whole number from 1 to `max`.
+    #[error("Invalid count in Payload: it must be a whole number from 1 to {max}")]
+    InvalidCount {
+        /// The largest count accepted (`lists.max_batch`).
+        max: u32,
+    },
+    /// A status change naming its target twice: by `ref` and by `idx` or
+    /// `uri`.
+    #[error("Payload must name either a ref, or an idx and a uri, not both")]
+    RefWithIndex,
 }
 
 /// A JWS algorithm this service can accept. `none` and every HMAC algorithm
@@ -172,6 +190,23 @@ pub fn check_status_expiry(v: Option<&Value>, now: u64) -> Result<u64, ClaimErro
     Ok(exp)
 }
 
+/// A JSON whole number: an unsigned integer, or a float with no fractional
+/// part (`3.0`, as some JavaScript serialisers write) up to 2^53.
+fn whole_number(v: &Value) -> Option<u64> {
+    let Value::Number(n) = v else { return None };
+    if let Some(u) = n.as_u64() {
+        return Some(u);
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && (0.0..=MAX_EXACT_FLOAT_INT).contains(&f) =>
+        {
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            Some(f as u64)
+        }
+        _ => None,
+    }
+}
+
 /// Checks `idx`: a non-negative integer. A JSON float with no fractional part
 /// (`3.0`, as some JavaScript serialisers write) is accepted up to 2^53.
 ///
@@ -180,20 +215,40 @@ pub fn check_status_expiry(v: Option<&Value>, now: u64) -> Result<u64, ClaimErro
 /// otherwise.
 pub fn check_idx(v: Option<&Value>) -> Result<u64, ClaimError> {
     let v = present(v).ok_or(ClaimError::MissingIdx)?;
-    let Value::Number(n) = v else {
-        return Err(ClaimError::InvalidIdx);
+    whole_number(v).ok_or(ClaimError::InvalidIdx)
+}
+
+/// Checks `ref`, which is optional: `None` when absent (or `null`), else a
+/// string that is an [`IssuanceRef`].
+///
+/// # Errors
+/// [`ClaimError::InvalidRef`] for a non-string or a string that is not a
+/// ref.
+pub fn check_ref(v: Option<&Value>) -> Result<Option<IssuanceRef>, ClaimError> {
+    let Some(v) = present(v) else {
+        return Ok(None);
     };
-    if let Some(u) = n.as_u64() {
-        return Ok(u);
-    }
-    match n.as_f64() {
-        Some(f) if f.fract() == 0.0 && (0.0..=MAX_EXACT_FLOAT_INT).contains(&f) =>
-        {
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-            Ok(f as u64)
-        }
-        _ => Err(ClaimError::InvalidIdx),
-    }
+    let s = v.as_str().ok_or(ClaimError::InvalidRef)?;
+    IssuanceRef::parse(s)
+        .map(Some)
+        .map_err(|_| ClaimError::InvalidRef)
+}
+
+/// Checks `count`, which is optional: `None` when absent (or `null`), else
+/// a whole number from 1 to `max` (floats with no fractional part accepted,
+/// as for `idx`).
+///
+/// # Errors
+/// [`ClaimError::InvalidCount`] (saying `max`) otherwise.
+pub fn check_count(v: Option<&Value>, max: u32) -> Result<Option<u32>, ClaimError> {
+    let Some(v) = present(v) else {
+        return Ok(None);
+    };
+    whole_number(v)
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| (1..=max).contains(n))
+        .map(Some)
+        .ok_or(ClaimError::InvalidCount { max })
 }
 
 /// Checks `uri`: a string naming a list of this service, `<base>/t/<id>` or
@@ -231,6 +286,17 @@ pub fn check_aud(v: Option<&Value>, public_base_url: &str) -> Result<(), ClaimEr
     } else {
         Err(ClaimError::InvalidAud)
     }
+}
+
+/// Checks a required `aud` (a listing JWT): present, and naming this
+/// service as [`check_aud`] says.
+///
+/// # Errors
+/// [`ClaimError::MissingAud`] when absent (or `null`),
+/// [`ClaimError::InvalidAud`] for any value not naming the service.
+pub fn check_aud_required(v: Option<&Value>, public_base_url: &str) -> Result<(), ClaimError> {
+    present(v).ok_or(ClaimError::MissingAud)?;
+    check_aud(v, public_base_url)
 }
 
 /// Until when (exclusive, unix seconds) the idempotency record of a request
@@ -294,6 +360,36 @@ pub fn issue_digest(client: &ClientId, jti: &Jti, status_expiry: u64) -> [u8; 32
     h.finalize().into()
 }
 
+/// The idempotency digest of an `/issue` request that carries `ref` or
+/// `count` (or both): SHA-256 over `iss`, `jti`, `statusExpiry`, `count`
+/// (1 when absent) and `ref`. A request with neither keeps the CRS digest,
+/// [`issue_digest`], byte for byte; the two never collide (another tag
+/// starts the input). `iat` is left out for the reason given there.
+pub fn issue_digest_v2(
+    client: &ClientId,
+    jti: &Jti,
+    status_expiry: u64,
+    count: u32,
+    issuance_ref: Option<&IssuanceRef>,
+) -> [u8; 32] {
+    let mut h = Sha256::new();
+    field(&mut h, b"statuslist/issue/v2");
+    field(&mut h, client.as_str().as_bytes());
+    field(&mut h, jti.as_str().as_bytes());
+    field(&mut h, &status_expiry.to_be_bytes());
+    field(&mut h, &count.to_be_bytes());
+    match issuance_ref {
+        // A presence byte first, so that no ref and an empty text (which
+        // `IssuanceRef` never is anyway) cannot meet.
+        None => field(&mut h, b"-"),
+        Some(r) => {
+            field(&mut h, b"+");
+            field(&mut h, r.as_str().as_bytes());
+        }
+    }
+    h.finalize().into()
+}
+
 /// The idempotency digest of a status change (`/revoke`, `/suspend`,
 /// `/unsuspend`): SHA-256 over the operation, `iss`, `jti`, `idx` and the
 /// list (format and id, so the spelling of the base URL does not matter).
@@ -313,6 +409,36 @@ pub fn change_digest(
     field(&mut h, &idx.to_be_bytes());
     field(&mut h, list.format.path_segment().as_bytes());
     field(&mut h, list.id.as_str().as_bytes());
+    h.finalize().into()
+}
+
+/// The idempotency digest of a status change by `ref`: SHA-256 over the
+/// operation, `iss`, `jti` and the ref. Another tag than
+/// [`change_digest`]'s, so a change by ref and one by index never share a
+/// digest. `iat` is left out for the reason given at [`issue_digest`].
+pub fn ref_change_digest(
+    op: ChangeOp,
+    client: &ClientId,
+    jti: &Jti,
+    issuance_ref: &IssuanceRef,
+) -> [u8; 32] {
+    let mut h = Sha256::new();
+    field(&mut h, b"statuslist/change-ref/v1");
+    field(&mut h, op.tag());
+    field(&mut h, client.as_str().as_bytes());
+    field(&mut h, jti.as_str().as_bytes());
+    field(&mut h, issuance_ref.as_str().as_bytes());
+    h.finalize().into()
+}
+
+/// The digest recorded with a listing JWT's (client, jti) claim: SHA-256
+/// over `iss` and `jti`. A listing JWT is single-use whatever it asks, so
+/// the query is not part of it.
+pub fn listing_digest(client: &ClientId, jti: &Jti) -> [u8; 32] {
+    let mut h = Sha256::new();
+    field(&mut h, b"statuslist/entries/v1");
+    field(&mut h, client.as_str().as_bytes());
+    field(&mut h, jti.as_str().as_bytes());
     h.finalize().into()
 }
 
@@ -455,6 +581,77 @@ mod tests {
     }
 
     #[test]
+    fn required_aud() {
+        let base = "https://crs.example";
+        assert_eq!(
+            check_aud_required(Some(&json!("https://crs.example/")), base),
+            Ok(())
+        );
+        assert_eq!(check_aud_required(None, base), Err(ClaimError::MissingAud));
+        assert_eq!(
+            check_aud_required(Some(&Value::Null), base),
+            Err(ClaimError::MissingAud)
+        );
+        assert_eq!(
+            check_aud_required(Some(&json!("https://other.example")), base),
+            Err(ClaimError::InvalidAud)
+        );
+    }
+
+    #[test]
+    fn ref_rules() {
+        assert_eq!(check_ref(None), Ok(None));
+        assert_eq!(check_ref(Some(&Value::Null)), Ok(None));
+        assert_eq!(
+            check_ref(Some(&json!("order 42")))
+                .unwrap()
+                .unwrap()
+                .as_str(),
+            "order 42"
+        );
+        for bad in [
+            json!(""),
+            json!("x".repeat(129)),
+            json!("caf\u{e9}"),
+            json!("a\tb"),
+            json!(42),
+            json!(["a"]),
+            json!(true),
+        ] {
+            assert_eq!(check_ref(Some(&bad)), Err(ClaimError::InvalidRef), "{bad}");
+        }
+    }
+
+    #[test]
+    fn count_rules() {
+        assert_eq!(check_count(None, 100), Ok(None));
+        assert_eq!(check_count(Some(&Value::Null), 100), Ok(None));
+        assert_eq!(check_count(Some(&json!(1)), 100), Ok(Some(1)));
+        assert_eq!(check_count(Some(&json!(100)), 100), Ok(Some(100)));
+        assert_eq!(check_count(Some(&json!(7.0)), 100), Ok(Some(7)));
+        for bad in [
+            json!(0),
+            json!(101),
+            json!(-1),
+            json!(2.5),
+            json!("3"),
+            json!(1e20),
+            json!(u64::MAX),
+            json!(false),
+        ] {
+            assert_eq!(
+                check_count(Some(&bad), 100),
+                Err(ClaimError::InvalidCount { max: 100 }),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            ClaimError::InvalidCount { max: 7 }.to_string(),
+            "Invalid count in Payload: it must be a whole number from 1 to 7"
+        );
+    }
+
+    #[test]
     fn records_outlive_every_accepted_replay() {
         let w = 3600;
         for iat in [NOW - w, NOW, NOW + MAX_IAT_SKEW_SECS] {
@@ -494,5 +691,32 @@ mod tests {
         assert_ne!(d, change_digest(ChangeOp::Suspend, &a, j, 3, &l));
         assert_ne!(d, change_digest(ChangeOp::Revoke, &a, j, 4, &l));
         assert_ne!(d, change_digest(ChangeOp::Revoke, &a, j, 3, &l2));
+    }
+
+    #[test]
+    fn the_v2_digests_separate_ref_and_count_from_the_crs_one() {
+        let a = ClientId::parse("a").unwrap();
+        let j = &Jti::parse("bcea4e51-6eca-4547-8d18-4b971b72c146").unwrap();
+        let r = IssuanceRef::parse("r").unwrap();
+        let r2 = IssuanceRef::parse("r2").unwrap();
+        let v2 = issue_digest_v2(&a, j, 10, 1, None);
+        assert_ne!(
+            v2,
+            issue_digest(&a, j, 10),
+            "count 1 is not the CRS request"
+        );
+        assert_eq!(v2, issue_digest_v2(&a, j, 10, 1, None));
+        assert_ne!(v2, issue_digest_v2(&a, j, 10, 2, None));
+        assert_ne!(v2, issue_digest_v2(&a, j, 11, 1, None));
+        assert_ne!(v2, issue_digest_v2(&a, j, 10, 1, Some(&r)));
+        assert_ne!(
+            issue_digest_v2(&a, j, 10, 1, Some(&r)),
+            issue_digest_v2(&a, j, 10, 1, Some(&r2))
+        );
+        let d = ref_change_digest(ChangeOp::Revoke, &a, j, &r);
+        assert_eq!(d, ref_change_digest(ChangeOp::Revoke, &a, j, &r));
+        assert_ne!(d, ref_change_digest(ChangeOp::Suspend, &a, j, &r));
+        assert_ne!(d, ref_change_digest(ChangeOp::Revoke, &a, j, &r2));
+        assert_ne!(listing_digest(&a, j), d);
     }
 }

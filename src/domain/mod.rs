@@ -9,6 +9,7 @@
 pub mod allocator;
 pub mod claims;
 pub mod codec;
+pub mod embed;
 pub mod entries;
 pub mod ids;
 pub mod packed;
@@ -18,6 +19,7 @@ pub mod status;
 pub use allocator::{Allocator, AllocatorError, AllocatorKey};
 pub use claims::{ChangeOp, ClaimError, SigAlg};
 pub use codec::CodecError;
+pub use embed::{CredentialStatus, StatusMessage};
 pub use entries::{EntryFilter, EntryKey, Pagination, QueryError, SortOrder, StatusSet};
 pub use ids::{ClientId, IdError, IssuanceRef, Jti, ListFormat, ListId, ListRef};
 pub use packed::{Layout, PackedError, StatusList};

@@ -9,6 +9,8 @@
 //! (`Cache-Control: no-store`), and the retryable ones (409, 503) say when to
 //! retry.
 
+use std::borrow::Cow;
+
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
@@ -33,18 +35,31 @@ pub const ISSUE_FAILED: &str = "Unable to successfully issue a status";
 pub const CHANGE_FAILED: &str = "Error updating revokedAt field";
 /// CRS text (403 of `/revoke`), used for every forbidden status change.
 pub const FORBIDDEN_CHANGE: &str = "Unable to revoke the specified status list entry";
+/// A listing JWT sent again (its jti was recorded before).
+pub const JTI_USED: &str = "JWT has already been used: sign a new one with a fresh jti";
+/// `GET /entries` failed for an internal reason.
+pub const LISTING_FAILED: &str = "Unable to list entries";
 
 /// The rows of the table for authentication failures: (HTTP status, CRS
 /// `error`, CRS `error_description`). The texts are the `Display` of each
 /// cause (a test holds them equal) and those of `crs-private-spec.yaml`
-/// (`tests/auth.rs` checks every example of the spec against this).
-pub const fn auth_row(e: AuthError) -> (StatusCode, &'static str, &'static str) {
+/// (`tests/auth.rs` checks every example of the spec against this). Only
+/// the `count` fault's text is built: it says the configured maximum.
+pub fn auth_row(e: AuthError) -> (StatusCode, &'static str, Cow<'static, str>) {
     use AuthError as E;
     use ClaimError as C;
     const BAD_REQUEST: (StatusCode, &str) = (StatusCode::BAD_REQUEST, "BAD_REQUEST");
     const UNAUTHORIZED: (StatusCode, &str) = (StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
     let ((status, code), text) = match e {
         E::ContentType => (BAD_REQUEST, "Content-Type header must be application/jwt"),
+        E::MissingBearer => (
+            UNAUTHORIZED,
+            "No Authorization header: send Authorization: Bearer <JWT>",
+        ),
+        E::MalformedBearer => (
+            UNAUTHORIZED,
+            "Authorization header must be Bearer followed by a JWT",
+        ),
         E::Decode => (BAD_REQUEST, "Error decoding JWT or converting to JSON"),
         E::MissingKid => (UNAUTHORIZED, "No Key ID in Header"),
         E::MissingTyp => (UNAUTHORIZED, "No Type in Header"),
@@ -68,15 +83,37 @@ pub const fn auth_row(e: AuthError) -> (StatusCode, &'static str, &'static str) 
         E::Claim(C::InvalidIdx) => (BAD_REQUEST, "Index must be a valid non-negative integer"),
         E::Claim(C::MissingUri) => (BAD_REQUEST, "No valid URI in Payload"),
         E::Claim(C::InvalidUri) => (BAD_REQUEST, "Invalid URI format in payload"),
+        E::Claim(C::InvalidRef) => (
+            BAD_REQUEST,
+            "Invalid ref in Payload: it must be a string of 1 to 128 printable ASCII characters",
+        ),
+        E::Claim(C::InvalidCount { max }) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                Cow::Owned(format!(
+                    "Invalid count in Payload: it must be a whole number from 1 to {max}"
+                )),
+            );
+        }
+        E::Claim(C::RefWithIndex) => (
+            BAD_REQUEST,
+            "Payload must name either a ref, or an idx and a uri, not both",
+        ),
         // Not in CRS (its clients send no `aud`): a token addressed to
-        // another service is an authentication failure.
+        // another service is an authentication failure, and so is a listing
+        // token addressed to none.
         E::Claim(C::InvalidAud) => (UNAUTHORIZED, "Invalid Audience in Payload"),
+        E::Claim(C::MissingAud) => (
+            UNAUTHORIZED,
+            "No aud in Payload: it must be the service's public base URL",
+        ),
         E::KeysUnavailable => (
             (StatusCode::SERVICE_UNAVAILABLE, "TEMPORARILY_UNAVAILABLE"),
             UNAVAILABLE,
         ),
     };
-    (status, code, text)
+    (status, code, Cow::Borrowed(text))
 }
 
 /// Every error the HTTP layer answers with.
@@ -121,7 +158,7 @@ impl ApiError {
         match self {
             ApiError::Auth(e) => {
                 let (status, code, text) = auth_row(*e);
-                (status, code, text.to_owned())
+                (status, code, text.into_owned())
             }
             ApiError::Service(S::Changed) => fixed(StatusCode::BAD_REQUEST, "BAD_REQUEST", CHANGED),
             ApiError::Service(S::StatusNotSupported { status, bits }) => (
@@ -154,6 +191,17 @@ impl ApiError {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "INTERNAL_SERVER_ERROR",
                 CHANGE_FAILED,
+            ),
+            ApiError::Service(S::BadQuery(e)) => {
+                (StatusCode::BAD_REQUEST, "BAD_REQUEST", e.to_string())
+            }
+            ApiError::Service(S::JtiUsed) => {
+                fixed(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", JTI_USED)
+            }
+            ApiError::Service(S::ListingFailed(_)) => fixed(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_SERVER_ERROR",
+                LISTING_FAILED,
             ),
             ApiError::Service(S::ListNotFound) | ApiError::ListNotFound => {
                 fixed(StatusCode::NOT_FOUND, "NOT_FOUND", LIST_NOT_FOUND)
@@ -212,6 +260,14 @@ impl ResponseError for ApiError {
         ) {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
         }
+        // RFC 6750 §3: a request without usable bearer credentials is told
+        // which scheme to use.
+        if matches!(
+            self,
+            ApiError::Auth(AuthError::MissingBearer | AuthError::MalformedBearer)
+        ) {
+            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
         response.json(ErrorBody {
             error: code,
             error_description: &text,
@@ -236,6 +292,49 @@ mod tests {
         for e in AuthError::ALL {
             assert!(seen.insert(auth_row(e).2), "{e:?}");
         }
+    }
+
+    #[test]
+    fn the_count_text_says_the_configured_maximum() {
+        let (status, code, text) = auth_row(AuthError::Claim(ClaimError::InvalidCount { max: 7 }));
+        assert_eq!((status, code), (StatusCode::BAD_REQUEST, "BAD_REQUEST"));
+        assert_eq!(
+            text,
+            "Invalid count in Payload: it must be a whole number from 1 to 7"
+        );
+    }
+
+    #[test]
+    fn bearer_faults_name_the_scheme() {
+        for e in AuthError::ALL {
+            let res = ApiError::from(e).error_response();
+            let bearer = matches!(e, AuthError::MissingBearer | AuthError::MalformedBearer);
+            assert_eq!(
+                res.headers().get(header::WWW_AUTHENTICATE).is_some(),
+                bearer,
+                "{e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_service_rows_of_the_listing() {
+        use crate::domain::EntryFilter;
+        let bad = EntryFilter::parse("limit=0", "https://s.example").unwrap_err();
+        let (status, code, text) = ApiError::from(ServiceError::BadQuery(bad)).row();
+        assert_eq!((status, code), (StatusCode::BAD_REQUEST, "BAD_REQUEST"));
+        assert!(text.contains("'limit'"), "{text}");
+        let (status, code, text) = ApiError::from(ServiceError::JtiUsed).row();
+        assert_eq!(
+            (status, code, text.as_str()),
+            (StatusCode::UNAUTHORIZED, "UNAUTHORIZED", JTI_USED)
+        );
+        let failed = ServiceError::ListingFailed(crate::ports::StoreError::Backend("x".into()));
+        let (status, _, text) = ApiError::from(failed).row();
+        assert_eq!(
+            (status, text.as_str()),
+            (StatusCode::INTERNAL_SERVER_ERROR, LISTING_FAILED)
+        );
     }
 
     #[test]

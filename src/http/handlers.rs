@@ -11,9 +11,10 @@ use serde_json::json;
 use super::error::ApiError;
 use super::negotiate::{self, Coding};
 use super::state::AppState;
+use crate::auth::ChangeRequest;
 use crate::domain::{ChangeOp, ListFormat, ListId};
 use crate::ports::Store;
-use crate::service::{CacheOutcome, Changed, ReadyStatus, StoreState};
+use crate::service::{CacheOutcome, Changed, ReadyStatus, RefChanged, StoreState};
 
 /// The largest request body accepted (a request JWT is well under 2 KiB).
 pub const MAX_BODY: usize = 16 * 1024;
@@ -73,7 +74,8 @@ fn content_type(req: &HttpRequest) -> Option<&str> {
         .and_then(|v| v.to_str().ok())
 }
 
-/// `POST /issue`: a new status index for a credential.
+/// `POST /issue`: new status indexes for a credential (one for a CRS
+/// request, `count` for a batch).
 #[tracing::instrument(level = "debug", name = "issue", skip_all)]
 pub async fn issue<S: Store>(
     req: HttpRequest,
@@ -87,14 +89,18 @@ pub async fn issue<S: Store>(
         .check_issue(content_type(&req), &body, now)
         .await?;
     let issued = state.service.issue(&claims, now).await?;
-    state.metrics.allocation(claims.format());
+    state.metrics.allocations(
+        claims.format(),
+        u64::try_from(issued.len()).unwrap_or(u64::MAX),
+    );
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .json(issued))
 }
 
-/// `POST /revoke`, `/suspend`, `/unsuspend`: a status change. The route
-/// fixes `op` (see [`crate::http::configure`]).
+/// `POST /revoke`, `/suspend`, `/unsuspend`: a status change of one entry
+/// (`idx` and `uri`) or of every entry bound to a `ref`. The route fixes
+/// `op` (see [`crate::http::configure`]).
 #[tracing::instrument(level = "debug", name = "change", skip(req, payload, state))]
 pub async fn change<S: Store>(
     op: ChangeOp,
@@ -104,19 +110,25 @@ pub async fn change<S: Store>(
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(&req, payload, state.body_timeout).await?;
     let now = unix_now();
-    let claims = state
+    let checked = state
         .auth
         .check_change(op, content_type(&req), &body, now)
         .await?;
-    let changed = state.service.change(&claims, now).await?;
+    let answer = match checked {
+        ChangeRequest::Entry(claims) => change_body(&state.service.change(&claims, now).await?),
+        ChangeRequest::Ref(claims) => {
+            ref_change_body(&state.service.change_by_ref(&claims, now).await?)
+        }
+    };
     Ok(HttpResponse::Accepted()
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
-        .json(change_body(&changed)))
+        .json(answer))
 }
 
-/// The CRS body of a revocation, and the same shape for suspensions.
-fn change_body(changed: &Changed) -> serde_json::Value {
-    let (done, already, field) = match changed.op {
+/// The texts of an operation's answers: (changed now, already so, the time
+/// field).
+const fn change_texts(op: ChangeOp) -> (&'static str, &'static str, &'static str) {
+    match op {
         ChangeOp::Revoke => (
             "Request processed for revocation",
             "Credential already revoked",
@@ -132,12 +144,51 @@ fn change_body(changed: &Changed) -> serde_json::Value {
             "Credential already valid",
             "unsuspendedAt",
         ),
-    };
+    }
+}
+
+/// The CRS body of a revocation, and the same shape for suspensions.
+fn change_body(changed: &Changed) -> serde_json::Value {
+    let (done, already, field) = change_texts(changed.op);
     let message = if changed.changed { done } else { already };
     match changed.at {
         Some(at) => json!({ "message": message, field: at }),
         None => json!({ "message": message }),
     }
+}
+
+/// The body of a change by ref: the one-entry message (processed when any
+/// entry changed now), the change's time, and the counts.
+fn ref_change_body(changed: &RefChanged) -> serde_json::Value {
+    let (done, already, field) = change_texts(changed.op);
+    let message = if changed.changed > 0 { done } else { already };
+    json!({
+        "message": message,
+        field: changed.at,
+        "entries": changed.changed,
+        "skipped": changed.skipped,
+    })
+}
+
+/// `GET /entries`: one page of the authenticated client's own entries.
+#[tracing::instrument(level = "debug", name = "entries", skip_all)]
+pub async fn entries<S: Store>(
+    req: HttpRequest,
+    state: web::Data<AppState<S>>,
+) -> Result<HttpResponse, ApiError> {
+    let now = unix_now();
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(HeaderValue::as_bytes);
+    let claims = state.auth.check_listing(authorization, now).await?;
+    let listing = state
+        .service
+        .list_entries(&claims, req.query_string(), now)
+        .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .json(listing))
 }
 
 /// `GET /t/{id}`: an IETF Token Status List.

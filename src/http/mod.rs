@@ -24,6 +24,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/revoke"),
     ("post", "/suspend"),
     ("post", "/unsuspend"),
+    ("get", "/entries"),
     ("get", "/t/{id}"),
     ("get", "/b/{id}"),
     ("get", "/.well-known/jwks.json"),
@@ -55,6 +56,7 @@ pub fn configure<S: Store>(cfg: &mut web::ServiceConfig) {
         .service(at("/revoke", change::<S>(ChangeOp::Revoke)))
         .service(at("/suspend", change::<S>(ChangeOp::Suspend)))
         .service(at("/unsuspend", change::<S>(ChangeOp::Unsuspend)))
+        .service(at("/entries", web::get().to(h::entries::<S>)))
         .service(at("/t/{id}", web::get().to(h::token_list::<S>)))
         .service(at("/b/{id}", web::get().to(h::bitstring_list::<S>)))
         .service(at("/.well-known/jwks.json", web::get().to(h::jwks::<S>)))

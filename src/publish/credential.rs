@@ -13,6 +13,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::domain::CompressedList;
 use crate::domain::codec::{decode_bitstring, encode_bitstring};
+use crate::domain::embed;
 use crate::domain::{Bits, Layout, StatusList};
 
 use super::keys::ServiceKey;
@@ -35,14 +36,9 @@ pub const VC_CONTEXT_V2: &str = "https://www.w3.org/ns/credentials/v2";
 /// with zero bytes (VALID entries that were never issued) up to this size.
 pub const MIN_BITSTRING_BYTES: usize = 16 * 1024;
 
-/// One row of `statusMessage`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct StatusMessage {
-    /// The value as a hexadecimal string, e.g. `0x1`.
-    pub status: String,
-    /// Its meaning, e.g. `INVALID`.
-    pub message: String,
-}
+/// One row of `statusMessage` (the table lives in `domain`, shared with the
+/// status entries `/issue` answers).
+pub use crate::domain::embed::StatusMessage;
 
 /// The `credentialSubject` of the credential.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -191,9 +187,9 @@ fn credential(
         credential_subject: BitstringStatusList {
             id: Some(format!("{}#list", params.uri)),
             type_: "BitstringStatusList".to_owned(),
-            status_purpose: "message".to_owned(),
-            status_size: Some(2),
-            status_message: Some(status_messages()),
+            status_purpose: embed::STATUS_PURPOSE.to_owned(),
+            status_size: Some(u64::from(embed::STATUS_SIZE)),
+            status_message: Some(embed::status_messages()),
             encoded_list: match compressed {
                 Some(c)
                     if c.raw_len() == list.as_bytes().len()
@@ -210,16 +206,6 @@ fn credential(
         iat: Some(params.iat),
         exp: Some(params.exp),
     })
-}
-
-fn status_messages() -> Vec<StatusMessage> {
-    [(0x0, "VALID"), (0x1, "INVALID"), (0x2, "SUSPENDED")]
-        .into_iter()
-        .map(|(value, message): (u8, &str)| StatusMessage {
-            status: format!("{value:#x}"),
-            message: message.to_owned(),
-        })
-        .collect()
 }
 
 /// Encodes the bytes, padded with zeros to [`MIN_BITSTRING_BYTES`] when

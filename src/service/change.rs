@@ -1,10 +1,11 @@
-//! The status-change use case (`/revoke`, `/suspend`, `/unsuspend`) and what
-//! follows an acknowledged change.
+//! The status-change use cases (`/revoke`, `/suspend`, `/unsuspend`, of one
+//! entry or of every entry bound to a ref) and what follows an acknowledged
+//! change.
 
 use super::{Service, ServiceError};
-use crate::auth::ChangeClaims;
-use crate::domain::{ChangeOp, Status};
-use crate::ports::{SetStatusOutcome, StatusChange, Store};
+use crate::auth::{ChangeClaims, RefChangeClaims};
+use crate::domain::{ChangeOp, ListId, Status};
+use crate::ports::{RefChange, RefChangeOutcome, SetStatusOutcome, StatusChange, Store};
 
 /// The answer to a status change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,6 +17,30 @@ pub struct Changed {
     /// When the entry got the status (the original time for a repeat; `None`
     /// for an entry VALID since issuance).
     pub at: Option<u64>,
+}
+
+/// The answer to a status change by ref.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefChanged {
+    /// The operation.
+    pub op: ChangeOp,
+    /// When the change was applied (the first request's time for a replay).
+    pub at: u64,
+    /// Entries this request changed.
+    pub changed: u64,
+    /// Entries the rules did not let change (left as they were).
+    pub skipped: u64,
+    /// Entries that already had the status.
+    pub already: u64,
+}
+
+/// The status an operation sets.
+fn target(op: ChangeOp) -> Status {
+    match op {
+        ChangeOp::Revoke => Status::Invalid,
+        ChangeOp::Suspend => Status::Suspended,
+        ChangeOp::Unsuspend => Status::Valid,
+    }
 }
 
 impl<S: Store> Service<S> {
@@ -31,27 +56,71 @@ impl<S: Store> Service<S> {
     #[tracing::instrument(level = "debug", skip_all, fields(client = %claims.client(), list = %claims.list().id, idx = claims.idx()))]
     pub async fn change(&self, claims: &ChangeClaims, now: u64) -> Result<Changed, ServiceError> {
         let changed = self.set_status(claims, now).await?;
-        self.after_change(claims, &changed);
+        self.after_change(&[claims.list().id]);
         Ok(changed)
     }
 
-    /// The side effects of an acknowledged change, in one place (the home
-    /// of a change notifier).
+    /// Applies a checked status change to every entry of the client bound
+    /// to the request's ref, atomically, once per (client, jti): the same
+    /// request again gets the same answer. Entries the rules do not let
+    /// change are skipped and counted. Every acknowledged answer then goes
+    /// through `Service::after_change` with every list of the ref.
     ///
-    /// The next GET of the list in this process must show the change: also
+    /// # Errors
+    /// [`ServiceError::Changed`], [`ServiceError::EntryNotFound`] (no entry
+    /// of this client bound to the ref), or a store failure.
+    #[tracing::instrument(level = "debug", skip_all, fields(client = %claims.client(), op = ?claims.op()))]
+    pub async fn change_by_ref(
+        &self,
+        claims: &RefChangeClaims,
+        now: u64,
+    ) -> Result<RefChanged, ServiceError> {
+        let change = RefChange {
+            client: claims.client().clone(),
+            format: claims.format(),
+            issuance_ref: claims.issuance_ref().clone(),
+            status: target(claims.op()),
+            jti: claims.jti().clone(),
+            digest: claims.digest(),
+            now,
+            keep_until: claims.keep_until(),
+        };
+        let outcome = self
+            .store
+            .set_status_by_ref(&change)
+            .await
+            .map_err(|e| ServiceError::from_store(e, ServiceError::ChangeFailed))?;
+        match outcome {
+            RefChangeOutcome::Done(report) => {
+                self.after_change(&report.lists);
+                Ok(RefChanged {
+                    op: claims.op(),
+                    at: report.at,
+                    changed: report.changed,
+                    skipped: report.skipped,
+                    already: report.already,
+                })
+            }
+            RefChangeOutcome::Changed => Err(ServiceError::Changed),
+            RefChangeOutcome::NotFound => Err(ServiceError::EntryNotFound),
+        }
+    }
+
+    /// The side effects of an acknowledged change of entries of `lists`, in
+    /// one place (the home of a change notifier).
+    ///
+    /// The next GET of each list in this process must show the change: also
     /// after "already" (another replica may have just made it) and a replay,
-    /// so the cached token is invalidated for every acknowledged answer.
-    fn after_change(&self, claims: &ChangeClaims, _changed: &Changed) {
-        self.cache.invalidate(&claims.list().id);
+    /// so the cached tokens are invalidated for every acknowledged answer.
+    fn after_change(&self, lists: &[ListId]) {
+        for list in lists {
+            self.cache.invalidate(list);
+        }
     }
 
     /// The change itself, in the store.
     async fn set_status(&self, claims: &ChangeClaims, now: u64) -> Result<Changed, ServiceError> {
-        let target = match claims.op() {
-            ChangeOp::Revoke => Status::Invalid,
-            ChangeOp::Suspend => Status::Suspended,
-            ChangeOp::Unsuspend => Status::Valid,
-        };
+        let target = target(claims.op());
         let failed = |e| ServiceError::from_store(e, ServiceError::ChangeFailed);
         if claims.list().format != claims.format() {
             // The uri names the list under the other format's path (`/b/` for

@@ -2,7 +2,7 @@
 //! store failures onto it.
 
 use super::cache::CacheError;
-use crate::domain::{Bits, Status};
+use crate::domain::{Bits, QueryError, Status};
 use crate::ports::StoreError;
 
 /// Why a use case did not succeed. The HTTP layer maps every variant to a
@@ -25,7 +25,8 @@ pub enum ServiceError {
     /// The list belongs to another client.
     #[error("the list belongs to another client")]
     NotYourList,
-    /// No such list, or the index was never issued.
+    /// No such list, or the index was never issued; or no entry of the
+    /// client bound to the ref.
     #[error("no such entry")]
     EntryNotFound,
     /// The status rules forbid the change (INVALID is final).
@@ -47,6 +48,16 @@ pub enum ServiceError {
     /// A status change failed in the store for another reason.
     #[error("status change failed")]
     ChangeFailed(#[source] StoreError),
+    /// The query of `GET /entries` is malformed (the text names the
+    /// parameter).
+    #[error(transparent)]
+    BadQuery(QueryError),
+    /// A single-use JWT (a listing's) whose (client, jti) was used before.
+    #[error("the jti was used before")]
+    JtiUsed,
+    /// `GET /entries` failed in the store for another reason.
+    #[error("listing failed")]
+    ListingFailed(#[source] StoreError),
     /// A list exists but no token of it could be served: its stored data
     /// cannot be published, signing failed, or the store failed for a reason
     /// other than reachability.

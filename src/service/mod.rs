@@ -1,9 +1,12 @@
 //! The application layer: every use case, the write side and the read side.
 //!
-//! - [`Service::issue`] (`/issue`) and [`Service::change`] (`/revoke`,
-//!   `/suspend`, `/unsuspend`) take the checked request claims from
-//!   [`crate::auth`] to the [`Store`] port; what must follow an acknowledged
-//!   change happens in one step, `Service::after_change`.
+//! - [`Service::issue`] (`/issue`), [`Service::change`] and
+//!   [`Service::change_by_ref`] (`/revoke`, `/suspend`, `/unsuspend`) take
+//!   the checked request claims from [`crate::auth`] to the [`Store`] port;
+//!   what must follow an acknowledged change happens in one step,
+//!   `Service::after_change`.
+//! - [`Service::list_entries`] (`GET /entries`) reads one page of a client's
+//!   entries for a single-use listing JWT.
 //! - [`Service::publish`] serves the signed token of a list through the
 //!   [`cache`], which signs through the [`ListSigner`] port.
 //! - [`Service::readiness`] is what `/health/ready` reports.
@@ -16,6 +19,7 @@
 
 pub mod cache;
 mod change;
+mod entries;
 mod error;
 mod issue;
 mod publish;
@@ -24,9 +28,10 @@ mod readiness;
 use std::sync::Arc;
 
 pub use cache::{CacheOutcome, PublishSettings, Published, TokenCache};
-pub use change::Changed;
+pub use change::{Changed, RefChanged};
+pub use entries::{EntryListing, ListedEntry};
 pub use error::ServiceError;
-pub use issue::Issued;
+pub use issue::{IssueAnswer, Issued, IssuedEntries, IssuedEntry};
 pub use readiness::{Readiness, ReadyStatus, StoreState};
 
 use crate::ports::{ChangeFeed, ChangeNotice, ListSigner, Store};
