@@ -172,6 +172,7 @@ async fn unknown_paths_are_404_and_wrong_methods_405(store: StoreChoice) {
         (reqwest::Method::PUT, "/revoke"),
         (reqwest::Method::GET, "/suspend"),
         (reqwest::Method::DELETE, "/unsuspend"),
+        (reqwest::Method::POST, "/entries"),
         (reqwest::Method::POST, "/t/A671FED3E9AD"),
         (reqwest::Method::POST, "/b/A671FED3E9AD"),
         (reqwest::Method::POST, "/.well-known/jwks.json"),

@@ -59,6 +59,8 @@ pub struct Knobs {
     pub window_secs: u64,
     /// `signing.optimize_after_secs`.
     pub optimize_after_secs: u64,
+    /// `lists.max_batch` (the service's default when `None`).
+    pub max_batch: Option<u64>,
 }
 
 impl Default for Knobs {
@@ -70,6 +72,7 @@ impl Default for Knobs {
             bits: 2,
             window_secs: 3600,
             optimize_after_secs: 1,
+            max_batch: None,
         }
     }
 }
@@ -162,6 +165,16 @@ impl Issuer {
         json!({"iss": self.id, "iat": now(), "jti": jti(), "idx": idx, "uri": uri})
     }
 
+    /// The payload of a change of every entry bound to `issuance_ref`.
+    pub fn ref_change_payload(&self, issuance_ref: &str) -> Value {
+        json!({"iss": self.id, "iat": now(), "jti": jti(), "ref": issuance_ref})
+    }
+
+    /// The payload of a listing JWT (`GET /entries`), addressed to the app.
+    pub fn listing_payload(&self) -> Value {
+        json!({"iss": self.id, "iat": now(), "jti": jti(), "aud": BASE})
+    }
+
     fn toml(&self) -> String {
         format!(
             "[[clients]]\nid = \"{}\"\nformat = \"{}\"\njwks = {}\n",
@@ -188,13 +201,17 @@ pub fn settings(store: &StoreSpec, knobs: &Knobs, dir: &Path) -> Settings {
     let toml = format!(
         "public_base_url = \"{BASE}\"\nlisten = \"127.0.0.1:0\"\nidempotency_window_secs = {}\n\
          [store]\nurl = \"{url}\"\nredis_prefix = \"{prefix}\"\ncommand_timeout_ms = {}\n\
-         [lists]\ncapacity = {}\nbits = {}\n\
+         [lists]\ncapacity = {}\nbits = {}\n{}\
          [signing]\nkey_file = \"{}\"\ngenerate_if_missing = true\nfreshness_ms = {}\n\
          optimize_after_secs = {}\n{}{}{}",
         knobs.window_secs,
         command_timeout_ms,
         knobs.capacity,
         knobs.bits,
+        knobs
+            .max_batch
+            .map(|b| format!("max_batch = {b}\n"))
+            .unwrap_or_default(),
         dir.join("service-key.pem").display(),
         knobs.freshness_ms,
         knobs.optimize_after_secs,
@@ -327,6 +344,50 @@ impl TestApp {
             body["idx"].as_u64().unwrap(),
             body["uri"].as_str().unwrap().to_owned(),
         )
+    }
+
+    /// `/issue` for `who` with `extra` claims (`ref`, `count`) added to a
+    /// fresh payload; asserts 200 and `no-store` and returns the body.
+    pub async fn issue_with(&self, who: &Issuer, extra: Value) -> Value {
+        let mut p = who.issue_payload();
+        for (k, v) in extra.as_object().unwrap() {
+            p = with(&p, k, v.clone());
+        }
+        let res = self.post_jwt("/issue", &who.token(&p)).await;
+        assert_eq!(res.status(), StatusCode::OK, "{p}");
+        assert_eq!(res.headers()["cache-control"], "no-store");
+        res.json().await.unwrap()
+    }
+
+    /// `POST {path}` of every entry bound to `issuance_ref`, signed by `who`.
+    pub async fn change_ref(&self, path: &str, who: &Issuer, issuance_ref: &str) -> Response {
+        self.post_jwt(path, &who.token(&who.ref_change_payload(issuance_ref)))
+            .await
+    }
+
+    /// `GET /entries?{query}` with `authorization` as the header (none when
+    /// `None`).
+    pub async fn get_entries(&self, query: &str, authorization: Option<&str>) -> Response {
+        let mut req = self.http.get(self.url(&format!("/entries?{query}")));
+        if let Some(a) = authorization {
+            req = req.header("authorization", a);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// `GET /entries?{query}` with a fresh listing JWT of `who`.
+    pub async fn entries(&self, who: &Issuer, query: &str) -> Response {
+        let token = who.token(&who.listing_payload());
+        self.get_entries(query, Some(&format!("Bearer {token}")))
+            .await
+    }
+
+    /// As [`TestApp::entries`], asserting 200 and `no-store`; the body.
+    pub async fn entries_ok(&self, who: &Issuer, query: &str) -> Value {
+        let res = self.entries(who, query).await;
+        assert_eq!(res.status(), StatusCode::OK, "GET /entries?{query}");
+        assert_eq!(res.headers()["cache-control"], "no-store");
+        res.json().await.unwrap()
     }
 
     /// `POST {path}` (`/revoke`, `/suspend`, `/unsuspend`) of `idx` in `uri`

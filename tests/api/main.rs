@@ -8,6 +8,8 @@ mod support;
 
 mod helpers;
 
+mod batch;
+mod entries;
 mod errors;
 mod issue;
 mod limits;
