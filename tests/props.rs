@@ -1,9 +1,10 @@
 //! Property tests over everything that reads untrusted input: request JWTs
 //! (`auth::jwt::parse`), request claims (`domain::claims::check_*`), encoded
 //! and published lists (`domain::codec`, `publish::decode_token_list`,
-//! `publish::decode_bitstring_credential`) and configuration text
-//! (`config::Settings::from_toml_str`). Inputs are arbitrary, and valid ones
-//! mutated byte by byte and member by member. Each property asserts no
+//! `publish::decode_bitstring_credential`), configuration text
+//! (`config::Settings::from_toml_str`) and the entry listing's query
+//! (`domain::entries::EntryFilter::parse`). Inputs are arbitrary, and valid
+//! ones mutated byte by byte and member by member. Each property asserts no
 //! panic, an error of the layer's type, and what an `Ok` promises.
 //!
 //! `cargo test` runs proptest's default number of cases (256 per property);
@@ -15,7 +16,8 @@
 //!
 //! (`tests/domain.rs` holds the properties of the codecs' round trips and of
 //! the allocator; the segmented encoder's round trips and incremental
-//! updates are below.)
+//! updates are below, and so is the page cut of the entry listing
+//! (`domain::entries::cut` and `merge`) against a naive merge and slice.)
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -31,6 +33,7 @@ use statuslist::domain::claims::{
 use statuslist::domain::codec::{
     self, CodecError, decode_bitstring, decode_lst, encode_bitstring, encode_lst, unzlib,
 };
+use statuslist::domain::entries::{EntryFilter, EntryKey, SortOrder, StatusSet, cut, merge};
 use statuslist::domain::segmented::{CompressedList, SEGMENT_BYTES};
 use statuslist::domain::{Bits, Layout, ListRef, StatusList};
 use statuslist::publish::credential::build_credential;
@@ -902,5 +905,194 @@ proptest! {
             config = override_key(&config, key, value);
         }
         check_config(&config)?;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The entry listing: the page cut of `domain::entries` against a naive
+// merge-and-slice, and the query parser on arbitrary query strings.
+
+/// Two sources of distinct keys, each sorted in `order`, split out of one
+/// history: entry `seq` = its position, `updated_at` from a small range so
+/// that ties (broken by seq) are common, and a coin for its source.
+fn sources(entries: &[(u64, bool)], order: SortOrder) -> (Vec<EntryKey>, Vec<EntryKey>) {
+    let mut a = Vec::new();
+    let mut b = Vec::new();
+    for (seq, (updated_at, in_a)) in (0u64..).zip(entries) {
+        let key = EntryKey {
+            updated_at: *updated_at,
+            seq,
+        };
+        if *in_a { a.push(key) } else { b.push(key) }
+    }
+    for v in [&mut a, &mut b] {
+        v.sort_unstable();
+        if order == SortOrder::Desc {
+            v.reverse();
+        }
+    }
+    (a, b)
+}
+
+/// The bit length of `n`: how many halvings a binary search over `n + 1`
+/// candidates takes at most.
+fn bit_len(n: u64) -> u32 {
+    u64::BITS - n.leading_zeros()
+}
+
+proptest! {
+    /// `cut` splits any offset exactly as the full merge does, asks only
+    /// for ranks inside each source and O(log) of them, and `merge` from
+    /// there gives the page the full merge gives, in both orders and at
+    /// every offset (past the end included).
+    #[test]
+    fn page_cuts_match_a_naive_merge_and_slice(
+        entries in prop::collection::vec((0u64..12, any::<bool>()), 0..48),
+        limit in 1usize..12,
+    ) {
+        for order in [SortOrder::Asc, SortOrder::Desc] {
+            let (a, b) = sources(&entries, order);
+            let mut all: Vec<EntryKey> = a.iter().chain(&b).copied().collect();
+            all.sort_unstable();
+            if order == SortOrder::Desc {
+                all.reverse();
+            }
+            let n = all.len() as u64;
+            for offset in 0..=n + 2 {
+                let (mut asked_a, mut asked_b) = (0u32, 0u32);
+                let (i, j) = cut(
+                    offset,
+                    order,
+                    a.len() as u64,
+                    b.len() as u64,
+                    |r| {
+                        asked_a += 1;
+                        a.get(r as usize).copied().ok_or(r)
+                    },
+                    |r| {
+                        asked_b += 1;
+                        b.get(r as usize).copied().ok_or(r)
+                    },
+                )
+                .map_err(|r| TestCaseError::fail(format!("rank {r} asked, out of range")))?;
+                prop_assert_eq!(i + j, offset.min(n));
+                prop_assert!(asked_a <= bit_len(n) && asked_b <= bit_len(n));
+                let mut before: Vec<EntryKey> =
+                    a[..i as usize].iter().chain(&b[..j as usize]).copied().collect();
+                before.sort_unstable();
+                if order == SortOrder::Desc {
+                    before.reverse();
+                }
+                prop_assert_eq!(&before[..], &all[..(offset.min(n)) as usize]);
+                let page = merge(
+                    order,
+                    a[i as usize..].iter().map(|k| (*k, k.seq)),
+                    b[j as usize..].iter().map(|k| (*k, k.seq)),
+                    limit,
+                );
+                let want: Vec<(EntryKey, u64)> = all
+                    .iter()
+                    .skip(offset as usize)
+                    .take(limit)
+                    .map(|k| (*k, k.seq))
+                    .collect();
+                prop_assert_eq!(page, want);
+            }
+        }
+    }
+}
+
+/// A query string of `GET /entries`: the known parameters (and unknown
+/// ones) with values at and around their edges, percent-encoded or not.
+fn entries_query() -> impl Strategy<Value = String> {
+    let name = prop_oneof![
+        prop::sample::select(vec![
+            "page",
+            "limit",
+            "status",
+            "ref",
+            "uri",
+            "updatedSince",
+            "updatedUntil",
+            "sort",
+        ])
+        .prop_map(str::to_owned),
+        "[a-zA-Z%+=&]{0,8}",
+    ];
+    let value = prop_oneof![
+        prop::sample::select(vec![
+            "0",
+            "1",
+            "100",
+            "101",
+            "-1",
+            "+5",
+            "1.5",
+            "18446744073709551615",
+            "18446744073709551616",
+            "9223372036854775807",
+            "VALID",
+            "INVALID,SUSPENDED",
+            "VALID,",
+            "asc",
+            "desc",
+            "DESC",
+            "https%3A%2F%2Fcrs.example%2Ft%2FA671FED3E9AD",
+            "https://crs.example/b/A671FED3E9AD",
+            "%",
+            "%zz",
+            "%00",
+            "%C3%A9",
+            "%FF",
+        ])
+        .prop_map(str::to_owned),
+        "\\PC{0,12}",
+        "[0-9]{0,22}",
+    ];
+    let pair = (name, prop::option::of(value)).prop_map(|(n, v)| match v {
+        Some(v) => format!("{n}={v}"),
+        None => n,
+    });
+    prop::collection::vec(pair, 0..8).prop_map(|pairs| pairs.join("&"))
+}
+
+/// What an `Ok` of [`EntryFilter::parse`] promises, and an `Err`'s text.
+fn check_filter(query: &str) -> Result<(), TestCaseError> {
+    match EntryFilter::parse(query, "https://crs.example") {
+        Ok(f) => {
+            prop_assert!(f.page >= 1);
+            prop_assert!((1..=100).contains(&f.limit));
+            prop_assert!((f.page - 1).checked_mul(u64::from(f.limit)).is_some());
+            prop_assert_eq!(f.offset(), (f.page - 1) * u64::from(f.limit));
+            prop_assert!(StatusSet::from_mask(f.statuses.mask()).is_some());
+            if let (Some(s), Some(u)) = (f.updated_since, f.updated_until) {
+                prop_assert!(s <= u);
+            }
+        }
+        Err(e) => {
+            let text = e.to_string();
+            prop_assert!(!text.is_empty() && text.len() < 200, "{}", text);
+            prop_assert!(text.contains('\''), "names the parameter: {}", text);
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #[test]
+    fn entry_queries_never_panic_on_arbitrary_text(query in "\\PC{0,200}") {
+        check_filter(&query)?;
+    }
+
+    #[test]
+    fn entry_queries_never_panic_on_arbitrary_bytes(
+        bytes in prop::collection::vec(any::<u8>(), 0..200),
+    ) {
+        check_filter(&String::from_utf8_lossy(&bytes))?;
+    }
+
+    #[test]
+    fn entry_queries_never_panic_on_edge_values(query in entries_query()) {
+        check_filter(&query)?;
     }
 }

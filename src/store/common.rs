@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex};
 use crate::domain::{Allocator, AllocatorKey, Bits, ListId, Status, Transition};
 
 use crate::ports::{
-    AllocateRequest, SetStatusOutcome, StatusChange, StoreError, StoreSettings, UnixSeconds,
+    AllocateRequest, JtiClaim, RefChange, SetStatusOutcome, StatusChange, StoreError,
+    StoreSettings, UnixSeconds,
 };
 
 /// Checks settings once, when an adapter is built.
@@ -48,6 +49,24 @@ pub fn check_change(change: &StatusChange) -> Result<(), StoreError> {
     check_keep(change.now, change.keep_until)
 }
 
+/// Checks a change by ref before it reaches the backend.
+///
+/// # Errors
+/// [`StoreError::Invalid`] for a record that would end before the request's
+/// own time.
+pub fn check_ref_change(change: &RefChange) -> Result<(), StoreError> {
+    check_keep(change.now, change.keep_until)
+}
+
+/// Checks a single-use jti claim before it reaches the backend.
+///
+/// # Errors
+/// [`StoreError::Invalid`] for a record that would end before the request's
+/// own time.
+pub fn check_claim(claim: &JtiClaim) -> Result<(), StoreError> {
+    check_keep(claim.now, claim.keep_until)
+}
+
 fn check_keep(now: UnixSeconds, keep_until: UnixSeconds) -> Result<(), StoreError> {
     if keep_until <= now {
         return Err(StoreError::Invalid(format!(
@@ -62,7 +81,9 @@ fn check_keep(now: UnixSeconds, keep_until: UnixSeconds) -> Result<(), StoreErro
 ///
 /// # Errors
 /// [`StoreError::Invalid`] for a count of 0 or above the capacity of a new
-/// list (all indexes of one request come from one list), or a record that would end before the request's time.
+/// list (a request spans at most two lists: the room left in the current
+/// one, then a new one), or a record that would end before the request's
+/// time.
 pub fn check_request(req: &AllocateRequest, settings: &StoreSettings) -> Result<(), StoreError> {
     if req.count == 0 {
         return Err(StoreError::Invalid("count must be at least 1".into()));

@@ -14,17 +14,21 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use statuslist::domain::{ClientId, ListFormat, ListId, Status};
+use redb::TableDefinition;
+use statuslist::domain::{
+    Allocator, AllocatorKey, Bits, ClientId, ListFormat, ListId, SortOrder, Status, StatusList,
+    StatusSet,
+};
 use statuslist::ports::{
-    AllocateOutcome, AllocateRequest, Allocation, SetStatusOutcome, Store, StoreError,
-    StoreSettings,
+    AllocateOutcome, AllocateRequest, Allocation, EntryPage, EntryQuery, RefChangeOutcome,
+    RefChangeReport, SetStatusOutcome, Store, StoreError, StoreSettings,
 };
 use statuslist::store::embedded::EmbeddedOptions;
 use statuslist::store::embedded::faults::{Fault, FaultInjector};
 use statuslist::store::{EmbeddedDurability, EmbeddedStore};
 use tempfile::TempDir;
 
-use crate::contract::{NOW, change, contract_suite, set};
+use crate::contract::{NOW, change, contract_suite, ref_change, ref_req, set};
 
 /// A fresh store in its own temporary directory (the guard).
 async fn make_store(settings: StoreSettings) -> (EmbeddedStore, TempDir) {
@@ -903,4 +907,360 @@ async fn a_full_disk_fails_the_whole_batch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_fails_the_whole_batch() {
     a_failed_commit_fails_the_whole_batch(Fault::Panic, "batch-panic.redb").await;
+}
+
+/// The listing query of all of a client's entries of one format.
+fn everything(who: &str, format: ListFormat) -> EntryQuery {
+    EntryQuery {
+        client: ClientId::parse(who).unwrap(),
+        format,
+        statuses: StatusSet::ALL,
+        issuance_ref: None,
+        list: None,
+        updated_since: None,
+        updated_until: None,
+        order: SortOrder::Desc,
+        offset: 0,
+        limit: 100,
+    }
+}
+
+/// Writes, with redb alone, the file an older build left: layout version 1,
+/// one list of the client "old" with a version-1 record (no first seq), 3
+/// of its 16 entries issued and the first revoked (with its time), that
+/// list as the client's current one, and the idempotency record of the
+/// issue (format 2, kind 0, digest `[6; 32]`). No entry table. Returns the
+/// list and its allocator key.
+fn write_a_file_from_before_entry_tracking(path: &std::path::Path) -> (ListId, AllocatorKey) {
+    let list = ListId::from_random_bytes([9, 8, 7, 6, 5, 4]);
+    let key = AllocatorKey::from_bytes([5; 32]);
+    let allocator = Allocator::new(&key, 16).unwrap();
+    let first = allocator.permute(0).unwrap();
+    let mut entries = StatusList::new(ListFormat::Token.layout(), Bits::Two, 16).unwrap();
+    entries.set(first, Status::Invalid.value()).unwrap();
+    // ListRecord v1: version, format, bits, capacity, counter, created,
+    // retire after, list version, key, client.
+    let mut record = vec![1u8, 0, 2];
+    for n in [16u64, 3, NOW - 100, NOW + 1000, 1] {
+        record.extend_from_slice(&n.to_le_bytes());
+    }
+    record.extend_from_slice(key.as_bytes());
+    record.push(3);
+    record.extend_from_slice(b"old");
+    // IdemRecord v2, kind 0 (issue): digest, expiry, format, first, count,
+    // list.
+    let mut issue = vec![2u8, 0];
+    issue.extend_from_slice(&[6; 32]);
+    issue.extend_from_slice(&(NOW + 3600).to_le_bytes());
+    issue.push(0);
+    issue.extend_from_slice(&0u64.to_le_bytes());
+    issue.extend_from_slice(&3u32.to_le_bytes());
+    issue.extend_from_slice(list.as_str().as_bytes());
+
+    let db = redb::Database::create(path).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        txn.open_table(TableDefinition::<&str, u64>::new("meta"))
+            .unwrap()
+            .insert("schema", 1)
+            .unwrap();
+        txn.open_table(TableDefinition::<&str, &[u8]>::new("lists"))
+            .unwrap()
+            .insert(list.as_str(), record.as_slice())
+            .unwrap();
+        txn.open_table(TableDefinition::<&str, &[u8]>::new("list_bytes"))
+            .unwrap()
+            .insert(list.as_str(), entries.as_bytes())
+            .unwrap();
+        txn.open_table(TableDefinition::<(&str, u64), (u8, u64)>::new(
+            "status_times",
+        ))
+        .unwrap()
+        .insert((list.as_str(), first), (1, NOW - 50))
+        .unwrap();
+        txn.open_table(TableDefinition::<(&str, u8), &str>::new("current_list"))
+            .unwrap()
+            .insert(("old", 0), list.as_str())
+            .unwrap();
+        txn.open_table(TableDefinition::<(&str, &str), &[u8]>::new("idempotency"))
+            .unwrap()
+            .insert(
+                ("old", crate::contract::jti("old-issue").as_str()),
+                issue.as_slice(),
+            )
+            .unwrap();
+    }
+    txn.commit().unwrap();
+    (list, key)
+}
+
+/// A file written before entries were tracked opens as it is: its list is
+/// read, changed and published as before and its issue replays, its entries
+/// are not listed, and the next allocation opens a new, tracked list (the
+/// old one keeps what it has) whose entries are listed and changed by ref,
+/// also after a reopen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_from_before_entry_tracking_opens_and_moves_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.redb");
+    let (old, key) = write_a_file_from_before_entry_tracking(&path);
+    let allocator = Allocator::new(&key, 16).unwrap();
+    let issued: Vec<u64> = (0..3).map(|n| allocator.permute(n).unwrap()).collect();
+    let settings = StoreSettings {
+        capacity: 16,
+        ..StoreSettings::default()
+    };
+    let client = ClientId::parse("old").unwrap();
+    let t = ListFormat::Token;
+    let store = EmbeddedStore::open(&path, settings.clone()).unwrap();
+
+    let before = store.read_list(&old).await.unwrap().unwrap();
+    assert_eq!(before.meta.client, client);
+    assert_eq!((before.meta.allocated, before.version), (3, 1));
+    let decoded = StatusList::from_bytes(t.layout(), Bits::Two, 16, before.bytes).unwrap();
+    assert_eq!(decoded.get(issued[0]).unwrap(), Status::Invalid.value());
+    // The old issue replays.
+    let replay = AllocateRequest {
+        digest: [6; 32],
+        count: 3,
+        ..crate::contract::req("old", t, "old-issue", NOW)
+    };
+    assert_eq!(
+        store.allocate(&replay).await.unwrap(),
+        AllocateOutcome::Replayed(Allocation {
+            list: old,
+            format: t,
+            indexes: issued.clone(),
+            next: None,
+        })
+    );
+    // Changed as before, with the recorded times.
+    assert_eq!(
+        set(&store, &client, old, issued[0], Status::Invalid, NOW).await,
+        Ok(SetStatusOutcome::Already { at: Some(NOW - 50) })
+    );
+    assert_eq!(
+        set(&store, &client, old, issued[1], Status::Suspended, NOW).await,
+        Ok(SetStatusOutcome::Done { at: NOW })
+    );
+    assert_eq!(store.list_version(&old).await.unwrap(), Some(2));
+    let published = store.read_list(&old).await.unwrap().unwrap();
+    let decoded = StatusList::from_bytes(t.layout(), Bits::Two, 16, published.bytes).unwrap();
+    assert_eq!(decoded.get(issued[1]).unwrap(), Status::Suspended.value());
+    // Untracked entries are not listed, with or without the list filter.
+    let nothing = EntryPage {
+        total: 0,
+        items: Vec::new(),
+    };
+    assert_eq!(
+        store.list_entries(&everything("old", t)).await.unwrap(),
+        nothing
+    );
+    let of_old = EntryQuery {
+        list: Some(old),
+        ..everything("old", t)
+    };
+    assert_eq!(store.list_entries(&of_old).await.unwrap(), nothing);
+
+    // The old list has room (13 of 16) but is not allocated from again.
+    let fresh = crate::contract::allocated(
+        store
+            .allocate(&ref_req("old", t, "new-1", Some("fresh"), 2, NOW + 1))
+            .await
+            .unwrap(),
+    );
+    assert_ne!(fresh.list, old);
+    assert!(fresh.next.is_none());
+    assert_eq!(
+        store.read_list(&old).await.unwrap().unwrap().meta.allocated,
+        3
+    );
+    let listed = store.list_entries(&everything("old", t)).await.unwrap();
+    assert_eq!(listed.total, 2);
+    let mut got: Vec<(ListId, u64)> = listed.items.iter().map(|i| (i.list, i.idx)).collect();
+    got.sort_unstable();
+    let mut want: Vec<(ListId, u64)> = fresh.entries().collect();
+    want.sort_unstable();
+    assert_eq!(got, want);
+    assert!(listed.items.iter().all(|i| i.status == Status::Valid
+        && i.created_at == NOW + 1
+        && i.issuance_ref.as_ref().map(|r| r.as_str()) == Some("fresh")));
+    let report = match store
+        .set_status_by_ref(&ref_change(
+            "old",
+            t,
+            "fresh",
+            Status::Invalid,
+            "rv",
+            NOW + 2,
+        ))
+        .await
+        .unwrap()
+    {
+        RefChangeOutcome::Done(report) => report,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!((report.changed, report.lists), (2, vec![fresh.list]));
+    // The old list still changes as before.
+    assert_eq!(
+        set(&store, &client, old, issued[1], Status::Valid, NOW + 3).await,
+        Ok(SetStatusOutcome::Done { at: NOW + 3 })
+    );
+
+    drop(store);
+    let store = EmbeddedStore::open(&path, settings).unwrap();
+    let listed = store.list_entries(&everything("old", t)).await.unwrap();
+    assert_eq!(listed.total, 2);
+    assert!(
+        listed
+            .items
+            .iter()
+            .all(|i| i.status == Status::Invalid && i.updated_at == NOW + 2)
+    );
+    assert_eq!(store.list_version(&old).await.unwrap(), Some(3));
+}
+
+/// What one call of a mixed batch answered.
+#[derive(Debug)]
+enum Answer {
+    Set(Result<SetStatusOutcome, StoreError>),
+    ByRef(Result<RefChangeOutcome, StoreError>),
+    Issue(Result<AllocateOutcome, StoreError>),
+}
+
+/// A change by ref is one operation of its batch like any other: when one
+/// of the ref's lists is damaged it fails whole (its entries in the healthy
+/// list stay as they were), and the writes queued before and after it are
+/// applied once each, in the same commit, as if it had not been there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_by_ref_in_a_batch_is_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("refs.redb");
+    let t = ListFormat::Token;
+    let who = ClientId::parse("batch").unwrap();
+    // List A: 998 entries without a ref, one bound to "s", then "r" takes
+    // A's last entry and opens B for its second.
+    let (fill, s, r) = {
+        let store = EmbeddedStore::open(&path, fault_settings()).unwrap();
+        let mut got = Vec::new();
+        for (jti, r, count) in [
+            ("fill", None, 998),
+            ("s1", Some("s"), 1),
+            ("r1", Some("r"), 2),
+        ] {
+            got.push(crate::contract::allocated(
+                store
+                    .allocate(&ref_req("batch", t, jti, r, count, NOW))
+                    .await
+                    .unwrap(),
+            ));
+        }
+        let [fill, s, r] = <[Allocation; 3]>::try_from(got).unwrap();
+        (fill, s, r)
+    };
+    assert_eq!((s.list, r.list), (fill.list, fill.list));
+    let b = r.next.clone().expect("r spans two lists").list;
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(TableDefinition::<&str, &[u8]>::new("list_bytes"))
+            .unwrap()
+            .remove(b.as_str())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let faults = FaultInjector::new();
+    let store = patient_store(&path, &faults);
+    let _clear = ClearOnDrop(faults.clone());
+    assert_eq!(store.list_version(&fill.list).await.unwrap(), Some(0));
+    let blocker = hold_the_writer(&store, &faults).await;
+    let before = store.commits();
+
+    let single = change(&who, fill.list, fill.indexes[0], Status::Invalid, NOW + 1);
+    let by_r = ref_change("batch", t, "r", Status::Invalid, "by-r", NOW + 2);
+    let by_s = ref_change("batch", t, "s", Status::Suspended, "by-s", NOW + 2);
+    let after = fault_req("after", NOW);
+    let calls: Vec<futures::future::BoxFuture<'_, Answer>> = vec![
+        Box::pin(async { Answer::Set(store.set_status(&single).await) }),
+        Box::pin(async { Answer::ByRef(store.set_status_by_ref(&by_r).await) }),
+        Box::pin(async { Answer::ByRef(store.set_status_by_ref(&by_s).await) }),
+        Box::pin(async { Answer::Issue(store.allocate(&after).await) }),
+    ];
+    let answers = queued_then(&faults, Fault::None, calls).await;
+    assert!(matches!(
+        blocker.await.unwrap(),
+        Ok(AllocateOutcome::Allocated(_))
+    ));
+    assert_eq!(store.commits() - before, 2, "the batch took one commit");
+    let [
+        Answer::Set(single_answer),
+        Answer::ByRef(r_answer),
+        Answer::ByRef(s_answer),
+        Answer::Issue(after_answer),
+    ] = <[Answer; 4]>::try_from(answers).unwrap()
+    else {
+        panic!("answers out of order");
+    };
+    assert_eq!(single_answer, Ok(SetStatusOutcome::Done { at: NOW + 1 }));
+    assert!(
+        matches!(&r_answer, Err(StoreError::Damaged { list, .. }) if *list == b),
+        "{r_answer:?}"
+    );
+    assert_eq!(
+        s_answer,
+        Ok(RefChangeOutcome::Done(RefChangeReport {
+            at: NOW + 2,
+            changed: 1,
+            skipped: 0,
+            already: 0,
+            lists: vec![fill.list],
+        }))
+    );
+    assert!(matches!(after_answer, Ok(AllocateOutcome::Allocated(_))));
+    // The single change and "s" bumped A once each; "r" left nothing,
+    // and the batch's second pass did not apply anything twice.
+    assert_eq!(store.list_version(&fill.list).await.unwrap(), Some(2));
+    let of_r = EntryQuery {
+        issuance_ref: Some(statuslist::domain::IssuanceRef::parse("r").unwrap()),
+        ..everything("batch", t)
+    };
+    let listed = store.list_entries(&of_r).await.unwrap();
+    assert_eq!(listed.total, 2);
+    assert!(
+        listed
+            .items
+            .iter()
+            .all(|i| i.status == Status::Valid && i.updated_at == NOW)
+    );
+    let changed = EntryQuery {
+        statuses: StatusSet::of(&[Status::Invalid, Status::Suspended]),
+        ..everything("batch", t)
+    };
+    let listed = store.list_entries(&changed).await.unwrap();
+    let mut got: Vec<(u64, Status)> = listed.items.iter().map(|i| (i.idx, i.status)).collect();
+    got.sort_unstable_by_key(|(idx, _)| *idx);
+    let mut want = vec![
+        (fill.indexes[0], Status::Invalid),
+        (s.indexes[0], Status::Suspended),
+    ];
+    want.sort_unstable_by_key(|(idx, _)| *idx);
+    assert_eq!(got, want);
+    // Nothing was recorded for "r": its retry meets the damage again, and
+    // its entry in A changes now.
+    assert!(matches!(
+        store.set_status_by_ref(&by_r).await,
+        Err(StoreError::Damaged { list, .. }) if list == b
+    ));
+    assert_eq!(
+        set(
+            &store,
+            &who,
+            fill.list,
+            r.indexes[0],
+            Status::Invalid,
+            NOW + 3
+        )
+        .await,
+        Ok(SetStatusOutcome::Done { at: NOW + 3 })
+    );
 }

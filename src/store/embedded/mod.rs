@@ -1,34 +1,54 @@
 //! The embedded adapter: the whole store in one redb file, for a single
 //! process (the default for `cargo run` and for one node).
 //!
-//! Writes (`allocate`, `set_status`) run on one dedicated writer thread fed
-//! by a queue (`writer.rs`), which applies everything queued, in order, in
-//! one redb write transaction and commits it once (group commit: one fsync
+//! Writes (`allocate`, `set_status`, `set_status_by_ref`, `claim_jti`) run
+//! on one dedicated writer thread fed by a queue (`writer.rs`), which
+//! applies everything queued, in order, in one redb write transaction and commits it once (group commit: one fsync
 //! for the batch) before it answers anyone. Each operation is still atomic
 //! and serialised, with the answer it would have had alone: it sees the
 //! operations queued before it, and one that fails leaves nothing behind.
-//! Reads run in a read transaction each on tokio's blocking pool (readers
-//! never wait for the writer). Both run inside the caller's tracing span.
+//! Reads (`read_list`, `list_version`, `list_entries`, `health`) run in a
+//! read transaction each on tokio's blocking pool (readers never wait for
+//! the writer). Both run inside the caller's tracing span.
 //!
-//! Tables (all keys carry the client where a lookup starts from it):
+//! Tables (all keys carry the client where a lookup starts from it; a
+//! *space* is a client's entries of one format, numbered by `seq` in
+//! allocation order, see `entries.rs`):
 //!
 //! | table | key | value |
 //! | --- | --- | --- |
 //! | `meta` | `"schema"` | file layout version (and `"recoveries"`, see below) |
-//! | `lists` | list id | `ListRecord` (owner, format, bits, capacity, counter, version, key, …) |
+//! | `lists` | list id | `ListRecord` (owner, format, bits, capacity, counter, version, key, first seq `base` or none, …) |
 //! | `list_bytes` | list id | the packed entries, exactly `StatusList`'s raw bytes |
 //! | `status_times` | (list id, idx) | (status, unix time) of the last change of that entry |
 //! | `current_list` | (client, format) | the list new allocations go to |
-//! | `idempotency` | (client, jti) | `IdemRecord`: digest, expiry, and the answer (an allocation or a change outcome) |
+//! | `idempotency` | (client, jti) | `IdemRecord`: digest, expiry, and the answer (an allocation, a change outcome, a change by ref's report, or a claim) |
+//! | `entry_spaces` | (client, format) | (next seq, last `createdAt`) |
+//! | `entry_log` | (client, format, first seq) | `LogRecord` of one allocation: count, `createdAt`, `statusExpiry`, ref |
+//! | `entry_lists` | (client, format, base seq) | the tracked list whose entries start there |
+//! | `entry_refs` | (client, format, ref, first seq) | `()`: the allocations bound to the ref |
+//! | `entry_changed` | (client, format, seq) | (status, `updatedAt`) of an entry that changed |
+//! | `entry_changed_by_time` | (client, format, `updatedAt`, seq) | status: the same, in listing order |
 //!
 //! The list bytes live apart from the list record so that an allocation,
-//! the hot path, rewrites a hundred bytes and not the whole list.
+//! the hot path, rewrites a hundred bytes and not the whole list. An
+//! allocation writes the list record, its idempotency record, one
+//! `entry_log` record and its space (and one `entry_refs` key with a ref);
+//! nothing per entry. A change writes the change index of its entry (lists
+//! opened before entries were tracked, "untracked", have none: their
+//! entries are not listed, and they are never allocated from again).
+//!
+//! The `entry_*` tables are created when missing, so a file written before
+//! them opens as it is (its lists untracked, its records still read): the
+//! layout version stays 1. The way back is not open: a build from before
+//! finds the records of lists opened since in a format it does not know,
+//! and refuses them as corrupt.
 //!
 //! Idempotency records older than the window are ignored when found (and
-//! replaced), and removed by a sweep that every 16th
-//! allocation runs over the next 64 records, round robin. No
-//! expiry index is kept: it would add a third B-tree write to every
-//! allocation, the hot path, to save a walk that is bounded anyway.
+//! replaced), and removed by a sweep that every 16th write adding a record
+//! (of any kind) runs over the next 64 records, round robin. No expiry index
+//! is kept: it would add another B-tree write to every allocation, the hot
+//! path, to save a walk that is bounded anyway.
 //!
 //! Durability: by default every commit is fsynced before the operations in
 //! it are answered ([`EmbeddedDurability::Immediate`]), so "acknowledged"
@@ -63,6 +83,7 @@
 //! redb locks the file: a second process (or a second store in this one)
 //! opening the same file gets [`StoreError::Unavailable`] naming the path.
 
+mod entries;
 pub mod faults;
 mod handle;
 mod records;
@@ -79,7 +100,7 @@ use redb::{
     DatabaseError, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction,
 };
 
-use crate::domain::{AllocatorKey, ClientId, ListId, Status, StatusList};
+use crate::domain::{Allocator, AllocatorKey, ClientId, ListId, Status, StatusList};
 
 use self::faults::FaultInjector;
 use self::handle::{Handle, Opener};
@@ -87,8 +108,9 @@ use self::records::{IdemRecord, ListRecord, Recorded, format_byte};
 use self::writer::{Job, Writer};
 use super::common::{self, AllocatorCache, DamagedLists, ReplayDecision, StatusDecision};
 use crate::ports::{
-    AllocateOutcome, AllocateRequest, Allocation, ListSnapshot, SetStatusOutcome, StatusChange,
-    Store, StoreError, StoreHealth, StoreSettings, UnixSeconds,
+    AllocateOutcome, AllocateRequest, Allocation, EntryPage, EntryQuery, JtiClaim, JtiClaimOutcome,
+    ListRun, ListSnapshot, RefChange, RefChangeOutcome, SetStatusOutcome, StatusChange, Store,
+    StoreError, StoreHealth, StoreSettings, UnixSeconds,
 };
 
 /// Where the embedded store lives when the configuration says nothing.
@@ -101,10 +123,11 @@ const SCHEMA: u64 = 1;
 /// still committed durably.
 const DURABLE_EVERY: u64 = 1024;
 
-/// Every this many allocations, one sweep of old idempotency records runs.
+/// Every this many writes that add an idempotency record (allocations,
+/// changes, changes by ref, claims), one sweep of old records runs.
 const SWEEP_EVERY: u64 = 16;
 /// How many records one sweep looks at. `SWEEP_BATCH / SWEEP_EVERY` = 4
-/// records visited per allocation, against the one each allocation adds, so
+/// records visited per write, against the one each write adds, so
 /// a full pass over the table takes a quarter of the allocations it holds
 /// and expired records are at most a third of it in steady state.
 const SWEEP_BATCH: usize = 64;
@@ -198,11 +221,11 @@ struct Inner {
     damaged: DamagedLists,
 }
 
-/// The sweep's position: allocations since the last sweep and the last key
-/// visited (`None`: start from the beginning).
+/// The sweep's position: record-adding writes since the last sweep and the
+/// last key visited (`None`: start from the beginning).
 #[derive(Default)]
 struct SweepCursor {
-    allocations: u64,
+    writes: u64,
     after: Option<(String, String)>,
 }
 
@@ -489,6 +512,9 @@ impl Inner {
             txn.open_table(STATUS_TIMES).map_err(db_err)?;
             txn.open_table(CURRENT).map_err(db_err)?;
             txn.open_table(IDEM).map_err(db_err)?;
+            // Missing in a file written before entries were tracked: created
+            // empty, which is what such a file holds (its lists untracked).
+            entries::create_tables(&txn)?;
         }
         txn.commit().map_err(db_err)
     }
@@ -524,36 +550,47 @@ impl Inner {
         }
     }
 
-    /// The allocation an issue record points at, recomputed with the list's
-    /// allocator.
+    /// The allocator of `list`, from the cache or built from its record.
+    fn allocator_of<T>(&self, lists: &T, list: &ListId) -> Result<Arc<Allocator>, StoreError>
+    where
+        T: ReadableTable<&'static str, &'static [u8]>,
+    {
+        if let Some(found) = self.allocators.get(list) {
+            return Ok(found);
+        }
+        let record = self.load_list(lists, list)?.ok_or_else(|| {
+            StoreError::Corrupt(format!("a stored record points at the missing list {list}"))
+        })?;
+        self.allocators
+            .get_or_build(&record.id, &record.key, record.capacity)
+    }
+
+    /// The allocation an issue record points at, recomputed with the lists'
+    /// allocators: `count` numbers from `first` in `list`, and the spill
+    /// into a new list (from its number 0) if there was one.
     fn allocation_of<T>(
         &self,
         lists: &T,
         list: ListId,
         format: crate::domain::ListFormat,
-        first: u64,
-        count: u32,
+        (first, count): (u64, u32),
+        next: Option<(ListId, u32)>,
     ) -> Result<Allocation, StoreError>
     where
         T: ReadableTable<&'static str, &'static [u8]>,
     {
-        let allocator = match self.allocators.get(&list) {
-            Some(a) => a,
-            None => {
-                let record = self.load_list(lists, &list)?.ok_or_else(|| {
-                    StoreError::Corrupt(format!(
-                        "an idempotency record points at the missing list {list}"
-                    ))
-                })?;
-                self.allocators
-                    .get_or_build(&record.id, &record.key, record.capacity)?
-            }
+        let next = match next {
+            Some((list, count)) => Some(ListRun {
+                list,
+                indexes: common::indexes(&*self.allocator_of(lists, &list)?, 0, count)?,
+            }),
+            None => None,
         };
         Ok(Allocation {
             list,
             format,
-            indexes: common::indexes(&allocator, first, count)?,
-            next: None,
+            indexes: common::indexes(&*self.allocator_of(lists, &list)?, first, count)?,
+            next,
         })
     }
 
@@ -587,7 +624,9 @@ impl Inner {
     }
 
     /// One allocation inside the batch's transaction `txn` (checked by
-    /// [`common::check_request`] before it was queued).
+    /// [`common::check_request`] before it was queued): the room left in the
+    /// space's current list, the rest from a new list, the issuance record
+    /// and the idempotency record, all in the one transaction.
     fn allocate(
         &self,
         txn: &WriteTransaction,
@@ -595,117 +634,163 @@ impl Inner {
     ) -> Result<AllocateOutcome, StoreError> {
         let client = req.client.as_str();
         let jti = req.jti.as_str();
-        let allocation = {
-            let mut idem = txn.open_table(IDEM).map_err(db_err)?;
-            let mut lists = txn.open_table(LISTS).map_err(db_err)?;
+        let mut idem = txn.open_table(IDEM).map_err(db_err)?;
+        let mut lists = txn.open_table(LISTS).map_err(db_err)?;
 
-            let existing = match idem.get((client, jti)).map_err(db_err)? {
-                Some(guard) => Some(IdemRecord::decode(guard.value())?),
-                None => None,
-            };
-            if let Some(rec) = existing {
-                match common::replay_decision(&rec.digest, rec.expires_at, &req.digest, req.now) {
-                    // Nothing written: the batch commits without it.
-                    ReplayDecision::Changed => return Ok(AllocateOutcome::Changed),
-                    ReplayDecision::Replay => {
-                        let Recorded::Issue {
-                            list,
-                            format,
-                            first,
-                            count,
-                        } = rec.answer
-                        else {
-                            // A change's record: the same digest cannot
-                            // belong to an issue.
-                            return Ok(AllocateOutcome::Changed);
-                        };
-                        return Ok(AllocateOutcome::Replayed(
-                            self.allocation_of(&lists, list, format, first, count)?,
-                        ));
-                    }
-                    // Replaced below by the new request's record.
-                    ReplayDecision::Expired => {}
+        let existing = match idem.get((client, jti)).map_err(db_err)? {
+            Some(guard) => Some(IdemRecord::decode(guard.value())?),
+            None => None,
+        };
+        if let Some(rec) = existing {
+            match common::replay_decision(&rec.digest, rec.expires_at, &req.digest, req.now) {
+                // Nothing written: the batch commits without it.
+                ReplayDecision::Changed => return Ok(AllocateOutcome::Changed),
+                ReplayDecision::Replay => {
+                    let Recorded::Issue {
+                        list,
+                        format,
+                        first,
+                        count,
+                        next,
+                    } = rec.answer
+                    else {
+                        // Another kind's record: the same digest cannot
+                        // belong to an issue.
+                        return Ok(AllocateOutcome::Changed);
+                    };
+                    return Ok(AllocateOutcome::Replayed(self.allocation_of(
+                        &lists,
+                        list,
+                        format,
+                        (first, count),
+                        next,
+                    )?));
                 }
+                // Replaced below by the new request's record.
+                ReplayDecision::Expired => {}
             }
-            self.sweep(&mut idem, req.now)?;
+        }
+        self.sweep(&mut idem, req.now)?;
 
-            let mut current = txn.open_table(CURRENT).map_err(db_err)?;
-            let mut bytes = txn.open_table(LIST_BYTES).map_err(db_err)?;
-            let fmt = format_byte(req.format);
-            let current_id = match current.get((client, fmt)).map_err(db_err)? {
-                Some(guard) => Some(ListId::parse(guard.value()).map_err(|_| corrupt_id("list"))?),
-                None => None,
-            };
-            let mut list = match current_id {
-                Some(id) => Some(self.load_list(&lists, &id)?.ok_or_else(|| {
+        let mut current = txn.open_table(CURRENT).map_err(db_err)?;
+        let mut bytes = txn.open_table(LIST_BYTES).map_err(db_err)?;
+        let mut spaces = txn.open_table(entries::SPACES).map_err(db_err)?;
+        let fmt = format_byte(req.format);
+        let space = spaces
+            .get((client, fmt))
+            .map_err(db_err)?
+            .map(|g| g.value());
+        let (next_seq, last_created) = space.unwrap_or((0, 0));
+        let current_id = match current.get((client, fmt)).map_err(db_err)? {
+            Some(guard) => Some(ListId::parse(guard.value()).map_err(|_| corrupt_id("list"))?),
+            None => None,
+        };
+        // Only a tracked list is allocated from: an untracked one (opened
+        // before entries were tracked) keeps what it has, and the request
+        // goes to a new list.
+        let mut open = match current_id {
+            Some(id) => {
+                let list = self.load_list(&lists, &id)?.ok_or_else(|| {
                     StoreError::Corrupt(format!("the current list {id} is missing"))
-                })?),
-                None => None,
-            };
-            let count = u64::from(req.count);
-            let fits = list
-                .as_ref()
-                .is_some_and(|l| l.counter.saturating_add(count) <= l.capacity);
-            if !fits {
-                let fresh = self.new_list(&lists, &req.client, req)?;
-                let zeros = StatusList::new(req.format.layout(), fresh.bits, fresh.capacity)
-                    .map_err(|e| StoreError::Invalid(e.to_string()))?
-                    .into_bytes();
-                bytes
-                    .insert(fresh.id.as_str(), zeros.as_slice())
-                    .map_err(db_err)?;
-                current
-                    .insert((client, fmt), fresh.id.as_str())
-                    .map_err(db_err)?;
-                tracing::info!(list = %fresh.id, client, format = %req.format, "opened a new list");
-                list = Some(fresh);
+                })?;
+                list.base.is_some().then_some(list)
             }
-            let Some(mut list) = list else {
-                return Err(StoreError::Backend("no list to allocate from".into()));
-            };
+            None => None,
+        };
+        if let Some(list) = &open
+            && list.base.map(|b| b.saturating_add(list.counter)) != Some(next_seq)
+        {
+            return Err(StoreError::Corrupt(format!(
+                "the current list {} does not end where its client's entries do ({next_seq})",
+                list.id
+            )));
+        }
+        let count = u64::from(req.count);
+        let room = open
+            .as_ref()
+            .map_or(0, |l| l.capacity.saturating_sub(l.counter));
+        let here = count.min(room);
+        let rest = count - here;
+        // The runs of the allocation: (list, first allocation number, count).
+        let mut runs: Vec<(ListId, u64, u32)> = Vec::with_capacity(2);
+        if here > 0
+            && let Some(mut list) = open.take()
+        {
             // Issuing into a list that cannot be published would hand out
             // an index no verifier can check.
             self.check_bytes(&bytes, &list)?;
             let first = list.counter;
-            list.counter = first.saturating_add(count);
+            list.counter = first.saturating_add(here);
             list.retire_after = list.retire_after.max(req.status_expiry);
             lists
                 .insert(list.id.as_str(), list.encode().as_slice())
                 .map_err(db_err)?;
-
-            let allocator = self
-                .allocators
-                .get_or_build(&list.id, &list.key, list.capacity)?;
-            let indexes = common::indexes(&allocator, first, req.count)?;
-            let rec = IdemRecord {
-                digest: req.digest,
-                expires_at: req.keep_until,
-                answer: Recorded::Issue {
-                    list: list.id,
-                    format: req.format,
-                    first,
-                    count: req.count,
-                },
-            };
-            idem.insert((client, jti), rec.encode().as_slice())
+            runs.push((list.id, first, u32::try_from(here).unwrap_or(u32::MAX)));
+        }
+        if rest > 0 {
+            let base = next_seq.saturating_add(here);
+            let mut fresh = self.new_list(&lists, &req.client, req, base)?;
+            fresh.counter = rest;
+            let zeros = StatusList::new(req.format.layout(), fresh.bits, fresh.capacity)
+                .map_err(|e| StoreError::Invalid(e.to_string()))?
+                .into_bytes();
+            bytes
+                .insert(fresh.id.as_str(), zeros.as_slice())
                 .map_err(db_err)?;
-            Allocation {
-                list: list.id,
-                format: req.format,
-                indexes,
-                next: None,
-            }
+            lists
+                .insert(fresh.id.as_str(), fresh.encode().as_slice())
+                .map_err(db_err)?;
+            current
+                .insert((client, fmt), fresh.id.as_str())
+                .map_err(db_err)?;
+            txn.open_table(entries::LISTS_BY_SEQ)
+                .map_err(db_err)?
+                .insert((client, fmt, base), fresh.id.as_str())
+                .map_err(db_err)?;
+            tracing::info!(list = %fresh.id, client, format = %req.format, "opened a new list");
+            runs.push((fresh.id, 0, u32::try_from(rest).unwrap_or(u32::MAX)));
+        }
+        let Some(&(list, first, count_here)) = runs.first() else {
+            return Err(StoreError::Backend("no list to allocate from".into()));
         };
-        Ok(AllocateOutcome::Allocated(allocation))
+        let next = runs.get(1).map(|&(list, _, count)| (list, count));
+
+        let created = req.now.max(last_created);
+        entries::record_issuance(txn, (client, fmt), next_seq, req, created)?;
+        spaces
+            .insert((client, fmt), (next_seq.saturating_add(count), created))
+            .map_err(db_err)?;
+
+        let rec = IdemRecord {
+            digest: req.digest,
+            expires_at: req.keep_until,
+            answer: Recorded::Issue {
+                list,
+                format: req.format,
+                first,
+                count: count_here,
+                next,
+            },
+        };
+        idem.insert((client, jti), rec.encode().as_slice())
+            .map_err(db_err)?;
+        Ok(AllocateOutcome::Allocated(self.allocation_of(
+            &lists,
+            list,
+            req.format,
+            (first, count_here),
+            next,
+        )?))
     }
 
     /// A fresh, empty list record for the request's client and format, under
-    /// an id no list has.
+    /// an id no list has, whose first entry is the space's entry `base`.
     fn new_list<T>(
         &self,
         lists: &T,
         client: &ClientId,
         req: &AllocateRequest,
+        base: u64,
     ) -> Result<ListRecord, StoreError>
     where
         T: ReadableTable<&'static str, &'static [u8]>,
@@ -726,6 +811,7 @@ impl Inner {
                     retire_after: req.status_expiry,
                     version: 0,
                     key: AllocatorKey::random(),
+                    base: Some(base),
                 });
             }
         }
@@ -734,15 +820,16 @@ impl Inner {
 
     /// Every [`SWEEP_EVERY`]-th call, removes the expired records among the
     /// next [`SWEEP_BATCH`] of the idempotency table (round robin). Bounded,
-    /// so an allocation never pays for a full scan.
+    /// so a write never pays for a full scan. Called by every write that
+    /// adds a record, before it adds it.
     fn sweep(
         &self,
         idem: &mut Table<(&str, &str), &[u8]>,
         now: UnixSeconds,
     ) -> Result<(), StoreError> {
         let mut cursor = self.sweep.lock().unwrap_or_else(|e| e.into_inner());
-        cursor.allocations = cursor.allocations.wrapping_add(1);
-        if !cursor.allocations.is_multiple_of(SWEEP_EVERY) {
+        cursor.writes = cursor.writes.wrapping_add(1);
+        if !cursor.writes.is_multiple_of(SWEEP_EVERY) {
             return Ok(());
         }
         let mut visited = 0;
@@ -809,9 +896,11 @@ impl Inner {
                             Recorded::Change { done: false, at } => {
                                 SetStatusOutcome::Already { at }
                             }
-                            // An issue's record: the same digest cannot
-                            // belong to a change.
-                            Recorded::Issue { .. } => SetStatusOutcome::Changed,
+                            // Another kind's record: the same digest
+                            // cannot belong to a change.
+                            Recorded::Issue { .. }
+                            | Recorded::RefChange { .. }
+                            | Recorded::Claim => SetStatusOutcome::Changed,
                         });
                     }
                     ReplayDecision::Expired => {}
@@ -865,6 +954,17 @@ impl Inner {
                         times
                             .insert((id.as_str(), idx), (value, change.now))
                             .map_err(db_err)?;
+                        if let Some(base) = list.base {
+                            let n = allocator
+                                .invert(idx)
+                                .map_err(|e| StoreError::Corrupt(format!("list {id}: {e}")))?;
+                            entries::ChangeIndex::open(txn)?.record(
+                                (list.client.as_str(), format_byte(list.format)),
+                                base.saturating_add(n),
+                                value,
+                                change.now,
+                            )?;
+                        }
                         list.version = list.version.saturating_add(1);
                         lists
                             .insert(id.as_str(), list.encode().as_slice())
@@ -881,6 +981,7 @@ impl Inner {
                 // Refusals are not recorded and change nothing.
                 refused => return Ok(refused),
             };
+            self.sweep(&mut idem, change.now)?;
             let rec = IdemRecord {
                 digest: change.digest,
                 expires_at: change.keep_until,
@@ -934,28 +1035,30 @@ impl Inner {
 }
 
 impl Store for EmbeddedStore {
-    // SCAFFOLD(issue 14): replaced by the adapter's implementation.
-    async fn set_status_by_ref(
-        &self,
-        _change: &crate::ports::RefChange,
-    ) -> Result<crate::ports::RefChangeOutcome, StoreError> {
-        Err(StoreError::Backend("SCAFFOLD: set_status_by_ref".into()))
+    #[tracing::instrument(level = "debug", name = "store.set_status_by_ref", skip_all, fields(client = %change.client, format = %change.format, status = %change.status))]
+    async fn set_status_by_ref(&self, change: &RefChange) -> Result<RefChangeOutcome, StoreError> {
+        common::check_ref_change(change)?;
+        let change = change.clone();
+        self.write("store.set_status_by_ref", move |inner, txn| {
+            inner.set_status_by_ref(txn, &change)
+        })
+        .await
     }
 
-    // SCAFFOLD(issue 14): replaced by the adapter's implementation.
-    async fn claim_jti(
-        &self,
-        _claim: &crate::ports::JtiClaim,
-    ) -> Result<crate::ports::JtiClaimOutcome, StoreError> {
-        Err(StoreError::Backend("SCAFFOLD: claim_jti".into()))
+    #[tracing::instrument(level = "debug", name = "store.claim_jti", skip_all, fields(client = %claim.client))]
+    async fn claim_jti(&self, claim: &JtiClaim) -> Result<JtiClaimOutcome, StoreError> {
+        common::check_claim(claim)?;
+        let claim = claim.clone();
+        self.write("store.claim_jti", move |inner, txn| {
+            inner.claim_jti(txn, &claim)
+        })
+        .await
     }
 
-    // SCAFFOLD(issue 14): replaced by the adapter's implementation.
-    async fn list_entries(
-        &self,
-        _query: &crate::ports::EntryQuery,
-    ) -> Result<crate::ports::EntryPage, StoreError> {
-        Err(StoreError::Backend("SCAFFOLD: list_entries".into()))
+    #[tracing::instrument(level = "debug", name = "store.list_entries", skip_all, fields(client = %query.client, format = %query.format, offset = query.offset))]
+    async fn list_entries(&self, query: &EntryQuery) -> Result<EntryPage, StoreError> {
+        let query = query.clone();
+        self.blocking(move |inner| inner.list_entries(&query)).await
     }
 
     #[tracing::instrument(level = "debug", name = "store.allocate", skip_all, fields(client = %req.client, format = %req.format, count = req.count))]
@@ -1021,6 +1124,9 @@ mod tests {
 
     use super::*;
     use crate::domain::{Jti, ListFormat};
+    use std::collections::HashSet;
+
+    use crate::ports::{JtiClaim, RefChange, StatusChange};
 
     fn settings() -> StoreSettings {
         StoreSettings {
@@ -1077,6 +1183,116 @@ mod tests {
         // A swept jti is new again: a fresh allocation, not a replay.
         let again = store.allocate(&req("old-0", 201)).await.unwrap();
         assert!(matches!(again, AllocateOutcome::Allocated(_)));
+    }
+
+    /// The records of every kind that live past their request (changes,
+    /// changes by ref, claims, not only issues) are swept, and every kind
+    /// of write that adds a record drives the sweep: here, claims alone.
+    #[tokio::test]
+    async fn records_of_every_kind_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open_with(
+            dir.path().join("k.redb"),
+            settings(),
+            EmbeddedDurability::None,
+        )
+        .unwrap();
+        let c = ClientId::parse("c").unwrap();
+        let r = crate::domain::IssuanceRef::parse("batch").unwrap();
+        let issue = AllocateRequest {
+            count: 2,
+            issuance_ref: Some(r.clone()),
+            ..req("issue", 0)
+        };
+        let AllocateOutcome::Allocated(a) = store.allocate(&issue).await.unwrap() else {
+            panic!("not allocated");
+        };
+        let change = StatusChange {
+            client: c.clone(),
+            list: a.list,
+            idx: a.indexes[0],
+            status: Status::Suspended,
+            jti: Jti::from_name("change"),
+            digest: [2; 32],
+            now: 0,
+            keep_until: 100,
+        };
+        assert_eq!(
+            store.set_status(&change).await.unwrap(),
+            SetStatusOutcome::Done { at: 0 }
+        );
+        let by_ref = RefChange {
+            client: c.clone(),
+            format: ListFormat::Token,
+            issuance_ref: r,
+            status: Status::Invalid,
+            jti: Jti::from_name("by-ref"),
+            digest: [3; 32],
+            now: 0,
+            keep_until: 100,
+        };
+        assert!(matches!(
+            store.set_status_by_ref(&by_ref).await.unwrap(),
+            RefChangeOutcome::Done(_)
+        ));
+        let claim = |jti: &str, now| JtiClaim {
+            client: c.clone(),
+            jti: Jti::from_name(jti),
+            digest: [4; 32],
+            now,
+            keep_until: now + 100,
+        };
+        assert_eq!(
+            store.claim_jti(&claim("claim", 0)).await.unwrap(),
+            JtiClaimOutcome::Fresh
+        );
+        let kinds = |now: UnixSeconds| {
+            let txn = store.inner.db().unwrap().begin_read().unwrap();
+            let idem = txn.open_table(IDEM).unwrap();
+            let mut old = Vec::new();
+            for entry in idem.iter().unwrap() {
+                let rec = IdemRecord::decode(entry.unwrap().1.value()).unwrap();
+                if rec.expires_at <= now {
+                    old.push(std::mem::discriminant(&rec.answer));
+                }
+            }
+            old
+        };
+        let d = std::mem::discriminant;
+        let every_kind: HashSet<_> = [
+            d(&Recorded::Claim),
+            d(&Recorded::Change {
+                done: true,
+                at: None,
+            }),
+            d(&Recorded::RefChange {
+                at: 0,
+                changed: 0,
+                skipped: 0,
+                already: 0,
+            }),
+            d(&Recorded::Issue {
+                list: a.list,
+                format: ListFormat::Token,
+                first: 0,
+                count: 0,
+                next: None,
+            }),
+        ]
+        .into();
+        let old = kinds(100);
+        assert_eq!(old.len(), 4, "one record of each kind, all over at t=100");
+        assert_eq!(old.into_iter().collect::<HashSet<_>>(), every_kind);
+        let mut after = 0;
+        while !kinds(200).is_empty() {
+            after += 1;
+            assert!(after <= SWEEP_EVERY, "no sweep ran");
+            store
+                .claim_jti(&claim(&format!("new-{after}"), 200))
+                .await
+                .unwrap();
+        }
+        assert_eq!(count(&store, IDEM), after, "only the new claims are left");
     }
 
     /// Group commit re-runs a batch without an operation that failed on its
