@@ -31,6 +31,9 @@ pub(super) struct ListFacts {
     pub chunk_bytes: usize,
     /// The list's index permutation, expanded from its key once.
     pub allocator: Allocator,
+    /// The seq of its first entry in its entry space; `None` for a list
+    /// opened before entry spaces (its changes update no listing index).
+    pub base: Option<u64>,
 }
 
 impl ListFacts {
@@ -60,6 +63,7 @@ impl ListFacts {
                 .unwrap_or(byte_len)
                 .clamp(1, byte_len.max(1)),
             allocator,
+            base: stored.base,
         })
     }
 
@@ -138,6 +142,7 @@ mod tests {
             capacity,
             key: AllocatorKey::from_bytes([2; 32]),
             chunk_bytes: None,
+            base: None,
         }
     }
 

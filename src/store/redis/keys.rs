@@ -11,11 +11,22 @@
 //! | `P{c}:r` | hash | the client's record table: level `L` and split pointer `s` (absent: one shard) |
 //! | `P{c}:r:<n>` | hash, TTL = its latest record's end | shard `n` of the idempotency records: 16-byte jti → binary record (see `records.lua`) |
 //! | `P{c}:j:<jti>` | string | an idempotency record of an earlier version, read until it expires, never written |
-//! | `P{c}:l:<id>` | hash | owner, format, bits, capacity, counter `n`, allocator key, created, retire-after, version `v`, bytes per chunk `cs` |
+//! | `P{c}:l:<id>` | hash | owner, format, bits, capacity, counter `n`, allocator key, created, retire-after, version `v`, bytes per chunk `cs`, base seq `e` (absent: opened before entry spaces) |
 //! | `P{c}:l:<id>:b`, `…:b1` | string | the packed entries, in the list's own bit order, cut every `cs` bytes (see `layout`) |
 //! | `P{c}:l:<id>:c` | hash | change times: index bucket → sorted (offset, time) records (see `layout`) |
 //! | `P{c}:l:<id>:t` | hash | index → time, written by earlier versions, read as a fallback, never written |
+//! | `P{c}:e:<format>:s` | hash | the client's entry space of that format: next seq `n`, latest created time `t` |
+//! | `P{c}:e:<format>:g` | string | its issuance log: 16-byte records (first seq, count, created, status expiry) |
+//! | `P{c}:e:<format>:l` | string | its list registry: 12-byte records (base seq, list id) |
+//! | `P{c}:e:<format>:rg` | string | its ref bindings: 12-byte records (log record, ref text, previous binding of the ref) |
+//! | `P{c}:e:<format>:rb` | string | its ref texts (length byte, text) |
+//! | `P{c}:e:<format>:rf` | hash | ref text → its text offset and last binding |
+//! | `P{c}:e:<format>:x` | zset | its changed entries, by seq |
+//! | `P{c}:e:<format>:z1` … `z7` | zset | its changed entries whose status is in the mask (1 VALID, 2 INVALID, 4 SUSPENDED), by change time |
 //! | `Plist:<id>` | string | the owning client of a list id |
+//!
+//! An entry space numbers a client's entries of one format in allocation
+//! order (their seq); its record formats are described in `space.lua`.
 //!
 //! The last key is the one that needs no client: `read_list`, `list_version`
 //! and `set_status` arrive with a list id only.
@@ -26,9 +37,10 @@
 //!
 //! `allocate.lua` cannot be handed the keys of a list it has not chosen yet,
 //! so it derives `P{c}:l:<id>` and its chunks from the client prefix with the
-//! same [`LIST`] and [`BYTES`] parts, and both scripts derive a record shard
-//! from the client prefix and [`RECORDS`]; a unit test holds the scripts to
-//! them.
+//! same [`LIST`] and [`BYTES`] parts, and every script derives a record shard
+//! from the client prefix and [`RECORDS`]. The scripts are handed an entry
+//! space's prefix ([`SpaceKeys::prefix`]) and derive its keys with the parts
+//! of [`SPACE_PARTS`]. A unit test holds the scripts to them.
 
 use crate::domain::{ClientId, Jti, ListFormat, ListId};
 use crate::ports::StoreError;
@@ -45,6 +57,12 @@ pub(super) const LEGACY_TIMES: &str = ":t";
 /// After a client prefix: the record table (its state; a shard key adds
 /// `:<n>`).
 pub(super) const RECORDS: &str = "r";
+/// After a client prefix: an entry space (the format's name and `:`
+/// follow).
+pub(super) const SPACE: &str = "e:";
+/// After an entry space's prefix: its parts, as the scripts name them
+/// (`z` is followed by a status mask, 1 to 7).
+pub(super) const SPACE_PARTS: [&str; 8] = ["s", "g", "l", "rg", "rb", "rf", "x", "z"];
 
 /// The key names of one deployment: every key starts with its prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,6 +158,38 @@ impl ClientKeys {
     pub(super) fn meta(&self, list: &ListId) -> String {
         format!("{}{LIST}{}", self.0, list)
     }
+
+    /// The client's entry space of `format`.
+    pub(super) fn space(&self, format: ListFormat) -> SpaceKeys {
+        SpaceKeys(format!("{}{SPACE}{}:", self.0, format.name()))
+    }
+}
+
+/// The keys of one entry space (a client's entries of one format), all
+/// under its prefix `P{c}:e:<format>:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct SpaceKeys(String);
+
+impl SpaceKeys {
+    /// The prefix the scripts derive the space's keys from.
+    pub(super) fn prefix(&self) -> &str {
+        &self.0
+    }
+
+    /// The space's state (next seq, latest created time).
+    pub(super) fn state(&self) -> String {
+        format!("{}{}", self.0, SPACE_PARTS[0])
+    }
+
+    /// Every key of the space, the seven status zsets included.
+    pub(super) fn all(&self) -> Vec<String> {
+        let (zsets, plain) = SPACE_PARTS.split_last().unwrap_or((&"z", &[]));
+        plain
+            .iter()
+            .map(|part| format!("{}{part}", self.0))
+            .chain((1..=7).map(|mask| format!("{}{zsets}{mask}", self.0)))
+            .collect()
+    }
 }
 
 /// Chunk `k` of the packed entries of the list whose metadata key is
@@ -196,6 +246,16 @@ mod tests {
         assert_eq!(ck.records(), "p:{acme}:r");
         assert_eq!(ck.record_shard(7), "p:{acme}:r:7");
         assert_eq!(ck.current(ListFormat::Token), "p:{acme}:cur:token");
+        let space = ck.space(ListFormat::Bitstring);
+        assert_eq!(space.prefix(), "p:{acme}:e:bitstring:");
+        assert_eq!(space.state(), "p:{acme}:e:bitstring:s");
+        assert_eq!(
+            space.all(),
+            [
+                "s", "g", "l", "rg", "rb", "rf", "x", "z1", "z2", "z3", "z4", "z5", "z6", "z7"
+            ]
+            .map(|p| format!("p:{{acme}}:e:bitstring:{p}"))
+        );
         assert_eq!(names.changes(), "p:changes");
         assert_eq!(
             names.list(&c, &list, 2),
@@ -240,5 +300,16 @@ mod tests {
             prelude.contains(&format!("prefix .. '{RECORDS}'")),
             "{RECORDS}"
         );
+        // Every part of an entry space, as `space .. '<part>'`, in the
+        // space prelude or the scripts.
+        let lua = [
+            include_str!("space.lua"),
+            include_str!("allocate.lua"),
+            include_str!("list.lua"),
+        ]
+        .concat();
+        for part in SPACE_PARTS {
+            assert!(lua.contains(&format!("space .. '{part}'")), "{part}");
+        }
     }
 }

@@ -8,9 +8,13 @@
 //! - [`keys`]: every key name (the table of keys is there);
 //! - [`layout`]: how a list's bytes are cut into chunks and its change times
 //!   into buckets, to fit Redis's allocator and compact encodings;
-//! - [`scripts`]: the Lua scripts (`allocate.lua`, `set_status.lua`, and the
-//!   prelude both start with, `records.lua`: the idempotency record table
-//!   and the chunk checks, next to this file) and their named arguments;
+//! - [`scripts`]: the Lua scripts, next to this file, and their named
+//!   arguments: `allocate.lua`, `set_status.lua`, `claim.lua` (single-use
+//!   jtis), `ref_read.lua` and `ref_change.lua` (changes by ref), `list.lua`
+//!   (the entry listing), the prelude they all start with, `records.lua`
+//!   (the idempotency record table, the chunk checks, change times), and
+//!   the one all but `claim.lua` continue with, `space.lua` (entry spaces:
+//!   the issuance log, the list registry, refs, the change indexes);
 //! - [`replies`]: the scripts' answers and the metadata fields, decoded into
 //!   typed values;
 //! - [`facts`]: the per-process cache of lists' immutable facts;
@@ -25,6 +29,27 @@
 //! arrive with nothing else), and the `NX` makes list ids unique across all
 //! clients. Because the owner of a list never changes, its immutable facts
 //! are cached after the first lookup, so the hot paths are one round trip.
+//!
+//! # Entry spaces
+//!
+//! A client's entries of one format are numbered in allocation order (their
+//! seq) in an entry space (keys in [`keys`], record formats in `space.lua`):
+//! each allocation appends an issuance record (seq range, created time,
+//! status expiry) and, with a ref, a binding of the ref; each list knows its
+//! first seq (`e`), so an entry's seq is that plus its allocation number;
+//! each applied change records the entry in the change indexes (`x`, and
+//! `z1`..`z7` by status mask). The listing (`list.lua`) runs
+//! `domain::entries::cut` server-side over the entries that never changed
+//! (issued minus changed, by binary search) and the changed ones (rank
+//! ranges of a zset), so a page at any depth costs O(log) Redis work. Lists
+//! opened before entry spaces have no `e`: they are never allocated from
+//! again, and their entries are not listed.
+//!
+//! A change by ref is two calls: `ref_read.lua` reads the ref's entries as
+//! runs of allocation numbers and the ref's stamp; the adapter turns them
+//! into positions (the index permutation runs in Rust); `ref_change.lua`
+//! applies them all unless the ref bound more entries since (then the
+//! adapter reads again, a bounded number of times).
 //!
 //! # Atomicity
 //!
@@ -75,14 +100,19 @@ use self::connection::Connection;
 use self::facts::{FactsCache, ListFacts};
 use self::keys::KeyNames;
 use self::replies::{
-    AllocateBatch, AllocateReply, Found, Grant, ListState, SetStatusReply, StoredFacts,
+    AllocateBatch, AllocateReply, ClaimReply, EntriesReply, Found, Grant, Grants, ListState,
+    RefChangeReply, RefCounts, RefReadReply, Run, SetStatusReply, StoredFacts,
 };
-use self::scripts::{AllocateArgs, AllocateItem, Scripts, SetStatusArgs};
+use self::scripts::{
+    AllocateArgs, AllocateItem, ClaimArgs, ListEntriesArgs, RefChangeArgs, RefChangeList,
+    RefReadArgs, Scripts, SetStatusArgs,
+};
 use super::common::{self, DamagedLists};
 use crate::domain::{AllocatorKey, ClientId, ListFormat, ListId};
 use crate::ports::{
-    AllocateOutcome, AllocateRequest, Allocation, ListMeta, ListSnapshot, SetStatusOutcome,
-    StatusChange, Store, StoreError, StoreHealth, StoreSettings,
+    AllocateOutcome, AllocateRequest, Allocation, EntryItem, EntryPage, EntryQuery, JtiClaim,
+    JtiClaimOutcome, ListMeta, ListRun, ListSnapshot, RefChange, RefChangeOutcome, RefChangeReport,
+    SetStatusOutcome, StatusChange, Store, StoreError, StoreHealth, StoreSettings, UnixSeconds,
 };
 
 /// How many fresh list ids an allocation tries before giving up. A collision
@@ -92,6 +122,10 @@ const OPEN_ATTEMPTS: usize = 8;
 
 /// At most this many `/issue` requests go in one allocation call.
 const MAX_BATCH: usize = 64;
+
+/// How many times a change by ref reads its ref again when concurrent
+/// issues keep binding entries to it between the read and the change.
+const REF_ATTEMPTS: usize = 16;
 
 /// Allocation requests are batched per calling thread, client and format.
 type BatchKey = (std::thread::ThreadId, ClientId, ListFormat);
@@ -218,6 +252,13 @@ impl RedisStore {
             .collect())
     }
 
+    /// The keys of `client`'s entry space of `format` (its issuance log,
+    /// list registry, refs and change indexes), for tools and tests that
+    /// inspect Redis directly (e.g. `MEMORY USAGE`).
+    pub fn entry_space_keys(&self, client: &ClientId, format: ListFormat) -> Vec<String> {
+        self.keys.client(client).space(format).all()
+    }
+
     /// The list's immutable facts: from memory, or from Redis (owner entry,
     /// then metadata) on first use. `None` when there is no such list.
     async fn list_facts(&self, list: &ListId) -> Result<Option<Arc<ListFacts>>, StoreError> {
@@ -267,10 +308,14 @@ impl RedisStore {
         Ok(bytes)
     }
 
-    /// The allocation an allocate script's grant stands for.
-    async fn allocation(&self, client: &ClientId, grant: Grant) -> Result<Allocation, StoreError> {
+    /// The facts of the list a grant names.
+    async fn grant_facts(
+        &self,
+        client: &ClientId,
+        grant: Grant,
+    ) -> Result<Arc<ListFacts>, StoreError> {
         let list = grant.list;
-        let facts = match (self.facts.get(&list), grant.facts) {
+        Ok(match (self.facts.get(&list), grant.facts) {
             (Some(facts), _) => facts,
             // The script left the facts out (it thought this process knew
             // the list): look them up.
@@ -281,13 +326,84 @@ impl RedisStore {
             (None, Some(stored)) => self
                 .facts
                 .remember(list, ListFacts::new(&list, client.clone(), stored)?),
+        })
+    }
+
+    /// The allocation an allocate script's grants stand for.
+    async fn allocation(
+        &self,
+        client: &ClientId,
+        grants: Grants,
+    ) -> Result<Allocation, StoreError> {
+        let (list, first, count) = (grants.first.list, grants.first.first, grants.first.count);
+        let facts = self.grant_facts(client, grants.first).await?;
+        let next = match grants.next {
+            None => None,
+            Some(grant) => {
+                let (list, first, count) = (grant.list, grant.first, grant.count);
+                let facts = self.grant_facts(client, grant).await?;
+                Some(ListRun {
+                    list,
+                    indexes: common::indexes(&facts.allocator, first, count)?,
+                })
+            }
         };
         Ok(Allocation {
             list,
             format: facts.format,
-            indexes: common::indexes(&facts.allocator, grant.first, grant.count)?,
-            next: None,
+            indexes: common::indexes(&facts.allocator, first, count)?,
+            next,
         })
+    }
+
+    /// The lists of a change by ref, with their entries (index, seq), from
+    /// the ref's runs (in allocation order, so a list's runs are adjacent).
+    async fn ref_change_lists(
+        &self,
+        client: &ClientId,
+        runs: &[Run],
+    ) -> Result<Vec<RefChangeList>, StoreError> {
+        let mut lists = Vec::new();
+        let mut at = 0;
+        while let Some(run) = runs.get(at) {
+            let list = run.list;
+            let same = runs[at..].iter().take_while(|r| r.list == list).count();
+            let Some(facts) = self.list_facts(&list).await? else {
+                return Err(self
+                    .damaged
+                    .report(list, "its metadata is missing".to_owned()));
+            };
+            let base = match facts.base {
+                Some(base) if facts.client == *client => base,
+                _ => {
+                    return Err(StoreError::Corrupt(format!(
+                        "list {list} is bound to a ref but not in its entry space"
+                    )));
+                }
+            };
+            let mut entries = Vec::new();
+            for r in &runs[at..at + same] {
+                for n in r.first..r.first.saturating_add(r.count) {
+                    let idx = facts
+                        .allocator
+                        .permute(n)
+                        .map_err(|e| StoreError::Corrupt(format!("list {list}: {e}")))?;
+                    entries.push((idx, base + n));
+                }
+            }
+            lists.push(RefChangeList::new(
+                list,
+                self.keys.list(client, &list, facts.chunks()),
+                facts.format,
+                facts.bits,
+                facts.capacity,
+                facts.byte_len,
+                facts.chunk_bytes,
+                &entries,
+            )?);
+            at += same;
+        }
+        Ok(lists)
     }
 
     /// Claims a fresh list id for `client` (`SET NX` on its owner entry), so
@@ -329,6 +445,7 @@ impl RedisStore {
         let (client, format) = (first.client.clone(), first.format);
         let client_keys = self.keys.client(&client);
         let current_key = client_keys.current(format);
+        let space = client_keys.space(format);
         let mut answers: Vec<Option<Answer>> = vec![None; reqs.len()];
         // Requests not answered yet, by position.
         let mut open: Vec<usize> = (0..reqs.len()).collect();
@@ -355,6 +472,7 @@ impl RedisStore {
                         keep_until: r.keep_until,
                         count: r.count,
                         status_expiry: r.status_expiry,
+                        issuance_ref: r.issuance_ref.as_ref(),
                     }
                 })
                 .collect();
@@ -370,6 +488,7 @@ impl RedisStore {
                 claimed: candidate.is_some(),
                 candidate: candidate.clone(),
                 known_list: known,
+                space: &space,
             };
             let reply = self
                 .conn
@@ -409,17 +528,19 @@ impl RedisStore {
             let mut need_list = false;
             for (&i, reply) in open.iter().zip(batch.replies) {
                 let answer = match reply {
-                    AllocateReply::Allocated(grant) => {
-                        let a = self.allocation(&client, grant).await;
-                        if let Ok(a) = &a
-                            && known != Some(a.list)
-                        {
-                            self.facts.set_last_list(current_key.clone(), a.list);
+                    AllocateReply::Allocated(grants) => {
+                        let a = self.allocation(&client, grants).await;
+                        if let Ok(a) = &a {
+                            // The list allocated from last is the current one.
+                            let last = a.next.as_ref().map_or(a.list, |r| r.list);
+                            if known != Some(last) {
+                                self.facts.set_last_list(current_key.clone(), last);
+                            }
                         }
                         a.map(AllocateOutcome::Allocated)
                     }
-                    AllocateReply::Replayed(grant) => self
-                        .allocation(&client, grant)
+                    AllocateReply::Replayed(grants) => self
+                        .allocation(&client, grants)
                         .await
                         .map(AllocateOutcome::Replayed),
                     AllocateReply::Changed => Ok(AllocateOutcome::Changed),
@@ -470,30 +591,6 @@ impl RedisStore {
 }
 
 impl Store for RedisStore {
-    // SCAFFOLD(issue 14): replaced by the adapter's implementation.
-    async fn set_status_by_ref(
-        &self,
-        _change: &crate::ports::RefChange,
-    ) -> Result<crate::ports::RefChangeOutcome, StoreError> {
-        Err(StoreError::Backend("SCAFFOLD: set_status_by_ref".into()))
-    }
-
-    // SCAFFOLD(issue 14): replaced by the adapter's implementation.
-    async fn claim_jti(
-        &self,
-        _claim: &crate::ports::JtiClaim,
-    ) -> Result<crate::ports::JtiClaimOutcome, StoreError> {
-        Err(StoreError::Backend("SCAFFOLD: claim_jti".into()))
-    }
-
-    // SCAFFOLD(issue 14): replaced by the adapter's implementation.
-    async fn list_entries(
-        &self,
-        _query: &crate::ports::EntryQuery,
-    ) -> Result<crate::ports::EntryPage, StoreError> {
-        Err(StoreError::Backend("SCAFFOLD: list_entries".into()))
-    }
-
     #[tracing::instrument(level = "debug", skip(self, req), fields(client = %req.client, count = req.count))]
     async fn allocate(&self, req: &AllocateRequest) -> Result<AllocateOutcome, StoreError> {
         common::check_request(req, &self.settings)?;
@@ -547,6 +644,9 @@ impl Store for RedisStore {
             keep_until: change.keep_until,
             list,
             channel: self.changes.as_deref(),
+            // The entry's seq: its list's first seq and its number there.
+            seq: facts.base.map(|base| base + n),
+            space: &client_keys.space(facts.format),
         };
         let raw: Vec<Value> = self.conn.invoke(&self.scripts.set_status(&args)).await?;
         Ok(match SetStatusReply::decode(list, &raw)? {
@@ -567,6 +667,153 @@ impl Store for RedisStore {
                     "the list's bytes are missing or of the wrong length".to_owned(),
                 ));
             }
+        })
+    }
+
+    #[tracing::instrument(level = "debug", skip(self, change), fields(client = %change.client))]
+    async fn set_status_by_ref(&self, change: &RefChange) -> Result<RefChangeOutcome, StoreError> {
+        check_keep(change.now, change.keep_until)?;
+        let client_keys = self.keys.client(&change.client);
+        let space = client_keys.space(change.format);
+        let legacy_record_key = client_keys.legacy_record(&change.jti);
+        for _ in 0..REF_ATTEMPTS {
+            let read = RefReadArgs {
+                client_keys: &client_keys,
+                space: &space,
+                issuance_ref: &change.issuance_ref,
+                jti: &change.jti,
+                legacy_record_key: &legacy_record_key,
+                digest: &change.digest,
+                now: change.now,
+            };
+            let raw: Vec<Value> = self.conn.invoke(&self.scripts.ref_read(&read)).await?;
+            let (stamp, runs) = match RefReadReply::decode(&raw)? {
+                RefReadReply::Changed => return Ok(RefChangeOutcome::Changed),
+                RefReadReply::NotFound => return Ok(RefChangeOutcome::NotFound),
+                RefReadReply::Replayed { runs, at, counts } => {
+                    return Ok(RefChangeOutcome::Done(ref_report(at, counts, &runs)));
+                }
+                RefReadReply::Runs { stamp, runs } => (stamp, runs),
+            };
+            let lists = self.ref_change_lists(&change.client, &runs).await?;
+            let args = RefChangeArgs {
+                client_keys: &client_keys,
+                space: &space,
+                issuance_ref: &change.issuance_ref,
+                jti: &change.jti,
+                legacy_record_key: &legacy_record_key,
+                digest: &change.digest,
+                now: change.now,
+                keep_until: change.keep_until,
+                stamp,
+                target: change.status,
+                channel: self.changes.as_deref(),
+                lists: &lists,
+            };
+            let raw: Vec<Value> = self.conn.invoke(&self.scripts.ref_change(&args)).await?;
+            return Ok(match RefChangeReply::decode(&raw)? {
+                RefChangeReply::Done(counts) => {
+                    RefChangeOutcome::Done(ref_report(change.now, counts, &runs))
+                }
+                // A duplicate of this request was applied in between.
+                RefChangeReply::Replayed { at, counts } => {
+                    RefChangeOutcome::Done(ref_report(at, counts, &runs))
+                }
+                RefChangeReply::Changed => RefChangeOutcome::Changed,
+                RefChangeReply::Damaged(list) => {
+                    return Err(self.damaged.report(
+                        list,
+                        "the list's bytes are missing or of the wrong length".to_owned(),
+                    ));
+                }
+                RefChangeReply::Stale => {
+                    tracing::debug!(
+                        issuance_ref = %change.issuance_ref,
+                        "the ref bound more entries while its change was prepared: reading it again"
+                    );
+                    continue;
+                }
+            });
+        }
+        Err(StoreError::Unavailable(format!(
+            "the ref kept binding new entries during {REF_ATTEMPTS} attempts to change it"
+        )))
+    }
+
+    #[tracing::instrument(level = "debug", skip(self, claim), fields(client = %claim.client))]
+    async fn claim_jti(&self, claim: &JtiClaim) -> Result<JtiClaimOutcome, StoreError> {
+        check_keep(claim.now, claim.keep_until)?;
+        let client_keys = self.keys.client(&claim.client);
+        let args = ClaimArgs {
+            client_keys: &client_keys,
+            jti: &claim.jti,
+            legacy_record_key: &client_keys.legacy_record(&claim.jti),
+            digest: &claim.digest,
+            now: claim.now,
+            keep_until: claim.keep_until,
+        };
+        let raw: Vec<Value> = self.conn.invoke(&self.scripts.claim(&args)).await?;
+        Ok(match ClaimReply::decode(&raw)? {
+            ClaimReply::Fresh => JtiClaimOutcome::Fresh,
+            ClaimReply::Used => JtiClaimOutcome::Used,
+        })
+    }
+
+    #[tracing::instrument(level = "debug", skip(self, query), fields(client = %query.client))]
+    async fn list_entries(&self, query: &EntryQuery) -> Result<EntryPage, StoreError> {
+        let none = EntryPage {
+            total: 0,
+            items: Vec::new(),
+        };
+        // A list filter: the list's place in the space (its base), when it
+        // is one of the space's lists at all.
+        let list = match &query.list {
+            None => None,
+            Some(list) => match self.list_facts(list).await? {
+                Some(f) if f.client == query.client && f.format == query.format => match f.base {
+                    Some(base) => Some((*list, base)),
+                    None => return Ok(none),
+                },
+                _ => return Ok(none),
+            },
+        };
+        let space = self.keys.client(&query.client).space(query.format);
+        let args = ListEntriesArgs {
+            space: &space,
+            mask: query.statuses.mask(),
+            issuance_ref: query.issuance_ref.as_ref(),
+            list,
+            since: query.updated_since,
+            until: query.updated_until,
+            order: query.order,
+            offset: query.offset,
+            limit: query.limit,
+        };
+        let raw: Vec<Value> = self.conn.invoke(&self.scripts.list(&args)).await?;
+        let reply = EntriesReply::decode(&raw)?;
+        let mut items = Vec::with_capacity(reply.items.len());
+        for e in reply.items {
+            let facts = self
+                .list_facts(&e.list)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt(format!("listed list {} vanished", e.list)))?;
+            let idx = facts
+                .allocator
+                .permute(e.n)
+                .map_err(|err| StoreError::Corrupt(format!("list {}: {err}", e.list)))?;
+            items.push(EntryItem {
+                list: e.list,
+                idx,
+                issuance_ref: e.issuance_ref,
+                status: e.status,
+                created_at: e.created_at,
+                updated_at: e.updated_at,
+                status_expiry: e.status_expiry,
+            });
+        }
+        Ok(EntryPage {
+            total: reply.total,
+            items,
         })
     }
 
@@ -653,5 +900,33 @@ impl Store for RedisStore {
             damaged: self.damaged.list(),
             warnings: self.conn.risky_settings().await,
         })
+    }
+}
+
+/// Checks that an idempotency record outlives its request.
+fn check_keep(now: UnixSeconds, keep_until: UnixSeconds) -> Result<(), StoreError> {
+    if keep_until <= now {
+        return Err(StoreError::Invalid(format!(
+            "an idempotency record must outlive its request (keep until {keep_until}, now {now})"
+        )));
+    }
+    Ok(())
+}
+
+/// The report of a change by ref: what it did, and every list of the ref
+/// in allocation order.
+fn ref_report(at: UnixSeconds, counts: RefCounts, runs: &[Run]) -> RefChangeReport {
+    let mut lists: Vec<ListId> = Vec::new();
+    for run in runs {
+        if !lists.contains(&run.list) {
+            lists.push(run.list);
+        }
+    }
+    RefChangeReport {
+        at,
+        changed: counts.changed,
+        skipped: counts.skipped,
+        already: counts.already,
+        lists,
     }
 }

@@ -1,7 +1,7 @@
--- Shared by allocate.lua and set_status.lua, which scripts.rs builds as
--- this prelude followed by their own text: the idempotency records of a
--- client, and the chunks of a list's bytes. Only functions and constants
--- here; neither KEYS nor ARGV is read.
+-- Shared by every script (scripts.rs builds each as this prelude, for most
+-- then space.lua, followed by its own text): the idempotency records of a
+-- client, the chunks of a list's bytes and a list's change times. Only
+-- functions and constants here; neither KEYS nor ARGV is read.
 --
 -- Records. A client's records live in a table of small hashes ("shards"):
 --   <client prefix>r       hash: L (level) and s (split pointer); absent: 0, 0
@@ -37,6 +37,12 @@
 --               number (u32), count (u32)
 --   'C' change: outcome ('d' done now, 'a' already had the status),
 --               time (u32; 0 = none)
+--   'S' issue:  first entry seq of its space (u48), count (u32): the runs
+--               (list, first allocation number, count) are rebuilt from the
+--               space's list registry (see space.lua); written by this
+--               version, 'I' records are still replayed
+--   'R' change by ref: time (u32), changed, skipped, already (u32 each)
+--   'L' claim:  nothing more (a single-use jti, `claim.lua`)
 -- Records of earlier versions (one string per jti, `j:<jti>`) are still
 -- read until they expire, and never written.
 
@@ -53,6 +59,9 @@ local REC_SCAN_MAX = 1024  -- a shard larger than this is never scanned (only
                            -- jtis a client chose to collide can make one)
 local ISSUE_RECORD = '>c1I4c8c6I4I4'  -- 27 bytes
 local CHANGE_RECORD = '>c1I4c8c1I4'   -- 18 bytes
+local SEQ_RECORD = '>c1I4c8I6I4'      -- 23 bytes
+local REF_CHANGE_RECORD = '>c1I4c8I4I4I4I4' -- 29 bytes
+local CLAIM_RECORD = '>c1I4c8'        -- 13 bytes
 
 -- The hash a record's field starts with (0 for anything shorter: never
 -- ours). A field is the first 4 bytes of the jti's SHA-256, big-endian,
@@ -123,9 +132,10 @@ end
 -- with `digest` at `now`, decoded:
 -- nil when there is none (or it is over), 'changed' when it was written for
 -- another request (another digest, or a record this version cannot read),
--- else {kind = 'I', list =, first =, count =} or
--- {kind = 'C', outcome =, at =} (at 0: none). Also where a new record for
--- the jti goes, for rec_put.
+-- else {kind = 'I', list =, first =, count =},
+-- {kind = 'C', outcome =, at =} (at 0: none), {kind = 'S', first_seq =,
+-- count =}, {kind = 'R', at =, changed =, skipped =, already =} or
+-- {kind = 'L'}. Also where a new record for the jti goes, for rec_put.
 local function rec_lookup(prefix, state, field, legacy_key, digest, now)
   local level, split = state.level, state.split
   local n = rec_shard(field_hash(field), level, split)
@@ -154,6 +164,14 @@ local function rec_lookup(prefix, state, field, legacy_key, digest, now)
     elseif kind == 'C' and #v == 18 then
       local _, _, _, outcome, at = struct.unpack(CHANGE_RECORD, v)
       return {kind = 'C', outcome = outcome, at = at}, where
+    elseif kind == 'S' and #v == 23 then
+      local _, _, _, first_seq, count = struct.unpack(SEQ_RECORD, v)
+      return {kind = 'S', first_seq = first_seq, count = count}, where
+    elseif kind == 'R' and #v == 29 then
+      local _, _, _, at, changed, skipped, already = struct.unpack(REF_CHANGE_RECORD, v)
+      return {kind = 'R', at = at, changed = changed, skipped = skipped, already = already}, where
+    elseif kind == 'L' and #v == 13 then
+      return {kind = 'L'}, where
     end
     return 'changed', where
   end
@@ -362,4 +380,32 @@ local function chunks_whole(key_of, byte_len, cs)
     k, at = k + 1, at + cs
   end
   return true
+end
+
+-- Change times. A list's change times (<meta>:c) are one hash field per
+-- bucket of indexes (layout.rs), whose value is the bucket's records sorted
+-- by offset, 6 bytes each: offset in the bucket (u16) and time (u32),
+-- big-endian.
+
+-- The position (1-based) in bucket value `v` of the first record whose
+-- offset is not below `slot`, and whether it is `slot`'s.
+local function time_search(v, slot)
+  local lo, hi = 0, #v / 6
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if struct.unpack('>I2', v, mid * 6 + 1) < slot then
+      lo = mid + 1
+    else
+      hi = mid
+    end
+  end
+  local pos = lo * 6 + 1
+  return pos, lo < #v / 6 and struct.unpack('>I2', v, pos) == slot
+end
+
+-- Bucket value `v` with the time of `slot` set to `at`.
+local function time_put(v, slot, at)
+  local pos, found = time_search(v, slot)
+  local rest = found and pos + 6 or pos
+  return string.sub(v, 1, pos - 1) .. struct.pack('>I2I4', slot, at) .. string.sub(v, rest)
 end

@@ -1,11 +1,13 @@
 //! Redis replies decoded once into typed values: the scripts' string-tagged
-//! answers ([`AllocateReply`], [`SetStatusReply`]) and the metadata fields
-//! the adapter reads ([`StoredFacts`], [`ListState`]). Anything unexpected is
-//! [`StoreError::Corrupt`]; no other file matches a tag or reads a `Value`.
+//! answers ([`AllocateReply`], [`SetStatusReply`], [`ClaimReply`],
+//! [`RefReadReply`], [`RefChangeReply`], [`EntriesReply`]) and the metadata
+//! fields the adapter reads ([`StoredFacts`], [`ListState`]). Anything
+//! unexpected is [`StoreError::Corrupt`]; no other file matches a tag or
+//! reads a `Value`.
 
 use ::redis::Value;
 
-use crate::domain::{AllocatorKey, Bits, ClientId, ListFormat, ListId, Status};
+use crate::domain::{AllocatorKey, Bits, ClientId, IssuanceRef, ListFormat, ListId, Status};
 use crate::ports::StoreError;
 
 /// A list's immutable facts as stored in its metadata hash, checked but not
@@ -24,18 +26,34 @@ pub(super) struct StoredFacts {
     /// Bytes per chunk of its bytes; `None` for a list made before chunking
     /// (one chunk).
     pub chunk_bytes: Option<usize>,
+    /// The seq of its first entry in its entry space; `None` for a list
+    /// opened before entry spaces (never allocated from again, its entries
+    /// never listed).
+    pub base: Option<u64>,
+}
+
+/// A list's facts fields as read, in [`StoredFacts::decode`]'s order.
+struct FactFields<'a> {
+    fmt: &'a Value,
+    bits: &'a Value,
+    cap: &'a Value,
+    key: &'a Value,
+    cs: &'a Value,
+    e: &'a Value,
 }
 
 impl StoredFacts {
-    /// Decodes the `fmt`, `bits`, `cap`, `key` and `cs` fields of `list`.
-    fn decode(
-        list: &ListId,
-        fmt: &Value,
-        bits: &Value,
-        cap: &Value,
-        key: &Value,
-        cs: &Value,
-    ) -> Result<Self, StoreError> {
+    /// Decodes the `fmt`, `bits`, `cap`, `key`, `cs` and `e` fields of
+    /// `list`.
+    fn decode(list: &ListId, f: FactFields<'_>) -> Result<Self, StoreError> {
+        let FactFields {
+            fmt,
+            bits,
+            cap,
+            key,
+            cs,
+            e,
+        } = f;
         let format = text(fmt)
             .and_then(|s| s.parse::<ListFormat>().ok())
             .ok_or_else(|| corrupt_field(list, "fmt"))?;
@@ -57,21 +75,26 @@ impl StoredFacts {
                     .ok_or_else(|| corrupt_field(list, "cs"))?,
             ),
         };
+        let base = match e {
+            Value::Nil => None,
+            e => Some(int(e).ok_or_else(|| corrupt_field(list, "e"))?),
+        };
         Ok(StoredFacts {
             format,
             bits,
             capacity,
             key: AllocatorKey::from_bytes(key),
             chunk_bytes,
+            base,
         })
     }
 
     /// The fields [`StoredFacts::from_meta`] decodes, in its order.
-    pub const META_FIELDS: [&'static str; 6] = ["owner", "fmt", "bits", "cap", "key", "cs"];
+    pub const META_FIELDS: [&'static str; 7] = ["owner", "fmt", "bits", "cap", "key", "cs", "e"];
 
-    /// Decodes `HMGET <meta> owner fmt bits cap key cs` of `list`, whose owner
-    /// entry names `client`. `None` when the list was never opened (an owner
-    /// entry left by a lost race or a crash).
+    /// Decodes `HMGET <meta> owner fmt bits cap key cs e` of `list`, whose
+    /// owner entry names `client`. `None` when the list was never opened (an
+    /// owner entry left by a lost race or a crash).
     ///
     /// # Errors
     /// [`StoreError::Corrupt`] for a reply of another shape, an owner that
@@ -81,7 +104,7 @@ impl StoredFacts {
         client: &ClientId,
         fields: &[Value],
     ) -> Result<Option<Self>, StoreError> {
-        let [owner, fmt, bits, cap, key, cs] = fields else {
+        let [owner, fmt, bits, cap, key, cs, e] = fields else {
             return Err(StoreError::Corrupt("unexpected HMGET reply".to_owned()));
         };
         if matches!(owner, Value::Nil) {
@@ -92,11 +115,22 @@ impl StoredFacts {
                 "list {list} disagrees about its owner"
             )));
         }
-        Self::decode(list, fmt, bits, cap, key, cs).map(Some)
+        Self::decode(
+            list,
+            FactFields {
+                fmt,
+                bits,
+                cap,
+                key,
+                cs,
+                e,
+            },
+        )
+        .map(Some)
     }
 }
 
-/// Allocation numbers handed out (or recorded) for one request.
+/// Allocation numbers handed out (or recorded) for one request in one list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Grant {
     /// The list they come from.
@@ -109,13 +143,23 @@ pub(super) struct Grant {
     pub facts: Option<StoredFacts>,
 }
 
+/// What one request got: numbers in one list, and in a second when it
+/// spilled into a new list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Grants {
+    /// The first list's numbers.
+    pub first: Grant,
+    /// The new list's, when the first had too little room.
+    pub next: Option<Grant>,
+}
+
 /// The answer of `allocate.lua` for one request of its batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum AllocateReply {
     /// Fresh numbers.
-    Allocated(Grant),
+    Allocated(Grants),
     /// The idempotency record's numbers.
-    Replayed(Grant),
+    Replayed(Grants),
     /// The jti was used with another digest.
     Changed,
     /// A new list is needed and no candidate id is claimed (or the claimed
@@ -153,12 +197,20 @@ impl AllocateBatch {
             ));
         };
         let mut known = Vec::new();
-        for f in facts.chunks(6) {
-            let [list, key, cap, fmt, bits, cs] = f else {
+        for f in facts.chunks(7) {
+            let [list, key, cap, fmt, bits, cs, e] = f else {
                 return Err(StoreError::Corrupt("unexpected list facts".to_owned()));
             };
             let list = list_id(list)?;
-            known.push((list, StoredFacts::decode(&list, fmt, bits, cap, key, cs)?));
+            let fields = FactFields {
+                fmt,
+                bits,
+                cap,
+                key,
+                cs,
+                e,
+            };
+            known.push((list, StoredFacts::decode(&list, fields)?));
         }
         let replies = answers
             .iter()
@@ -177,12 +229,13 @@ impl AllocateBatch {
 }
 
 impl AllocateReply {
-    /// Decodes `{tag, list, first, count}`, `{'damaged', list}` or a bare
-    /// tag, the facts of the lists coming from `known`.
+    /// Decodes `{tag, list, first, count[, list, first, count]}`,
+    /// `{'damaged', list}` or a bare tag, the facts of the lists coming from
+    /// `known`.
     fn decode(reply: &[Value], known: &[(ListId, StoredFacts)]) -> Result<Self, StoreError> {
         let tag = reply.first().and_then(text).unwrap_or_default();
-        let grant = || -> Result<Grant, StoreError> {
-            let [_, list, first, count] = reply else {
+        let run = |run: &[Value]| -> Result<Grant, StoreError> {
+            let [list, first, count] = run else {
                 return Err(StoreError::Corrupt(
                     "unexpected allocation answer".to_owned(),
                 ));
@@ -201,9 +254,20 @@ impl AllocateReply {
                 list,
             })
         };
+        let grants = || -> Result<Grants, StoreError> {
+            let runs = reply.get(1..).unwrap_or_default();
+            let (first, next) = match runs.len() {
+                6 => runs.split_at(3),
+                _ => (runs, &[][..]),
+            };
+            Ok(Grants {
+                first: run(first)?,
+                next: (!next.is_empty()).then(|| run(next)).transpose()?,
+            })
+        };
         Ok(match tag.as_str() {
-            "allocated" => AllocateReply::Allocated(grant()?),
-            "replayed" => AllocateReply::Replayed(grant()?),
+            "allocated" => AllocateReply::Allocated(grants()?),
+            "replayed" => AllocateReply::Replayed(grants()?),
             "changed" => AllocateReply::Changed,
             "open" => AllocateReply::Open,
             "collision" => AllocateReply::Collision,
@@ -313,6 +377,249 @@ impl SetStatusReply {
                 )));
             }
         })
+    }
+}
+
+/// The answer of `claim.lua`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ClaimReply {
+    /// The jti was unused; it is recorded now.
+    Fresh,
+    /// A live record of the jti exists.
+    Used,
+}
+
+impl ClaimReply {
+    /// Decodes `{'fresh'}` or `{'used'}`.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for anything else.
+    pub(super) fn decode(reply: &[Value]) -> Result<Self, StoreError> {
+        match reply.first().and_then(text).as_deref() {
+            Some("fresh") => Ok(ClaimReply::Fresh),
+            Some("used") => Ok(ClaimReply::Used),
+            other => Err(StoreError::Corrupt(format!(
+                "unexpected claim reply {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Allocation numbers `first .. first + count` of one list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Run {
+    /// The list.
+    pub list: ListId,
+    /// The first allocation number.
+    pub first: u64,
+    /// How many.
+    pub count: u64,
+}
+
+/// What a change by ref did, as recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct RefCounts {
+    /// Entries changed.
+    pub changed: u64,
+    /// Entries the rules did not let change.
+    pub skipped: u64,
+    /// Entries that had the status already.
+    pub already: u64,
+}
+
+/// The answer of `ref_read.lua`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum RefReadReply {
+    /// The jti was used for another request.
+    Changed,
+    /// No entry is bound to the ref.
+    NotFound,
+    /// The ref's entries, read at `stamp`.
+    Runs {
+        /// The ref's last binding (index + 1) when read.
+        stamp: u64,
+        /// Its entries, in allocation order.
+        runs: Vec<Run>,
+    },
+    /// A replay of a change by ref.
+    Replayed {
+        /// The ref's entries, in allocation order.
+        runs: Vec<Run>,
+        /// When the original request was applied.
+        at: u64,
+        /// What it did.
+        counts: RefCounts,
+    },
+}
+
+impl RefReadReply {
+    /// Decodes `{'changed'}`, `{'notfound'}`, `{'runs', stamp, runs}` or
+    /// `{'replayed', stamp, runs, at, changed, skipped, already}`.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for anything else.
+    pub(super) fn decode(reply: &[Value]) -> Result<Self, StoreError> {
+        let bad = || StoreError::Corrupt("unexpected ref read reply".to_owned());
+        let tag = reply.first().and_then(text).unwrap_or_default();
+        let runs = |v: Option<&Value>| -> Result<Vec<Run>, StoreError> {
+            let Some(Value::Array(flat)) = v else {
+                return Err(bad());
+            };
+            flat.chunks(3)
+                .map(|r| match r {
+                    [list, first, count] => Ok(Run {
+                        list: list_id(list)?,
+                        first: int(first).ok_or_else(bad)?,
+                        count: int(count).ok_or_else(bad)?,
+                    }),
+                    _ => Err(bad()),
+                })
+                .collect()
+        };
+        let num = |i: usize| reply.get(i).and_then(int).ok_or_else(bad);
+        Ok(match tag.as_str() {
+            "changed" => RefReadReply::Changed,
+            "notfound" => RefReadReply::NotFound,
+            "runs" => RefReadReply::Runs {
+                stamp: num(1)?,
+                runs: runs(reply.get(2))?,
+            },
+            "replayed" => RefReadReply::Replayed {
+                runs: runs(reply.get(2))?,
+                at: num(3)?,
+                counts: RefCounts {
+                    changed: num(4)?,
+                    skipped: num(5)?,
+                    already: num(6)?,
+                },
+            },
+            _ => return Err(bad()),
+        })
+    }
+}
+
+/// The answer of `ref_change.lua`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum RefChangeReply {
+    /// Applied now.
+    Done(RefCounts),
+    /// A replay (of a request applied meanwhile).
+    Replayed {
+        /// When the original request was applied.
+        at: u64,
+        /// What it did.
+        counts: RefCounts,
+    },
+    /// The jti was used for another request.
+    Changed,
+    /// The ref bound more entries since they were read: read again.
+    Stale,
+    /// A list of the ref is damaged; nothing was changed.
+    Damaged(ListId),
+}
+
+impl RefChangeReply {
+    /// Decodes the script's answer.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for anything unexpected.
+    pub(super) fn decode(reply: &[Value]) -> Result<Self, StoreError> {
+        let bad = || StoreError::Corrupt("unexpected ref change reply".to_owned());
+        let tag = reply.first().and_then(text).unwrap_or_default();
+        let num = |i: usize| reply.get(i).and_then(int).ok_or_else(bad);
+        let counts = |at: usize| -> Result<RefCounts, StoreError> {
+            Ok(RefCounts {
+                changed: num(at)?,
+                skipped: num(at + 1)?,
+                already: num(at + 2)?,
+            })
+        };
+        Ok(match tag.as_str() {
+            "done" => RefChangeReply::Done(counts(1)?),
+            "replayed" => RefChangeReply::Replayed {
+                at: num(1)?,
+                counts: counts(2)?,
+            },
+            "changed" => RefChangeReply::Changed,
+            "stale" => RefChangeReply::Stale,
+            "damaged" => RefChangeReply::Damaged(list_id(reply.get(1).unwrap_or(&Value::Nil))?),
+            _ => return Err(bad()),
+        })
+    }
+}
+
+/// One listed entry as `list.lua` answers it (its index is for the adapter
+/// to compute from the allocation number).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct RawEntry {
+    /// Its list.
+    pub list: ListId,
+    /// Its allocation number in the list.
+    pub n: u64,
+    /// Its status.
+    pub status: Status,
+    /// When it was allocated.
+    pub created_at: u64,
+    /// When its status last changed (`created_at` if never).
+    pub updated_at: u64,
+    /// Its status expiry.
+    pub status_expiry: u64,
+    /// The ref it is bound to.
+    pub issuance_ref: Option<IssuanceRef>,
+}
+
+/// The answer of `list.lua`: the matching count and the page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct EntriesReply {
+    /// Matching entries on all pages.
+    pub total: u64,
+    /// The page, in order.
+    pub items: Vec<RawEntry>,
+}
+
+impl EntriesReply {
+    /// Decodes `{total, (seq, list, n, value, created, updated, expiry,
+    /// ref)...}`.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for another shape or a bad value.
+    pub(super) fn decode(reply: &[Value]) -> Result<Self, StoreError> {
+        let bad = |what: &str| StoreError::Corrupt(format!("listing reply: bad {what}"));
+        let Some((total, flat)) = reply.split_first() else {
+            return Err(bad("shape"));
+        };
+        let total = int(total).ok_or_else(|| bad("total"))?;
+        if flat.len() % 8 != 0 {
+            return Err(bad("shape"));
+        }
+        let items = flat
+            .chunks(8)
+            .map(|f| {
+                let [_seq, list, n, value, created, updated, expiry, r] = f else {
+                    return Err(bad("shape"));
+                };
+                let num = |v: &Value, what: &str| int(v).ok_or_else(|| bad(what));
+                let status = int(value)
+                    .and_then(|v| u8::try_from(v).ok())
+                    .and_then(Status::from_value)
+                    .ok_or_else(|| bad("status"))?;
+                let issuance_ref = match text(r).as_deref() {
+                    Some("") => None,
+                    Some(t) => Some(IssuanceRef::parse(t).map_err(|_| bad("ref"))?),
+                    None => return Err(bad("ref")),
+                };
+                Ok(RawEntry {
+                    list: list_id(list)?,
+                    n: num(n, "allocation number")?,
+                    status,
+                    created_at: num(created, "created")?,
+                    updated_at: num(updated, "updated")?,
+                    status_expiry: num(expiry, "expiry")?,
+                    issuance_ref,
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(EntriesReply { total, items })
     }
 }
 
@@ -476,6 +783,7 @@ mod tests {
             capacity: 100,
             key: AllocatorKey::from_bytes([7; 32]),
             chunk_bytes: Some(25),
+            base: Some(40),
         };
         let fact_values = || {
             vec![
@@ -485,6 +793,7 @@ mod tests {
                 bulk(ListFormat::Token.name()),
                 bulk("2"),
                 bulk("25"),
+                bulk("40"),
             ]
         };
         let answer = |tag: &str| {
@@ -508,6 +817,10 @@ mod tests {
             count: 2,
             facts: Some(facts),
         };
+        let one = |grant: &Grant| Grants {
+            first: grant.clone(),
+            next: None,
+        };
         let reply = AllocateBatch::decode(&batch(
             vec![
                 answer("allocated"),
@@ -524,8 +837,8 @@ mod tests {
         assert_eq!(
             reply.replies,
             vec![
-                AllocateReply::Allocated(grant.clone()),
-                AllocateReply::Replayed(grant.clone()),
+                AllocateReply::Allocated(one(&grant)),
+                AllocateReply::Replayed(one(&grant)),
                 AllocateReply::Changed,
                 AllocateReply::Open,
                 AllocateReply::Pending,
@@ -536,9 +849,34 @@ mod tests {
         assert!(!reply.opened);
         assert_eq!(
             reply.replies,
-            vec![AllocateReply::Allocated(Grant {
+            vec![AllocateReply::Allocated(one(&Grant {
                 facts: None,
-                ..grant
+                ..grant.clone()
+            }))]
+        );
+        // A request that spilled into a new list: two runs, each with the
+        // facts of its list when sent.
+        let other = ListId::parse("BA9876543210").unwrap();
+        let spilled = Value::Array(vec![
+            bulk("allocated"),
+            bulk("0123456789AB"),
+            Value::Int(5),
+            Value::Int(2),
+            bulk("BA9876543210"),
+            Value::Int(0),
+            Value::Int(3),
+        ]);
+        let reply = AllocateBatch::decode(&batch(vec![spilled], 1, fact_values())).unwrap();
+        assert_eq!(
+            reply.replies,
+            vec![AllocateReply::Allocated(Grants {
+                first: grant.clone(),
+                next: Some(Grant {
+                    list: other,
+                    first: 0,
+                    count: 3,
+                    facts: None,
+                }),
             })]
         );
         for (tag, want) in [
@@ -558,19 +896,33 @@ mod tests {
         bad_fmt[3] = bulk("nope");
         let mut bad_chunk = fact_values();
         bad_chunk[5] = bulk("0");
+        let mut bad_base = fact_values();
+        bad_base[6] = bulk("-1");
         let mut unchunked = fact_values();
         unchunked[5] = Value::Nil;
+        unchunked[6] = Value::Nil;
         let r = AllocateBatch::decode(&batch(vec![answer("replayed")], 0, unchunked)).unwrap();
         assert!(matches!(
             &r.replies[0],
-            AllocateReply::Replayed(Grant {
-                facts: Some(StoredFacts {
-                    chunk_bytes: None,
+            AllocateReply::Replayed(Grants {
+                first: Grant {
+                    facts: Some(StoredFacts {
+                        chunk_bytes: None,
+                        base: None,
+                        ..
+                    }),
                     ..
-                }),
-                ..
+                },
+                next: None,
             })
         ));
+        let five = Value::Array(vec![
+            bulk("allocated"),
+            bulk("0123456789AB"),
+            Value::Int(5),
+            Value::Int(2),
+            bulk("BA9876543210"),
+        ]);
         let bad_first = Value::Array(vec![
             bulk("allocated"),
             bulk("0123456789AB"),
@@ -588,7 +940,9 @@ mod tests {
             ),
             batch(vec![answer("allocated")], 0, bad_fmt),
             batch(vec![answer("allocated")], 0, bad_chunk),
+            batch(vec![answer("allocated")], 0, bad_base),
             batch(vec![bad_first], 0, vec![]),
+            batch(vec![five], 0, vec![]),
         ] {
             assert!(
                 matches!(AllocateBatch::decode(&bad), Err(StoreError::Corrupt(_))),
@@ -659,6 +1013,171 @@ mod tests {
     }
 
     #[test]
+    fn claim_and_ref_replies() {
+        assert_eq!(
+            ClaimReply::decode(&[bulk("fresh")]).unwrap(),
+            ClaimReply::Fresh
+        );
+        assert_eq!(
+            ClaimReply::decode(&[bulk("used")]).unwrap(),
+            ClaimReply::Used
+        );
+        assert!(ClaimReply::decode(&[bulk("maybe")]).is_err());
+        assert!(ClaimReply::decode(&[]).is_err());
+
+        let runs = Value::Array(vec![
+            bulk("0123456789AB"),
+            Value::Int(3),
+            Value::Int(2),
+            bulk("BA9876543210"),
+            Value::Int(0),
+            Value::Int(1),
+        ]);
+        let want_runs = vec![
+            Run {
+                list: list(),
+                first: 3,
+                count: 2,
+            },
+            Run {
+                list: ListId::parse("BA9876543210").unwrap(),
+                first: 0,
+                count: 1,
+            },
+        ];
+        assert_eq!(
+            RefReadReply::decode(&[bulk("runs"), Value::Int(4), runs.clone()]).unwrap(),
+            RefReadReply::Runs {
+                stamp: 4,
+                runs: want_runs.clone()
+            }
+        );
+        let counts = RefCounts {
+            changed: 1,
+            skipped: 2,
+            already: 3,
+        };
+        assert_eq!(
+            RefReadReply::decode(&[
+                bulk("replayed"),
+                Value::Int(4),
+                runs.clone(),
+                Value::Int(99),
+                Value::Int(1),
+                Value::Int(2),
+                Value::Int(3),
+            ])
+            .unwrap(),
+            RefReadReply::Replayed {
+                runs: want_runs,
+                at: 99,
+                counts
+            }
+        );
+        assert_eq!(
+            RefReadReply::decode(&[bulk("notfound")]).unwrap(),
+            RefReadReply::NotFound
+        );
+        assert_eq!(
+            RefReadReply::decode(&[bulk("changed")]).unwrap(),
+            RefReadReply::Changed
+        );
+        for bad in [
+            vec![],
+            vec![bulk("runs"), Value::Int(4)],
+            vec![bulk("runs"), Value::Int(4), Value::Array(vec![bulk("x")])],
+            vec![bulk("runs"), Value::Nil, runs.clone()],
+            vec![bulk("replayed"), Value::Int(4), runs],
+        ] {
+            assert!(RefReadReply::decode(&bad).is_err(), "{bad:?}");
+        }
+
+        let n = Value::Int;
+        assert_eq!(
+            RefChangeReply::decode(&[bulk("done"), n(1), n(2), n(3)]).unwrap(),
+            RefChangeReply::Done(counts)
+        );
+        assert_eq!(
+            RefChangeReply::decode(&[bulk("replayed"), n(9), n(1), n(2), n(3)]).unwrap(),
+            RefChangeReply::Replayed { at: 9, counts }
+        );
+        assert_eq!(
+            RefChangeReply::decode(&[bulk("stale")]).unwrap(),
+            RefChangeReply::Stale
+        );
+        assert_eq!(
+            RefChangeReply::decode(&[bulk("changed")]).unwrap(),
+            RefChangeReply::Changed
+        );
+        assert_eq!(
+            RefChangeReply::decode(&[bulk("damaged"), bulk("0123456789AB")]).unwrap(),
+            RefChangeReply::Damaged(list())
+        );
+        for bad in [
+            vec![bulk("done"), n(1)],
+            vec![bulk("damaged")],
+            vec![bulk("later")],
+        ] {
+            assert!(RefChangeReply::decode(&bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn listing_replies() {
+        let n = Value::Int;
+        let item = |value: i64, r: &str| {
+            vec![
+                n(7),
+                bulk("0123456789AB"),
+                n(3),
+                n(value),
+                n(100),
+                n(150),
+                n(900),
+                bulk(r),
+            ]
+        };
+        let mut reply = vec![n(12)];
+        reply.extend(item(1, "order 7"));
+        reply.extend(item(0, ""));
+        let got = EntriesReply::decode(&reply).unwrap();
+        assert_eq!(got.total, 12);
+        assert_eq!(
+            got.items,
+            vec![
+                RawEntry {
+                    list: list(),
+                    n: 3,
+                    status: Status::Invalid,
+                    created_at: 100,
+                    updated_at: 150,
+                    status_expiry: 900,
+                    issuance_ref: Some(IssuanceRef::parse("order 7").unwrap()),
+                },
+                RawEntry {
+                    list: list(),
+                    n: 3,
+                    status: Status::Valid,
+                    created_at: 100,
+                    updated_at: 150,
+                    status_expiry: 900,
+                    issuance_ref: None,
+                },
+            ]
+        );
+        assert_eq!(EntriesReply::decode(&[n(0)]).unwrap().items, vec![]);
+        let mut short = vec![n(1)];
+        short.extend(item(0, "").into_iter().take(7));
+        let mut bad_status = vec![n(1)];
+        bad_status.extend(item(9, ""));
+        let mut bad_ref = vec![n(1)];
+        bad_ref.extend(item(0, "tab\there"));
+        for bad in [vec![], vec![bulk("x")], short, bad_status, bad_ref] {
+            assert!(EntriesReply::decode(&bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn metadata_fields() {
         let l = list();
         let c = ClientId::parse("acme").unwrap();
@@ -670,6 +1189,7 @@ mod tests {
                 bulk("64"),
                 Value::BulkString(vec![1; 32]),
                 bulk("8"),
+                bulk("1000"),
             ]
         };
         assert_eq!(
@@ -680,8 +1200,14 @@ mod tests {
                 capacity: 64,
                 key: AllocatorKey::from_bytes([1; 32]),
                 chunk_bytes: Some(8),
+                base: Some(1000),
             })
         );
+        // A list opened before entry spaces has no base.
+        let mut untracked = meta(bulk("acme"));
+        untracked[6] = Value::Nil;
+        let facts = StoredFacts::from_meta(&l, &c, &untracked).unwrap().unwrap();
+        assert_eq!(facts.base, None);
         assert_eq!(
             StoredFacts::from_meta(&l, &c, &meta(Value::Nil)).unwrap(),
             None

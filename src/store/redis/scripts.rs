@@ -3,7 +3,8 @@
 //! Each multi-key step is one Lua script (`redis::Script`: `EVALSHA`, and on
 //! `NOSCRIPT` a `SCRIPT LOAD` and a retry), so it is atomic across replicas.
 //! A script's KEYS and ARGV are positional; here they are named structs
-//! ([`AllocateArgs`], [`SetStatusArgs`]) with one function each that feeds
+//! ([`AllocateArgs`], [`SetStatusArgs`], [`ClaimArgs`], [`RefReadArgs`],
+//! [`RefChangeArgs`], [`ListEntriesArgs`]) with one function each that feeds
 //! them in the order the script declares them (`local name = ARGV[n]` at its
 //! top). Those functions are the only place positions exist on the Rust
 //! side, and a unit test checks their names and order against the script's
@@ -14,29 +15,77 @@
 
 use ::redis::{Script, ScriptInvocation, ToRedisArgs};
 
-use super::keys::{ClientKeys, ListKeys};
+use super::keys::{ClientKeys, ListKeys, SpaceKeys};
 use super::layout;
-use crate::domain::{AllocatorKey, Bits, ClientId, Jti, ListFormat, ListId, Status};
-use crate::ports::{StoreSettings, UnixSeconds};
+use crate::domain::{
+    AllocatorKey, Bits, ClientId, IssuanceRef, Jti, ListFormat, ListId, SortOrder, Status,
+};
+use crate::ports::{StoreError, StoreSettings, UnixSeconds};
 use crate::store::common::{EntryRule, KNOWN_VALUES, TransitionRules};
 
-/// What both scripts share (records, chunks): prepended to each, since a
-/// script cannot call another.
+/// What every script shares (records, chunks, change times): prepended to
+/// each, since a script cannot call another.
 const PRELUDE: &str = include_str!("records.lua");
+
+/// What the scripts that touch entry spaces share (their records, the
+/// change indexes): prepended after [`PRELUDE`].
+const SPACE_PRELUDE: &str = include_str!("space.lua");
+
+/// The largest number handed to a script as is: Lua's numbers are doubles,
+/// exact up to 2^53. Larger times and offsets mean "beyond anything
+/// stored" and are clamped to this.
+const LUA_EXACT: u64 = 1 << 53;
 
 /// The Lua scripts, hashed once.
 pub(super) struct Scripts {
     allocate: Script,
     set_status: Script,
+    claim: Script,
+    ref_read: Script,
+    ref_change: Script,
+    list: Script,
 }
 
 impl Scripts {
-    /// Loads (hashes) both scripts.
+    /// Loads (hashes) the scripts.
     pub(super) fn new() -> Self {
+        let with_space = |own: &str| Script::new(&[PRELUDE, SPACE_PRELUDE, own].concat());
         Scripts {
-            allocate: Script::new(&[PRELUDE, include_str!("allocate.lua")].concat()),
-            set_status: Script::new(&[PRELUDE, include_str!("set_status.lua")].concat()),
+            allocate: with_space(include_str!("allocate.lua")),
+            set_status: with_space(include_str!("set_status.lua")),
+            claim: Script::new(&[PRELUDE, include_str!("claim.lua")].concat()),
+            ref_read: with_space(include_str!("ref_read.lua")),
+            ref_change: with_space(include_str!("ref_change.lua")),
+            list: with_space(include_str!("list.lua")),
         }
+    }
+
+    /// A call of `claim.lua`.
+    pub(super) fn claim(&self, args: &ClaimArgs<'_>) -> ScriptInvocation<'_> {
+        let mut call = self.claim.prepare_invoke();
+        args.feed(&mut call);
+        call
+    }
+
+    /// A call of `ref_read.lua`.
+    pub(super) fn ref_read(&self, args: &RefReadArgs<'_>) -> ScriptInvocation<'_> {
+        let mut call = self.ref_read.prepare_invoke();
+        args.feed(&mut call);
+        call
+    }
+
+    /// A call of `ref_change.lua`.
+    pub(super) fn ref_change(&self, args: &RefChangeArgs<'_>) -> ScriptInvocation<'_> {
+        let mut call = self.ref_change.prepare_invoke();
+        args.feed(&mut call);
+        call
+    }
+
+    /// A call of `list.lua`.
+    pub(super) fn list(&self, args: &ListEntriesArgs<'_>) -> ScriptInvocation<'_> {
+        let mut call = self.list.prepare_invoke();
+        args.feed(&mut call);
+        call
     }
 
     /// A call of `allocate.lua`.
@@ -92,11 +141,13 @@ pub(super) struct AllocateItem<'a> {
     /// The status expiry of the credentials; a list's retire-after keeps the
     /// latest.
     pub status_expiry: UnixSeconds,
+    /// The ref the entries are bound to.
+    pub issuance_ref: Option<&'a IssuanceRef>,
 }
 
 /// The arguments of `allocate.lua`: for each item in turn, take `count`
-/// numbers from the client's current list of `format`, opening the
-/// candidate list when needed.
+/// numbers from the client's current list of `format` and, for what it has
+/// no room for, from the candidate list, numbering them in the entry space.
 #[derive(Debug)]
 pub(super) struct AllocateArgs<'a> {
     /// The requests, in order.
@@ -122,6 +173,8 @@ pub(super) struct AllocateArgs<'a> {
     /// The list this process last allocated from here: the script leaves
     /// its facts out of the answer.
     pub known_list: Option<ListId>,
+    /// The client's entry space of `format`.
+    pub space: &'a SpaceKeys,
 }
 
 impl AllocateArgs<'_> {
@@ -153,6 +206,7 @@ impl AllocateArgs<'_> {
             "known_list",
             self.known_list.as_ref().map_or("", |l| l.as_str()),
         );
+        s.arg("space", self.space.prefix());
         for item in self.items {
             s.arg("item_field", &record_field(item.jti)[..]);
             s.arg("item_digest", &item.digest[..]);
@@ -160,6 +214,7 @@ impl AllocateArgs<'_> {
             s.arg("item_end", item.keep_until);
             s.arg("item_count", item.count);
             s.arg("item_expiry", item.status_expiry);
+            s.arg("item_ref", item.issuance_ref.map_or("", |r| r.as_str()));
         }
     }
 }
@@ -216,6 +271,11 @@ pub(super) struct SetStatusArgs<'a> {
     pub list: &'a ListId,
     /// Where a change is announced (`PUBLISH`); `None` announces nothing.
     pub channel: Option<&'a str>,
+    /// The entry's seq in its entry space; `None` for a list opened before
+    /// entry spaces (no change index records its changes).
+    pub seq: Option<u64>,
+    /// The entry space of the list's client and format.
+    pub space: &'a SpaceKeys,
 }
 
 impl SetStatusArgs<'_> {
@@ -255,6 +315,251 @@ impl SetStatusArgs<'_> {
         s.arg("bucket", slot.bucket);
         s.arg("slot", slot.offset);
         s.arg("client_prefix", self.client_keys.as_str());
+        s.arg("seq", self.seq.map_or_else(String::new, |q| q.to_string()));
+        s.arg("space", self.space.prefix());
+    }
+}
+
+/// The arguments of `claim.lua`: record a single-use jti unless a live
+/// record of it exists.
+#[derive(Debug)]
+pub(super) struct ClaimArgs<'a> {
+    /// The client's key prefix: its records are there.
+    pub client_keys: &'a ClientKeys,
+    /// The request's jti.
+    pub jti: &'a Jti,
+    /// Where earlier versions kept the jti's record.
+    pub legacy_record_key: &'a str,
+    /// The request digest (kept in the record).
+    pub digest: &'a [u8; 32],
+    /// The request's clock.
+    pub now: UnixSeconds,
+    /// The record counts until then (exclusive).
+    pub keep_until: UnixSeconds,
+}
+
+impl ClaimArgs<'_> {
+    /// The script's KEYS and ARGV, in its order.
+    fn feed(&self, s: &mut impl Sink) {
+        s.key("legacy_record_key", self.legacy_record_key);
+        s.arg("client_prefix", self.client_keys.as_str());
+        s.arg("record_field", &record_field(self.jti)[..]);
+        s.arg("digest", &self.digest[..]);
+        s.arg("now", self.now);
+        s.arg("record_end", self.keep_until);
+    }
+}
+
+/// The arguments of `ref_read.lua`: the runs of entries bound to a ref, and
+/// the stamp they were read at.
+#[derive(Debug)]
+pub(super) struct RefReadArgs<'a> {
+    /// The client's key prefix: its records are there.
+    pub client_keys: &'a ClientKeys,
+    /// The entry space of the client and format.
+    pub space: &'a SpaceKeys,
+    /// The ref.
+    pub issuance_ref: &'a IssuanceRef,
+    /// The request's jti (its record is looked at first).
+    pub jti: &'a Jti,
+    /// Where earlier versions kept the jti's record.
+    pub legacy_record_key: &'a str,
+    /// The request digest the record is compared with.
+    pub digest: &'a [u8; 32],
+    /// The request's clock.
+    pub now: UnixSeconds,
+}
+
+impl RefReadArgs<'_> {
+    /// The script's KEYS and ARGV, in its order.
+    fn feed(&self, s: &mut impl Sink) {
+        s.key("legacy_record_key", self.legacy_record_key);
+        s.arg("client_prefix", self.client_keys.as_str());
+        s.arg("space", self.space.prefix());
+        s.arg("ref", self.issuance_ref.as_str());
+        s.arg("record_field", &record_field(self.jti)[..]);
+        s.arg("digest", &self.digest[..]);
+        s.arg("now", self.now);
+    }
+}
+
+/// One list of a change by ref: its keys, the facts that place its entries,
+/// and its entries (index, seq).
+#[derive(Debug)]
+pub(super) struct RefChangeList {
+    /// The list's id.
+    pub list: ListId,
+    /// Its keys.
+    pub keys: ListKeys,
+    /// Its width.
+    pub bits: Bits,
+    /// Its byte length (anything else is damage).
+    pub byte_len: usize,
+    /// Bytes per chunk.
+    pub chunk_bytes: usize,
+    /// Its entries as the script reads them (see `ref_change.lua`).
+    entries: Vec<u8>,
+}
+
+/// Bytes per entry of a [`RefChangeList`] (`ENTRY_SIZE` in the script).
+const REF_ENTRY_BYTES: usize = 18;
+
+impl RefChangeList {
+    /// The list `list` of `format`, `bits` wide, of `capacity` entries, and
+    /// its entries (index, seq).
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for a position beyond what the script's
+    /// fields hold (a list larger than any list the store makes).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        list: ListId,
+        keys: ListKeys,
+        format: ListFormat,
+        bits: Bits,
+        capacity: u64,
+        byte_len: usize,
+        chunk_bytes: usize,
+        entries: &[(u64, u64)],
+    ) -> Result<Self, StoreError> {
+        let too_large = || StoreError::Corrupt(format!("list {list}: an entry beyond its fields"));
+        let mut packed = Vec::with_capacity(entries.len() * REF_ENTRY_BYTES);
+        for &(idx, seq) in entries {
+            let (chunk, offset) = layout::chunk_of_bit(bit_offset(format, bits, idx), chunk_bytes);
+            let slot = layout::time_slot(capacity, idx);
+            let chunk = u16::try_from(chunk + 1).map_err(|_| too_large())?;
+            let offset = u32::try_from(offset).map_err(|_| too_large())?;
+            let bucket = u32::try_from(slot.bucket).map_err(|_| too_large())?;
+            if seq >= 1 << 48 {
+                return Err(too_large());
+            }
+            packed.extend_from_slice(&chunk.to_be_bytes());
+            packed.extend_from_slice(&offset.to_be_bytes());
+            packed.extend_from_slice(&bucket.to_be_bytes());
+            packed.extend_from_slice(&slot.offset.to_be_bytes());
+            packed.extend_from_slice(&seq.to_be_bytes()[2..]);
+        }
+        Ok(RefChangeList {
+            list,
+            keys,
+            bits,
+            byte_len,
+            chunk_bytes,
+            entries: packed,
+        })
+    }
+}
+
+/// The arguments of `ref_change.lua`: set every entry of a ref's lists to
+/// `target`, unless the ref moved past `stamp`.
+#[derive(Debug)]
+pub(super) struct RefChangeArgs<'a> {
+    /// The client's key prefix: its records are there.
+    pub client_keys: &'a ClientKeys,
+    /// The entry space of the client and format.
+    pub space: &'a SpaceKeys,
+    /// The ref.
+    pub issuance_ref: &'a IssuanceRef,
+    /// The request's jti.
+    pub jti: &'a Jti,
+    /// Where earlier versions kept the jti's record.
+    pub legacy_record_key: &'a str,
+    /// The request digest the record is compared with.
+    pub digest: &'a [u8; 32],
+    /// The request's clock: the time of every change.
+    pub now: UnixSeconds,
+    /// The record counts until then (exclusive).
+    pub keep_until: UnixSeconds,
+    /// The ref's last binding when the entries were read.
+    pub stamp: u64,
+    /// The status asked for.
+    pub target: Status,
+    /// Where each changed list is announced; `None` announces nothing.
+    pub channel: Option<&'a str>,
+    /// The lists and their entries, in allocation order.
+    pub lists: &'a [RefChangeList],
+}
+
+impl RefChangeArgs<'_> {
+    /// The script's KEYS and ARGV, in its order.
+    fn feed(&self, s: &mut impl Sink) {
+        s.key("legacy_record_key", self.legacy_record_key);
+        for l in self.lists {
+            s.key("list_keys", &l.keys.meta);
+            s.key("list_keys", &l.keys.times);
+            for chunk in &l.keys.chunks {
+                s.key("list_keys", chunk);
+            }
+        }
+        s.arg("client_prefix", self.client_keys.as_str());
+        s.arg("space", self.space.prefix());
+        s.arg("ref", self.issuance_ref.as_str());
+        s.arg("record_field", &record_field(self.jti)[..]);
+        s.arg("digest", &self.digest[..]);
+        s.arg("now", self.now);
+        s.arg("record_end", self.keep_until);
+        s.arg("stamp", self.stamp);
+        s.arg("value", self.target.value());
+        s.arg("channel", self.channel.unwrap_or(""));
+        for l in self.lists {
+            s.arg("item_list", l.list.as_str());
+            s.arg("item_field_type", field_type(l.bits));
+            s.arg(
+                "item_rules",
+                &encode_rules(&TransitionRules::new(self.target, l.bits))[..],
+            );
+            s.arg("item_byte_len", l.byte_len);
+            s.arg("item_chunk_bytes", l.chunk_bytes);
+            s.arg("item_chunks", l.keys.chunks.len());
+            s.arg("item_entries", &l.entries[..]);
+        }
+    }
+}
+
+/// The arguments of `list.lua`: one page of an entry space's listing.
+#[derive(Debug)]
+pub(super) struct ListEntriesArgs<'a> {
+    /// The entry space.
+    pub space: &'a SpaceKeys,
+    /// The statuses listed, as a mask (1 VALID, 2 INVALID, 4 SUSPENDED).
+    pub mask: u8,
+    /// Only entries bound to this ref.
+    pub issuance_ref: Option<&'a IssuanceRef>,
+    /// Only entries of this list: its id and base seq.
+    pub list: Option<(ListId, u64)>,
+    /// Only entries updated at or after this.
+    pub since: Option<UnixSeconds>,
+    /// Only entries updated at or before this.
+    pub until: Option<UnixSeconds>,
+    /// The direction.
+    pub order: SortOrder,
+    /// Matching entries before the page.
+    pub offset: u64,
+    /// Entries on the page at most.
+    pub limit: u32,
+}
+
+impl ListEntriesArgs<'_> {
+    /// The script's KEYS and ARGV, in its order.
+    fn feed(&self, s: &mut impl Sink) {
+        let time = |t: Option<u64>| t.map_or_else(String::new, |t| t.min(LUA_EXACT).to_string());
+        s.key("state_key", self.space.state());
+        s.arg("space", self.space.prefix());
+        s.arg("mask", self.mask);
+        s.arg("ref", self.issuance_ref.map_or("", |r| r.as_str()));
+        s.arg(
+            "list_id",
+            self.list.as_ref().map_or("", |(l, _)| l.as_str()),
+        );
+        s.arg(
+            "list_base",
+            self.list.map_or_else(String::new, |(_, b)| b.to_string()),
+        );
+        s.arg("since", time(self.since));
+        s.arg("upto", time(self.until));
+        s.arg("order", self.order.name());
+        s.arg("offset", self.offset.min(LUA_EXACT));
+        s.arg("limit", self.limit);
     }
 }
 
@@ -407,15 +712,33 @@ mod tests {
         (names, rest.map(|(_, n)| n))
     }
 
-    /// The prelude reads no position: it is functions the scripts call.
+    /// The preludes read no position: they are functions the scripts call.
     #[test]
-    fn the_prelude_reads_no_argument() {
-        let (names, rest) = declared(PRELUDE);
-        assert!(names.keys.is_empty() && names.argv.is_empty() && rest.is_none());
-        for line in PRELUDE.lines() {
-            let code = line.split("--").next().unwrap_or("");
-            assert!(!code.contains("KEYS") && !code.contains("ARGV"), "{line}");
+    fn the_preludes_read_no_argument() {
+        for prelude in [PRELUDE, SPACE_PRELUDE] {
+            let (names, rest) = declared(prelude);
+            assert!(names.keys.is_empty() && names.argv.is_empty() && rest.is_none());
+            for line in prelude.lines() {
+                let code = line.split("--").next().unwrap_or("");
+                assert!(!code.contains("KEYS") && !code.contains("ARGV"), "{line}");
+            }
         }
+    }
+
+    /// The declared arguments of a script with items, then one run of item
+    /// values per item (`items` of them), as the script's declarations say.
+    fn with_items(script: &Names, items: usize) -> Vec<String> {
+        let items_at = script
+            .argv
+            .iter()
+            .position(|n| n.starts_with("item_"))
+            .unwrap();
+        let (common, per_item) = script.argv.split_at(items_at);
+        let mut argv = common.to_vec();
+        for _ in 0..items {
+            argv.extend(per_item.iter().cloned());
+        }
+        argv
     }
 
     #[test]
@@ -442,8 +765,10 @@ mod tests {
             keep_until: 2,
             count: 1,
             status_expiry: 3,
+            issuance_ref: None,
         };
         let items = [item(), item()];
+        let space = ck.space(ListFormat::Token);
         let args = AllocateArgs {
             items: &items,
             current_key: "c",
@@ -456,6 +781,7 @@ mod tests {
             candidate: Some((ListId::random(), AllocatorKey::random())),
             claimed: true,
             known_list: None,
+            space: &space,
         };
         let mut fed = Names::default();
         args.feed(&mut fed);
@@ -465,18 +791,9 @@ mod tests {
         let mut keys = script.keys.clone();
         keys.extend([rest.clone(), rest]);
         assert_eq!(fed.keys, keys);
-        // The declared arguments, then one run of item values per item.
-        let items_at = script
-            .argv
-            .iter()
-            .position(|n| n.starts_with("item_"))
-            .unwrap();
-        let (common, per_item) = script.argv.split_at(items_at);
-        let mut argv = common.to_vec();
-        argv.extend(per_item.iter().cloned());
-        argv.extend(per_item.iter().cloned());
-        assert_eq!(fed.argv, argv);
-        assert!(lua.contains(&format!("local ITEM_ARGS = {}", per_item.len())));
+        assert_eq!(fed.argv, with_items(&script, 2));
+        let per_item = with_items(&script, 1).len() - with_items(&script, 0).len();
+        assert!(lua.contains(&format!("local ITEM_ARGS = {per_item}")));
     }
 
     #[test]
@@ -505,6 +822,8 @@ mod tests {
             keep_until: 2,
             list: &list,
             channel: Some("p:changes"),
+            seq: Some(7),
+            space: &names.client(&client).space(ListFormat::Token),
         };
         let mut fed = Names::default();
         args.feed(&mut fed);
@@ -514,7 +833,162 @@ mod tests {
         expected.extend([rest.clone(), rest]);
         assert_eq!(fed.keys, expected);
         assert_eq!(fed.argv, script.argv);
-        assert_eq!(fed.argv.len(), 19);
+        assert_eq!(fed.argv.len(), 21);
+    }
+
+    #[test]
+    fn claim_args_follow_the_script() {
+        let names = KeyNames::new("p:".to_owned()).unwrap();
+        let client = ClientId::parse("acme").unwrap();
+        let jti = Jti::from_name("j");
+        let args = ClaimArgs {
+            client_keys: &names.client(&client),
+            jti: &jti,
+            legacy_record_key: "r",
+            digest: &[0; 32],
+            now: 1,
+            keep_until: 2,
+        };
+        let mut fed = Names::default();
+        args.feed(&mut fed);
+        let (script, rest) = declared(include_str!("claim.lua"));
+        assert!(rest.is_none());
+        assert_eq!(fed.keys, script.keys);
+        assert_eq!(fed.argv, script.argv);
+        assert_eq!(fed.argv.len(), 5);
+    }
+
+    #[test]
+    fn ref_read_args_follow_the_script() {
+        let names = KeyNames::new("p:".to_owned()).unwrap();
+        let client = ClientId::parse("acme").unwrap();
+        let ck = names.client(&client);
+        let jti = Jti::from_name("j");
+        let r = IssuanceRef::parse("order 1").unwrap();
+        let args = RefReadArgs {
+            client_keys: &ck,
+            space: &ck.space(ListFormat::Token),
+            issuance_ref: &r,
+            jti: &jti,
+            legacy_record_key: "r",
+            digest: &[0; 32],
+            now: 1,
+        };
+        let mut fed = Names::default();
+        args.feed(&mut fed);
+        let (script, rest) = declared(include_str!("ref_read.lua"));
+        assert!(rest.is_none());
+        assert_eq!(fed.keys, script.keys);
+        assert_eq!(fed.argv, script.argv);
+        assert_eq!(fed.argv.len(), 6);
+    }
+
+    #[test]
+    fn ref_change_args_follow_the_script() {
+        let names = KeyNames::new("p:".to_owned()).unwrap();
+        let client = ClientId::parse("acme").unwrap();
+        let ck = names.client(&client);
+        let jti = Jti::from_name("j");
+        let r = IssuanceRef::parse("order 1").unwrap();
+        let (a, b) = (ListId::random(), ListId::random());
+        let lists = [
+            RefChangeList::new(
+                a,
+                names.list(&client, &a, 2),
+                ListFormat::Token,
+                Bits::Two,
+                131_072,
+                32_768,
+                32_762,
+                &[(0, 0), (131_071, 1)],
+            )
+            .unwrap(),
+            RefChangeList::new(
+                b,
+                names.list(&client, &b, 1),
+                ListFormat::Token,
+                Bits::One,
+                100,
+                13,
+                13,
+                &[(5, 2)],
+            )
+            .unwrap(),
+        ];
+        assert_eq!(lists[0].entries.len(), 2 * REF_ENTRY_BYTES);
+        // The last entry of the big list: chunk 2, its bit in that chunk,
+        // bucket 127 at 1023, seq 1.
+        let last = &lists[0].entries[REF_ENTRY_BYTES..];
+        assert_eq!(&last[..2], &2u16.to_be_bytes());
+        let bit = bit_offset(ListFormat::Token, Bits::Two, 131_071) - 32_762 * 8;
+        assert_eq!(&last[2..6], &(bit as u32).to_be_bytes());
+        assert_eq!(&last[6..10], &127u32.to_be_bytes());
+        assert_eq!(&last[10..12], &1023u16.to_be_bytes());
+        assert_eq!(&last[12..], &[0, 0, 0, 0, 0, 1]);
+        let space = ck.space(ListFormat::Token);
+        let args = RefChangeArgs {
+            client_keys: &ck,
+            space: &space,
+            issuance_ref: &r,
+            jti: &jti,
+            legacy_record_key: "r",
+            digest: &[0; 32],
+            now: 1,
+            keep_until: 2,
+            stamp: 3,
+            target: Status::Invalid,
+            channel: None,
+            lists: &lists,
+        };
+        let mut fed = Names::default();
+        args.feed(&mut fed);
+        let lua = include_str!("ref_change.lua");
+        let (script, rest) = declared(lua);
+        let rest = rest.expect("the lists' keys are the rest of KEYS");
+        let mut keys = script.keys.clone();
+        // Metadata, times and 2 chunks; metadata, times and 1 chunk.
+        keys.extend(std::iter::repeat_n(rest, 4 + 3));
+        assert_eq!(fed.keys, keys);
+        assert_eq!(fed.argv, with_items(&script, 2));
+        let per_item = with_items(&script, 1).len() - with_items(&script, 0).len();
+        assert!(lua.contains(&format!("local ITEM_ARGS = {per_item}")));
+        assert!(lua.contains(&format!("local ENTRY_SIZE = {REF_ENTRY_BYTES}")));
+        let too_far = RefChangeList::new(
+            a,
+            names.list(&client, &a, 1),
+            ListFormat::Token,
+            Bits::One,
+            100,
+            13,
+            13,
+            &[(5, 1 << 48)],
+        );
+        assert!(matches!(too_far, Err(StoreError::Corrupt(_))));
+    }
+
+    #[test]
+    fn list_args_follow_the_script() {
+        let names = KeyNames::new("p:".to_owned()).unwrap();
+        let client = ClientId::parse("acme").unwrap();
+        let space = names.client(&client).space(ListFormat::Token);
+        let args = ListEntriesArgs {
+            space: &space,
+            mask: 7,
+            issuance_ref: None,
+            list: Some((ListId::random(), 3)),
+            since: Some(u64::MAX),
+            until: None,
+            order: SortOrder::Desc,
+            offset: u64::MAX,
+            limit: 10,
+        };
+        let mut fed = Names::default();
+        args.feed(&mut fed);
+        let (script, rest) = declared(include_str!("list.lua"));
+        assert!(rest.is_none());
+        assert_eq!(fed.keys, script.keys);
+        assert_eq!(fed.argv, script.argv);
+        assert_eq!(fed.argv.len(), 10);
     }
 
     /// The letters decode back to the typed rules they encode, for every

@@ -1,6 +1,8 @@
 -- Sets one entry of a list, atomically with its checks, its idempotency
--- record, its change time and the list's version. Runs after records.lua
--- (records, chunks). All keys share the owning client's hash tag.
+-- record, its change time, the list's version and, for a list with a base
+-- (opened since entry spaces exist), the change indexes of its entry space
+-- (space.lua). Runs after records.lua (records, chunks, change times) and
+-- space.lua. All keys share the owning client's hash tag.
 --
 -- The arguments, by name: the declarations below are the only place a
 -- position is read, and `SetStatusArgs` in scripts.rs feeds them in this order
@@ -10,10 +12,9 @@
 -- made, a for "already had that status", and its time (0: none). Only those
 -- two outcomes are recorded; refusals change nothing.
 --
--- Change times (<meta>:c): one hash field per bucket of indexes (layout.rs),
--- whose value is the bucket's records sorted by offset, 6 bytes each: offset
--- (u16) and time (u32), big-endian. Lists changed by earlier versions may
--- also hold times in <meta>:t (index -> time), read when a bucket has none.
+-- Change times (<meta>:c, see records.lua). Lists changed by earlier
+-- versions may also hold times in <meta>:t (index -> time), read when a
+-- bucket has none.
 --
 -- Returns {'replayed', 'd'|'a', at|''}, {'changed'}, {'notfound'},
 -- {'notyours'}, {'never'}, {'damaged'}, {'already', current, at|nil},
@@ -51,28 +52,16 @@ local record_field = ARGV[16] -- the jti's record field (20 bytes, see records.l
 local bucket = ARGV[17]       -- the entry's time bucket
 local slot = tonumber(ARGV[18]) -- the entry's offset in its bucket
 local client_prefix = ARGV[19] -- `<prefix>{<client>}:`, where the client's records are
-
--- The position (1-based) of the first record of `v` whose offset is not
--- below `slot`, and whether it is `slot`'s.
-local function time_search(v)
-  local lo, hi = 0, #v / 6
-  while lo < hi do
-    local mid = math.floor((lo + hi) / 2)
-    if struct.unpack('>I2', v, mid * 6 + 1) < slot then
-      lo = mid + 1
-    else
-      hi = mid
-    end
-  end
-  local pos = lo * 6 + 1
-  return pos, lo < #v / 6 and struct.unpack('>I2', v, pos) == slot
-end
+-- The entry's seq in its entry space, and the space's prefix; seq is ''
+-- for a list opened before entry spaces (no index records its changes).
+local seq = ARGV[20]
+local space = ARGV[21]
 
 -- The recorded time of the entry's last change, or nil.
 local function time_get()
   local v = redis.call('HGET', times_key, bucket)
   if v then
-    local pos, found = time_search(v)
+    local pos, found = time_search(v, slot)
     if found then
       local _, at = struct.unpack('>I2I4', v, pos)
       return at
@@ -84,10 +73,7 @@ end
 
 local function time_set(at)
   local v = redis.call('HGET', times_key, bucket) or ''
-  local pos, found = time_search(v)
-  local rest = found and pos + 6 or pos
-  redis.call('HSET', times_key, bucket,
-    string.sub(v, 1, pos - 1) .. struct.pack('>I2I4', slot, at) .. string.sub(v, rest))
+  redis.call('HSET', times_key, bucket, time_put(v, slot, at))
 end
 
 local state = rec_state(client_prefix)
@@ -133,6 +119,9 @@ if rule ~= 'C' then
 end
 redis.call('BITFIELD', bytes_key, 'SET', field_type, offset, value)
 time_set(now)
+if seq ~= '' then
+  index_change(space, {tonumber(seq)}, cur, tonumber(value), now)
+end
 local v = redis.call('HINCRBY', meta_key, 'v', 1)
 record('d', now)
 if channel ~= '' then
