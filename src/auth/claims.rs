@@ -189,8 +189,9 @@ impl<K> Claims<K> {
     }
 
     /// The idempotency digest of what the request asks
-    /// ([`crate::domain::claims::issue_digest`],
-    /// [`crate::domain::claims::change_digest`]; never `iat`).
+    /// ([`crate::domain::claims::issue_digest`] or `issue_digest_v2`,
+    /// [`crate::domain::claims::change_digest`], `ref_change_digest`,
+    /// `listing_digest`; never `iat`).
     pub fn digest(&self) -> [u8; 32] {
         self.digest
     }

@@ -291,8 +291,7 @@ impl Authenticator {
     ///
     /// # Errors
     /// The first failed check as an [`AuthError`];
-    /// [`ClaimError::RefWithIndex`]
-    /// when `ref` comes with `idx` or `uri`.
+    /// [`ClaimError::RefWithIndex`] when `ref` comes with `idx` or `uri`.
     pub async fn check_change(
         &self,
         op: ChangeOp,
