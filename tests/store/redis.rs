@@ -6,14 +6,18 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use statuslist::domain::{Bits, ListFormat, ListId, Status, StatusList};
+use statuslist::domain::{
+    Bits, ClientId, ListFormat, ListId, SortOrder, Status, StatusList, StatusSet,
+};
 use statuslist::ports::{
-    AllocateOutcome, AllocateRequest, Allocation, SetStatusOutcome, Store, StoreError,
-    StoreSettings,
+    AllocateOutcome, AllocateRequest, Allocation, EntryItem, EntryPage, EntryQuery,
+    RefChangeOutcome, RefChangeReport, SetStatusOutcome, Store, StoreError, StoreSettings,
 };
 use statuslist::store::redis::{RedisSettings, RedisStore};
 
-use crate::contract::{self, allocated, change, client, contract_suite, jti, req, set};
+use crate::contract::{
+    self, NOW, allocated, change, client, contract_suite, jti, ref_change, ref_req, req, set,
+};
 use crate::support::RedisServer;
 
 /// The contract suite's factory: a fresh private server per store.
@@ -1091,5 +1095,548 @@ async fn concurrent_allocations_share_script_calls() {
     for list in &lists {
         let snap = store.read_list(list).await.unwrap().unwrap();
         assert_eq!(snap.meta.allocated, 10);
+    }
+}
+
+/// A listing of every entry of `who`'s `format` space, no filter.
+fn everything(who: &ClientId, format: ListFormat) -> EntryQuery {
+    EntryQuery {
+        client: who.clone(),
+        format,
+        statuses: StatusSet::ALL,
+        issuance_ref: None,
+        list: None,
+        updated_since: None,
+        updated_until: None,
+        order: SortOrder::Desc,
+        offset: 0,
+        limit: 100,
+    }
+}
+
+/// Every page of `query`, in order.
+async fn all_pages(store: &RedisStore, query: &EntryQuery) -> Vec<EntryItem> {
+    let mut out = Vec::new();
+    let mut q = query.clone();
+    loop {
+        let page = store.list_entries(&q).await.unwrap();
+        let n = page.items.len();
+        out.extend(page.items);
+        if n < q.limit as usize {
+            return out;
+        }
+        q.offset += u64::from(q.limit);
+    }
+}
+
+fn done(outcome: RefChangeOutcome) -> RefChangeReport {
+    match outcome {
+        RefChangeOutcome::Done(report) => report,
+        other => panic!("expected Done, got {other:?}"),
+    }
+}
+
+/// `MEMORY USAGE` of `key` in bytes (0 for a key that does not exist).
+fn memory_usage(server: &RedisServer, key: &str) -> u64 {
+    let reply = server.command(&format!("MEMORY USAGE {key} SAMPLES 0"));
+    if reply.starts_with("$-1") {
+        return 0;
+    }
+    reply
+        .trim_start_matches(':')
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("MEMORY USAGE {key}: {reply}"))
+}
+
+/// Every command Redis ran so far (scripts' own calls included), from
+/// `INFO commandstats`.
+fn commands_run(server: &RedisServer) -> u64 {
+    server
+        .command("INFO commandstats")
+        .lines()
+        .filter_map(|l| {
+            l.split_once(":calls=")?
+                .1
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+/// A list opened by an earlier version (no base `e`, no entry space) stays
+/// the current list until the next allocation, which opens a new list
+/// rather than take its room; its entries are not listed, and changes to
+/// them work as before without touching the listing.
+#[tokio::test]
+async fn an_untracked_list_is_left_for_a_new_one() {
+    let (store, server) = make_store(small(100)).await;
+    let c = client("untracked-client");
+    let t = ListFormat::Token;
+    let a = allocated(
+        store
+            .allocate(&req(c.as_str(), t, "u1", 1000))
+            .await
+            .unwrap(),
+    );
+    let b = allocated(
+        store
+            .allocate(&req(c.as_str(), t, "u2", 1000))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(a.list, b.list);
+    // Make it a list of an earlier version: no base, no entry space.
+    let keys = store.list_keys(&a.list).await.unwrap().unwrap();
+    assert_eq!(
+        server.command(&format!("HDEL {} e", keys.meta)).trim(),
+        ":1"
+    );
+    for key in store.entry_space_keys(&c, t) {
+        server.command(&format!("DEL {key}"));
+    }
+    // A process that has not seen the list yet.
+    let store = connect(&server, small(100)).await;
+    let q = everything(&c, t);
+    assert_eq!(
+        store.list_entries(&q).await.unwrap(),
+        EntryPage {
+            total: 0,
+            items: Vec::new()
+        }
+    );
+    let n = allocated(
+        store
+            .allocate(&req(c.as_str(), t, "u3", 1001))
+            .await
+            .unwrap(),
+    );
+    assert_ne!(n.list, a.list, "a new list, not the old one's room");
+    assert!(n.next.is_none(), "the whole request in the new list");
+    let old = store.read_list(&a.list).await.unwrap().unwrap();
+    assert_eq!(old.meta.allocated, 2, "the old list keeps what it has");
+    let listed = store.list_entries(&q).await.unwrap();
+    assert_eq!(listed.total, 1);
+    assert_eq!(
+        (listed.items[0].list, listed.items[0].idx),
+        (n.list, n.indexes[0])
+    );
+    assert_eq!(listed.items[0].created_at, 1001);
+    // Changes to the old entries work, are published, and list nothing.
+    assert_eq!(
+        set(&store, &c, a.list, a.indexes[0], Status::Invalid, 1002)
+            .await
+            .unwrap(),
+        SetStatusOutcome::Done { at: 1002 }
+    );
+    assert_eq!(
+        set(&store, &c, a.list, a.indexes[0], Status::Invalid, 1003)
+            .await
+            .unwrap(),
+        SetStatusOutcome::Already { at: Some(1002) }
+    );
+    assert_eq!(store.list_version(&a.list).await.unwrap(), Some(1));
+    assert_eq!(store.list_entries(&q).await.unwrap(), listed);
+    let only_old = EntryQuery {
+        list: Some(a.list),
+        ..q.clone()
+    };
+    assert_eq!(store.list_entries(&only_old).await.unwrap().total, 0);
+    let revoked = EntryQuery {
+        statuses: StatusSet::of(&[Status::Invalid]),
+        ..q.clone()
+    };
+    assert_eq!(store.list_entries(&revoked).await.unwrap().total, 0);
+    // The new list's entries are listed and their changes too.
+    assert_eq!(
+        set(&store, &c, n.list, n.indexes[0], Status::Suspended, 1004)
+            .await
+            .unwrap(),
+        SetStatusOutcome::Done { at: 1004 }
+    );
+    let page = store.list_entries(&q).await.unwrap();
+    assert_eq!(
+        (page.total, page.items[0].status, page.items[0].updated_at),
+        (1, Status::Suspended, 1004)
+    );
+    let m = allocated(
+        store
+            .allocate(&req(c.as_str(), t, "u4", 1005))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(m.list, n.list, "allocation continues in the new list");
+}
+
+/// Captures what the adapter logs, for the one test that must see which
+/// path a change by ref took.
+#[derive(Clone, Default)]
+struct Logged(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logged {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A change by ref whose read is answered before a concurrent `/issue`
+/// with the same ref is applied, and whose change comes after it: the
+/// change script finds the ref moved on (a stale stamp) and the adapter
+/// reads again, so every entry bound before the change is answered, the
+/// raced ones included, changes.
+///
+/// One thread, one connection: the change's read is sent before the issue
+/// (one script call, since it fits the current list), so Redis runs read,
+/// issue, change in that order.
+#[tokio::test]
+async fn a_change_by_ref_that_races_an_issue_reads_the_ref_again() {
+    let logged = Logged::default();
+    let writer = logged.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let (store, _server) = make_store(small(10)).await;
+    let c = client("race-client");
+    let t = ListFormat::Token;
+    // The ref's first entries spill into a second list.
+    allocated(
+        store
+            .allocate(&ref_req(c.as_str(), t, "r0", None, 7, NOW))
+            .await
+            .unwrap(),
+    );
+    let first = allocated(
+        store
+            .allocate(&ref_req(c.as_str(), t, "r1", Some("order"), 5, NOW))
+            .await
+            .unwrap(),
+    );
+    let second = first.next.clone().expect("spilled");
+    // Warm up: every script loaded, the connection made, the facts cached.
+    allocated(
+        store
+            .allocate(&ref_req(c.as_str(), t, "w0", Some("warm"), 1, NOW))
+            .await
+            .unwrap(),
+    );
+    done(
+        store
+            .set_status_by_ref(&ref_change(
+                c.as_str(),
+                t,
+                "warm",
+                Status::Suspended,
+                "wc",
+                NOW,
+            ))
+            .await
+            .unwrap(),
+    );
+    logged.0.lock().unwrap().clear();
+
+    let change = ref_change(c.as_str(), t, "order", Status::Invalid, "rc", NOW + 1);
+    // 4 more fit the second list, which holds 2 + 1.
+    let issue = ref_req(c.as_str(), t, "r2", Some("order"), 4, NOW + 1);
+    let (report, raced) = tokio::join!(store.set_status_by_ref(&change), store.allocate(&issue));
+    let raced = allocated(raced.unwrap());
+    let report = done(report.unwrap());
+    let log = String::from_utf8(logged.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        log.contains("reading it again"),
+        "the change did not meet the issue: {report:?} {log}"
+    );
+    assert_eq!(raced.list, second.list);
+    assert_eq!(
+        report,
+        RefChangeReport {
+            at: NOW + 1,
+            changed: 9,
+            skipped: 0,
+            already: 0,
+            lists: vec![first.list, second.list],
+        }
+    );
+    for (list, idx) in first.entries().chain(raced.entries()) {
+        assert_eq!(
+            set(&store, &c, list, idx, Status::Invalid, NOW + 2)
+                .await
+                .unwrap(),
+            SetStatusOutcome::Already { at: Some(NOW + 1) },
+            "{list} {idx}"
+        );
+    }
+    // One version bump per list changed: the first list once, the second
+    // (also holding the warm-up's entry) twice.
+    assert_eq!(store.list_version(&first.list).await.unwrap(), Some(1));
+    assert_eq!(store.list_version(&second.list).await.unwrap(), Some(2));
+    let revoked = EntryQuery {
+        statuses: StatusSet::of(&[Status::Invalid]),
+        ..everything(&c, t)
+    };
+    assert_eq!(store.list_entries(&revoked).await.unwrap().total, 9);
+}
+
+/// A ref whose entries lie in two lists, one of them damaged: the change
+/// fails closed with Damaged naming it, and nothing changes anywhere (no
+/// entry, no version, no listing index, no record: once the list is
+/// restored the same request applies in full).
+#[tokio::test]
+async fn a_damaged_list_in_a_ref_changes_nothing() {
+    let (store, server) = make_store(small(10)).await;
+    let c = client("ref-damage-client");
+    let t = ListFormat::Token;
+    let a = allocated(
+        store
+            .allocate(&ref_req(c.as_str(), t, "d1", Some("dmg"), 8, NOW))
+            .await
+            .unwrap(),
+    );
+    let b = allocated(
+        store
+            .allocate(&ref_req(c.as_str(), t, "d2", Some("dmg"), 5, NOW))
+            .await
+            .unwrap(),
+    );
+    let spill = b.next.clone().expect("spans into a second list");
+    let keys = store.list_keys(&spill.list).await.unwrap().unwrap();
+    let saved = server.command(&format!("STRLEN {}", keys.chunks[0]));
+    assert_eq!(
+        server.command(&format!("DEL {}", keys.chunks[0])).trim(),
+        ":1"
+    );
+    let revoke = ref_change(c.as_str(), t, "dmg", Status::Invalid, "dx", NOW + 1);
+    match store.set_status_by_ref(&revoke).await {
+        Err(StoreError::Damaged { list, .. }) => assert_eq!(list, spill.list),
+        other => panic!("expected Damaged, got {other:?}"),
+    }
+    assert_eq!(store.health().await.unwrap().damaged, vec![spill.list]);
+    let snap = store.read_list(&a.list).await.unwrap().unwrap();
+    assert_eq!(snap.version, 0);
+    assert!(snap.bytes.iter().all(|b| *b == 0), "nothing written");
+    let listed = all_pages(&store, &everything(&c, t)).await;
+    assert_eq!(listed.len(), 13);
+    assert!(
+        listed
+            .iter()
+            .all(|i| i.status == Status::Valid && i.updated_at == NOW)
+    );
+    for key in store.entry_space_keys(&c, t) {
+        if key.ends_with(":x") || key.contains(":z") {
+            assert_eq!(
+                server.command(&format!("EXISTS {key}")).trim(),
+                ":0",
+                "{key}"
+            );
+        }
+    }
+    // Restored (zeros of the right length): the same request applies.
+    let len: usize = saved.trim_start_matches(':').trim().parse().unwrap();
+    let mut conn = ::redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = ::redis::cmd("SET")
+        .arg(&keys.chunks[0])
+        .arg(vec![0u8; len])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let report = done(store.set_status_by_ref(&revoke).await.unwrap());
+    assert_eq!((report.changed, report.skipped, report.already), (13, 0, 0));
+    assert_eq!(report.lists, vec![a.list, spill.list]);
+}
+
+/// Redis memory of an entry space, as issue 14 asks: 20,000 entries issued
+/// one per request without a ref, then 1 % of them changed; and 20,000
+/// issued five per request, each request with its own ref. What the
+/// listing needs (issuance log, registry, refs, change indexes) stays under
+/// 48 B per entry without refs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_per_entry_of_an_entry_space() {
+    const ENTRIES: usize = 20_000;
+    let (store, server) = make_store(StoreSettings::default()).await;
+    let store = Arc::new(store);
+    let t = ListFormat::Token;
+    let issue = |who: &'static str, count: u32, with_ref: bool| {
+        let store = Arc::clone(&store);
+        async move {
+            let requests = ENTRIES / count as usize;
+            let mut tasks = Vec::new();
+            for k in 0..8 {
+                let store = Arc::clone(&store);
+                tasks.push(tokio::spawn(async move {
+                    let mut got = Vec::new();
+                    for i in (k..requests).step_by(8) {
+                        let name = format!("{who}-{i}");
+                        let r = with_ref.then(|| format!("issuance {i:08}"));
+                        // A second apart every 100 requests, as at 100/s.
+                        let now = NOW + (i / 100) as u64;
+                        let request = ref_req(who, t, &name, r.as_deref(), count, now);
+                        got.push(allocated(store.allocate(&request).await.unwrap()));
+                    }
+                    got
+                }));
+            }
+            let mut all = Vec::new();
+            for task in tasks {
+                all.extend(task.await.unwrap());
+            }
+            all
+        }
+    };
+    let space_bytes = |who: &str| -> u64 {
+        store
+            .entry_space_keys(&client(who), t)
+            .iter()
+            .map(|k| memory_usage(&server, k))
+            .sum()
+    };
+
+    let plain = issue("mem-plain", 1, false).await;
+    let issued = space_bytes("mem-plain");
+    // 1 % changed, a third each to INVALID, SUSPENDED and back to VALID.
+    let c = client("mem-plain");
+    for (i, a) in plain.iter().step_by(100).enumerate() {
+        let target = [Status::Invalid, Status::Suspended, Status::Suspended][i % 3];
+        set(&*store, &c, a.list, a.indexes[0], target, NOW + 500)
+            .await
+            .unwrap();
+        if i % 3 == 2 {
+            set(&*store, &c, a.list, a.indexes[0], Status::Valid, NOW + 501)
+                .await
+                .unwrap();
+        }
+    }
+    let changed = space_bytes("mem-plain");
+    let refs = issue("mem-refs", 5, true).await;
+    assert_eq!(refs.iter().map(Allocation::len).sum::<usize>(), ENTRIES);
+    let with_refs = space_bytes("mem-refs");
+    let per = |b: u64| b as f64 / ENTRIES as f64;
+    println!(
+        "entry space MEMORY USAGE for {ENTRIES} entries: {issued} B issued one by one without a \
+         ref ({:.1} B/entry), {changed} B with 1 % changed ({:.1} B/entry); {with_refs} B issued \
+         five at a time, each with its own ref ({:.1} B/entry)",
+        per(issued),
+        per(changed),
+        per(with_refs)
+    );
+    assert!(per(issued) < 48.0, "{:.1} B per entry", per(issued));
+    assert!(per(changed) < 48.0, "{:.1} B per entry", per(changed));
+    assert!(per(with_refs) < 64.0, "{:.1} B per entry", per(with_refs));
+}
+
+/// A page deep in a space costs about what the first page costs: the
+/// listing never walks what precedes the page. Counted in Redis commands
+/// (a script's own calls included), on 20,000 entries of which 1 %
+/// changed, for each kind of query; and every deep page is the slice of
+/// the whole listing it should be.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deep_page_costs_what_a_first_page_costs() {
+    const ENTRIES: u64 = 20_000;
+    let (store, server) = make_store(small(4_096)).await;
+    let store = Arc::new(store);
+    let c = client("deep-client");
+    let t = ListFormat::Token;
+    let mut tasks = Vec::new();
+    for k in 0..8u64 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for i in (k..ENTRIES / 4).step_by(8) {
+                let r = (i % 10 == 0).then(|| format!("ref {}", i % 30));
+                let request = ref_req(
+                    "deep-client",
+                    t,
+                    &format!("d{i}"),
+                    r.as_deref(),
+                    4,
+                    NOW + i / 50,
+                );
+                got.push(allocated(store.allocate(&request).await.unwrap()));
+            }
+            got
+        }));
+    }
+    let mut issued = Vec::new();
+    for task in tasks {
+        issued.extend(task.await.unwrap());
+    }
+    let entries: Vec<(ListId, u64)> = issued.iter().flat_map(Allocation::entries).collect();
+    assert_eq!(entries.len() as u64, ENTRIES);
+    for (i, (list, idx)) in entries.iter().step_by(100).enumerate() {
+        let target = [Status::Invalid, Status::Suspended][i % 2];
+        set(&*store, &c, *list, *idx, target, NOW + 1_000 + i as u64)
+            .await
+            .unwrap();
+    }
+    let base = everything(&c, t);
+    let lists: HashSet<ListId> = entries.iter().map(|(l, _)| *l).collect();
+    let some_list = *lists.iter().next().unwrap();
+    let shapes = [
+        base.clone(),
+        EntryQuery {
+            order: SortOrder::Asc,
+            ..base.clone()
+        },
+        EntryQuery {
+            statuses: StatusSet::of(&[Status::Invalid, Status::Suspended]),
+            ..base.clone()
+        },
+        EntryQuery {
+            statuses: StatusSet::of(&[Status::Valid]),
+            updated_since: Some(NOW + 20),
+            updated_until: Some(NOW + 1_100),
+            ..base.clone()
+        },
+        EntryQuery {
+            list: Some(some_list),
+            order: SortOrder::Asc,
+            ..base.clone()
+        },
+        EntryQuery {
+            issuance_ref: Some(contract::iref("ref 10")),
+            ..base.clone()
+        },
+    ];
+    for shape in shapes {
+        let whole = all_pages(&store, &shape).await;
+        assert!(!whole.is_empty(), "{shape:?}");
+        let mut costs = Vec::new();
+        for offset in [0, whole.len() as u64 / 2, whole.len() as u64 - 7] {
+            let q = EntryQuery {
+                offset,
+                limit: 100,
+                ..shape.clone()
+            };
+            let before = commands_run(&server);
+            let page = store.list_entries(&q).await.unwrap();
+            costs.push(commands_run(&server) - before);
+            assert_eq!(page.total, whole.len() as u64, "{q:?}");
+            let want: Vec<EntryItem> = whole
+                .iter()
+                .skip(offset as usize)
+                .take(100)
+                .cloned()
+                .collect();
+            assert_eq!(page.items, want, "{q:?}");
+        }
+        println!(
+            "{} entries, commands per page at the start, middle, end: {costs:?}",
+            whole.len()
+        );
+        // A walk of what precedes the page would be thousands.
+        assert!(costs.iter().all(|c| *c < 2_500), "{costs:?} for {shape:?}");
     }
 }
