@@ -66,6 +66,7 @@ pub(super) const CHANGED: TableDefinition<(&str, u8, u64), (u8, u64)> =
 pub(super) const CHANGED_BY_TIME: TableDefinition<(&str, u8, u64, u64), u8> =
     TableDefinition::new("entry_changed_by_time");
 
+/// [`LOG`] as a listing reads it.
 type LogTable = ReadOnlyTable<(&'static str, u8, u64), &'static [u8]>;
 
 /// Creates the entry tables that do not exist yet (a file written before
@@ -157,6 +158,7 @@ struct RefList {
     ranges: Vec<(u64, u64)>,
 }
 
+/// The status a change index holds (only ever one the service sets).
 fn status_of(value: u8) -> Result<Status, StoreError> {
     Status::from_value(value).ok_or_else(|| {
         StoreError::Corrupt(format!("the change index holds the unknown status {value}"))
@@ -809,5 +811,33 @@ impl<'q> View<'q> {
             updated_at: key.updated_at,
             status_expiry: rec.expiry,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The never-changed seq at every rank, in both orders, is the one a
+    /// plain filter of the window finds, for every set of changed seqs of a
+    /// small window.
+    #[test]
+    fn unchanged_seqs_by_rank_match_a_filter() {
+        let (lo, hi) = (5u64, 16u64);
+        for mask in 0u32..(1 << (hi - lo)) {
+            let changed: Vec<u64> = (lo..hi).filter(|s| mask & (1 << (s - lo)) != 0).collect();
+            let unchanged: Vec<u64> = (lo..hi).filter(|s| !changed.contains(s)).collect();
+            for order in [SortOrder::Asc, SortOrder::Desc] {
+                let u = Unchanged::new(lo, hi, &changed, order);
+                assert_eq!(u.len, unchanged.len() as u64);
+                let got: Vec<u64> = (0..u.len).map(|r| u.seq_at(r).unwrap()).collect();
+                let mut want = unchanged.clone();
+                if order == SortOrder::Desc {
+                    want.reverse();
+                }
+                assert_eq!(got, want, "{changed:?} {order:?}");
+                assert!(u.seq_at(u.len).is_err(), "past the end is an error");
+            }
+        }
     }
 }
