@@ -62,6 +62,7 @@ fn request(client: &ClientId, jti: String, count: u32) -> AllocateRequest {
         jti: Jti::from_name(&jti),
         status_expiry: 2_000_000_000,
         count,
+        issuance_ref: None,
         now: 1_700_000_000,
         keep_until: 1_700_003_661,
     }
