@@ -194,12 +194,10 @@ impl EntryFilter {
         let [page, limit, status, ref_, uri, since, until, sort] = given;
         let page = match page {
             None => 1,
-            Some(v) => number(&v)
-                .filter(|p| *p >= 1)
-                .ok_or(QueryError::Invalid {
-                    param: "page",
-                    expected: "must be a whole number of at least 1",
-                })?,
+            Some(v) => number(&v).filter(|p| *p >= 1).ok_or(QueryError::Invalid {
+                param: "page",
+                expected: "must be a whole number of at least 1",
+            })?,
         };
         let limit = match limit {
             None => DEFAULT_LIMIT,
@@ -461,9 +459,15 @@ mod tests {
         assert_eq!(f.page, 3);
         assert_eq!(f.limit, 25);
         assert_eq!(f.offset(), 50);
-        assert_eq!(f.statuses, StatusSet::of(&[Status::Invalid, Status::Suspended]));
+        assert_eq!(
+            f.statuses,
+            StatusSet::of(&[Status::Invalid, Status::Suspended])
+        );
         assert_eq!(f.issuance_ref.unwrap().as_str(), "order 42+1");
-        assert_eq!(f.list.unwrap().uri(BASE), "https://crs.example/t/A671FED3E9AD");
+        assert_eq!(
+            f.list.unwrap().uri(BASE),
+            "https://crs.example/t/A671FED3E9AD"
+        );
         assert_eq!((f.updated_since, f.updated_until), (Some(10), Some(20)));
         assert_eq!(f.order, SortOrder::Asc);
     }
@@ -530,7 +534,10 @@ mod tests {
         let p = Pagination::new(2, 10, 21);
         assert_eq!((p.total_pages, p.has_previous, p.has_next), (3, true, true));
         let p = Pagination::new(3, 10, 21);
-        assert_eq!((p.total_pages, p.has_previous, p.has_next), (3, true, false));
+        assert_eq!(
+            (p.total_pages, p.has_previous, p.has_next),
+            (3, true, false)
+        );
         let p = Pagination::new(9, 10, 21);
         assert_eq!((p.has_previous, p.has_next), (true, false));
     }

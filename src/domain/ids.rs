@@ -436,7 +436,14 @@ mod tests {
         for ok in ["a", "order 42/line#3", "~!{}", &"x".repeat(128)] {
             assert_eq!(IssuanceRef::parse(ok).unwrap().as_str(), ok);
         }
-        for bad in ["", "tab\there", "new\nline", "caf\u{e9}", "\u{7f}", &"x".repeat(129)] {
+        for bad in [
+            "",
+            "tab\there",
+            "new\nline",
+            "caf\u{e9}",
+            "\u{7f}",
+            &"x".repeat(129),
+        ] {
             assert_eq!(IssuanceRef::parse(bad), Err(IdError::BadRef), "{bad:?}");
         }
     }

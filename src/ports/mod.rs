@@ -15,7 +15,6 @@ pub use changes::{ChangeFeed, ChangeNotice};
 pub use signer::{ListSigner, ListToSign, SignError};
 pub use store::{
     AllocateOutcome, AllocateRequest, Allocation, EntryItem, EntryPage, EntryQuery, JtiClaim,
-    JtiClaimOutcome, ListMeta, ListRun, ListSnapshot, RefChange, RefChangeOutcome,
-    RefChangeReport, SetStatusOutcome, StatusChange, Store, StoreError, StoreHealth,
-    StoreSettings, UnixSeconds,
+    JtiClaimOutcome, ListMeta, ListRun, ListSnapshot, RefChange, RefChangeOutcome, RefChangeReport,
+    SetStatusOutcome, StatusChange, Store, StoreError, StoreHealth, StoreSettings, UnixSeconds,
 };

@@ -132,12 +132,24 @@ pub async fn count_spans_into_a_new_list<S: Store>(store: &S, settings: &StoreSe
     assert_eq!(all.len(), 12, "all distinct");
     assert!(all.iter().all(|(_, i)| *i < cap));
     assert_eq!(
-        store.read_list(&first.list).await.unwrap().unwrap().meta.allocated,
+        store
+            .read_list(&first.list)
+            .await
+            .unwrap()
+            .unwrap()
+            .meta
+            .allocated,
         cap,
         "the first list is full"
     );
     assert_eq!(
-        store.read_list(&next.list).await.unwrap().unwrap().meta.allocated,
+        store
+            .read_list(&next.list)
+            .await
+            .unwrap()
+            .unwrap()
+            .meta
+            .allocated,
         2
     );
     assert_eq!(
@@ -214,7 +226,14 @@ pub async fn refs_bind_entries_and_accumulate<S: Store>(store: &S, _settings: &S
     );
     let bits = allocated(
         store
-            .allocate(&ref_req("c1", ListFormat::Bitstring, "r4", Some("batch 7"), 1, NOW + 1))
+            .allocate(&ref_req(
+                "c1",
+                ListFormat::Bitstring,
+                "r4",
+                Some("batch 7"),
+                1,
+                NOW + 1,
+            ))
             .await
             .unwrap(),
     );
@@ -294,7 +313,14 @@ pub async fn refs_bind_entries_and_accumulate<S: Store>(store: &S, _settings: &S
     // A suspension of revoked entries skips them all.
     let again = done(
         store
-            .set_status_by_ref(&ref_change("c1", t, "batch 7", Status::Suspended, "s1", NOW + 7))
+            .set_status_by_ref(&ref_change(
+                "c1",
+                t,
+                "batch 7",
+                Status::Suspended,
+                "s1",
+                NOW + 7,
+            ))
             .await
             .unwrap(),
     );
@@ -449,7 +475,14 @@ pub async fn concurrent_issues_with_refs_are_all_listed<S: Store>(
     assert_eq!(listed, entries);
     let report = done(
         store
-            .set_status_by_ref(&ref_change("conc", t, "shared", Status::Invalid, "cr", NOW + 1))
+            .set_status_by_ref(&ref_change(
+                "conc",
+                t,
+                "shared",
+                Status::Invalid,
+                "cr",
+                NOW + 1,
+            ))
             .await
             .unwrap(),
     );
@@ -772,7 +805,14 @@ pub async fn one_bit_refs_skip_suspension<S: Store>(store: &S, settings: &StoreS
     );
     let s = done(
         store
-            .set_status_by_ref(&ref_change("ob", t, "one", Status::Suspended, "o2", NOW + 1))
+            .set_status_by_ref(&ref_change(
+                "ob",
+                t,
+                "one",
+                Status::Suspended,
+                "o2",
+                NOW + 1,
+            ))
             .await
             .unwrap(),
     );
