@@ -1,5 +1,6 @@
 //! The other side of the API, for the CLI and for scripts: an issuer that
-//! signs CRS request JWTs and calls `/issue` and `/revoke`, and a verifier
+//! signs request JWTs and calls `/issue`, the status changes (by entry or by
+//! `ref`) and `GET /entries`, and a verifier
 //! that fetches a published list from any CRS-compatible service, checks its
 //! signature against the service's JWKS and reads one entry.
 //!
@@ -100,15 +101,55 @@ struct IssueClaims<'a> {
     jti: &'a str,
     #[serde(rename = "statusExpiry")]
     status_expiry: u64,
+    #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+    issuance_ref: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    count: Option<u32>,
 }
 
 #[derive(Serialize)]
-struct RevokeClaims<'a> {
+struct ChangeClaims<'a> {
     iss: &'a str,
     iat: u64,
     jti: &'a str,
-    idx: u64,
-    uri: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    idx: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uri: Option<&'a str>,
+    #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+    issuance_ref: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct ListingClaims<'a> {
+    iss: &'a str,
+    iat: u64,
+    jti: &'a str,
+    aud: &'a str,
+}
+
+/// Which entries a status change is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeTarget<'a> {
+    /// One entry: its list URI and index (the CRS request).
+    Entry {
+        /// The list URI.
+        uri: &'a str,
+        /// The index.
+        idx: u64,
+    },
+    /// Every entry the issuer bound to this `ref`.
+    Ref(&'a str),
+}
+
+/// What `/issue` is asked beyond CRS: a `ref` to bind the entries to, and
+/// how many entries (`count`). With neither the request is plain CRS.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Batch<'a> {
+    /// The issuer's reference for this issuance.
+    pub issuance_ref: Option<&'a str>,
+    /// How many entries.
+    pub count: Option<u32>,
 }
 
 impl Issuer {
@@ -130,11 +171,28 @@ impl Issuer {
         iat: u64,
         status_expiry: u64,
     ) -> Result<String, PublishError> {
+        self.batch_request(jti, iat, status_expiry, Batch::default())
+    }
+
+    /// The signed body of an `/issue` request with `ref` and `count` when
+    /// `batch` gives them.
+    ///
+    /// # Errors
+    /// [`PublishError`] if signing fails.
+    pub fn batch_request(
+        &self,
+        jti: &str,
+        iat: u64,
+        status_expiry: u64,
+        batch: Batch<'_>,
+    ) -> Result<String, PublishError> {
         let claims = IssueClaims {
             iss: &self.client,
             iat,
             jti,
             status_expiry,
+            issuance_ref: batch.issuance_ref,
+            count: batch.count,
         };
         jws::sign("JWT", &claims, &self.key)
     }
@@ -150,15 +208,82 @@ impl Issuer {
         uri: &str,
         idx: u64,
     ) -> Result<String, PublishError> {
-        let claims = RevokeClaims {
+        self.change_request(jti, iat, &ChangeTarget::Entry { uri, idx })
+    }
+
+    /// The signed body of a `/revoke`, `/suspend` or `/unsuspend` request
+    /// (the endpoint decides the operation; the body is the same).
+    ///
+    /// # Errors
+    /// [`PublishError`] if signing fails.
+    pub fn change_request(
+        &self,
+        jti: &str,
+        iat: u64,
+        target: &ChangeTarget<'_>,
+    ) -> Result<String, PublishError> {
+        let (idx, uri, issuance_ref) = match target {
+            ChangeTarget::Entry { uri, idx } => (Some(*idx), Some(*uri), None),
+            ChangeTarget::Ref(r) => (None, None, Some(*r)),
+        };
+        let claims = ChangeClaims {
             iss: &self.client,
             iat,
             jti,
             idx,
             uri,
+            issuance_ref,
         };
         jws::sign("JWT", &claims, &self.key)
     }
+
+    /// The bearer token of one `GET /entries` call: single use, addressed
+    /// (`aud`) to the service at `public_base_url`.
+    ///
+    /// # Errors
+    /// [`PublishError`] if signing fails.
+    pub fn listing_token(
+        &self,
+        jti: &str,
+        iat: u64,
+        public_base_url: &str,
+    ) -> Result<String, PublishError> {
+        let claims = ListingClaims {
+            iss: &self.client,
+            iat,
+            jti,
+            aud: public_base_url,
+        };
+        jws::sign("JWT", &claims, &self.key)
+    }
+}
+
+/// Calls `GET /entries` at `base` with the bearer `token` and the query
+/// `params` (name, value; percent-encoded here) and returns the JSON
+/// answer.
+///
+/// # Errors
+/// As [`post_jwt`].
+pub async fn get_entries(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    params: &[(&str, String)],
+) -> Result<serde_json::Value, ClientError> {
+    let mut url = Url::parse(&format!("{}/entries", base.trim_end_matches('/')))
+        .map_err(|_| ClientError::BadUrl(base.to_owned()))?;
+    if !params.is_empty() {
+        url.query_pairs_mut()
+            .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())));
+    }
+    let shown = url.to_string();
+    let response = http
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(|e| connect_error(&shown, e))?;
+    json_answer(&shown, response).await
 }
 
 /// Posts a request JWT and returns the JSON answer of a 2xx response.
@@ -179,6 +304,15 @@ pub async fn post_jwt(
         .send()
         .await
         .map_err(|e| connect_error(url, e))?;
+    json_answer(url, response).await
+}
+
+/// The JSON body of a 2xx answer; any other status is
+/// [`ClientError::Status`] with the error document.
+async fn json_answer(
+    url: &str,
+    response: reqwest::Response,
+) -> Result<serde_json::Value, ClientError> {
     let status = response.status();
     let body = response.text().await.map_err(|e| connect_error(url, e))?;
     if !status.is_success() {

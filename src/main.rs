@@ -58,8 +58,10 @@ enum Command {
     },
     /// Ask the service for a status index for a new credential (POST /issue).
     ///
-    /// Signs a CRS request JWT (fresh jti and iat) with the client's key and
-    /// prints the index and the list URI.
+    /// Signs a request JWT (fresh jti and iat) with the client's key and
+    /// prints the index and the list URI. With --ref and/or --count it asks
+    /// for a batch: COUNT distinct indexes, bound to the issuer's reference
+    /// REF, each printed with its list URI.
     Issue {
         #[command(flatten)]
         who: Who,
@@ -67,6 +69,14 @@ enum Command {
         /// e.g. 30d, 12h, 1y.
         #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
         expiry: std::time::Duration,
+        /// Bind the entries to this reference of yours (1 to 128 printable
+        /// ASCII characters); later requests may add to it, and
+        /// revoke/suspend/unsuspend --ref change them all.
+        #[arg(long = "ref", value_name = "REF")]
+        issuance_ref: Option<String>,
+        /// How many indexes (1 to the service's lists.max_batch).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        count: Option<u32>,
         /// Reuse this jti (a lowercase UUID) to retry a request idempotently.
         #[arg(long)]
         jti: Option<String>,
@@ -74,20 +84,49 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Revoke a credential's status entry (POST /revoke).
-    Revoke {
+    /// Revoke a credential's status entry (POST /revoke), or every entry
+    /// bound to a reference (--ref). Revocation is final.
+    Revoke(Change),
+    /// Suspend a credential's status entry (POST /suspend), or every entry
+    /// bound to a reference (--ref).
+    Suspend(Change),
+    /// Lift a suspension (POST /unsuspend), of one entry or of every entry
+    /// bound to a reference (--ref).
+    Unsuspend(Change),
+    /// List your entries (GET /entries), newest change first: a table, or
+    /// JSON with --json.
+    Entries {
         #[command(flatten)]
         who: Who,
-        /// The list URI the index belongs to (from `issue`).
+        /// The page (from 1).
+        #[arg(long, default_value_t = 1)]
+        page: u64,
+        /// Entries per page (1 to 100).
+        #[arg(long, default_value_t = 10)]
+        limit: u32,
+        /// Only these statuses, comma-separated: VALID, INVALID, SUSPENDED.
         #[arg(long)]
-        uri: String,
-        /// The index to revoke.
+        status: Option<String>,
+        /// Only the entries bound to this reference.
+        #[arg(long = "ref", value_name = "REF")]
+        issuance_ref: Option<String>,
+        /// Only the entries of this list.
         #[arg(long)]
-        idx: u64,
-        /// Reuse this jti (a lowercase UUID).
+        uri: Option<String>,
+        /// Only entries updated at or after this time (unix seconds).
         #[arg(long)]
-        jti: Option<String>,
-        /// Print JSON instead of text.
+        since: Option<u64>,
+        /// Only entries updated at or before this time (unix seconds).
+        #[arg(long)]
+        until: Option<u64>,
+        /// `desc` (newest first, the default) or `asc`.
+        #[arg(long)]
+        sort: Option<String>,
+        /// The service's public base URL, which the request is addressed to
+        /// (its `aud`); default: --url.
+        #[arg(long)]
+        aud: Option<String>,
+        /// Print the answer as JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -109,6 +148,29 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// The arguments of a status change: who, which entries, and how.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["uri", "issuance_ref"])))]
+struct Change {
+    #[command(flatten)]
+    who: Who,
+    /// The list URI the index belongs to (from `issue`).
+    #[arg(long, requires = "idx", conflicts_with = "issuance_ref")]
+    uri: Option<String>,
+    /// The index in that list.
+    #[arg(long, requires = "uri", conflicts_with = "issuance_ref")]
+    idx: Option<u64>,
+    /// Every entry bound to this reference (from `issue --ref`).
+    #[arg(long = "ref", value_name = "REF")]
+    issuance_ref: Option<String>,
+    /// Reuse this jti (a lowercase UUID) to retry a request idempotently.
+    #[arg(long)]
+    jti: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Who signs a request, and where it goes.
@@ -157,16 +219,45 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Issue {
             who,
             expiry,
+            issuance_ref,
+            count,
             jti,
             json,
-        }) => client_runtime()?.block_on(issue(who, expiry, jti, json)),
-        Some(Command::Revoke {
+        }) => {
+            let batch = client::Batch {
+                issuance_ref: issuance_ref.as_deref(),
+                count,
+            };
+            client_runtime()?.block_on(issue(who, expiry, batch, jti, json))
+        }
+        Some(Command::Revoke(args)) => client_runtime()?.block_on(change(Op::Revoke, args)),
+        Some(Command::Suspend(args)) => client_runtime()?.block_on(change(Op::Suspend, args)),
+        Some(Command::Unsuspend(args)) => client_runtime()?.block_on(change(Op::Unsuspend, args)),
+        Some(Command::Entries {
             who,
+            page,
+            limit,
+            status,
+            issuance_ref,
             uri,
-            idx,
-            jti,
+            since,
+            until,
+            sort,
+            aud,
             json,
-        }) => client_runtime()?.block_on(revoke(who, uri, idx, jti, json)),
+        }) => {
+            let mut params = vec![("page", page.to_string()), ("limit", limit.to_string())];
+            let optional = [
+                ("status", status),
+                ("ref", issuance_ref),
+                ("uri", uri),
+                ("updatedSince", since.map(|t| t.to_string())),
+                ("updatedUntil", until.map(|t| t.to_string())),
+                ("sort", sort),
+            ];
+            params.extend(optional.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
+            client_runtime()?.block_on(entries(who, aud, params, json))
+        }
         Some(Command::Check {
             uri,
             idx,
@@ -220,13 +311,14 @@ fn endpoint(base: &str, path: &str) -> String {
 async fn issue(
     who: Who,
     expiry: std::time::Duration,
+    batch: client::Batch<'_>,
     jti: Option<String>,
     json: bool,
 ) -> anyhow::Result<()> {
     let issuer = issuer(&who)?;
     let jti = jti_or_new(jti)?;
     let now = unix_now();
-    let jwt = issuer.issue_request(&jti, now, now.saturating_add(expiry.as_secs()))?;
+    let jwt = issuer.batch_request(&jti, now, now.saturating_add(expiry.as_secs()), batch)?;
     let http = client::http_client()?;
     let answer = client::post_jwt(&http, &endpoint(&who.url, "/issue"), jwt).await?;
     if json {
@@ -235,36 +327,163 @@ async fn issue(
             map.insert("jti".into(), jti.into());
         }
         println!("{answer}");
-    } else {
-        println!("idx {}", answer["idx"]);
-        println!("uri {}", answer["uri"].as_str().unwrap_or_default());
-        eprintln!("jti {jti} (pass --jti {jti} to retry this request idempotently)");
+        return Ok(());
+    }
+    match answer["entries"].as_array() {
+        // A batch: one line per entry.
+        Some(entries) => {
+            if let Some(r) = answer["ref"].as_str() {
+                println!("ref {r}");
+            }
+            for e in entries {
+                println!(
+                    "idx {} uri {}",
+                    e["idx"],
+                    e["uri"].as_str().unwrap_or_default()
+                );
+            }
+        }
+        None => {
+            println!("idx {}", answer["idx"]);
+            println!("uri {}", answer["uri"].as_str().unwrap_or_default());
+        }
+    }
+    eprintln!("jti {jti} (pass --jti {jti} to retry this request idempotently)");
+    Ok(())
+}
+
+/// The three status changes: their endpoint and the field their time is in.
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Revoke,
+    Suspend,
+    Unsuspend,
+}
+
+impl Op {
+    fn path(self) -> &'static str {
+        match self {
+            Op::Revoke => "/revoke",
+            Op::Suspend => "/suspend",
+            Op::Unsuspend => "/unsuspend",
+        }
+    }
+
+    fn time_field(self) -> &'static str {
+        match self {
+            Op::Revoke => "revokedAt",
+            Op::Suspend => "suspendedAt",
+            Op::Unsuspend => "unsuspendedAt",
+        }
+    }
+}
+
+async fn change(op: Op, args: Change) -> anyhow::Result<()> {
+    let issuer = issuer(&args.who)?;
+    let jti = jti_or_new(args.jti)?;
+    let target = match (&args.issuance_ref, &args.uri, args.idx) {
+        (Some(r), _, _) => client::ChangeTarget::Ref(r),
+        (None, Some(uri), Some(idx)) => client::ChangeTarget::Entry { uri, idx },
+        // clap requires --uri with --idx, or --ref.
+        _ => anyhow::bail!("give --uri and --idx, or --ref"),
+    };
+    let jwt = issuer.change_request(&jti, unix_now(), &target)?;
+    let http = client::http_client()?;
+    let answer = client::post_jwt(&http, &endpoint(&args.who.url, op.path()), jwt).await?;
+    if args.json {
+        println!("{answer}");
+        return Ok(());
+    }
+    let mut line = answer["message"].as_str().unwrap_or_default().to_owned();
+    if let Some(n) = answer["entries"].as_u64() {
+        line.push_str(&format!(": {n} entries changed"));
+        if let Some(skipped) = answer["skipped"].as_u64().filter(|n| *n > 0) {
+            line.push_str(&format!(
+                ", {skipped} skipped (their status cannot change that way)"
+            ));
+        }
+    }
+    match answer.get(op.time_field()) {
+        Some(at) => println!("{line} ({} {at})", op.time_field()),
+        None => println!("{line}"),
     }
     Ok(())
 }
 
-async fn revoke(
+async fn entries(
     who: Who,
-    uri: String,
-    idx: u64,
-    jti: Option<String>,
+    aud: Option<String>,
+    params: Vec<(&str, String)>,
     json: bool,
 ) -> anyhow::Result<()> {
     let issuer = issuer(&who)?;
-    let jti = jti_or_new(jti)?;
-    let jwt = issuer.revoke_request(&jti, unix_now(), &uri, idx)?;
+    let jti = uuid::Uuid::new_v4().to_string();
+    let aud = aud.unwrap_or_else(|| who.url.clone());
+    let token = issuer.listing_token(&jti, unix_now(), aud.trim_end_matches('/'))?;
     let http = client::http_client()?;
-    let answer = client::post_jwt(&http, &endpoint(&who.url, "/revoke"), jwt).await?;
+    let answer = client::get_entries(&http, &who.url, &token, &params).await?;
     if json {
         println!("{answer}");
     } else {
-        println!(
-            "{} (revokedAt {})",
-            answer["message"].as_str().unwrap_or_default(),
-            answer["revokedAt"]
-        );
+        print!("{}", entries_table(&answer));
     }
     Ok(())
+}
+
+/// The `entries` answer as a table, one entry a line, times in UTC.
+fn entries_table(answer: &serde_json::Value) -> String {
+    let time = |v: &serde_json::Value| {
+        v.as_i64()
+            .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_else(|| "-".to_owned())
+    };
+    let mut rows = vec![[
+        "IDX".to_owned(),
+        "STATUS".to_owned(),
+        "UPDATED".to_owned(),
+        "CREATED".to_owned(),
+        "EXPIRES".to_owned(),
+        "REF".to_owned(),
+        "URI".to_owned(),
+    ]];
+    let items = answer["items"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for item in items {
+        rows.push([
+            item["idx"].to_string(),
+            item["status"].as_str().unwrap_or("-").to_owned(),
+            time(&item["updatedAt"]),
+            time(&item["createdAt"]),
+            time(&item["statusExpiry"]),
+            item["ref"].as_str().unwrap_or("-").to_owned(),
+            item["uri"].as_str().unwrap_or("-").to_owned(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..7)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in &rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    let p = &answer["pagination"];
+    out.push_str(&format!(
+        "page {} of {}, {} entries\n",
+        p["currentPage"], p["totalPages"], p["totalItems"]
+    ));
+    out
 }
 
 async fn check(uri: String, idx: u64, jwks: Option<String>, json: bool) -> anyhow::Result<bool> {
@@ -394,6 +613,75 @@ fn keygen(dir: &Path) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entries_print_as_an_aligned_table() {
+        let answer = serde_json::json!({
+            "items": [
+                {"idx": 81913, "uri": "http://h/t/C643DA8A9FA3", "ref": "order-7",
+                 "status": "SUSPENDED", "createdAt": 1_765_000_000, "updatedAt": 1_765_000_060,
+                 "statusExpiry": 1_767_592_000},
+                {"idx": 5, "uri": "http://h/t/C643DA8A9FA3", "status": "VALID",
+                 "createdAt": 1_765_000_000, "updatedAt": 1_765_000_000,
+                 "statusExpiry": 1_767_592_000}
+            ],
+            "pagination": {"currentPage": 1, "totalItems": 12, "totalPages": 6, "limit": 2,
+                           "hasPrevious": false, "hasNext": true}
+        });
+        let table = entries_table(&answer);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 4, "{table}");
+        assert!(lines[0].starts_with("IDX    STATUS     UPDATED"), "{table}");
+        assert!(
+            lines[1].starts_with("81913  SUSPENDED  2025-12-06T05:47:40Z  2025-12-06T05:46:40Z"),
+            "{table}"
+        );
+        assert!(
+            lines[2].contains("VALID") && lines[2].contains("  -  "),
+            "{table}"
+        );
+        assert_eq!(lines[3], "page 1 of 6, 12 entries");
+        // The URI column lines up.
+        let at = |l: &str| l.find("http://").unwrap();
+        assert_eq!(at(lines[1]), at(lines[2]));
+    }
+
+    #[test]
+    fn a_change_names_one_entry_or_a_ref() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args.iter().copied());
+        assert!(
+            parse(&[
+                "statuslist",
+                "suspend",
+                "--demo",
+                "--uri",
+                "u",
+                "--idx",
+                "3"
+            ])
+            .is_ok()
+        );
+        assert!(parse(&["statuslist", "unsuspend", "--demo", "--ref", "r"]).is_ok());
+        for bad in [
+            &["statuslist", "revoke", "--demo"][..],
+            &["statuslist", "revoke", "--demo", "--uri", "u"],
+            &["statuslist", "revoke", "--demo", "--idx", "3"],
+            &[
+                "statuslist",
+                "revoke",
+                "--demo",
+                "--ref",
+                "r",
+                "--uri",
+                "u",
+                "--idx",
+                "3",
+            ],
+            &["statuslist", "issue", "--demo", "--count", "0"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn the_banner_hides_a_redis_password() {

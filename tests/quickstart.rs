@@ -187,6 +187,129 @@ fn quick_start_from_issue_to_revoked() {
     assert_eq!(report["format"], "bitstring");
 }
 
+/// The README's issuer-platform example, with the built binary: a batch
+/// bound to a ref, one more entry for the same ref, a suspension by ref, an
+/// entry unsuspended on its own, the listing (JSON and table), and a
+/// revocation by ref that the independent `check` sees.
+#[test]
+fn issuer_platform_example() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let _service = start(dir.path(), port);
+    let json = |out: &Output| -> serde_json::Value {
+        assert!(out.status.success(), "{out:?}");
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+
+    let batch = json(&run(&[
+        "issue",
+        "--demo",
+        "--url",
+        &url,
+        "--ref",
+        "order-4711",
+        "--count",
+        "3",
+        "--json",
+    ]));
+    assert_eq!(batch["ref"], "order-4711");
+    let entries = batch["entries"].as_array().expect("entries").clone();
+    assert_eq!(entries.len(), 3);
+    let text = stdout(&run(&[
+        "issue",
+        "--demo",
+        "--url",
+        &url,
+        "--ref",
+        "order-4711",
+    ]));
+    assert!(text.starts_with("ref order-4711\nidx "), "{text}");
+
+    let suspended = json(&run(&[
+        "suspend",
+        "--demo",
+        "--url",
+        &url,
+        "--ref",
+        "order-4711",
+        "--json",
+    ]));
+    assert_eq!(suspended["entries"], 4);
+    assert_eq!(suspended["message"], "Request processed for suspension");
+    let (uri, idx) = (
+        entries[1]["uri"].as_str().unwrap().to_owned(),
+        entries[1]["idx"].to_string(),
+    );
+    let back = stdout(&run(&[
+        "unsuspend",
+        "--demo",
+        "--url",
+        &url,
+        "--uri",
+        &uri,
+        "--idx",
+        &idx,
+    ]));
+    assert!(
+        back.starts_with("Request processed for unsuspension"),
+        "{back}"
+    );
+
+    let listed = json(&run(&[
+        "entries",
+        "--demo",
+        "--url",
+        &url,
+        "--ref",
+        "order-4711",
+        "--json",
+    ]));
+    let items = listed["items"].as_array().expect("items");
+    assert_eq!(items.len(), 4);
+    assert_eq!(listed["pagination"]["totalItems"], 4);
+    // Newest change first: the unsuspended entry.
+    assert_eq!(items[0]["idx"].to_string(), idx);
+    assert_eq!(items[0]["status"], "VALID");
+    assert!(items[1..].iter().all(|i| i["status"] == "SUSPENDED"));
+    let suspended_only = json(&run(&[
+        "entries",
+        "--demo",
+        "--url",
+        &url,
+        "--status",
+        "SUSPENDED",
+        "--json",
+    ]));
+    assert_eq!(suspended_only["pagination"]["totalItems"], 3);
+    let table = stdout(&run(&["entries", "--demo", "--url", &url, "--limit", "2"]));
+    assert!(table.starts_with("IDX "), "{table}");
+    assert!(table.ends_with("page 1 of 2, 4 entries\n"), "{table}");
+
+    let revoked = stdout(&run(&[
+        "revoke",
+        "--demo",
+        "--url",
+        &url,
+        "--ref",
+        "order-4711",
+    ]));
+    assert!(
+        revoked.starts_with("Request processed for revocation: 4 entries changed"),
+        "{revoked}"
+    );
+    let checked = run(&["check", &uri, &idx]);
+    assert_eq!(checked.status.code(), Some(1), "check: {checked:?}");
+    // Unknown refs are refused with the CRS text.
+    let out = run(&["suspend", "--demo", "--url", &url, "--ref", "no-such-ref"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Entry not found in status list table"),
+        "{err}"
+    );
+}
+
 #[test]
 fn cli_errors_say_what_to_do() {
     let port = free_port();

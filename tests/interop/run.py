@@ -7,8 +7,13 @@ real `statuslist` binary on a free loopback port, then:
 
 1. scenario: two clients (token and bitstring lists), 1,000 issues each,
    revoke a random 10 %, suspend 5 % of the rest (and unsuspend a fifth of
-   those again); every issued index is read back by independent libraries
-   and compared with the status set here:
+   those again); then issuer-platform requests: batches of 1 to 5 bound to
+   refs (some refs used twice, so their entries accumulate), a third of the
+   refs revoked and a sixth suspended by ref (the 202's counts checked);
+   every entry is listed through `GET /entries` (all pages, single-use
+   bearer JWTs) and must be there once with the status, ref and times set
+   here; every issued index is read back by independent libraries and
+   compared with the status set here:
    - Python: PyPI `token-status-list` decodes /t/ lists, `pyjwt` verifies
      every list (and /b/ credentials) with the service's JWKS;
    - Node (read.mjs): `@sd-jwt/jwt-status-list` and
@@ -47,6 +52,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
@@ -153,6 +159,9 @@ class Client:
         c = {"iss": self.id, "iat": now, "jti": str(uuid.uuid4()), "statusExpiry": now + 30 * 86400}
         c.update(over)
         return c
+
+    def listing_token(self, aud: str) -> str:
+        return self.sign({"iss": self.id, "iat": int(time.time()), "jti": str(uuid.uuid4()), "aud": aud})
 
     def change_claims(self, uri: str, idx: int, **over) -> dict:
         c = {"iss": self.id, "iat": int(time.time()), "jti": str(uuid.uuid4()), "idx": idx, "uri": uri}
@@ -276,12 +285,14 @@ def scenario(svc: Service, n: int, tmp: Path) -> None:
                 status[e] = SUSPENDED
             for e in unsuspended:
                 status[e] = VALID
+            log(f"{client.id}: issued {n} in {len({u for u, _ in issued})} lists, "
+                f"revoked {len(revoked)}, suspended {len(suspended)}, of which unsuspended {len(unsuspended)}")
+            refs = batches(svc, client, pool, rng, n // 10, status)
+            listing(svc, client, status, refs)
             for (uri, idx), s in status.items():
                 expected_lists.setdefault(uri, {"format": client.format, "uri": uri, "expected": {}})
                 expected_lists[uri]["expected"][str(idx)] = s
-            log(f"{client.id}: issued {n} in {len({u for u, _ in issued})} lists, "
-                f"revoked {len(revoked)}, suspended {len(suspended)}, of which unsuspended {len(unsuspended)}")
-    log(f"issue + changes took {time.monotonic() - t0:.1f}s")
+    log(f"issue + changes + listing took {time.monotonic() - t0:.1f}s")
 
     expected = {"base": svc.base, "lists": list(expected_lists.values())}
     expected_file = tmp / "expected.json"
@@ -290,6 +301,128 @@ def scenario(svc: Service, n: int, tmp: Path) -> None:
     node = subprocess.run(["node", str(HERE / "read.mjs"), str(expected_file)], cwd=HERE)
     if node.returncode != 0:
         fail("the Node readers found mismatches (see above)")
+
+
+def batches(svc: Service, client: Client, pool, rng: random.Random, calls: int,
+            status: dict) -> dict[tuple[str, int], str]:
+    """Issuer-platform requests: `calls` /issue with a ref and a count (every
+    tenth ref used twice), then changes by ref. Adds every entry to `status`
+    and returns each entry's ref."""
+    refs = [f"order {i}/{client.id}" for i in range(calls)]
+    plan = [(refs[i - 1] if i % 10 == 9 else refs[i], rng.randint(1, 5)) for i in range(calls)]
+
+    def issue(item):
+        ref, count = item
+        claims = client.issue_claims(ref=ref, count=count)
+        code, _, body = post_jwt(svc.base, "/issue", client.sign(claims))
+        if code != 200:
+            raise RuntimeError(f"/issue ref {ref!r}: HTTP {code} {body[:200]!r}")
+        answer = json.loads(body)
+        if answer.get("ref") != ref or len(answer.get("entries", [])) != count:
+            fail(f"{client.id}: /issue ref {ref!r} count {count} answered {answer}")
+        for e in answer["entries"]:
+            embed = e["status"]
+            if client.format == "token":
+                if embed != {"status_list": {"idx": e["idx"], "uri": e["uri"]}}:
+                    fail(f"{client.id}: token status embed {embed}")
+            elif (embed.get("type") != "BitstringStatusListEntry"
+                  or embed.get("statusListIndex") != str(e["idx"])
+                  or embed.get("statusListCredential") != e["uri"]
+                  or embed.get("statusPurpose") != "message" or embed.get("statusSize") != 2
+                  or [m.get("message") for m in embed.get("statusMessage", [])] != ["VALID", "INVALID", "SUSPENDED"]):
+                fail(f"{client.id}: BitstringStatusListEntry {embed}")
+        return ref, [(e["uri"], e["idx"]) for e in answer["entries"]]
+
+    ref_of: dict[tuple[str, int], str] = {}
+    by_ref: dict[str, list] = {}
+    for ref, entries in pool.map(issue, plan):
+        for e in entries:
+            if e in status or e in ref_of:
+                fail(f"{client.id}: batch entry {e} was issued before")
+            ref_of[e] = ref
+            status[e] = VALID
+            by_ref.setdefault(ref, []).append(e)
+    if len(ref_of) != sum(c for _, c in plan):
+        fail(f"{client.id}: batch entries not distinct")
+
+    used = sorted(by_ref)
+    rng.shuffle(used)
+    revoke, suspend = used[: len(used) // 3], used[len(used) // 3 : len(used) // 2]
+    # One ref revoked entry by entry first, so its suspension skips them.
+    for path, chosen, target in (("/revoke", revoke, INVALID), ("/suspend", suspend + revoke[:1], SUSPENDED)):
+        for ref in chosen:
+            want = [e for e in by_ref[ref] if status[e] != target and status[e] != INVALID]
+            skipped = [e for e in by_ref[ref] if status[e] == INVALID and target != INVALID]
+            claims = {"iss": client.id, "iat": int(time.time()), "jti": str(uuid.uuid4()), "ref": ref}
+            code, _, body = post_jwt(svc.base, path, client.sign(claims))
+            if code != 202:
+                fail(f"{client.id}: {path} ref {ref!r}: HTTP {code} {body[:200]!r}")
+                continue
+            answer = json.loads(body)
+            if answer.get("entries") != len(want) or answer.get("skipped", 0) != len(skipped):
+                fail(f"{client.id}: {path} ref {ref!r}: answered {answer}, expected "
+                     f"{len(want)} changed and {len(skipped)} skipped")
+            for e in want:
+                status[e] = target
+    log(f"{client.id}: {len(plan)} batch issues ({len(ref_of)} entries, {len(by_ref)} refs), "
+        f"{len(revoke)} refs revoked and {len(suspend)} suspended by ref")
+    return ref_of
+
+
+def listing(svc: Service, client: Client, status: dict, ref_of: dict) -> None:
+    """Every entry through GET /entries, all pages, against `status`."""
+    def page(query: str):
+        token = client.listing_token(svc.base)
+        code, _, body = http("GET", f"{svc.base}/entries?{query}",
+                             headers={"Authorization": f"Bearer {token}"})
+        if code != 200:
+            raise RuntimeError(f"GET /entries?{query}: HTTP {code} {body[:200]!r}")
+        return json.loads(body)
+
+    names = {VALID: "VALID", INVALID: "INVALID", SUSPENDED: "SUSPENDED"}
+    seen: dict[tuple[str, int], dict] = {}
+    last = None
+    number = 1
+    while True:
+        answer = page(f"page={number}&limit=100")
+        for item in answer["items"]:
+            entry = (item["uri"], item["idx"])
+            if entry in seen:
+                fail(f"{client.id}: /entries lists {entry} twice")
+            seen[entry] = item
+            key = (item["updatedAt"],)
+            if last is not None and key > last:
+                fail(f"{client.id}: /entries not sorted by updatedAt, newest first")
+            last = key
+            if item["createdAt"] > item["updatedAt"]:
+                fail(f"{client.id}: {entry} created after its update")
+        if not answer["pagination"]["hasNext"]:
+            break
+        number += 1
+    if answer["pagination"]["totalItems"] != len(status):
+        fail(f"{client.id}: /entries totalItems {answer['pagination']['totalItems']}, issued {len(status)}")
+    if set(seen) != set(status):
+        fail(f"{client.id}: /entries lists {len(seen)} entries, {len(set(status) - set(seen))} issued ones "
+             f"missing, {len(set(seen) - set(status))} unknown")
+    for entry, want in status.items():
+        item = seen.get(entry)
+        if item is None:
+            continue
+        if item["status"] != names[want]:
+            fail(f"{client.id}: /entries says {entry} is {item['status']}, expected {names[want]}")
+        if item.get("ref") != ref_of.get(entry):
+            fail(f"{client.id}: /entries ref of {entry} is {item.get('ref')!r}, expected {ref_of.get(entry)!r}")
+    # The filters, against the same truth.
+    changed = sum(1 for s in status.values() if s in (INVALID, SUSPENDED))
+    got = page("status=INVALID,SUSPENDED&limit=1")["pagination"]["totalItems"]
+    if got != changed:
+        fail(f"{client.id}: status=INVALID,SUSPENDED lists {got}, expected {changed}")
+    for ref in sorted(set(ref_of.values()))[:10]:
+        mine = {e for e, r in ref_of.items() if r == ref}
+        items = page("limit=100&" + urllib.parse.urlencode({"ref": ref}))["items"]
+        if {(i["uri"], i["idx"]) for i in items} != mine:
+            fail(f"{client.id}: /entries?ref={ref!r} lists other entries than the ref's")
+    log(f"{client.id}: /entries listed {len(seen)} entries in {number} pages, all agree")
 
 
 def python_readers(base: str, lists: list[dict]) -> None:
