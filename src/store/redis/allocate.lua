@@ -1,7 +1,8 @@
 -- Idempotent allocations for a batch of requests of one (client, format),
 -- atomically: for each request in turn, check its idempotency record, take
--- `count` values of the current list's counter (opening a new list when
--- needed) and write the record, all in one step. Because the record is
+-- `count` values of the current list's counter (and of a new list's for
+-- what the current one has no room for) and write the record, all in one
+-- step. Because the record is
 -- written with the allocation, a concurrent duplicate or a retry after the
 -- first caller died simply finds it: there is no "in flight" state and
 -- nothing to complete afterwards. A batch answers each request as it would
@@ -13,9 +14,9 @@
 -- client's table state, current list and its metadata are read once per
 -- batch instead of once per request.
 --
--- Runs after records.lua (records, chunks). Every key touched starts with
--- the client's prefix `<prefix>{<client>}:`, so all of them hash to the
--- client's slot in Redis Cluster.
+-- Runs after records.lua (records, chunks) and space.lua (entry spaces).
+-- Every key touched starts with the client's prefix `<prefix>{<client>}:`,
+-- so all of them hash to the client's slot in Redis Cluster.
 --
 -- The arguments, by name: the declarations below are the only place a
 -- position is read, and `AllocateArgs` in scripts.rs feeds them in this order

@@ -65,7 +65,11 @@
 //! binary and kept in small hashes in Redis's compact encoding, ~50 B each,
 //! rather than one key each (~200 B); see `records.lua`. A list's bytes are
 //! cut so their allocations fit jemalloc's size classes, and its change
-//! times are packed 6 bytes per change into buckets (see [`layout`]).
+//! times are packed 6 bytes per change into buckets (see [`layout`]). An
+//! entry space costs a 16-byte issuance record per `/issue` (appended to one
+//! string), 12 bytes more per `/issue` with a ref (and each ref's text
+//! once), and zset entries for the entries that changed, which are few:
+//! ~25 B per entry for 1,000,000 entries of which 1 % changed.
 //!
 //! # Lost data fails closed
 //!
@@ -394,11 +398,7 @@ impl RedisStore {
             lists.push(RefChangeList::new(
                 list,
                 self.keys.list(client, &list, facts.chunks()),
-                facts.format,
-                facts.bits,
-                facts.capacity,
-                facts.byte_len,
-                facts.chunk_bytes,
+                &facts,
                 &entries,
             )?);
             at += same;

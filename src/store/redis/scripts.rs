@@ -15,6 +15,7 @@
 
 use ::redis::{Script, ScriptInvocation, ToRedisArgs};
 
+use super::facts::ListFacts;
 use super::keys::{ClientKeys, ListKeys, SpaceKeys};
 use super::layout;
 use crate::domain::{
@@ -405,28 +406,24 @@ pub(super) struct RefChangeList {
 const REF_ENTRY_BYTES: usize = 18;
 
 impl RefChangeList {
-    /// The list `list` of `format`, `bits` wide, of `capacity` entries, and
-    /// its entries (index, seq).
+    /// The list `list`, whose facts are `facts` and keys `keys`, and its
+    /// entries (index, seq).
     ///
     /// # Errors
     /// [`StoreError::Corrupt`] for a position beyond what the script's
     /// fields hold (a list larger than any list the store makes).
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         list: ListId,
         keys: ListKeys,
-        format: ListFormat,
-        bits: Bits,
-        capacity: u64,
-        byte_len: usize,
-        chunk_bytes: usize,
+        facts: &ListFacts,
         entries: &[(u64, u64)],
     ) -> Result<Self, StoreError> {
         let too_large = || StoreError::Corrupt(format!("list {list}: an entry beyond its fields"));
         let mut packed = Vec::with_capacity(entries.len() * REF_ENTRY_BYTES);
         for &(idx, seq) in entries {
-            let (chunk, offset) = layout::chunk_of_bit(bit_offset(format, bits, idx), chunk_bytes);
-            let slot = layout::time_slot(capacity, idx);
+            let bit = bit_offset(facts.format, facts.bits, idx);
+            let (chunk, offset) = layout::chunk_of_bit(bit, facts.chunk_bytes);
+            let slot = layout::time_slot(facts.capacity, idx);
             let chunk = u16::try_from(chunk + 1).map_err(|_| too_large())?;
             let offset = u32::try_from(offset).map_err(|_| too_large())?;
             let bucket = u32::try_from(slot.bucket).map_err(|_| too_large())?;
@@ -442,9 +439,9 @@ impl RefChangeList {
         Ok(RefChangeList {
             list,
             keys,
-            bits,
-            byte_len,
-            chunk_bytes,
+            bits: facts.bits,
+            byte_len: facts.byte_len,
+            chunk_bytes: facts.chunk_bytes,
             entries: packed,
         })
     }
@@ -602,6 +599,7 @@ mod tests {
     use super::*;
     use crate::domain::StatusList;
     use crate::store::redis::keys::KeyNames;
+    use crate::store::redis::replies::StoredFacts;
 
     /// Records the names fed, in order.
     #[derive(Debug, Default)]
@@ -891,29 +889,22 @@ mod tests {
         let jti = Jti::from_name("j");
         let r = IssuanceRef::parse("order 1").unwrap();
         let (a, b) = (ListId::random(), ListId::random());
+        let facts = |bits: Bits, capacity: u64, chunk_bytes: usize| {
+            let stored = StoredFacts {
+                format: ListFormat::Token,
+                bits,
+                capacity,
+                key: AllocatorKey::from_bytes([1; 32]),
+                chunk_bytes: Some(chunk_bytes),
+                base: Some(0),
+            };
+            ListFacts::new(&a, client.clone(), stored).unwrap()
+        };
+        let (big, small) = (facts(Bits::Two, 131_072, 32_762), facts(Bits::One, 100, 13));
         let lists = [
-            RefChangeList::new(
-                a,
-                names.list(&client, &a, 2),
-                ListFormat::Token,
-                Bits::Two,
-                131_072,
-                32_768,
-                32_762,
-                &[(0, 0), (131_071, 1)],
-            )
-            .unwrap(),
-            RefChangeList::new(
-                b,
-                names.list(&client, &b, 1),
-                ListFormat::Token,
-                Bits::One,
-                100,
-                13,
-                13,
-                &[(5, 2)],
-            )
-            .unwrap(),
+            RefChangeList::new(a, names.list(&client, &a, 2), &big, &[(0, 0), (131_071, 1)])
+                .unwrap(),
+            RefChangeList::new(b, names.list(&client, &b, 1), &small, &[(5, 2)]).unwrap(),
         ];
         assert_eq!(lists[0].entries.len(), 2 * REF_ENTRY_BYTES);
         // The last entry of the big list: chunk 2, its bit in that chunk,
@@ -953,16 +944,7 @@ mod tests {
         let per_item = with_items(&script, 1).len() - with_items(&script, 0).len();
         assert!(lua.contains(&format!("local ITEM_ARGS = {per_item}")));
         assert!(lua.contains(&format!("local ENTRY_SIZE = {REF_ENTRY_BYTES}")));
-        let too_far = RefChangeList::new(
-            a,
-            names.list(&client, &a, 1),
-            ListFormat::Token,
-            Bits::One,
-            100,
-            13,
-            13,
-            &[(5, 1 << 48)],
-        );
+        let too_far = RefChangeList::new(a, names.list(&client, &a, 1), &small, &[(5, 1 << 48)]);
         assert!(matches!(too_far, Err(StoreError::Corrupt(_))));
     }
 
