@@ -268,10 +268,21 @@ fn issuer_platform_example() {
     let items = listed["items"].as_array().expect("items");
     assert_eq!(items.len(), 4);
     assert_eq!(listed["pagination"]["totalItems"], 4);
-    // Newest change first: the unsuspended entry.
-    assert_eq!(items[0]["idx"].to_string(), idx);
-    assert_eq!(items[0]["status"], "VALID");
-    assert!(items[1..].iter().all(|i| i["status"] == "SUSPENDED"));
+    // Newest change first (ties, within one second, in allocation order).
+    let updated: Vec<u64> = items
+        .iter()
+        .map(|i| i["updatedAt"].as_u64().unwrap())
+        .collect();
+    assert!(updated.windows(2).all(|w| w[0] >= w[1]), "{updated:?}");
+    for item in items {
+        let want = if item["idx"].to_string() == idx {
+            "VALID"
+        } else {
+            "SUSPENDED"
+        };
+        assert_eq!(item["status"], want, "{item}");
+        assert_eq!(item["ref"], "order-4711");
+    }
     let suspended_only = json(&run(&[
         "entries",
         "--demo",
