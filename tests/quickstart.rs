@@ -275,7 +275,7 @@ fn issuer_platform_example() {
         .collect();
     assert!(updated.windows(2).all(|w| w[0] >= w[1]), "{updated:?}");
     for item in items {
-        let want = if item["idx"].to_string() == idx {
+        let want = if item["idx"] == entries[1]["idx"] {
             "VALID"
         } else {
             "SUSPENDED"
