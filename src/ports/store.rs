@@ -433,8 +433,10 @@ pub enum StoreError {
 /// for Redis, between processes: every operation is atomic on its own.
 pub trait Store: Send + Sync + 'static {
     /// Allocates `count` indexes for the request, idempotently per
-    /// (client, jti). Opens a new list for the client and format when the
-    /// current one cannot hold `count` more.
+    /// (client, jti): what the current list of the client and format has
+    /// room for, and the rest from a new list opened in the same atomic
+    /// step. Writes the issuance record (and the `ref` binding) the entry
+    /// listing reads in that same step.
     ///
     /// # Errors
     /// [`StoreError`] on backend failure; nothing is allocated then.
