@@ -492,7 +492,7 @@ impl RedisStore {
             };
             let reply = self
                 .conn
-                .invoke::<Vec<Value>>(&self.scripts.allocate(&args))
+                .invoke::<Vec<Value>>(&self.scripts.call(&args))
                 .await
                 .and_then(|raw| AllocateBatch::decode(&raw))
                 .and_then(|batch| {
@@ -648,7 +648,7 @@ impl Store for RedisStore {
             seq: facts.base.map(|base| base + n),
             space: &client_keys.space(facts.format),
         };
-        let raw: Vec<Value> = self.conn.invoke(&self.scripts.set_status(&args)).await?;
+        let raw: Vec<Value> = self.conn.invoke(&self.scripts.call(&args)).await?;
         Ok(match SetStatusReply::decode(list, &raw)? {
             SetStatusReply::Done => SetStatusOutcome::Done { at: change.now },
             SetStatusReply::Already { at } | SetStatusReply::ReplayedAlready { at } => {
@@ -686,7 +686,7 @@ impl Store for RedisStore {
                 digest: &change.digest,
                 now: change.now,
             };
-            let raw: Vec<Value> = self.conn.invoke(&self.scripts.ref_read(&read)).await?;
+            let raw: Vec<Value> = self.conn.invoke(&self.scripts.call(&read)).await?;
             let (stamp, runs) = match RefReadReply::decode(&raw)? {
                 RefReadReply::Changed => return Ok(RefChangeOutcome::Changed),
                 RefReadReply::NotFound => return Ok(RefChangeOutcome::NotFound),
@@ -710,7 +710,7 @@ impl Store for RedisStore {
                 channel: self.changes.as_deref(),
                 lists: &lists,
             };
-            let raw: Vec<Value> = self.conn.invoke(&self.scripts.ref_change(&args)).await?;
+            let raw: Vec<Value> = self.conn.invoke(&self.scripts.call(&args)).await?;
             return Ok(match RefChangeReply::decode(&raw)? {
                 RefChangeReply::Done(counts) => {
                     RefChangeOutcome::Done(ref_report(change.now, counts, &runs))
@@ -752,7 +752,7 @@ impl Store for RedisStore {
             now: claim.now,
             keep_until: claim.keep_until,
         };
-        let raw: Vec<Value> = self.conn.invoke(&self.scripts.claim(&args)).await?;
+        let raw: Vec<Value> = self.conn.invoke(&self.scripts.call(&args)).await?;
         Ok(match ClaimReply::decode(&raw)? {
             ClaimReply::Fresh => JtiClaimOutcome::Fresh,
             ClaimReply::Used => JtiClaimOutcome::Used,
@@ -789,7 +789,7 @@ impl Store for RedisStore {
             offset: query.offset,
             limit: query.limit,
         };
-        let raw: Vec<Value> = self.conn.invoke(&self.scripts.list(&args)).await?;
+        let raw: Vec<Value> = self.conn.invoke(&self.scripts.call(&args)).await?;
         let reply = EntriesReply::decode(&raw)?;
         let mut items = Vec::with_capacity(reply.items.len());
         for e in reply.items {
