@@ -312,14 +312,19 @@ impl RedisStore {
         Ok(bytes)
     }
 
-    /// The facts of the list a grant names.
-    async fn grant_facts(
+    /// The indexes a grant stands for, and its list's format.
+    async fn grant_run(
         &self,
         client: &ClientId,
         grant: Grant,
-    ) -> Result<Arc<ListFacts>, StoreError> {
-        let list = grant.list;
-        Ok(match (self.facts.get(&list), grant.facts) {
+    ) -> Result<(ListFormat, ListRun), StoreError> {
+        let Grant {
+            list,
+            first,
+            count,
+            facts: stored,
+        } = grant;
+        let facts = match (self.facts.get(&list), stored) {
             (Some(facts), _) => facts,
             // The script left the facts out (it thought this process knew
             // the list): look them up.
@@ -330,7 +335,9 @@ impl RedisStore {
             (None, Some(stored)) => self
                 .facts
                 .remember(list, ListFacts::new(&list, client.clone(), stored)?),
-        })
+        };
+        let indexes = common::indexes(&facts.allocator, first, count)?;
+        Ok((facts.format, ListRun { list, indexes }))
     }
 
     /// The allocation an allocate script's grants stand for.
@@ -339,23 +346,15 @@ impl RedisStore {
         client: &ClientId,
         grants: Grants,
     ) -> Result<Allocation, StoreError> {
-        let (list, first, count) = (grants.first.list, grants.first.first, grants.first.count);
-        let facts = self.grant_facts(client, grants.first).await?;
+        let (format, first) = self.grant_run(client, grants.first).await?;
         let next = match grants.next {
+            Some(grant) => Some(self.grant_run(client, grant).await?.1),
             None => None,
-            Some(grant) => {
-                let (list, first, count) = (grant.list, grant.first, grant.count);
-                let facts = self.grant_facts(client, grant).await?;
-                Some(ListRun {
-                    list,
-                    indexes: common::indexes(&facts.allocator, first, count)?,
-                })
-            }
         };
         Ok(Allocation {
-            list,
-            format: facts.format,
-            indexes: common::indexes(&facts.allocator, first, count)?,
+            list: first.list,
+            format,
+            indexes: first.indexes,
             next,
         })
     }
@@ -672,7 +671,7 @@ impl Store for RedisStore {
 
     #[tracing::instrument(level = "debug", skip(self, change), fields(client = %change.client))]
     async fn set_status_by_ref(&self, change: &RefChange) -> Result<RefChangeOutcome, StoreError> {
-        check_keep(change.now, change.keep_until)?;
+        common::check_ref_change(change)?;
         let client_keys = self.keys.client(&change.client);
         let space = client_keys.space(change.format);
         let legacy_record_key = client_keys.legacy_record(&change.jti);
@@ -742,7 +741,7 @@ impl Store for RedisStore {
 
     #[tracing::instrument(level = "debug", skip(self, claim), fields(client = %claim.client))]
     async fn claim_jti(&self, claim: &JtiClaim) -> Result<JtiClaimOutcome, StoreError> {
-        check_keep(claim.now, claim.keep_until)?;
+        common::check_claim(claim)?;
         let client_keys = self.keys.client(&claim.client);
         let args = ClaimArgs {
             client_keys: &client_keys,
@@ -901,16 +900,6 @@ impl Store for RedisStore {
             warnings: self.conn.risky_settings().await,
         })
     }
-}
-
-/// Checks that an idempotency record outlives its request.
-fn check_keep(now: UnixSeconds, keep_until: UnixSeconds) -> Result<(), StoreError> {
-    if keep_until <= now {
-        return Err(StoreError::Invalid(format!(
-            "an idempotency record must outlive its request (keep until {keep_until}, now {now})"
-        )));
-    }
-    Ok(())
 }
 
 /// The report of a change by ref: what it did, and every list of the ref
