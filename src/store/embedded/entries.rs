@@ -32,7 +32,7 @@ use redb::{
 };
 
 use super::records::{IdemRecord, ListRecord, LogRecord, Recorded, format_byte};
-use super::{IDEM, Inner, LIST_BYTES, LISTS, STATUS_TIMES, db_err};
+use super::{IDEM, Inner, LIST_BYTES, LISTS, STATUS_TIMES, db_err, idem_record};
 use crate::domain::entries::{EntryKey, SortOrder, cut, merge};
 use crate::domain::{ListId, Status, StatusList, StatusSet};
 use crate::ports::{
@@ -317,11 +317,7 @@ impl Inner {
         let space = (client, format_byte(change.format));
         let record_key = (client, change.jti.as_str());
         let mut idem = txn.open_table(IDEM).map_err(db_err)?;
-        let existing = match idem.get(record_key).map_err(db_err)? {
-            Some(guard) => Some(IdemRecord::decode(guard.value())?),
-            None => None,
-        };
-        if let Some(rec) = existing {
+        if let Some(rec) = idem_record(&idem, record_key)? {
             match common::replay_decision(&rec.digest, rec.expires_at, &change.digest, change.now) {
                 ReplayDecision::Changed => return Ok(RefChangeOutcome::Changed),
                 ReplayDecision::Replay => {
@@ -473,11 +469,7 @@ impl Inner {
     ) -> Result<JtiClaimOutcome, StoreError> {
         let key = (claim.client.as_str(), claim.jti.as_str());
         let mut idem = txn.open_table(IDEM).map_err(db_err)?;
-        let live = match idem.get(key).map_err(db_err)? {
-            Some(guard) => claim.now < IdemRecord::decode(guard.value())?.expires_at,
-            None => false,
-        };
-        if live {
+        if idem_record(&idem, key)?.is_some_and(|rec| claim.now < rec.expires_at) {
             return Ok(JtiClaimOutcome::Used);
         }
         self.sweep(&mut idem, claim.now)?;
