@@ -359,8 +359,9 @@ pub struct EntryItem {
     pub status_expiry: UnixSeconds,
 }
 
-/// The answer to [`Store::list_entries`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The answer to [`Store::list_entries`]; the default is the empty page
+/// of a query nothing matches.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EntryPage {
     /// How many entries match the query, on all pages.
     pub total: u64,

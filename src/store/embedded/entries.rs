@@ -485,10 +485,6 @@ impl Inner {
     /// One page of a space's entries, from one read transaction (one
     /// consistent moment).
     pub(super) fn list_entries(&self, q: &EntryQuery) -> Result<EntryPage, StoreError> {
-        let empty = EntryPage {
-            total: 0,
-            items: Vec::new(),
-        };
         let txn = self.db()?.begin_read().map_err(db_err)?;
         let view = View::open(&txn, (q.client.as_str(), format_byte(q.format)))?;
         let Some((next_seq, _)) = view
@@ -497,7 +493,7 @@ impl Inner {
             .map_err(db_err)?
             .map(|g| g.value())
         else {
-            return Ok(empty);
+            return Ok(EntryPage::default());
         };
         let (lo, hi) = match &q.list {
             None => (0, next_seq),
@@ -506,11 +502,11 @@ impl Inner {
                     match list.base {
                         Some(base) => (base, base.saturating_add(list.counter)),
                         // Untracked: its entries are not listed.
-                        None => return Ok(empty),
+                        None => return Ok(EntryPage::default()),
                     }
                 }
                 // Not a list of this space.
-                _ => return Ok(empty),
+                _ => return Ok(EntryPage::default()),
             },
         };
         let window = Window {
@@ -521,7 +517,7 @@ impl Inner {
             until: q.updated_until.unwrap_or(u64::MAX),
         };
         if window.since > window.until || window.lo >= window.hi {
-            return Ok(empty);
+            return Ok(EntryPage::default());
         }
         let limit = usize::try_from(q.limit).unwrap_or(usize::MAX);
         let (total, page) = match &q.issuance_ref {

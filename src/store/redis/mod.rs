@@ -760,10 +760,6 @@ impl Store for RedisStore {
 
     #[tracing::instrument(level = "debug", skip(self, query), fields(client = %query.client))]
     async fn list_entries(&self, query: &EntryQuery) -> Result<EntryPage, StoreError> {
-        let none = EntryPage {
-            total: 0,
-            items: Vec::new(),
-        };
         // A list filter: the list's place in the space (its base), when it
         // is one of the space's lists at all.
         let list = match &query.list {
@@ -771,9 +767,9 @@ impl Store for RedisStore {
             Some(list) => match self.list_facts(list).await? {
                 Some(f) if f.client == query.client && f.format == query.format => match f.base {
                     Some(base) => Some((*list, base)),
-                    None => return Ok(none),
+                    None => return Ok(EntryPage::default()),
                 },
-                _ => return Ok(none),
+                _ => return Ok(EntryPage::default()),
             },
         };
         let space = self.keys.client(&query.client).space(query.format);
