@@ -195,18 +195,7 @@ async fn run(
     memory(conn, &client, entries, before).await;
 
     // Queries.
-    let base = EntryQuery {
-        client: client.clone(),
-        format: ListFormat::Token,
-        statuses: StatusSet::ALL,
-        issuance_ref: None,
-        list: None,
-        updated_since: None,
-        updated_until: None,
-        order: SortOrder::Desc,
-        offset: 0,
-        limit: LIMIT,
-    };
+    let base = EntryQuery::first_page(client.clone(), ListFormat::Token, LIMIT);
     let last_page = (entries - 1) / u64::from(LIMIT);
     let changed_pages = (changes as u64).div_ceil(u64::from(LIMIT));
     let refs: Vec<IssuanceRef> = issued

@@ -41,7 +41,7 @@ pub use jwks::{ClientKeys, FetchError, Fetcher, SetupError};
 
 use crate::config::{ConfigError, Settings};
 use crate::domain::claims::{self as checks, ChangeOp, SigAlg};
-use crate::domain::{ClaimError, ClientId, ListFormat};
+use crate::domain::{ClaimError, ClientId, Jti, ListFormat};
 
 /// A registered client as the checks see it.
 #[derive(Debug)]
@@ -121,6 +121,27 @@ impl Registry {
     /// True when no client is registered.
     pub fn is_empty(&self) -> bool {
         self.clients.is_empty()
+    }
+
+    /// The checked claims of `client`'s request of kind `kind`, signed at
+    /// `iat`: its record counts for the idempotency window after that.
+    fn claims<K>(
+        &self,
+        client: &Client,
+        iat: u64,
+        jti: Jti,
+        digest: [u8; 32],
+        kind: K,
+    ) -> Claims<K> {
+        Claims {
+            client: client.id.clone(),
+            format: client.format,
+            iat,
+            jti,
+            digest,
+            keep_until: checks::record_until(iat, self.idempotency_window_secs),
+            kind,
+        }
     }
 }
 
@@ -255,20 +276,13 @@ impl Authenticator {
         } else {
             checks::issue_digest(&client.id, &jti, status_expiry)
         };
-        Ok(IssueClaims {
-            client: client.id.clone(),
-            format: client.format,
-            iat,
-            jti,
-            digest,
-            keep_until: checks::record_until(iat, reg.idempotency_window_secs),
-            kind: claims::Issue {
-                status_expiry,
-                count,
-                issuance_ref,
-                entries,
-            },
-        })
+        let kind = claims::Issue {
+            status_expiry,
+            count,
+            issuance_ref,
+            entries,
+        };
+        Ok(reg.claims(client, iat, jti, digest, kind))
     }
 
     /// Checks a `/revoke` request.
@@ -303,7 +317,6 @@ impl Authenticator {
         let (client, raw) = authenticate(&reg, content_type, body, now).await?;
         let iat = checks::check_iat(raw.iat.as_ref(), now, reg.idempotency_window_secs)?;
         let jti = checks::check_jti(raw.jti.as_ref())?;
-        let keep_until = checks::record_until(iat, reg.idempotency_window_secs);
         if present(&raw.issuance_ref).is_some() {
             if present(&raw.idx).is_some() || present(&raw.uri).is_some() {
                 return Err(ClaimError::RefWithIndex.into());
@@ -311,28 +324,18 @@ impl Authenticator {
             let issuance_ref =
                 checks::check_ref(raw.issuance_ref.as_ref())?.ok_or(ClaimError::InvalidRef)?;
             let digest = checks::ref_change_digest(op, &client.id, &jti, &issuance_ref);
-            return Ok(ChangeRequest::Ref(RefChangeClaims {
-                client: client.id.clone(),
-                format: client.format,
-                iat,
-                jti,
-                digest,
-                keep_until,
-                kind: claims::RefChange { op, issuance_ref },
-            }));
+            let kind = claims::RefChange { op, issuance_ref };
+            return Ok(ChangeRequest::Ref(
+                reg.claims(client, iat, jti, digest, kind),
+            ));
         }
         let idx = checks::check_idx(raw.idx.as_ref())?;
         let list = checks::check_uri(raw.uri.as_ref(), &reg.public_base_url)?;
         let digest = checks::change_digest(op, &client.id, &jti, idx, &list);
-        Ok(ChangeRequest::Entry(ChangeClaims {
-            client: client.id.clone(),
-            format: client.format,
-            iat,
-            jti,
-            digest,
-            keep_until,
-            kind: claims::Change { op, idx, list },
-        }))
+        let kind = claims::Change { op, idx, list };
+        Ok(ChangeRequest::Entry(
+            reg.claims(client, iat, jti, digest, kind),
+        ))
     }
 
     /// Checks the `Authorization` header of a `GET /entries`: a bearer JWT
@@ -354,15 +357,7 @@ impl Authenticator {
         let iat = checks::check_iat(raw.iat.as_ref(), now, reg.idempotency_window_secs)?;
         let jti = checks::check_jti(raw.jti.as_ref())?;
         let digest = checks::listing_digest(&client.id, &jti);
-        Ok(ListingClaims {
-            client: client.id.clone(),
-            format: client.format,
-            iat,
-            jti,
-            digest,
-            keep_until: checks::record_until(iat, reg.idempotency_window_secs),
-            kind: claims::Listing { sealed: () },
-        })
+        Ok(reg.claims(client, iat, jti, digest, claims::Listing { sealed: () }))
     }
 }
 

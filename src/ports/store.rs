@@ -320,6 +320,25 @@ pub struct EntryQuery {
     pub limit: u32,
 }
 
+impl EntryQuery {
+    /// The first page of `limit` entries of `client`'s `format`, unfiltered
+    /// (every status, no ref, list or time window), newest change first.
+    pub fn first_page(client: ClientId, format: ListFormat, limit: u32) -> Self {
+        EntryQuery {
+            client,
+            format,
+            statuses: StatusSet::ALL,
+            issuance_ref: None,
+            list: None,
+            updated_since: None,
+            updated_until: None,
+            order: SortOrder::Desc,
+            offset: 0,
+            limit,
+        }
+    }
+}
+
 /// A listed entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryItem {
@@ -340,8 +359,9 @@ pub struct EntryItem {
     pub status_expiry: UnixSeconds,
 }
 
-/// The answer to [`Store::list_entries`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The answer to [`Store::list_entries`]; the default is the empty page
+/// of a query nothing matches.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EntryPage {
     /// How many entries match the query, on all pages.
     pub total: u64,

@@ -70,10 +70,7 @@ impl<S: Store> Service<S> {
         let page = if filter.list.is_some_and(|l| l.format != format) {
             // Entries are kept per client and format; the store, given only
             // the id, would find a list of the other format under it.
-            EntryPage {
-                total: 0,
-                items: Vec::new(),
-            }
+            EntryPage::default()
         } else {
             let query = EntryQuery {
                 client: claims.client().clone(),

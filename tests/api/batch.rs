@@ -11,23 +11,7 @@ use serde_json::{Value, json};
 use crate::both_stores;
 use crate::helpers::*;
 
-const CHANGED: &str = "Detected invalid changes between idempotent requests, unable to proceed. Please generate a new request.";
 const ENTRY_NOT_FOUND: &str = "Entry not found in status list table";
-
-/// The (idx, uri) of every entry of an answer with entries.
-fn entries_of(body: &Value) -> Vec<(u64, String)> {
-    body["entries"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no entries: {body}"))
-        .iter()
-        .map(|e| {
-            (
-                e["idx"].as_u64().unwrap(),
-                e["uri"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
-}
 
 /// The `statuslist_allocations_total` of `format` in a metrics text.
 fn allocations(metrics: &str, format: &str) -> u64 {
@@ -137,8 +121,8 @@ async fn a_batch_spans_into_a_new_list_when_one_fills(store: StoreChoice) {
         ..Knobs::default()
     };
     let app = spawn_app_with(store, knobs).await;
-    let first = entries_of(&app.issue_with(&TOKEN, json!({"count": 5})).await);
-    let second = entries_of(&app.issue_with(&TOKEN, json!({"count": 5})).await);
+    let first = app.issue_entries(&TOKEN, json!({"count": 5})).await;
+    let second = app.issue_entries(&TOKEN, json!({"count": 5})).await;
     let a = &first[0].1;
     assert!(first.iter().all(|(_, u)| u == a), "{first:?}");
     // Allocation order: the rest of the first list, then the new one.
@@ -157,7 +141,7 @@ async fn a_batch_spans_into_a_new_list_when_one_fills(store: StoreChoice) {
         2
     );
     // A whole list's worth: the 6 left in the second list, 2 in a third.
-    let third = entries_of(&app.issue_with(&TOKEN, json!({"count": 8})).await);
+    let third = app.issue_entries(&TOKEN, json!({"count": 8})).await;
     assert!(third[..6].iter().all(|(_, u)| u == b), "{third:?}");
     let c = &third[6].1;
     assert!(c != a && c != b && third[7].1 == *c, "{third:?}");
@@ -189,7 +173,7 @@ async fn a_replay_returns_the_same_entries(store: StoreChoice) {
         assert_eq!(res.json::<Value>().await.unwrap(), first);
     }
     // Nothing more was allocated: the next request gets other indexes.
-    let next = entries_of(&app.issue_with(&TOKEN, json!({"count": 4})).await);
+    let next = app.issue_entries(&TOKEN, json!({"count": 4})).await;
     let before: BTreeSet<_> = entries_of(&first).into_iter().collect();
     assert!(next.iter().all(|e| !before.contains(e)), "{next:?}");
 }
@@ -258,7 +242,7 @@ async fn counts_and_refs_out_of_range_are_400(store: StoreChoice) {
     )
     .await;
     assert_eq!(
-        entries_of(&app.issue_with(&TOKEN, json!({"count": 5})).await).len(),
+        app.issue_entries(&TOKEN, json!({"count": 5})).await.len(),
         5
     );
     let p = with(&TOKEN.issue_payload(), "count", json!(6));
@@ -295,16 +279,15 @@ async fn revoke_by_ref_changes_every_entry_and_republishes(store: StoreChoice) {
         ..Knobs::default()
     };
     let app = spawn_app_with(store, knobs).await;
-    let other = entries_of(&app.issue_with(&TOKEN, json!({"count": 2})).await);
+    let other = app.issue_entries(&TOKEN, json!({"count": 2})).await;
     // 2 issues with the same ref accumulate (2 + 2 entries over 2 lists).
-    let mut bound = entries_of(
-        &app.issue_with(&TOKEN, json!({"ref": "R", "count": 2}))
+    let mut bound = app
+        .issue_entries(&TOKEN, json!({"ref": "R", "count": 2}))
+        .await;
+    bound.extend(
+        app.issue_entries(&TOKEN, json!({"ref": "R", "count": 2}))
             .await,
     );
-    bound.extend(entries_of(
-        &app.issue_with(&TOKEN, json!({"ref": "R", "count": 2}))
-            .await,
-    ));
     let lists: BTreeSet<&String> = bound.iter().map(|(_, u)| u).collect();
     assert_eq!(lists.len(), 2, "{bound:?}");
     // Published and cached before the change.
@@ -349,7 +332,9 @@ async fn revoke_by_ref_changes_every_entry_and_republishes(store: StoreChoice) {
 async fn suspend_by_ref_skips_revoked_entries(store: StoreChoice) {
     let app = spawn_app(store).await;
     for who in [&*TOKEN, &*BITS] {
-        let bound = entries_of(&app.issue_with(who, json!({"ref": "S", "count": 3})).await);
+        let bound = app
+            .issue_entries(who, json!({"ref": "S", "count": 3}))
+            .await;
         let (idx, uri) = &bound[1];
         let res = app.change("/revoke", who, *idx, uri).await;
         assert_eq!(res.status(), StatusCode::ACCEPTED);
@@ -383,10 +368,9 @@ async fn suspend_by_ref_skips_revoked_entries(store: StoreChoice) {
 
 async fn unknown_and_other_clients_refs_are_404(store: StoreChoice) {
     let app = spawn_app(store).await;
-    let bound = entries_of(
-        &app.issue_with(&TOKEN, json!({"ref": "mine", "count": 2}))
-            .await,
-    );
+    let bound = app
+        .issue_entries(&TOKEN, json!({"ref": "mine", "count": 2}))
+        .await;
     for (path, who, r) in [
         ("/revoke", &*TOKEN, "never-issued"),
         ("/revoke", &*TOKEN2, "mine"),
@@ -398,7 +382,7 @@ async fn unknown_and_other_clients_refs_are_404(store: StoreChoice) {
         assert_error(res, 404, "NOT_FOUND", ENTRY_NOT_FOUND).await;
     }
     // The same text in another client's hands is another ref.
-    let theirs = entries_of(&app.issue_with(&TOKEN2, json!({"ref": "mine"})).await);
+    let theirs = app.issue_entries(&TOKEN2, json!({"ref": "mine"})).await;
     let res = app.change_ref("/revoke", &TOKEN2, "mine").await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     assert_eq!(res.json::<Value>().await.unwrap()["entries"], 1);

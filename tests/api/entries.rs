@@ -13,22 +13,6 @@ use crate::both_stores;
 use crate::helpers::*;
 
 const JTI_USED: &str = "JWT has already been used: sign a new one with a fresh jti";
-const CHANGED: &str = "Detected invalid changes between idempotent requests, unable to proceed. Please generate a new request.";
-
-/// The (idx, uri) of every entry of an `/issue` answer with entries.
-fn entries_of(body: &Value) -> Vec<(u64, String)> {
-    body["entries"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no entries: {body}"))
-        .iter()
-        .map(|e| {
-            (
-                e["idx"].as_u64().unwrap(),
-                e["uri"].as_str().unwrap().into(),
-            )
-        })
-        .collect()
-}
 
 /// The items of a listing.
 fn items(body: &Value) -> &Vec<Value> {
@@ -37,15 +21,7 @@ fn items(body: &Value) -> &Vec<Value> {
 
 /// The (idx, uri) of every item of a listing, in order.
 fn keys(body: &Value) -> Vec<(u64, String)> {
-    items(body)
-        .iter()
-        .map(|e| {
-            (
-                e["idx"].as_u64().unwrap(),
-                e["uri"].as_str().unwrap().into(),
-            )
-        })
-        .collect()
+    idx_uris(body, "items")
 }
 
 /// A query value, percent-encoded.
@@ -231,10 +207,9 @@ async fn a_listing_jwt_is_single_use(store: StoreChoice) {
 async fn pages_and_their_pagination_block(store: StoreChoice) {
     let app = spawn_app(store).await;
     let expiry = now() + 50_000;
-    let all = entries_of(
-        &app.issue_with(&TOKEN, json!({"count": 25, "statusExpiry": expiry}))
-            .await,
-    );
+    let all = app
+        .issue_entries(&TOKEN, json!({"count": 25, "statusExpiry": expiry}))
+        .await;
     let block = |page: u64, has_previous: bool, has_next: bool| {
         json!({"currentPage": page, "totalItems": 25, "totalPages": 3, "limit": 10,
                "hasPrevious": has_previous, "hasNext": has_next})
@@ -299,14 +274,12 @@ async fn pages_and_their_pagination_block(store: StoreChoice) {
 
 async fn filters_and_sort(store: StoreChoice) {
     let app = spawn_app(store).await;
-    let a = entries_of(
-        &app.issue_with(&TOKEN, json!({"ref": "A", "count": 3}))
-            .await,
-    );
-    let b = entries_of(
-        &app.issue_with(&TOKEN, json!({"ref": "B", "count": 2}))
-            .await,
-    );
+    let a = app
+        .issue_entries(&TOKEN, json!({"ref": "A", "count": 3}))
+        .await;
+    let b = app
+        .issue_entries(&TOKEN, json!({"ref": "B", "count": 2}))
+        .await;
     let singles = [app.issue(&TOKEN).await, app.issue(&TOKEN).await];
     let res = app.change("/revoke", &TOKEN, a[0].0, &a[0].1).await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
@@ -422,18 +395,15 @@ async fn filters_and_sort(store: StoreChoice) {
 
 async fn a_client_sees_only_its_own_entries(store: StoreChoice) {
     let app = spawn_app(store).await;
-    let mine = entries_of(
-        &app.issue_with(&TOKEN, json!({"ref": "shared", "count": 3}))
-            .await,
-    );
-    let theirs = entries_of(
-        &app.issue_with(&TOKEN2, json!({"ref": "shared", "count": 2}))
-            .await,
-    );
-    let bits = entries_of(
-        &app.issue_with(&BITS, json!({"ref": "shared", "count": 1}))
-            .await,
-    );
+    let mine = app
+        .issue_entries(&TOKEN, json!({"ref": "shared", "count": 3}))
+        .await;
+    let theirs = app
+        .issue_entries(&TOKEN2, json!({"ref": "shared", "count": 2}))
+        .await;
+    let bits = app
+        .issue_entries(&BITS, json!({"ref": "shared", "count": 1}))
+        .await;
     let set = |v: &[(u64, String)]| v.iter().cloned().collect::<BTreeSet<_>>();
     for (who, own) in [(&*TOKEN, &mine), (&*TOKEN2, &theirs), (&*BITS, &bits)] {
         for query in ["limit=100", "limit=100&ref=shared"] {
@@ -458,7 +428,9 @@ async fn statuses_agree_with_the_published_lists(store: StoreChoice) {
     };
     let app = spawn_app_with(store, knobs).await;
     for who in [&*TOKEN, &*BITS] {
-        let batch = entries_of(&app.issue_with(who, json!({"ref": "R", "count": 6})).await);
+        let batch = app
+            .issue_entries(who, json!({"ref": "R", "count": 6}))
+            .await;
         let mut singles = Vec::new();
         for _ in 0..4 {
             singles.push(app.issue(who).await);

@@ -107,6 +107,30 @@ pub fn jti() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
+/// The `error_description` of a jti used again with other claims (400).
+pub const CHANGED: &str = "Detected invalid changes between idempotent requests, unable to proceed. Please generate a new request.";
+
+/// The (idx, uri) of every object of `body[member]` (an answer's
+/// `entries`, a listing's `items`), in order.
+pub fn idx_uris(body: &Value, member: &str) -> Vec<(u64, String)> {
+    body[member]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {member}: {body}"))
+        .iter()
+        .map(|e| {
+            (
+                e["idx"].as_u64().unwrap(),
+                e["uri"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The (idx, uri) of every entry of an `/issue` answer with entries.
+pub fn entries_of(body: &Value) -> Vec<(u64, String)> {
+    idx_uris(body, "entries")
+}
+
 /// Removes a member from a JSON object.
 pub fn without(v: &Value, key: &str) -> Value {
     let mut v = v.clone();
@@ -357,6 +381,11 @@ impl TestApp {
         assert_eq!(res.status(), StatusCode::OK, "{p}");
         assert_eq!(res.headers()["cache-control"], "no-store");
         res.json().await.unwrap()
+    }
+
+    /// As [`TestApp::issue_with`]; the (idx, uri) of the entries.
+    pub async fn issue_entries(&self, who: &Issuer, extra: Value) -> Vec<(u64, String)> {
+        entries_of(&self.issue_with(who, extra).await)
     }
 
     /// `POST {path}` of every entry bound to `issuance_ref`, signed by `who`.

@@ -10,8 +10,6 @@ use serde_json::{Value, json};
 use crate::both_stores;
 use crate::helpers::*;
 
-const CHANGED: &str = "Detected invalid changes between idempotent requests, unable to proceed. Please generate a new request.";
-
 /// A signed change request, to be sent (and re-sent) as is.
 fn change_jwt(who: &Issuer, idx: u64, uri: &str) -> String {
     who.token(&who.change_payload(idx, uri))

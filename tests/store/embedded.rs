@@ -16,8 +16,7 @@ use std::time::{Duration, Instant};
 
 use redb::TableDefinition;
 use statuslist::domain::{
-    Allocator, AllocatorKey, Bits, ClientId, ListFormat, ListId, SortOrder, Status, StatusList,
-    StatusSet,
+    Allocator, AllocatorKey, Bits, ClientId, ListFormat, ListId, Status, StatusList, StatusSet,
 };
 use statuslist::ports::{
     AllocateOutcome, AllocateRequest, Allocation, EntryPage, EntryQuery, RefChangeOutcome,
@@ -28,7 +27,7 @@ use statuslist::store::embedded::faults::{Fault, FaultInjector};
 use statuslist::store::{EmbeddedDurability, EmbeddedStore};
 use tempfile::TempDir;
 
-use crate::contract::{NOW, change, contract_suite, ref_change, ref_req, set};
+use crate::contract::{NOW, change, contract_suite, done, everything, ref_change, ref_req, set};
 
 /// A fresh store in its own temporary directory (the guard).
 async fn make_store(settings: StoreSettings) -> (EmbeddedStore, TempDir) {
@@ -909,22 +908,6 @@ async fn a_panic_fails_the_whole_batch() {
     a_failed_commit_fails_the_whole_batch(Fault::Panic, "batch-panic.redb").await;
 }
 
-/// The listing query of all of a client's entries of one format.
-fn everything(who: &str, format: ListFormat) -> EntryQuery {
-    EntryQuery {
-        client: ClientId::parse(who).unwrap(),
-        format,
-        statuses: StatusSet::ALL,
-        issuance_ref: None,
-        list: None,
-        updated_since: None,
-        updated_until: None,
-        order: SortOrder::Desc,
-        offset: 0,
-        limit: 100,
-    }
-}
-
 /// Writes, with redb alone, the file an older build left: layout version 1,
 /// one list of the client "old" with a version-1 record (no first seq), 3
 /// of its 16 entries issued and the first revoked (with its time), that
@@ -1085,21 +1068,19 @@ async fn a_file_from_before_entry_tracking_opens_and_moves_on() {
     assert!(listed.items.iter().all(|i| i.status == Status::Valid
         && i.created_at == NOW + 1
         && i.issuance_ref.as_ref().map(|r| r.as_str()) == Some("fresh")));
-    let report = match store
-        .set_status_by_ref(&ref_change(
-            "old",
-            t,
-            "fresh",
-            Status::Invalid,
-            "rv",
-            NOW + 2,
-        ))
-        .await
-        .unwrap()
-    {
-        RefChangeOutcome::Done(report) => report,
-        other => panic!("{other:?}"),
-    };
+    let report = done(
+        store
+            .set_status_by_ref(&ref_change(
+                "old",
+                t,
+                "fresh",
+                Status::Invalid,
+                "rv",
+                NOW + 2,
+            ))
+            .await
+            .unwrap(),
+    );
     assert_eq!((report.changed, report.lists), (2, vec![fresh.list]));
     // The old list still changes as before.
     assert_eq!(

@@ -69,16 +69,17 @@ pub fn ref_change(
     }
 }
 
-fn done(outcome: RefChangeOutcome) -> RefChangeReport {
+/// The report of a change by ref that was done (panics otherwise).
+pub fn done(outcome: RefChangeOutcome) -> RefChangeReport {
     match outcome {
         RefChangeOutcome::Done(report) => report,
         other => panic!("expected Done, got {other:?}"),
     }
 }
 
-/// Every entry of a client and format, in the store's order, all pages of
-/// `limit`.
-async fn all_pages<S: Store>(store: &S, query: &EntryQuery) -> Vec<EntryItem> {
+/// Every entry `query` selects, in the store's order: all its pages of its
+/// `limit`, from its offset.
+pub async fn all_pages<S: Store>(store: &S, query: &EntryQuery) -> Vec<EntryItem> {
     let mut out = Vec::new();
     let mut q = query.clone();
     loop {
@@ -92,19 +93,9 @@ async fn all_pages<S: Store>(store: &S, query: &EntryQuery) -> Vec<EntryItem> {
     }
 }
 
-fn query(who: &str, format: ListFormat) -> EntryQuery {
-    EntryQuery {
-        client: client(who),
-        format,
-        statuses: StatusSet::ALL,
-        issuance_ref: None,
-        list: None,
-        updated_since: None,
-        updated_until: None,
-        order: SortOrder::Desc,
-        offset: 0,
-        limit: 100,
-    }
+/// The listing of every entry of `who`'s `format`, no filter, pages of 100.
+pub fn everything(who: &str, format: ListFormat) -> EntryQuery {
+    EntryQuery::first_page(client(who), format, 100)
 }
 
 /// A request for more than the current list has room for takes what is left
@@ -265,7 +256,7 @@ pub async fn refs_bind_entries_and_accumulate<S: Store>(store: &S, _settings: &S
         ("c2", c2.list, c2.indexes[0], t),
         ("c1", bits.list, bits.indexes[0], ListFormat::Bitstring),
     ] {
-        let q = query(who, format);
+        let q = everything(who, format);
         let items = all_pages(store, &q).await;
         let item = items
             .iter()
@@ -377,7 +368,7 @@ pub async fn ref_changes_skip_and_count<S: Store>(store: &S, _settings: &StoreSe
             .unwrap(),
     );
     assert_eq!((r.changed, r.already, r.skipped), (5, 1, 0));
-    let items = all_pages(store, &query("mix", t)).await;
+    let items = all_pages(store, &everything("mix", t)).await;
     assert_eq!(items.len(), 6);
     assert!(items.iter().all(|i| i.status == Status::Invalid));
     let first = items
@@ -469,7 +460,7 @@ pub async fn concurrent_issues_with_refs_are_all_listed<S: Store>(
     let entries: HashSet<(ListId, u64)> = got.iter().flat_map(Allocation::entries).collect();
     let total: usize = got.iter().map(Allocation::len).sum();
     assert_eq!(entries.len(), total, "distinct");
-    let items = all_pages(store, &query("conc", t)).await;
+    let items = all_pages(store, &everything("conc", t)).await;
     assert_eq!(items.len(), total);
     let listed: HashSet<(ListId, u64)> = items.iter().map(|i| (i.list, i.idx)).collect();
     assert_eq!(listed, entries);
@@ -487,7 +478,7 @@ pub async fn concurrent_issues_with_refs_are_all_listed<S: Store>(
             .unwrap(),
     );
     assert_eq!(report.changed as usize, total);
-    let items = all_pages(store, &query("conc", t)).await;
+    let items = all_pages(store, &everything("conc", t)).await;
     assert!(items.iter().all(|i| i.status == Status::Invalid));
 }
 
@@ -719,7 +710,7 @@ pub async fn listing_matches_a_model<S: Store>(store: &S, settings: &StoreSettin
         .map(|(_, a)| a.list);
     for who in clients {
         for format in formats {
-            let base = query(who, format);
+            let base = everything(who, format);
             let lists: Vec<ListId> = issued
                 .iter()
                 .filter(|(r, _)| r.client == base.client && r.format == format)
@@ -824,7 +815,7 @@ pub async fn one_bit_refs_skip_suspension<S: Store>(store: &S, settings: &StoreS
             .unwrap(),
     );
     assert_eq!((r.changed, r.skipped, r.already), (4, 0, 0));
-    let items = all_pages(store, &query("ob", t)).await;
+    let items = all_pages(store, &everything("ob", t)).await;
     assert_eq!(items.len(), 4);
     assert!(
         items

@@ -6,17 +6,16 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use statuslist::domain::{
-    Bits, ClientId, ListFormat, ListId, SortOrder, Status, StatusList, StatusSet,
-};
+use statuslist::domain::{Bits, ListFormat, ListId, SortOrder, Status, StatusList, StatusSet};
 use statuslist::ports::{
     AllocateOutcome, AllocateRequest, Allocation, EntryItem, EntryPage, EntryQuery,
-    RefChangeOutcome, RefChangeReport, SetStatusOutcome, Store, StoreError, StoreSettings,
+    RefChangeReport, SetStatusOutcome, Store, StoreError, StoreSettings,
 };
 use statuslist::store::redis::{RedisSettings, RedisStore};
 
 use crate::contract::{
-    self, NOW, allocated, change, client, contract_suite, jti, ref_change, ref_req, req, set,
+    self, NOW, all_pages, allocated, change, client, contract_suite, done, everything, jti,
+    ref_change, ref_req, req, set,
 };
 use crate::support::RedisServer;
 
@@ -1098,44 +1097,6 @@ async fn concurrent_allocations_share_script_calls() {
     }
 }
 
-/// A listing of every entry of `who`'s `format` space, no filter.
-fn everything(who: &ClientId, format: ListFormat) -> EntryQuery {
-    EntryQuery {
-        client: who.clone(),
-        format,
-        statuses: StatusSet::ALL,
-        issuance_ref: None,
-        list: None,
-        updated_since: None,
-        updated_until: None,
-        order: SortOrder::Desc,
-        offset: 0,
-        limit: 100,
-    }
-}
-
-/// Every page of `query`, in order.
-async fn all_pages(store: &RedisStore, query: &EntryQuery) -> Vec<EntryItem> {
-    let mut out = Vec::new();
-    let mut q = query.clone();
-    loop {
-        let page = store.list_entries(&q).await.unwrap();
-        let n = page.items.len();
-        out.extend(page.items);
-        if n < q.limit as usize {
-            return out;
-        }
-        q.offset += u64::from(q.limit);
-    }
-}
-
-fn done(outcome: RefChangeOutcome) -> RefChangeReport {
-    match outcome {
-        RefChangeOutcome::Done(report) => report,
-        other => panic!("expected Done, got {other:?}"),
-    }
-}
-
 /// `MEMORY USAGE` of `key` in bytes (0 for a key that does not exist).
 fn memory_usage(server: &RedisServer, key: &str) -> u64 {
     let reply = server.command(&format!("MEMORY USAGE {key} SAMPLES 0"));
@@ -1199,7 +1160,7 @@ async fn an_untracked_list_is_left_for_a_new_one() {
     }
     // A process that has not seen the list yet.
     let store = connect(&server, small(100)).await;
-    let q = everything(&c, t);
+    let q = everything(c.as_str(), t);
     assert_eq!(
         store.list_entries(&q).await.unwrap(),
         EntryPage {
@@ -1382,7 +1343,7 @@ async fn a_change_by_ref_that_races_an_issue_reads_the_ref_again() {
     assert_eq!(store.list_version(&second.list).await.unwrap(), Some(2));
     let revoked = EntryQuery {
         statuses: StatusSet::of(&[Status::Invalid]),
-        ..everything(&c, t)
+        ..everything(c.as_str(), t)
     };
     assert_eq!(store.list_entries(&revoked).await.unwrap().total, 9);
 }
@@ -1424,7 +1385,7 @@ async fn a_damaged_list_in_a_ref_changes_nothing() {
     let snap = store.read_list(&a.list).await.unwrap().unwrap();
     assert_eq!(snap.version, 0);
     assert!(snap.bytes.iter().all(|b| *b == 0), "nothing written");
-    let listed = all_pages(&store, &everything(&c, t)).await;
+    let listed = all_pages(&store, &everything(c.as_str(), t)).await;
     assert_eq!(listed.len(), 13);
     assert!(
         listed
@@ -1581,7 +1542,7 @@ async fn a_deep_page_costs_what_a_first_page_costs() {
             .await
             .unwrap();
     }
-    let base = everything(&c, t);
+    let base = everything(c.as_str(), t);
     let lists: HashSet<ListId> = entries.iter().map(|(l, _)| *l).collect();
     let some_list = *lists.iter().next().unwrap();
     let shapes = [
@@ -1611,7 +1572,7 @@ async fn a_deep_page_costs_what_a_first_page_costs() {
         },
     ];
     for shape in shapes {
-        let whole = all_pages(&store, &shape).await;
+        let whole = all_pages(&*store, &shape).await;
         assert!(!whole.is_empty(), "{shape:?}");
         let mut costs = Vec::new();
         for offset in [0, whole.len() as u64 / 2, whole.len() as u64 - 7] {

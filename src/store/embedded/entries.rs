@@ -32,7 +32,7 @@ use redb::{
 };
 
 use super::records::{IdemRecord, ListRecord, LogRecord, Recorded, format_byte};
-use super::{IDEM, Inner, LIST_BYTES, LISTS, STATUS_TIMES, db_err};
+use super::{IDEM, Inner, LIST_BYTES, LISTS, STATUS_TIMES, db_err, idem_record};
 use crate::domain::entries::{EntryKey, SortOrder, cut, merge};
 use crate::domain::{ListId, Status, StatusList, StatusSet};
 use crate::ports::{
@@ -317,11 +317,7 @@ impl Inner {
         let space = (client, format_byte(change.format));
         let record_key = (client, change.jti.as_str());
         let mut idem = txn.open_table(IDEM).map_err(db_err)?;
-        let existing = match idem.get(record_key).map_err(db_err)? {
-            Some(guard) => Some(IdemRecord::decode(guard.value())?),
-            None => None,
-        };
-        if let Some(rec) = existing {
+        if let Some(rec) = idem_record(&idem, record_key)? {
             match common::replay_decision(&rec.digest, rec.expires_at, &change.digest, change.now) {
                 ReplayDecision::Changed => return Ok(RefChangeOutcome::Changed),
                 ReplayDecision::Replay => {
@@ -473,11 +469,7 @@ impl Inner {
     ) -> Result<JtiClaimOutcome, StoreError> {
         let key = (claim.client.as_str(), claim.jti.as_str());
         let mut idem = txn.open_table(IDEM).map_err(db_err)?;
-        let live = match idem.get(key).map_err(db_err)? {
-            Some(guard) => claim.now < IdemRecord::decode(guard.value())?.expires_at,
-            None => false,
-        };
-        if live {
+        if idem_record(&idem, key)?.is_some_and(|rec| claim.now < rec.expires_at) {
             return Ok(JtiClaimOutcome::Used);
         }
         self.sweep(&mut idem, claim.now)?;
@@ -493,10 +485,6 @@ impl Inner {
     /// One page of a space's entries, from one read transaction (one
     /// consistent moment).
     pub(super) fn list_entries(&self, q: &EntryQuery) -> Result<EntryPage, StoreError> {
-        let empty = EntryPage {
-            total: 0,
-            items: Vec::new(),
-        };
         let txn = self.db()?.begin_read().map_err(db_err)?;
         let view = View::open(&txn, (q.client.as_str(), format_byte(q.format)))?;
         let Some((next_seq, _)) = view
@@ -505,7 +493,7 @@ impl Inner {
             .map_err(db_err)?
             .map(|g| g.value())
         else {
-            return Ok(empty);
+            return Ok(EntryPage::default());
         };
         let (lo, hi) = match &q.list {
             None => (0, next_seq),
@@ -514,11 +502,11 @@ impl Inner {
                     match list.base {
                         Some(base) => (base, base.saturating_add(list.counter)),
                         // Untracked: its entries are not listed.
-                        None => return Ok(empty),
+                        None => return Ok(EntryPage::default()),
                     }
                 }
                 // Not a list of this space.
-                _ => return Ok(empty),
+                _ => return Ok(EntryPage::default()),
             },
         };
         let window = Window {
@@ -529,7 +517,7 @@ impl Inner {
             until: q.updated_until.unwrap_or(u64::MAX),
         };
         if window.since > window.until || window.lo >= window.hi {
-            return Ok(empty);
+            return Ok(EntryPage::default());
         }
         let limit = usize::try_from(q.limit).unwrap_or(usize::MAX);
         let (total, page) = match &q.issuance_ref {

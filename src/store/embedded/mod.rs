@@ -479,6 +479,17 @@ fn corrupt_id(what: &str) -> StoreError {
     StoreError::Corrupt(format!("a stored {what} id does not parse"))
 }
 
+/// The idempotency record of `(client, jti)` in `idem`, if there is one.
+fn idem_record(
+    idem: &Table<(&str, &str), &[u8]>,
+    key: (&str, &str),
+) -> Result<Option<IdemRecord>, StoreError> {
+    idem.get(key)
+        .map_err(db_err)?
+        .map(|guard| IdemRecord::decode(guard.value()))
+        .transpose()
+}
+
 impl Inner {
     /// The open database, for one transaction.
     ///
@@ -637,11 +648,7 @@ impl Inner {
         let mut idem = txn.open_table(IDEM).map_err(db_err)?;
         let mut lists = txn.open_table(LISTS).map_err(db_err)?;
 
-        let existing = match idem.get((client, jti)).map_err(db_err)? {
-            Some(guard) => Some(IdemRecord::decode(guard.value())?),
-            None => None,
-        };
-        if let Some(rec) = existing {
+        if let Some(rec) = idem_record(&idem, (client, jti))? {
             match common::replay_decision(&rec.digest, rec.expires_at, &req.digest, req.now) {
                 // Nothing written: the batch commits without it.
                 ReplayDecision::Changed => return Ok(AllocateOutcome::Changed),
@@ -878,8 +885,7 @@ impl Inner {
         let record_key = (client.as_str(), change.jti.as_str());
         let outcome = {
             let mut idem = txn.open_table(IDEM).map_err(db_err)?;
-            if let Some(guard) = idem.get(record_key).map_err(db_err)? {
-                let rec = IdemRecord::decode(guard.value())?;
+            if let Some(rec) = idem_record(&idem, record_key)? {
                 match common::replay_decision(
                     &rec.digest,
                     rec.expires_at,

@@ -312,14 +312,19 @@ impl RedisStore {
         Ok(bytes)
     }
 
-    /// The facts of the list a grant names.
-    async fn grant_facts(
+    /// The indexes a grant stands for, and its list's format.
+    async fn grant_run(
         &self,
         client: &ClientId,
         grant: Grant,
-    ) -> Result<Arc<ListFacts>, StoreError> {
-        let list = grant.list;
-        Ok(match (self.facts.get(&list), grant.facts) {
+    ) -> Result<(ListFormat, ListRun), StoreError> {
+        let Grant {
+            list,
+            first,
+            count,
+            facts: stored,
+        } = grant;
+        let facts = match (self.facts.get(&list), stored) {
             (Some(facts), _) => facts,
             // The script left the facts out (it thought this process knew
             // the list): look them up.
@@ -330,7 +335,9 @@ impl RedisStore {
             (None, Some(stored)) => self
                 .facts
                 .remember(list, ListFacts::new(&list, client.clone(), stored)?),
-        })
+        };
+        let indexes = common::indexes(&facts.allocator, first, count)?;
+        Ok((facts.format, ListRun { list, indexes }))
     }
 
     /// The allocation an allocate script's grants stand for.
@@ -339,23 +346,15 @@ impl RedisStore {
         client: &ClientId,
         grants: Grants,
     ) -> Result<Allocation, StoreError> {
-        let (list, first, count) = (grants.first.list, grants.first.first, grants.first.count);
-        let facts = self.grant_facts(client, grants.first).await?;
+        let (format, first) = self.grant_run(client, grants.first).await?;
         let next = match grants.next {
+            Some(grant) => Some(self.grant_run(client, grant).await?.1),
             None => None,
-            Some(grant) => {
-                let (list, first, count) = (grant.list, grant.first, grant.count);
-                let facts = self.grant_facts(client, grant).await?;
-                Some(ListRun {
-                    list,
-                    indexes: common::indexes(&facts.allocator, first, count)?,
-                })
-            }
         };
         Ok(Allocation {
-            list,
-            format: facts.format,
-            indexes: common::indexes(&facts.allocator, first, count)?,
+            list: first.list,
+            format,
+            indexes: first.indexes,
             next,
         })
     }
@@ -492,7 +491,7 @@ impl RedisStore {
             };
             let reply = self
                 .conn
-                .invoke::<Vec<Value>>(&self.scripts.allocate(&args))
+                .invoke::<Vec<Value>>(&self.scripts.call(&args))
                 .await
                 .and_then(|raw| AllocateBatch::decode(&raw))
                 .and_then(|batch| {
@@ -648,7 +647,7 @@ impl Store for RedisStore {
             seq: facts.base.map(|base| base + n),
             space: &client_keys.space(facts.format),
         };
-        let raw: Vec<Value> = self.conn.invoke(&self.scripts.set_status(&args)).await?;
+        let raw: Vec<Value> = self.conn.invoke(&self.scripts.call(&args)).await?;
         Ok(match SetStatusReply::decode(list, &raw)? {
             SetStatusReply::Done => SetStatusOutcome::Done { at: change.now },
             SetStatusReply::Already { at } | SetStatusReply::ReplayedAlready { at } => {
@@ -672,7 +671,7 @@ impl Store for RedisStore {
 
     #[tracing::instrument(level = "debug", skip(self, change), fields(client = %change.client))]
     async fn set_status_by_ref(&self, change: &RefChange) -> Result<RefChangeOutcome, StoreError> {
-        check_keep(change.now, change.keep_until)?;
+        common::check_ref_change(change)?;
         let client_keys = self.keys.client(&change.client);
         let space = client_keys.space(change.format);
         let legacy_record_key = client_keys.legacy_record(&change.jti);
@@ -686,7 +685,7 @@ impl Store for RedisStore {
                 digest: &change.digest,
                 now: change.now,
             };
-            let raw: Vec<Value> = self.conn.invoke(&self.scripts.ref_read(&read)).await?;
+            let raw: Vec<Value> = self.conn.invoke(&self.scripts.call(&read)).await?;
             let (stamp, runs) = match RefReadReply::decode(&raw)? {
                 RefReadReply::Changed => return Ok(RefChangeOutcome::Changed),
                 RefReadReply::NotFound => return Ok(RefChangeOutcome::NotFound),
@@ -710,7 +709,7 @@ impl Store for RedisStore {
                 channel: self.changes.as_deref(),
                 lists: &lists,
             };
-            let raw: Vec<Value> = self.conn.invoke(&self.scripts.ref_change(&args)).await?;
+            let raw: Vec<Value> = self.conn.invoke(&self.scripts.call(&args)).await?;
             return Ok(match RefChangeReply::decode(&raw)? {
                 RefChangeReply::Done(counts) => {
                     RefChangeOutcome::Done(ref_report(change.now, counts, &runs))
@@ -742,7 +741,7 @@ impl Store for RedisStore {
 
     #[tracing::instrument(level = "debug", skip(self, claim), fields(client = %claim.client))]
     async fn claim_jti(&self, claim: &JtiClaim) -> Result<JtiClaimOutcome, StoreError> {
-        check_keep(claim.now, claim.keep_until)?;
+        common::check_claim(claim)?;
         let client_keys = self.keys.client(&claim.client);
         let args = ClaimArgs {
             client_keys: &client_keys,
@@ -752,7 +751,7 @@ impl Store for RedisStore {
             now: claim.now,
             keep_until: claim.keep_until,
         };
-        let raw: Vec<Value> = self.conn.invoke(&self.scripts.claim(&args)).await?;
+        let raw: Vec<Value> = self.conn.invoke(&self.scripts.call(&args)).await?;
         Ok(match ClaimReply::decode(&raw)? {
             ClaimReply::Fresh => JtiClaimOutcome::Fresh,
             ClaimReply::Used => JtiClaimOutcome::Used,
@@ -761,10 +760,6 @@ impl Store for RedisStore {
 
     #[tracing::instrument(level = "debug", skip(self, query), fields(client = %query.client))]
     async fn list_entries(&self, query: &EntryQuery) -> Result<EntryPage, StoreError> {
-        let none = EntryPage {
-            total: 0,
-            items: Vec::new(),
-        };
         // A list filter: the list's place in the space (its base), when it
         // is one of the space's lists at all.
         let list = match &query.list {
@@ -772,9 +767,9 @@ impl Store for RedisStore {
             Some(list) => match self.list_facts(list).await? {
                 Some(f) if f.client == query.client && f.format == query.format => match f.base {
                     Some(base) => Some((*list, base)),
-                    None => return Ok(none),
+                    None => return Ok(EntryPage::default()),
                 },
-                _ => return Ok(none),
+                _ => return Ok(EntryPage::default()),
             },
         };
         let space = self.keys.client(&query.client).space(query.format);
@@ -789,7 +784,7 @@ impl Store for RedisStore {
             offset: query.offset,
             limit: query.limit,
         };
-        let raw: Vec<Value> = self.conn.invoke(&self.scripts.list(&args)).await?;
+        let raw: Vec<Value> = self.conn.invoke(&self.scripts.call(&args)).await?;
         let reply = EntriesReply::decode(&raw)?;
         let mut items = Vec::with_capacity(reply.items.len());
         for e in reply.items {
@@ -901,16 +896,6 @@ impl Store for RedisStore {
             warnings: self.conn.risky_settings().await,
         })
     }
-}
-
-/// Checks that an idempotency record outlives its request.
-fn check_keep(now: UnixSeconds, keep_until: UnixSeconds) -> Result<(), StoreError> {
-    if keep_until <= now {
-        return Err(StoreError::Invalid(format!(
-            "an idempotency record must outlive its request (keep until {keep_until}, now {now})"
-        )));
-    }
-    Ok(())
 }
 
 /// The report of a change by ref: what it did, and every list of the ref

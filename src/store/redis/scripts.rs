@@ -4,11 +4,12 @@
 //! `NOSCRIPT` a `SCRIPT LOAD` and a retry), so it is atomic across replicas.
 //! A script's KEYS and ARGV are positional; here they are named structs
 //! ([`AllocateArgs`], [`SetStatusArgs`], [`ClaimArgs`], [`RefReadArgs`],
-//! [`RefChangeArgs`], [`ListEntriesArgs`]) with one function each that feeds
-//! them in the order the script declares them (`local name = ARGV[n]` at its
-//! top). Those functions are the only place positions exist on the Rust
-//! side, and a unit test checks their names and order against the script's
-//! declarations.
+//! [`RefChangeArgs`], [`ListEntriesArgs`]), each a [`ScriptArgs`] that
+//! names its script and feeds them in the order the script declares them
+//! (`local name = ARGV[n]` at its top); [`Scripts::call`] builds every call
+//! from one. The `feed` functions are the only place positions exist on the
+//! Rust side, and a unit test checks their names and order against the
+//! script's declarations.
 //!
 //! This is also the one place the typed status-change rules
 //! ([`TransitionRules`]) are encoded into the compact form the script reads.
@@ -61,53 +62,27 @@ impl Scripts {
         }
     }
 
-    /// A call of `claim.lua`.
-    pub(super) fn claim(&self, args: &ClaimArgs<'_>) -> ScriptInvocation<'_> {
-        let mut call = self.claim.prepare_invoke();
-        args.feed(&mut call);
-        call
-    }
-
-    /// A call of `ref_read.lua`.
-    pub(super) fn ref_read(&self, args: &RefReadArgs<'_>) -> ScriptInvocation<'_> {
-        let mut call = self.ref_read.prepare_invoke();
-        args.feed(&mut call);
-        call
-    }
-
-    /// A call of `ref_change.lua`.
-    pub(super) fn ref_change(&self, args: &RefChangeArgs<'_>) -> ScriptInvocation<'_> {
-        let mut call = self.ref_change.prepare_invoke();
-        args.feed(&mut call);
-        call
-    }
-
-    /// A call of `list.lua`.
-    pub(super) fn list(&self, args: &ListEntriesArgs<'_>) -> ScriptInvocation<'_> {
-        let mut call = self.list.prepare_invoke();
-        args.feed(&mut call);
-        call
-    }
-
-    /// A call of `allocate.lua`.
-    pub(super) fn allocate(&self, args: &AllocateArgs<'_>) -> ScriptInvocation<'_> {
-        let mut call = self.allocate.prepare_invoke();
-        args.feed(&mut call);
-        call
-    }
-
-    /// A call of `set_status.lua`.
-    pub(super) fn set_status(&self, args: &SetStatusArgs<'_>) -> ScriptInvocation<'_> {
-        let mut call = self.set_status.prepare_invoke();
+    /// A call of the script `args` are for, with them.
+    pub(super) fn call<A: ScriptArgs>(&self, args: &A) -> ScriptInvocation<'_> {
+        let mut call = A::script(self).prepare_invoke();
         args.feed(&mut call);
         call
     }
 }
 
+/// A script's named arguments: which script they are for, and how they go
+/// into a call of it.
+pub(super) trait ScriptArgs {
+    /// The script of `scripts` they are for.
+    fn script(scripts: &Scripts) -> &Script;
+    /// The script's KEYS and ARGV, in its order.
+    fn feed(&self, s: &mut impl Sink);
+}
+
 /// Where a script's arguments go, one named key or argument at a time, in
 /// the script's order. The names cost nothing in a real call; a test
 /// records them.
-trait Sink {
+pub(super) trait Sink {
     /// The next KEYS entry.
     fn key<T: ToRedisArgs>(&mut self, name: &'static str, value: T);
     /// The next ARGV entry.
@@ -178,8 +153,11 @@ pub(super) struct AllocateArgs<'a> {
     pub space: &'a SpaceKeys,
 }
 
-impl AllocateArgs<'_> {
-    /// The script's KEYS and ARGV, in its order.
+impl ScriptArgs for AllocateArgs<'_> {
+    fn script(scripts: &Scripts) -> &Script {
+        &scripts.allocate
+    }
+
     fn feed(&self, s: &mut impl Sink) {
         s.key("current_key", self.current_key);
         for item in self.items {
@@ -279,8 +257,11 @@ pub(super) struct SetStatusArgs<'a> {
     pub space: &'a SpaceKeys,
 }
 
-impl SetStatusArgs<'_> {
-    /// The script's KEYS and ARGV, in its order.
+impl ScriptArgs for SetStatusArgs<'_> {
+    fn script(scripts: &Scripts) -> &Script {
+        &scripts.set_status
+    }
+
     fn feed(&self, s: &mut impl Sink) {
         let (chunk, offset) = layout::chunk_of_bit(
             bit_offset(self.format, self.bits, self.idx),
@@ -339,8 +320,11 @@ pub(super) struct ClaimArgs<'a> {
     pub keep_until: UnixSeconds,
 }
 
-impl ClaimArgs<'_> {
-    /// The script's KEYS and ARGV, in its order.
+impl ScriptArgs for ClaimArgs<'_> {
+    fn script(scripts: &Scripts) -> &Script {
+        &scripts.claim
+    }
+
     fn feed(&self, s: &mut impl Sink) {
         s.key("legacy_record_key", self.legacy_record_key);
         s.arg("client_prefix", self.client_keys.as_str());
@@ -371,8 +355,11 @@ pub(super) struct RefReadArgs<'a> {
     pub now: UnixSeconds,
 }
 
-impl RefReadArgs<'_> {
-    /// The script's KEYS and ARGV, in its order.
+impl ScriptArgs for RefReadArgs<'_> {
+    fn script(scripts: &Scripts) -> &Script {
+        &scripts.ref_read
+    }
+
     fn feed(&self, s: &mut impl Sink) {
         s.key("legacy_record_key", self.legacy_record_key);
         s.arg("client_prefix", self.client_keys.as_str());
@@ -477,8 +464,11 @@ pub(super) struct RefChangeArgs<'a> {
     pub lists: &'a [RefChangeList],
 }
 
-impl RefChangeArgs<'_> {
-    /// The script's KEYS and ARGV, in its order.
+impl ScriptArgs for RefChangeArgs<'_> {
+    fn script(scripts: &Scripts) -> &Script {
+        &scripts.ref_change
+    }
+
     fn feed(&self, s: &mut impl Sink) {
         s.key("legacy_record_key", self.legacy_record_key);
         for l in self.lists {
@@ -536,8 +526,11 @@ pub(super) struct ListEntriesArgs<'a> {
     pub limit: u32,
 }
 
-impl ListEntriesArgs<'_> {
-    /// The script's KEYS and ARGV, in its order.
+impl ScriptArgs for ListEntriesArgs<'_> {
+    fn script(scripts: &Scripts) -> &Script {
+        &scripts.list
+    }
+
     fn feed(&self, s: &mut impl Sink) {
         let time = |t: Option<u64>| t.map_or_else(String::new, |t| t.min(LUA_EXACT).to_string());
         s.key("state_key", self.space.state());
