@@ -619,6 +619,19 @@ mod tests {
         Some((pos.trim_end_matches(")}").parse().unwrap(), name.to_owned()))
     }
 
+    /// For a script with no variable part (no rest of KEYS or ARGV):
+    /// `args` feed exactly the keys and arguments `lua` declares, in its
+    /// order, and `argv_len` arguments in all.
+    fn assert_fixed_layout(args: &impl ScriptArgs, lua: &str, argv_len: usize) {
+        let mut fed = Names::default();
+        args.feed(&mut fed);
+        let (script, rest) = declared(lua);
+        assert!(rest.is_none());
+        assert_eq!(fed.keys, script.keys);
+        assert_eq!(fed.argv, script.argv);
+        assert_eq!(fed.argv.len(), argv_len);
+    }
+
     /// The names a script declares with `local name = KEYS[n]` or
     /// `local name = ARGV[n]` (optionally in `tonumber(…)`), by position,
     /// and the name of the rest of KEYS (`local name = {unpack(KEYS, n)}`,
@@ -840,13 +853,7 @@ mod tests {
             now: 1,
             keep_until: 2,
         };
-        let mut fed = Names::default();
-        args.feed(&mut fed);
-        let (script, rest) = declared(include_str!("claim.lua"));
-        assert!(rest.is_none());
-        assert_eq!(fed.keys, script.keys);
-        assert_eq!(fed.argv, script.argv);
-        assert_eq!(fed.argv.len(), 5);
+        assert_fixed_layout(&args, include_str!("claim.lua"), 5);
     }
 
     #[test]
@@ -865,13 +872,7 @@ mod tests {
             digest: &[0; 32],
             now: 1,
         };
-        let mut fed = Names::default();
-        args.feed(&mut fed);
-        let (script, rest) = declared(include_str!("ref_read.lua"));
-        assert!(rest.is_none());
-        assert_eq!(fed.keys, script.keys);
-        assert_eq!(fed.argv, script.argv);
-        assert_eq!(fed.argv.len(), 6);
+        assert_fixed_layout(&args, include_str!("ref_read.lua"), 6);
     }
 
     #[test]
@@ -957,13 +958,7 @@ mod tests {
             offset: u64::MAX,
             limit: 10,
         };
-        let mut fed = Names::default();
-        args.feed(&mut fed);
-        let (script, rest) = declared(include_str!("list.lua"));
-        assert!(rest.is_none());
-        assert_eq!(fed.keys, script.keys);
-        assert_eq!(fed.argv, script.argv);
-        assert_eq!(fed.argv.len(), 10);
+        assert_fixed_layout(&args, include_str!("list.lua"), 10);
     }
 
     /// The letters decode back to the typed rules they encode, for every
