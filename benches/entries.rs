@@ -179,6 +179,7 @@ async fn run(
                     digest: *blake3::hash(name.as_bytes()).as_bytes(),
                     now,
                     keep_until: now + 3661,
+                    events: None,
                 };
                 store.set_status(&change).await.expect("change");
             }
@@ -363,6 +364,7 @@ async fn issue_all(
                     issuance_ref: issuance_ref.clone(),
                     now: NOW + i / 50_000,
                     keep_until: NOW + 3661,
+                    events: None,
                 };
                 let a = match store.allocate(&req).await.expect("allocate") {
                     AllocateOutcome::Allocated(a) => a,

@@ -65,6 +65,7 @@ fn request(client: &ClientId, jti: String, count: u32) -> AllocateRequest {
         issuance_ref: None,
         now: 1_700_000_000,
         keep_until: 1_700_003_661,
+        events: None,
     }
 }
 
@@ -303,6 +304,7 @@ async fn revoke(
                 jti: Jti::from_name(&jti),
                 now: 1_700_000_100,
                 keep_until: 1_700_003_761,
+                events: None,
             })
             .await
             .expect("revoke");

@@ -143,6 +143,7 @@ async fn run(label: &str, options: EmbeddedOptions, tasks: usize, run_for: Durat
                     issuance_ref: None,
                     now: NOW,
                     keep_until: NOW + 3661,
+                    events: None,
                 };
                 i += 1;
                 match store.allocate(&req).await.expect("allocate") {
@@ -181,6 +182,7 @@ async fn run(label: &str, options: EmbeddedOptions, tasks: usize, run_for: Durat
                         jti: Jti::from_name(&jti),
                         now: NOW,
                         keep_until: NOW + 3661,
+                        events: None,
                     })
                     .await
                     .expect("revoke");

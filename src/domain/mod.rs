@@ -11,6 +11,7 @@ pub mod claims;
 pub mod codec;
 pub mod embed;
 pub mod entries;
+pub mod events;
 pub mod ids;
 pub mod packed;
 pub mod segmented;

@@ -6,12 +6,16 @@
 //! - [`store`]: where lists, allocations and idempotency records live.
 //! - [`signer`]: turns a list into the signed document verifiers fetch.
 //! - [`changes`]: tells a replica at once that a list changed elsewhere.
+//! - [`outbox`]: the events recorded with the changes, handed out for
+//!   webhook delivery.
 
 pub mod changes;
+pub mod outbox;
 pub mod signer;
 pub mod store;
 
 pub use changes::{ChangeFeed, ChangeNotice};
+pub use outbox::{DeadLetter, EventNotifier, Failure, Lease, Outbox, TakeRequest, UnixMillis};
 pub use signer::{ListSigner, ListToSign, SignError};
 pub use store::{
     AllocateOutcome, AllocateRequest, Allocation, EntryItem, EntryPage, EntryQuery, JtiClaim,

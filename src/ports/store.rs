@@ -25,6 +25,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use crate::domain::events::EventSeed;
 use crate::domain::{
     Bits, ClientId, IssuanceRef, Jti, ListFormat, ListId, SortOrder, Status, StatusSet,
 };
@@ -84,6 +85,10 @@ pub struct AllocateRequest {
     /// `iat + window + allowed clock skew`, so that no request that still
     /// passes the `iat` check can outlive its record and allocate twice.
     pub keep_until: UnixSeconds,
+    /// Record the events this write causes (see [`crate::domain::events`])
+    /// in the same atomic step, with ids from this seed; `None` records
+    /// none (the client has no webhook). Replays and refusals record none.
+    pub events: Option<EventSeed>,
 }
 
 /// One status change (`/revoke`, `/suspend`, `/unsuspend`) as the store sees
@@ -108,6 +113,10 @@ pub struct StatusChange {
     /// Until when the idempotency record counts (see
     /// [`AllocateRequest::keep_until`]).
     pub keep_until: UnixSeconds,
+    /// Record the events this write causes (see [`crate::domain::events`])
+    /// in the same atomic step, with ids from this seed; `None` records
+    /// none (the client has no webhook). Replays and refusals record none.
+    pub events: Option<EventSeed>,
 }
 
 /// Where an allocation landed.
@@ -235,6 +244,10 @@ pub struct RefChange {
     /// Until when the idempotency record counts (see
     /// [`AllocateRequest::keep_until`]).
     pub keep_until: UnixSeconds,
+    /// Record the events this write causes (see [`crate::domain::events`])
+    /// in the same atomic step, with ids from this seed; `None` records
+    /// none (the client has no webhook). Replays and refusals record none.
+    pub events: Option<EventSeed>,
 }
 
 /// What a change by ref did. Recorded under the request's (client, jti):

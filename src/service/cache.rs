@@ -1118,6 +1118,7 @@ mod tests {
             issuance_ref: None,
             now: NOW,
             keep_until: NOW + 3600,
+            events: None,
         };
         let AllocateOutcome::Allocated(a) = store.allocate(&req).await.unwrap() else {
             panic!("allocated");
@@ -1146,6 +1147,7 @@ mod tests {
                 digest: [status.value(); 32],
                 now: NOW,
                 keep_until: NOW + 3600,
+                events: None,
             };
             let outcome = self.store.set_status(&change).await.unwrap();
             assert!(
@@ -1166,6 +1168,7 @@ mod tests {
                 issuance_ref: None,
                 now: NOW,
                 keep_until: NOW + 3600,
+                events: None,
             };
             let AllocateOutcome::Allocated(a) = self.store.allocate(&req).await.unwrap() else {
                 panic!("allocated");
@@ -1685,6 +1688,7 @@ mod tests {
                 issuance_ref: None,
                 now: NOW,
                 keep_until: NOW + 3600,
+                events: None,
             };
             let AllocateOutcome::Allocated(a) = f.store.allocate(&req).await.unwrap() else {
                 panic!("allocated");
@@ -1698,6 +1702,7 @@ mod tests {
                 digest: [4; 32],
                 now: NOW,
                 keep_until: NOW + 3600,
+                events: None,
             };
             f.store.set_status(&change).await.unwrap();
         }

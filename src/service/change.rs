@@ -84,6 +84,7 @@ impl<S: Store> Service<S> {
             digest: claims.digest(),
             now,
             keep_until: claims.keep_until(),
+            events: None,
         };
         let outcome = self
             .store
@@ -146,6 +147,7 @@ impl<S: Store> Service<S> {
             digest: claims.digest(),
             now,
             keep_until: claims.keep_until(),
+            events: None,
         };
         let outcome = self.store.set_status(&change).await.map_err(failed)?;
         let op = claims.op();

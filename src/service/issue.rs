@@ -83,6 +83,7 @@ impl<S: Store> Service<S> {
             issuance_ref: claims.issuance_ref().cloned(),
             now,
             keep_until: claims.keep_until(),
+            events: None,
         };
         let outcome = self
             .store

@@ -7,12 +7,14 @@
 
 use super::embedded::EmbeddedStore;
 use super::redis::{RedisChangeFeed, RedisStore};
-use crate::domain::ListId;
+use crate::domain::events::EventId;
+use crate::domain::{ClientId, ListId};
 use crate::ports::{
     AllocateOutcome, AllocateRequest, EntryPage, EntryQuery, JtiClaim, JtiClaimOutcome,
     ListSnapshot, RefChange, RefChangeOutcome, SetStatusOutcome, StatusChange, Store, StoreError,
     StoreHealth,
 };
+use crate::ports::{DeadLetter, Failure, Lease, Outbox, TakeRequest, UnixMillis};
 
 /// Either adapter behind one type.
 #[derive(Debug)]
@@ -76,5 +78,40 @@ impl Store for AnyStore {
 
     async fn health(&self) -> Result<StoreHealth, StoreError> {
         dispatch!(self, s => s.health())
+    }
+}
+
+impl Outbox for AnyStore {
+    async fn take(&self, req: &TakeRequest) -> Result<Vec<Lease>, StoreError> {
+        dispatch!(self, s => s.take(req))
+    }
+
+    async fn delivered(&self, client: &ClientId, handle: &str) -> Result<(), StoreError> {
+        dispatch!(self, s => s.delivered(client, handle))
+    }
+
+    async fn retry(&self, failure: &Failure, retry_at: UnixMillis) -> Result<(), StoreError> {
+        dispatch!(self, s => s.retry(failure, retry_at))
+    }
+
+    async fn dead_letter(&self, failure: &Failure) -> Result<(), StoreError> {
+        dispatch!(self, s => s.dead_letter(failure))
+    }
+
+    async fn dead_letters(&self, client: &ClientId) -> Result<Vec<DeadLetter>, StoreError> {
+        dispatch!(self, s => s.dead_letters(client))
+    }
+
+    async fn redeliver(
+        &self,
+        client: &ClientId,
+        ids: &[EventId],
+        now_ms: UnixMillis,
+    ) -> Result<Vec<EventId>, StoreError> {
+        dispatch!(self, s => s.redeliver(client, ids, now_ms))
+    }
+
+    async fn pending(&self, client: &ClientId) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.pending(client))
     }
 }

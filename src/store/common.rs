@@ -504,6 +504,7 @@ mod tests {
             issuance_ref: None,
             now: 0,
             keep_until: 1,
+            events: None,
         };
         assert!(check_request(&ok, &settings).is_ok());
         for bad in [

@@ -5,13 +5,15 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::domain::ListId;
+use crate::domain::events::EventId;
+use crate::domain::{ClientId, ListId};
 use crate::metrics::Metrics;
 use crate::ports::{
     AllocateOutcome, AllocateRequest, EntryPage, EntryQuery, JtiClaim, JtiClaimOutcome,
     ListSnapshot, RefChange, RefChangeOutcome, SetStatusOutcome, StatusChange, Store, StoreError,
     StoreHealth,
 };
+use crate::ports::{DeadLetter, Failure, Lease, Outbox, TakeRequest, UnixMillis};
 
 /// `inner` with every call recorded in `metrics`.
 #[derive(Debug)]
@@ -85,5 +87,49 @@ impl<S: Store> Store for Metered<S> {
 
     async fn health(&self) -> Result<StoreHealth, StoreError> {
         self.timed("health", self.inner.health()).await
+    }
+}
+
+impl<S: Store + Outbox> Outbox for Metered<S> {
+    async fn take(&self, req: &TakeRequest) -> Result<Vec<Lease>, StoreError> {
+        self.timed("events_take", self.inner.take(req)).await
+    }
+
+    async fn delivered(&self, client: &ClientId, handle: &str) -> Result<(), StoreError> {
+        self.timed("events_delivered", self.inner.delivered(client, handle))
+            .await
+    }
+
+    async fn retry(&self, failure: &Failure, retry_at: UnixMillis) -> Result<(), StoreError> {
+        self.timed("events_retry", self.inner.retry(failure, retry_at))
+            .await
+    }
+
+    async fn dead_letter(&self, failure: &Failure) -> Result<(), StoreError> {
+        self.timed("events_dead_letter", self.inner.dead_letter(failure))
+            .await
+    }
+
+    async fn dead_letters(&self, client: &ClientId) -> Result<Vec<DeadLetter>, StoreError> {
+        self.timed("events_dead_letters", self.inner.dead_letters(client))
+            .await
+    }
+
+    async fn redeliver(
+        &self,
+        client: &ClientId,
+        ids: &[EventId],
+        now_ms: UnixMillis,
+    ) -> Result<Vec<EventId>, StoreError> {
+        self.timed(
+            "events_redeliver",
+            self.inner.redeliver(client, ids, now_ms),
+        )
+        .await
+    }
+
+    async fn pending(&self, client: &ClientId) -> Result<u64, StoreError> {
+        self.timed("events_pending", self.inner.pending(client))
+            .await
     }
 }

@@ -103,6 +103,7 @@ async fn a_retry_after_the_first_request_died_gets_its_allocation(store: StoreCh
             issuance_ref: None,
             now: now(),
             keep_until: now() + 3660,
+            events: None,
         };
         let AllocateOutcome::Allocated(a) = s.allocate(&req).await.unwrap() else {
             panic!("not allocated");

@@ -47,6 +47,7 @@ async fn a_repeat_answers_the_original_revoked_at(store: StoreChoice) {
             issuance_ref: None,
             now: t0,
             keep_until: t0 + 3660,
+            events: None,
         };
         let AllocateOutcome::Allocated(a) = s.allocate(&req).await.unwrap() else {
             panic!("not allocated")
@@ -62,6 +63,7 @@ async fn a_repeat_answers_the_original_revoked_at(store: StoreChoice) {
                 digest: [9; 32],
                 now: t0,
                 keep_until: t0 + 3660,
+                events: None,
             })
             .await
             .unwrap();

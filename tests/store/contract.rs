@@ -58,6 +58,12 @@ macro_rules! contract_suite {
             concurrent_issues_with_refs_are_all_listed,
             listing_matches_a_model,
             one_bit_refs_skip_suspension,
+            events_are_recorded_with_their_changes,
+            a_held_event_goes_to_nobody_else_until_its_lease_ends,
+            failed_events_are_retried_then_dead_lettered_and_redelivered,
+            events_of_one_entry_are_handed_out_in_order,
+            events_are_kept_per_client,
+            concurrent_takers_never_share_an_event,
         );
     };
     (@cases $make:path; $($case:ident),+ $(,)?) => {
@@ -74,6 +80,7 @@ macro_rules! contract_suite {
 pub(crate) use contract_suite;
 
 pub use crate::entries_contract::*;
+pub use crate::events_contract::*;
 
 /// The settings a case's store must be built with.
 pub fn settings_for(case: &str) -> StoreSettings {
@@ -104,6 +111,11 @@ pub fn settings_for(case: &str) -> StoreSettings {
             ..base
         },
         // Batches of up to 5 spill over often; dozens of lists.
+        // One batch of 300 entries.
+        "concurrent_takers_never_share_an_event" => StoreSettings {
+            capacity: 400,
+            ..base
+        },
         "listing_matches_a_model" => StoreSettings {
             capacity: 16,
             ..base
@@ -149,6 +161,7 @@ pub fn req(
         issuance_ref: None,
         now,
         keep_until: now + KEEP,
+        events: None,
     }
 }
 
@@ -172,6 +185,7 @@ pub fn change(
         jti: jti(&name),
         now,
         keep_until: now + KEEP,
+        events: None,
     }
 }
 

@@ -123,6 +123,7 @@ async fn reopen_keeps_everything() {
         issuance_ref: None,
         now: NOW,
         keep_until: NOW + 3660,
+        events: None,
     };
     let suspend = change(&client, ListId::random(), 0, Status::Suspended, NOW + 5);
     let (allocation, snapshot) = {
@@ -226,6 +227,7 @@ fn threads_allocate_without_duplicates() {
                         issuance_ref: None,
                         now: NOW,
                         keep_until: NOW + 3660,
+                        events: None,
                     };
                     let mut fresh: Vec<Allocation> = Vec::new();
                     let mut by_jti: std::collections::HashMap<usize, Allocation> =

@@ -66,6 +66,7 @@ pub fn ref_change(
         digest: *blake3::hash(format!("ref/{r}/{status}/{jti_name}").as_bytes()).as_bytes(),
         now,
         keep_until: now + KEEP,
+        events: None,
     }
 }
 

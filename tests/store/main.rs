@@ -5,5 +5,6 @@
 mod contract;
 mod embedded;
 mod entries_contract;
+mod events_contract;
 mod redis;
 mod support;

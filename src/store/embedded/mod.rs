@@ -86,6 +86,7 @@
 mod entries;
 pub mod faults;
 mod handle;
+mod outbox;
 mod records;
 mod writer;
 
@@ -1153,6 +1154,7 @@ mod tests {
             issuance_ref: None,
             now,
             keep_until: now + 100,
+            events: None,
         }
     }
 
@@ -1222,6 +1224,7 @@ mod tests {
             digest: [2; 32],
             now: 0,
             keep_until: 100,
+            events: None,
         };
         assert_eq!(
             store.set_status(&change).await.unwrap(),
@@ -1236,6 +1239,7 @@ mod tests {
             digest: [3; 32],
             now: 0,
             keep_until: 100,
+            events: None,
         };
         assert!(matches!(
             store.set_status_by_ref(&by_ref).await.unwrap(),

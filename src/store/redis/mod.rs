@@ -87,6 +87,7 @@ mod facts;
 mod feed;
 mod keys;
 mod layout;
+mod outbox;
 mod replies;
 mod scripts;
 
