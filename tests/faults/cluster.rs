@@ -44,6 +44,24 @@ pub struct Knobs {
     pub command_timeout_ms: u64,
 }
 
+/// Configuration a scenario adds to the cluster's file.
+pub struct Extra {
+    /// Top-level sections (e.g. `[webhooks]`), written before the clients.
+    pub global: String,
+    /// Lines added to each client's `[[clients]]` table, given its id and
+    /// the cluster's directory (for files the lines name).
+    pub client: Box<dyn Fn(&str, &Path) -> String>,
+}
+
+impl Default for Extra {
+    fn default() -> Self {
+        Extra {
+            global: String::new(),
+            client: Box::new(|_, _| String::new()),
+        }
+    }
+}
+
 /// A registered client: its id and signing key.
 pub struct TestClient {
     pub id: &'static str,
@@ -88,6 +106,15 @@ impl TestClient {
         }))
     }
 
+    /// A signed `/issue` of `count` entries bound to `issuance_ref`.
+    pub fn issue_ref_jwt(&self, jti: &str, issuance_ref: &str, count: u32) -> String {
+        let now = unix_now();
+        self.sign(&json!({
+            "iss": self.id, "iat": now, "jti": jti, "statusExpiry": now + 86_400,
+            "ref": issuance_ref, "count": count
+        }))
+    }
+
     /// A signed `/revoke`, `/suspend` or `/unsuspend` request.
     pub fn change_jwt(&self, jti: &str, idx: u64, uri: &str) -> String {
         self.sign(&json!({
@@ -115,6 +142,12 @@ impl Replica {
     /// Starts the binary with `config` and waits until it answers
     /// `/health/ready`.
     fn start(config: &Path) -> Replica {
+        Self::start_on(config, 0)
+    }
+
+    /// Starts the binary like [`Replica::start`], listening on `port` (0:
+    /// any free port).
+    fn start_on(config: &Path, port: u16) -> Replica {
         let mut cmd = Command::new(BIN);
         cmd.arg("serve")
             .arg("--config")
@@ -130,6 +163,9 @@ impl Replica {
             if name.to_string_lossy().starts_with("STATUSLIST_") {
                 cmd.env_remove(name);
             }
+        }
+        if port != 0 {
+            cmd.env("STATUSLIST_LISTEN", format!("127.0.0.1:{port}"));
         }
         let mut child = cmd.spawn().expect("the service binary starts");
         let log = Arc::new(Mutex::new(VecDeque::new()));
@@ -246,10 +282,13 @@ pub struct Cluster {
     /// Dropped first: the replicas go before their Redis.
     pub replicas: Vec<Replica>,
     /// The private Redis; behind a lock so a fault task can kill and restart
-    /// it while the load runs.
-    pub redis: Mutex<RedisServer>,
-    /// The Redis URL (a unix socket in the server's directory).
+    /// it while the load runs. `None` on the embedded store.
+    pub redis: Mutex<Option<RedisServer>>,
+    /// The store URL (a Redis unix socket in the server's directory, or an
+    /// embedded file in the cluster's directory).
     pub redis_url: String,
+    /// The configuration every replica was started with.
+    config_path: PathBuf,
     /// The service's signing key (shared by every replica).
     pub service_key: ServiceKey,
     /// `clients[0]` has token lists (`/t/`), `clients[1]` bitstring (`/b/`).
@@ -261,6 +300,18 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `replicas` service processes on `redis`.
     pub fn start(redis: RedisServer, replicas: usize, knobs: Knobs) -> Cluster {
+        Self::start_with(Some(redis), replicas, knobs, &Extra::default())
+    }
+
+    /// Starts `replicas` service processes on `redis`, or on an embedded
+    /// store file of their own when `None` (then one replica only: the file
+    /// belongs to one process), with `extra` added to the configuration.
+    pub fn start_with(
+        redis: Option<RedisServer>,
+        replicas: usize,
+        knobs: Knobs,
+        extra: &Extra,
+    ) -> Cluster {
         let dir = tempfile::Builder::new()
             .prefix("statuslist-faults-")
             .tempdir()
@@ -270,7 +321,11 @@ impl Cluster {
         service_key.save_pem(&key_file).unwrap();
         let (token, token_jwks) = TestClient::create("faults-t", dir.path());
         let (bits, bits_jwks) = TestClient::create("faults-b", dir.path());
-        let redis_url = redis.url();
+        let redis_url = match &redis {
+            Some(redis) => redis.url(),
+            None => format!("embedded:{}", dir.path().join("store.redb").display()),
+        };
+        let client_extra = |id: &str| (extra.client)(id, dir.path());
         let config = format!(
             r#"public_base_url = "{BASE}"
 listen = "127.0.0.1:0"
@@ -287,16 +342,23 @@ capacity = {capacity}
 key_file = "{key}"
 freshness_ms = {freshness}
 
+{global}
+
 [[clients]]
 id = "{t}"
 format = "token"
 jwks_file = "{t_jwks}"
+{t_extra}
 
 [[clients]]
 id = "{b}"
 format = "bitstring"
 jwks_file = "{b_jwks}"
+{b_extra}
 "#,
+            global = extra.global,
+            t_extra = client_extra(token.id),
+            b_extra = client_extra(bits.id),
             timeout = knobs.command_timeout_ms,
             capacity = knobs.capacity,
             key = key_file.display(),
@@ -317,11 +379,20 @@ jwks_file = "{b_jwks}"
             replicas,
             redis: Mutex::new(redis),
             redis_url,
+            config_path,
             service_key,
             clients: vec![token, bits],
             knobs,
             _dir: dir,
         }
+    }
+
+    /// Kills replica `i` (SIGKILL) if it runs, and starts it again with the
+    /// same configuration on the same port.
+    pub fn restart_replica(&mut self, i: usize) {
+        let port = self.replicas[i].port;
+        self.replicas[i].kill();
+        self.replicas[i] = Replica::start_on(&self.config_path, port);
     }
 
     /// The base addresses of all replicas, in order.

@@ -24,4 +24,5 @@ mod load;
 mod net;
 mod redis_restart;
 mod verify;
+mod webhooks;
 mod workload;

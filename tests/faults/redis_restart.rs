@@ -157,6 +157,7 @@ fn run(scale: Scale, name: &str) {
                 let cluster = shared.cluster.clone();
                 tokio::task::spawn_blocking(move || {
                     let mut redis = cluster.redis.lock().unwrap();
+                    let redis = redis.as_mut().expect("the cluster runs on Redis");
                     redis.kill();
                     std::thread::sleep(DOWN_FOR);
                     redis.restart();
