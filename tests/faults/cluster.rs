@@ -44,13 +44,16 @@ pub struct Knobs {
     pub command_timeout_ms: u64,
 }
 
+/// Lines for a client's table, given its id and the cluster's directory.
+pub type ClientLines = Box<dyn Fn(&str, &Path) -> String>;
+
 /// Configuration a scenario adds to the cluster's file.
 pub struct Extra {
     /// Top-level sections (e.g. `[webhooks]`), written before the clients.
     pub global: String,
     /// Lines added to each client's `[[clients]]` table, given its id and
     /// the cluster's directory (for files the lines name).
-    pub client: Box<dyn Fn(&str, &Path) -> String>,
+    pub client: ClientLines,
 }
 
 impl Default for Extra {
