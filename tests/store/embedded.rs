@@ -15,12 +15,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redb::TableDefinition;
+use statuslist::domain::events::{EventId, EventKind, EventSeed};
 use statuslist::domain::{
     Allocator, AllocatorKey, Bits, ClientId, ListFormat, ListId, Status, StatusList, StatusSet,
 };
 use statuslist::ports::{
-    AllocateOutcome, AllocateRequest, Allocation, EntryPage, EntryQuery, RefChangeOutcome,
-    RefChangeReport, SetStatusOutcome, Store, StoreError, StoreSettings,
+    AllocateOutcome, AllocateRequest, Allocation, EntryPage, EntryQuery, Failure, Lease, Outbox,
+    RefChangeOutcome, RefChangeReport, SetStatusOutcome, Store, StoreError, StoreSettings,
+    TakeRequest,
 };
 use statuslist::store::embedded::EmbeddedOptions;
 use statuslist::store::embedded::faults::{Fault, FaultInjector};
@@ -1245,5 +1247,315 @@ async fn a_change_by_ref_in_a_batch_is_all_or_nothing() {
         )
         .await,
         Ok(SetStatusOutcome::Done { at: NOW + 3 })
+    );
+}
+
+/// The outbox clock of the event tests, in unix milliseconds.
+const T0: u64 = NOW * 1000;
+const LEASE: Duration = Duration::from_secs(30);
+const RECHECK: Duration = Duration::from_secs(1);
+
+fn take_req(who: &str, now_ms: u64, max: usize) -> TakeRequest {
+    TakeRequest {
+        clients: vec![ClientId::parse(who).unwrap()],
+        consumer: "embedded-test".into(),
+        now_ms,
+        lease: LEASE,
+        recheck: RECHECK,
+        max,
+    }
+}
+
+fn failed(lease: &Lease, error: &str, now_ms: u64) -> Failure {
+    Failure {
+        client: lease.event.client.clone(),
+        handle: lease.handle.clone(),
+        attempt: lease.attempt,
+        error: error.into(),
+        now_ms,
+    }
+}
+
+fn seed(nonce: u64) -> EventSeed {
+    EventSeed { ms: T0, nonce }
+}
+
+/// Takes and delivers `who`'s events until none is pending, moving the
+/// clock past each recheck; returns their ids, sorted.
+async fn drain_ids(store: &EmbeddedStore, who: &str, mut now_ms: u64) -> Vec<EventId> {
+    let client = ClientId::parse(who).unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..50 {
+        for l in store.take(&take_req(who, now_ms, 100)).await.unwrap() {
+            store.delivered(&client, &l.handle).await.unwrap();
+            ids.push(l.event.id);
+        }
+        if store.pending(&client).await.unwrap() == 0 {
+            ids.sort_unstable();
+            return ids;
+        }
+        now_ms += RECHECK.as_millis() as u64 + 1;
+    }
+    panic!("events never drained: {ids:?}");
+}
+
+/// Events are in the file: after closing and reopening the store, waiting,
+/// scheduled and dead events are there as they were, and an event held
+/// when the store closed is due at once (its holder went with the process
+/// that had the file), its attempt counted. Seqs go on from where they
+/// were, so a handle from before the reopen never names a newer event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_survive_a_reopen_and_held_ones_are_due_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.redb");
+    let who = ClientId::parse("hooked").unwrap();
+    let t = ListFormat::Token;
+    let (a, first) = {
+        let store = EmbeddedStore::open(&path, fault_settings()).unwrap();
+        let mut issue = ref_req("hooked", t, "i1", Some("r"), 2, NOW);
+        issue.events = Some(seed(1));
+        let a = crate::contract::allocated(store.allocate(&issue).await.unwrap());
+        let mut revoke = change(&who, a.list, a.indexes[0], Status::Invalid, NOW + 1);
+        revoke.events = Some(seed(2));
+        store.set_status(&revoke).await.unwrap();
+        let mut other = ref_req("hooked", t, "i2", Some("q"), 1, NOW + 2);
+        other.events = Some(seed(3));
+        store.allocate(&other).await.unwrap();
+        // Both issue events; the revocation waits behind the first.
+        let leases = store.take(&take_req("hooked", T0, 10)).await.unwrap();
+        let ids: Vec<EventId> = leases.iter().map(|l| l.event.id).collect();
+        assert_eq!(ids, [seed(1).id(0), seed(3).id(0)]);
+        store
+            .dead_letter(&failed(&leases[1], "HTTP 410", T0 + 5))
+            .await
+            .unwrap();
+        assert_eq!(store.pending(&who).await.unwrap(), 2);
+        (a, leases[0].clone())
+    };
+
+    let store = EmbeddedStore::open(&path, fault_settings()).unwrap();
+    assert_eq!(store.pending(&who).await.unwrap(), 2);
+    let dead = store.dead_letters(&who).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].event.id, seed(3).id(0));
+    assert_eq!(dead[0].event.kind, EventKind::EntriesIssued);
+    assert_eq!(
+        (dead[0].attempts, dead[0].dead_at, dead[0].error.as_str()),
+        (1, T0 + 5, "HTTP 410")
+    );
+    // Its lease ran until T0 + 30 s; it is handed out well before.
+    let again = store.take(&take_req("hooked", T0 + 1, 10)).await.unwrap();
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert_eq!(again[0].event, first.event);
+    assert_eq!(again[0].attempt, 2, "the lost lease counts as an attempt");
+    store.delivered(&who, &again[0].handle).await.unwrap();
+    // Then the revocation, as recorded.
+    let next = store
+        .take(&take_req("hooked", T0 + RECHECK.as_millis() as u64 + 1, 10))
+        .await
+        .unwrap();
+    assert_eq!(next.len(), 1, "{next:?}");
+    assert_eq!(next[0].attempt, 1);
+    assert_eq!(next[0].event.kind, EventKind::EntryRevoked);
+    assert_eq!(next[0].event.id, seed(2).id(0));
+    assert_eq!(next[0].event.entries, vec![(a.list, a.indexes[0])]);
+    assert_eq!(
+        next[0].event.issuance_ref.as_ref().map(|r| r.as_str()),
+        Some("r")
+    );
+    store.delivered(&who, &next[0].handle).await.unwrap();
+    // The dead one comes back under a new seq: the old handles name nothing.
+    assert_eq!(
+        store
+            .redeliver(&who, &[seed(3).id(0)], T0 + 10)
+            .await
+            .unwrap(),
+        [seed(3).id(0)]
+    );
+    let back = store.take(&take_req("hooked", T0 + 11, 10)).await.unwrap();
+    assert_eq!(back.len(), 1);
+    assert_eq!((back[0].event.id, back[0].attempt), (seed(3).id(0), 1));
+    for old in [&first.handle, &next[0].handle] {
+        assert_ne!(&back[0].handle, old);
+        store.delivered(&who, old).await.unwrap();
+    }
+    assert_eq!(store.pending(&who).await.unwrap(), 1);
+    store.delivered(&who, &back[0].handle).await.unwrap();
+    assert_eq!(store.pending(&who).await.unwrap(), 0);
+    // An idle poll is a read: no commit, so no fsync.
+    let commits = store.commits();
+    assert!(
+        store
+            .take(&take_req("hooked", T0 + 12, 10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.commits(), commits);
+}
+
+/// What one call of a batch with events answered.
+#[derive(Debug)]
+enum Evented {
+    Set(Result<SetStatusOutcome, StoreError>),
+    ByRef(Result<RefChangeOutcome, StoreError>),
+    Issue(Result<AllocateOutcome, StoreError>),
+}
+
+/// A change that fails inside a group-commit batch leaves no event, whether
+/// it failed after writing its status (its entry's issuance record is gone,
+/// so its event's ref cannot be read) or before writing anything (the
+/// record its ref points at is gone); the batch's other writes record their
+/// events exactly once, though the batch ran again without each failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_failing_in_a_batch_leaves_no_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events-batch.redb");
+    let who = ClientId::parse("faults").unwrap();
+    let t = ListFormat::Token;
+    let (a, b) = {
+        let store = EmbeddedStore::open(&path, fault_settings()).unwrap();
+        let mut issue = ref_req("faults", t, "a", Some("ra"), 2, NOW);
+        issue.events = Some(seed(10));
+        let a = crate::contract::allocated(store.allocate(&issue).await.unwrap());
+        let b = crate::contract::allocated(
+            store
+                .allocate(&ref_req("faults", t, "b", Some("rb"), 2, NOW))
+                .await
+                .unwrap(),
+        );
+        (a, b)
+    };
+    // b's issuance record (entries 2 and 3 of the space) is lost.
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        assert!(
+            txn.open_table(TableDefinition::<(&str, u8, u64), &[u8]>::new("entry_log"))
+                .unwrap()
+                .remove(("faults", 0, 2))
+                .unwrap()
+                .is_some()
+        );
+        txn.commit().unwrap();
+    }
+    let faults = FaultInjector::new();
+    let store = patient_store(&path, &faults);
+    let _clear = ClearOnDrop(faults.clone());
+    let blocker = hold_the_writer(&store, &faults).await;
+    let before = store.commits();
+
+    let with = |mut c: statuslist::ports::StatusChange, n| {
+        c.events = Some(seed(n));
+        c
+    };
+    let ok_single = with(
+        change(&who, a.list, a.indexes[0], Status::Invalid, NOW + 1),
+        11,
+    );
+    let bad_single = with(
+        change(&who, b.list, b.indexes[0], Status::Invalid, NOW + 1),
+        12,
+    );
+    let mut bad_by_ref = ref_change("faults", t, "rb", Status::Invalid, "by-rb", NOW + 1);
+    bad_by_ref.events = Some(seed(13));
+    let mut ok_by_ref = ref_change("faults", t, "ra", Status::Suspended, "by-ra", NOW + 2);
+    ok_by_ref.events = Some(seed(14));
+    let mut ok_issue = ref_req("faults", t, "c", Some("rc"), 1, NOW + 2);
+    ok_issue.events = Some(seed(15));
+    let calls: Vec<futures::future::BoxFuture<'_, Evented>> = vec![
+        Box::pin(async { Evented::Set(store.set_status(&ok_single).await) }),
+        Box::pin(async { Evented::Set(store.set_status(&bad_single).await) }),
+        Box::pin(async { Evented::ByRef(store.set_status_by_ref(&bad_by_ref).await) }),
+        Box::pin(async { Evented::ByRef(store.set_status_by_ref(&ok_by_ref).await) }),
+        Box::pin(async { Evented::Issue(store.allocate(&ok_issue).await) }),
+    ];
+    let answers = queued_then(&faults, Fault::None, calls).await;
+    blocker.await.unwrap().unwrap();
+    assert_eq!(store.commits() - before, 2, "the batch took one commit");
+    let [
+        Evented::Set(ok_set),
+        Evented::Set(bad_set),
+        Evented::ByRef(bad_ref),
+        Evented::ByRef(ok_ref),
+        Evented::Issue(issued),
+    ] = <[Evented; 5]>::try_from(answers).unwrap()
+    else {
+        panic!("answers out of order");
+    };
+    assert_eq!(ok_set, Ok(SetStatusOutcome::Done { at: NOW + 1 }));
+    assert!(
+        matches!(bad_set, Err(StoreError::Corrupt(_))),
+        "{bad_set:?}"
+    );
+    assert!(
+        matches!(bad_ref, Err(StoreError::Corrupt(_))),
+        "{bad_ref:?}"
+    );
+    let report = done(ok_ref.unwrap());
+    assert_eq!((report.changed, report.skipped), (1, 1));
+    assert!(matches!(issued, Ok(AllocateOutcome::Allocated(_))));
+
+    // Exactly the events of the writes that happened, once each.
+    assert_eq!(store.pending(&who).await.unwrap(), 4);
+    let mut want = vec![
+        seed(10).id(0),
+        seed(11).id(0),
+        seed(14).id(0),
+        seed(15).id(0),
+    ];
+    want.sort_unstable();
+    assert_eq!(drain_ids(&store, "faults", T0).await, want);
+    // The failed change left its entry as it was.
+    let snap = store.read_list(&b.list).await.unwrap().unwrap();
+    let entries = StatusList::from_bytes(t.layout(), Bits::Two, 1000, snap.bytes).unwrap();
+    assert_eq!(entries.get(b.indexes[0]).unwrap(), Status::Valid.value());
+}
+
+/// A batch whose commit fails records none of its events: the failed
+/// writes are not acknowledged, and neither their changes nor their events
+/// exist once the store has recovered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_commit_records_no_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events-full.redb");
+    let who = ClientId::parse("faults").unwrap();
+    let t = ListFormat::Token;
+    let faults = FaultInjector::new();
+    let store = patient_store(&path, &faults);
+    let _clear = ClearOnDrop(faults.clone());
+    let a = crate::contract::allocated(
+        store
+            .allocate(&ref_req("faults", t, "a", Some("ra"), 2, NOW))
+            .await
+            .unwrap(),
+    );
+    let blocker = hold_the_writer(&store, &faults).await;
+    let mut revoke = change(&who, a.list, a.indexes[0], Status::Invalid, NOW + 1);
+    revoke.events = Some(seed(20));
+    let mut issue = ref_req("faults", t, "b", Some("rb"), 1, NOW + 1);
+    issue.events = Some(seed(21));
+    let calls: Vec<futures::future::BoxFuture<'_, Evented>> = vec![
+        Box::pin(async { Evented::Set(store.set_status(&revoke).await) }),
+        Box::pin(async { Evented::Issue(store.allocate(&issue).await) }),
+    ];
+    let answers = queued_then(&faults, Fault::DiskFull, calls).await;
+    let _ = blocker.await.unwrap();
+    for answer in answers {
+        match answer {
+            Evented::Set(r) => assert_unavailable("set_status", r),
+            Evented::Issue(r) => assert_unavailable("allocate", r),
+            Evented::ByRef(r) => assert_unavailable("by ref", r),
+        }
+    }
+    faults.clear();
+    wait_until_ready(&store).await;
+    assert_eq!(store.pending(&who).await.unwrap(), 0);
+    assert!(
+        store
+            .take(&take_req("faults", T0, 10))
+            .await
+            .unwrap()
+            .is_empty()
     );
 }

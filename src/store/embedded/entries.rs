@@ -31,10 +31,12 @@ use redb::{
     WriteTransaction,
 };
 
+use super::outbox::{self, EventBody};
 use super::records::{IdemRecord, ListRecord, LogRecord, Recorded, format_byte};
 use super::{IDEM, Inner, LIST_BYTES, LISTS, STATUS_TIMES, db_err, idem_record};
 use crate::domain::entries::{EntryKey, SortOrder, cut, merge};
-use crate::domain::{ListId, Status, StatusList, StatusSet};
+use crate::domain::events::{Event, EventKind};
+use crate::domain::{IssuanceRef, ListId, Status, StatusList, StatusSet};
 use crate::ports::{
     AllocateRequest, EntryItem, EntryPage, EntryQuery, JtiClaim, JtiClaimOutcome, RefChange,
     RefChangeOutcome, RefChangeReport, StoreError, UnixSeconds,
@@ -108,6 +110,18 @@ pub(super) fn record_issuance(
             .map_err(db_err)?;
     }
     Ok(())
+}
+
+/// The ref entry `seq` of `space` was issued with, read in `txn` the way
+/// the listing reads it (through its issuance record): what a single
+/// change's event carries.
+pub(super) fn issuance_ref_at(
+    txn: &WriteTransaction,
+    space: SpaceKey<'_>,
+    seq: u64,
+) -> Result<Option<IssuanceRef>, StoreError> {
+    let log = txn.open_table(LOG).map_err(db_err)?;
+    Ok(record_at(&log, space, seq)?.1.issuance_ref)
 }
 
 /// The change index of a write transaction: both tables of changed entries.
@@ -381,6 +395,9 @@ impl Inner {
         }
 
         let target = change.status.value();
+        // The changed entries (list, idx, seq), in allocation order, only
+        // when they get events.
+        let mut evented: Option<Vec<(ListId, u64, u64)>> = change.events.map(|_| Vec::new());
         let mut times = txn.open_table(STATUS_TIMES).map_err(db_err)?;
         let mut index = ChangeIndex::open(txn)?;
         let (mut changed, mut skipped, mut already) = (0u64, 0u64, 0u64);
@@ -418,6 +435,9 @@ impl Inner {
                             .insert((id.as_str(), idx), (target, change.now))
                             .map_err(db_err)?;
                         index.record(space, seq, target, change.now)?;
+                        if let Some(evented) = evented.as_mut() {
+                            evented.push((id, idx, seq));
+                        }
                         changed_here += 1;
                     }
                     EntryRule::Unchanged => already += 1,
@@ -436,6 +456,31 @@ impl Inner {
                     .map_err(db_err)?;
             }
             changed += changed_here;
+        }
+
+        if let (Some(seed), Some(evented), Some(kind)) =
+            (change.events, evented, EventKind::for_status(change.status))
+        {
+            let mut bodies = Vec::with_capacity(evented.len());
+            for (n, (list, idx, seq)) in evented.into_iter().enumerate() {
+                let ordinal = u32::try_from(n).map_err(|_| {
+                    StoreError::Invalid("a change by ref of more than 2^32 entries".into())
+                })?;
+                let event = Event {
+                    id: seed.id(ordinal),
+                    kind,
+                    client: change.client.clone(),
+                    format: change.format,
+                    at: change.now,
+                    entries: vec![(list, idx)],
+                    issuance_ref: Some(change.issuance_ref.clone()),
+                };
+                bodies.push(EventBody {
+                    event,
+                    entry_seq: Some(seq),
+                });
+            }
+            outbox::record(txn, &change.client, bodies)?;
         }
 
         self.sweep(&mut idem, change.now)?;

@@ -29,6 +29,7 @@
 //! | `entry_refs` | (client, format, ref, first seq) | `()`: the allocations bound to the ref |
 //! | `entry_changed` | (client, format, seq) | (status, `updatedAt`) of an entry that changed |
 //! | `entry_changed_by_time` | (client, format, `updatedAt`, seq) | status: the same, in listing order |
+//! | `events`, `event_*` | | the event outbox (webhooks): see `outbox.rs` |
 //!
 //! The list bytes live apart from the list record so that an allocation,
 //! the hot path, rewrites a hundred bytes and not the whole list. An
@@ -37,10 +38,13 @@
 //! nothing per entry. A change writes the change index of its entry (lists
 //! opened before entries were tracked, "untracked", have none: their
 //! entries are not listed, and they are never allocated from again).
+//! A write whose request carries an event seed (a client with a webhook)
+//! also records its events, in the same transaction (`outbox.rs`); one
+//! without opens none of the outbox tables.
 //!
-//! The `entry_*` tables are created when missing, so a file written before
-//! them opens as it is (its lists untracked, its records still read): the
-//! layout version stays 1. The way back is not open: a build from before
+//! The `entry_*` tables (and the outbox's) are created when missing, so a
+//! file written before them opens as it is (its lists untracked, its
+//! records still read): the layout version stays 1. The way back is not open: a build from before
 //! finds the records of lists opened since in a format it does not know,
 //! and refuses them as corrupt.
 //!
@@ -101,6 +105,7 @@ use redb::{
     DatabaseError, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction,
 };
 
+use crate::domain::events::{Event, EventKind};
 use crate::domain::{Allocator, AllocatorKey, ClientId, ListId, Status, StatusList};
 
 use self::faults::FaultInjector;
@@ -527,6 +532,16 @@ impl Inner {
             // Missing in a file written before entries were tracked: created
             // empty, which is what such a file holds (its lists untracked).
             entries::create_tables(&txn)?;
+            // Likewise for the outbox, whose leases this process is now the
+            // only one to hold (see `outbox.rs`).
+            outbox::create_tables(&txn)?;
+            let released = outbox::release_leases(&txn)?;
+            if released > 0 {
+                tracing::info!(
+                    events = released,
+                    "events held when the store was last closed are due again"
+                );
+            }
         }
         txn.commit().map_err(db_err)
     }
@@ -782,13 +797,26 @@ impl Inner {
         };
         idem.insert((client, jti), rec.encode().as_slice())
             .map_err(db_err)?;
-        Ok(AllocateOutcome::Allocated(self.allocation_of(
-            &lists,
-            list,
-            req.format,
-            (first, count_here),
-            next,
-        )?))
+        let allocation = self.allocation_of(&lists, list, req.format, (first, count_here), next)?;
+        // In this transaction: the event exists exactly when the
+        // allocation does. Only for an issue with a ref.
+        if let (Some(seed), Some(r)) = (req.events, &req.issuance_ref) {
+            let event = Event {
+                id: seed.id(0),
+                kind: EventKind::EntriesIssued,
+                client: req.client.clone(),
+                format: req.format,
+                at: req.now,
+                entries: allocation.entries().collect(),
+                issuance_ref: Some(r.clone()),
+            };
+            let body = outbox::EventBody {
+                event,
+                entry_seq: Some(next_seq),
+            };
+            outbox::record(txn, &req.client, vec![body])?;
+        }
+        Ok(AllocateOutcome::Allocated(allocation))
     }
 
     /// A fresh, empty list record for the request's client and format, under
@@ -948,6 +976,9 @@ impl Inner {
                 }
                 None => None,
             };
+            // The entry's seq in its space (tracked lists only), for its
+            // event.
+            let mut entry_seq = None;
             let outcome =
                 match common::status_decision(current, change.status, list.bits, recorded)? {
                     StatusDecision::Answer(outcome) => outcome,
@@ -965,12 +996,14 @@ impl Inner {
                             let n = allocator
                                 .invert(idx)
                                 .map_err(|e| StoreError::Corrupt(format!("list {id}: {e}")))?;
+                            let seq = base.saturating_add(n);
                             entries::ChangeIndex::open(txn)?.record(
                                 (list.client.as_str(), format_byte(list.format)),
-                                base.saturating_add(n),
+                                seq,
                                 value,
                                 change.now,
                             )?;
+                            entry_seq = Some(seq);
                         }
                         list.version = list.version.saturating_add(1);
                         lists
@@ -988,6 +1021,29 @@ impl Inner {
                 // Refusals are not recorded and change nothing.
                 refused => return Ok(refused),
             };
+            if let (SetStatusOutcome::Done { .. }, Some(seed), Some(kind)) = (
+                &outcome,
+                change.events,
+                EventKind::for_status(change.status),
+            ) {
+                let space = (client.as_str(), format_byte(list.format));
+                let issuance_ref = match entry_seq {
+                    Some(seq) => entries::issuance_ref_at(txn, space, seq)?,
+                    // An untracked list's entries have no ref.
+                    None => None,
+                };
+                let event = Event {
+                    id: seed.id(0),
+                    kind,
+                    client: client.clone(),
+                    format: list.format,
+                    at: change.now,
+                    entries: vec![(*id, idx)],
+                    issuance_ref,
+                };
+                let body = outbox::EventBody { event, entry_seq };
+                outbox::record(txn, client, vec![body])?;
+            }
             self.sweep(&mut idem, change.now)?;
             let rec = IdemRecord {
                 digest: change.digest,

@@ -379,7 +379,7 @@ fn read_bool(r: &mut Reader<'_>) -> Result<bool, StoreError> {
     }
 }
 
-fn read_list_id(r: &mut Reader<'_>) -> Result<ListId, StoreError> {
+pub(super) fn read_list_id(r: &mut Reader<'_>) -> Result<ListId, StoreError> {
     std::str::from_utf8(r.take(12)?)
         .ok()
         .and_then(|s| ListId::parse(s).ok())
@@ -394,7 +394,7 @@ pub(super) fn format_byte(format: ListFormat) -> u8 {
     }
 }
 
-fn parse_format(b: u8) -> Option<ListFormat> {
+pub(super) fn parse_format(b: u8) -> Option<ListFormat> {
     match b {
         0 => Some(ListFormat::Token),
         1 => Some(ListFormat::Bitstring),
@@ -404,21 +404,21 @@ fn parse_format(b: u8) -> Option<ListFormat> {
 
 /// A cursor over stored bytes that turns every short read into
 /// [`StoreError::Corrupt`].
-struct Reader<'a> {
+pub(super) struct Reader<'a> {
     bytes: &'a [u8],
     what: &'static str,
 }
 
 impl<'a> Reader<'a> {
-    fn new(bytes: &'a [u8], what: &'static str) -> Self {
+    pub(super) fn new(bytes: &'a [u8], what: &'static str) -> Self {
         Reader { bytes, what }
     }
 
-    fn corrupt(&self, why: &str) -> StoreError {
+    pub(super) fn corrupt(&self, why: &str) -> StoreError {
         StoreError::Corrupt(format!("{}: {why}", self.what))
     }
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
         if self.bytes.len() < n {
             return Err(self.corrupt("truncated"));
         }
@@ -427,21 +427,21 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], StoreError> {
+    pub(super) fn array<const N: usize>(&mut self) -> Result<[u8; N], StoreError> {
         let mut out = [0u8; N];
         out.copy_from_slice(self.take(N)?);
         Ok(out)
     }
 
-    fn u8(&mut self) -> Result<u8, StoreError> {
+    pub(super) fn u8(&mut self) -> Result<u8, StoreError> {
         Ok(self.array::<1>()?[0])
     }
 
-    fn u64(&mut self) -> Result<u64, StoreError> {
+    pub(super) fn u64(&mut self) -> Result<u64, StoreError> {
         Ok(u64::from_le_bytes(self.array::<8>()?))
     }
 
-    fn end(&self) -> Result<(), StoreError> {
+    pub(super) fn end(&self) -> Result<(), StoreError> {
         if self.bytes.is_empty() {
             Ok(())
         } else {
