@@ -335,3 +335,31 @@ impl Metrics {
         String::from_utf8(out).unwrap_or_default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webhook_metrics_render_with_their_labels() {
+        let m = Metrics::new().unwrap();
+        m.webhook_attempt("delivered", Some(Duration::from_millis(300)));
+        m.webhook_attempt("retried", None);
+        m.webhook_attempt("retried", None);
+        m.webhook_attempt("dead", None);
+        m.webhook_pending("issuer-a", 7);
+        m.webhook_pending("issuer-a", 5);
+        let text = m.render(0, 0);
+        for line in [
+            "statuslist_webhook_deliveries_total{outcome=\"delivered\"} 1",
+            "statuslist_webhook_deliveries_total{outcome=\"retried\"} 2",
+            "statuslist_webhook_deliveries_total{outcome=\"dead\"} 1",
+            "statuslist_webhook_events_pending{client=\"issuer-a\"} 5",
+            "statuslist_webhook_delivery_seconds_count 1",
+            "statuslist_webhook_delivery_seconds_bucket{le=\"0.5\"} 1",
+            "statuslist_webhook_delivery_seconds_bucket{le=\"0.25\"} 0",
+        ] {
+            assert!(text.contains(line), "{line} not in:\n{text}");
+        }
+    }
+}

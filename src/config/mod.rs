@@ -203,6 +203,9 @@ pub struct ClientSettings {
     /// The algorithms it may sign with (never empty, no duplicates).
     pub algorithms: Vec<SigAlg>,
     /// Where its status-change events are sent (`webhook`), if anywhere.
+    /// Taken at start-up: a `SIGHUP` reload re-reads and checks it, but the
+    /// running dispatcher keeps the webhooks it started with until the
+    /// process restarts.
     pub webhook: Option<WebhookTarget>,
 }
 
