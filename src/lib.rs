@@ -18,12 +18,16 @@
 //! - [`ports`]: the traits the use cases need from the outside world and the
 //!   values that cross them: [`ports::Store`] (lists, allocations,
 //!   idempotency records), [`ports::ListSigner`] (signed list
-//!   documents) and [`ports::ChangeFeed`] (changes made through other
-//!   replicas). → `domain`.
+//!   documents), [`ports::ChangeFeed`] (changes made through other
+//!   replicas), [`ports::Outbox`] (the events recorded with the changes)
+//!   and [`ports::WebhookSender`] (one signed delivery). → `domain`.
 //! - [`service`]: the application layer, every use case: issue, change (of
 //!   one entry or by ref, and what follows an acknowledged change), list a
 //!   client's entries, publish a list (the signed-token cache), readiness,
-//!   following the change feed. → `ports`, `auth` (the
+//!   following the change feed; and the webhook dispatcher
+//!   ([`service::dispatch`]: takes events from the outbox, sends them
+//!   through the sender port, retries and dead-letters). May use tokio,
+//!   never reqwest, actix-web, redis or redb. → `ports`, `auth` (the
 //!   checked claims), `domain`.
 //! - [`http`]: actix-web, thin: read the request, call `auth` and one use
 //!   case, write the response; the one table from every failure to its
@@ -38,6 +42,11 @@
 //!   - [`publish`]: the service's signing keys (ES256, RFC 7638 `kid`), the
 //!     JWKS document and the list-document builders; implements
 //!     [`ports::ListSigner`]. → `ports`, `domain`.
+//!   - [`webhook`]: the webhook sender ([`webhook::HttpSender`]: signed
+//!     POSTs over reqwest, no redirects followed; implements
+//!     [`ports::WebhookSender`]) and the delivery metrics
+//!     ([`webhook::MeteredDeliveries`], a [`ports::DeliveryObserver`]).
+//!     → `ports`, `config`, `metrics`, `domain`.
 //!   - [`auth`]: issuer authentication: client registry (reloaded on
 //!     `SIGHUP`), client JWKS fetching and caching, JWT checks in CRS order.
 //!     Returns typed causes ([`auth::AuthError`]) and claims only it can
@@ -71,3 +80,4 @@ pub mod service;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod webhook;

@@ -7,7 +7,8 @@
 //! Labels are bounded: routes are the registered patterns (or `unmatched`),
 //! methods are the standard ones (or `other`), statuses are HTTP codes,
 //! store operations and cache outcomes are fixed sets. The one per-list label (`list`, on the fill gauges) grows with the
-//! number of lists, which is what an operator watching fill wants.
+//! number of lists, which is what an operator watching fill wants. The
+//! webhook gauges are per client with a webhook (configured, so bounded).
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -39,6 +40,9 @@ pub struct Metrics {
     store_errors: IntCounterVec,
     token_cache: IntCounterVec,
     jwks: IntGaugeVec,
+    webhook_pending: IntGaugeVec,
+    webhook_deliveries: IntCounterVec,
+    webhook_latency: Histogram,
     request_handles: Arc<Handles<RequestLabels, (IntCounter, Histogram)>>,
     allocation_handles: Arc<Handles<ListFormat, IntCounter>>,
     store_handles: Arc<Handles<&'static str, Histogram>>,
@@ -98,6 +102,14 @@ pub fn method_label(method: &str) -> &'static str {
         _ => "other",
     }
 }
+
+/// Buckets of the time from a change to its webhook delivery, in seconds:
+/// well under a second when the receiver is up, hours when retries waited
+/// out an outage (up to the maximum age, a day by default).
+const DELIVERY_BUCKETS: &[f64] = &[
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+    14_400.0, 86_400.0,
+];
 
 /// Latency buckets in seconds, from 100 µs to 5 s.
 const BUCKETS: &[f64] = &[
@@ -167,6 +179,27 @@ impl Metrics {
             ),
             &["result"],
         )?;
+        let webhook_pending = IntGaugeVec::new(
+            Opts::new(
+                "statuslist_webhook_events_pending",
+                "Events waiting for webhook delivery (waiting, held or scheduled), by client",
+            ),
+            &["client"],
+        )?;
+        let webhook_deliveries = IntCounterVec::new(
+            Opts::new(
+                "statuslist_webhook_deliveries_total",
+                "Webhook delivery attempts by outcome (delivered, retried, dead)",
+            ),
+            &["outcome"],
+        )?;
+        let webhook_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "statuslist_webhook_delivery_seconds",
+                "Time from a change to the 2xx answer of its webhook delivery",
+            )
+            .buckets(DELIVERY_BUCKETS.to_vec()),
+        )?;
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
@@ -176,6 +209,9 @@ impl Metrics {
             Box::new(store_errors.clone()),
             Box::new(token_cache.clone()),
             Box::new(jwks.clone()),
+            Box::new(webhook_pending.clone()),
+            Box::new(webhook_deliveries.clone()),
+            Box::new(webhook_latency.clone()),
         ] {
             registry.register(collector)?;
         }
@@ -189,6 +225,9 @@ impl Metrics {
             store_errors,
             token_cache,
             jwks,
+            webhook_pending,
+            webhook_deliveries,
+            webhook_latency,
             request_handles: Arc::default(),
             allocation_handles: Arc::default(),
             store_handles: Arc::default(),
@@ -255,6 +294,25 @@ impl Metrics {
         );
     }
 
+    /// Records one webhook delivery attempt: `outcome` is `delivered`,
+    /// `retried` or `dead`; `latency`, for a delivery, the time from the
+    /// change to the 2xx answer.
+    pub fn webhook_attempt(&self, outcome: &'static str, latency: Option<Duration>) {
+        // Three outcomes, a handful of attempts per event: resolving the
+        // handle each time costs nothing worth caching.
+        self.webhook_deliveries.with_label_values(&[outcome]).inc();
+        if let Some(l) = latency {
+            self.webhook_latency.observe(l.as_secs_f64());
+        }
+    }
+
+    /// Records how many events of `client` wait for delivery.
+    pub fn webhook_pending(&self, client: &str, count: u64) {
+        self.webhook_pending
+            .with_label_values(&[client])
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
     /// The text exposition of every metric, with the client JWKS fetch
     /// counters as of now (`fetches` in all, `failures` of them failed),
     /// which the caller reads at scrape time.
@@ -275,5 +333,33 @@ impl Metrics {
             out.clear();
         }
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webhook_metrics_render_with_their_labels() {
+        let m = Metrics::new().unwrap();
+        m.webhook_attempt("delivered", Some(Duration::from_millis(300)));
+        m.webhook_attempt("retried", None);
+        m.webhook_attempt("retried", None);
+        m.webhook_attempt("dead", None);
+        m.webhook_pending("issuer-a", 7);
+        m.webhook_pending("issuer-a", 5);
+        let text = m.render(0, 0);
+        for line in [
+            "statuslist_webhook_deliveries_total{outcome=\"delivered\"} 1",
+            "statuslist_webhook_deliveries_total{outcome=\"retried\"} 2",
+            "statuslist_webhook_deliveries_total{outcome=\"dead\"} 1",
+            "statuslist_webhook_events_pending{client=\"issuer-a\"} 5",
+            "statuslist_webhook_delivery_seconds_count 1",
+            "statuslist_webhook_delivery_seconds_bucket{le=\"0.5\"} 1",
+            "statuslist_webhook_delivery_seconds_bucket{le=\"0.25\"} 0",
+        ] {
+            assert!(text.contains(line), "{line} not in:\n{text}");
+        }
     }
 }

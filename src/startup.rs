@@ -18,16 +18,19 @@ use actix_web::{App, HttpServer, web};
 
 use crate::auth::{Authenticator, SetupError};
 use crate::config::{Settings, SigningSettings, StoreKind};
+use crate::domain::ClientId;
 use crate::http::{self, AppState, handlers};
 use crate::metrics::Metrics;
 use crate::ports::{StoreError, StoreSettings};
 use crate::publish::keys::{ServiceKey, load_public_pem};
 use crate::publish::{KeySet, PublishError};
+use crate::service::dispatch::{DispatchSettings, Dispatcher, consumer_name};
 use crate::service::{PublishSettings, Service};
 use crate::store::any::AnyStore;
 use crate::store::embedded::{EmbeddedOptions, EmbeddedStore};
 use crate::store::metered::Metered;
 use crate::store::redis::{RedisSettings, RedisStore};
+use crate::webhook::{HttpSender, MeteredDeliveries, SenderSetupError};
 
 /// The store type the application runs on.
 pub type AppStore = Metered<AnyStore>;
@@ -60,6 +63,9 @@ pub enum StartupError {
     /// The metrics registry could not be built.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// The webhook sender could not be built.
+    #[error("webhooks: {0}")]
+    Webhooks(#[from] SenderSetupError),
 }
 
 /// A built, bound application.
@@ -70,6 +76,9 @@ pub struct Application {
     config_path: Option<PathBuf>,
     /// Follows the store's change feed; stopped with the application.
     _follower: Option<AbortOnDrop>,
+    /// Delivers webhook events (when a client has a webhook); stopped with
+    /// the application.
+    _dispatcher: Option<AbortOnDrop>,
 }
 
 /// A background task that ends when its owner is dropped.
@@ -120,11 +129,19 @@ impl Application {
         let list_cache_control =
             HeaderValue::from_str(&format!("public, max-age={}", publish.ttl.as_secs()))
                 .unwrap_or_else(|_| HeaderValue::from_static("public"));
+        // The key set is the signer port's adapter: wired here only.
+        let mut service = Service::new(store.clone(), keys, publish);
+        let dispatcher = match webhook_dispatcher(&settings, store, metrics.clone())? {
+            Some((dispatcher, clients)) => {
+                service = service.with_webhooks(clients, dispatcher.notifier());
+                Some(dispatcher)
+            }
+            None => None,
+        };
         let state = web::Data::new(AppState {
             list_cache_control,
             auth: auth.clone(),
-            // The key set is the signer port's adapter: wired here only.
-            service: Service::new(store, keys, publish),
+            service,
             jwks_json,
             metrics: metrics.clone(),
             body_timeout: settings.http.body_timeout,
@@ -138,6 +155,7 @@ impl Application {
                 state.service.follow_changes(feed).await;
             }))
         });
+        let dispatcher = dispatcher.map(|d| AbortOnDrop(tokio::spawn(d.run())));
         let addr = settings.listen.to_string();
         let listener = TcpListener::bind(settings.listen).map_err(|source| StartupError::Bind {
             addr: addr.clone(),
@@ -187,6 +205,7 @@ impl Application {
             auth,
             config_path,
             _follower: follower,
+            _dispatcher: dispatcher,
         })
     }
 
@@ -228,6 +247,60 @@ impl Application {
         }
         result
     }
+}
+
+/// The dispatcher the application runs, over its store and the reqwest
+/// sender.
+type AppDispatcher = Dispatcher<AppStore, HttpSender>;
+
+/// The webhook dispatcher of this replica and the clients it serves, when
+/// at least one client has a webhook; `None` otherwise (then nothing runs
+/// and no write records events).
+///
+/// # Errors
+/// [`StartupError::Webhooks`] when the HTTP client cannot be built.
+fn webhook_dispatcher(
+    settings: &Settings,
+    store: Arc<AppStore>,
+    metrics: Arc<Metrics>,
+) -> Result<Option<(AppDispatcher, Vec<ClientId>)>, StartupError> {
+    let targets: Vec<_> = settings
+        .clients
+        .iter()
+        .filter_map(|c| c.webhook.clone().map(|w| (c.id.clone(), w)))
+        .collect();
+    if targets.is_empty() {
+        return Ok(None);
+    }
+    let clients: Vec<ClientId> = targets.iter().map(|(id, _)| id.clone()).collect();
+    let idle = settings
+        .clients
+        .iter()
+        .filter(|c| c.webhook.is_none())
+        .map(|c| c.id.clone())
+        .collect();
+    let w = &settings.webhooks;
+    let sender = HttpSender::new(w, targets)?;
+    let dispatch = DispatchSettings {
+        base_url: settings.public_base_url.as_str().to_owned(),
+        consumer: consumer_name(),
+        retry_initial: w.retry_initial,
+        retry_max: w.retry_max,
+        max_age: w.max_age,
+        concurrency: w.concurrency,
+        poll_interval: w.poll_interval,
+        lease: w.lease,
+        recheck: w.recheck,
+    };
+    tracing::info!(
+        clients = clients.len(),
+        consumer = %dispatch.consumer,
+        "webhooks: delivering status-change events"
+    );
+    let dispatcher = Dispatcher::new(store, Arc::new(sender), clients.clone(), dispatch)
+        .with_observer(Arc::new(MeteredDeliveries(metrics)))
+        .with_idle_clients(idle);
+    Ok(Some((dispatcher, clients)))
 }
 
 /// The store settings every adapter applies.

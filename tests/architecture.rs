@@ -474,28 +474,31 @@ fn rules() -> Vec<Rule> {
             ident: |_, id| HTTP_NAMES.contains(&id).then(|| id.to_owned()),
         },
         Rule {
-            name: "adapters are wired only in startup: service, http and ports import neither crate::store nor crate::publish",
+            name: "adapters are wired only in startup: service, http and ports import none of crate::store, crate::publish, crate::webhook",
             applies: |rel| under(rel, "service") || under(rel, "http") || under(rel, "ports"),
             path: |_, p| match crate_module(p) {
-                Some(m @ ("store" | "publish")) => Some(format!("crate::{m}")),
+                Some(m @ ("store" | "publish" | "webhook")) => Some(format!("crate::{m}")),
                 _ => None,
             },
             ident: no_ident,
         },
         Rule {
-            name: "metrics are fed by callers: metrics imports nothing from publish, auth, store, service",
+            name: "metrics are fed by callers: metrics imports nothing from publish, auth, store, service, webhook",
             applies: |rel| under(rel, "metrics"),
             path: |_, p| match crate_module(p) {
-                Some(m @ ("publish" | "auth" | "store" | "service")) => Some(format!("crate::{m}")),
+                Some(m @ ("publish" | "auth" | "store" | "service" | "webhook")) => {
+                    Some(format!("crate::{m}"))
+                }
                 _ => None,
             },
             ident: no_ident,
         },
         Rule {
-            name: "service does not import actix_web, redis or redb",
+            name: "service does not import actix_web, reqwest, redis or redb",
             applies: |rel| under(rel, "service"),
+            // tokio it may use: the dispatcher is a loop of tasks and timers.
             path: |_, p| match p {
-                [c, ..] if ["actix_web", "redis", "redb"].contains(&c.as_str()) => {
+                [c, ..] if ["actix_web", "reqwest", "redis", "redb"].contains(&c.as_str()) => {
                     Some(format!("the crate {c}"))
                 }
                 _ => None,
@@ -821,6 +824,16 @@ fn f() -> &'static str {
                 "use crate::store::EmbeddedStore;",
             ),
             (
+                "adapters are wired",
+                "src/service/dispatch.rs",
+                "use crate::webhook::HttpSender;",
+            ),
+            (
+                "adapters are wired",
+                "src/ports/webhook.rs",
+                "fn f() { super::super::webhook::HttpSender::new(); }",
+            ),
+            (
                 "metrics are fed",
                 "src/metrics.rs",
                 "use crate::publish::cache::CacheOutcome;",
@@ -839,6 +852,11 @@ fn f() -> &'static str {
                 "service does not import",
                 "src/service/x.rs",
                 "use redis::aio::ConnectionManager;",
+            ),
+            (
+                "service does not import",
+                "src/service/dispatch.rs",
+                "fn f() { reqwest::Client::new(); }",
             ),
         ];
         for (rule, rel, text) in cases {
@@ -879,6 +897,11 @@ fn f() -> &'static str {
             ),
             (
                 "adapters are wired",
+                "src/startup.rs",
+                "use crate::webhook::HttpSender;",
+            ),
+            (
+                "adapters are wired",
                 "src/http/x.rs",
                 "use crate::service::Service;",
             ),
@@ -891,6 +914,11 @@ fn f() -> &'static str {
                 "service does not import",
                 "src/service.rs",
                 "use crate::ports::Store;",
+            ),
+            (
+                "service does not import",
+                "src/service/dispatch.rs",
+                "use tokio::task::JoinSet;",
             ),
         ];
         for (rule, rel, text) in allowed {

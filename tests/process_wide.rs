@@ -89,6 +89,76 @@ fn environment_overrides_the_file() {
 }
 
 #[test]
+fn environment_overrides_the_webhook_settings() {
+    let _g = PROCESS.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("statuslist.toml");
+    let secret = dir.path().join("hook.secret");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    let toml = format!(
+        "[webhooks]\ntimeout_ms = 900\n{}webhook = {{ url = \"http://127.0.0.1:9/h\", secret_file = \"{}\" }}\n",
+        client(dir.path(), "hooked"),
+        secret.display()
+    );
+    std::fs::write(&path, toml).unwrap();
+
+    // The file's http:// webhook needs the client's flag; the client list
+    // is one variable, so the section settings are what env overrides here.
+    let vars = [
+        ("STATUSLIST_WEBHOOKS__TIMEOUT_MS", "1234"),
+        ("STATUSLIST_WEBHOOKS__LEASE_SECS", "5"),
+        ("STATUSLIST_WEBHOOKS__CONCURRENCY", "2"),
+    ];
+    set(&vars);
+    let err = Settings::load(&path);
+    unset(&vars);
+    let err = err.unwrap_err().to_string();
+    assert!(
+        err.starts_with("clients[0].webhook.url: 'http://127.0.0.1:9/h' is not https"),
+        "{err}"
+    );
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("webhook = {", "allow_insecure_webhook = true\nwebhook = {");
+    std::fs::write(&path, text).unwrap();
+    set(&vars);
+    let s = Settings::load(&path);
+    unset(&vars);
+    let s = s.unwrap();
+    assert_eq!(s.webhooks.timeout, Duration::from_millis(1234));
+    assert_eq!(s.webhooks.lease, Duration::from_secs(5));
+    assert_eq!(s.webhooks.concurrency.get(), 2);
+    assert_eq!(
+        s.clients[0].webhook.as_ref().unwrap().secret.expose(),
+        b"s3cret"
+    );
+
+    // An override that breaks a rule is reported with its field.
+    let vars = [
+        ("STATUSLIST_WEBHOOKS__TIMEOUT_MS", "1234"),
+        ("STATUSLIST_WEBHOOKS__LEASE_SECS", "1"),
+    ];
+    set(&vars);
+    let err = Settings::load(&path);
+    unset(&vars);
+    let err = err.unwrap_err().to_string();
+    assert!(
+        err.starts_with("webhooks.lease_secs: must exceed webhooks.timeout_ms (1234 ms)"),
+        "{err}"
+    );
+    let vars = [("STATUSLIST_WEBHOOKS__TIMEOUT", "5")];
+    set(&vars);
+    let err = Settings::load(&path);
+    unset(&vars);
+    let err = err.unwrap_err().to_string();
+    assert!(
+        err.starts_with("webhooks.timeout: unknown key")
+            && err.ends_with("(in environment variable STATUSLIST_WEBHOOKS__TIMEOUT)"),
+        "{err}"
+    );
+}
+
+#[test]
 fn sighup_reloads_the_registry() {
     let _g = PROCESS.lock().unwrap_or_else(|e| e.into_inner());
     let rt = tokio::runtime::Builder::new_multi_thread()

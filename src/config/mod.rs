@@ -23,6 +23,19 @@
 //! # or: jwks = { keys = [...] }   or: jwks_file = "examples/client.jwks.json"
 //! algorithms = ["ES256"]      # ES256 (default), ES384, EdDSA, PS256
 //! allow_insecure_jwks = false # allow an http:// jwks_uri (localhost dev)
+//! # status-change events, signed with the file's content (one line):
+//! webhook = { url = "https://issuer.example/hooks/status", secret_file = "/etc/statuslist/hook.secret" }
+//! allow_insecure_webhook = false # allow an http:// webhook url (localhost dev)
+//!
+//! [webhooks]                  # delivery, for every client with a webhook
+//! timeout_ms = 10000          # one attempt, connecting included
+//! retry_initial_ms = 1000     # first retry delay, doubled per attempt...
+//! retry_max_secs = 3600       # ...up to this (with jitter)
+//! max_age_secs = 86400        # then dead-lettered
+//! concurrency = 16            # deliveries in flight per replica
+//! poll_interval_ms = 250
+//! lease_secs = 60             # must exceed timeout_ms
+//! recheck_ms = 500
 //! ```
 //!
 //! Parse, don't validate: the file is read into private "raw" structs that
@@ -189,6 +202,96 @@ pub struct ClientSettings {
     pub keys: KeySource,
     /// The algorithms it may sign with (never empty, no duplicates).
     pub algorithms: Vec<SigAlg>,
+    /// Where its status-change events are sent (`webhook`), if anywhere.
+    /// Taken at start-up: a `SIGHUP` reload re-reads and checks it, but the
+    /// running dispatcher keeps the webhooks it started with until the
+    /// process restarts.
+    pub webhook: Option<WebhookTarget>,
+}
+
+/// A client's webhook: where its events are POSTed and the secret they are
+/// signed with (`webhook = { url = "https://…", secret_file = "…" }`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookTarget {
+    /// https with a host and no credentials (http only with the client's
+    /// `allow_insecure_webhook`, for local development).
+    pub url: Url,
+    /// The HMAC key of `Statuslist-Signature`, read from `secret_file` at
+    /// start-up.
+    pub secret: WebhookSecret,
+}
+
+/// A webhook signing secret. Its `Debug` prints `[redacted]`, so that no
+/// settings dump, error or log line can show it; only
+/// [`WebhookSecret::expose`] gives the bytes, for the signer.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookSecret(Arc<[u8]>);
+
+impl WebhookSecret {
+    /// A secret of these bytes (the file's content without its trailing
+    /// newline).
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
+        WebhookSecret(Arc::from(bytes.into()))
+    }
+
+    /// The key bytes: for computing signatures, never for printing.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// `[webhooks]`: how events are delivered, for every client with a
+/// `webhook`. Each replica runs one dispatcher with these settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookSettings {
+    /// One delivery attempt, connecting included; past it the attempt has
+    /// failed (`timeout_ms`; 10 s by default).
+    pub timeout: Duration,
+    /// The delay before the first retry; each further one doubles it
+    /// (`retry_initial_ms`; 1 s by default).
+    pub retry_initial: Duration,
+    /// The longest delay between two attempts (`retry_max_secs`; 1 h by
+    /// default; at least `retry_initial`).
+    pub retry_max: Duration,
+    /// How long after its change an event is still retried; a failure past
+    /// it dead-letters the event (`max_age_secs`; 24 h by default).
+    pub max_age: Duration,
+    /// Deliveries in flight per replica (`concurrency`; 16 by default).
+    pub concurrency: NonZeroUsize,
+    /// How often the outbox is looked at when nothing nudges the
+    /// dispatcher: events of other replicas, retries coming due
+    /// (`poll_interval_ms`; 250 ms by default).
+    pub poll_interval: Duration,
+    /// How long a taken event is held against other replicas; a replica
+    /// that dies mid-delivery has its events taken over after it
+    /// (`lease_secs`; 60 s by default; must exceed `timeout`, so that a live
+    /// delivery is never doubled).
+    pub lease: Duration,
+    /// How long an event held back by an earlier undelivered event of its
+    /// entry waits before it is looked at again (`recheck_ms`; 500 ms by
+    /// default).
+    pub recheck: Duration,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings {
+            timeout: Duration::from_secs(10),
+            retry_initial: Duration::from_secs(1),
+            retry_max: Duration::from_secs(3600),
+            max_age: Duration::from_secs(86_400),
+            concurrency: NonZeroUsize::new(16).unwrap_or(NonZeroUsize::MIN),
+            poll_interval: Duration::from_millis(250),
+            lease: Duration::from_secs(60),
+            recheck: Duration::from_millis(500),
+        }
+    }
 }
 
 /// The whole parsed configuration, built once at start-up (and on each
@@ -215,6 +318,8 @@ pub struct Settings {
     pub signing: SigningSettings,
     /// HTTP server limits (`[http]`).
     pub http: HttpSettings,
+    /// Webhook delivery (`[webhooks]`).
+    pub webhooks: WebhookSettings,
     /// Set only by [`Settings::development`]: the shipped demo key is
     /// accepted only then.
     development: bool,
@@ -1035,6 +1140,229 @@ mod tests {
         let s = Settings::from_toml_str(block).unwrap();
         assert_eq!(s.http, HttpSettings::default());
         assert_eq!(s.clients.len(), 1);
+    }
+
+    #[test]
+    fn webhook_settings_have_defaults_and_are_read() {
+        let s = Settings::from_toml_str(&client_toml("a", "")).unwrap();
+        assert_eq!(s.webhooks, WebhookSettings::default());
+        assert!(s.clients[0].webhook.is_none());
+        let d = WebhookSettings::default();
+        assert_eq!(d.timeout, Duration::from_secs(10));
+        assert_eq!(d.retry_initial, Duration::from_secs(1));
+        assert_eq!(d.retry_max, Duration::from_secs(3600));
+        assert_eq!(d.max_age, Duration::from_secs(86_400));
+        assert_eq!(d.concurrency.get(), 16);
+        assert_eq!(d.poll_interval, Duration::from_millis(250));
+        assert_eq!(d.lease, Duration::from_secs(60));
+        assert_eq!(d.recheck, Duration::from_millis(500));
+        let s = Settings::from_toml_str(
+            "[webhooks]\ntimeout_ms = 1500\nretry_initial_ms = 200\nretry_max_secs = 60\n\
+             max_age_secs = 600\nconcurrency = 3\npoll_interval_ms = 50\nlease_secs = 2\n\
+             recheck_ms = 75\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.webhooks,
+            WebhookSettings {
+                timeout: Duration::from_millis(1500),
+                retry_initial: Duration::from_millis(200),
+                retry_max: Duration::from_secs(60),
+                max_age: Duration::from_secs(600),
+                concurrency: NonZeroUsize::new(3).unwrap(),
+                poll_interval: Duration::from_millis(50),
+                lease: Duration::from_secs(2),
+                recheck: Duration::from_millis(75),
+            }
+        );
+    }
+
+    #[test]
+    fn webhook_settings_are_checked_naming_the_field() {
+        for (toml, want) in [
+            (
+                "[webhooks]\nlease_secs = 10\n",
+                "webhooks.lease_secs: must exceed webhooks.timeout_ms (10000 ms)",
+            ),
+            (
+                "[webhooks]\ntimeout_ms = 3000\nlease_secs = 2\n",
+                "webhooks.lease_secs: must exceed webhooks.timeout_ms (3000 ms)",
+            ),
+            (
+                "[webhooks]\ntimeout_ms = 0\n",
+                "webhooks.timeout_ms: must be at least 1",
+            ),
+            (
+                "[webhooks]\nlease_secs = 0\n",
+                "webhooks.lease_secs: must be at least 1",
+            ),
+            (
+                "[webhooks]\nconcurrency = 0\n",
+                "webhooks.concurrency: must be at least 1",
+            ),
+            (
+                "[webhooks]\nmax_age_secs = 0\n",
+                "webhooks.max_age_secs: must be at least 1",
+            ),
+            (
+                "[webhooks]\npoll_interval_ms = 0\n",
+                "webhooks.poll_interval_ms: must be at least 1",
+            ),
+            (
+                "[webhooks]\nrecheck_ms = 0\n",
+                "webhooks.recheck_ms: must be at least 1",
+            ),
+            (
+                "[webhooks]\nretry_initial_ms = 0\n",
+                "webhooks.retry_initial_ms: must be at least 1",
+            ),
+            (
+                "[webhooks]\nretry_initial_ms = 5000\nretry_max_secs = 4\n",
+                "webhooks.retry_max_secs: must not be less than webhooks.retry_initial_ms",
+            ),
+            ("[webhooks]\ntimeout = 5\n", "webhooks.timeout: unknown key"),
+            (
+                "[webhooks]\nconcurrency = \"many\"\n",
+                "webhooks.concurrency: invalid type",
+            ),
+        ] {
+            let err = Settings::from_toml_str(toml).unwrap_err().to_string();
+            assert!(err.starts_with(want), "got {err:?}, want {want:?}");
+        }
+        // Just above the timeout is enough.
+        let s = Settings::from_toml_str("[webhooks]\ntimeout_ms = 1999\nlease_secs = 2\n").unwrap();
+        assert_eq!(s.webhooks.lease, Duration::from_secs(2));
+    }
+
+    /// A client `a` whose `webhook` is `webhook` (inline table text), with
+    /// `extra` client lines.
+    fn hook_client(webhook: &str, extra: &str) -> String {
+        client_toml("a", &format!("webhook = {webhook}\n{extra}"))
+    }
+
+    #[test]
+    fn a_webhook_is_https_unless_allowed_insecure() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("hook.secret");
+        std::fs::write(&secret, "s3cret-hook-key\n").unwrap();
+        let hook = |url: &str| {
+            format!(
+                "{{ url = \"{url}\", secret_file = \"{}\" }}",
+                secret.display()
+            )
+        };
+        let s = Settings::from_toml_str(&hook_client(
+            &hook("https://issuer.example/hooks/status"),
+            "",
+        ))
+        .unwrap();
+        let w = s.clients[0].webhook.as_ref().unwrap();
+        assert_eq!(w.url.as_str(), "https://issuer.example/hooks/status");
+        assert_eq!(w.secret.expose(), b"s3cret-hook-key");
+        let s = Settings::from_toml_str(&hook_client(
+            &hook("http://127.0.0.1:9/hook"),
+            "allow_insecure_webhook = true",
+        ))
+        .unwrap();
+        assert_eq!(s.clients[0].webhook.as_ref().unwrap().url.scheme(), "http");
+        for (toml, want) in [
+            (
+                hook_client(&hook("http://issuer.example/hook"), ""),
+                "clients[0].webhook.url: 'http://issuer.example/hook' is not https (set allow_insecure_webhook",
+            ),
+            (
+                // The JWKS flag is not the webhook's.
+                hook_client(
+                    &hook("http://issuer.example/hook"),
+                    "allow_insecure_jwks = true",
+                ),
+                "clients[0].webhook.url: 'http://issuer.example/hook' is not https",
+            ),
+            (
+                hook_client(&hook("ftp://issuer.example/hook"), ""),
+                "clients[0].webhook.url: unsupported scheme 'ftp'",
+            ),
+            (
+                hook_client(&hook("not a url"), ""),
+                "clients[0].webhook.url: 'not a url' is not a URL",
+            ),
+            (
+                hook_client(&hook("https://user:pw-s3cret@issuer.example/"), ""),
+                "clients[0].webhook.url: 'https://user:***@issuer.example/' must not carry credentials",
+            ),
+            (
+                hook_client(&format!("{{ secret_file = \"{}\" }}", secret.display()), ""),
+                "clients[0].webhook.url: missing",
+            ),
+            (
+                hook_client("{ url = \"https://issuer.example/\", secrt = \"x\" }", ""),
+                "clients[0].webhook.secrt: unknown key",
+            ),
+            (
+                format!(
+                    "{}{}",
+                    client_toml("z", ""),
+                    hook_client("{ url = \"https://issuer.example/\" }", "")
+                ),
+                "clients[1].webhook.secret_file: missing",
+            ),
+        ] {
+            let err = Settings::from_toml_str(&toml).unwrap_err().to_string();
+            assert!(err.starts_with(want), "got {err:?}, want {want:?}");
+            assert!(!err.contains("pw-s3cret"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_webhook_secret_is_read_once_trimmed_and_never_printed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hook.secret");
+        let toml = hook_client(
+            &format!(
+                "{{ url = \"https://issuer.example/h\", secret_file = \"{}\" }}",
+                file.display()
+            ),
+            "",
+        );
+        // A missing file names the field and the file, nothing more.
+        let err = Settings::from_toml_str(&toml).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "clients[0].webhook.secret_file: cannot read '{}'",
+                file.display()
+            )),
+            "{err}"
+        );
+        for empty in ["", "\n", "\r\n\n"] {
+            std::fs::write(&file, empty).unwrap();
+            let err = Settings::from_toml_str(&toml).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!(
+                    "clients[0].webhook.secret_file: '{}' is empty",
+                    file.display()
+                )),
+                "{err}"
+            );
+        }
+        // Only the line ending goes: inner and leading bytes are the secret.
+        std::fs::write(&file, " s3cret-hook key\r\n").unwrap();
+        let s = Settings::from_toml_str(&toml).unwrap();
+        let secret = &s.clients[0].webhook.as_ref().unwrap().secret;
+        assert_eq!(secret.expose(), b" s3cret-hook key");
+        for shown in [
+            format!("{s:?}"),
+            format!("{s:#?}"),
+            format!("{:?}", s.clients[0]),
+            format!("{secret:?}"),
+        ] {
+            assert!(!shown.contains("s3cret"), "{shown}");
+            assert!(shown.contains("[redacted]"), "{shown}");
+        }
+        // An error elsewhere in a file with a webhook does not echo it.
+        let err = Settings::from_toml_str(&format!("{toml}[webhooks]\nlease_secs = 1\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("s3cret"), "{err}");
     }
 
     #[test]

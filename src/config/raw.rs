@@ -17,7 +17,8 @@ use url::Url;
 use super::urls::{PublicBaseUrl, RedisUrl, shown};
 use super::{
     ClientSettings, ConfigError, HttpSettings, JwksSettings, KeySource, ListSettings,
-    MAX_HTTP_TIMEOUT, Settings, SigningSettings, StoreConfig, StoreKind, invalid,
+    MAX_HTTP_TIMEOUT, Settings, SigningSettings, StoreConfig, StoreKind, WebhookSecret,
+    WebhookSettings, WebhookTarget, invalid,
 };
 use crate::domain::{Bits, ClientId, ListFormat, MAX_LIST_BYTES, SigAlg, max_list_capacity};
 use crate::jwk::{KeySet, KeySetError, jwks_has_demo_key};
@@ -48,6 +49,8 @@ pub(super) struct RawSettings {
     signing: RawSigning,
     #[serde(default)]
     http: RawHttp,
+    #[serde(default)]
+    webhooks: RawWebhooks,
 }
 
 fn default_base_url() -> String {
@@ -91,6 +94,7 @@ impl RawSettings {
         let lists = self.lists.parse(&clients)?;
         let signing = self.signing.parse()?;
         let http = self.http.parse()?;
+        let webhooks = self.webhooks.parse()?;
         Ok(Settings {
             public_base_url,
             listen,
@@ -101,6 +105,7 @@ impl RawSettings {
             lists,
             signing,
             http,
+            webhooks,
             development,
         })
     }
@@ -406,6 +411,144 @@ impl RawHttp {
     }
 }
 
+/// `[webhooks]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawWebhooks {
+    timeout_ms: Option<u64>,
+    retry_initial_ms: Option<u64>,
+    retry_max_secs: Option<u64>,
+    max_age_secs: Option<u64>,
+    concurrency: Option<usize>,
+    poll_interval_ms: Option<u64>,
+    lease_secs: Option<u64>,
+    recheck_ms: Option<u64>,
+}
+
+impl RawWebhooks {
+    fn parse(self) -> Result<WebhookSettings, ConfigError> {
+        let d = WebhookSettings::default();
+        let w = WebhookSettings {
+            timeout: positive("webhooks.timeout_ms", millis(self.timeout_ms, d.timeout))?,
+            retry_initial: positive(
+                "webhooks.retry_initial_ms",
+                millis(self.retry_initial_ms, d.retry_initial),
+            )?,
+            retry_max: positive(
+                "webhooks.retry_max_secs",
+                secs(self.retry_max_secs, d.retry_max),
+            )?,
+            max_age: positive("webhooks.max_age_secs", secs(self.max_age_secs, d.max_age))?,
+            concurrency: at_least_one("webhooks.concurrency", self.concurrency, d.concurrency)?,
+            poll_interval: positive(
+                "webhooks.poll_interval_ms",
+                millis(self.poll_interval_ms, d.poll_interval),
+            )?,
+            lease: positive("webhooks.lease_secs", secs(self.lease_secs, d.lease))?,
+            recheck: positive("webhooks.recheck_ms", millis(self.recheck_ms, d.recheck))?,
+        };
+        if w.retry_max < w.retry_initial {
+            return Err(invalid(
+                "webhooks.retry_max_secs",
+                "must not be less than webhooks.retry_initial_ms",
+            ));
+        }
+        // A lease that ends while its delivery may still be under way would
+        // hand the event to another replica: a double delivery of a healthy
+        // but slow receiver on every attempt.
+        if w.lease <= w.timeout {
+            return Err(invalid(
+                "webhooks.lease_secs",
+                format!(
+                    "must exceed webhooks.timeout_ms ({} ms), or a slow delivery is doubled by \
+                     another replica",
+                    w.timeout.as_millis()
+                ),
+            ));
+        }
+        Ok(w)
+    }
+}
+
+/// A client's `webhook` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    url: Option<String>,
+    secret_file: Option<PathBuf>,
+}
+
+impl RawWebhook {
+    /// The webhook of the client at `clients[i]`: its URL checked, its
+    /// secret read. `field` is `clients[i].webhook`.
+    fn parse(self, field: &str, allow_insecure: bool) -> Result<WebhookTarget, ConfigError> {
+        let url_field = format!("{field}.url");
+        let url = self
+            .url
+            .ok_or_else(|| invalid(&url_field, "missing"))
+            .and_then(|u| webhook_url(&url_field, &u, allow_insecure))?;
+        let secret_field = format!("{field}.secret_file");
+        let path = self
+            .secret_file
+            .ok_or_else(|| invalid(&secret_field, "missing"))?;
+        // The error names the file, never its content.
+        let mut bytes = std::fs::read(&path).map_err(|e| {
+            invalid(
+                &secret_field,
+                format!("cannot read '{}': {e}", path.display()),
+            )
+        })?;
+        // Files written by `echo` or an editor end with a newline that is no
+        // part of the secret the receiver was given.
+        while bytes.last().is_some_and(|b| matches!(b, b'\n' | b'\r')) {
+            bytes.pop();
+        }
+        if bytes.is_empty() {
+            return Err(invalid(
+                &secret_field,
+                format!("'{}' is empty (the signing secret)", path.display()),
+            ));
+        }
+        Ok(WebhookTarget {
+            url,
+            secret: WebhookSecret::new(bytes),
+        })
+    }
+}
+
+/// A client's webhook `url`: https with a host and without credentials, or
+/// http when the client allows an insecure webhook (local development).
+/// Credentials are refused rather than sent: the receiver authenticates the
+/// service by the signature, and a URL with a password would print it.
+fn webhook_url(field: &str, text: &str, allow_insecure: bool) -> Result<Url, ConfigError> {
+    let text_shown = shown(text);
+    let url = Url::parse(text)
+        .map_err(|e| invalid(field, format!("'{text_shown}' is not a URL: {e}")))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_insecure => {}
+        "http" => {
+            return Err(invalid(
+                field,
+                format!(
+                    "'{text_shown}' is not https (set allow_insecure_webhook for local development)"
+                ),
+            ));
+        }
+        other => return Err(invalid(field, format!("unsupported scheme '{other}'"))),
+    }
+    if url.host().is_none() {
+        return Err(invalid(field, format!("'{text_shown}' has no host")));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            field,
+            format!("'{text_shown}' must not carry credentials"),
+        ));
+    }
+    Ok(url)
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawClient {
@@ -417,6 +560,9 @@ struct RawClient {
     algorithms: Option<Vec<String>>,
     #[serde(default)]
     allow_insecure_jwks: bool,
+    webhook: Option<RawWebhook>,
+    #[serde(default)]
+    allow_insecure_webhook: bool,
 }
 
 impl RawClient {
@@ -486,11 +632,16 @@ impl RawClient {
                 ));
             }
         };
+        let webhook = self
+            .webhook
+            .map(|w| w.parse(&f("webhook"), self.allow_insecure_webhook))
+            .transpose()?;
         Ok(ClientSettings {
             id,
             format,
             keys,
             algorithms,
+            webhook,
         })
     }
 }

@@ -8,11 +8,14 @@
 //! - [`changes`]: tells a replica at once that a list changed elsewhere.
 //! - [`outbox`]: the events recorded with the changes, handed out for
 //!   webhook delivery.
+//! - [`webhook`]: sends one signed event to a client's receiver, and counts
+//!   how deliveries went.
 
 pub mod changes;
 pub mod outbox;
 pub mod signer;
 pub mod store;
+pub mod webhook;
 
 pub use changes::{ChangeFeed, ChangeNotice};
 pub use outbox::{DeadLetter, EventNotifier, Failure, Lease, Outbox, TakeRequest, UnixMillis};
@@ -22,3 +25,4 @@ pub use store::{
     JtiClaimOutcome, ListMeta, ListRun, ListSnapshot, RefChange, RefChangeOutcome, RefChangeReport,
     SetStatusOutcome, StatusChange, Store, StoreError, StoreHealth, StoreSettings, UnixSeconds,
 };
+pub use webhook::{DeliveryObserver, DeliveryOutcome, NoObserver, SendError, WebhookSender};

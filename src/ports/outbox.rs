@@ -6,7 +6,7 @@
 //! so the outbox is the durable half of the webhooks: whatever a replica
 //! does, an acknowledged change has its event here until the event is
 //! delivered or dead-lettered. The dispatcher
-//! (`crate::service::webhooks`) takes events, sends them and reports back.
+//! (`crate::service::dispatch`) takes events, sends them and reports back.
 //!
 //! An event is in one of these states:
 //! - **waiting**: recorded, never taken;

@@ -55,8 +55,8 @@ impl<S: Store> Service<S> {
     /// [`ServiceError::StatusNotSupported`], or a store failure.
     #[tracing::instrument(level = "debug", skip_all, fields(client = %claims.client(), list = %claims.list().id, idx = claims.idx()))]
     pub async fn change(&self, claims: &ChangeClaims, now: u64) -> Result<Changed, ServiceError> {
-        let changed = self.set_status(claims, now).await?;
-        self.after_change(&[claims.list().id]);
+        let (changed, recorded) = self.set_status(claims, now).await?;
+        self.after_change(&[claims.list().id], recorded);
         Ok(changed)
     }
 
@@ -75,6 +75,7 @@ impl<S: Store> Service<S> {
         claims: &RefChangeClaims,
         now: u64,
     ) -> Result<RefChanged, ServiceError> {
+        let events = self.event_seed(claims.client());
         let change = RefChange {
             client: claims.client().clone(),
             format: claims.format(),
@@ -84,7 +85,7 @@ impl<S: Store> Service<S> {
             digest: claims.digest(),
             now,
             keep_until: claims.keep_until(),
-            events: None,
+            events,
         };
         let outcome = self
             .store
@@ -93,7 +94,10 @@ impl<S: Store> Service<S> {
             .map_err(|e| ServiceError::from_store(e, ServiceError::ChangeFailed))?;
         match outcome {
             RefChangeOutcome::Done(report) => {
-                self.after_change(&report.lists);
+                // A replay reports the first request's counts: a needless
+                // nudge then, which costs the dispatcher one empty take.
+                let recorded = events.is_some() && report.changed > 0;
+                self.after_change(&report.lists, recorded);
                 Ok(RefChanged {
                     op: claims.op(),
                     at: report.at,
@@ -108,19 +112,28 @@ impl<S: Store> Service<S> {
     }
 
     /// The side effects of an acknowledged change of entries of `lists`, in
-    /// one place (the home of a change notifier).
+    /// one place; `recorded`: the write recorded events.
     ///
     /// The next GET of each list in this process must show the change: also
     /// after "already" (another replica may have just made it) and a replay,
     /// so the cached tokens are invalidated for every acknowledged answer.
-    fn after_change(&self, lists: &[ListId]) {
+    /// Recorded events are announced to the dispatcher, which then takes
+    /// them at once.
+    fn after_change(&self, lists: &[ListId], recorded: bool) {
         for list in lists {
             self.cache.invalidate(list);
         }
+        if recorded {
+            self.events_recorded();
+        }
     }
 
-    /// The change itself, in the store.
-    async fn set_status(&self, claims: &ChangeClaims, now: u64) -> Result<Changed, ServiceError> {
+    /// The change itself, in the store; with whether it recorded an event.
+    async fn set_status(
+        &self,
+        claims: &ChangeClaims,
+        now: u64,
+    ) -> Result<(Changed, bool), ServiceError> {
         let target = target(claims.op());
         let failed = |e| ServiceError::from_store(e, ServiceError::ChangeFailed);
         if claims.list().format != claims.format() {
@@ -138,6 +151,7 @@ impl<S: Store> Service<S> {
                 return Err(ServiceError::EntryNotFound);
             }
         }
+        let events = self.event_seed(claims.client());
         let change = StatusChange {
             client: claims.client().clone(),
             list: claims.list().id,
@@ -147,21 +161,27 @@ impl<S: Store> Service<S> {
             digest: claims.digest(),
             now,
             keep_until: claims.keep_until(),
-            events: None,
+            events,
         };
         let outcome = self.store.set_status(&change).await.map_err(failed)?;
         let op = claims.op();
         match outcome {
-            SetStatusOutcome::Done { at } => Ok(Changed {
-                op,
-                changed: true,
-                at: Some(at),
-            }),
-            SetStatusOutcome::Already { at } => Ok(Changed {
-                op,
-                changed: false,
-                at,
-            }),
+            SetStatusOutcome::Done { at } => Ok((
+                Changed {
+                    op,
+                    changed: true,
+                    at: Some(at),
+                },
+                events.is_some(),
+            )),
+            SetStatusOutcome::Already { at } => Ok((
+                Changed {
+                    op,
+                    changed: false,
+                    at,
+                },
+                false,
+            )),
             SetStatusOutcome::NotYourList => Err(ServiceError::NotYourList),
             SetStatusOutcome::ListNotFound | SetStatusOutcome::NeverIssued => {
                 Err(ServiceError::EntryNotFound)

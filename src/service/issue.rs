@@ -73,6 +73,12 @@ impl<S: Store> Service<S> {
     /// with another number of entries than asked for).
     #[tracing::instrument(level = "debug", skip_all, fields(client = %claims.client(), count = claims.count()))]
     pub async fn issue(&self, claims: &IssueClaims, now: u64) -> Result<IssueAnswer, ServiceError> {
+        // Only an issue with a ref has an event (`entries.issued`); a CRS
+        // request has none, and pays nothing for webhooks.
+        let events = match claims.issuance_ref() {
+            Some(_) => self.event_seed(claims.client()),
+            None => None,
+        };
         let req = AllocateRequest {
             client: claims.client().clone(),
             format: claims.format(),
@@ -83,7 +89,7 @@ impl<S: Store> Service<S> {
             issuance_ref: claims.issuance_ref().cloned(),
             now,
             keep_until: claims.keep_until(),
-            events: None,
+            events,
         };
         let outcome = self
             .store
@@ -91,7 +97,13 @@ impl<S: Store> Service<S> {
             .await
             .map_err(|e| ServiceError::from_store(e, ServiceError::IssueFailed))?;
         let allocation = match outcome {
-            AllocateOutcome::Allocated(a) | AllocateOutcome::Replayed(a) => a,
+            AllocateOutcome::Allocated(a) => {
+                if events.is_some() {
+                    self.events_recorded();
+                }
+                a
+            }
+            AllocateOutcome::Replayed(a) => a,
             AllocateOutcome::Changed => return Err(ServiceError::Changed),
         };
         // The digest covers `count`, so a replay is of the same size too.

@@ -12,6 +12,9 @@
 //! - [`Service::readiness`] is what `/health/ready` reports.
 //! - [`Service::follow_changes`] drops cached tokens of lists changed
 //!   through other replicas, as a [`ChangeFeed`] reports them.
+//! - Webhooks: for a client with a webhook, the write use cases have the
+//!   store record events with the change (an [`EventSeed`] on the request)
+//!   and nudge the [`EventNotifier`]; the [`dispatch`]er delivers them.
 //!
 //! Failures are [`ServiceError`]s; the HTTP layer turns them into responses.
 //! Nothing here knows HTTP, a store adapter or the signing keys: the
@@ -19,13 +22,16 @@
 
 pub mod cache;
 mod change;
+pub mod dispatch;
 mod entries;
 mod error;
 mod issue;
 mod publish;
 mod readiness;
 
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use cache::{CacheOutcome, PublishSettings, Published, TokenCache};
 pub use change::{Changed, RefChanged};
@@ -34,7 +40,9 @@ pub use error::ServiceError;
 pub use issue::{IssueAnswer, Issued, IssuedEntries, IssuedEntry};
 pub use readiness::{Readiness, ReadyStatus, StoreState};
 
-use crate::ports::{ChangeFeed, ChangeNotice, ListSigner, Store};
+use crate::domain::ClientId;
+use crate::domain::events::EventSeed;
+use crate::ports::{ChangeFeed, ChangeNotice, EventNotifier, ListSigner, Store};
 
 /// The use cases over one store and one signer.
 #[derive(Debug)]
@@ -44,6 +52,31 @@ pub struct Service<S> {
     cache: TokenCache<S>,
     /// Asked by readiness only; the cache holds its own handle.
     signer: Arc<dyn ListSigner>,
+    /// Which clients get events, and who hears of them.
+    webhooks: Webhooks,
+}
+
+/// The clients with a webhook and the dispatcher's notifier.
+struct Webhooks {
+    /// Empty when no client has a webhook: then no request carries a seed
+    /// and nothing is nudged, and the check costs one length test.
+    clients: HashSet<ClientId>,
+    notifier: Arc<dyn EventNotifier>,
+}
+
+impl std::fmt::Debug for Webhooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhooks")
+            .field("clients", &self.clients)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The notifier of a service without webhooks: nobody to tell.
+struct NoNotifier;
+
+impl EventNotifier for NoNotifier {
+    fn recorded(&self) {}
 }
 
 impl<S: Store> Service<S> {
@@ -54,7 +87,51 @@ impl<S: Store> Service<S> {
             cache: TokenCache::new(store.clone(), signer.clone(), settings),
             store,
             signer,
+            webhooks: Webhooks {
+                clients: HashSet::new(),
+                notifier: Arc::new(NoNotifier),
+            },
         }
+    }
+
+    /// The same service, recording status-change events for `clients` (the
+    /// clients with a webhook) and telling `notifier` after each write that
+    /// recorded some.
+    #[must_use]
+    pub fn with_webhooks(
+        mut self,
+        clients: impl IntoIterator<Item = ClientId>,
+        notifier: Arc<dyn EventNotifier>,
+    ) -> Self {
+        self.webhooks = Webhooks {
+            clients: clients.into_iter().collect(),
+            notifier,
+        };
+        self
+    }
+
+    /// Whether `client` has a webhook (its changes record events).
+    pub fn has_webhook(&self, client: &ClientId) -> bool {
+        // The emptiness test first: without webhooks, no hashing per request.
+        !self.webhooks.clients.is_empty() && self.webhooks.clients.contains(client)
+    }
+
+    /// The seed of a write's events when `client` has a webhook, else
+    /// `None` (and no clock read). Ids take the time in milliseconds, finer
+    /// than the request's `now`, so that they sort by when the request came.
+    fn event_seed(&self, client: &ClientId) -> Option<EventSeed> {
+        self.has_webhook(client).then(|| {
+            let ms = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            EventSeed::random(ms)
+        })
+    }
+
+    /// Tells the dispatcher that an acknowledged write recorded events, so
+    /// that they are delivered now rather than at its next poll.
+    fn events_recorded(&self) {
+        self.webhooks.notifier.recorded();
     }
 
     /// The settings the published tokens are built with.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 #[path = "../common/json_toml.rs"]
 mod json_toml;
-use json_toml::json_to_toml;
+pub use json_toml::json_to_toml;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
