@@ -19,3 +19,4 @@ mod propagation;
 mod redis_faults;
 mod revoke;
 mod trust;
+mod webhooks;
