@@ -1,6 +1,7 @@
 //! The other side of the API, for the CLI and for scripts: an issuer that
 //! signs request JWTs and calls `/issue`, the status changes (by entry or by
-//! `ref`) and `GET /entries`, and a verifier
+//! `ref`), `GET /entries` and the webhook endpoints (`GET /webhooks/failed`,
+//! `POST /webhooks/redeliver`), and a verifier
 //! that fetches a published list from any CRS-compatible service, checks its
 //! signature against the service's JWKS and reads one entry.
 //!
@@ -237,8 +238,9 @@ impl Issuer {
         jws::sign("JWT", &claims, &self.key)
     }
 
-    /// The bearer token of one `GET /entries` call: single use, addressed
-    /// (`aud`) to the service at `public_base_url`.
+    /// The bearer token of one `GET /entries`, `GET /webhooks/failed` or
+    /// `POST /webhooks/redeliver` call: single use, addressed (`aud`) to the
+    /// service at `public_base_url`.
     ///
     /// # Errors
     /// [`PublishError`] if signing fails.
@@ -270,7 +272,57 @@ pub async fn get_entries(
     token: &str,
     params: &[(&str, String)],
 ) -> Result<serde_json::Value, ClientError> {
-    let mut url = Url::parse(&format!("{}/entries", base.trim_end_matches('/')))
+    get_bearer(http, base, "/entries", token, params).await
+}
+
+/// Calls `GET /webhooks/failed` at `base` with the bearer `token` and the
+/// query `params` (`after`, `limit`) and returns the JSON answer: one page
+/// of the client's dead-lettered webhook events.
+///
+/// # Errors
+/// As [`post_jwt`].
+pub async fn get_failed_webhooks(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    params: &[(&str, String)],
+) -> Result<serde_json::Value, ClientError> {
+    get_bearer(http, base, "/webhooks/failed", token, params).await
+}
+
+/// Calls `POST /webhooks/redeliver` at `base` with the bearer `token` for
+/// the event `ids` (at most 1,000) and returns the JSON answer
+/// (`redelivered`, `unknown`).
+///
+/// # Errors
+/// As [`post_jwt`].
+pub async fn redeliver_webhooks(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    ids: &[String],
+) -> Result<serde_json::Value, ClientError> {
+    let url = format!("{}/webhooks/redeliver", base.trim_end_matches('/'));
+    let response = http
+        .post(&url)
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "ids": ids }))
+        .send()
+        .await
+        .map_err(|e| connect_error(&url, e))?;
+    json_answer(&url, response).await
+}
+
+/// A GET of `path` at `base` with the bearer `token` and the query
+/// `params` (percent-encoded here); the JSON answer.
+async fn get_bearer(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    token: &str,
+    params: &[(&str, String)],
+) -> Result<serde_json::Value, ClientError> {
+    let mut url = Url::parse(&format!("{}{path}", base.trim_end_matches('/')))
         .map_err(|_| ClientError::BadUrl(base.to_owned()))?;
     if !params.is_empty() {
         url.query_pairs_mut()

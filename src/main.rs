@@ -130,6 +130,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Your webhook's dead-lettered events: list them, send them again.
+    Webhooks {
+        #[command(subcommand)]
+        command: Webhooks,
+    },
     /// Check a credential's status: fetch the list, verify it, read IDX.
     ///
     /// Works against any CRS-compatible service. The list's signature is
@@ -145,6 +150,46 @@ enum Command {
         #[arg(long)]
         jwks: Option<String>,
         /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `statuslist webhooks …`.
+#[derive(Debug, Subcommand)]
+enum Webhooks {
+    /// List the events your webhook was not sent successfully before their
+    /// maximum age (GET /webhooks/failed): a table, or JSON with --json.
+    List {
+        #[command(flatten)]
+        who: Who,
+        /// The dead-lettered events (the only listing there is; required so
+        /// that the command says what it shows).
+        #[arg(long, required = true)]
+        failed: bool,
+        /// The service's public base URL, which the requests are addressed
+        /// to (their `aud`); default: --url.
+        #[arg(long)]
+        aud: Option<String>,
+        /// Print the answer as JSON (`{"events": [...]}`) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send dead-lettered events again (POST /webhooks/redeliver): each ID
+    /// that is one of your dead events is queued for delivery as if just
+    /// recorded; the others are reported unknown.
+    Redeliver {
+        #[command(flatten)]
+        who: Who,
+        /// The event ids (from `webhooks list --failed`).
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<String>,
+        /// The service's public base URL, which the requests are addressed
+        /// to (their `aud`); default: --url.
+        #[arg(long)]
+        aud: Option<String>,
+        /// Print the answer as JSON (`{"redelivered": [...], "unknown":
+        /// [...]}`) instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -258,6 +303,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             params.extend(optional.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
             client_runtime()?.block_on(entries(who, aud, params, json))
         }
+        Some(Command::Webhooks {
+            command:
+                Webhooks::List {
+                    who,
+                    failed: _,
+                    aud,
+                    json,
+                },
+        }) => client_runtime()?.block_on(webhooks_failed(who, aud, json)),
+        Some(Command::Webhooks {
+            command:
+                Webhooks::Redeliver {
+                    who,
+                    ids,
+                    aud,
+                    json,
+                },
+        }) => client_runtime()?.block_on(webhooks_redeliver(who, ids, aud, json)),
         Some(Command::Check {
             uri,
             idx,
@@ -410,6 +473,13 @@ async fn change(op: Op, args: Change) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A fresh single-use bearer token of `issuer` for the service whose
+/// public base URL is `aud`.
+fn bearer(issuer: &Issuer, aud: &str) -> anyhow::Result<String> {
+    let jti = uuid::Uuid::new_v4().to_string();
+    Ok(issuer.listing_token(&jti, unix_now(), aud.trim_end_matches('/'))?)
+}
+
 async fn entries(
     who: Who,
     aud: Option<String>,
@@ -417,9 +487,8 @@ async fn entries(
     json: bool,
 ) -> anyhow::Result<()> {
     let issuer = issuer(&who)?;
-    let jti = uuid::Uuid::new_v4().to_string();
     let aud = aud.unwrap_or_else(|| who.url.clone());
-    let token = issuer.listing_token(&jti, unix_now(), aud.trim_end_matches('/'))?;
+    let token = bearer(&issuer, &aud)?;
     let http = client::http_client()?;
     let answer = client::get_entries(&http, &who.url, &token, &params).await?;
     if json {
@@ -430,17 +499,166 @@ async fn entries(
     Ok(())
 }
 
+/// The events one `GET /webhooks/failed` page may hold.
+const FAILED_PAGE: usize = 1000;
+
+/// `webhooks list --failed`: every page of the client's dead letters, each
+/// page with its own single-use token.
+async fn webhooks_failed(who: Who, aud: Option<String>, json: bool) -> anyhow::Result<()> {
+    let issuer = issuer(&who)?;
+    let aud = aud.unwrap_or_else(|| who.url.clone());
+    let http = client::http_client()?;
+    let mut events: Vec<serde_json::Value> = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut params = vec![("limit", FAILED_PAGE.to_string())];
+        params.extend(after.take().map(|a| ("after", a)));
+        let token = bearer(&issuer, &aud)?;
+        let page = client::get_failed_webhooks(&http, &who.url, &token, &params).await?;
+        let got = page["events"].as_array().cloned().unwrap_or_default();
+        after = got.last().and_then(|e| e["id"].as_str()).map(str::to_owned);
+        events.extend(got);
+        if page["hasMore"] != serde_json::Value::Bool(true) || after.is_none() {
+            break;
+        }
+    }
+    if json {
+        println!("{}", serde_json::json!({ "events": events }));
+    } else {
+        print!("{}", failed_table(&events));
+    }
+    Ok(())
+}
+
+/// `webhooks redeliver ID…`: in requests of at most 1,000 ids, each with its
+/// own single-use token. Ids that are not event ids are refused before
+/// anything is sent.
+async fn webhooks_redeliver(
+    who: Who,
+    ids: Vec<String>,
+    aud: Option<String>,
+    json: bool,
+) -> anyhow::Result<()> {
+    if let Some(bad) = ids
+        .iter()
+        .find(|id| statuslist::domain::events::EventId::parse(id).is_err())
+    {
+        anyhow::bail!("'{bad}' is not an event id (32 lowercase hexadecimal characters)");
+    }
+    let issuer = issuer(&who)?;
+    let aud = aud.unwrap_or_else(|| who.url.clone());
+    let http = client::http_client()?;
+    let (mut redelivered, mut unknown) = (Vec::new(), Vec::new());
+    for chunk in ids.chunks(statuslist::service::MAX_IDS) {
+        let token = bearer(&issuer, &aud)?;
+        let answer = client::redeliver_webhooks(&http, &who.url, &token, chunk).await?;
+        for (list, member) in [(&mut redelivered, "redelivered"), (&mut unknown, "unknown")] {
+            list.extend(
+                answer[member]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str().map(str::to_owned)),
+            );
+        }
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "redelivered": redelivered, "unknown": unknown })
+        );
+        return Ok(());
+    }
+    for id in &redelivered {
+        println!("redelivered {id}");
+    }
+    for id in &unknown {
+        println!("unknown {id} (not a dead-lettered event of this client)");
+    }
+    println!(
+        "{} redelivered, {} unknown",
+        redelivered.len(),
+        unknown.len()
+    );
+    Ok(())
+}
+
+/// A unix time in seconds as RFC 3339 UTC, `-` when it is not one.
+fn utc(v: &serde_json::Value) -> String {
+    v.as_i64()
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "-".to_owned())
+}
+
+/// Rows as aligned columns (two spaces apart), one row a line.
+fn aligned<const N: usize>(rows: &[[String; N]]) -> String {
+    let widths: Vec<usize> = (0..N)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// The dead letters as a table, one event a line: what it was about (its
+/// ref, or its entry), times in UTC, then a count.
+fn failed_table(events: &[serde_json::Value]) -> String {
+    let mut rows = vec![[
+        "ID".to_owned(),
+        "TYPE".to_owned(),
+        "ATTEMPTS".to_owned(),
+        "DEAD AT".to_owned(),
+        "ERROR".to_owned(),
+        "ABOUT".to_owned(),
+    ]];
+    for e in events {
+        let data = &e["event"]["data"];
+        let issuance_ref = data["ref"].as_str().map(|r| format!("ref {r}"));
+        let about = match (data["uri"].as_str(), data["entries"].as_array()) {
+            (Some(uri), _) => [Some(format!("{uri} idx {}", data["idx"])), issuance_ref]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" "),
+            (None, Some(entries)) => {
+                let r = issuance_ref.unwrap_or_default();
+                format!("{r} ({} entries)", entries.len()).trim().to_owned()
+            }
+            (None, None) => issuance_ref.unwrap_or_else(|| "-".to_owned()),
+        };
+        rows.push([
+            e["id"].as_str().unwrap_or("-").to_owned(),
+            e["type"].as_str().unwrap_or("-").to_owned(),
+            e["attempts"].to_string(),
+            utc(&e["deadAt"]),
+            e["error"].as_str().unwrap_or("-").to_owned(),
+            about,
+        ]);
+    }
+    let mut out = aligned(&rows);
+    out.push_str(&match events.len() {
+        0 => "no failed events\n".to_owned(),
+        1 => "1 failed event\n".to_owned(),
+        n => format!("{n} failed events\n"),
+    });
+    out
+}
+
 /// The `entries` answer as a table, one entry a line, times in UTC.
 fn entries_table(answer: &serde_json::Value) -> String {
-    let time = |v: &serde_json::Value| {
-        v.as_i64()
-            .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
-            .and_then(|t| {
-                t.format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            })
-            .unwrap_or_else(|| "-".to_owned())
-    };
+    let time = utc;
     let mut rows = vec![[
         "IDX".to_owned(),
         "STATUS".to_owned(),
@@ -465,19 +683,7 @@ fn entries_table(answer: &serde_json::Value) -> String {
             item["uri"].as_str().unwrap_or("-").to_owned(),
         ]);
     }
-    let widths: Vec<usize> = (0..7)
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for row in &rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
+    let mut out = aligned(&rows);
     let p = &answer["pagination"];
     out.push_str(&format!(
         "page {} of {}, {} entries\n",
@@ -681,6 +887,111 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn failed_events_print_as_an_aligned_table() {
+        let events = [
+            serde_json::json!({"id": "0000019ae1b2c3d4a1b2c3d4e5f60000", "type": "entry.revoked",
+                "attempts": 17, "deadAt": 1_765_000_000, "error": "HTTP 503",
+                "event": {"data": {"uri": "http://h/t/C643DA8A9FA3", "idx": 7,
+                                   "ref": "order-7", "status": "INVALID"}}}),
+            serde_json::json!({"id": "0000019ae1b2c3d4a1b2c3d4e5f60001", "type": "entries.issued",
+                "attempts": 3, "deadAt": 1_765_000_060, "error": "connection refused",
+                "event": {"data": {"ref": "order-8", "status": "VALID",
+                                   "entries": [{"idx": 1, "uri": "u"}, {"idx": 2, "uri": "u"}]}}}),
+        ];
+        let table = failed_table(&events);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 4, "{table}");
+        assert!(
+            lines[0]
+                .starts_with("ID                                TYPE            ATTEMPTS  DEAD AT"),
+            "{table}"
+        );
+        assert!(
+            lines[1].ends_with("2025-12-06T05:46:40Z  HTTP 503            http://h/t/C643DA8A9FA3 idx 7 ref order-7"),
+            "{table}"
+        );
+        assert!(lines[2].ends_with("ref order-8 (2 entries)"), "{table}");
+        assert_eq!(lines[3], "2 failed events");
+        assert_eq!(
+            failed_table(&[]),
+            "ID  TYPE  ATTEMPTS  DEAD AT  ERROR  ABOUT\nno failed events\n"
+        );
+    }
+
+    #[test]
+    fn webhook_commands_take_their_arguments() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args.iter().copied());
+        let id = "0000019ae1b2c3d4a1b2c3d4e5f60000";
+        let ok: [&[&str]; 4] = [
+            &["statuslist", "webhooks", "list", "--failed", "--demo"],
+            &[
+                "statuslist",
+                "webhooks",
+                "list",
+                "--failed",
+                "--demo",
+                "--json",
+                "--aud",
+                "https://s",
+            ],
+            &["statuslist", "webhooks", "redeliver", "--demo", id],
+            &[
+                "statuslist",
+                "webhooks",
+                "redeliver",
+                "--client",
+                "c",
+                "--key",
+                "k.pem",
+                id,
+                id,
+                "--json",
+            ],
+        ];
+        for args in ok {
+            assert!(parse(args).is_ok(), "{args:?}");
+        }
+        let bad: [&[&str]; 5] = [
+            &["statuslist", "webhooks", "list", "--demo"],
+            &["statuslist", "webhooks", "list", "--failed"],
+            &["statuslist", "webhooks", "redeliver", "--demo"],
+            &["statuslist", "webhooks", "redeliver", "--client", "c", id],
+            &["statuslist", "webhooks", "send", "--demo", id],
+        ];
+        for args in bad {
+            assert!(parse(args).is_err(), "{args:?}");
+        }
+        match parse(&["statuslist", "webhooks", "redeliver", "--demo", id, "x"]) {
+            Ok(Cli {
+                command:
+                    Some(Command::Webhooks {
+                        command: Webhooks::Redeliver { ids, .. },
+                    }),
+            }) => assert_eq!(ids, [id, "x"]),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn redeliver_refuses_a_malformed_id_before_sending() {
+        let who = Who {
+            client: None,
+            key: None,
+            demo: true,
+            // Nothing listens there: the error must come before any call.
+            url: "http://127.0.0.1:9".into(),
+        };
+        let err = client_runtime()
+            .unwrap()
+            .block_on(webhooks_redeliver(who, vec!["ABC".into()], None, false))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "'ABC' is not an event id (32 lowercase hexadecimal characters)"
+        );
     }
 
     #[test]

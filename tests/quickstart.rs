@@ -342,9 +342,47 @@ fn cli_errors_say_what_to_do() {
     let out = run(&["issue", "--demo", "--jti", "NOT-A-UUID", "--url", &url]);
     assert_eq!(out.status.code(), Some(1));
 
-    for cmd in ["serve", "keygen", "issue", "revoke", "check"] {
+    // A malformed event id is refused before anything is sent.
+    let out = run(&[
+        "webhooks",
+        "redeliver",
+        "--demo",
+        "--url",
+        &url,
+        "NOT-AN-ID",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("'NOT-AN-ID' is not an event id"), "{err}");
+
+    for cmd in ["serve", "keygen", "issue", "revoke", "check", "webhooks"] {
         let out = run(&[cmd, "--help"]);
         assert!(out.status.success(), "{cmd} --help");
+    }
+}
+
+/// The demo clients of development mode have no webhook: the webhook
+/// commands say so (the service's 404) instead of listing nothing. Needs
+/// the dispatch wiring (`Service` told which clients have a webhook).
+#[test]
+fn webhook_commands_of_a_client_without_a_webhook_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let _service = start(dir.path(), port);
+    let id = "019af7a565735e21c1d2e3f400000000";
+    for args in [
+        &["webhooks", "list", "--failed", "--demo", "--url", &url][..],
+        &["webhooks", "redeliver", "--demo", "--url", &url, id],
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("answered 404")
+                && err.contains("No webhook is configured for this client"),
+            "{args:?}: {err}"
+        );
     }
 }
 

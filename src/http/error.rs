@@ -39,6 +39,14 @@ pub const FORBIDDEN_CHANGE: &str = "Unable to revoke the specified status list e
 pub const JTI_USED: &str = "JWT has already been used: sign a new one with a fresh jti";
 /// `GET /entries` failed for an internal reason.
 pub const LISTING_FAILED: &str = "Unable to list entries";
+/// The webhook endpoints of a client that has none.
+pub const NO_WEBHOOK: &str = "No webhook is configured for this client";
+/// `GET /webhooks/failed` failed for an internal reason.
+pub const DEAD_LETTERS_FAILED: &str = "Unable to list failed webhook events";
+/// `POST /webhooks/redeliver` failed for an internal reason.
+pub const REDELIVERY_FAILED: &str = "Unable to redeliver webhook events";
+/// A JSON request body sent as another media type.
+pub const JSON_CONTENT_TYPE: &str = "Content-Type header must be application/json";
 
 /// The rows of the table for authentication failures: (HTTP status, CRS
 /// `error`, CRS `error_description`). The texts are the `Display` of each
@@ -141,6 +149,9 @@ pub enum ApiError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// A JSON endpoint (`POST /webhooks/redeliver`) sent another media type.
+    #[error("request body is not JSON")]
+    JsonContentType,
     /// A body that did not arrive in full within `http.body_timeout_ms`.
     #[error("request body timed out")]
     BodyTimeout {
@@ -202,6 +213,25 @@ impl ApiError {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "INTERNAL_SERVER_ERROR",
                 LISTING_FAILED,
+            ),
+            ApiError::Service(S::NoWebhook) => {
+                fixed(StatusCode::NOT_FOUND, "NOT_FOUND", NO_WEBHOOK)
+            }
+            ApiError::Service(S::BadRedelivery(e)) => {
+                (StatusCode::BAD_REQUEST, "BAD_REQUEST", e.to_string())
+            }
+            ApiError::JsonContentType => {
+                fixed(StatusCode::BAD_REQUEST, "BAD_REQUEST", JSON_CONTENT_TYPE)
+            }
+            ApiError::Service(S::DeadLettersFailed(_)) => fixed(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_SERVER_ERROR",
+                DEAD_LETTERS_FAILED,
+            ),
+            ApiError::Service(S::RedeliveryFailed(_)) => fixed(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_SERVER_ERROR",
+                REDELIVERY_FAILED,
             ),
             ApiError::Service(S::ListNotFound) | ApiError::ListNotFound => {
                 fixed(StatusCode::NOT_FOUND, "NOT_FOUND", LIST_NOT_FOUND)
@@ -335,6 +365,39 @@ mod tests {
             (status, text.as_str()),
             (StatusCode::INTERNAL_SERVER_ERROR, LISTING_FAILED)
         );
+    }
+
+    #[test]
+    fn the_service_rows_of_the_webhooks() {
+        use crate::ports::StoreError;
+        use crate::service::RedeliveryError;
+        let row = |e: ServiceError| {
+            let (status, code, text) = ApiError::from(e).row();
+            (status.as_u16(), code, text)
+        };
+        assert_eq!(
+            row(ServiceError::NoWebhook),
+            (404, "NOT_FOUND", NO_WEBHOOK.to_owned())
+        );
+        assert_eq!(
+            row(ServiceError::BadRedelivery(RedeliveryError::BadId(2))),
+            (
+                400,
+                "BAD_REQUEST",
+                "'ids[2]' must be an event id: 32 lowercase hexadecimal characters".to_owned()
+            )
+        );
+        let backend = || StoreError::Backend("x".into());
+        assert_eq!(
+            row(ServiceError::DeadLettersFailed(backend())),
+            (500, "INTERNAL_SERVER_ERROR", DEAD_LETTERS_FAILED.to_owned())
+        );
+        assert_eq!(
+            row(ServiceError::RedeliveryFailed(backend())),
+            (500, "INTERNAL_SERVER_ERROR", REDELIVERY_FAILED.to_owned())
+        );
+        let (status, _, text) = ApiError::JsonContentType.row();
+        assert_eq!((status.as_u16(), text.as_str()), (400, JSON_CONTENT_TYPE));
     }
 
     #[test]

@@ -13,17 +13,29 @@ use super::negotiate::{self, Coding};
 use super::state::AppState;
 use crate::auth::ChangeRequest;
 use crate::domain::{ChangeOp, ListFormat, ListId};
-use crate::ports::Store;
+use crate::ports::{Outbox, Store};
 use crate::service::{CacheOutcome, Changed, ReadyStatus, RefChanged, StoreState};
 
 /// The largest request body accepted (a request JWT is well under 2 KiB).
 pub const MAX_BODY: usize = 16 * 1024;
+
+/// The largest body of `POST /webhooks/redeliver`: 1,000 ids of 32 hex
+/// digits take 35 KB as compact JSON; the rest is room for whitespace.
+pub const MAX_REDELIVER_BODY: usize = 64 * 1024;
 
 /// Unix time now, in whole seconds.
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Unix time now, in milliseconds.
+pub fn unix_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
 }
 
@@ -37,7 +49,17 @@ async fn read_body(
     payload: web::Payload,
     timeout: std::time::Duration,
 ) -> Result<Vec<u8>, ApiError> {
-    tokio::time::timeout(timeout, read_body_within_limit(req, payload))
+    read_body_up_to(req, payload, timeout, MAX_BODY).await
+}
+
+/// [`read_body`] with another limit than [`MAX_BODY`].
+async fn read_body_up_to(
+    req: &HttpRequest,
+    payload: web::Payload,
+    timeout: std::time::Duration,
+    limit: usize,
+) -> Result<Vec<u8>, ApiError> {
+    tokio::time::timeout(timeout, read_body_within_limit(req, payload, limit))
         .await
         .map_err(|_| ApiError::BodyTimeout {
             timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
@@ -47,20 +69,21 @@ async fn read_body(
 async fn read_body_within_limit(
     req: &HttpRequest,
     mut payload: web::Payload,
+    limit: usize,
 ) -> Result<Vec<u8>, ApiError> {
-    let too_large = ApiError::TooLarge { limit: MAX_BODY };
+    let too_large = ApiError::TooLarge { limit };
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+    if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large);
     }
-    let mut body = Vec::with_capacity(declared.unwrap_or(1024).min(MAX_BODY as u64) as usize);
+    let mut body = Vec::with_capacity(declared.unwrap_or(1024).min(limit as u64) as usize);
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|_| ApiError::Auth(crate::auth::AuthError::Decode))?;
-        if body.len() + chunk.len() > MAX_BODY {
+        if body.len() + chunk.len() > limit {
             return Err(too_large);
         }
         body.extend_from_slice(&chunk);
@@ -72,6 +95,20 @@ fn content_type(req: &HttpRequest) -> Option<&str> {
     req.headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
+}
+
+/// True for `application/json`, with parameters (`; charset=utf-8`) or not.
+fn is_json(content_type: Option<&str>) -> bool {
+    content_type
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// The `Authorization` header, as bytes.
+fn authorization(req: &HttpRequest) -> Option<&[u8]> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .map(HeaderValue::as_bytes)
 }
 
 /// `POST /issue`: new status indexes for a credential (one for a CRS
@@ -177,11 +214,7 @@ pub async fn entries<S: Store>(
     state: web::Data<AppState<S>>,
 ) -> Result<HttpResponse, ApiError> {
     let now = unix_now();
-    let authorization = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .map(HeaderValue::as_bytes);
-    let claims = state.auth.check_listing(authorization, now).await?;
+    let claims = state.auth.check_listing(authorization(&req), now).await?;
     let listing = state
         .service
         .list_entries(&claims, req.query_string(), now)
@@ -189,6 +222,48 @@ pub async fn entries<S: Store>(
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .json(listing))
+}
+
+/// `GET /webhooks/failed`: one page of the authenticated client's
+/// dead-lettered webhook events (bearer JWT as for `GET /entries`).
+#[tracing::instrument(level = "debug", name = "webhooks_failed", skip_all)]
+pub async fn webhooks_failed<S: Store + Outbox>(
+    req: HttpRequest,
+    state: web::Data<AppState<S>>,
+) -> Result<HttpResponse, ApiError> {
+    let now = unix_now();
+    let claims = state.auth.check_listing(authorization(&req), now).await?;
+    let failed = state
+        .service
+        .dead_letters(&claims, req.query_string(), now)
+        .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .json(failed))
+}
+
+/// `POST /webhooks/redeliver`: queues dead-lettered events of the
+/// authenticated client for delivery again. The bearer JWT is checked
+/// before the body is read; the body is JSON, `{"ids": [...]}`.
+#[tracing::instrument(level = "debug", name = "webhooks_redeliver", skip_all)]
+pub async fn webhooks_redeliver<S: Store + Outbox>(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState<S>>,
+) -> Result<HttpResponse, ApiError> {
+    let now_ms = unix_now_ms();
+    let claims = state
+        .auth
+        .check_listing(authorization(&req), now_ms / 1000)
+        .await?;
+    if !is_json(content_type(&req)) {
+        return Err(ApiError::JsonContentType);
+    }
+    let body = read_body_up_to(&req, payload, state.body_timeout, MAX_REDELIVER_BODY).await?;
+    let answer = state.service.redeliver(&claims, &body, now_ms).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .json(answer))
 }
 
 /// `GET /t/{id}`: an IETF Token Status List.

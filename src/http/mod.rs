@@ -14,7 +14,7 @@ pub use error::ApiError;
 pub use state::AppState;
 
 use crate::domain::ChangeOp;
-use crate::ports::Store;
+use crate::ports::{Outbox, Store};
 
 /// Every route the service serves, as (method, path) in OpenAPI spelling.
 /// The OpenAPI test checks this list against `openapi.yaml` and against the
@@ -25,6 +25,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/suspend"),
     ("post", "/unsuspend"),
     ("get", "/entries"),
+    ("get", "/webhooks/failed"),
+    ("post", "/webhooks/redeliver"),
     ("get", "/t/{id}"),
     ("get", "/b/{id}"),
     ("get", "/.well-known/jwks.json"),
@@ -44,7 +46,7 @@ fn change<S: Store>(op: ChangeOp) -> actix_web::Route {
 }
 
 /// Registers every route on an actix `App` or scope.
-pub fn configure<S: Store>(cfg: &mut web::ServiceConfig) {
+pub fn configure<S: Store + Outbox>(cfg: &mut web::ServiceConfig) {
     use handlers as h;
     // A known path answers other methods with a JSON 405, not actix's empty one.
     let at = |path: &'static str, route: actix_web::Route| {
@@ -57,6 +59,14 @@ pub fn configure<S: Store>(cfg: &mut web::ServiceConfig) {
         .service(at("/suspend", change::<S>(ChangeOp::Suspend)))
         .service(at("/unsuspend", change::<S>(ChangeOp::Unsuspend)))
         .service(at("/entries", web::get().to(h::entries::<S>)))
+        .service(at(
+            "/webhooks/failed",
+            web::get().to(h::webhooks_failed::<S>),
+        ))
+        .service(at(
+            "/webhooks/redeliver",
+            web::post().to(h::webhooks_redeliver::<S>),
+        ))
         .service(at("/t/{id}", web::get().to(h::token_list::<S>)))
         .service(at("/b/{id}", web::get().to(h::bitstring_list::<S>)))
         .service(at("/.well-known/jwks.json", web::get().to(h::jwks::<S>)))

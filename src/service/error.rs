@@ -2,6 +2,7 @@
 //! store failures onto it.
 
 use super::cache::CacheError;
+use super::webhooks::RedeliveryError;
 use crate::domain::{Bits, QueryError, Status};
 use crate::ports::StoreError;
 
@@ -58,6 +59,19 @@ pub enum ServiceError {
     /// `GET /entries` failed in the store for another reason.
     #[error("listing failed")]
     ListingFailed(#[source] StoreError),
+    /// The client has no webhook configured: it has no events to list or
+    /// redeliver.
+    #[error("no webhook is configured for this client")]
+    NoWebhook,
+    /// The body of a redelivery is malformed (the text names the member).
+    #[error(transparent)]
+    BadRedelivery(RedeliveryError),
+    /// `GET /webhooks/failed` failed in the store for another reason.
+    #[error("listing dead webhook events failed")]
+    DeadLettersFailed(#[source] StoreError),
+    /// `POST /webhooks/redeliver` failed in the store for another reason.
+    #[error("redelivery failed")]
+    RedeliveryFailed(#[source] StoreError),
     /// A list exists but no token of it could be served: its stored data
     /// cannot be published, signing failed, or the store failed for a reason
     /// other than reachability.

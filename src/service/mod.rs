@@ -7,6 +7,10 @@
 //!   `Service::after_change`.
 //! - [`Service::list_entries`] (`GET /entries`) reads one page of a client's
 //!   entries for a single-use listing JWT.
+//! - [`Service::dead_letters`] (`GET /webhooks/failed`) and
+//!   [`Service::redeliver`] (`POST /webhooks/redeliver`) show a client its
+//!   dead-lettered webhook events and queue them again, for the same kind of
+//!   JWT.
 //! - [`Service::publish`] serves the signed token of a list through the
 //!   [`cache`], which signs through the [`ListSigner`] port.
 //! - [`Service::readiness`] is what `/health/ready` reports.
@@ -28,6 +32,7 @@ mod error;
 mod issue;
 mod publish;
 mod readiness;
+mod webhooks;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -39,6 +44,10 @@ pub use entries::{EntryListing, ListedEntry};
 pub use error::ServiceError;
 pub use issue::{IssueAnswer, Issued, IssuedEntries, IssuedEntry};
 pub use readiness::{Readiness, ReadyStatus, StoreState};
+pub use webhooks::{
+    DEFAULT_FAILED_LIMIT, FailedEvent, FailedEvents, FailedQuery, MAX_IDS, Redelivered,
+    RedeliveryError, parse_redelivery,
+};
 
 use crate::domain::ClientId;
 use crate::domain::events::EventSeed;

@@ -61,6 +61,11 @@ pub struct Knobs {
     pub optimize_after_secs: u64,
     /// `lists.max_batch` (the service's default when `None`).
     pub max_batch: Option<u64>,
+    /// More lines of `client-t`'s `[[clients]]` table (a webhook, say).
+    pub token_client_toml: String,
+    /// More top-level tables (`[webhooks]`, say), placed before the
+    /// clients.
+    pub extra_toml: String,
 }
 
 impl Default for Knobs {
@@ -73,6 +78,8 @@ impl Default for Knobs {
             window_secs: 3600,
             optimize_after_secs: 1,
             max_batch: None,
+            token_client_toml: String::new(),
+            extra_toml: String::new(),
         }
     }
 }
@@ -227,7 +234,7 @@ pub fn settings(store: &StoreSpec, knobs: &Knobs, dir: &Path) -> Settings {
          [store]\nurl = \"{url}\"\nredis_prefix = \"{prefix}\"\ncommand_timeout_ms = {}\n\
          [lists]\ncapacity = {}\nbits = {}\n{}\
          [signing]\nkey_file = \"{}\"\ngenerate_if_missing = true\nfreshness_ms = {}\n\
-         optimize_after_secs = {}\n{}{}{}",
+         optimize_after_secs = {}\n{}{}{}{}{}",
         knobs.window_secs,
         command_timeout_ms,
         knobs.capacity,
@@ -239,7 +246,9 @@ pub fn settings(store: &StoreSpec, knobs: &Knobs, dir: &Path) -> Settings {
         dir.join("service-key.pem").display(),
         knobs.freshness_ms,
         knobs.optimize_after_secs,
+        knobs.extra_toml,
         TOKEN.toml(),
+        knobs.token_client_toml,
         TOKEN2.toml(),
         if knobs.bits == 2 {
             BITS.toml()

@@ -9,6 +9,7 @@ mod support;
 mod helpers;
 
 mod batch;
+mod delivery;
 mod entries;
 mod errors;
 mod issue;
@@ -19,4 +20,4 @@ mod propagation;
 mod redis_faults;
 mod revoke;
 mod trust;
-mod webhook;
+mod webhooks;

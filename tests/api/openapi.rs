@@ -15,7 +15,7 @@ const METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
 ];
 
-fn spec() -> Value {
+pub(crate) fn spec() -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml");
     let text = std::fs::read_to_string(path).unwrap();
     serde_yaml_ng::from_str(&text).unwrap()
@@ -91,7 +91,12 @@ fn every_ref_resolves() {
 
 /// Every (error, error_description) documented for `status` of
 /// `method path`, refs resolved.
-fn documented_errors(spec: &Value, method: &str, path: &str, status: u16) -> Vec<(String, String)> {
+pub(crate) fn documented_errors(
+    spec: &Value,
+    method: &str,
+    path: &str,
+    status: u16,
+) -> Vec<(String, String)> {
     let Some(res) = spec["paths"][path][method]["responses"].get(status.to_string()) else {
         return Vec::new();
     };

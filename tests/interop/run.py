@@ -30,7 +30,15 @@ real `statuslist` binary on a free loopback port, then:
    must carry the spec's status and text. A canary spec first proves that
    Prism reports a mismatch at all.
 
-Run one phase with --only scenario|schemathesis|crs; INTEROP_SEED repeats
+4. webhooks: the token client gets a webhook to a receiver here (Python's
+   http.server) that refuses the first attempt of every event with 503;
+   an issue with a ref, a revocation by ref, a suspension and an
+   unsuspension of one entry must each arrive (retried), with a
+   `Statuslist-Signature` that the README's own Python receiver snippet
+   (`hmac`, not our code) verifies, the events of one entry in order; and
+   nothing is left dead-lettered (`GET /webhooks/failed`).
+
+Run one phase with --only scenario|schemathesis|crs|webhooks; INTEROP_SEED repeats
 the scenario's choice of entries, INTEROP_KEEP=1 keeps the temporary
 directory (logs of the service, Redis and Prism) even on success.
 
@@ -50,11 +58,13 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import jwt  # pyjwt
@@ -177,7 +187,10 @@ def post_jwt(base: str, path: str, token: str, content_type: str | None = "appli
 class Service:
     """A private redis-server and the service on top of it."""
 
-    def __init__(self, procs: Procs, binary: Path, tmp: Path) -> None:
+    def __init__(self, procs: Procs, binary: Path, tmp: Path,
+                 webhook: tuple[int, Path] | None = None) -> None:
+        """`webhook`: (receiver port, secret file) gives the token client a
+        webhook, with quick retries."""
         self.procs = procs
         self.tmp = tmp
         tmp.mkdir(parents=True, exist_ok=True)
@@ -196,6 +209,18 @@ class Service:
         self.bitstring = Client("interop-bitstring", "bitstring", keys)
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        webhooks, token_webhook = "", ""
+        if webhook:
+            port, secret_file = webhook
+            webhooks = """
+[webhooks]
+retry_initial = "100ms"
+retry_max = "1s"
+poll_interval = "100ms"
+recheck = "50ms"
+"""
+            token_webhook = (f'allow_insecure_webhook = true\n'
+                             f'webhook = {{ url = "http://127.0.0.1:{port}/hook", secret_file = "{secret_file}" }}\n')
         config = tmp / "statuslist.toml"
         config.write_text(f"""
 public_base_url = "{self.base}"
@@ -212,12 +237,12 @@ capacity = 400
 [signing]
 key_file = "{tmp / 'service-key.pem'}"
 generate_if_missing = true
-
+{webhooks}
 [[clients]]
 id = "{self.token.id}"
 format = "token"
 jwks_file = "{self.token.jwks_file}"
-
+{token_webhook}
 [[clients]]
 id = "{self.bitstring.id}"
 format = "bitstring"
@@ -761,6 +786,160 @@ parameters = {{ "path.id" = "{b_uri.rsplit('/', 1)[1]}" }}
             fail(f"schemathesis: no generated request got a 200 from /{kind}/ (answers: {sorted(answered)})")
 
 
+# ---------------------------------------------------------------- webhooks
+
+
+def readme_verify():
+    """The `verify` function of README.md's "Webhooks" section: the receiver
+    snippet the README gives issuers, run as it is."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## Webhooks\n", 1)[1].split("\n## ", 1)[0]
+    code = section.split("```python\n", 1)[1].split("\n```", 1)[0]
+    scope: dict = {}
+    exec(code, scope)
+    return scope["verify"]
+
+
+class Receiver:
+    """A webhook receiver on 127.0.0.1: records every request, answers 503
+    to the first attempt of each event id (so that every event is retried)
+    and 200 afterwards."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        # (event id header, signature header, content type, body, status answered)
+        self.requests: list[tuple[str, str, str, bytes, int]] = []
+        seen: set[str] = set()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                event_id = self.headers.get("Statuslist-Event-Id", "")
+                with outer.lock:
+                    status = 200 if event_id in seen else 503
+                    seen.add(event_id)
+                    outer.requests.append((event_id, self.headers.get("Statuslist-Signature", ""),
+                                           self.headers.get("Content-Type", ""), body, status))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def snapshot(self) -> list[tuple[str, str, str, bytes, int]]:
+        with self.lock:
+            return list(self.requests)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def webhooks(procs: Procs, binary: Path, tmp: Path) -> None:
+    verify = readme_verify()
+    secret = uuid.uuid4().hex + uuid.uuid4().hex
+    secret_file = tmp / "webhook-secret"
+    tmp.mkdir(parents=True, exist_ok=True)
+    secret_file.write_text(secret + "\n")
+    receiver = Receiver()
+    try:
+        svc = Service(procs, binary, tmp, webhook=(receiver.port, secret_file))
+        client = svc.token
+        # entries.issued (a batch of 3 with a ref), then entry.revoked for each.
+        status, _, body = post_jwt(svc.base, "/issue", client.sign(client.issue_claims(ref="wh-1", count=3)))
+        if status != 200:
+            raise RuntimeError(f"/issue with a ref: HTTP {status} {body[:200]!r}")
+        batch = [(e["uri"], e["idx"]) for e in json.loads(body)["entries"]]
+        claims = {"iss": client.id, "iat": int(time.time()), "jti": str(uuid.uuid4()), "ref": "wh-1"}
+        status, _, body = post_jwt(svc.base, "/revoke", client.sign(claims))
+        if status != 202:
+            raise RuntimeError(f"/revoke by ref: HTTP {status} {body[:200]!r}")
+        # No event for an /issue without a ref; then suspended, unsuspended.
+        uri, idx = issue_one(svc, client)
+        for path in ("/suspend", "/unsuspend"):
+            status, _, body = post_jwt(svc.base, path, client.sign(client.change_claims(uri, idx)))
+            if status != 202:
+                raise RuntimeError(f"{path}: HTTP {status} {body[:200]!r}")
+        want = 1 + len(batch) + 2
+
+        def delivered() -> set[str]:
+            return {r[0] for r in receiver.snapshot() if r[4] == 200}
+
+        try:
+            wait_until(f"{want} events delivered", lambda: len(delivered()) >= want, 60)
+        except RuntimeError as e:
+            fail(f"webhooks: {e} (got {len(delivered())})")
+        requests = receiver.snapshot()
+        events: dict[str, dict] = {}
+        for event_id, signature, content_type, body, _ in requests:
+            if not verify(secret.encode(), signature, body):
+                fail(f"webhooks: the README's verify refuses the signature of {event_id}")
+            if content_type != "application/json":
+                fail(f"webhooks: Content-Type {content_type!r}")
+            event = json.loads(body)
+            if event.get("id") != event_id:
+                fail(f"webhooks: Statuslist-Event-Id {event_id} is not the body's id {event.get('id')}")
+            if events.setdefault(event_id, event) != event:
+                fail(f"webhooks: {event_id} was sent with two different bodies")
+        kinds = sorted(e["type"] for e in events.values())
+        want_kinds = sorted(["entries.issued"] + ["entry.revoked"] * len(batch)
+                            + ["entry.suspended", "entry.unsuspended"])
+        if kinds != want_kinds:
+            fail(f"webhooks: event types {kinds}, expected {want_kinds}")
+        for e in events.values():
+            if e.get("client") != client.id or set(e) != {"id", "type", "client", "at", "data"}:
+                fail(f"webhooks: unexpected event {e}")
+            data = e["data"]
+            if e["type"] == "entries.issued":
+                if data.get("ref") != "wh-1" or [(x["uri"], x["idx"]) for x in data["entries"]] != batch:
+                    fail(f"webhooks: entries.issued {data} does not list the batch {batch}")
+            elif e["type"] == "entry.revoked":
+                if data.get("ref") != "wh-1" or (data["uri"], data["idx"]) not in batch \
+                        or data["status"] != "INVALID":
+                    fail(f"webhooks: entry.revoked {data}")
+            elif (data["uri"], data["idx"]) != (uri, idx) or "ref" in data:
+                fail(f"webhooks: {e['type']} {data} is not of {uri} {idx}")
+        # Order per entry: an event is first sent only after the one before
+        # it (of one of its entries) was delivered.
+        first_sent: dict[str, int] = {}
+        delivered_at: dict[str, int] = {}
+        for i, (event_id, _, _, _, status) in enumerate(requests):
+            first_sent.setdefault(event_id, i)
+            if status == 200:
+                delivered_at.setdefault(event_id, i)
+        by_type: dict[str, list[str]] = {}
+        for event_id, e in events.items():
+            by_type.setdefault(e["type"], []).append(event_id)
+        for before, after in (("entries.issued", "entry.revoked"), ("entry.suspended", "entry.unsuspended")):
+            for b in by_type.get(before, []):
+                for a in by_type.get(after, []):
+                    if a in first_sent and (b not in delivered_at or first_sent[a] < delivered_at[b]):
+                        fail(f"webhooks: {after} {a} was sent before {before} {b} was delivered")
+        # Nothing was given up on; redelivering a delivered event finds nothing.
+        auth = {"Authorization": f"Bearer {client.listing_token(svc.base)}"}
+        status, _, body = http("GET", f"{svc.base}/webhooks/failed", None, auth)
+        if status != 200 or json.loads(body) != {"events": [], "hasMore": False}:
+            fail(f"webhooks: GET /webhooks/failed answered {status} {body[:300]!r}")
+        some = next(iter(events))
+        auth = {"Authorization": f"Bearer {client.listing_token(svc.base)}",
+                "Content-Type": "application/json"}
+        status, _, body = http("POST", f"{svc.base}/webhooks/redeliver",
+                               json.dumps({"ids": [some]}).encode(), auth)
+        if status != 200 or json.loads(body) != {"redelivered": [], "unknown": [some]}:
+            fail(f"webhooks: POST /webhooks/redeliver answered {status} {body[:300]!r}")
+        retried = sum(1 for r in requests if r[4] != 200)
+        log(f"webhooks: {len(events)} events, {len(requests)} requests ({retried} refused and retried), "
+            "signatures verified by the README's receiver")
+    finally:
+        receiver.close()
+
+
 def issue_one(svc: Service, client: Client) -> tuple[str, int]:
     status, _, body = post_jwt(svc.base, "/issue", client.sign(client.issue_claims()))
     if status != 200:
@@ -774,9 +953,9 @@ def main() -> int:
     ap.add_argument("--bin", default=str(ROOT / "target" / "debug" / "statuslist"))
     ap.add_argument("--issues", type=int, default=1000)
     ap.add_argument("--examples", type=int, default=300)
-    ap.add_argument("--only", choices=["scenario", "crs", "schemathesis"], action="append")
+    ap.add_argument("--only", choices=["scenario", "crs", "schemathesis", "webhooks"], action="append")
     args = ap.parse_args()
-    phases = args.only or ["scenario", "crs", "schemathesis"]
+    phases = args.only or ["scenario", "crs", "schemathesis", "webhooks"]
     binary = Path(args.bin).resolve()
     procs = Procs()
     tmp = Path(tempfile.mkdtemp(prefix="statuslist-interop-"))
@@ -790,6 +969,9 @@ def main() -> int:
             log("schemathesis against openapi.yaml")
             svc = Service(procs, binary, tmp / "schemathesis")
             schemathesis(svc, tmp, args.examples)
+        if "webhooks" in phases:
+            log("webhooks: deliveries verified by the README's receiver")
+            webhooks(procs, binary, tmp / "webhooks")
         if "crs" in phases:
             # Last: it stops its Redis to see the 503s.
             log("CRS contract through Prism")

@@ -2,7 +2,7 @@
 # Interop and contract tests (tests/interop/run.py): installs the pinned
 # Node and Python tools into tests/interop/node_modules and tests/interop/.venv
 # (nothing global), then runs them against the service binary.
-#   bash tests/interop/run.sh [--bin target/debug/statuslist] [--only scenario|crs|schemathesis]
+#   bash tests/interop/run.sh [--bin target/debug/statuslist] [--only scenario|crs|schemathesis|webhooks]
 set -euo pipefail
 cd "$(dirname "$0")"
 
