@@ -1379,6 +1379,107 @@ mod tests {
         }
     }
 
+    /// Events as `take.lua` hands them out and dead letters as
+    /// `ev_dead_pack` stores them decode into the stored event; anything
+    /// malformed is Corrupt.
+    #[test]
+    fn outbox_replies() {
+        use crate::domain::events::EventSeed;
+        let id = EventSeed { ms: 5, nonce: 6 }.id(7);
+        let mut runs = Vec::new();
+        runs.extend_from_slice(&[0x01, 0x23, 0x45, 0x67, 0x89, 0xAB]);
+        runs.extend_from_slice(&[0, 0, 0, 0, 1, 0]);
+        runs.extend_from_slice(&2u32.to_be_bytes());
+        let bytes = |b: &[u8]| Value::BulkString(b.to_vec());
+        let taken = [
+            bulk("1-0"),
+            Value::Int(2),
+            bytes(&id.to_bytes()),
+            bulk("4"),
+            bulk("token"),
+            bulk("1700000000"),
+            bytes(&runs),
+            bulk("order 1"),
+        ];
+        let event = StoredEvent {
+            id,
+            kind: EventKind::EntriesIssued,
+            format: ListFormat::Token,
+            at: 1_700_000_000,
+            runs: vec![Run {
+                list: list(),
+                first: 256,
+                count: 2,
+            }],
+            issuance_ref: Some(IssuanceRef::parse("order 1").unwrap()),
+        };
+        assert_eq!(
+            TakenEvent::decode_all(&taken).unwrap(),
+            vec![TakenEvent {
+                handle: "1-0".to_owned(),
+                attempt: 2,
+                event: event.clone(),
+            }]
+        );
+        assert!(TakenEvent::decode_all(&[]).unwrap().is_empty());
+        let corrupt =
+            |r: Result<Vec<TakenEvent>, StoreError>| matches!(r, Err(StoreError::Corrupt(_)));
+        assert!(corrupt(TakenEvent::decode_all(&taken[..7])));
+        for (at, bad) in [
+            (2, bulk("short")),
+            (3, bulk("9")),
+            (4, bulk("jwt")),
+            (5, bulk("-1")),
+            (6, bytes(&runs[..15])),
+            (6, bytes(&[])),
+        ] {
+            let mut t = taken.clone();
+            t[at] = bad;
+            assert!(corrupt(TakenEvent::decode_all(&t)), "{at}");
+        }
+        let pack = |values: &[&[u8]]| -> Vec<u8> {
+            values
+                .iter()
+                .flat_map(|v| {
+                    let mut out = (v.len() as u32).to_be_bytes().to_vec();
+                    out.extend_from_slice(v);
+                    out
+                })
+                .collect()
+        };
+        let letter = pack(&[
+            b"4",
+            b"token",
+            b"1700000000",
+            &runs,
+            b"order 1",
+            b"3",
+            b"1700000000123",
+            b"HTTP 500",
+        ]);
+        assert_eq!(
+            StoredDeadLetter::decode(&id.to_bytes(), &letter).unwrap(),
+            StoredDeadLetter {
+                event,
+                attempts: 3,
+                dead_at: 1_700_000_000_123,
+                error: "HTTP 500".to_owned(),
+            }
+        );
+        for bad in [
+            &letter[..letter.len() - 1],
+            &letter[..4],
+            &pack(&[b"4"])[..],
+        ] {
+            assert!(matches!(
+                StoredDeadLetter::decode(&id.to_bytes(), bad),
+                Err(StoreError::Corrupt(_))
+            ));
+        }
+        assert_eq!(event_ids(&[bytes(&id.to_bytes())]).unwrap(), vec![id]);
+        assert!(event_ids(&[bulk("x")]).is_err());
+    }
+
     #[test]
     fn metadata_fields() {
         let l = list();
