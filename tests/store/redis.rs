@@ -6,10 +6,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use statuslist::domain::events::{EventKind, EventSeed};
 use statuslist::domain::{Bits, ListFormat, ListId, SortOrder, Status, StatusList, StatusSet};
 use statuslist::ports::{
-    AllocateOutcome, AllocateRequest, Allocation, EntryItem, EntryPage, EntryQuery,
-    RefChangeReport, SetStatusOutcome, Store, StoreError, StoreSettings,
+    AllocateOutcome, AllocateRequest, Allocation, EntryItem, EntryPage, EntryQuery, Failure, Lease,
+    Outbox, RefChangeReport, SetStatusOutcome, Store, StoreError, StoreSettings, TakeRequest,
 };
 use statuslist::store::redis::{RedisSettings, RedisStore};
 
@@ -1600,4 +1601,321 @@ async fn a_deep_page_costs_what_a_first_page_costs() {
         // A walk of what precedes the page would be thousands.
         assert!(costs.iter().all(|c| *c < 2_500), "{costs:?} for {shape:?}");
     }
+}
+
+/// A seed for one write of the outbox tests.
+fn event_seed(nonce: u64) -> EventSeed {
+    EventSeed {
+        ms: NOW * 1000,
+        nonce,
+    }
+}
+
+/// A take of `who`'s events by `consumer` at `now_ms` (30 s leases, 1 s
+/// rechecks).
+fn take_of(who: &str, consumer: &str, now_ms: u64) -> TakeRequest {
+    TakeRequest {
+        clients: vec![client(who)],
+        consumer: consumer.to_owned(),
+        now_ms,
+        lease: Duration::from_secs(30),
+        recheck: Duration::from_secs(1),
+        max: 100,
+    }
+}
+
+/// The keys of the private server whose names end like an outbox key.
+async fn outbox_keys(server: &RedisServer) -> Vec<String> {
+    let mut conn = ::redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let keys: Vec<String> = ::redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    keys.into_iter()
+        .filter(|k| {
+            [":ev", ":evq", ":eva", ":evl", ":evx"]
+                .iter()
+                .any(|s| k.ends_with(s))
+        })
+        .collect()
+}
+
+/// A change that fails because a list is damaged records no event: not for
+/// the entry of the damaged list, not for the entries of the whole list the
+/// same change by ref would have changed first, not for an allocation from
+/// the damaged current list. The same change of a whole list does.
+#[tokio::test]
+async fn a_failed_change_records_no_event() {
+    let (store, server) = make_store(small(10)).await;
+    let name = "failing-events";
+    let c = client(name);
+    let t = ListFormat::Token;
+    // Allocated without seeds: no events yet.
+    let a = allocated(
+        store
+            .allocate(&ref_req(name, t, "d1", Some("dmg"), 8, NOW))
+            .await
+            .unwrap(),
+    );
+    let b = allocated(
+        store
+            .allocate(&ref_req(name, t, "d2", Some("dmg"), 5, NOW))
+            .await
+            .unwrap(),
+    );
+    let spill = b.next.clone().expect("spans into a second list");
+    let keys = store.list_keys(&spill.list).await.unwrap().unwrap();
+    assert_eq!(
+        server.command(&format!("DEL {}", keys.chunks[0])).trim(),
+        ":1"
+    );
+    // By ref: the first list is whole and comes first, the second is not.
+    let mut revoke = ref_change(name, t, "dmg", Status::Invalid, "dx", NOW + 1);
+    revoke.events = Some(event_seed(1));
+    assert!(matches!(
+        store.set_status_by_ref(&revoke).await,
+        Err(StoreError::Damaged { .. })
+    ));
+    let mut one = change(&c, spill.list, spill.indexes[0], Status::Invalid, NOW + 1);
+    one.events = Some(event_seed(2));
+    assert!(matches!(
+        store.set_status(&one).await,
+        Err(StoreError::Damaged { .. })
+    ));
+    let mut issue = ref_req(name, t, "d3", Some("more"), 1, NOW + 1);
+    issue.events = Some(event_seed(3));
+    assert!(matches!(
+        store.allocate(&issue).await,
+        Err(StoreError::Damaged { .. })
+    ));
+    assert_eq!(store.pending(&c).await.unwrap(), 0);
+    assert!(outbox_keys(&server).await.is_empty());
+    // A change of the whole list does record its event.
+    let mut fine = change(&c, a.list, a.indexes[0], Status::Invalid, NOW + 2);
+    fine.events = Some(event_seed(4));
+    assert!(matches!(
+        store.set_status(&fine).await.unwrap(),
+        SetStatusOutcome::Done { .. }
+    ));
+    assert_eq!(store.pending(&c).await.unwrap(), 1);
+}
+
+/// Events and their states live in Redis's data set: after a kill -9 and a
+/// restart of a durable server, a held event is still held until its lease
+/// ends (then handed out as attempt 2), an event held back by it is still
+/// held back, a dead letter is still listed, and the consumer group goes on
+/// where it was (nothing taken is waiting again).
+#[tokio::test]
+async fn events_survive_a_restart_of_a_durable_server() {
+    let mut server = RedisServer::start_durable();
+    let store = connect(&server, StoreSettings::default()).await;
+    let name = "durable-events";
+    let c = client(name);
+    let t = ListFormat::Token;
+    let now_ms = NOW * 1000;
+    let mut issue = ref_req(name, t, "i1", Some("r1"), 2, NOW);
+    issue.events = Some(event_seed(10));
+    let a = allocated(store.allocate(&issue).await.unwrap());
+    let mut revoke = change(&c, a.list, a.indexes[0], Status::Invalid, NOW + 1);
+    revoke.events = Some(event_seed(11));
+    store.set_status(&revoke).await.unwrap();
+    let mut other = ref_req(name, t, "i2", Some("r2"), 1, NOW + 2);
+    other.events = Some(event_seed(12));
+    allocated(store.allocate(&other).await.unwrap());
+    // Both issue events are handed out; the revocation waits behind the
+    // first.
+    let first = store.take(&take_of(name, "a", now_ms)).await.unwrap();
+    let ids: Vec<_> = first.iter().map(|l| l.event.id).collect();
+    assert_eq!(ids, vec![event_seed(10).id(0), event_seed(12).id(0)]);
+    let dead: &Lease = &first[1];
+    store
+        .dead_letter(&Failure {
+            client: c.clone(),
+            handle: dead.handle.clone(),
+            attempt: dead.attempt,
+            error: "HTTP 503".into(),
+            now_ms: now_ms + 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.pending(&c).await.unwrap(), 2);
+    drop(store);
+
+    server.kill();
+    server.restart();
+    let store = connect(&server, StoreSettings::default()).await;
+    assert_eq!(store.pending(&c).await.unwrap(), 2);
+    let letters = store.dead_letters(&c).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].event, dead.event);
+    assert_eq!(
+        (
+            letters[0].attempts,
+            letters[0].dead_at,
+            letters[0].error.as_str()
+        ),
+        (1, now_ms + 10, "HTTP 503")
+    );
+    // Still held (and the revocation still held back) until the lease ends.
+    assert!(
+        store
+            .take(&take_of(name, "b", now_ms + 29_999))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let again = store
+        .take(&take_of(name, "b", now_ms + 30_000))
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].event, first[0].event);
+    assert_eq!(again[0].attempt, 2);
+    // The group's pending list names the new holder.
+    let holder = server.command(&format!(
+        "XPENDING statuslist:{{{name}}}:ev dispatch - + 10 b"
+    ));
+    assert!(holder.contains(&again[0].handle), "{holder}");
+    store.delivered(&c, &again[0].handle).await.unwrap();
+    let next = store
+        .take(&take_of(name, "b", now_ms + 31_001))
+        .await
+        .unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].event.kind, EventKind::EntryRevoked);
+    assert_eq!(next[0].event.entries, vec![(a.list, a.indexes[0])]);
+    assert_eq!(next[0].attempt, 1);
+    store.delivered(&c, &next[0].handle).await.unwrap();
+    let back = store
+        .redeliver(&c, &[dead.event.id], now_ms + 40_000)
+        .await
+        .unwrap();
+    assert_eq!(back, vec![dead.event.id]);
+    let last = store
+        .take(&take_of(name, "b", now_ms + 40_001))
+        .await
+        .unwrap();
+    assert_eq!((last.len(), last[0].attempt), (1, 1));
+    store.delivered(&c, &last[0].handle).await.unwrap();
+    assert_eq!(store.pending(&c).await.unwrap(), 0);
+    // Delivered events leave no per-entry pointer behind.
+    assert_eq!(
+        server
+            .command(&format!("EXISTS statuslist:{{{name}}}:evl"))
+            .trim(),
+        ":0"
+    );
+}
+
+/// Writes without an event seed (clients without a webhook) are what they
+/// were before events: no outbox key appears and no stream command runs,
+/// and a take for such a client creates nothing either.
+#[tokio::test]
+async fn writes_without_a_seed_touch_no_outbox() {
+    let (store, server) = make_store(small(10)).await;
+    let name = "quiet-client";
+    let c = client(name);
+    let t = ListFormat::Token;
+    let a = allocated(
+        store
+            .allocate(&ref_req(name, t, "q1", Some("r"), 8, NOW))
+            .await
+            .unwrap(),
+    );
+    // Into a second list too.
+    allocated(
+        store
+            .allocate(&ref_req(name, t, "q0", Some("r"), 4, NOW))
+            .await
+            .unwrap(),
+    );
+    set(&store, &c, a.list, a.indexes[0], Status::Suspended, NOW + 1)
+        .await
+        .unwrap();
+    done(
+        store
+            .set_status_by_ref(&ref_change(name, t, "r", Status::Invalid, "q2", NOW + 2))
+            .await
+            .unwrap(),
+    );
+    assert!(outbox_keys(&server).await.is_empty());
+    let stats = server.command("INFO commandstats");
+    for cmd in ["xadd", "xgroup", "xreadgroup", "xrange", "xlen"] {
+        assert!(
+            !stats.contains(&format!("cmdstat_{cmd}:")),
+            "{cmd}: {stats}"
+        );
+    }
+    assert!(
+        store
+            .take(&take_of(name, "a", NOW * 1000))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.pending(&c).await.unwrap(), 0);
+    assert!(store.dead_letters(&c).await.unwrap().is_empty());
+    assert!(outbox_keys(&server).await.is_empty());
+}
+
+/// A change by ref spanning two lists records one event per entry it
+/// changed, in allocation order, each with its own entry's index and the
+/// ref; the entries another change left alone get none, and each event of
+/// an entry changed before waits behind that entry's earlier event.
+#[tokio::test]
+async fn a_change_by_ref_across_lists_records_each_entry_in_order() {
+    let (store, _server) = make_store(small(10)).await;
+    let name = "spread-events";
+    let c = client(name);
+    let t = ListFormat::Token;
+    let a = allocated(
+        store
+            .allocate(&ref_req(name, t, "s1", Some("r"), 8, NOW))
+            .await
+            .unwrap(),
+    );
+    let b = allocated(
+        store
+            .allocate(&ref_req(name, t, "s2", Some("r"), 5, NOW))
+            .await
+            .unwrap(),
+    );
+    let spill = b.next.clone().expect("spans into a second list");
+    let mut entries: Vec<(ListId, u64)> = a.entries().collect();
+    entries.extend(b.entries());
+    assert_eq!(entries.len(), 13);
+    // Entry 3 revoked first (an event), so the suspension skips it.
+    let mut first = change(&c, entries[3].0, entries[3].1, Status::Invalid, NOW + 1);
+    first.events = Some(event_seed(20));
+    store.set_status(&first).await.unwrap();
+    let mut by_ref = ref_change(name, t, "r", Status::Suspended, "s3", NOW + 2);
+    by_ref.events = Some(event_seed(21));
+    assert_eq!(
+        done(store.set_status_by_ref(&by_ref).await.unwrap()).changed,
+        12
+    );
+    assert_eq!(store.pending(&c).await.unwrap(), 13);
+    let got = store.take(&take_of(name, "a", NOW * 1000)).await.unwrap();
+    assert_eq!(got.len(), 13);
+    assert_eq!(got[0].event.id, event_seed(20).id(0));
+    let changed: Vec<(ListId, u64)> = entries
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 3)
+        .map(|(_, e)| *e)
+        .collect();
+    for (k, lease) in got[1..].iter().enumerate() {
+        let e = &lease.event;
+        assert_eq!(e.id, event_seed(21).id(k as u32));
+        assert_eq!(e.kind, EventKind::EntrySuspended);
+        assert_eq!(e.entries, vec![changed[k]]);
+        assert_eq!(e.issuance_ref, Some(contract::iref("r")));
+        assert_eq!(e.at, NOW + 2);
+    }
+    assert!(got.iter().any(|l| l.event.entries[0].0 == spill.list));
 }

@@ -14,7 +14,8 @@
 -- client's table state, current list and its metadata are read once per
 -- batch instead of once per request.
 --
--- Runs after records.lua (records, chunks) and space.lua (entry spaces).
+-- Runs after records.lua (records, chunks), space.lua (entry spaces) and
+-- events.lua (the outbox).
 -- Every key touched starts with the client's prefix `<prefix>{<client>}:`,
 -- so all of them hash to the client's slot in Redis Cluster.
 --
@@ -38,6 +39,12 @@
 -- again (its room counts as 0), so every seq of a space lies in a list
 -- whose base is known. The log, ref and space writes are gathered and made
 -- once per batch.
+--
+-- A request with a ref and an event seed that allocates records one
+-- entries.issued event listing its entries (events.lua), made with the
+-- batch's other writes at the end, after every check and answer, so a
+-- script that stops early with an error records none. Replays and
+-- refusals record nothing.
 --
 -- Returns {answers, opened, facts}: one answer per request,
 -- {'allocated' | 'replayed', list, first n, count[, list, first n, count]}
@@ -65,7 +72,7 @@ local new_chunk_bytes = tonumber(ARGV[10]) -- bytes per chunk of a new list
 local known_list = ARGV[11]     -- the list the caller knows (its facts need not be sent), or ''
 local space = ARGV[12]          -- the entry space's prefix `<client prefix>e:<format>:`
 local items = {unpack(ARGV, 13)} -- the requests, ITEM_ARGS values each:
-local ITEM_ARGS = 7
+local ITEM_ARGS = 8
 -- item_field: the jti's record field (20 bytes, see records.lua)
 -- item_digest: request digest (32 bytes)
 -- item_now: the request's clock (unix s)
@@ -73,6 +80,8 @@ local ITEM_ARGS = 7
 -- item_count: how many indexes
 -- item_expiry: its statusExpiry (unix s)
 -- item_ref: the ref its entries are bound to, or ''
+-- item_events: its event's seed, kind and format (see ev_seed), or '' for
+--   none (no ref, or a client without a webhook)
 
 local state = rec_state(client_prefix)
 
@@ -128,6 +137,9 @@ local function replay_runs(first_seq, count)
   end
   return runs
 end
+
+-- The events of the batch's allocations, recorded at the end.
+local issued = {}
 
 local opened = 0
 local answers = {}
@@ -250,6 +262,14 @@ for i = 1, #items / ITEM_ARGS do
         struct.pack(SEQ_RECORD, 'S', record_end, string.sub(digest, 1, 8), first_seq, count),
         record_end, now)
       answers[i] = answer
+      local ev = ref ~= '' and ev_seed(items[at + 8])
+      if ev then
+        local runs = {}
+        for k = 2, #answer do
+          runs[k - 1] = answer[k]
+        end
+        issued[#issued + 1] = {id = ev_id(ev, 0), ev = ev, now = now, runs = runs, ref = ref}
+      end
     end
   end
   done = i
@@ -274,6 +294,10 @@ if #bound > 0 then
 end
 if space_moved then
   redis.call('HSET', space .. 's', 'n', next_seq, 't', last_created)
+end
+-- Newly allocated entries have no earlier events to follow.
+for _, e in ipairs(issued) do
+  ev_record(client_prefix, e.id, e.ev.kind, e.ev.format, e.now, e.runs, e.ref, false)
 end
 for i = done + 2, #items / ITEM_ARGS do
   answers[i] = {'pending'}

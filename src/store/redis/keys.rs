@@ -23,6 +23,11 @@
 //! | `P{c}:e:<format>:rf` | hash | ref text → its text offset and last binding |
 //! | `P{c}:e:<format>:x` | zset | its changed entries, by seq |
 //! | `P{c}:e:<format>:z1` … `z7` | zset | its changed entries whose status is in the mask (1 VALID, 2 INVALID, 4 SUSPENDED), by change time |
+//! | `P{c}:ev` | stream | the client's event outbox (webhooks): one entry per event neither delivered nor dead, in record order, with consumer group `dispatch` (see `events.lua`) |
+//! | `P{c}:evq` | zset | stream id → due time (unix ms) of every taken event still in `ev`: held, scheduled or held back |
+//! | `P{c}:eva` | hash | stream id → how many times the event was handed out |
+//! | `P{c}:evl` | hash | entry (list id u48, allocation number u48) → stream id of its latest event still in `ev` (orders the events of one entry) |
+//! | `P{c}:evx` | hash | event id (16 bytes) → dead letter (the event, attempts, time, error) |
 //! | `Plist:<id>` | string | the owning client of a list id |
 //!
 //! An entry space numbers a client's entries of one format in allocation
@@ -40,7 +45,13 @@
 //! same [`LIST`] and [`BYTES`] parts, and every script derives a record shard
 //! from the client prefix and [`RECORDS`]. The scripts are handed an entry
 //! space's prefix ([`SpaceKeys::prefix`]) and derive its keys with the parts
-//! of [`SPACE_PARTS`]. A unit test holds the scripts to them.
+//! of [`SPACE_PARTS`]. The scripts that record events derive the outbox's
+//! keys from the client prefix with the parts of [`OUTBOX_PARTS`]; the
+//! outbox's own scripts are handed them ([`OutboxKeys`]). A unit test holds
+//! the scripts to them.
+//!
+//! The outbox keys exist only for a client whose writes recorded events (a
+//! client with a webhook): a write without an event seed touches none.
 
 use crate::domain::{ClientId, Jti, ListFormat, ListId};
 use crate::ports::StoreError;
@@ -63,6 +74,10 @@ pub(super) const SPACE: &str = "e:";
 /// After an entry space's prefix: its parts, as the scripts name them
 /// (`z` is followed by a status mask, 1 to 7).
 pub(super) const SPACE_PARTS: [&str; 8] = ["s", "g", "l", "rg", "rb", "rf", "x", "z"];
+
+/// After a client prefix: its event outbox's journal, due times, attempts,
+/// latest event per entry and dead letters (see `events.lua`).
+pub(super) const OUTBOX_PARTS: [&str; 5] = ["ev", "evq", "eva", "evl", "evx"];
 
 /// The key names of one deployment: every key starts with its prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,6 +178,34 @@ impl ClientKeys {
     pub(super) fn space(&self, format: ListFormat) -> SpaceKeys {
         SpaceKeys(format!("{}{SPACE}{}:", self.0, format.name()))
     }
+
+    /// The client's event outbox.
+    pub(super) fn outbox(&self) -> OutboxKeys {
+        let [stream, due, attempts, latest, dead] = OUTBOX_PARTS.map(|p| format!("{}{p}", self.0));
+        OutboxKeys {
+            stream,
+            due,
+            attempts,
+            latest,
+            dead,
+        }
+    }
+}
+
+/// The keys of a client's event outbox (see `events.lua` for their
+/// contents).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct OutboxKeys {
+    /// The journal (stream) of the events neither delivered nor dead.
+    pub stream: String,
+    /// Stream id → due time of the taken events (zset).
+    pub due: String,
+    /// Stream id → attempts (hash).
+    pub attempts: String,
+    /// Entry → stream id of its latest event (hash).
+    pub latest: String,
+    /// Event id → dead letter (hash).
+    pub dead: String,
 }
 
 /// The keys of one entry space (a client's entries of one format), all
@@ -256,6 +299,16 @@ mod tests {
             ]
             .map(|p| format!("p:{{acme}}:e:bitstring:{p}"))
         );
+        assert_eq!(
+            ck.outbox(),
+            OutboxKeys {
+                stream: "p:{acme}:ev".to_owned(),
+                due: "p:{acme}:evq".to_owned(),
+                attempts: "p:{acme}:eva".to_owned(),
+                latest: "p:{acme}:evl".to_owned(),
+                dead: "p:{acme}:evx".to_owned(),
+            }
+        );
         assert_eq!(names.changes(), "p:changes");
         assert_eq!(
             names.list(&c, &list, 2),
@@ -310,6 +363,14 @@ mod tests {
         .concat();
         for part in SPACE_PARTS {
             assert!(lua.contains(&format!("space .. '{part}'")), "{part}");
+        }
+        // The keys the recording scripts write (the journal and the latest
+        // event per entry), built from the client prefix as `outbox()`
+        // builds them.
+        let events = include_str!("events.lua");
+        for part in ["ev", "evl"] {
+            assert!(OUTBOX_PARTS.contains(&part));
+            assert!(events.contains(&format!("prefix .. '{part}'")), "{part}");
         }
     }
 }

@@ -88,20 +88,9 @@ end
 local texts = {}
 local bindings
 -- The ref bound to log record k, or ''.
-local function ref_of_record(k)
+local function record_ref(k)
   bindings = bindings or bindings_of(space)
-  local j = last_le(bindings, 1, k)
-  if j < 0 or record_at(bindings, j)[1] ~= k then
-    return ''
-  end
-  local off = record_at(bindings, j)[2]
-  local t = texts[off]
-  if not t then
-    local len = string.byte(redis.call('GETRANGE', space .. 'rb', off - 1, off - 1)) or 0
-    t = len > 0 and redis.call('GETRANGE', space .. 'rb', off, off + len - 1) or ''
-    texts[off] = t
-  end
-  return t
+  return ref_of_record(space, bindings, k, texts)
 end
 
 local out = {0}
@@ -114,7 +103,7 @@ local function emit(seq, value, updated, ref_text)
   local g = record_at(reg, j)
   local m = #out
   out[m + 1], out[m + 2], out[m + 3], out[m + 4] = seq, string.format('%012X', g[2]), seq - g[1], value
-  out[m + 5], out[m + 6], out[m + 7], out[m + 8] = r[3], updated or r[3], r[4], ref_text or ref_of_record(k)
+  out[m + 5], out[m + 6], out[m + 7], out[m + 8] = r[3], updated or r[3], r[4], ref_text or record_ref(k)
 end
 
 local function in_window(t)

@@ -14,9 +14,14 @@
 //!   (the entry listing), the prelude they all start with, `records.lua`
 //!   (the idempotency record table, the chunk checks, change times), and
 //!   the one all but `claim.lua` continue with, `space.lua` (entry spaces:
-//!   the issuance log, the list registry, refs, the change indexes);
-//! - [`replies`]: the scripts' answers and the metadata fields, decoded into
-//!   typed values;
+//!   the issuance log, the list registry, refs, the change indexes); the
+//!   scripts that make changes then continue with `events.lua` (the event
+//!   outbox), which also starts the outbox's own scripts `take.lua`,
+//!   `delivered.lua`, `retry.lua`, `dead_letter.lua` and `redeliver.lua`;
+//! - [`replies`]: the scripts' answers, the metadata fields and the
+//!   outbox's events, decoded into typed values;
+//! - [`outbox`]: the [`Outbox`](crate::ports::Outbox) implementation (see
+//!   "Events" below);
 //! - [`facts`]: the per-process cache of lists' immutable facts;
 //! - [`feed`]: the change feed (pub/sub) that tells other replicas at once
 //!   which list changed;
@@ -50,6 +55,20 @@
 //! into positions (the index permutation runs in Rust); `ref_change.lua`
 //! applies them all unless the ref bound more entries since (then the
 //! adapter reads again, a bounded number of times).
+//!
+//! # Events
+//!
+//! A write whose request carries an event seed (a client with a webhook)
+//! records its events in the client's outbox inside the same script as the
+//! change, after every check, so an event exists if and only if its change
+//! does; without a seed the scripts run no command and touch no key they
+//! did not before. The outbox (keys in [`keys`], fields in `events.lua`) is
+//! a stream per client, read by every replica through one consumer group,
+//! with a zset of due times (leases, retries), attempts, each entry's
+//! latest event (each event points at the earlier undelivered events of
+//! its entries, which hold it back, so the events of an entry are
+//! delivered in order) and the dead letters. Each outbox operation is one
+//! script over one client's keys.
 //!
 //! # Atomicity
 //!
@@ -473,6 +492,7 @@ impl RedisStore {
                         count: r.count,
                         status_expiry: r.status_expiry,
                         issuance_ref: r.issuance_ref.as_ref(),
+                        events: r.events,
                     }
                 })
                 .collect();
@@ -647,6 +667,7 @@ impl Store for RedisStore {
             // The entry's seq: its list's first seq and its number there.
             seq: facts.base.map(|base| base + n),
             space: &client_keys.space(facts.format),
+            events: change.events,
         };
         let raw: Vec<Value> = self.conn.invoke(&self.scripts.call(&args)).await?;
         Ok(match SetStatusReply::decode(list, &raw)? {
@@ -709,6 +730,8 @@ impl Store for RedisStore {
                 target: change.status,
                 channel: self.changes.as_deref(),
                 lists: &lists,
+                format: change.format,
+                events: change.events,
             };
             let raw: Vec<Value> = self.conn.invoke(&self.scripts.call(&args)).await?;
             return Ok(match RefChangeReply::decode(&raw)? {

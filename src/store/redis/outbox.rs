@@ -1,41 +1,213 @@
-//! The event outbox of the redis store (see `crate::ports::outbox`).
+//! The event outbox of the Redis store (the contract is
+//! `crate::ports::outbox`; keys and fields are described in `events.lua`).
+//!
+//! Events are recorded by the scripts that make the changes they report
+//! (`allocate.lua`, `set_status.lua`, `ref_change.lua`), so an event and its
+//! change are one atomic step. Each client's outbox is a stream (the
+//! journal, read through one consumer group by every replica) with a zset
+//! of due times, a hash of attempts, a hash of each entry's latest event
+//! (for the order per entry) and a hash of dead letters; every operation
+//! that moves an event is one script over one client's keys, so concurrent
+//! replicas never hand the same event to two holders while a lease runs,
+//! and no script mixes two clients' keys (they may live in different
+//! cluster slots). A lease's handle is the event's stream id.
+
+use ::redis::Value;
 
 use super::RedisStore;
+use super::replies::{self, StoredDeadLetter, StoredEvent, TakenEvent};
+use super::scripts::{DeadLetterArgs, DeliveredArgs, RedeliverArgs, RetryArgs, TakeArgs};
 use crate::domain::ClientId;
-use crate::domain::events::EventId;
+use crate::domain::events::{Event, EventId};
 use crate::ports::{DeadLetter, Failure, Lease, Outbox, StoreError, TakeRequest, UnixMillis};
 
+impl RedisStore {
+    /// The event `stored` of `client`, its entries' allocation numbers
+    /// turned into indexes through their lists' (cached) facts, as the
+    /// listing does.
+    async fn event(&self, client: &ClientId, stored: StoredEvent) -> Result<Event, StoreError> {
+        let mut entries = Vec::new();
+        for run in &stored.runs {
+            let facts = self.list_facts(&run.list).await?.ok_or_else(|| {
+                StoreError::Corrupt(format!("an event names list {}, which is gone", run.list))
+            })?;
+            for n in run.first..run.first.saturating_add(run.count) {
+                let idx = facts
+                    .allocator
+                    .permute(n)
+                    .map_err(|e| StoreError::Corrupt(format!("list {}: {e}", run.list)))?;
+                entries.push((run.list, idx));
+            }
+        }
+        Ok(Event {
+            id: stored.id,
+            kind: stored.kind,
+            client: client.clone(),
+            format: stored.format,
+            at: stored.at,
+            entries,
+            issuance_ref: stored.issuance_ref,
+        })
+    }
+}
+
+/// Checks that `handle` is a stream id (`<ms>-<seq>`), as this store's
+/// leases carry: anything else would reach Redis as an invalid id.
+fn check_handle(handle: &str) -> Result<(), StoreError> {
+    let digits = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
+    match handle.split_once('-') {
+        Some((ms, seq)) if digits(ms) && digits(seq) => Ok(()),
+        _ => Err(StoreError::Invalid(format!(
+            "{handle:?} is not a lease handle of the Redis store"
+        ))),
+    }
+}
+
+/// A duration in whole milliseconds, saturated.
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 impl Outbox for RedisStore {
+    #[tracing::instrument(level = "debug", skip(self, req), fields(clients = req.clients.len(), max = req.max))]
     async fn take(&self, req: &TakeRequest) -> Result<Vec<Lease>, StoreError> {
-        todo!("{req:?}")
+        if req.consumer.is_empty() {
+            return Err(StoreError::Invalid(
+                "a taker needs a consumer name".to_owned(),
+            ));
+        }
+        let mut leases = Vec::new();
+        // One call per client: its keys are in its own slot. Events taken
+        // for an earlier client before a later call fails stay held until
+        // their leases end and are then handed out again (at least once).
+        for client in &req.clients {
+            let left = req.max.saturating_sub(leases.len());
+            if left == 0 {
+                break;
+            }
+            let keys = self.keys.client(client).outbox();
+            let args = TakeArgs {
+                keys: &keys,
+                consumer: &req.consumer,
+                now_ms: req.now_ms,
+                lease_ms: millis(req.lease),
+                recheck_ms: millis(req.recheck),
+                max: left,
+            };
+            let raw: Vec<Value> = self.conn.invoke(&self.scripts.call(&args)).await?;
+            for taken in TakenEvent::decode_all(&raw)? {
+                leases.push(Lease {
+                    event: self.event(client, taken.event).await?,
+                    attempt: taken.attempt,
+                    handle: taken.handle,
+                });
+            }
+        }
+        Ok(leases)
     }
 
+    #[tracing::instrument(level = "debug", skip(self), fields(client = %client))]
     async fn delivered(&self, client: &ClientId, handle: &str) -> Result<(), StoreError> {
-        todo!("{client}{handle}")
+        check_handle(handle)?;
+        let keys = self.keys.client(client).outbox();
+        let args = DeliveredArgs {
+            keys: &keys,
+            handle,
+        };
+        let _: Value = self.conn.invoke(&self.scripts.call(&args)).await?;
+        Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip(self, failure), fields(client = %failure.client))]
     async fn retry(&self, failure: &Failure, retry_at: UnixMillis) -> Result<(), StoreError> {
-        todo!("{failure:?}{retry_at}")
+        check_handle(&failure.handle)?;
+        let keys = self.keys.client(&failure.client).outbox();
+        let args = RetryArgs {
+            keys: &keys,
+            handle: &failure.handle,
+            attempt: failure.attempt,
+            retry_at,
+        };
+        let _: Value = self.conn.invoke(&self.scripts.call(&args)).await?;
+        Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip(self, failure), fields(client = %failure.client))]
     async fn dead_letter(&self, failure: &Failure) -> Result<(), StoreError> {
-        todo!("{failure:?}")
+        check_handle(&failure.handle)?;
+        let keys = self.keys.client(&failure.client).outbox();
+        let args = DeadLetterArgs {
+            keys: &keys,
+            handle: &failure.handle,
+            attempt: failure.attempt,
+            dead_at: failure.now_ms,
+            error: &failure.error,
+        };
+        let _: Value = self.conn.invoke(&self.scripts.call(&args)).await?;
+        Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip(self), fields(client = %client))]
     async fn dead_letters(&self, client: &ClientId) -> Result<Vec<DeadLetter>, StoreError> {
-        todo!("{client}")
+        let keys = self.keys.client(client).outbox();
+        let stored: Vec<(Vec<u8>, Vec<u8>)> = self
+            .conn
+            .query(::redis::cmd("HGETALL").arg(&keys.dead))
+            .await?;
+        let mut letters = Vec::with_capacity(stored.len());
+        for (id, blob) in stored {
+            let letter = StoredDeadLetter::decode(&id, &blob)?;
+            letters.push(DeadLetter {
+                event: self.event(client, letter.event).await?,
+                attempts: letter.attempts,
+                dead_at: letter.dead_at,
+                error: letter.error,
+            });
+        }
+        letters.sort_by_key(|l| l.event.id);
+        Ok(letters)
     }
 
+    #[tracing::instrument(level = "debug", skip(self, ids), fields(client = %client, ids = ids.len()))]
     async fn redeliver(
         &self,
         client: &ClientId,
         ids: &[EventId],
-        now_ms: UnixMillis,
+        _now_ms: UnixMillis,
     ) -> Result<Vec<EventId>, StoreError> {
-        todo!("{client}{ids:?}{now_ms}")
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys = self.keys.client(client).outbox();
+        let args = RedeliverArgs { keys: &keys, ids };
+        let raw: Vec<Value> = self.conn.invoke(&self.scripts.call(&args)).await?;
+        replies::event_ids(&raw)
     }
 
+    #[tracing::instrument(level = "debug", skip(self), fields(client = %client))]
     async fn pending(&self, client: &ClientId) -> Result<u64, StoreError> {
-        todo!("{client}")
+        let keys = self.keys.client(client).outbox();
+        // The journal holds exactly the events neither delivered nor dead.
+        self.conn
+            .query(::redis::cmd("XLEN").arg(&keys.stream))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_are_stream_ids() {
+        for ok in ["0-0", "1700000000000-12"] {
+            assert!(check_handle(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-", "1-", "-1", "1", "a-1", "1-1-1", "1 -1", "+", "$"] {
+            assert!(
+                matches!(check_handle(bad), Err(StoreError::Invalid(_))),
+                "{bad}"
+            );
+        }
     }
 }

@@ -2,8 +2,8 @@
 -- all its lists, atomically with the request's idempotency record ('R', see
 -- records.lua), the entries' change times, the change indexes of the space
 -- (space.lua), one version bump and one announcement per list changed.
--- Runs after records.lua and space.lua. All keys share the client's hash
--- tag.
+-- Runs after records.lua, space.lua and events.lua. All keys share the
+-- client's hash tag.
 --
 -- The entries come from ref_read.lua's runs, turned into positions by the
 -- adapter (the index permutation runs in Rust), with the stamp they were
@@ -12,6 +12,11 @@
 -- its list (one letter per current value, as set_status.lua): 'C' changes
 -- it, 'U' counts it already, anything else skips it. Every list is checked
 -- whole before anything is written: one damaged list changes nothing.
+--
+-- With an event seed, each entry changed records one event in the client's
+-- outbox (events.lua), in allocation order (the lists' order, then their
+-- entries'), with ids seed.id(0), seed.id(1), ..., after every check, so
+-- the events exist if and only if the changes do.
 --
 -- The arguments, by name: the declarations below are the only place a
 -- position is read, and `RefChangeArgs` in scripts.rs feeds them in this
@@ -35,8 +40,9 @@ local record_end = ARGV[7]     -- unix s, exclusive
 local stamp = tonumber(ARGV[8]) -- the ref's last binding when its entries were read
 local value = tonumber(ARGV[9]) -- target value
 local channel = ARGV[10]       -- where each changed list is announced ('' nowhere)
-local items = {unpack(ARGV, 11)} -- the lists, ITEM_ARGS values each:
-local ITEM_ARGS = 7
+local events = ARGV[11]        -- the events' seed, kind and format ('' none, see ev_seed)
+local items = {unpack(ARGV, 12)} -- the lists, ITEM_ARGS values each:
+local ITEM_ARGS = 8
 -- item_list: the list's id (the announcement)
 -- item_field_type: BITFIELD type of its entries ('u2')
 -- item_rules: one rule letter per current value 0..3 for its width
@@ -44,6 +50,8 @@ local ITEM_ARGS = 7
 -- item_chunk_bytes: bytes per chunk
 -- item_chunks: how many chunks (keys)
 -- item_entries: its entries, ENTRY_SIZE bytes each (ENTRY)
+-- item_base: its base seq (an entry's allocation number is its seq minus
+--   this; events name entries by list and allocation number)
 -- An entry: its chunk (1-based), BITFIELD offset in the chunk, time
 -- bucket, offset in the bucket, seq.
 local ENTRY = '>I2I4I4I2I6'
@@ -72,6 +80,7 @@ for i = 1, #items / ITEM_ARGS do
     byte_len = tonumber(items[at + 4]),
     chunk_bytes = tonumber(items[at + 5]),
     entries = items[at + 7],
+    base = tonumber(items[at + 8]),
     meta = list_keys[next_key],
     times = list_keys[next_key + 1],
     chunks = {},
@@ -102,9 +111,11 @@ for _, l in ipairs(lists) do
       es = {}
       by_chunk[chunk] = es
     end
-    es[#es + 1] = {offset, bucket, slot, seq}
+    es[#es + 1] = {offset, bucket, slot, seq, p}
   end
-  l.sets, l.slots = {}, {}
+  -- changed: the positions in l.entries of the entries changed, for the
+  -- events (decided per chunk, recorded in allocation order).
+  l.sets, l.slots, l.changed = {}, {}, {}
   for chunk, es in pairs(by_chunk) do
     local gets = {}
     for _, e in ipairs(es) do
@@ -131,6 +142,7 @@ for _, l in ipairs(lists) do
           by_old[cur[j]] = seqs
         end
         seqs[#seqs + 1] = e[4]
+        l.changed[e[5]] = true
       elseif rule == 'U' then
         already = already + 1
       else
@@ -165,6 +177,19 @@ for _, l in ipairs(lists) do
 end
 for old, seqs in pairs(by_old) do
   index_change(space, seqs, old, value, now)
+end
+local ev = ev_seed(events)
+if ev then
+  local k = 0
+  for _, l in ipairs(lists) do
+    for p = 1, #l.entries, ENTRY_SIZE do
+      if l.changed[p] then
+        local seq = select(5, struct.unpack(ENTRY, l.entries, p))
+        ev_record(client_prefix, ev_id(ev, k), ev.kind, ev.format, now, {l.id, seq - l.base, 1}, ref, true)
+        k = k + 1
+      end
+    end
+  end
 end
 rec_put(client_prefix, state, where,
   struct.pack(REF_CHANGE_RECORD, 'R', record_end, string.sub(digest, 1, 8), now, changed, skipped, already),

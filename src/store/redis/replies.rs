@@ -1,12 +1,14 @@
 //! Redis replies decoded once into typed values: the scripts' string-tagged
 //! answers ([`AllocateReply`], [`SetStatusReply`], [`ClaimReply`],
-//! [`RefReadReply`], [`RefChangeReply`], [`EntriesReply`]) and the metadata
-//! fields the adapter reads ([`StoredFacts`], [`ListState`]). Anything
-//! unexpected is [`StoreError::Corrupt`]; no other file matches a tag or
-//! reads a `Value`.
+//! [`RefReadReply`], [`RefChangeReply`], [`EntriesReply`]), the metadata
+//! fields the adapter reads ([`StoredFacts`], [`ListState`]) and the event
+//! outbox's events and dead letters ([`TakenEvent`], [`StoredDeadLetter`]).
+//! Anything unexpected is [`StoreError::Corrupt`]; no other file matches a
+//! tag or reads a `Value`.
 
 use ::redis::Value;
 
+use crate::domain::events::{EventId, EventKind};
 use crate::domain::{AllocatorKey, Bits, ClientId, IssuanceRef, ListFormat, ListId, Status};
 use crate::ports::StoreError;
 
@@ -623,6 +625,206 @@ impl EntriesReply {
     }
 }
 
+/// An event as the outbox keeps it (`events.lua`), its entries still as runs
+/// of allocation numbers (the adapter turns them into indexes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct StoredEvent {
+    /// Its id.
+    pub id: EventId,
+    /// What it reports.
+    pub kind: EventKind,
+    /// Its lists' format.
+    pub format: ListFormat,
+    /// When the change was applied (unix s).
+    pub at: u64,
+    /// Its entries, in allocation order.
+    pub runs: Vec<Run>,
+    /// The ref of its entries.
+    pub issuance_ref: Option<IssuanceRef>,
+}
+
+/// Bytes per run of an event's packed entries (`EV_RUN` in `events.lua`):
+/// list id u48, first allocation number u48, count u32.
+const EVENT_RUN_BYTES: usize = 16;
+
+impl StoredEvent {
+    /// Decodes an event's fields `i`, `k`, `f`, `t`, `e` and `r` (empty:
+    /// no ref), as bytes.
+    fn decode(
+        id: &[u8],
+        kind: &[u8],
+        format: &[u8],
+        at: &[u8],
+        entries: &[u8],
+        issuance_ref: &[u8],
+    ) -> Result<Self, StoreError> {
+        let bad = |what: &str| StoreError::Corrupt(format!("an outbox event: bad {what}"));
+        let id: [u8; 16] = id.try_into().map_err(|_| bad("id"))?;
+        let number = |v: &[u8]| -> Option<u64> { std::str::from_utf8(v).ok()?.parse().ok() };
+        let kind = number(kind)
+            .and_then(|k| u8::try_from(k).ok())
+            .and_then(EventKind::from_code)
+            .ok_or_else(|| bad("kind"))?;
+        let format = std::str::from_utf8(format)
+            .ok()
+            .and_then(|f| f.parse::<ListFormat>().ok())
+            .ok_or_else(|| bad("format"))?;
+        let at = number(at).ok_or_else(|| bad("time"))?;
+        if entries.is_empty() || !entries.len().is_multiple_of(EVENT_RUN_BYTES) {
+            return Err(bad("entries"));
+        }
+        let be_uint = |b: &[u8]| b.iter().fold(0u64, |acc, x| acc << 8 | u64::from(*x));
+        let runs = entries
+            .chunks_exact(EVENT_RUN_BYTES)
+            .map(|r| {
+                let mut list = [0u8; 6];
+                list.copy_from_slice(&r[..6]);
+                Run {
+                    list: ListId::from_random_bytes(list),
+                    first: be_uint(&r[6..12]),
+                    count: be_uint(&r[12..16]),
+                }
+            })
+            .collect();
+        let issuance_ref = match issuance_ref {
+            [] => None,
+            r => Some(
+                std::str::from_utf8(r)
+                    .ok()
+                    .and_then(|t| IssuanceRef::parse(t).ok())
+                    .ok_or_else(|| bad("ref"))?,
+            ),
+        };
+        Ok(StoredEvent {
+            id: EventId::from_bytes(id),
+            kind,
+            format,
+            at,
+            runs,
+            issuance_ref,
+        })
+    }
+}
+
+/// An event `take.lua` handed out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct TakenEvent {
+    /// Its stream id (the lease's handle).
+    pub handle: String,
+    /// The attempt this is, from 1.
+    pub attempt: u32,
+    /// The event.
+    pub event: StoredEvent,
+}
+
+impl TakenEvent {
+    /// Decodes `take.lua`'s answer: 8 values per event (stream id,
+    /// attempt, id, kind, format, at, entries, ref).
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for another shape or a bad value.
+    pub(super) fn decode_all(reply: &[Value]) -> Result<Vec<Self>, StoreError> {
+        let bad = |what: &str| StoreError::Corrupt(format!("take reply: bad {what}"));
+        if !reply.len().is_multiple_of(8) {
+            return Err(bad("shape"));
+        }
+        reply
+            .chunks_exact(8)
+            .map(|f| {
+                let [handle, attempt, fields @ ..] = f else {
+                    return Err(bad("shape"));
+                };
+                let handle = text(handle).ok_or_else(|| bad("stream id"))?;
+                let attempt = int(attempt)
+                    .and_then(|a| u32::try_from(a).ok())
+                    .ok_or_else(|| bad("attempt"))?;
+                let mut raw: [&[u8]; 6] = [&[]; 6];
+                for (slot, v) in raw.iter_mut().zip(fields) {
+                    *slot = match v {
+                        Value::BulkString(b) => b,
+                        _ => return Err(bad("field")),
+                    };
+                }
+                let [i, k, fmt, t, e, r] = raw;
+                Ok(TakenEvent {
+                    handle,
+                    attempt,
+                    event: StoredEvent::decode(i, k, fmt, t, e, r)?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// A dead letter as the outbox keeps it (`evx`, see `events.lua`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct StoredDeadLetter {
+    /// The event.
+    pub event: StoredEvent,
+    /// How many attempts were made.
+    pub attempts: u32,
+    /// When it died (unix ms).
+    pub dead_at: u64,
+    /// The last attempt's error.
+    pub error: String,
+}
+
+impl StoredDeadLetter {
+    /// Decodes the dead letter stored under event id `id`: its values (kind,
+    /// format, at, entries, ref, attempts, dead_at, error), each a u32
+    /// length then its bytes (`ev_dead_pack`).
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for anything else.
+    pub(super) fn decode(id: &[u8], blob: &[u8]) -> Result<Self, StoreError> {
+        let bad = |what: &str| StoreError::Corrupt(format!("a dead letter: bad {what}"));
+        let mut values: Vec<&[u8]> = Vec::with_capacity(8);
+        let mut rest = blob;
+        while !rest.is_empty() {
+            let (len, tail) = rest.split_first_chunk::<4>().ok_or_else(|| bad("shape"))?;
+            let len = usize::try_from(u32::from_be_bytes(*len)).map_err(|_| bad("shape"))?;
+            if tail.len() < len {
+                return Err(bad("shape"));
+            }
+            let (value, tail) = tail.split_at(len);
+            values.push(value);
+            rest = tail;
+        }
+        let [k, f, t, e, r, attempts, dead_at, error] = values[..] else {
+            return Err(bad("shape"));
+        };
+        let number = |v: &[u8], what: &str| -> Result<u64, StoreError> {
+            std::str::from_utf8(v)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| bad(what))
+        };
+        Ok(StoredDeadLetter {
+            event: StoredEvent::decode(id, k, f, t, e, r)?,
+            attempts: u32::try_from(number(attempts, "attempts")?).map_err(|_| bad("attempts"))?,
+            dead_at: number(dead_at, "time")?,
+            error: String::from_utf8_lossy(error).into_owned(),
+        })
+    }
+}
+
+/// Decodes `redeliver.lua`'s answer: the event ids redelivered.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] for anything but 16-byte ids.
+pub(super) fn event_ids(reply: &[Value]) -> Result<Vec<EventId>, StoreError> {
+    reply
+        .iter()
+        .map(|v| match v {
+            Value::BulkString(b) => <[u8; 16]>::try_from(b.as_slice())
+                .ok()
+                .map(EventId::from_bytes),
+            _ => None,
+        })
+        .map(|id| id.ok_or_else(|| StoreError::Corrupt("redeliver reply: bad id".to_owned())))
+        .collect()
+}
+
 /// A list's mutable state, as `read_list` reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct ListState {
@@ -1175,6 +1377,107 @@ mod tests {
         for bad in [vec![], vec![bulk("x")], short, bad_status, bad_ref] {
             assert!(EntriesReply::decode(&bad).is_err(), "{bad:?}");
         }
+    }
+
+    /// Events as `take.lua` hands them out and dead letters as
+    /// `ev_dead_pack` stores them decode into the stored event; anything
+    /// malformed is Corrupt.
+    #[test]
+    fn outbox_replies() {
+        use crate::domain::events::EventSeed;
+        let id = EventSeed { ms: 5, nonce: 6 }.id(7);
+        let mut runs = Vec::new();
+        runs.extend_from_slice(&[0x01, 0x23, 0x45, 0x67, 0x89, 0xAB]);
+        runs.extend_from_slice(&[0, 0, 0, 0, 1, 0]);
+        runs.extend_from_slice(&2u32.to_be_bytes());
+        let bytes = |b: &[u8]| Value::BulkString(b.to_vec());
+        let taken = [
+            bulk("1-0"),
+            Value::Int(2),
+            bytes(&id.to_bytes()),
+            bulk("4"),
+            bulk("token"),
+            bulk("1700000000"),
+            bytes(&runs),
+            bulk("order 1"),
+        ];
+        let event = StoredEvent {
+            id,
+            kind: EventKind::EntriesIssued,
+            format: ListFormat::Token,
+            at: 1_700_000_000,
+            runs: vec![Run {
+                list: list(),
+                first: 256,
+                count: 2,
+            }],
+            issuance_ref: Some(IssuanceRef::parse("order 1").unwrap()),
+        };
+        assert_eq!(
+            TakenEvent::decode_all(&taken).unwrap(),
+            vec![TakenEvent {
+                handle: "1-0".to_owned(),
+                attempt: 2,
+                event: event.clone(),
+            }]
+        );
+        assert!(TakenEvent::decode_all(&[]).unwrap().is_empty());
+        let corrupt =
+            |r: Result<Vec<TakenEvent>, StoreError>| matches!(r, Err(StoreError::Corrupt(_)));
+        assert!(corrupt(TakenEvent::decode_all(&taken[..7])));
+        for (at, bad) in [
+            (2, bulk("short")),
+            (3, bulk("9")),
+            (4, bulk("jwt")),
+            (5, bulk("-1")),
+            (6, bytes(&runs[..15])),
+            (6, bytes(&[])),
+        ] {
+            let mut t = taken.clone();
+            t[at] = bad;
+            assert!(corrupt(TakenEvent::decode_all(&t)), "{at}");
+        }
+        let pack = |values: &[&[u8]]| -> Vec<u8> {
+            values
+                .iter()
+                .flat_map(|v| {
+                    let mut out = (v.len() as u32).to_be_bytes().to_vec();
+                    out.extend_from_slice(v);
+                    out
+                })
+                .collect()
+        };
+        let letter = pack(&[
+            b"4",
+            b"token",
+            b"1700000000",
+            &runs,
+            b"order 1",
+            b"3",
+            b"1700000000123",
+            b"HTTP 500",
+        ]);
+        assert_eq!(
+            StoredDeadLetter::decode(&id.to_bytes(), &letter).unwrap(),
+            StoredDeadLetter {
+                event,
+                attempts: 3,
+                dead_at: 1_700_000_000_123,
+                error: "HTTP 500".to_owned(),
+            }
+        );
+        for bad in [
+            &letter[..letter.len() - 1],
+            &letter[..4],
+            &pack(&[b"4"])[..],
+        ] {
+            assert!(matches!(
+                StoredDeadLetter::decode(&id.to_bytes(), bad),
+                Err(StoreError::Corrupt(_))
+            ));
+        }
+        assert_eq!(event_ids(&[bytes(&id.to_bytes())]).unwrap(), vec![id]);
+        assert!(event_ids(&[bulk("x")]).is_err());
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! `NOSCRIPT` a `SCRIPT LOAD` and a retry), so it is atomic across replicas.
 //! A script's KEYS and ARGV are positional; here they are named structs
 //! ([`AllocateArgs`], [`SetStatusArgs`], [`ClaimArgs`], [`RefReadArgs`],
-//! [`RefChangeArgs`], [`ListEntriesArgs`]), each a [`ScriptArgs`] that
+//! [`RefChangeArgs`], [`ListEntriesArgs`], and the outbox's [`TakeArgs`],
+//! [`DeliveredArgs`], [`RetryArgs`], [`DeadLetterArgs`] and
+//! [`RedeliverArgs`]), each a [`ScriptArgs`] that
 //! names its script and feeds them in the order the script declares them
 //! (`local name = ARGV[n]` at its top); [`Scripts::call`] builds every call
 //! from one. The `feed` functions are the only place positions exist on the
@@ -17,12 +19,13 @@
 use ::redis::{Script, ScriptInvocation, ToRedisArgs};
 
 use super::facts::ListFacts;
-use super::keys::{ClientKeys, ListKeys, SpaceKeys};
+use super::keys::{ClientKeys, ListKeys, OutboxKeys, SpaceKeys};
 use super::layout;
+use crate::domain::events::{EventId, EventKind, EventSeed};
 use crate::domain::{
     AllocatorKey, Bits, ClientId, IssuanceRef, Jti, ListFormat, ListId, SortOrder, Status,
 };
-use crate::ports::{StoreError, StoreSettings, UnixSeconds};
+use crate::ports::{StoreError, StoreSettings, UnixMillis, UnixSeconds};
 use crate::store::common::{EntryRule, KNOWN_VALUES, TransitionRules};
 
 /// What every script shares (records, chunks, change times): prepended to
@@ -32,6 +35,11 @@ const PRELUDE: &str = include_str!("records.lua");
 /// What the scripts that touch entry spaces share (their records, the
 /// change indexes): prepended after [`PRELUDE`].
 const SPACE_PRELUDE: &str = include_str!("space.lua");
+
+/// The event outbox (its keys, recording an event, removing one): prepended
+/// after [`SPACE_PRELUDE`] to the scripts that record events, and alone to
+/// the outbox's own scripts, which touch nothing else.
+const EVENTS_PRELUDE: &str = include_str!("events.lua");
 
 /// The largest number handed to a script as is: Lua's numbers are doubles,
 /// exact up to 2^53. Larger times and offsets mean "beyond anything
@@ -46,19 +54,33 @@ pub(super) struct Scripts {
     ref_read: Script,
     ref_change: Script,
     list: Script,
+    take: Script,
+    delivered: Script,
+    retry: Script,
+    dead_letter: Script,
+    redeliver: Script,
 }
 
 impl Scripts {
     /// Loads (hashes) the scripts.
     pub(super) fn new() -> Self {
         let with_space = |own: &str| Script::new(&[PRELUDE, SPACE_PRELUDE, own].concat());
+        // The scripts that make changes may record their events.
+        let recording =
+            |own: &str| Script::new(&[PRELUDE, SPACE_PRELUDE, EVENTS_PRELUDE, own].concat());
+        let outbox = |own: &str| Script::new(&[EVENTS_PRELUDE, own].concat());
         Scripts {
-            allocate: with_space(include_str!("allocate.lua")),
-            set_status: with_space(include_str!("set_status.lua")),
+            allocate: recording(include_str!("allocate.lua")),
+            set_status: recording(include_str!("set_status.lua")),
             claim: Script::new(&[PRELUDE, include_str!("claim.lua")].concat()),
             ref_read: with_space(include_str!("ref_read.lua")),
-            ref_change: with_space(include_str!("ref_change.lua")),
+            ref_change: recording(include_str!("ref_change.lua")),
             list: with_space(include_str!("list.lua")),
+            take: outbox(include_str!("take.lua")),
+            delivered: outbox(include_str!("delivered.lua")),
+            retry: outbox(include_str!("retry.lua")),
+            dead_letter: outbox(include_str!("dead_letter.lua")),
+            redeliver: outbox(include_str!("redeliver.lua")),
         }
     }
 
@@ -119,6 +141,8 @@ pub(super) struct AllocateItem<'a> {
     pub status_expiry: UnixSeconds,
     /// The ref the entries are bound to.
     pub issuance_ref: Option<&'a IssuanceRef>,
+    /// The seed of its `entries.issued` event (recorded only with a ref).
+    pub events: Option<EventSeed>,
 }
 
 /// The arguments of `allocate.lua`: for each item in turn, take `count`
@@ -194,6 +218,12 @@ impl ScriptArgs for AllocateArgs<'_> {
             s.arg("item_count", item.count);
             s.arg("item_expiry", item.status_expiry);
             s.arg("item_ref", item.issuance_ref.map_or("", |r| r.as_str()));
+            // No event without a ref: nothing to send for it either.
+            let seed = item.events.filter(|_| item.issuance_ref.is_some());
+            s.arg(
+                "item_events",
+                event_arg(seed, Some(EventKind::EntriesIssued), self.format),
+            );
         }
     }
 }
@@ -255,6 +285,8 @@ pub(super) struct SetStatusArgs<'a> {
     pub seq: Option<u64>,
     /// The entry space of the list's client and format.
     pub space: &'a SpaceKeys,
+    /// The seed of the event a change made records; `None` records none.
+    pub events: Option<EventSeed>,
 }
 
 impl ScriptArgs for SetStatusArgs<'_> {
@@ -299,6 +331,10 @@ impl ScriptArgs for SetStatusArgs<'_> {
         s.arg("client_prefix", self.client_keys.as_str());
         s.arg("seq", self.seq.map_or_else(String::new, |q| q.to_string()));
         s.arg("space", self.space.prefix());
+        s.arg(
+            "events",
+            event_arg(self.events, EventKind::for_status(self.target), self.format),
+        );
     }
 }
 
@@ -385,6 +421,8 @@ pub(super) struct RefChangeList {
     pub byte_len: usize,
     /// Bytes per chunk.
     pub chunk_bytes: usize,
+    /// The seq of its first entry (allocation number 0).
+    pub base: u64,
     /// Its entries as the script reads them (see `ref_change.lua`).
     entries: Vec<u8>,
 }
@@ -398,7 +436,8 @@ impl RefChangeList {
     ///
     /// # Errors
     /// [`StoreError::Corrupt`] for a position beyond what the script's
-    /// fields hold (a list larger than any list the store makes).
+    /// fields hold (a list larger than any list the store makes), or a list
+    /// outside the entry spaces (no base).
     pub(super) fn new(
         list: ListId,
         keys: ListKeys,
@@ -406,6 +445,9 @@ impl RefChangeList {
         entries: &[(u64, u64)],
     ) -> Result<Self, StoreError> {
         let too_large = || StoreError::Corrupt(format!("list {list}: an entry beyond its fields"));
+        let base = facts
+            .base
+            .ok_or_else(|| StoreError::Corrupt(format!("list {list} is not in an entry space")))?;
         let mut packed = Vec::with_capacity(entries.len() * REF_ENTRY_BYTES);
         for &(idx, seq) in entries {
             let bit = bit_offset(facts.format, facts.bits, idx);
@@ -429,6 +471,7 @@ impl RefChangeList {
             bits: facts.bits,
             byte_len: facts.byte_len,
             chunk_bytes: facts.chunk_bytes,
+            base,
             entries: packed,
         })
     }
@@ -462,6 +505,10 @@ pub(super) struct RefChangeArgs<'a> {
     pub channel: Option<&'a str>,
     /// The lists and their entries, in allocation order.
     pub lists: &'a [RefChangeList],
+    /// The format of the lists (the space's).
+    pub format: ListFormat,
+    /// The seed of the events of the entries changed; `None` records none.
+    pub events: Option<EventSeed>,
 }
 
 impl ScriptArgs for RefChangeArgs<'_> {
@@ -488,6 +535,10 @@ impl ScriptArgs for RefChangeArgs<'_> {
         s.arg("stamp", self.stamp);
         s.arg("value", self.target.value());
         s.arg("channel", self.channel.unwrap_or(""));
+        s.arg(
+            "events",
+            event_arg(self.events, EventKind::for_status(self.target), self.format),
+        );
         for l in self.lists {
             s.arg("item_list", l.list.as_str());
             s.arg("item_field_type", field_type(l.bits));
@@ -499,6 +550,7 @@ impl ScriptArgs for RefChangeArgs<'_> {
             s.arg("item_chunk_bytes", l.chunk_bytes);
             s.arg("item_chunks", l.keys.chunks.len());
             s.arg("item_entries", &l.entries[..]);
+            s.arg("item_base", l.base);
         }
     }
 }
@@ -551,6 +603,164 @@ impl ScriptArgs for ListEntriesArgs<'_> {
         s.arg("offset", self.offset.min(LUA_EXACT));
         s.arg("limit", self.limit);
     }
+}
+
+/// The arguments of `take.lua`: lease up to `max` of one client's events.
+#[derive(Debug)]
+pub(super) struct TakeArgs<'a> {
+    /// The client's outbox.
+    pub keys: &'a OutboxKeys,
+    /// Who takes them (the group's consumer).
+    pub consumer: &'a str,
+    /// The time of the take.
+    pub now_ms: UnixMillis,
+    /// How long they are held.
+    pub lease_ms: u64,
+    /// When an event held back is looked at again, from now.
+    pub recheck_ms: u64,
+    /// The most events handed out.
+    pub max: usize,
+}
+
+impl ScriptArgs for TakeArgs<'_> {
+    fn script(scripts: &Scripts) -> &Script {
+        &scripts.take
+    }
+
+    fn feed(&self, s: &mut impl Sink) {
+        s.key("stream", &self.keys.stream);
+        s.key("due_key", &self.keys.due);
+        s.key("attempts_key", &self.keys.attempts);
+        s.arg("consumer", self.consumer);
+        // Due times are sums of these: each is kept exact in Lua, and a
+        // clamped lease only means "held beyond any horizon".
+        s.arg("now", self.now_ms.min(LUA_EXACT / 4));
+        s.arg("lease", self.lease_ms.min(LUA_EXACT / 4));
+        s.arg("recheck", self.recheck_ms.min(LUA_EXACT / 4));
+        s.arg("max", self.max);
+    }
+}
+
+/// The arguments of `delivered.lua`: the event is gone.
+#[derive(Debug)]
+pub(super) struct DeliveredArgs<'a> {
+    /// The client's outbox.
+    pub keys: &'a OutboxKeys,
+    /// The event's stream id (a lease's handle).
+    pub handle: &'a str,
+}
+
+impl ScriptArgs for DeliveredArgs<'_> {
+    fn script(scripts: &Scripts) -> &Script {
+        &scripts.delivered
+    }
+
+    fn feed(&self, s: &mut impl Sink) {
+        s.key("stream", &self.keys.stream);
+        s.key("due_key", &self.keys.due);
+        s.key("attempts_key", &self.keys.attempts);
+        s.key("latest_key", &self.keys.latest);
+        s.arg("sid", self.handle);
+    }
+}
+
+/// The arguments of `retry.lua`: schedule a held event again.
+#[derive(Debug)]
+pub(super) struct RetryArgs<'a> {
+    /// The client's outbox.
+    pub keys: &'a OutboxKeys,
+    /// The event's stream id (a lease's handle).
+    pub handle: &'a str,
+    /// The attempt that failed.
+    pub attempt: u32,
+    /// When it is due again.
+    pub retry_at: UnixMillis,
+}
+
+impl ScriptArgs for RetryArgs<'_> {
+    fn script(scripts: &Scripts) -> &Script {
+        &scripts.retry
+    }
+
+    fn feed(&self, s: &mut impl Sink) {
+        s.key("due_key", &self.keys.due);
+        s.key("attempts_key", &self.keys.attempts);
+        s.arg("sid", self.handle);
+        s.arg("attempt", self.attempt);
+        s.arg("retry_at", self.retry_at.min(LUA_EXACT));
+    }
+}
+
+/// The arguments of `dead_letter.lua`: give a held event up.
+#[derive(Debug)]
+pub(super) struct DeadLetterArgs<'a> {
+    /// The client's outbox.
+    pub keys: &'a OutboxKeys,
+    /// The event's stream id (a lease's handle).
+    pub handle: &'a str,
+    /// The attempt that failed.
+    pub attempt: u32,
+    /// When it was given up on.
+    pub dead_at: UnixMillis,
+    /// The last attempt's error.
+    pub error: &'a str,
+}
+
+impl ScriptArgs for DeadLetterArgs<'_> {
+    fn script(scripts: &Scripts) -> &Script {
+        &scripts.dead_letter
+    }
+
+    fn feed(&self, s: &mut impl Sink) {
+        s.key("stream", &self.keys.stream);
+        s.key("due_key", &self.keys.due);
+        s.key("attempts_key", &self.keys.attempts);
+        s.key("latest_key", &self.keys.latest);
+        s.key("dead_key", &self.keys.dead);
+        s.arg("sid", self.handle);
+        s.arg("attempt", self.attempt);
+        // Kept as text: never computed with, and exact whatever its size.
+        s.arg("dead_at", self.dead_at);
+        s.arg("error_text", self.error);
+    }
+}
+
+/// The arguments of `redeliver.lua`: make dead events waiting again.
+#[derive(Debug)]
+pub(super) struct RedeliverArgs<'a> {
+    /// The client's outbox.
+    pub keys: &'a OutboxKeys,
+    /// The events, by id.
+    pub ids: &'a [EventId],
+}
+
+impl ScriptArgs for RedeliverArgs<'_> {
+    fn script(scripts: &Scripts) -> &Script {
+        &scripts.redeliver
+    }
+
+    fn feed(&self, s: &mut impl Sink) {
+        s.key("stream", &self.keys.stream);
+        s.key("dead_key", &self.keys.dead);
+        let ids: Vec<u8> = self.ids.iter().flat_map(|id| id.to_bytes()).collect();
+        s.arg("ids", ids);
+    }
+}
+
+/// The event argument of a script that records events (`ev_seed` in
+/// `events.lua`): empty when it records none (no seed, or a status no event
+/// reports), else the seed's 12 bytes (ms u48 and nonce u48: the first 12
+/// bytes of every id it mints, the script appends the ordinal), the kind's
+/// code and the format's name.
+fn event_arg(seed: Option<EventSeed>, kind: Option<EventKind>, format: ListFormat) -> Vec<u8> {
+    let (Some(seed), Some(kind)) = (seed, kind) else {
+        return Vec::new();
+    };
+    let mut arg = Vec::with_capacity(13 + format.name().len());
+    arg.extend_from_slice(&seed.id(0).to_bytes()[..12]);
+    arg.push(kind.code());
+    arg.extend_from_slice(format.name().as_bytes());
+    arg
 }
 
 /// The BITFIELD type of an entry `bits` wide (unsigned).
@@ -719,7 +929,7 @@ mod tests {
     /// The preludes read no position: they are functions the scripts call.
     #[test]
     fn the_preludes_read_no_argument() {
-        for prelude in [PRELUDE, SPACE_PRELUDE] {
+        for prelude in [PRELUDE, SPACE_PRELUDE, EVENTS_PRELUDE] {
             let (names, rest) = declared(prelude);
             assert!(names.keys.is_empty() && names.argv.is_empty() && rest.is_none());
             for line in prelude.lines() {
@@ -770,6 +980,7 @@ mod tests {
             count: 1,
             status_expiry: 3,
             issuance_ref: None,
+            events: Some(EventSeed { ms: 1, nonce: 2 }),
         };
         let items = [item(), item()];
         let space = ck.space(ListFormat::Token);
@@ -828,6 +1039,7 @@ mod tests {
             channel: Some("p:changes"),
             seq: Some(7),
             space: &names.client(&client).space(ListFormat::Token),
+            events: Some(EventSeed { ms: 1, nonce: 2 }),
         };
         let mut fed = Names::default();
         args.feed(&mut fed);
@@ -837,7 +1049,7 @@ mod tests {
         expected.extend([rest.clone(), rest]);
         assert_eq!(fed.keys, expected);
         assert_eq!(fed.argv, script.argv);
-        assert_eq!(fed.argv.len(), 21);
+        assert_eq!(fed.argv.len(), 22);
     }
 
     #[test]
@@ -924,6 +1136,8 @@ mod tests {
             target: Status::Invalid,
             channel: None,
             lists: &lists,
+            format: ListFormat::Token,
+            events: None,
         };
         let mut fed = Names::default();
         args.feed(&mut fed);
@@ -959,6 +1173,77 @@ mod tests {
             limit: 10,
         };
         assert_fixed_layout(&args, include_str!("list.lua"), 10);
+    }
+
+    #[test]
+    fn outbox_args_follow_the_scripts() {
+        let names = KeyNames::new("p:".to_owned()).unwrap();
+        let keys = names.client(&ClientId::parse("acme").unwrap()).outbox();
+        let take = TakeArgs {
+            keys: &keys,
+            consumer: "c",
+            now_ms: 1,
+            lease_ms: 2,
+            recheck_ms: 3,
+            max: 4,
+        };
+        assert_fixed_layout(&take, include_str!("take.lua"), 5);
+        let delivered = DeliveredArgs {
+            keys: &keys,
+            handle: "1-0",
+        };
+        assert_fixed_layout(&delivered, include_str!("delivered.lua"), 1);
+        let retry = RetryArgs {
+            keys: &keys,
+            handle: "1-0",
+            attempt: 1,
+            retry_at: 2,
+        };
+        assert_fixed_layout(&retry, include_str!("retry.lua"), 3);
+        let dead = DeadLetterArgs {
+            keys: &keys,
+            handle: "1-0",
+            attempt: 1,
+            dead_at: 2,
+            error: "HTTP 500",
+        };
+        assert_fixed_layout(&dead, include_str!("dead_letter.lua"), 4);
+        let id = EventSeed { ms: 1, nonce: 2 }.id(3);
+        let redeliver = RedeliverArgs {
+            keys: &keys,
+            ids: &[id, id],
+        };
+        assert_fixed_layout(&redeliver, include_str!("redeliver.lua"), 1);
+    }
+
+    /// The event argument carries what `ev_seed` reads: the ids the script
+    /// mints (12 bytes, then the ordinal) are the seed's, and nothing is
+    /// sent without a seed or for a status no event reports.
+    #[test]
+    fn the_event_argument_mints_the_seeds_ids() {
+        let seed = EventSeed {
+            ms: 1_700_000_000_123,
+            nonce: 0xABCD_EF01_2345,
+        };
+        let arg = event_arg(
+            Some(seed),
+            Some(EventKind::EntrySuspended),
+            ListFormat::Bitstring,
+        );
+        for ordinal in [0u32, 1, 299] {
+            let mut id = arg[..12].to_vec();
+            id.extend_from_slice(&ordinal.to_be_bytes());
+            assert_eq!(id, seed.id(ordinal).to_bytes());
+        }
+        assert_eq!(arg[12], EventKind::EntrySuspended.code());
+        assert_eq!(&arg[13..], b"bitstring");
+        let lua = include_str!("events.lua");
+        assert!(lua.contains("seed = string.sub(arg, 1, 12)"));
+        assert!(lua.contains("kind = string.byte(arg, 13)"));
+        assert!(lua.contains("format = string.sub(arg, 14)"));
+        assert!(lua.contains("ev.seed .. struct.pack('>I4', ordinal)"));
+        assert!(event_arg(None, Some(EventKind::EntryRevoked), ListFormat::Token).is_empty());
+        assert!(event_arg(Some(seed), None, ListFormat::Token).is_empty());
     }
 
     /// The letters decode back to the typed rules they encode, for every

@@ -2,7 +2,9 @@
 -- record, its change time, the list's version and, for a list with a base
 -- (opened since entry spaces exist), the change indexes of its entry space
 -- (space.lua). Runs after records.lua (records, chunks, change times) and
--- space.lua. All keys share the owning client's hash tag.
+-- space.lua, then events.lua: with an event seed, a change made records its
+-- event (one, with the entry's ref) in the client's outbox in the same
+-- step. All keys share the owning client's hash tag.
 --
 -- The arguments, by name: the declarations below are the only place a
 -- position is read, and `SetStatusArgs` in scripts.rs feeds them in this order
@@ -56,6 +58,10 @@ local client_prefix = ARGV[19] -- `<prefix>{<client>}:`, where the client's reco
 -- for a list opened before entry spaces (no index records its changes).
 local seq = ARGV[20]
 local space = ARGV[21]
+-- The event to record with a change made ('' none: the client has no
+-- webhook, and the script does exactly what it did before events existed):
+-- see ev_seed in events.lua.
+local events = ARGV[22]
 
 -- The recorded time of the entry's last change, or nil.
 local function time_get()
@@ -124,6 +130,14 @@ if seq ~= '' then
 end
 local v = redis.call('HINCRBY', meta_key, 'v', 1)
 record('d', now)
+-- The event, after every check: written together with the change or not
+-- at all. Its ref is the one the entry was issued with (none for a list
+-- opened before entry spaces).
+local ev = ev_seed(events)
+if ev then
+  local ref = seq ~= '' and ref_of_seq(space, tonumber(seq)) or ''
+  ev_record(client_prefix, ev_id(ev, 0), ev.kind, ev.format, now, {list_id, tonumber(n), 1}, ref, true)
+end
 if channel ~= '' then
   redis.call('PUBLISH', channel, list_id)
 end

@@ -214,6 +214,39 @@ local function ref_index(space, ref)
   return struct.unpack(REF_INDEX, v)
 end
 
+-- The text of the ref whose text offset + 1 in rb is `off`, remembered in
+-- `texts` (offset + 1 -> text) for the rest of the script.
+local function ref_text(space, off, texts)
+  local t = texts[off]
+  if not t then
+    local len = string.byte(redis.call('GETRANGE', space .. 'rb', off - 1, off - 1)) or 0
+    t = len > 0 and redis.call('GETRANGE', space .. 'rb', off, off + len - 1) or ''
+    texts[off] = t
+  end
+  return t
+end
+
+-- The ref bound to log record k, or '' (`bindings`: bindings_of(space),
+-- `texts` as for ref_text).
+local function ref_of_record(space, bindings, k, texts)
+  local j = last_le(bindings, 1, k)
+  if j < 0 or record_at(bindings, j)[1] ~= k then
+    return ''
+  end
+  return ref_text(space, record_at(bindings, j)[2], texts)
+end
+
+-- The ref entry `seq` was issued with, or '' (none, or a seq before the
+-- issuance log): its log record, then that record's binding, as the
+-- listing finds it.
+local function ref_of_seq(space, seq)
+  local k = last_le(log_of(space), 1, seq)
+  if k < 0 then
+    return ''
+  end
+  return ref_of_record(space, bindings_of(space), k, {})
+end
+
 -- Records in the change indexes that the entries `seqs` (of a tracked
 -- list) changed from raw value `old` to `new` at `now`.
 local function index_change(space, seqs, old, new, now)
