@@ -416,8 +416,8 @@ async fn a_dead_letter_is_listed_then_redelivered(store: StoreChoice) {
     let port = closed_port();
     let knobs = Knobs {
         extra_toml: format!(
-            "[webhooks]\ntimeout = \"1s\"\nretry_initial = \"20ms\"\nretry_max = \"200ms\"\n\
-             max_age = \"1s\"\npoll_interval = \"50ms\"\nlease = \"5s\"\nrecheck = \"50ms\"\n\
+            "[webhooks]\ntimeout_ms = 1000\nretry_initial_ms = 20\nretry_max_secs = 1\n\
+             max_age_secs = 1\npoll_interval_ms = 50\nlease_secs = 5\nrecheck_ms = 50\n\
              [[clients]]\nid = \"client-w\"\nformat = \"token\"\njwks_file = \"{}\"\n{}",
             jwks_path.display(),
             webhook_lines(port, &secret_file(dir.path()))

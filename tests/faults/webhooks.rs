@@ -47,14 +47,14 @@ fn secret_of(client: &str) -> String {
 /// run with 30 % failures ends in seconds, and leases well above the
 /// timeout.
 const WEBHOOKS: &str = r#"[webhooks]
-timeout = "2s"
-retry_initial = "50ms"
-retry_max = "500ms"
-max_age = "1h"
+timeout_ms = 2000
+retry_initial_ms = 50
+retry_max_secs = 1
+max_age_secs = 3600
 concurrency = 32
-poll_interval = "100ms"
-lease = "5s"
-recheck = "50ms"
+poll_interval_ms = 100
+lease_secs = 5
+recheck_ms = 50
 "#;
 
 /// What the receiver does with a delivery.
@@ -681,7 +681,7 @@ pub async fn scenario(
     let expected = load(cluster.clone(), clients, bases, scale, fault, seed).await;
     let loaded = started.elapsed();
     // Everything acknowledged must arrive; wait for it (generously: with
-    // a lease of 5 s and backoff capped at 0.5 s, a minute is plenty).
+    // a lease of 5 s and backoff capped at 1 s, a minute is plenty).
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let accepted: std::collections::HashSet<EventKey> = receiver

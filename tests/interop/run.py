@@ -214,10 +214,10 @@ class Service:
             port, secret_file = webhook
             webhooks = """
 [webhooks]
-retry_initial = "100ms"
-retry_max = "1s"
-poll_interval = "100ms"
-recheck = "50ms"
+retry_initial_ms = 100
+retry_max_secs = 1
+poll_interval_ms = 100
+recheck_ms = 50
 """
             token_webhook = (f'allow_insecure_webhook = true\n'
                              f'webhook = {{ url = "http://127.0.0.1:{port}/hook", secret_file = "{secret_file}" }}\n')
