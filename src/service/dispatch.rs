@@ -26,6 +26,7 @@
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rand::Rng;
@@ -147,6 +148,10 @@ struct Ctx<O, W> {
     observer: Arc<dyn DeliveryObserver>,
     /// The clients with a webhook: the only ones whose events are taken.
     clients: Vec<ClientId>,
+    /// Which client goes first in the next take. The store fills a take
+    /// client by client, so a fixed order would let a busy first client
+    /// use every slot and starve the others.
+    turn: AtomicUsize,
     /// Configured clients without a webhook: their events, if any, are
     /// left where they are (and said so once).
     idle: Vec<ClientId>,
@@ -177,6 +182,7 @@ impl<O: Outbox, W: WebhookSender> Dispatcher<O, W> {
                 sender,
                 observer: Arc::new(NoObserver),
                 clients,
+                turn: AtomicUsize::new(0),
                 idle: Vec::new(),
                 settings,
             },
@@ -314,8 +320,13 @@ async fn refresh_pending<O: Outbox, W: WebhookSender>(ctx: Arc<Ctx<O, W>>) {
 impl<O: Outbox, W: WebhookSender> Ctx<O, W> {
     /// Takes up to `max` events of the webhook clients.
     async fn take(&self, max: usize) -> Result<Vec<Lease>, StoreError> {
+        let mut clients = self.clients.clone();
+        if !clients.is_empty() {
+            let first = self.turn.fetch_add(1, Ordering::Relaxed) % clients.len();
+            clients.rotate_left(first);
+        }
         let req = TakeRequest {
-            clients: self.clients.clone(),
+            clients,
             consumer: self.settings.consumer.clone(),
             now_ms: now_ms(),
             lease: self.settings.lease,
@@ -970,6 +981,22 @@ mod tests {
             r.outbox.delivered_ids().len() == 2
         })
         .await;
+    }
+
+    #[tokio::test]
+    async fn each_take_starts_with_the_next_client() {
+        let outbox = FakeOutbox::default();
+        let r = start(
+            outbox,
+            FakeSender::answering(Ok(())),
+            &["a", "b", "c"],
+            settings(),
+        );
+        until("three takes", || r.outbox.state().takes.len() >= 3).await;
+        let s = r.outbox.state();
+        let firsts: Vec<ClientId> = s.takes[..3].iter().map(|t| t.clients[0].clone()).collect();
+        assert_eq!(firsts, [client("a"), client("b"), client("c")]);
+        assert!(s.takes.iter().all(|t| t.clients.len() == 3));
     }
 
     #[tokio::test]

@@ -12,8 +12,8 @@ use std::collections::HashSet;
 
 use super::{Service, ServiceError};
 use crate::auth::ListingClaims;
-use crate::domain::events::EventId;
 use crate::domain::QueryError;
+use crate::domain::events::EventId;
 use crate::ports::{DeadLetter, JtiClaim, JtiClaimOutcome, Outbox, Store, UnixMillis};
 
 /// The most ids one redelivery may name, and the most events one page of

@@ -234,11 +234,6 @@ impl Scale {
         issues_per_client: 167,
         concurrency: 24,
     };
-    /// 1,500 changes.
-    pub const SHORT: Scale = Scale {
-        issues_per_client: 50,
-        concurrency: 16,
-    };
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -736,22 +731,9 @@ fn a_replica_killed_while_delivering_loses_no_event() {
         Some(RedisServer::start()),
         2,
         Flaky::ISSUE,
-        Scale::SHORT,
-        Fault::KillReplica,
-        "replica killed",
-    ));
-}
-
-#[test]
-#[ignore = "long version: cargo test --release --test faults -- --ignored"]
-fn long_a_replica_killed_while_delivering_loses_no_event() {
-    runtime().block_on(scenario(
-        Some(RedisServer::start()),
-        2,
-        Flaky::ISSUE,
         Scale::FULL,
         Fault::KillReplica,
-        "replica killed (long)",
+        "replica killed",
     ));
 }
 
@@ -761,22 +743,9 @@ fn a_redis_restart_loses_no_event() {
         Some(RedisServer::start_durable()),
         2,
         Flaky::ISSUE,
-        Scale::SHORT,
-        Fault::RestartRedis,
-        "redis restarted",
-    ));
-}
-
-#[test]
-#[ignore = "long version: cargo test --release --test faults -- --ignored"]
-fn long_a_redis_restart_loses_no_event() {
-    runtime().block_on(scenario(
-        Some(RedisServer::start_durable()),
-        2,
-        Flaky::ISSUE,
         Scale::FULL,
         Fault::RestartRedis,
-        "redis restarted (long)",
+        "redis restarted",
     ));
 }
 
@@ -786,21 +755,8 @@ fn an_embedded_store_restart_loses_no_event() {
         None,
         1,
         Flaky::ISSUE,
-        Scale::SHORT,
-        Fault::RestartEmbedded,
-        "embedded restarted",
-    ));
-}
-
-#[test]
-#[ignore = "long version: cargo test --release --test faults -- --ignored"]
-fn long_an_embedded_store_restart_loses_no_event() {
-    runtime().block_on(scenario(
-        None,
-        1,
-        Flaky::ISSUE,
         Scale::FULL,
         Fault::RestartEmbedded,
-        "embedded restarted (long)",
+        "embedded restarted",
     ));
 }

@@ -114,14 +114,24 @@ pub(super) fn record_issuance(
 
 /// The ref entry `seq` of `space` was issued with, read in `txn` the way
 /// the listing reads it (through its issuance record): what a single
-/// change's event carries.
+/// change's event carries. `None` also when that record is lost.
 pub(super) fn issuance_ref_at(
     txn: &WriteTransaction,
     space: SpaceKey<'_>,
     seq: u64,
 ) -> Result<Option<IssuanceRef>, StoreError> {
     let log = txn.open_table(LOG).map_err(db_err)?;
-    Ok(record_at(&log, space, seq)?.1.issuance_ref)
+    match record_at(&log, space, seq) {
+        Ok((_, record)) => Ok(record.issuance_ref),
+        // A lost or unreadable issuance record must not stop a revocation:
+        // the change is applied and its event goes without a ref, as on
+        // Redis. The listing reports the damage where it reads the record.
+        Err(StoreError::Corrupt(reason)) => {
+            tracing::warn!(client = space.0, seq, %reason, "event recorded without its ref");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The change index of a write transaction: both tables of changed entries.
