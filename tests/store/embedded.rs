@@ -1394,14 +1394,6 @@ async fn events_survive_a_reopen_and_held_ones_are_due_again() {
     assert_eq!(store.commits(), commits);
 }
 
-/// What one call of a batch with events answered.
-#[derive(Debug)]
-enum Evented {
-    Set(Result<SetStatusOutcome, StoreError>),
-    ByRef(Result<RefChangeOutcome, StoreError>),
-    Issue(Result<AllocateOutcome, StoreError>),
-}
-
 /// A change that fails inside a group-commit batch (a change by ref whose
 /// issuance record is gone) leaves no event; the batch's other writes
 /// record their events exactly once, though the batch ran again without
@@ -1464,23 +1456,23 @@ async fn a_change_failing_in_a_batch_leaves_no_event() {
     ok_by_ref.events = Some(seed(14));
     let mut ok_issue = ref_req("faults", t, "c", Some("rc"), 1, NOW + 2);
     ok_issue.events = Some(seed(15));
-    let calls: Vec<futures::future::BoxFuture<'_, Evented>> = vec![
-        Box::pin(async { Evented::Set(store.set_status(&ok_single).await) }),
-        Box::pin(async { Evented::Set(store.set_status(&bad_single).await) }),
-        Box::pin(async { Evented::ByRef(store.set_status_by_ref(&bad_by_ref).await) }),
-        Box::pin(async { Evented::ByRef(store.set_status_by_ref(&ok_by_ref).await) }),
-        Box::pin(async { Evented::Issue(store.allocate(&ok_issue).await) }),
+    let calls: Vec<futures::future::BoxFuture<'_, Answer>> = vec![
+        Box::pin(async { Answer::Set(store.set_status(&ok_single).await) }),
+        Box::pin(async { Answer::Set(store.set_status(&bad_single).await) }),
+        Box::pin(async { Answer::ByRef(store.set_status_by_ref(&bad_by_ref).await) }),
+        Box::pin(async { Answer::ByRef(store.set_status_by_ref(&ok_by_ref).await) }),
+        Box::pin(async { Answer::Issue(store.allocate(&ok_issue).await) }),
     ];
     let answers = queued_then(&faults, Fault::None, calls).await;
     blocker.await.unwrap().unwrap();
     assert_eq!(store.commits() - before, 2, "the batch took one commit");
     let [
-        Evented::Set(ok_set),
-        Evented::Set(bad_set),
-        Evented::ByRef(bad_ref),
-        Evented::ByRef(ok_ref),
-        Evented::Issue(issued),
-    ] = <[Evented; 5]>::try_from(answers).unwrap()
+        Answer::Set(ok_set),
+        Answer::Set(bad_set),
+        Answer::ByRef(bad_ref),
+        Answer::ByRef(ok_ref),
+        Answer::Issue(issued),
+    ] = <[Answer; 5]>::try_from(answers).unwrap()
     else {
         panic!("answers out of order");
     };
@@ -1535,17 +1527,17 @@ async fn a_failed_commit_records_no_event() {
     revoke.events = Some(seed(20));
     let mut issue = ref_req("faults", t, "b", Some("rb"), 1, NOW + 1);
     issue.events = Some(seed(21));
-    let calls: Vec<futures::future::BoxFuture<'_, Evented>> = vec![
-        Box::pin(async { Evented::Set(store.set_status(&revoke).await) }),
-        Box::pin(async { Evented::Issue(store.allocate(&issue).await) }),
+    let calls: Vec<futures::future::BoxFuture<'_, Answer>> = vec![
+        Box::pin(async { Answer::Set(store.set_status(&revoke).await) }),
+        Box::pin(async { Answer::Issue(store.allocate(&issue).await) }),
     ];
     let answers = queued_then(&faults, Fault::DiskFull, calls).await;
     let _ = blocker.await.unwrap();
     for answer in answers {
         match answer {
-            Evented::Set(r) => assert_unavailable("set_status", r),
-            Evented::Issue(r) => assert_unavailable("allocate", r),
-            Evented::ByRef(r) => assert_unavailable("by ref", r),
+            Answer::Set(r) => assert_unavailable("set_status", r),
+            Answer::Issue(r) => assert_unavailable("allocate", r),
+            Answer::ByRef(r) => assert_unavailable("by ref", r),
         }
     }
     faults.clear();
