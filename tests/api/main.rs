@@ -7,6 +7,7 @@
 mod support;
 
 mod helpers;
+mod receiver;
 
 mod batch;
 mod delivery;
