@@ -4,14 +4,13 @@
 
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sha2::Sha256;
 use statuslist::config::Settings;
 
 use crate::helpers::*;
 use crate::receiver::{Delivery, Receiver};
+use crate::signature_v1::expected_v1;
 
 const SECRET: &str = "whsec-api-test-5f1d2c";
 
@@ -62,15 +61,7 @@ fn verified(d: &Delivery) -> Value {
         .unwrap_or_else(|| panic!("signature header {:?}", d.signature));
     let t: u64 = t.parse().unwrap();
     assert!(t.abs_diff(now()) <= 60, "signed now: {t}");
-    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(format!("{t}.").as_bytes());
-    mac.update(&d.body);
-    let want: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let want = expected_v1(SECRET.as_bytes(), t, &d.body);
     assert_eq!(v1, want, "the signature verifies with the client's secret");
     let body: Value = serde_json::from_slice(&d.body).unwrap();
     assert_eq!(

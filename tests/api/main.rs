@@ -8,6 +8,8 @@ mod support;
 
 mod helpers;
 mod receiver;
+#[path = "../common/signature_v1.rs"]
+mod signature_v1;
 
 mod batch;
 mod delivery;
