@@ -703,50 +703,50 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-#[test]
-fn two_replicas_deliver_every_event_to_a_flaky_receiver() {
+/// The issue's scenario (a flaky receiver, full scale) with `fault`, on a
+/// runtime of its own.
+fn run_flaky(redis: Option<RedisServer>, replicas: usize, fault: Fault, name: &str) {
     runtime().block_on(scenario(
-        Some(RedisServer::start()),
-        2,
+        redis,
+        replicas,
         Flaky::ISSUE,
         Scale::FULL,
+        fault,
+        name,
+    ));
+}
+
+#[test]
+fn two_replicas_deliver_every_event_to_a_flaky_receiver() {
+    run_flaky(
+        Some(RedisServer::start()),
+        2,
         Fault::None,
         "flaky receiver, 2 replicas",
-    ));
+    );
 }
 
 #[test]
 fn a_replica_killed_while_delivering_loses_no_event() {
-    runtime().block_on(scenario(
+    run_flaky(
         Some(RedisServer::start()),
         2,
-        Flaky::ISSUE,
-        Scale::FULL,
         Fault::KillReplica,
         "replica killed",
-    ));
+    );
 }
 
 #[test]
 fn a_redis_restart_loses_no_event() {
-    runtime().block_on(scenario(
+    run_flaky(
         Some(RedisServer::start_durable()),
         2,
-        Flaky::ISSUE,
-        Scale::FULL,
         Fault::RestartRedis,
         "redis restarted",
-    ));
+    );
 }
 
 #[test]
 fn an_embedded_store_restart_loses_no_event() {
-    runtime().block_on(scenario(
-        None,
-        1,
-        Flaky::ISSUE,
-        Scale::FULL,
-        Fault::RestartEmbedded,
-        "embedded restarted",
-    ));
+    run_flaky(None, 1, Fault::RestartEmbedded, "embedded restarted");
 }
