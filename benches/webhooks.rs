@@ -19,6 +19,8 @@
 mod cluster;
 #[path = "../tests/faults/net.rs"]
 mod net;
+#[path = "../tests/common/signature_v1.rs"]
+mod signature_v1;
 #[path = "../tests/store/support/mod.rs"]
 mod support;
 #[path = "../tests/faults/webhooks.rs"]

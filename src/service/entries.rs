@@ -55,17 +55,7 @@ impl<S: Store> Service<S> {
     ) -> Result<EntryListing, ServiceError> {
         let filter = EntryFilter::parse(query, self.base_url()).map_err(ServiceError::BadQuery)?;
         let failed = |e| ServiceError::from_store(e, ServiceError::ListingFailed);
-        let claim = JtiClaim {
-            client: claims.client().clone(),
-            jti: claims.jti().clone(),
-            digest: claims.digest(),
-            now,
-            keep_until: claims.keep_until(),
-        };
-        match self.store.claim_jti(&claim).await.map_err(failed)? {
-            JtiClaimOutcome::Fresh => {}
-            JtiClaimOutcome::Used => return Err(ServiceError::JtiUsed),
-        }
+        self.claim_single_use(claims, now, failed).await?;
         let format = claims.format();
         let page = if filter.list.is_some_and(|l| l.format != format) {
             // Entries are kept per client and format; the store, given only
@@ -107,5 +97,26 @@ impl<S: Store> Service<S> {
             items,
             pagination: Pagination::new(filter.page, filter.limit, page.total),
         })
+    }
+
+    /// Records the JWT's jti: a listing JWT (entries, webhooks) is single
+    /// use. `failed` names a store failure.
+    pub(super) async fn claim_single_use(
+        &self,
+        claims: &ListingClaims,
+        now: u64,
+        failed: impl FnOnce(crate::ports::StoreError) -> ServiceError,
+    ) -> Result<(), ServiceError> {
+        let claim = JtiClaim {
+            client: claims.client().clone(),
+            jti: claims.jti().clone(),
+            digest: claims.digest(),
+            now,
+            keep_until: claims.keep_until(),
+        };
+        match self.store.claim_jti(&claim).await.map_err(failed)? {
+            JtiClaimOutcome::Fresh => Ok(()),
+            JtiClaimOutcome::Used => Err(ServiceError::JtiUsed),
+        }
     }
 }

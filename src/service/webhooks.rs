@@ -14,7 +14,7 @@ use super::{Service, ServiceError};
 use crate::auth::ListingClaims;
 use crate::domain::QueryError;
 use crate::domain::events::EventId;
-use crate::ports::{DeadLetter, JtiClaim, JtiClaimOutcome, Outbox, Store, UnixMillis};
+use crate::ports::{DeadLetter, Outbox, Store, UnixMillis};
 
 /// The most ids one redelivery may name, and the most events one page of
 /// the failed listing may hold.
@@ -277,26 +277,6 @@ impl<S: Store + Outbox> Service<S> {
             redelivered: done.iter().map(EventId::to_string).collect(),
             unknown,
         })
-    }
-
-    /// Records the JWT's jti: a listing JWT is single use.
-    async fn claim_single_use(
-        &self,
-        claims: &ListingClaims,
-        now: u64,
-        failed: impl FnOnce(crate::ports::StoreError) -> ServiceError,
-    ) -> Result<(), ServiceError> {
-        let claim = JtiClaim {
-            client: claims.client().clone(),
-            jti: claims.jti().clone(),
-            digest: claims.digest(),
-            now,
-            keep_until: claims.keep_until(),
-        };
-        match self.store.claim_jti(&claim).await.map_err(failed)? {
-            JtiClaimOutcome::Fresh => Ok(()),
-            JtiClaimOutcome::Used => Err(ServiceError::JtiUsed),
-        }
     }
 
     /// A dead letter as listed, with the body its webhook is sent.

@@ -278,6 +278,12 @@ pub fn was_issued(allocator: &Allocator, capacity: u64, allocated: u64, idx: u64
     idx < capacity && allocator.invert(idx).is_ok_and(|n| n < allocated)
 }
 
+/// A duration in whole milliseconds, saturated: how both outboxes put a
+/// take's lease and recheck on the takers' clock.
+pub fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// The most damaged lists one process remembers for readiness; past it, a
 /// damaged list is still refused and logged, just not listed.
 pub const DAMAGED_LIMIT: usize = 256;

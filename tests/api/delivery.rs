@@ -2,109 +2,17 @@
 //! webhook is a local receiver (http, with `allow_insecure_webhook`); the
 //! changes it acknowledges arrive there as signed events.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sha2::Sha256;
 use statuslist::config::Settings;
 
 use crate::helpers::*;
+use crate::receiver::{Delivery, Receiver};
+use crate::signature_v1::expected_v1;
 
 const SECRET: &str = "whsec-api-test-5f1d2c";
-
-/// One delivery as the receiver got it.
-#[derive(Debug, Clone)]
-struct Delivery {
-    event_id: String,
-    signature: String,
-    content_type: String,
-    user_agent: String,
-    body: Vec<u8>,
-}
-
-/// A webhook receiver on 127.0.0.1 that answers 204 and keeps what it got.
-struct Receiver {
-    url: String,
-    got: Arc<Mutex<Vec<Delivery>>>,
-    handle: actix_web::dev::ServerHandle,
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        drop(self.handle.stop(false));
-    }
-}
-
-async fn receive(
-    req: HttpRequest,
-    body: web::Bytes,
-    got: web::Data<Mutex<Vec<Delivery>>>,
-) -> HttpResponse {
-    let header = |name: &str| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    got.lock().unwrap().push(Delivery {
-        event_id: header("statuslist-event-id"),
-        signature: header("statuslist-signature"),
-        content_type: header("content-type"),
-        user_agent: header("user-agent"),
-        body: body.to_vec(),
-    });
-    HttpResponse::NoContent().finish()
-}
-
-impl Receiver {
-    fn start() -> Receiver {
-        let got = web::Data::new(Mutex::new(Vec::new()));
-        let shared = got.clone();
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(shared.clone())
-                .route("/hooks/status", web::post().to(receive))
-        })
-        .workers(1)
-        .bind(("127.0.0.1", 0))
-        .unwrap();
-        let port = server.addrs()[0].port();
-        let server = server.run();
-        let handle = server.handle();
-        tokio::spawn(server);
-        Receiver {
-            url: format!("http://127.0.0.1:{port}/hooks/status"),
-            got: got.into_inner(),
-            handle,
-        }
-    }
-
-    fn got(&self) -> Vec<Delivery> {
-        self.got.lock().unwrap().clone()
-    }
-
-    /// Waits (up to 20 s) for `n` deliveries.
-    async fn wait_for(&self, n: usize) -> Vec<Delivery> {
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let got = self.got();
-            if got.len() >= n {
-                return got;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{} of {n} events delivered",
-                got.len()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
 
 /// Settings of an app on a redb file in `dir` whose token client (`TOKEN`)
 /// has its webhook at `url`, and whose second token client (`TOKEN2`) has
@@ -153,15 +61,7 @@ fn verified(d: &Delivery) -> Value {
         .unwrap_or_else(|| panic!("signature header {:?}", d.signature));
     let t: u64 = t.parse().unwrap();
     assert!(t.abs_diff(now()) <= 60, "signed now: {t}");
-    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(format!("{t}.").as_bytes());
-    mac.update(&d.body);
-    let want: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let want = expected_v1(SECRET.as_bytes(), t, &d.body);
     assert_eq!(v1, want, "the signature verifies with the client's secret");
     let body: Value = serde_json::from_slice(&d.body).unwrap();
     assert_eq!(

@@ -179,6 +179,8 @@ async fn unknown_paths_are_404_and_wrong_methods_405(store: StoreChoice) {
         (reqwest::Method::DELETE, "/health/live"),
         (reqwest::Method::POST, "/health/ready"),
         (reqwest::Method::POST, "/metrics"),
+        (reqwest::Method::POST, "/webhooks/failed"),
+        (reqwest::Method::GET, "/webhooks/redeliver"),
     ];
     for (method, path) in cases {
         let res = app

@@ -7,6 +7,9 @@
 mod support;
 
 mod helpers;
+mod receiver;
+#[path = "../common/signature_v1.rs"]
+mod signature_v1;
 
 mod batch;
 mod delivery;

@@ -6,10 +6,8 @@
 //! listens there, and gone.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use statuslist::client::{Batch, ChangeTarget, Issuer as CliIssuer};
@@ -18,6 +16,7 @@ use statuslist::publish::keys::ServiceKey;
 
 use crate::both_stores;
 use crate::helpers::*;
+use crate::receiver::Receiver;
 
 const JTI_USED: &str = "JWT has already been used: sign a new one with a fresh jti";
 const NO_WEBHOOK: &str = "No webhook is configured for this client";
@@ -167,23 +166,7 @@ async fn auth_failures_are_401_with_their_texts(store: StoreChoice) {
     let res = redeliver(&app, None, None, b"x".to_vec()).await;
     assert_eq!(res.headers()["www-authenticate"], "Bearer");
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    // Each path takes its one method.
-    let res = app.http.post(app.url("/webhooks/failed")).send().await;
-    assert_error(
-        res.unwrap(),
-        405,
-        "METHOD_NOT_ALLOWED",
-        "This endpoint does not accept that method",
-    )
-    .await;
-    let res = app.get("/webhooks/redeliver").await;
-    assert_error(
-        res,
-        405,
-        "METHOD_NOT_ALLOWED",
-        "This endpoint does not accept that method",
-    )
-    .await;
+    // Each path takes its one method: its 405 is checked in `errors.rs`.
 }
 
 /// Every malformed query and body is refused naming what is wrong, before
@@ -329,52 +312,6 @@ async fn a_webhook_client_starts_with_nothing_failed(store: StoreChoice) {
     // Another client's JWT is another client: it has no webhook.
     let res = failed(&app, Some(&bearer(&TOKEN2)), "").await;
     assert_error(res, 404, "NOT_FOUND", NO_WEBHOOK).await;
-}
-
-/// One delivery as the receiver got it.
-#[derive(Debug, Clone)]
-struct Delivery {
-    event_id: String,
-    signature: String,
-    content_type: String,
-    body: Vec<u8>,
-}
-
-/// A webhook receiver answering 200 to everything on `listener`.
-fn receiver(
-    listener: std::net::TcpListener,
-) -> (Arc<Mutex<Vec<Delivery>>>, actix_web::dev::ServerHandle) {
-    let got: Arc<Mutex<Vec<Delivery>>> = Arc::default();
-    let sink = got.clone();
-    let server = HttpServer::new(move || {
-        let sink = sink.clone();
-        App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
-            let sink = sink.clone();
-            async move {
-                let header = |name: &str| {
-                    req.headers()
-                        .get(name)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default()
-                        .to_owned()
-                };
-                sink.lock().unwrap().push(Delivery {
-                    event_id: header("statuslist-event-id"),
-                    signature: header("statuslist-signature"),
-                    content_type: header("content-type"),
-                    body: body.to_vec(),
-                });
-                HttpResponse::Ok().finish()
-            }
-        }))
-    })
-    .workers(1)
-    .listen(listener)
-    .unwrap()
-    .run();
-    let handle = server.handle();
-    tokio::spawn(server);
-    (got, handle)
 }
 
 /// Runs the CLI with `args`; asserts success and returns its stdout.
@@ -541,7 +478,7 @@ async fn a_dead_letter_is_listed_then_redelivered(store: StoreChoice) {
     // A receiver listens now; the CLI redelivers the three and one unknown.
     let listener = std::net::TcpListener::bind(("127.0.0.1", port))
         .unwrap_or_else(|e| panic!("port {port} was taken meanwhile: {e}"));
-    let (got, receiver) = receiver(listener);
+    let receiver = Receiver::on(listener);
     let unknown = some_id(9);
     let mut args: Vec<&str> = vec!["webhooks", "redeliver", "--json"];
     args.extend(who_args);
@@ -551,12 +488,7 @@ async fn a_dead_letter_is_listed_then_redelivered(store: StoreChoice) {
     let answer: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(answer, json!({"redelivered": ids, "unknown": [unknown]}));
 
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while got.lock().unwrap().len() < 3 {
-        assert!(Instant::now() < deadline, "not redelivered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let deliveries = got.lock().unwrap().clone();
+    let deliveries = receiver.wait_for(3).await;
     let mut delivered: Vec<String> = Vec::new();
     for d in &deliveries {
         let body: Value = serde_json::from_slice(&d.body).unwrap();
@@ -599,7 +531,6 @@ async fn a_dead_letter_is_listed_then_redelivered(store: StoreChoice) {
                 && l.ends_with(" 3")),
         "{metrics}"
     );
-    drop(receiver.stop(false));
 }
 
 both_stores!(

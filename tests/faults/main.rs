@@ -23,6 +23,8 @@ mod cluster;
 mod load;
 mod net;
 mod redis_restart;
+#[path = "../common/signature_v1.rs"]
+mod signature_v1;
 mod verify;
 mod webhooks;
 mod workload;

@@ -34,15 +34,23 @@ fn seed() -> EventSeed {
     }
 }
 
-fn take_req(who: &[&str], consumer: &str, now_ms: UnixMillis, max: usize) -> TakeRequest {
-    TakeRequest {
+/// What `consumer` takes of `who`'s events at `now_ms`, at most `max`.
+async fn take<S: Outbox>(
+    store: &S,
+    who: &[&str],
+    consumer: &str,
+    now_ms: UnixMillis,
+    max: usize,
+) -> Vec<Lease> {
+    let req = TakeRequest {
         clients: who.iter().map(|c| client(c)).collect(),
         consumer: consumer.to_owned(),
         now_ms,
         lease: LEASE,
         recheck: RECHECK,
         max,
-    }
+    };
+    store.take(&req).await.unwrap()
 }
 
 fn failure(lease: &Lease, now_ms: UnixMillis) -> Failure {
@@ -60,10 +68,7 @@ fn failure(lease: &Lease, now_ms: UnixMillis) -> Failure {
 async fn drain<S: Outbox>(store: &S, who: &[&str], mut now_ms: UnixMillis) -> Vec<Event> {
     let mut out = Vec::new();
     for _ in 0..200 {
-        let leases = store
-            .take(&take_req(who, "drain", now_ms, 1000))
-            .await
-            .unwrap();
+        let leases = take(store, who, "drain", now_ms, 1000).await;
         for l in &leases {
             store.delivered(&l.event.client, &l.handle).await.unwrap();
             out.push(l.event.clone());
@@ -246,24 +251,15 @@ pub async fn a_held_event_goes_to_nobody_else_until_its_lease_ends<S: Store + Ou
     let mut issue = ref_req("leased", ListFormat::Token, "i", Some("r"), 1, NOW);
     issue.events = Some(seed());
     allocated(store.allocate(&issue).await.unwrap());
-    let a = store
-        .take(&take_req(&["leased"], "a", NOW_MS, 10))
-        .await
-        .unwrap();
+    let a = take(store, &["leased"], "a", NOW_MS, 10).await;
     assert_eq!(a.len(), 1);
     assert_eq!(a[0].attempt, 1);
     let lease_ms = LEASE.as_millis() as u64;
     for at in [NOW_MS, NOW_MS + 1000, NOW_MS + lease_ms - 1] {
-        let b = store
-            .take(&take_req(&["leased"], "b", at, 10))
-            .await
-            .unwrap();
+        let b = take(store, &["leased"], "b", at, 10).await;
         assert!(b.is_empty(), "handed out again at +{} ms", at - NOW_MS);
     }
-    let b = store
-        .take(&take_req(&["leased"], "b", NOW_MS + lease_ms, 10))
-        .await
-        .unwrap();
+    let b = take(store, &["leased"], "b", NOW_MS + lease_ms, 10).await;
     assert_eq!(b.len(), 1, "the lease ended: someone else takes it");
     assert_eq!(b[0].event, a[0].event);
     assert_eq!(b[0].attempt, 2);
@@ -275,10 +271,7 @@ pub async fn a_held_event_goes_to_nobody_else_until_its_lease_ends<S: Store + Ou
         )
         .await
         .unwrap();
-    let c = store
-        .take(&take_req(&["leased"], "c", NOW_MS + lease_ms + 5, 10))
-        .await
-        .unwrap();
+    let c = take(store, &["leased"], "c", NOW_MS + lease_ms + 5, 10).await;
     assert!(c.is_empty(), "a stale report released the event: {c:?}");
     store
         .dead_letter(&failure(&a[0], NOW_MS + lease_ms + 6))
@@ -298,10 +291,7 @@ pub async fn a_held_event_goes_to_nobody_else_until_its_lease_ends<S: Store + Ou
         .await
         .unwrap();
     assert_eq!(store.pending(&client("leased")).await.unwrap(), 0);
-    let d = store
-        .take(&take_req(&["leased"], "d", NOW_MS + 10 * lease_ms, 10))
-        .await
-        .unwrap();
+    let d = take(store, &["leased"], "d", NOW_MS + 10 * lease_ms, 10).await;
     assert!(d.is_empty());
 }
 
@@ -317,10 +307,7 @@ pub async fn failed_events_are_retried_then_dead_lettered_and_redelivered<S: Sto
     let mut issue = ref_req("failing", ListFormat::Bitstring, "i", Some("r"), 2, NOW);
     issue.events = Some(s);
     allocated(store.allocate(&issue).await.unwrap());
-    let first = store
-        .take(&take_req(&["failing"], "a", NOW_MS, 10))
-        .await
-        .unwrap();
+    let first = take(store, &["failing"], "a", NOW_MS, 10).await;
     assert_eq!(first.len(), 1);
     assert_eq!(first[0].event.format, ListFormat::Bitstring);
     store
@@ -328,16 +315,11 @@ pub async fn failed_events_are_retried_then_dead_lettered_and_redelivered<S: Sto
         .await
         .unwrap();
     assert!(
-        store
-            .take(&take_req(&["failing"], "b", NOW_MS + 4999, 10))
+        take(store, &["failing"], "b", NOW_MS + 4999, 10)
             .await
-            .unwrap()
             .is_empty()
     );
-    let second = store
-        .take(&take_req(&["failing"], "b", NOW_MS + 5000, 10))
-        .await
-        .unwrap();
+    let second = take(store, &["failing"], "b", NOW_MS + 5000, 10).await;
     assert_eq!(second.len(), 1);
     assert_eq!(second[0].attempt, 2);
     let mut dead = failure(&second[0], NOW_MS + 6000);
@@ -358,10 +340,8 @@ pub async fn failed_events_are_retried_then_dead_lettered_and_redelivered<S: Sto
             .is_empty()
     );
     assert!(
-        store
-            .take(&take_req(&["failing"], "c", NOW_MS + 3_600_000, 10))
+        take(store, &["failing"], "c", NOW_MS + 3_600_000, 10)
             .await
-            .unwrap()
             .is_empty()
     );
     // Only the client's own dead events come back.
@@ -380,10 +360,7 @@ pub async fn failed_events_are_retried_then_dead_lettered_and_redelivered<S: Sto
     assert_eq!(back, vec![s.id(0)]);
     assert!(store.dead_letters(&who).await.unwrap().is_empty());
     assert_eq!(store.pending(&who).await.unwrap(), 1);
-    let third = store
-        .take(&take_req(&["failing"], "c", NOW_MS + 7001, 10))
-        .await
-        .unwrap();
+    let third = take(store, &["failing"], "c", NOW_MS + 7001, 10).await;
     assert_eq!(third.len(), 1);
     assert_eq!(third[0].attempt, 1, "a redelivered event starts again");
     assert_eq!(third[0].event, first[0].event);
@@ -428,10 +405,7 @@ pub async fn events_of_one_entry_are_handed_out_in_order<S: Store + Outbox>(
     // The issue event and the other entry's event; the three changes of
     // entry 0 wait behind the issue event.
     let mut now = NOW_MS;
-    let first = store
-        .take(&take_req(&["ordered"], "a", now, 10))
-        .await
-        .unwrap();
+    let first = take(store, &["ordered"], "a", now, 10).await;
     let got: HashSet<EventKind> = first.iter().map(|l| l.event.kind).collect();
     assert_eq!(first.len(), 2, "{first:?}");
     assert!(got.contains(&EventKind::EntriesIssued) && got.contains(&EventKind::EntryRevoked));
@@ -447,40 +421,22 @@ pub async fn events_of_one_entry_are_handed_out_in_order<S: Store + Outbox>(
         .unwrap();
     store.delivered(&who, &revoked_other.handle).await.unwrap();
     now += RECHECK.as_millis() as u64 + 1;
-    assert!(
-        store
-            .take(&take_req(&["ordered"], "b", now, 10))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(take(store, &["ordered"], "b", now, 10).await.is_empty());
     store
         .retry(&failure(issued, now), now + 10_000)
         .await
         .unwrap();
     now += RECHECK.as_millis() as u64 + 1;
-    assert!(
-        store
-            .take(&take_req(&["ordered"], "b", now, 10))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(take(store, &["ordered"], "b", now, 10).await.is_empty());
     now += 10_000;
-    let again = store
-        .take(&take_req(&["ordered"], "b", now, 10))
-        .await
-        .unwrap();
+    let again = take(store, &["ordered"], "b", now, 10).await;
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].event.kind, EventKind::EntriesIssued);
     store.delivered(&who, &again[0].handle).await.unwrap();
     // Then the changes, one at a time, in the order they were made.
     for (i, kind) in kinds.iter().enumerate() {
         now += RECHECK.as_millis() as u64 + 1;
-        let next = store
-            .take(&take_req(&["ordered"], "b", now, 10))
-            .await
-            .unwrap();
+        let next = take(store, &["ordered"], "b", now, 10).await;
         assert_eq!(next.len(), 1, "change {i}: {next:?}");
         assert_eq!(next[0].event.kind, *kind);
         assert_eq!(next[0].event.entries, vec![e[0]]);
@@ -537,10 +493,7 @@ pub async fn concurrent_takers_never_share_an_event<S: Store + Outbox>(
         N as u64
     );
     // The issue event first, alone, so that the revocations are free.
-    let issued = store
-        .take(&take_req(&["busy"], "first", NOW_MS, 1))
-        .await
-        .unwrap();
+    let issued = take(store, &["busy"], "first", NOW_MS, 1).await;
     assert_eq!(issued[0].event.kind, EventKind::EntriesIssued);
     store.delivered(&who, &issued[0].handle).await.unwrap();
     let now = NOW_MS + RECHECK.as_millis() as u64 + 1;
@@ -549,10 +502,7 @@ pub async fn concurrent_takers_never_share_an_event<S: Store + Outbox>(
         async move {
             let mut mine = Vec::new();
             loop {
-                let got = store
-                    .take(&take_req(&["busy"], &format!("t{t}"), now, 17))
-                    .await
-                    .unwrap();
+                let got = take(store, &["busy"], &format!("t{t}"), now, 17).await;
                 if got.is_empty() {
                     return mine;
                 }

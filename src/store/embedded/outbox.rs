@@ -86,11 +86,12 @@ use std::ops::Bound;
 
 use redb::{ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction};
 
-use super::records::{Reader, format_byte, parse_format, read_list_id};
+use super::records::{Reader, format_byte, parse_format, put_ref, read_list_id};
 use super::{EmbeddedStore, Inner, db_err};
 use crate::domain::events::{Event, EventId, EventKind};
-use crate::domain::{ClientId, IssuanceRef, ListId};
+use crate::domain::{ClientId, ListId};
 use crate::ports::{DeadLetter, Failure, Lease, Outbox, StoreError, TakeRequest, UnixMillis};
+use crate::store::common::millis;
 
 /// client → (next seq, pending count).
 const CLIENTS: TableDefinition<&str, (u64, u64)> = TableDefinition::new("event_clients");
@@ -167,10 +168,7 @@ impl EventBody {
                 out.extend_from_slice(&seq.to_le_bytes());
             }
         }
-        // A ref is 1 to 128 bytes: its length fits one byte, 0 means none.
-        let text = e.issuance_ref.as_ref().map_or("", IssuanceRef::as_str);
-        out.push(u8::try_from(text.len()).unwrap_or(u8::MAX));
-        out.extend_from_slice(text.as_bytes());
+        put_ref(out, e.issuance_ref.as_ref());
         let runs = runs(&e.entries);
         // Counts come from allocations (u32) and lists: they fit.
         out.extend_from_slice(&u32::try_from(runs.len()).unwrap_or(u32::MAX).to_le_bytes());
@@ -193,15 +191,7 @@ impl EventBody {
             1 => Some(r.u64()?),
             _ => return Err(r.corrupt("bad flag")),
         };
-        let issuance_ref = match usize::from(r.u8()?) {
-            0 => None,
-            len => Some(
-                std::str::from_utf8(r.take(len)?)
-                    .ok()
-                    .and_then(|s| IssuanceRef::parse(s).ok())
-                    .ok_or_else(|| r.corrupt("bad ref"))?,
-            ),
-        };
+        let issuance_ref = r.issuance_ref()?;
         let runs = u32_of(r)?;
         if runs == 0 {
             return Err(r.corrupt("no entries"));
@@ -399,10 +389,6 @@ fn id_key(id: EventId) -> u128 {
 /// A lease's handle: the seq. A handle that is not one names no event.
 fn seq_of(handle: &str) -> Option<u64> {
     handle.parse().ok()
-}
-
-fn millis(d: std::time::Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Records `bodies`, in order, as waiting events of `client` inside the
@@ -948,8 +934,8 @@ impl Outbox for EmbeddedStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::ListFormat;
     use crate::domain::events::EventSeed;
+    use crate::domain::{IssuanceRef, ListFormat};
 
     fn client() -> ClientId {
         ClientId::parse("hooked").unwrap()

@@ -328,16 +328,13 @@ pub(super) struct LogRecord {
 
 impl LogRecord {
     pub fn encode(&self) -> Vec<u8> {
-        let text = self.issuance_ref.as_ref().map_or("", IssuanceRef::as_str);
-        let mut out = Vec::with_capacity(1 + 4 + 8 + 8 + 1 + text.len());
+        let text_len = self.issuance_ref.as_ref().map_or(0, |r| r.as_str().len());
+        let mut out = Vec::with_capacity(1 + 4 + 8 + 8 + 1 + text_len);
         out.push(LOG_V1);
         out.extend_from_slice(&self.count.to_le_bytes());
         out.extend_from_slice(&self.created.to_le_bytes());
         out.extend_from_slice(&self.expiry.to_le_bytes());
-        // A ref is 1 to 128 bytes, so its length fits one byte and 0 means
-        // none.
-        out.push(u8::try_from(text.len()).unwrap_or(u8::MAX));
-        out.extend_from_slice(text.as_bytes());
+        put_ref(&mut out, self.issuance_ref.as_ref());
         out
     }
 
@@ -349,15 +346,7 @@ impl LogRecord {
         let count = u32::from_le_bytes(r.array::<4>()?);
         let created = r.u64()?;
         let expiry = r.u64()?;
-        let issuance_ref = match usize::from(r.u8()?) {
-            0 => None,
-            len => Some(
-                std::str::from_utf8(r.take(len)?)
-                    .ok()
-                    .and_then(|s| IssuanceRef::parse(s).ok())
-                    .ok_or_else(|| r.corrupt("bad ref"))?,
-            ),
-        };
+        let issuance_ref = r.issuance_ref()?;
         r.end()?;
         if count == 0 {
             return Err(r.corrupt("no entries"));
@@ -402,6 +391,14 @@ pub(super) fn parse_format(b: u8) -> Option<ListFormat> {
     }
 }
 
+/// Appends an optional ref as [`Reader::issuance_ref`] reads it: its length
+/// in one byte (a ref is 1 to 128 bytes; 0 means none), then its text.
+pub(super) fn put_ref(out: &mut Vec<u8>, issuance_ref: Option<&IssuanceRef>) {
+    let text = issuance_ref.map_or("", IssuanceRef::as_str);
+    out.push(u8::try_from(text.len()).unwrap_or(u8::MAX));
+    out.extend_from_slice(text.as_bytes());
+}
+
 /// A cursor over stored bytes that turns every short read into
 /// [`StoreError::Corrupt`].
 pub(super) struct Reader<'a> {
@@ -439,6 +436,18 @@ impl<'a> Reader<'a> {
 
     pub(super) fn u64(&mut self) -> Result<u64, StoreError> {
         Ok(u64::from_le_bytes(self.array::<8>()?))
+    }
+
+    /// An optional ref as [`put_ref`] wrote it.
+    pub(super) fn issuance_ref(&mut self) -> Result<Option<IssuanceRef>, StoreError> {
+        match usize::from(self.u8()?) {
+            0 => Ok(None),
+            len => std::str::from_utf8(self.take(len)?)
+                .ok()
+                .and_then(|s| IssuanceRef::parse(s).ok())
+                .map(Some)
+                .ok_or_else(|| self.corrupt("bad ref")),
+        }
     }
 
     pub(super) fn end(&self) -> Result<(), StoreError> {

@@ -2,8 +2,8 @@
 -- the scripts that record events (allocate.lua, set_status.lua and
 -- ref_change.lua, after records.lua and space.lua) and by the outbox's own
 -- scripts (take.lua, delivered.lua, retry.lua, dead_letter.lua and
--- redeliver.lua, which start with this prelude alone). Only functions and
--- constants here; neither KEYS nor ARGV is read.
+-- redeliver.lua, after records.lua alone, for its call_chunked). Only
+-- functions and constants here; neither KEYS nor ARGV is read.
 --
 -- Keys, all under the client's prefix `<prefix>{<client>}:` (keys.rs):
 --   ev   stream: the journal, one entry per event that is neither delivered
@@ -43,24 +43,6 @@ local EV_GROUP = 'dispatch'
 local EV_RUN = '>I6I6I4'
 local EV_RUN_SIZE = 16
 local EV_ENTRY = '>I6I6'
-local EV_CALL_ARGS = 4000  -- arguments per command at most (unpack's limit)
-
--- Calls `cmd key args...` with `args` cut into calls of whole groups of
--- `per` arguments (none when `args` is empty); the array replies,
--- concatenated.
-local function ev_chunked(cmd, key, args, per)
-  local out = {}
-  local step = math.floor(EV_CALL_ARGS / per) * per
-  for i = 1, #args, step do
-    local r = redis.call(cmd, key, unpack(args, i, math.min(i + step - 1, #args)))
-    if type(r) == 'table' then
-      for j = 1, #r do
-        out[#out + 1] = r[j]
-      end
-    end
-  end
-  return out
-end
 
 -- The request's event argument: '' when it records no event, else the
 -- seed's 12 bytes (ms u48, nonce u48: the first 12 bytes of every id it
@@ -114,7 +96,7 @@ local function ev_record(prefix, id, kind, format, at, runs, ref, may_follow)
   end
   if may_follow then
     local prev, seen = {}, {}
-    for _, sid in ipairs(ev_chunked('HMGET', prefix .. 'evl', entries, 1)) do
+    for _, sid in ipairs(call_chunked('HMGET', prefix .. 'evl', entries, 1)) do
       if sid and not seen[sid] then
         seen[sid] = true
         prev[#prev + 1] = sid
@@ -129,7 +111,7 @@ local function ev_record(prefix, id, kind, format, at, runs, ref, may_follow)
   for i, entry in ipairs(entries) do
     latest[2 * i - 1], latest[2 * i] = entry, sid
   end
-  ev_chunked('HSET', prefix .. 'evl', latest, 2)
+  call_chunked('HSET', prefix .. 'evl', latest, 2)
   return sid
 end
 
@@ -161,7 +143,7 @@ local function ev_remove(stream, due_key, attempts_key, latest_key, sid, f)
   redis.call('HDEL', attempts_key, sid)
   if f and f.e then
     local entries = ev_entries(f.e)
-    local cur = ev_chunked('HMGET', latest_key, entries, 1)
+    local cur = call_chunked('HMGET', latest_key, entries, 1)
     local gone = {}
     for i, entry in ipairs(entries) do
       -- Only where it is still the latest: a later event of the entry
@@ -170,7 +152,7 @@ local function ev_remove(stream, due_key, attempts_key, latest_key, sid, f)
         gone[#gone + 1] = entry
       end
     end
-    ev_chunked('HDEL', latest_key, gone, 1)
+    call_chunked('HDEL', latest_key, gone, 1)
   end
 end
 

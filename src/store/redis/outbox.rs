@@ -20,6 +20,7 @@ use super::scripts::{DeadLetterArgs, DeliveredArgs, RedeliverArgs, RetryArgs, Ta
 use crate::domain::ClientId;
 use crate::domain::events::{Event, EventId};
 use crate::ports::{DeadLetter, Failure, Lease, Outbox, StoreError, TakeRequest, UnixMillis};
+use crate::store::common::millis;
 
 impl RedisStore {
     /// The event `stored` of `client`, its entries' allocation numbers
@@ -61,11 +62,6 @@ fn check_handle(handle: &str) -> Result<(), StoreError> {
             "{handle:?} is not a lease handle of the Redis store"
         ))),
     }
-}
-
-/// A duration in whole milliseconds, saturated.
-fn millis(d: std::time::Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl Outbox for RedisStore {

@@ -1,7 +1,8 @@
--- Shared by every script (scripts.rs builds each as this prelude, for most
--- then space.lua, followed by its own text): the idempotency records of a
--- client, the chunks of a list's bytes and a list's change times. Only
--- functions and constants here; neither KEYS nor ARGV is read.
+-- Shared by every script (scripts.rs builds each as this prelude, then
+-- space.lua and events.lua as it needs them, followed by its own text): the
+-- idempotency records of a client, the chunks of a list's bytes, a list's
+-- change times, and commands whose arguments are cut into several calls.
+-- Only functions and constants here; neither KEYS nor ARGV is read.
 --
 -- Records. A client's records live in a table of small hashes ("shards"):
 --   <client prefix>r       hash: L (level) and s (split pointer); absent: 0, 0
@@ -408,4 +409,26 @@ local function time_put(v, slot, at)
   local pos, found = time_search(v, slot)
   local rest = found and pos + 6 or pos
   return string.sub(v, 1, pos - 1) .. struct.pack('>I2I4', slot, at) .. string.sub(v, rest)
+end
+
+-- Commands with many arguments.
+
+local CALL_ARGS = 4000     -- arguments per command at most (Lua's unpack
+                           -- stops at ~8000)
+
+-- Calls `cmd key args...` with `args` cut into calls of whole groups of
+-- `per` arguments (none when `args` is empty); the array replies,
+-- concatenated.
+local function call_chunked(cmd, key, args, per)
+  local out = {}
+  local step = math.floor(CALL_ARGS / per) * per
+  for i = 1, #args, step do
+    local r = redis.call(cmd, key, unpack(args, i, math.min(i + step - 1, #args)))
+    if type(r) == 'table' then
+      for j = 1, #r do
+        out[#out + 1] = r[j]
+      end
+    end
+  end
+  return out
 end

@@ -28,8 +28,8 @@ use crate::domain::{
 use crate::ports::{StoreError, StoreSettings, UnixMillis, UnixSeconds};
 use crate::store::common::{EntryRule, KNOWN_VALUES, TransitionRules};
 
-/// What every script shares (records, chunks, change times): prepended to
-/// each, since a script cannot call another.
+/// What every script shares (records, chunks, change times, commands cut
+/// into calls): prepended to each, since a script cannot call another.
 const PRELUDE: &str = include_str!("records.lua");
 
 /// What the scripts that touch entry spaces share (their records, the
@@ -37,8 +37,9 @@ const PRELUDE: &str = include_str!("records.lua");
 const SPACE_PRELUDE: &str = include_str!("space.lua");
 
 /// The event outbox (its keys, recording an event, removing one): prepended
-/// after [`SPACE_PRELUDE`] to the scripts that record events, and alone to
-/// the outbox's own scripts, which touch nothing else.
+/// after [`SPACE_PRELUDE`] to the scripts that record events, and after
+/// [`PRELUDE`] alone to the outbox's own scripts, which touch nothing else
+/// (they use only its `call_chunked`).
 const EVENTS_PRELUDE: &str = include_str!("events.lua");
 
 /// The largest number handed to a script as is: Lua's numbers are doubles,
@@ -68,7 +69,7 @@ impl Scripts {
         // The scripts that make changes may record their events.
         let recording =
             |own: &str| Script::new(&[PRELUDE, SPACE_PRELUDE, EVENTS_PRELUDE, own].concat());
-        let outbox = |own: &str| Script::new(&[EVENTS_PRELUDE, own].concat());
+        let outbox = |own: &str| Script::new(&[PRELUDE, EVENTS_PRELUDE, own].concat());
         Scripts {
             allocate: recording(include_str!("allocate.lua")),
             set_status: recording(include_str!("set_status.lua")),

@@ -42,8 +42,6 @@ local REF_SIZE = 12
 local REF_INDEX = '>I4I4'
 local MAX_RUN = 65535      -- the most entries one log record counts
 local U32_MAX = 4294967295
-local CALL_ARGS = 4000     -- arguments per command at most (Lua's unpack
-                           -- stops at ~8000)
 
 local function sat32(v)
   if v > U32_MAX then
@@ -70,22 +68,6 @@ local function status_bit(value)
     return 4
   end
   return 0
-end
-
--- Calls `cmd key args...` with `args` cut into calls of whole groups of
--- `per` arguments; the array replies, concatenated.
-local function call_chunked(cmd, key, args, per)
-  local out = {}
-  local step = math.floor(CALL_ARGS / per) * per
-  for i = 1, #args, step do
-    local r = redis.call(cmd, key, unpack(args, i, math.min(i + step - 1, #args)))
-    if type(r) == 'table' then
-      for j = 1, #r do
-        out[#out + 1] = r[j]
-      end
-    end
-  end
-  return out
 end
 
 -- A string of fixed-size records, read record by record (GETRANGE) and
