@@ -88,6 +88,9 @@ pub struct Delivery {
     pub signature: Option<String>,
     pub content_type: Option<String>,
     pub body: Vec<u8>,
+    /// When its request line arrived.
+    pub started: Instant,
+    /// When it was answered (or dropped).
     pub at: Instant,
     /// Answered 2xx (and the answer was written).
     pub ok: bool,
@@ -143,6 +146,7 @@ async fn serve(
         if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
             return;
         }
+        let started = Instant::now();
         let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
         let mut headers = HashMap::new();
         loop {
@@ -173,6 +177,7 @@ async fn serve(
             signature: headers.get("statuslist-signature").cloned(),
             content_type: headers.get("content-type").cloned(),
             body,
+            started,
             at: Instant::now(),
             ok: false,
         };
@@ -581,6 +586,19 @@ fn verify(expected: &Expected, deliveries: &[Delivery]) -> Vec<Duration> {
             findings.push(format!(
                 "{entry}: accepted in the order {order:?}, made {want:?}"
             ));
+        }
+    }
+    // One replica at a time: two deliveries of one event never overlap.
+    let mut spans: HashMap<&str, Vec<(Instant, Instant)>> = HashMap::new();
+    for d in deliveries {
+        if let Some(id) = d.event_id.as_deref() {
+            spans.entry(id).or_default().push((d.started, d.at));
+        }
+    }
+    for (id, mut span) in spans {
+        span.sort();
+        if span.windows(2).any(|w| w[1].0 < w[0].1) {
+            findings.push(format!("overlapping deliveries of {id}"));
         }
     }
     let repeats = oks.values().filter(|n| **n > 1).count();
