@@ -41,6 +41,8 @@ fn main() {
     let latencies = runtime.block_on(scenario(
         Some(RedisServer::start()),
         2,
+        // The default `[webhooks]` settings: what a user gets.
+        "",
         Flaky::HEALTHY,
         Scale::FULL,
         Fault::None,

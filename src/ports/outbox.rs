@@ -24,7 +24,10 @@
 //! Order: an event is not handed out while an earlier event of one of its
 //! entries (recorded before it, for the same client) is undelivered and not
 //! dead; it is put back to be looked at again after `recheck`. So the events
-//! of one entry are delivered in the order they were recorded.
+//! of one entry are delivered in the order they were recorded. When that
+//! earlier event is delivered or dead-lettered, the events it held back are
+//! due at once (not only after `recheck`): a quick series of changes to one
+//! entry is sent as quickly as the receiver takes it.
 //!
 //! The contract every adapter must pass is `tests/store/events_contract.rs`.
 
@@ -118,6 +121,7 @@ pub trait Outbox: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<Lease>, StoreError>> + Send;
 
     /// The event was delivered: it is gone. Also when its lease had ended.
+    /// Returns true when events it held back are now due (take again).
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.
@@ -125,7 +129,7 @@ pub trait Outbox: Send + Sync + 'static {
         &self,
         client: &ClientId,
         handle: &str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// The attempt failed: the event is scheduled for `retry_at`.
     ///
@@ -138,11 +142,14 @@ pub trait Outbox: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The attempt failed and the event is given up on: it is dead.
+    /// Returns true when events it held back are now due (take again).
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.
-    fn dead_letter(&self, failure: &Failure)
-    -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn dead_letter(
+        &self,
+        failure: &Failure,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// The client's dead events, by id.
     ///

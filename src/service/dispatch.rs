@@ -232,7 +232,8 @@ impl<O: Outbox, W: WebhookSender> Dispatcher<O, W> {
 async fn dispatch<O: Outbox, W: WebhookSender>(ctx: Arc<Ctx<O, W>>, nudge: Arc<Nudge>) {
     let concurrency = ctx.settings.concurrency.get();
     let poll = ctx.settings.poll_interval;
-    let mut in_flight: JoinSet<()> = JoinSet::new();
+    // Each delivery says whether it released held-back events (take again).
+    let mut in_flight: JoinSet<bool> = JoinSet::new();
     // Take at once: events recorded before this process started.
     let mut nudged = true;
     // The last take filled every free slot: more may be due.
@@ -243,7 +244,7 @@ async fn dispatch<O: Outbox, W: WebhookSender>(ctx: Arc<Ctx<O, W>>, nudge: Arc<N
     let mut failures = 0u32;
     loop {
         while let Some(done) = in_flight.try_join_next() {
-            joined(done);
+            nudged |= joined(done);
         }
         let free = concurrency.saturating_sub(in_flight.len());
         let now = Instant::now();
@@ -285,18 +286,24 @@ async fn dispatch<O: Outbox, W: WebhookSender>(ctx: Arc<Ctx<O, W>>, nudge: Arc<N
             // With no free slot only a finished delivery (or a nudge, kept
             // for later) is worth waking for.
             () = tokio::time::sleep_until(wake_at), if free > 0 => {}
-            Some(done) = in_flight.join_next(), if !in_flight.is_empty() => joined(done),
+            Some(done) = in_flight.join_next(), if !in_flight.is_empty() => nudged |= joined(done),
         }
     }
 }
 
-/// A finished delivery task: only a panic is worth saying (its event is
-/// taken again when its lease ends).
-fn joined(done: Result<(), JoinError>) {
-    if let Err(e) = done
-        && e.is_panic()
-    {
-        tracing::error!("webhooks: a delivery task panicked; its event is retried after its lease");
+/// A finished delivery task: whether it released held-back events. Only a
+/// panic is worth saying (its event is taken again when its lease ends).
+fn joined(done: Result<bool, JoinError>) -> bool {
+    match done {
+        Ok(released) => released,
+        Err(e) => {
+            if e.is_panic() {
+                tracing::error!(
+                    "webhooks: a delivery task panicked; its event is retried after its lease"
+                );
+            }
+            false
+        }
     }
 }
 
@@ -357,8 +364,9 @@ impl<O: Outbox, W: WebhookSender> Ctx<O, W> {
     /// One attempt: send, then report the outcome to the outbox. A report
     /// the store refuses is logged and dropped: the event's lease then ends
     /// and it is taken again (so a delivered event may be sent twice, which
-    /// at-least-once allows).
-    async fn deliver(&self, lease: Lease) {
+    /// at-least-once allows). True when the report released events the
+    /// event held back, which the loop then takes at once.
+    async fn deliver(&self, lease: Lease) -> bool {
         let event = &lease.event;
         let body = event.body(&self.settings.base_url);
         let sent = self.sender.send(&event.client, event.id, body).await;
@@ -368,16 +376,19 @@ impl<O: Outbox, W: WebhookSender> Ctx<O, W> {
             Ok(()) => {
                 self.observer
                     .attempt(DeliveryOutcome::Delivered, Some(Duration::from_millis(age)));
-                if let Err(e) = self.outbox.delivered(&event.client, &lease.handle).await {
-                    tracing::warn!(
-                        client = %event.client,
-                        id = %event.id,
-                        error = %e,
-                        "webhooks: delivered, but the store did not take the report; the event \
-                         will be sent again"
-                    );
-                }
-                return;
+                return match self.outbox.delivered(&event.client, &lease.handle).await {
+                    Ok(released) => released,
+                    Err(e) => {
+                        tracing::warn!(
+                            client = %event.client,
+                            id = %event.id,
+                            error = %e,
+                            "webhooks: delivered, but the store did not take the report; the \
+                             event will be sent again"
+                        );
+                        false
+                    }
+                };
             }
             Err(e) => e,
         };
@@ -422,9 +433,9 @@ impl<O: Outbox, W: WebhookSender> Ctx<O, W> {
                 retry_in_ms = retry_at.saturating_sub(now),
                 "webhooks: delivery failed; retrying later"
             );
-            self.outbox.retry(&failure, retry_at).await
+            self.outbox.retry(&failure, retry_at).await.map(|()| false)
         };
-        if let Err(e) = reported {
+        reported.unwrap_or_else(|e| {
             tracing::warn!(
                 client = %event.client,
                 id = %event.id,
@@ -432,7 +443,8 @@ impl<O: Outbox, W: WebhookSender> Ctx<O, W> {
                 "webhooks: the store did not take a failed attempt's report; the event is tried \
                  again when its lease ends"
             );
-        }
+            false
+        })
     }
 }
 
@@ -471,6 +483,8 @@ mod tests {
         failing_takes: u32,
         /// `delivered` reports still to fail.
         failing_reports: u32,
+        /// Whether a `delivered` report says it released held-back events.
+        releases: bool,
     }
 
     /// An in-memory outbox: the states of the port, without hold-back.
@@ -532,7 +546,7 @@ mod tests {
             Ok(out)
         }
 
-        async fn delivered(&self, _: &ClientId, handle: &str) -> Result<(), StoreError> {
+        async fn delivered(&self, _: &ClientId, handle: &str) -> Result<bool, StoreError> {
             let mut s = self.state();
             if s.failing_reports > 0 {
                 s.failing_reports -= 1;
@@ -540,7 +554,7 @@ mod tests {
             }
             let i: usize = handle.parse().unwrap();
             s.slots[i].gone = true;
-            Ok(())
+            Ok(s.releases)
         }
 
         async fn retry(&self, failure: &Failure, retry_at: UnixMillis) -> Result<(), StoreError> {
@@ -553,12 +567,12 @@ mod tests {
             Ok(())
         }
 
-        async fn dead_letter(&self, failure: &Failure) -> Result<(), StoreError> {
+        async fn dead_letter(&self, failure: &Failure) -> Result<bool, StoreError> {
             let mut s = self.state();
             let i: usize = failure.handle.parse().unwrap();
             s.slots[i].dead = true;
             s.dead.push(failure.clone());
-            Ok(())
+            Ok(s.releases)
         }
 
         async fn dead_letters(&self, _: &ClientId) -> Result<Vec<DeadLetter>, StoreError> {
@@ -981,6 +995,29 @@ mod tests {
             r.outbox.delivered_ids().len() == 2
         })
         .await;
+    }
+
+    #[tokio::test]
+    async fn a_delivery_that_releases_held_back_events_takes_again_at_once() {
+        for releases in [false, true] {
+            let outbox = FakeOutbox::default();
+            outbox.state().releases = releases;
+            outbox.record(event("a", now_ms(), 1), 0);
+            let r = start(
+                outbox,
+                FakeSender::answering(Ok(())),
+                &["a"],
+                DispatchSettings {
+                    poll_interval: Duration::from_secs(3600),
+                    ..settings()
+                },
+            );
+            until("delivered", || r.outbox.delivered_ids().len() == 1).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            // The first take at start, then one more only after a release.
+            let takes = r.outbox.state().takes.len();
+            assert_eq!(takes, if releases { 2 } else { 1 }, "releases: {releases}");
+        }
     }
 
     #[tokio::test]

@@ -86,7 +86,7 @@ impl Outbox for AnyStore {
         dispatch!(self, s => s.take(req))
     }
 
-    async fn delivered(&self, client: &ClientId, handle: &str) -> Result<(), StoreError> {
+    async fn delivered(&self, client: &ClientId, handle: &str) -> Result<bool, StoreError> {
         dispatch!(self, s => s.delivered(client, handle))
     }
 
@@ -94,7 +94,7 @@ impl Outbox for AnyStore {
         dispatch!(self, s => s.retry(failure, retry_at))
     }
 
-    async fn dead_letter(&self, failure: &Failure) -> Result<(), StoreError> {
+    async fn dead_letter(&self, failure: &Failure) -> Result<bool, StoreError> {
         dispatch!(self, s => s.dead_letter(failure))
     }
 

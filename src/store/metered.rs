@@ -95,7 +95,7 @@ impl<S: Store + Outbox> Outbox for Metered<S> {
         self.timed("events_take", self.inner.take(req)).await
     }
 
-    async fn delivered(&self, client: &ClientId, handle: &str) -> Result<(), StoreError> {
+    async fn delivered(&self, client: &ClientId, handle: &str) -> Result<bool, StoreError> {
         self.timed("events_delivered", self.inner.delivered(client, handle))
             .await
     }
@@ -105,7 +105,7 @@ impl<S: Store + Outbox> Outbox for Metered<S> {
             .await
     }
 
-    async fn dead_letter(&self, failure: &Failure) -> Result<(), StoreError> {
+    async fn dead_letter(&self, failure: &Failure) -> Result<bool, StoreError> {
         self.timed("events_dead_letter", self.inner.dead_letter(failure))
             .await
     }

@@ -42,10 +42,10 @@ fn secret_of(client: &str) -> String {
     format!("whsec-{client}-0123456789abcdef")
 }
 
-/// The `[webhooks]` settings of every scenario: quick retries, so that a
-/// run with 30 % failures ends in seconds, and leases well above the
-/// timeout.
-const WEBHOOKS: &str = r#"[webhooks]
+/// The `[webhooks]` settings of the fault scenarios: quick retries, so that
+/// a run with 30 % failures ends in seconds, and leases well above the
+/// timeout. (The benchmark runs on the defaults: `""`.)
+pub const FAST_RETRIES: &str = r#"[webhooks]
 timeout_ms = 2000
 retry_initial_ms = 50
 retry_max_secs = 1
@@ -558,11 +558,27 @@ fn verify(expected: &Expected, deliveries: &[Delivery]) -> Vec<Duration> {
         }
     }
     let mut latencies = Vec::new();
+    // By type, to see where the time goes (a later event of an entry
+    // waits for the earlier ones).
+    let mut by_kind: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
     for (key, acked) in &expected.events {
         match first_ok.get(key) {
             None => findings.push(format!("lost: {key:?}")),
-            Some(at) => latencies.push(at.saturating_duration_since(*acked)),
+            Some(at) => {
+                let latency = at.saturating_duration_since(*acked);
+                latencies.push(latency);
+                by_kind.entry(key.kind.as_str()).or_default().push(latency);
+            }
         }
+    }
+    for (kind, mut l) in by_kind {
+        l.sort();
+        eprintln!(
+            "  {kind}: {} events, ack to first 2xx p50 {:?}, p99 {:?}",
+            l.len(),
+            percentile(&l, 0.5),
+            percentile(&l, 0.99)
+        );
     }
     for (entry, chain) in &expected.chains {
         let mut seen: Vec<(Instant, &str)> = chain
@@ -640,9 +656,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// The configuration lines of a client with a webhook to `receiver_port`.
-fn webhook_client(receiver_port: u16) -> Extra {
+fn webhook_client(receiver_port: u16, settings: &str) -> Extra {
     Extra {
-        global: WEBHOOKS.to_owned(),
+        global: settings.to_owned(),
         client: Box::new(move |id: &str, dir: &Path| {
             let secret = dir.join(format!("{id}.webhook-secret"));
             std::fs::write(&secret, format!("{}\n", secret_of(id))).unwrap();
@@ -654,10 +670,12 @@ fn webhook_client(receiver_port: u16) -> Extra {
     }
 }
 
-/// Runs one scenario and returns the latencies (sorted).
+/// Runs one scenario, with `settings` as the `[webhooks]` section, and
+/// returns the latencies (sorted).
 pub async fn scenario(
     redis: Option<RedisServer>,
     replicas: usize,
+    settings: &'static str,
     flaky: Flaky,
     scale: Scale,
     fault: Fault,
@@ -673,7 +691,7 @@ pub async fn scenario(
     };
     let port = receiver.port;
     let mut cluster = tokio::task::spawn_blocking(move || {
-        Cluster::start_with(redis, replicas, knobs, &webhook_client(port))
+        Cluster::start_with(redis, replicas, knobs, &webhook_client(port, settings))
     })
     .await
     .unwrap();
@@ -727,6 +745,7 @@ fn run_flaky(redis: Option<RedisServer>, replicas: usize, fault: Fault, name: &s
     runtime().block_on(scenario(
         redis,
         replicas,
+        FAST_RETRIES,
         Flaky::ISSUE,
         Scale::FULL,
         fault,

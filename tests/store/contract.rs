@@ -63,6 +63,7 @@ macro_rules! contract_suite {
             failed_events_are_retried_then_dead_lettered_and_redelivered,
             events_of_one_entry_are_handed_out_in_order,
             events_are_kept_per_client,
+            an_event_leaving_releases_the_events_it_held_back,
             concurrent_takers_never_share_an_event,
         );
     };

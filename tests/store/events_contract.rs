@@ -525,3 +525,67 @@ pub async fn concurrent_takers_never_share_an_event<S: Store + Outbox>(
     assert_eq!(seen.len(), N as usize);
     assert_eq!(store.pending(&who).await.unwrap(), 0);
 }
+
+/// When an event leaves (delivered, or dead-lettered), the events it held
+/// back are due at once: the next take at the same time hands them out,
+/// without waiting for `recheck`; the report says so. A report that
+/// releases nothing says that too.
+pub async fn an_event_leaving_releases_the_events_it_held_back<S: Store + Outbox>(
+    store: &S,
+    _settings: &StoreSettings,
+) {
+    let who = client("quick");
+    let t = ListFormat::Token;
+    let mut issue = ref_req("quick", t, "i", Some("r"), 2, NOW);
+    issue.events = Some(seed());
+    let a = allocated(store.allocate(&issue).await.unwrap());
+    let e: Vec<(ListId, u64)> = a.entries().collect();
+    for (i, (entry, status)) in [
+        (e[0], Status::Suspended),
+        (e[1], Status::Suspended),
+        (e[0], Status::Valid),
+        (e[0], Status::Invalid),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut c = change(&who, entry.0, entry.1, status, NOW + 1 + i as u64);
+        c.events = Some(seed());
+        store.set_status(&c).await.unwrap();
+    }
+    let now = NOW_MS;
+    // The issue event alone; the changes wait behind it.
+    let first = take(store, &["quick"], "a", now, 10).await;
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].event.kind, EventKind::EntriesIssued);
+    assert!(take(store, &["quick"], "a", now, 10).await.is_empty());
+    // Delivered: both suspensions go at once, the later changes of entry 0
+    // still wait behind the first.
+    assert!(store.delivered(&who, &first[0].handle).await.unwrap());
+    let second = take(store, &["quick"], "a", now, 10).await;
+    let got: Vec<(EventKind, Vec<(ListId, u64)>)> = second
+        .iter()
+        .map(|l| (l.event.kind, l.event.entries.clone()))
+        .collect();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got.contains(&(EventKind::EntrySuspended, vec![e[0]])));
+    assert!(got.contains(&(EventKind::EntrySuspended, vec![e[1]])));
+    let (of_0, of_1): (Vec<&Lease>, Vec<&Lease>) =
+        second.iter().partition(|l| l.event.entries == vec![e[0]]);
+    // Nothing waits behind entry 1's suspension.
+    assert!(!store.delivered(&who, &of_1[0].handle).await.unwrap());
+    // Dead-lettered: the unsuspension goes at once.
+    assert!(store.dead_letter(&failure(of_0[0], now)).await.unwrap());
+    let third = take(store, &["quick"], "a", now, 10).await;
+    assert_eq!(third.len(), 1);
+    assert_eq!(third[0].event.kind, EventKind::EntryUnsuspended);
+    // A stale report releases nothing, and moves nothing.
+    assert!(!store.dead_letter(&failure(of_0[0], now)).await.unwrap());
+    assert!(take(store, &["quick"], "a", now, 10).await.is_empty());
+    assert!(store.delivered(&who, &third[0].handle).await.unwrap());
+    let last = take(store, &["quick"], "a", now, 10).await;
+    assert_eq!(last.len(), 1);
+    assert_eq!(last[0].event.kind, EventKind::EntryRevoked);
+    assert!(!store.delivered(&who, &last[0].handle).await.unwrap());
+    assert_eq!(store.pending(&who).await.unwrap(), 0);
+}

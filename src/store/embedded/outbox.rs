@@ -569,12 +569,48 @@ impl<'txn> Tables<'txn> {
         Ok(())
     }
 
-    /// Removes a pending event (delivered or dead) with its keys.
-    fn remove(&mut self, c: &str, seq: u64, stored: &Stored) -> Result<(), StoreError> {
+    /// Removes a pending event (delivered or dead) with its keys, and makes
+    /// the events it held back due at once; true when there were any.
+    fn remove(&mut self, c: &str, seq: u64, stored: &Stored) -> Result<bool, StoreError> {
         self.events.remove((c, seq)).map_err(db_err)?;
         self.dequeue(c, seq, stored)?;
         self.unindex(c, seq, &stored.body)?;
-        self.count(c, |n| n.saturating_sub(1))
+        self.count(c, |n| n.saturating_sub(1))?;
+        self.release(c, seq, &stored.body)
+    }
+
+    /// The next pending event of each entry of `body` (recorded after
+    /// `seq`), when held back (scheduled, never handed out), is due at once
+    /// instead of after `recheck`: a quick series of changes to one entry
+    /// goes out as fast as the receiver takes it. Whether it may go is
+    /// still decided by the take.
+    fn release(&mut self, c: &str, seq: u64, body: &EventBody) -> Result<bool, StoreError> {
+        let client = ClientId::parse(c)
+            .map_err(|e| StoreError::Corrupt(format!("client {c} in the outbox: {e}")))?;
+        let mut woken = false;
+        for (list, idx) in &body.event.entries {
+            let l = list.as_str();
+            let next = self
+                .by_entry
+                .range((c, l, *idx, seq.saturating_add(1))..=(c, l, *idx, u64::MAX))
+                .map_err(db_err)?
+                .next()
+                .transpose()
+                .map_err(db_err)?
+                .map(|(k, _)| k.value().3);
+            let Some(next) = next else { continue };
+            let Some(mut later) = self.load(&client, next)? else {
+                continue;
+            };
+            if later.state == State::Scheduled && later.attempt == 0 && later.due > 0 {
+                self.dequeue(c, next, &later)?;
+                later.due = 0;
+                self.enqueue(c, next, &later)?;
+                self.put(c, next, &later)?;
+                woken = true;
+            }
+        }
+        Ok(woken)
     }
 
     /// Whether an earlier pending event of the client shares an entry with
@@ -725,15 +761,15 @@ impl Inner {
         txn: &WriteTransaction,
         client: &ClientId,
         handle: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let Some(seq) = seq_of(handle) else {
-            return Ok(());
+            return Ok(false);
         };
         let mut t = Tables::open(txn)?;
-        if let Some(stored) = t.load(client, seq)? {
-            t.remove(client.as_str(), seq, &stored)?;
+        match t.load(client, seq)? {
+            Some(stored) => t.remove(client.as_str(), seq, &stored),
+            None => Ok(false),
         }
-        Ok(())
     }
 
     fn retry(
@@ -754,13 +790,13 @@ impl Inner {
         t.put(c, seq, &stored)
     }
 
-    fn dead_letter(&self, txn: &WriteTransaction, failure: &Failure) -> Result<(), StoreError> {
+    fn dead_letter(&self, txn: &WriteTransaction, failure: &Failure) -> Result<bool, StoreError> {
         let mut t = Tables::open(txn)?;
         let Some((seq, stored)) = t.reported(failure)? else {
-            return Ok(());
+            return Ok(false);
         };
         let c = failure.client.as_str();
-        t.remove(c, seq, &stored)?;
+        let woken = t.remove(c, seq, &stored)?;
         let dead = DeadRecord {
             attempts: stored.attempt,
             dead_at: failure.now_ms,
@@ -771,7 +807,7 @@ impl Inner {
             .map_err(db_err)?
             .insert((c, id_key(dead.body.event.id)), dead.encode().as_slice())
             .map_err(db_err)?;
-        Ok(())
+        Ok(woken)
     }
 
     fn redeliver(
@@ -872,7 +908,7 @@ impl Outbox for EmbeddedStore {
     }
 
     #[tracing::instrument(level = "debug", name = "store.delivered", skip_all, fields(client = %client))]
-    async fn delivered(&self, client: &ClientId, handle: &str) -> Result<(), StoreError> {
+    async fn delivered(&self, client: &ClientId, handle: &str) -> Result<bool, StoreError> {
         let (client, handle) = (client.clone(), handle.to_owned());
         self.write("store.delivered", move |inner, txn| {
             inner.delivered(txn, &client, &handle)
@@ -890,7 +926,7 @@ impl Outbox for EmbeddedStore {
     }
 
     #[tracing::instrument(level = "debug", name = "store.dead_letter", skip_all, fields(client = %failure.client))]
-    async fn dead_letter(&self, failure: &Failure) -> Result<(), StoreError> {
+    async fn dead_letter(&self, failure: &Failure) -> Result<bool, StoreError> {
         let failure = failure.clone();
         self.write("store.dead_letter", move |inner, txn| {
             inner.dead_letter(txn, &failure)

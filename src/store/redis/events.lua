@@ -36,6 +36,10 @@
 --        (and its size follows the undelivered events, not the entries)
 --   evx  hash: event id (16 bytes) -> dead letter (ev_dead_pack of kind,
 --        format, at, entries, ref, attempts, dead_at (unix ms), error)
+--   evn  hash: stream id -> the stream ids, space separated, of the events
+--        whose `p` names it (the reverse of `p`); when it leaves the journal
+--        those waiting in evq are made due at once (ev_release), so a quick
+--        series of changes to one entry does not wait `recheck` per step
 -- An event is waiting while in ev and not yet read by the group, held or
 -- scheduled while in ev and evq, dead while in evx, and gone when in none.
 
@@ -94,6 +98,7 @@ local function ev_record(prefix, id, kind, format, at, runs, ref, may_follow)
   if ref ~= '' then
     fields[#fields + 1], fields[#fields + 2] = 'r', ref
   end
+  local prev_text
   if may_follow then
     local prev, seen = {}, {}
     for _, sid in ipairs(call_chunked('HMGET', prefix .. 'evl', entries, 1)) do
@@ -103,10 +108,17 @@ local function ev_record(prefix, id, kind, format, at, runs, ref, may_follow)
       end
     end
     if #prev > 0 then
-      fields[#fields + 1], fields[#fields + 2] = 'p', table.concat(prev, ' ')
+      prev_text = table.concat(prev, ' ')
+      fields[#fields + 1], fields[#fields + 2] = 'p', prev_text
     end
   end
   local sid = redis.call('XADD', prefix .. 'ev', '*', unpack(fields))
+  if prev_text then
+    for before in string.gmatch(prev_text, '%S+') do
+      local later = redis.call('HGET', prefix .. 'evn', before)
+      redis.call('HSET', prefix .. 'evn', before, later and (later .. ' ' .. sid) or sid)
+    end
+  end
   local latest = {}
   for i, entry in ipairs(entries) do
     latest[2 * i - 1], latest[2 * i] = entry, sid
@@ -154,6 +166,23 @@ local function ev_remove(stream, due_key, attempts_key, latest_key, sid, f)
     end
     call_chunked('HDEL', latest_key, gone, 1)
   end
+end
+
+-- The events event `sid` held back (evn) are due at once: those waiting in
+-- evq get due 0 (XX LT: only a due time lowered, never a member added);
+-- those not yet read by the group are taken as waiting anyway. Returns how
+-- many became due.
+local function ev_release(due_key, next_key, sid)
+  local later = redis.call('HGET', next_key, sid)
+  if not later then
+    return 0
+  end
+  redis.call('HDEL', next_key, sid)
+  local woken = 0
+  for after in string.gmatch(later, '%S+') do
+    woken = woken + redis.call('ZADD', due_key, 'XX', 'LT', 'CH', 0, after)
+  end
+  return woken
 end
 
 -- A dead letter: its values (strings), each a u32 length then its bytes.

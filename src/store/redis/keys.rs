@@ -28,6 +28,7 @@
 //! | `P{c}:eva` | hash | stream id → how many times the event was handed out |
 //! | `P{c}:evl` | hash | entry (list id u48, allocation number u48) → stream id of its latest event still in `ev` (orders the events of one entry) |
 //! | `P{c}:evx` | hash | event id (16 bytes) → dead letter (the event, attempts, time, error) |
+//! | `P{c}:evn` | hash | stream id → stream ids of the later events it holds back (woken when it leaves `ev`) |
 //! | `Plist:<id>` | string | the owning client of a list id |
 //!
 //! An entry space numbers a client's entries of one format in allocation
@@ -77,7 +78,7 @@ pub(super) const SPACE_PARTS: [&str; 8] = ["s", "g", "l", "rg", "rb", "rf", "x",
 
 /// After a client prefix: its event outbox's journal, due times, attempts,
 /// latest event per entry and dead letters (see `events.lua`).
-pub(super) const OUTBOX_PARTS: [&str; 5] = ["ev", "evq", "eva", "evl", "evx"];
+pub(super) const OUTBOX_PARTS: [&str; 6] = ["ev", "evq", "eva", "evl", "evx", "evn"];
 
 /// The key names of one deployment: every key starts with its prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,13 +182,15 @@ impl ClientKeys {
 
     /// The client's event outbox.
     pub(super) fn outbox(&self) -> OutboxKeys {
-        let [stream, due, attempts, latest, dead] = OUTBOX_PARTS.map(|p| format!("{}{p}", self.0));
+        let [stream, due, attempts, latest, dead, next] =
+            OUTBOX_PARTS.map(|p| format!("{}{p}", self.0));
         OutboxKeys {
             stream,
             due,
             attempts,
             latest,
             dead,
+            next,
         }
     }
 }
@@ -206,6 +209,8 @@ pub(super) struct OutboxKeys {
     pub latest: String,
     /// Event id → dead letter (hash).
     pub dead: String,
+    /// Stream id → the later events it holds back (hash).
+    pub next: String,
 }
 
 /// The keys of one entry space (a client's entries of one format), all
@@ -307,6 +312,7 @@ mod tests {
                 attempts: "p:{acme}:eva".to_owned(),
                 latest: "p:{acme}:evl".to_owned(),
                 dead: "p:{acme}:evx".to_owned(),
+                next: "p:{acme}:evn".to_owned(),
             }
         );
         assert_eq!(names.changes(), "p:changes");
@@ -368,7 +374,7 @@ mod tests {
         // event per entry), built from the client prefix as `outbox()`
         // builds them.
         let events = include_str!("events.lua");
-        for part in ["ev", "evl"] {
+        for part in ["ev", "evl", "evn"] {
             assert!(OUTBOX_PARTS.contains(&part));
             assert!(events.contains(&format!("prefix .. '{part}'")), "{part}");
         }

@@ -103,15 +103,15 @@ impl Outbox for RedisStore {
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(client = %client))]
-    async fn delivered(&self, client: &ClientId, handle: &str) -> Result<(), StoreError> {
+    async fn delivered(&self, client: &ClientId, handle: &str) -> Result<bool, StoreError> {
         check_handle(handle)?;
         let keys = self.keys.client(client).outbox();
         let args = DeliveredArgs {
             keys: &keys,
             handle,
         };
-        let _: Value = self.conn.invoke(&self.scripts.call(&args)).await?;
-        Ok(())
+        let (_, woken): (i64, i64) = self.conn.invoke(&self.scripts.call(&args)).await?;
+        Ok(woken > 0)
     }
 
     #[tracing::instrument(level = "debug", skip(self, failure), fields(client = %failure.client))]
@@ -129,7 +129,7 @@ impl Outbox for RedisStore {
     }
 
     #[tracing::instrument(level = "debug", skip(self, failure), fields(client = %failure.client))]
-    async fn dead_letter(&self, failure: &Failure) -> Result<(), StoreError> {
+    async fn dead_letter(&self, failure: &Failure) -> Result<bool, StoreError> {
         check_handle(&failure.handle)?;
         let keys = self.keys.client(&failure.client).outbox();
         let args = DeadLetterArgs {
@@ -139,8 +139,8 @@ impl Outbox for RedisStore {
             dead_at: failure.now_ms,
             error: &failure.error,
         };
-        let _: Value = self.conn.invoke(&self.scripts.call(&args)).await?;
-        Ok(())
+        let (_, woken): (i64, i64) = self.conn.invoke(&self.scripts.call(&args)).await?;
+        Ok(woken > 0)
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(client = %client))]

@@ -661,6 +661,7 @@ impl ScriptArgs for DeliveredArgs<'_> {
         s.key("due_key", &self.keys.due);
         s.key("attempts_key", &self.keys.attempts);
         s.key("latest_key", &self.keys.latest);
+        s.key("next_key", &self.keys.next);
         s.arg("sid", self.handle);
     }
 }
@@ -718,6 +719,7 @@ impl ScriptArgs for DeadLetterArgs<'_> {
         s.key("attempts_key", &self.keys.attempts);
         s.key("latest_key", &self.keys.latest);
         s.key("dead_key", &self.keys.dead);
+        s.key("next_key", &self.keys.next);
         s.arg("sid", self.handle);
         s.arg("attempt", self.attempt);
         // Kept as text: never computed with, and exact whatever its size.
