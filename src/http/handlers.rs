@@ -31,14 +31,6 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// Unix time now, in milliseconds.
-pub fn unix_now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
 /// Reads the body up to [`MAX_BODY`], refusing larger ones early by their
 /// `Content-Length` and otherwise as soon as the limit is passed, and giving
 /// up with 408 when the whole body has not arrived within
@@ -251,16 +243,13 @@ pub async fn webhooks_redeliver<S: Store + Outbox>(
     payload: web::Payload,
     state: web::Data<AppState<S>>,
 ) -> Result<HttpResponse, ApiError> {
-    let now_ms = unix_now_ms();
-    let claims = state
-        .auth
-        .check_listing(authorization(&req), now_ms / 1000)
-        .await?;
+    let now = unix_now();
+    let claims = state.auth.check_listing(authorization(&req), now).await?;
     if !is_json(content_type(&req)) {
         return Err(ApiError::JsonContentType);
     }
     let body = read_body_up_to(&req, payload, state.body_timeout, MAX_REDELIVER_BODY).await?;
-    let answer = state.service.redeliver(&claims, &body, now_ms).await?;
+    let answer = state.service.redeliver(&claims, &body, now).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .json(answer))

@@ -170,7 +170,6 @@ pub trait Outbox: Send + Sync + 'static {
         &self,
         client: &ClientId,
         ids: &[EventId],
-        now_ms: UnixMillis,
     ) -> impl Future<Output = Result<Vec<EventId>, StoreError>> + Send;
 
     /// How many of the client's events are waiting, held or scheduled.

@@ -579,12 +579,7 @@ mod tests {
             Ok(Vec::new())
         }
 
-        async fn redeliver(
-            &self,
-            _: &ClientId,
-            _: &[EventId],
-            _: UnixMillis,
-        ) -> Result<Vec<EventId>, StoreError> {
+        async fn redeliver(&self, _: &ClientId, _: &[EventId]) -> Result<Vec<EventId>, StoreError> {
             Ok(Vec::new())
         }
 

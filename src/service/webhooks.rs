@@ -14,7 +14,7 @@ use super::{Service, ServiceError};
 use crate::auth::ListingClaims;
 use crate::domain::QueryError;
 use crate::domain::events::EventId;
-use crate::ports::{DeadLetter, Outbox, Store, UnixMillis};
+use crate::ports::{DeadLetter, Outbox, Store};
 
 /// The most ids one redelivery may name, and the most events one page of
 /// the failed listing may hold.
@@ -246,17 +246,17 @@ impl<S: Store + Outbox> Service<S> {
         &self,
         claims: &ListingClaims,
         body: &[u8],
-        now_ms: UnixMillis,
+        now: u64,
     ) -> Result<Redelivered, ServiceError> {
         let ids = parse_redelivery(body).map_err(ServiceError::BadRedelivery)?;
         if !self.has_webhook(claims.client()) {
             return Err(ServiceError::NoWebhook);
         }
         let failed = |e| ServiceError::from_store(e, ServiceError::RedeliveryFailed);
-        self.claim_single_use(claims, now_ms / 1000, failed).await?;
+        self.claim_single_use(claims, now, failed).await?;
         let done = self
             .store
-            .redeliver(claims.client(), &ids, now_ms)
+            .redeliver(claims.client(), &ids)
             .await
             .map_err(failed)?;
         let done_set: HashSet<EventId> = done.iter().copied().collect();

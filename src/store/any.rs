@@ -106,9 +106,8 @@ impl Outbox for AnyStore {
         &self,
         client: &ClientId,
         ids: &[EventId],
-        now_ms: UnixMillis,
     ) -> Result<Vec<EventId>, StoreError> {
-        dispatch!(self, s => s.redeliver(client, ids, now_ms))
+        dispatch!(self, s => s.redeliver(client, ids))
     }
 
     async fn pending(&self, client: &ClientId) -> Result<u64, StoreError> {

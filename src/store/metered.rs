@@ -119,13 +119,9 @@ impl<S: Store + Outbox> Outbox for Metered<S> {
         &self,
         client: &ClientId,
         ids: &[EventId],
-        now_ms: UnixMillis,
     ) -> Result<Vec<EventId>, StoreError> {
-        self.timed(
-            "events_redeliver",
-            self.inner.redeliver(client, ids, now_ms),
-        )
-        .await
+        self.timed("events_redeliver", self.inner.redeliver(client, ids))
+            .await
     }
 
     async fn pending(&self, client: &ClientId) -> Result<u64, StoreError> {

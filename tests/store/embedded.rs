@@ -1366,10 +1366,7 @@ async fn events_survive_a_reopen_and_held_ones_are_due_again() {
     store.delivered(&who, &next[0].handle).await.unwrap();
     // The dead one comes back under a new seq: the old handles name nothing.
     assert_eq!(
-        store
-            .redeliver(&who, &[seed(3).id(0)], T0 + 10)
-            .await
-            .unwrap(),
+        store.redeliver(&who, &[seed(3).id(0)]).await.unwrap(),
         [seed(3).id(0)]
     );
     let back = store.take(&take_req("hooked", T0 + 11, 10)).await.unwrap();

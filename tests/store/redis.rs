@@ -1791,10 +1791,7 @@ async fn events_survive_a_restart_of_a_durable_server() {
     assert_eq!(next[0].event.entries, vec![(a.list, a.indexes[0])]);
     assert_eq!(next[0].attempt, 1);
     store.delivered(&c, &next[0].handle).await.unwrap();
-    let back = store
-        .redeliver(&c, &[dead.event.id], now_ms + 40_000)
-        .await
-        .unwrap();
+    let back = store.redeliver(&c, &[dead.event.id]).await.unwrap();
     assert_eq!(back, vec![dead.event.id]);
     let last = store
         .take(&take_of(name, "b", now_ms + 40_001))

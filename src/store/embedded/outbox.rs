@@ -945,10 +945,7 @@ impl Outbox for EmbeddedStore {
         &self,
         client: &ClientId,
         ids: &[EventId],
-        _now_ms: UnixMillis,
     ) -> Result<Vec<EventId>, StoreError> {
-        // `now_ms` is not needed: a redelivered event is waiting, which has
-        // no due time.
         if ids.is_empty() {
             return Ok(Vec::new());
         }

@@ -169,7 +169,6 @@ impl Outbox for RedisStore {
         &self,
         client: &ClientId,
         ids: &[EventId],
-        _now_ms: UnixMillis,
     ) -> Result<Vec<EventId>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
