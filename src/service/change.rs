@@ -55,7 +55,10 @@ impl<S: Store> Service<S> {
     /// [`ServiceError::StatusNotSupported`], or a store failure.
     #[tracing::instrument(level = "debug", skip_all, fields(client = %claims.client(), list = %claims.list().id, idx = claims.idx()))]
     pub async fn change(&self, claims: &ChangeClaims, now: u64) -> Result<Changed, ServiceError> {
-        let (changed, recorded) = self.set_status(claims, now).await?;
+        let changed = self.set_status(claims, now).await?;
+        // A change made by this request recorded its event when the client
+        // has a webhook (a replay of it recorded nothing: one needless nudge).
+        let recorded = changed.changed && self.has_webhook(claims.client());
         self.after_change(&[claims.list().id], recorded);
         Ok(changed)
     }
@@ -128,12 +131,8 @@ impl<S: Store> Service<S> {
         }
     }
 
-    /// The change itself, in the store; with whether it recorded an event.
-    async fn set_status(
-        &self,
-        claims: &ChangeClaims,
-        now: u64,
-    ) -> Result<(Changed, bool), ServiceError> {
+    /// The change itself, in the store.
+    async fn set_status(&self, claims: &ChangeClaims, now: u64) -> Result<Changed, ServiceError> {
         let target = target(claims.op());
         let failed = |e| ServiceError::from_store(e, ServiceError::ChangeFailed);
         if claims.list().format != claims.format() {
@@ -151,7 +150,6 @@ impl<S: Store> Service<S> {
                 return Err(ServiceError::EntryNotFound);
             }
         }
-        let events = self.event_seed(claims.client());
         let change = StatusChange {
             client: claims.client().clone(),
             list: claims.list().id,
@@ -161,27 +159,21 @@ impl<S: Store> Service<S> {
             digest: claims.digest(),
             now,
             keep_until: claims.keep_until(),
-            events,
+            events: self.event_seed(claims.client()),
         };
         let outcome = self.store.set_status(&change).await.map_err(failed)?;
         let op = claims.op();
         match outcome {
-            SetStatusOutcome::Done { at } => Ok((
-                Changed {
-                    op,
-                    changed: true,
-                    at: Some(at),
-                },
-                events.is_some(),
-            )),
-            SetStatusOutcome::Already { at } => Ok((
-                Changed {
-                    op,
-                    changed: false,
-                    at,
-                },
-                false,
-            )),
+            SetStatusOutcome::Done { at } => Ok(Changed {
+                op,
+                changed: true,
+                at: Some(at),
+            }),
+            SetStatusOutcome::Already { at } => Ok(Changed {
+                op,
+                changed: false,
+                at,
+            }),
             SetStatusOutcome::NotYourList => Err(ServiceError::NotYourList),
             SetStatusOutcome::ListNotFound | SetStatusOutcome::NeverIssued => {
                 Err(ServiceError::EntryNotFound)

@@ -27,17 +27,18 @@
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rand::Rng;
 use tokio::sync::Notify;
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
 
+use super::now_ms;
 use crate::domain::ClientId;
 use crate::ports::{
     DeliveryObserver, DeliveryOutcome, EventNotifier, Failure, Lease, NoObserver, Outbox,
-    StoreError, TakeRequest, UnixMillis, WebhookSender,
+    StoreError, TakeRequest, WebhookSender,
 };
 
 /// How often the pending-events gauges are refreshed.
@@ -107,13 +108,6 @@ fn store_pause(poll_interval: Duration, failures: u32) -> Duration {
     poll_interval
         .checked_mul(1u32 << failures.saturating_sub(1).min(16))
         .map_or(cap, |d| d.min(cap))
-}
-
-/// The current time in unix milliseconds.
-fn now_ms() -> UnixMillis {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Milliseconds of a duration, saturating.
@@ -453,6 +447,8 @@ mod tests {
     use std::collections::HashMap;
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use crate::ports::UnixMillis;
 
     use tokio::sync::Semaphore;
 

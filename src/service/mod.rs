@@ -129,12 +129,8 @@ impl<S: Store> Service<S> {
     /// `None` (and no clock read). Ids take the time in milliseconds, finer
     /// than the request's `now`, so that they sort by when the request came.
     fn event_seed(&self, client: &ClientId) -> Option<EventSeed> {
-        self.has_webhook(client).then(|| {
-            let ms = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-            EventSeed::random(ms)
-        })
+        self.has_webhook(client)
+            .then(|| EventSeed::random(now_ms()))
     }
 
     /// Tells the dispatcher that an acknowledged write recorded events, so
@@ -170,4 +166,12 @@ impl<S: Store> Service<S> {
             }
         }
     }
+}
+
+/// The current time in unix milliseconds: event ids and the dispatcher's
+/// clock (request times stay in seconds).
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
