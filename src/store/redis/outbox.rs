@@ -20,7 +20,7 @@ use super::scripts::{DeadLetterArgs, DeliveredArgs, RedeliverArgs, RetryArgs, Ta
 use crate::domain::ClientId;
 use crate::domain::events::{Event, EventId};
 use crate::ports::{DeadLetter, Failure, Lease, Outbox, StoreError, TakeRequest, UnixMillis};
-use crate::store::common::millis;
+use crate::store::common::{indexes, millis};
 
 impl RedisStore {
     /// The event `stored` of `client`, its entries' allocation numbers
@@ -32,13 +32,12 @@ impl RedisStore {
             let facts = self.list_facts(&run.list).await?.ok_or_else(|| {
                 StoreError::Corrupt(format!("an event names list {}, which is gone", run.list))
             })?;
-            for n in run.first..run.first.saturating_add(run.count) {
-                let idx = facts
-                    .allocator
-                    .permute(n)
-                    .map_err(|e| StoreError::Corrupt(format!("list {}: {e}", run.list)))?;
-                entries.push((run.list, idx));
-            }
+            // Events pack a run's count in 32 bits (events.lua).
+            let count = u32::try_from(run.count).map_err(|_| {
+                StoreError::Corrupt(format!("an event's run of list {} is too long", run.list))
+            })?;
+            let idx = indexes(&facts.allocator, run.first, count)?;
+            entries.extend(idx.into_iter().map(|i| (run.list, i)));
         }
         Ok(Event {
             id: stored.id,
