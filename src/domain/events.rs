@@ -214,6 +214,13 @@ impl Event {
     /// for `entries.issued`, `{"ref", "entries": [{"idx", "uri"}], "status"}`.
     /// List URIs start with `base_url`, the service's public base URL.
     pub fn body(&self, base_url: &str) -> Vec<u8> {
+        // A `Value` of strings and numbers always serialises.
+        serde_json::to_vec(&self.json(base_url)).unwrap_or_default()
+    }
+
+    /// The body as a JSON value (what [`Event::body`] serialises), for
+    /// answers that embed it.
+    pub fn json(&self, base_url: &str) -> Value {
         let uri = |list: &ListId| {
             ListRef {
                 format: self.format,
@@ -242,15 +249,13 @@ impl Event {
             "status".into(),
             Value::String(self.kind.status().name().to_owned()),
         );
-        let body = json!({
+        json!({
             "id": self.id.to_string(),
             "type": self.kind.name(),
             "client": self.client.as_str(),
             "at": self.at,
             "data": Value::Object(data),
-        });
-        // A `Value` of strings and numbers always serialises.
-        serde_json::to_vec(&body).unwrap_or_default()
+        })
     }
 }
 

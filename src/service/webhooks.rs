@@ -281,15 +281,13 @@ impl<S: Store + Outbox> Service<S> {
 
     /// A dead letter as listed, with the body its webhook is sent.
     fn failed_event(&self, dead: DeadLetter) -> FailedEvent {
-        let body = dead.event.body(self.base_url());
         FailedEvent {
             id: dead.event.id.to_string(),
             kind: dead.event.kind.name(),
             attempts: dead.attempts,
             dead_at: dead.dead_at / 1000,
+            event: dead.event.json(self.base_url()),
             error: dead.error,
-            // `Event::body` is a JSON object it built itself.
-            event: serde_json::from_slice(&body).unwrap_or_default(),
         }
     }
 }
