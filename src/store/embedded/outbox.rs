@@ -571,12 +571,13 @@ impl<'txn> Tables<'txn> {
 
     /// Removes a pending event (delivered or dead) with its keys, and makes
     /// the events it held back due at once; true when there were any.
-    fn remove(&mut self, c: &str, seq: u64, stored: &Stored) -> Result<bool, StoreError> {
+    fn remove(&mut self, client: &ClientId, seq: u64, stored: &Stored) -> Result<bool, StoreError> {
+        let c = client.as_str();
         self.events.remove((c, seq)).map_err(db_err)?;
         self.dequeue(c, seq, stored)?;
         self.unindex(c, seq, &stored.body)?;
         self.count(c, |n| n.saturating_sub(1))?;
-        self.release(c, seq, &stored.body)
+        self.release(client, seq, &stored.body)
     }
 
     /// The next pending event of each entry of `body` (recorded after
@@ -584,9 +585,13 @@ impl<'txn> Tables<'txn> {
     /// instead of after `recheck`: a quick series of changes to one entry
     /// goes out as fast as the receiver takes it. Whether it may go is
     /// still decided by the take.
-    fn release(&mut self, c: &str, seq: u64, body: &EventBody) -> Result<bool, StoreError> {
-        let client = ClientId::parse(c)
-            .map_err(|e| StoreError::Corrupt(format!("client {c} in the outbox: {e}")))?;
+    fn release(
+        &mut self,
+        client: &ClientId,
+        seq: u64,
+        body: &EventBody,
+    ) -> Result<bool, StoreError> {
+        let c = client.as_str();
         let mut woken = false;
         for (list, idx) in &body.event.entries {
             let l = list.as_str();
@@ -599,7 +604,7 @@ impl<'txn> Tables<'txn> {
                 .map_err(db_err)?
                 .map(|(k, _)| k.value().3);
             let Some(next) = next else { continue };
-            let Some(mut later) = self.load(&client, next)? else {
+            let Some(mut later) = self.load(client, next)? else {
                 continue;
             };
             if later.state == State::Scheduled && later.attempt == 0 && later.due > 0 {
@@ -767,7 +772,7 @@ impl Inner {
         };
         let mut t = Tables::open(txn)?;
         match t.load(client, seq)? {
-            Some(stored) => t.remove(client.as_str(), seq, &stored),
+            Some(stored) => t.remove(client, seq, &stored),
             None => Ok(false),
         }
     }
@@ -796,7 +801,7 @@ impl Inner {
             return Ok(false);
         };
         let c = failure.client.as_str();
-        let woken = t.remove(c, seq, &stored)?;
+        let woken = t.remove(&failure.client, seq, &stored)?;
         let dead = DeadRecord {
             attempts: stored.attempt,
             dead_at: failure.now_ms,
