@@ -643,6 +643,11 @@ pub(super) struct StoredEvent {
     pub issuance_ref: Option<IssuanceRef>,
 }
 
+/// A decimal number stored as text (how Lua writes numbers into fields).
+fn decimal(v: &[u8]) -> Option<u64> {
+    std::str::from_utf8(v).ok()?.parse().ok()
+}
+
 /// Bytes per run of an event's packed entries (`EV_RUN` in `events.lua`):
 /// list id u48, first allocation number u48, count u32.
 const EVENT_RUN_BYTES: usize = 16;
@@ -660,8 +665,7 @@ impl StoredEvent {
     ) -> Result<Self, StoreError> {
         let bad = |what: &str| StoreError::Corrupt(format!("an outbox event: bad {what}"));
         let id: [u8; 16] = id.try_into().map_err(|_| bad("id"))?;
-        let number = |v: &[u8]| -> Option<u64> { std::str::from_utf8(v).ok()?.parse().ok() };
-        let kind = number(kind)
+        let kind = decimal(kind)
             .and_then(|k| u8::try_from(k).ok())
             .and_then(EventKind::from_code)
             .ok_or_else(|| bad("kind"))?;
@@ -669,7 +673,7 @@ impl StoredEvent {
             .ok()
             .and_then(|f| f.parse::<ListFormat>().ok())
             .ok_or_else(|| bad("format"))?;
-        let at = number(at).ok_or_else(|| bad("time"))?;
+        let at = decimal(at).ok_or_else(|| bad("time"))?;
         if entries.is_empty() || !entries.len().is_multiple_of(EVENT_RUN_BYTES) {
             return Err(bad("entries"));
         }
@@ -793,16 +797,12 @@ impl StoredDeadLetter {
         let [k, f, t, e, r, attempts, dead_at, error] = values[..] else {
             return Err(bad("shape"));
         };
-        let number = |v: &[u8], what: &str| -> Result<u64, StoreError> {
-            std::str::from_utf8(v)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| bad(what))
-        };
         Ok(StoredDeadLetter {
             event: StoredEvent::decode(id, k, f, t, e, r)?,
-            attempts: u32::try_from(number(attempts, "attempts")?).map_err(|_| bad("attempts"))?,
-            dead_at: number(dead_at, "time")?,
+            attempts: decimal(attempts)
+                .and_then(|a| u32::try_from(a).ok())
+                .ok_or_else(|| bad("attempts"))?,
+            dead_at: decimal(dead_at).ok_or_else(|| bad("time"))?,
             error: String::from_utf8_lossy(error).into_owned(),
         })
     }
