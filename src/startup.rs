@@ -17,13 +17,13 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 
 use crate::auth::{Authenticator, SetupError};
-use crate::config::{Settings, SigningSettings, StoreKind};
+use crate::config::{ConfigError, Settings, SigningSettings, StoreKind};
 use crate::domain::ClientId;
 use crate::http::{self, AppState, handlers};
 use crate::metrics::Metrics;
 use crate::ports::{StoreError, StoreSettings};
 use crate::publish::keys::{ServiceKey, load_public_pem};
-use crate::publish::{KeySet, PublishError};
+use crate::publish::{KeyRing, KeySet, PublishError, RingOptions};
 use crate::service::dispatch::{DispatchSettings, Dispatcher, consumer_name};
 use crate::service::{PublishSettings, Service};
 use crate::store::any::AnyStore;
@@ -72,8 +72,8 @@ pub enum StartupError {
 pub struct Application {
     port: u16,
     server: Server,
-    auth: Arc<Authenticator>,
-    config_path: Option<PathBuf>,
+    /// Re-reads the configuration file on `SIGHUP`, when there is one.
+    reloader: Option<Arc<Reloader>>,
     /// Follows the store's change feed; stopped with the application.
     _follower: Option<AbortOnDrop>,
     /// Delivers webhook events (when a client has a webhook); stopped with
@@ -109,7 +109,7 @@ impl Application {
         config_path: Option<PathBuf>,
     ) -> Result<Self, StartupError> {
         let metrics = Arc::new(Metrics::new()?);
-        let keys = Arc::new(load_keys(&settings.signing)?);
+        let keys = Arc::new(open_key_ring(&settings.signing)?);
         let store = Arc::new(Metered::new(open_store(&settings).await?, metrics.clone()));
         let feed = store.inner().change_feed();
         let auth = Arc::new(Authenticator::new(&settings)?);
@@ -122,15 +122,17 @@ impl Application {
             max_bytes: settings.signing.cache_max_bytes.get(),
             optimize_after: settings.signing.optimize_after,
         };
-        let jwks_json = keys.jwks_json().map_err(|source| StartupError::Keys {
-            field: "signing.key_file".into(),
-            source,
-        })?;
+        // A verifier should hold a JWKS that lacks a new key no longer than
+        // it holds a list: at most 5 minutes, less when lists say less.
+        let jwks_max_age = publish.ttl.as_secs().min(300);
+        let jwks_cache_control = HeaderValue::from_str(&format!("public, max-age={jwks_max_age}"))
+            .unwrap_or_else(|_| HeaderValue::from_static("public, max-age=300"));
         let list_cache_control =
             HeaderValue::from_str(&format!("public, max-age={}", publish.ttl.as_secs()))
                 .unwrap_or_else(|_| HeaderValue::from_static("public"));
-        // The key set is the signer port's adapter: wired here only.
-        let mut service = Service::new(store.clone(), keys, publish);
+        // The key ring is the adapter of the signer and JWKS ports: wired
+        // here only.
+        let mut service = Service::new(store.clone(), keys.clone(), publish);
         let dispatcher = match webhook_dispatcher(&settings, store, metrics.clone())? {
             Some((dispatcher, clients)) => {
                 service = service.with_webhooks(clients, dispatcher.notifier());
@@ -142,13 +144,22 @@ impl Application {
             list_cache_control,
             auth: auth.clone(),
             service,
-            jwks_json,
+            keys: keys.clone(),
+            jwks_cache_control,
             metrics: metrics.clone(),
             body_timeout: settings.http.body_timeout,
         });
         // Other replicas' changes drop this process's cached tokens at once
         // (Redis pub/sub); the version check every `freshness` stays the
         // safety net for a missed notice.
+        let reloader = config_path.map(|path| {
+            Arc::new(Reloader {
+                path,
+                auth: auth.clone(),
+                keys: keys.clone(),
+                state: state.clone(),
+            })
+        });
         let follower = feed.map(|feed| {
             let state = state.clone();
             AbortOnDrop(tokio::spawn(async move {
@@ -202,8 +213,7 @@ impl Application {
         Ok(Application {
             port,
             server,
-            auth,
-            config_path,
+            reloader,
             _follower: follower,
             _dispatcher: dispatcher,
         })
@@ -219,22 +229,24 @@ impl Application {
         self.server.handle()
     }
 
+    /// What reloads the configuration file (the one `SIGHUP` runs), when
+    /// the application was built with one: for embedding and tests.
+    pub fn reloader(&self) -> Option<Arc<Reloader>> {
+        self.reloader.clone()
+    }
+
     /// Serves until SIGTERM or SIGINT (graceful: in-flight requests finish)
-    /// or until stopped through [`Application::handle`]. Reloads the client
-    /// registry from the config file on SIGHUP.
+    /// or until stopped through [`Application::handle`]. Reloads the
+    /// configuration file on SIGHUP ([`Reloader::reload`]).
     ///
     /// # Errors
     /// The server's I/O error, if it fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let reloader = match self.config_path {
-            Some(path) => Some(crate::auth::spawn_reload_on_sighup(
-                self.auth.clone(),
-                path,
-                async move {
-                    let _ = stop_rx.await;
-                },
-            )?),
+        let reloader = match self.reloader {
+            Some(reloader) => Some(spawn_reload_on_sighup(reloader, async move {
+                let _ = stop_rx.await;
+            })?),
             None => None,
         };
         let result = self.server.await;
@@ -343,53 +355,225 @@ pub async fn open_store(settings: &Settings) -> Result<AnyStore, StartupError> {
     })
 }
 
-/// Loads the signing key (generating it first when allowed and missing) and
-/// the extra published keys.
+/// Why a reload was refused. Nothing of the new configuration is then in
+/// force: the clients and the signing key stay as they were.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The configuration file is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A key file cannot be used, or the rotation cannot be recorded in
+    /// `signing.state_file`.
+    #[error("{field}: {source}")]
+    Keys {
+        /// The configuration field of the file that failed.
+        field: String,
+        /// What went wrong (a path and a cause, never key material).
+        source: PublishError,
+    },
+    /// The client registry could not be built.
+    #[error("clients: {0}")]
+    Clients(#[from] SetupError),
+}
+
+/// What a reload changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reloaded {
+    /// How many clients are registered now.
+    pub clients: usize,
+    /// What happened to the signing key.
+    pub keys: crate::publish::Rotation,
+}
+
+/// Re-reads the configuration file: the client registry and `[signing]`'s
+/// key files. Other settings (listen address, store, token lifetime, the
+/// state file, …) take effect at the next start.
+pub struct Reloader {
+    path: PathBuf,
+    auth: Arc<Authenticator>,
+    keys: Arc<KeyRing>,
+    state: web::Data<AppState<AppStore>>,
+}
+
+impl std::fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reloader")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Reloader {
+    /// Reloads at `now` (unix seconds). Everything that can fail on its
+    /// own (the file, the key files) is checked before anything changes;
+    /// then the signing key is swapped (a replaced key retires at `now` plus
+    /// the token lifetime and `ttl`, recorded in the state file first), the
+    /// token cache told, and the client registry replaced. Blocking: it
+    /// reads files.
+    ///
+    /// # Errors
+    /// [`ReloadError`] naming what was refused; the previous clients and key
+    /// then stay in force.
+    pub fn reload(&self, now: u64) -> Result<Reloaded, ReloadError> {
+        let settings = Settings::load(&self.path)?;
+        // Never generate a key on reload: a missing file is a mistake to
+        // report, not a rotation to make.
+        let keys = load_keys(&settings.signing, false)
+            .map_err(|(field, source)| ReloadError::Keys { field, source })?;
+        let rotation = self
+            .keys
+            .rotate(keys, now)
+            .map_err(|source| ReloadError::Keys {
+                field: "signing.state_file".into(),
+                source,
+            })?;
+        if rotation.rotated {
+            self.state.service.signing_key_changed();
+        }
+        self.auth.replace(&settings)?;
+        Ok(Reloaded {
+            clients: settings.clients.len(),
+            keys: rotation,
+        })
+    }
+
+    /// [`Reloader::reload`] now, with the outcome logged (kids and retire
+    /// times; never key material).
+    fn reload_and_log(&self) {
+        let now = crate::http::handlers::unix_now();
+        match self.reload(now) {
+            Ok(done) => {
+                let keys = &done.keys;
+                if keys.rotated {
+                    tracing::info!(
+                        previous = %keys.previous,
+                        kid = %keys.signing,
+                        generation = keys.generation,
+                        "signing key rotated; the previous key stays in the JWKS until its tokens have expired"
+                    );
+                }
+                for (kid, retire_at) in &keys.retiring {
+                    tracing::info!(kid = %kid, retire_at, "replaced signing key still published");
+                }
+                tracing::info!(
+                    clients = done.clients,
+                    kid = %keys.signing,
+                    "configuration reloaded"
+                );
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "configuration reload refused; keeping the previous clients and signing key");
+            }
+        }
+    }
+}
+
+/// Installs a `SIGHUP` handler and spawns a task that reloads on each
+/// signal until `shutdown` completes. The handler is installed before this
+/// returns, so a signal sent afterwards is never lost (nor fatal).
+///
+/// # Errors
+/// The I/O error when the signal handler cannot be installed.
+fn spawn_reload_on_sighup<F>(
+    reloader: Arc<Reloader>,
+    shutdown: F,
+) -> std::io::Result<tokio::task::JoinHandle<()>>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup())?;
+    Ok(tokio::spawn(async move {
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                got = hup.recv() => {
+                    if got.is_none() {
+                        break;
+                    }
+                    tracing::info!(path = %reloader.path.display(), "SIGHUP: reloading configuration");
+                    let reloader = Arc::clone(&reloader);
+                    // Reading files is blocking work; the outcome is logged
+                    // inside.
+                    let _ = tokio::task::spawn_blocking(move || reloader.reload_and_log()).await;
+                }
+            }
+        }
+    }))
+}
+
+/// Opens the key ring: the configured keys, and the replaced keys still
+/// retiring according to `signing.state_file`, which is then brought up to
+/// date (a failure to write it is logged, not fatal: see the README).
 ///
 /// # Errors
 /// [`StartupError::Keys`] naming the field of the file that failed.
-pub fn load_keys(signing: &SigningSettings) -> Result<KeySet, StartupError> {
+pub fn open_key_ring(signing: &SigningSettings) -> Result<KeyRing, StartupError> {
+    let keys = load_keys(signing, signing.generate_if_missing)
+        .map_err(|(field, source)| StartupError::Keys { field, source })?;
+    let options = RingOptions {
+        state_file: Some(signing.state_file.clone()),
+        retire_after: signing.token_lifetime.saturating_add(signing.ttl),
+    };
+    let now = crate::http::handlers::unix_now();
+    let ring = KeyRing::open(keys, options, now).map_err(|source| StartupError::Keys {
+        field: "signing.state_file".into(),
+        source,
+    })?;
+    for (kid, retire_at) in ring.retiring(now) {
+        tracing::info!(kid = %kid, retire_at, "replaced signing key still published");
+    }
+    if let Err(e) = ring.persist() {
+        // This process publishes what it read either way; only a later
+        // restart could forget a key retiring now (README, "Key rotation").
+        tracing::warn!(error = %e, field = "signing.state_file", "cannot record the signing keys");
+    }
+    Ok(ring)
+}
+
+/// Loads the signing key (generating it first when `generate` and missing)
+/// and the extra published keys.
+///
+/// # Errors
+/// The configuration field of the file that failed, and why.
+fn load_keys(signing: &SigningSettings, generate: bool) -> Result<KeySet, (String, PublishError)> {
     let field = |name: &str| name.to_owned();
     let path = &signing.key_file;
     let key = if path.is_file() {
-        ServiceKey::load_pem(path).map_err(|source| StartupError::Keys {
-            field: field("signing.key_file"),
-            source,
-        })?
-    } else if signing.generate_if_missing {
+        ServiceKey::load_pem(path).map_err(|source| (field("signing.key_file"), source))?
+    } else if generate {
         let key = ServiceKey::generate();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| StartupError::Keys {
-                field: field("signing.key_file"),
-                source: PublishError::Io {
-                    action: "cannot create the key directory",
-                    path: dir.to_path_buf(),
-                    source: e,
-                },
+            std::fs::create_dir_all(dir).map_err(|e| {
+                (
+                    field("signing.key_file"),
+                    PublishError::Io {
+                        action: "cannot create the key directory",
+                        path: dir.to_path_buf(),
+                        source: e,
+                    },
+                )
             })?;
         }
-        key.save_pem(path).map_err(|source| StartupError::Keys {
-            field: field("signing.key_file"),
-            source,
-        })?;
+        key.save_pem(path)
+            .map_err(|source| (field("signing.key_file"), source))?;
         tracing::info!(kid = key.kid(), path = %path.display(), "generated a new service signing key");
         key
     } else {
-        return Err(StartupError::Keys {
-            field: field("signing.key_file"),
-            source: PublishError::Io {
+        return Err((
+            field("signing.key_file"),
+            PublishError::Io {
                 action: "cannot read the signing key (create one with `statuslist keygen --out DIR`)",
                 path: path.clone(),
                 source: std::io::Error::from(std::io::ErrorKind::NotFound),
             },
-        });
+        ));
     };
     let mut set = KeySet::new(key);
     for (i, extra) in signing.publish_key_files.iter().enumerate() {
-        let public = load_public_pem(extra).map_err(|source| StartupError::Keys {
-            field: format!("signing.publish_key_files[{i}]"),
-            source,
-        })?;
+        let public = load_public_pem(extra)
+            .map_err(|source| (format!("signing.publish_key_files[{i}]"), source))?;
         set.add_public(&public);
     }
     Ok(set)

@@ -454,8 +454,14 @@ pub struct SigningSettings {
     /// mode does; production should mount a key shared by all replicas).
     pub generate_if_missing: bool,
     /// More PEM files (private or public) whose public keys are published
-    /// in the JWKS too: the keys of a rotation.
+    /// in the JWKS too, until removed: a key published before it signs, or
+    /// any key kept by hand.
     pub publish_key_files: Vec<PathBuf>,
+    /// Where replaced signing keys (public halves) and their retire times
+    /// are recorded, so that a restart keeps them published
+    /// (`state_file`; by default `signing-state.json` beside `key_file`).
+    /// Must be writable for a rotation to be accepted.
+    pub state_file: PathBuf,
     /// Lifetime of a signed list token, `exp - iat` (`token_lifetime_secs`;
     /// whole seconds, at least 2).
     pub token_lifetime: Duration,
@@ -483,6 +489,7 @@ impl Default for SigningSettings {
             key_file: PathBuf::from("./data/service-key.pem"),
             generate_if_missing: false,
             publish_key_files: Vec::new(),
+            state_file: PathBuf::from("./data/signing-state.json"),
             token_lifetime: Duration::from_secs(86_400),
             ttl: Duration::from_secs(300),
             freshness: Duration::from_millis(250),
@@ -710,6 +717,24 @@ mod tests {
         assert_eq!(s.clients[1].algorithms, vec![SigAlg::Es256]);
         assert_eq!(s.clients[1].format, ListFormat::Bitstring);
         assert!(matches!(s.clients[1].keys, KeySource::Remote(_)));
+    }
+
+    #[test]
+    fn the_signing_state_sits_beside_the_key_unless_placed() {
+        let state = |toml: &str| Settings::from_toml_str(toml).unwrap().signing.state_file;
+        assert_eq!(
+            state("[signing]\nkey_file = \"/etc/statuslist/keys/k.pem\"\n"),
+            PathBuf::from("/etc/statuslist/keys/signing-state.json")
+        );
+        assert_eq!(
+            state("[signing]\nkey_file = \"k.pem\"\n"),
+            PathBuf::from("signing-state.json")
+        );
+        assert_eq!(state(""), PathBuf::from("./data/signing-state.json"));
+        assert_eq!(
+            state("[signing]\nkey_file = \"/ro/k.pem\"\nstate_file = \"/var/lib/s.json\"\n"),
+            PathBuf::from("/var/lib/s.json")
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use std::collections::HashSet;
 use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -332,6 +332,7 @@ struct RawSigning {
     key_file: Option<PathBuf>,
     generate_if_missing: Option<bool>,
     publish_key_files: Option<Vec<PathBuf>>,
+    state_file: Option<PathBuf>,
     token_lifetime_secs: Option<u64>,
     ttl_secs: Option<u64>,
     freshness_ms: Option<u64>,
@@ -347,8 +348,18 @@ impl RawSigning {
         if token_lifetime < Duration::from_secs(2) {
             return Err(invalid("signing.token_lifetime_secs", "must be at least 2"));
         }
+        let key_file = self.key_file.unwrap_or(d.key_file);
+        // Beside the key by default: where the operator already keeps what
+        // belongs to the service's keys.
+        let state_file = self.state_file.unwrap_or_else(|| {
+            key_file
+                .parent()
+                .unwrap_or_else(|| Path::new(""))
+                .join("signing-state.json")
+        });
         Ok(SigningSettings {
-            key_file: self.key_file.unwrap_or(d.key_file),
+            key_file,
+            state_file,
             generate_if_missing: self.generate_if_missing.unwrap_or(d.generate_if_missing),
             publish_key_files: self.publish_key_files.unwrap_or(d.publish_key_files),
             token_lifetime,

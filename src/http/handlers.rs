@@ -356,13 +356,14 @@ async fn list<S: Store>(
     Ok(response.body(body))
 }
 
-/// `GET /.well-known/jwks.json`: the service's public keys.
+/// `GET /.well-known/jwks.json`: the service's public keys as of now (a
+/// replaced signing key until its retire time).
 pub async fn jwks<S: Store>(state: web::Data<AppState<S>>) -> HttpResponse {
     HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .insert_header((header::CACHE_CONTROL, state.jwks_cache_control.clone()))
         .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
         .content_type("application/jwk-set+json")
-        .body(state.jwks_json.clone())
+        .body(state.keys.jwks_json(unix_now()))
 }
 
 /// `GET /health/live`: the process answers.

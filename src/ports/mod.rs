@@ -4,7 +4,8 @@
 //! dependencies point one way: `domain` ← `ports` ← `service` ← `http`.
 //!
 //! - [`store`]: where lists, allocations and idempotency records live.
-//! - [`signer`]: turns a list into the signed document verifiers fetch.
+//! - [`signer`]: turns a list into the signed document verifiers fetch,
+//!   and publishes the keys that verify it.
 //! - [`changes`]: tells a replica at once that a list changed elsewhere.
 //! - [`outbox`]: the events recorded with the changes, handed out for
 //!   webhook delivery.
@@ -19,7 +20,7 @@ pub mod webhook;
 
 pub use changes::{ChangeFeed, ChangeNotice};
 pub use outbox::{DeadLetter, EventNotifier, Failure, Lease, Outbox, TakeRequest, UnixMillis};
-pub use signer::{ListSigner, ListToSign, SignError};
+pub use signer::{ListSigner, ListToSign, PublishedKeys, SignError};
 pub use store::{
     AllocateOutcome, AllocateRequest, Allocation, EntryItem, EntryPage, EntryQuery, JtiClaim,
     JtiClaimOutcome, ListMeta, ListRun, ListSnapshot, RefChange, RefChangeOutcome, RefChangeReport,

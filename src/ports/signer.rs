@@ -2,7 +2,8 @@
 //! into the signed document verifiers fetch (an IETF `statuslist+jwt` or a
 //! W3C `vc+jwt` credential), without knowing keys, algorithms or JSON.
 //!
-//! The service's signing keys (`crate::publish::KeySet`) implement it;
+//! The service's signing keys (`crate::publish::KeyRing`, which rotates,
+//! or a fixed `crate::publish::KeySet`) implement it;
 //! `crate::startup` hands them to the service as `Arc<dyn ListSigner>`. The
 //! token cache calls it only when it rebuilds a token, so the dynamic
 //! dispatch never sits on a cache hit.
@@ -64,4 +65,24 @@ pub trait ListSigner: Send + Sync + std::fmt::Debug {
 
     /// Whether a signing key is loaded (reported by `/health/ready`).
     fn has_key(&self) -> bool;
+
+    /// Which signing key signs now, as a number that grows by one at each
+    /// rotation (0 for a signer whose key never changes). A token signed
+    /// under a lower number is re-signed before it is served again, so that
+    /// after a rotation every list shows the new key.
+    fn key_generation(&self) -> u64 {
+        0
+    }
+}
+
+/// The service's public keys as verifiers fetch them
+/// (`/.well-known/jwks.json`).
+///
+/// Its own port rather than a method of [`ListSigner`]: the JWKS is read by
+/// the HTTP layer on every fetch, signing only by the token cache.
+pub trait PublishedKeys: Send + Sync + std::fmt::Debug {
+    /// The JWKS document (`{"keys": [...]}`, the signing key first) as JSON,
+    /// as it stands at `now` (unix seconds): a retired signing key is in it
+    /// until its retire time and gone from then on, with no reload needed.
+    fn jwks_json(&self, now: u64) -> bytes::Bytes;
 }

@@ -1,9 +1,11 @@
 //! The service's key set: one key that signs, and every key a verifier may
 //! still meet, published together as the JWKS document.
 //!
-//! Rotation works by publishing before signing and unpublishing late: a new
-//! key signs while the previous keys stay in the JWKS until every token they
-//! signed has expired (`exp`) and left the verifiers' caches (`ttl`).
+//! A set is fixed; rotation swaps whole sets ([`super::KeyRing`]), which
+//! keeps a replaced signing key published until every token it signed has
+//! expired (`exp`) and left the verifiers' caches (`ttl`). Keys listed here
+//! as published only (`signing.publish_key_files`) stay until the operator
+//! removes them: that is how a new key is published before it signs.
 
 use std::path::Path;
 

@@ -53,6 +53,18 @@
 //! **Signing through a port.** The cache holds the signer as
 //! `Arc<dyn ListSigner>` and calls it only on a rebuild: a hit is a map read,
 //! an atomic stamp and an `Arc` clone, with no dynamic call.
+//!
+//! **Key rotation.** Each token remembers the signer's key generation
+//! ([`ListSigner::key_generation`]) it was signed under. A token from an
+//! older generation is due for re-signing like one half-way to its `exp`:
+//! the next GET of its list re-signs it, once (single flight per list), with
+//! the key in force. The cache learns the generation from the signer at every
+//! store check, and at once from [`TokenCache::signer_changed`], which the
+//! reload calls after a rotation; a hit compares with that copy, an atomic,
+//! so it still makes no dynamic call. Lists are re-signed as they are read,
+//! not all at once, so a rotation causes no burst of signing. While the
+//! store is unreachable an old-key token may still be served stale: its key
+//! stays published until the token has expired.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -129,8 +141,9 @@ pub struct Published {
     /// accept `Content-Encoding: gzip` (the draft says a JWT status list
     /// SHOULD be sent so). Decodes to exactly `body`.
     pub gzip: bytes::Bytes,
-    /// The HTTP entity tag of `body`: `W/"<version>-<iat>"`, so that a
-    /// re-signed token (new `exp`) is never answered with 304 to a client
+    /// The HTTP entity tag of `body`: `W/"<version>-<iat>"` (with
+    /// `-k<key generation>` once a key was replaced), so that a re-signed
+    /// token (new `exp`, or new key) is never answered with 304 to a client
     /// that holds the old one. Weak (RFC 9110 §8.8.1): the token re-signed
     /// with its list compressed smaller in the background (same version,
     /// same `iat` and `exp`, other bytes) is the same document to a
@@ -145,6 +158,10 @@ pub struct Published {
     pub iat: u64,
     /// Expires at (unix seconds).
     pub exp: u64,
+    /// The signer's key generation when the token was signed (read before
+    /// signing, so never above the key's own): a lower one than the
+    /// signer's now means it was signed by a replaced key.
+    pub key_generation: u64,
     /// Indexes handed out in the list when it was read (for fill metrics).
     pub allocated: u64,
     /// The list's capacity.
@@ -192,11 +209,20 @@ pub fn gzip(body: &[u8]) -> bytes::Bytes {
 }
 
 /// The entity tags of the identity and the gzip representation of the token
-/// of `version` signed at `iat` (the same for its optimized re-signing).
-fn etags(version: u64, iat: u64) -> (bytes::Bytes, bytes::Bytes) {
+/// of `version` signed at `iat` under key generation `key` (the same for its
+/// optimized re-signing). The generation is in the tag once a key was
+/// replaced (`W/"<version>-<iat>-k<key>"`), so that a token re-signed by a
+/// new key in the second of the old one's `iat` is not answered with 304 to
+/// a client holding the old one.
+fn etags(version: u64, iat: u64, key: u64) -> (bytes::Bytes, bytes::Bytes) {
+    let tag = if key == 0 {
+        format!("W/\"{version}-{iat}")
+    } else {
+        format!("W/\"{version}-{iat}-k{key}")
+    };
     (
-        bytes::Bytes::from(format!("W/\"{version}-{iat}\"")),
-        bytes::Bytes::from(format!("W/\"{version}-{iat}-gz\"")),
+        bytes::Bytes::from(format!("{tag}\"")),
+        bytes::Bytes::from(format!("{tag}-gz\"")),
     )
 }
 
@@ -388,6 +414,9 @@ pub struct TokenCache<S> {
     /// The LRU clock: advanced by every store check, read by every GET, so
     /// that a hit only stores a number into its own slot.
     clock: AtomicU64,
+    /// The signer's key generation as last learnt (it only grows): tokens
+    /// signed under a lower one are re-signed.
+    key_generation: AtomicU64,
 }
 
 impl<S> std::fmt::Debug for TokenCache<S> {
@@ -403,11 +432,25 @@ impl<S: Store> TokenCache<S> {
     pub fn new(store: Arc<S>, signer: Arc<dyn ListSigner>, settings: PublishSettings) -> Self {
         TokenCache {
             store,
-            signer,
             settings,
             slots: RwLock::new(Slots::default()),
             clock: AtomicU64::new(0),
+            key_generation: AtomicU64::new(signer.key_generation()),
+            signer,
         }
+    }
+
+    /// Tells the cache that the signer's key changed (a rotation): every
+    /// token signed by the previous key is re-signed on its list's next GET
+    /// instead of at its next store check.
+    pub fn signer_changed(&self) {
+        self.learn_key_generation();
+    }
+
+    /// Takes the signer's key generation into the cache's copy.
+    fn learn_key_generation(&self) {
+        self.key_generation
+            .fetch_max(self.signer.key_generation(), Ordering::AcqRel);
     }
 
     /// The settings the tokens are built with.
@@ -645,6 +688,9 @@ impl<S: Store> TokenCache<S> {
         // The segments of the token held, whatever its version: a rebuild
         // compresses again only the segments that differ from them.
         let previous = cached.as_ref().map(|t| t.compressed.clone());
+        // Every check looks at the signer's key too: a rotation that nobody
+        // reported (`signer_changed`) still shows within `freshness`.
+        self.learn_key_generation();
         let version = match self.store.list_version(id).await {
             Ok(Some(version)) => version,
             Ok(None) => return Step::NotFound,
@@ -729,10 +775,12 @@ impl<S: Store> TokenCache<S> {
     }
 
     /// Re-sign half-way through the token's life, so that a verifier that
-    /// fetched it just before always has more than half a lifetime left.
+    /// fetched it just before always has more than half a lifetime left;
+    /// and at once when a replaced key signed it.
     fn due_for_resigning(&self, token: &Published, now: u64) -> bool {
         let half = self.settings.token_lifetime.as_secs() / 2;
         now >= token.iat.saturating_add(half)
+            || token.key_generation < self.key_generation.load(Ordering::Acquire)
     }
 
     async fn build(
@@ -829,6 +877,7 @@ fn sign(
         id: signed.id,
     }
     .uri(&settings.base_url);
+    let key_generation = signer.key_generation();
     let body = signer.sign(&ListToSign {
         format,
         list,
@@ -842,7 +891,7 @@ fn sign(
     // Compressed here, in the same (blocking, for large lists) step as the
     // signature: once per token, never per GET.
     let gzip = gzip(body.as_bytes());
-    let (etag, gzip_etag) = etags(signed.version, signed.iat);
+    let (etag, gzip_etag) = etags(signed.version, signed.iat, key_generation);
     Ok(Published {
         format,
         version: signed.version,
@@ -852,6 +901,7 @@ fn sign(
         gzip_etag,
         iat: signed.iat,
         exp: signed.exp,
+        key_generation,
         allocated: signed.allocated,
         capacity: list.len(),
         bits: list.bits(),
@@ -1367,6 +1417,83 @@ mod tests {
             t3.etag, t1.etag,
             "a re-signed token never matches an old ETag"
         );
+    }
+
+    /// A signer whose key generation a test sets, and which writes it in
+    /// front of what [`DigitSigner`] writes: a token shows which key signed
+    /// it.
+    #[derive(Debug, Default)]
+    struct Rotating(std::sync::atomic::AtomicU64);
+
+    impl ListSigner for Rotating {
+        fn sign(&self, l: &ListToSign<'_>) -> Result<String, SignError> {
+            Ok(format!(
+                "k{}.{}",
+                self.key_generation(),
+                DigitSigner.sign(l)?
+            ))
+        }
+
+        fn has_key(&self) -> bool {
+            true
+        }
+
+        fn key_generation(&self) -> u64 {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+
+    fn signed_by(token: &Published) -> &[u8] {
+        token.body.split(|b| *b == b'.').next().unwrap()
+    }
+
+    #[tokio::test]
+    async fn after_a_rotation_the_next_get_re_signs_with_the_new_key_once() {
+        let f = fixture(Duration::from_secs(3600)).await;
+        let signer = Arc::new(Rotating::default());
+        let cache = TokenCache::new(f.store.clone(), signer.clone(), f.cache.settings().clone());
+        let (t1, _) = cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
+        assert_eq!(signed_by(&t1), b"k0");
+        assert_eq!(
+            &t1.etag[..],
+            format!("W/\"{}-{NOW}\"", t1.version).as_bytes()
+        );
+
+        signer.0.store(1, Ordering::SeqCst);
+        // Unreported, the rotation waits for the next store check (an hour
+        // of freshness here)...
+        let (t2, o) = cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
+        assert_eq!(o, CacheOutcome::Hit);
+        assert!(Arc::ptr_eq(&t1, &t2));
+        // ...reported, it shows on the very next GET: same version, same
+        // second, new key, and a tag of its own.
+        cache.signer_changed();
+        let (t3, o) = cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
+        assert_eq!(o, CacheOutcome::Rebuilt);
+        assert_eq!(signed_by(&t3), b"k1");
+        assert_eq!((t3.version, t3.iat), (t1.version, t1.iat));
+        assert_ne!(t3.etag, t1.etag);
+        assert_ne!(t3.gzip_etag, t1.gzip_etag);
+        assert_eq!(f.store.reads.load(Ordering::SeqCst), 2);
+        // Once: later GETs are hits again.
+        let (t4, o) = cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
+        assert_eq!(o, CacheOutcome::Hit);
+        assert!(Arc::ptr_eq(&t3, &t4));
+        assert_eq!(f.store.reads.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn an_unreported_rotation_shows_at_the_next_store_check() {
+        let f = fixture(Duration::ZERO).await;
+        let signer = Arc::new(Rotating::default());
+        let cache = TokenCache::new(f.store.clone(), signer.clone(), f.cache.settings().clone());
+        let (t1, _) = cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
+        let (_, o) = cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
+        assert_eq!(o, CacheOutcome::Confirmed, "the version is unchanged");
+        signer.0.store(1, Ordering::SeqCst);
+        let (t2, o) = cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
+        assert_eq!(o, CacheOutcome::Rebuilt);
+        assert_eq!((signed_by(&t1), signed_by(&t2)), (&b"k0"[..], &b"k1"[..]));
     }
 
     /// A paused store: every GET of a held list answers from memory within

@@ -149,6 +149,12 @@ impl<S: Store> Service<S> {
         &self.cache.settings().base_url
     }
 
+    /// Tells the token cache that the signer's key was replaced (a
+    /// rotation): each list's next GET serves a token signed by the new key.
+    pub fn signing_key_changed(&self) {
+        self.cache.signer_changed();
+    }
+
     /// Follows `feed` until it ends (run it as its own task): every list
     /// another replica changes is invalidated in the token cache at once, as
     /// this process's own changes are, so the next GET here asks the store
