@@ -515,3 +515,240 @@ fn the_service_stops_cleanly_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+// ---------------------------------------------------------------------------
+// Key rotation, as the README's "Key rotation" tells it: keygen, point
+// `signing.key_file` at the new file, SIGHUP.
+
+/// A service started with `--config`, its log lines (stdout) sent to
+/// `log`.
+struct Configured {
+    service: Service,
+    log: std::sync::mpsc::Receiver<String>,
+}
+
+impl Configured {
+    fn start(config: &Path, port: u16) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(config)
+            .env_remove("STATUSLIST_CONFIG")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the service starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, log) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let service = Service(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !is_live(port) {
+            assert!(Instant::now() < deadline, "the service never answered");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Configured { service, log }
+    }
+
+    fn hangup(&self) {
+        let pid = self.service.0.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-HUP", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+
+    /// Waits (bounded) for a log line containing `text`; returns it.
+    fn wait_for_log(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("no log line with {text:?}"),
+            }
+        }
+    }
+}
+
+/// `GET path`: the status code and the body.
+fn get(port: u16, path: &str) -> (u16, String) {
+    let response = http(
+        port,
+        &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
+    )
+    .expect("the service answers");
+    let status = response
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn jwks(port: u16) -> statuslist::publish::Jwks {
+    let (status, body) = get(port, "/.well-known/jwks.json");
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).expect("a JWKS")
+}
+
+fn kids(jwks: &statuslist::publish::Jwks) -> Vec<&str> {
+    jwks.keys.iter().map(|k| k.kid.as_str()).collect()
+}
+
+/// What a verifier does: the token's `kid` looked up in the JWKS it holds,
+/// then the signature. Returns the `kid`.
+fn verify(token: &str, jwks: &statuslist::publish::Jwks) -> Result<String, String> {
+    use statuslist::publish::jws;
+    let parts = jws::decode_unverified(token).map_err(|e| e.to_string())?;
+    let kid = parts.header.kid.ok_or("no kid")?;
+    let jwk = jwks
+        .keys
+        .iter()
+        .find(|k| k.kid == kid)
+        .ok_or_else(|| format!("kid {kid} is not in the JWKS"))?;
+    let key = jwk.to_verifying_key().map_err(|e| e.to_string())?;
+    jws::verify(token, &key).map_err(|e| e.to_string())?;
+    Ok(kid)
+}
+
+fn rotation_config(dir: &Path, port: u16, key_file: &Path) -> String {
+    let keys = dir.join("keys");
+    format!(
+        r#"public_base_url = "http://127.0.0.1:{port}"
+listen = "127.0.0.1:{port}"
+
+[store]
+url = "embedded:{data}"
+
+[signing]
+key_file = "{key}"
+token_lifetime_secs = 30
+ttl_secs = 1
+
+[[clients]]
+id = "issuer-1"
+format = "token"
+jwks_file = "{jwks}"
+"#,
+        data = dir.join("data/s.redb").display(),
+        key = key_file.display(),
+        jwks = keys.join("issuer-1.jwks.json").display(),
+    )
+}
+
+/// Rotation without downtime, with the built binary: a bad new key is
+/// refused and the old one keeps signing; a good one signs after SIGHUP,
+/// the list is re-signed at once, a token fetched before verifies with the
+/// JWKS a verifier held before and with the one after; the old key survives
+/// a restart in the state file, and leaves the JWKS by itself after the
+/// token lifetime plus ttl (30 s + 1 s here).
+#[test]
+fn key_rotation_by_sighup_keeps_old_tokens_verifiable() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let keys_arg = keys.to_str().unwrap();
+    let out = run(&["keygen", "--out", keys_arg]);
+    assert!(out.status.success(), "{out:?}");
+    let old_kid = stdout(&out).trim().to_owned();
+    let out = run(&["keygen", "--client", "issuer-1", "--out", keys_arg]);
+    assert!(out.status.success(), "{out:?}");
+
+    let port = free_port();
+    let config = dir.path().join("statuslist.toml");
+    let write_config = |key_file: &Path| {
+        std::fs::write(&config, rotation_config(dir.path(), port, key_file)).unwrap();
+    };
+    write_config(&keys.join(format!("{old_kid}.pem")));
+    let service = Configured::start(&config, port);
+    let url = format!("http://127.0.0.1:{port}");
+
+    let client_key = keys.join("issuer-1.key.pem");
+    let issued = run(&[
+        "issue",
+        "--client",
+        "issuer-1",
+        "--key",
+        client_key.to_str().unwrap(),
+        "--url",
+        &url,
+        "--json",
+    ]);
+    assert!(issued.status.success(), "issue: {issued:?}");
+    let answer: serde_json::Value = serde_json::from_slice(&issued.stdout).unwrap();
+    let uri = answer["uri"].as_str().unwrap();
+    let path = uri.strip_prefix(&url).unwrap().to_owned();
+
+    // The verifier that fetched before the rotation.
+    let (status, before) = get(port, &path);
+    assert_eq!(status, 200, "{before}");
+    let old_jwks = jwks(port);
+    assert_eq!(kids(&old_jwks), [old_kid.as_str()]);
+    assert_eq!(verify(&before, &old_jwks).unwrap(), old_kid);
+
+    // A key file that is no key: the reload is refused, the old key signs.
+    let broken = keys.join("broken.pem");
+    std::fs::write(
+        &broken,
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    write_config(&broken);
+    service.hangup();
+    let refused = service.wait_for_log("configuration reload refused");
+    assert!(refused.contains("signing.key_file"), "{refused}");
+    assert!(
+        !refused.contains("AAAA"),
+        "no key material in logs: {refused}"
+    );
+    assert_eq!(kids(&jwks(port)), [old_kid.as_str()]);
+    let (_, still) = get(port, &path);
+    assert_eq!(verify(&still, &old_jwks).unwrap(), old_kid);
+
+    // The rotation: keygen, point key_file at the new file, SIGHUP.
+    let out = run(&["keygen", "--out", keys_arg]);
+    let new_kid = stdout(&out).trim().to_owned();
+    write_config(&keys.join(format!("{new_kid}.pem")));
+    service.hangup();
+    service.wait_for_log("signing key rotated");
+
+    let new_jwks = jwks(port);
+    assert_eq!(kids(&new_jwks), [new_kid.as_str(), old_kid.as_str()]);
+    // The list is re-signed with the new key at once, not at its half-life.
+    let (_, after) = get(port, &path);
+    assert_eq!(verify(&after, &new_jwks).unwrap(), new_kid);
+    // The token fetched before verifies with the old JWKS and the new one.
+    assert_eq!(verify(&before, &old_jwks).unwrap(), old_kid);
+    assert_eq!(verify(&before, &new_jwks).unwrap(), old_kid);
+    // A verifier still holding the old JWKS cannot know the new key: that
+    // is what its max-age bounds (and pre-publishing avoids; README).
+    assert!(verify(&after, &old_jwks).is_err());
+
+    // A restart keeps the old key published (the state file beside the keys).
+    assert!(keys.join("signing-state.json").is_file());
+    drop(service);
+    let service = Configured::start(&config, port);
+    assert_eq!(kids(&jwks(port)), [new_kid.as_str(), old_kid.as_str()]);
+
+    // And it leaves by itself after token lifetime + ttl: no reload.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while kids(&jwks(port)).contains(&old_kid.as_str()) {
+        assert!(Instant::now() < deadline, "the old key never retired");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(kids(&jwks(port)), [new_kid.as_str()]);
+    let (_, last) = get(port, &path);
+    assert_eq!(verify(&last, &jwks(port)).unwrap(), new_kid);
+    drop(service);
+}

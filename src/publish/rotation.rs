@@ -385,9 +385,12 @@ fn write_state(path: &Path, doc: &StateDoc) -> Result<bool, PublishError> {
     let name = path
         .file_name()
         .map_or_else(|| "signing-state".into(), |n| n.to_string_lossy());
-    // The process id keeps replicas that share a directory off each other's
+    // The process id and a counter keep replicas (and applications in one
+    // process, as in tests) that share a directory off each other's
     // temporary file.
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.{}-{n}.tmp", std::process::id()));
     let written = (|| {
         use std::io::Write;
         let mut file = std::fs::File::create(&tmp)?;
@@ -588,12 +591,13 @@ mod tests {
     #[test]
     fn a_rotation_whose_state_cannot_be_written_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        // The state file's directory is a file: nothing can be written there.
         let blocker = dir.path().join("not-a-dir");
-        std::fs::write(&blocker, "x").unwrap();
         let state = blocker.join("signing-state.json");
         let (a, b) = (ServiceKey::generate(), ServiceKey::generate());
         let ring = KeyRing::open(KeySet::new(a.clone()), options(Some(state)), T0).unwrap();
+        // The state file's directory becomes a file: nothing can be written
+        // there.
+        std::fs::write(&blocker, "x").unwrap();
         let err = ring.rotate(KeySet::new(b.clone()), T0 + 1).unwrap_err();
         assert!(matches!(err, PublishError::Io { .. }), "{err}");
         assert_eq!(ring.signing_kid(), a.kid());
