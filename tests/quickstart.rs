@@ -579,13 +579,18 @@ impl Configured {
     }
 }
 
-/// `GET path`: the status code and the body.
-fn get(port: u16, path: &str) -> (u16, String) {
-    let response = http(
+/// `GET path`: the whole response.
+fn get_raw(port: u16, path: &str) -> String {
+    http(
         port,
         &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
     )
-    .expect("the service answers");
+    .expect("the service answers")
+}
+
+/// `GET path`: the status code and the body.
+fn get(port: u16, path: &str) -> (u16, String) {
+    let response = get_raw(port, path);
     let status = response
         .get(9..12)
         .and_then(|s| s.parse().ok())
@@ -725,6 +730,12 @@ fn key_rotation_by_sighup_keeps_old_tokens_verifiable() {
 
     let new_jwks = jwks(port);
     assert_eq!(kids(&new_jwks), [new_kid.as_str(), old_kid.as_str()]);
+    // A verifier may keep the JWKS no longer than a list (ttl_secs = 1).
+    let head = get_raw(port, "/.well-known/jwks.json").to_ascii_lowercase();
+    assert!(
+        head.contains("\r\ncache-control: public, max-age=1\r\n"),
+        "{head}"
+    );
     // The list is re-signed with the new key at once, not at its half-life.
     let (_, after) = get(port, &path);
     assert_eq!(verify(&after, &new_jwks).unwrap(), new_kid);

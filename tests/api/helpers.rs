@@ -206,7 +206,7 @@ impl Issuer {
         json!({"iss": self.id, "iat": now(), "jti": jti(), "aud": BASE})
     }
 
-    fn toml(&self) -> String {
+    pub fn toml(&self) -> String {
         format!(
             "[[clients]]\nid = \"{}\"\nformat = \"{}\"\njwks = {}\n",
             self.id,
@@ -305,7 +305,11 @@ pub fn fresh_store(choice: StoreChoice) -> (tempfile::TempDir, StoreSpec, Option
 /// Builds and starts an app from `settings` (the caller keeps the store and
 /// key directory alive).
 pub async fn start(settings: Settings) -> TestApp {
-    let app = Application::build(settings, None).await.unwrap();
+    attach(Application::build(settings, None).await.unwrap())
+}
+
+/// Runs a built application and gives a client for it.
+pub fn attach(app: Application) -> TestApp {
     let address = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());

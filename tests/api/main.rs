@@ -22,5 +22,6 @@ mod openapi;
 mod propagation;
 mod redis_faults;
 mod revoke;
+mod rotation;
 mod trust;
 mod webhooks;
