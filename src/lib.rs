@@ -18,7 +18,8 @@
 //! - [`ports`]: the traits the use cases need from the outside world and the
 //!   values that cross them: [`ports::Store`] (lists, allocations,
 //!   idempotency records), [`ports::ListSigner`] (signed list
-//!   documents), [`ports::ChangeFeed`] (changes made through other
+//!   documents), [`ports::PublishedKeys`] (the JWKS as of now),
+//!   [`ports::ChangeFeed`] (changes made through other
 //!   replicas), [`ports::Outbox`] (the events recorded with the changes)
 //!   and [`ports::WebhookSender`] (one signed delivery). → `domain`.
 //! - [`service`]: the application layer, every use case: issue, change (of
@@ -39,9 +40,10 @@
 //!     they share ([`store::common`]), the run-time choice
 //!     ([`store::any::AnyStore`]) and the timing decorator
 //!     ([`store::metered`]). → `ports`, `domain`, `metrics`.
-//!   - [`publish`]: the service's signing keys (ES256, RFC 7638 `kid`), the
-//!     JWKS document and the list-document builders; implements
-//!     [`ports::ListSigner`]. → `ports`, `domain`.
+//!   - [`publish`]: the service's signing keys (ES256, RFC 7638 `kid`) and
+//!     their rotation ([`publish::KeyRing`]), the JWKS document and the
+//!     list-document builders; implements [`ports::ListSigner`] and
+//!     [`ports::PublishedKeys`]. → `ports`, `domain`.
 //!   - [`webhook`]: the webhook sender ([`webhook::HttpSender`]: signed
 //!     POSTs over reqwest, no redirects followed; implements
 //!     [`ports::WebhookSender`]) and the delivery metrics
@@ -59,7 +61,8 @@
 //! - [`metrics`]: the Prometheus registry; callers hand it labels and
 //!   values. → `domain`.
 //! - [`startup`]: the app factory (`Application::build`, `port()`,
-//!   `run_until_stopped()`), the one place adapters meet ports;
+//!   `run_until_stopped()`), the one place adapters meet ports, and the
+//!   `SIGHUP` reload of clients and signing keys (`startup::Reloader`);
 //!   [`telemetry`]: logs; [`client`]: the issuer and verifier side for the
 //!   CLI (sign requests, call the API, verify and read a published list).
 //!

@@ -570,6 +570,24 @@ fn load_keys(signing: &SigningSettings, generate: bool) -> Result<KeySet, (Strin
             },
         ));
     };
+    let key = match &signing.certificate_chain_file {
+        None => key,
+        Some(chain) => {
+            let field = || field("signing.certificate_chain_file");
+            let pem = std::fs::read(chain).map_err(|e| {
+                (
+                    field(),
+                    PublishError::Io {
+                        action: "cannot read the certificate chain",
+                        path: chain.clone(),
+                        source: e,
+                    },
+                )
+            })?;
+            key.with_certificate_chain(&pem, chain)
+                .map_err(|source| (field(), source))?
+        }
+    };
     let mut set = KeySet::new(key);
     for (i, extra) in signing.publish_key_files.iter().enumerate() {
         let public = load_public_pem(extra)

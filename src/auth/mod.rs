@@ -428,7 +428,9 @@ async fn verify<'r>(
 }
 
 /// Installs a `SIGHUP` handler and spawns a task that reloads the
-/// configuration at `path` on each signal, until `shutdown` completes. The
+/// configuration at `path` on each signal, until `shutdown` completes.
+/// Clients only: the application uses `crate::startup::Reloader`, which
+/// reloads the signing keys too. The
 /// handler is installed before this returns, so a signal sent afterwards is
 /// never lost (nor fatal to the process).
 ///

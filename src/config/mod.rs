@@ -457,6 +457,11 @@ pub struct SigningSettings {
     /// in the JWKS too, until removed: a key published before it signs, or
     /// any key kept by hand.
     pub publish_key_files: Vec<PathBuf>,
+    /// A PEM file of X.509 certificates, leaf first, whose leaf certifies
+    /// the signing key: sent as the `x5c` header of every signed list
+    /// (`certificate_chain_file`; HAIP profiles require it). Replace it
+    /// together with `key_file` on a rotation.
+    pub certificate_chain_file: Option<PathBuf>,
     /// Where replaced signing keys (public halves) and their retire times
     /// are recorded, so that a restart keeps them published
     /// (`state_file`; by default `signing-state.json` beside `key_file`).
@@ -489,6 +494,7 @@ impl Default for SigningSettings {
             key_file: PathBuf::from("./data/service-key.pem"),
             generate_if_missing: false,
             publish_key_files: Vec::new(),
+            certificate_chain_file: None,
             state_file: PathBuf::from("./data/signing-state.json"),
             token_lifetime: Duration::from_secs(86_400),
             ttl: Duration::from_secs(300),

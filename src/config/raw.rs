@@ -333,6 +333,7 @@ struct RawSigning {
     generate_if_missing: Option<bool>,
     publish_key_files: Option<Vec<PathBuf>>,
     state_file: Option<PathBuf>,
+    certificate_chain_file: Option<PathBuf>,
     token_lifetime_secs: Option<u64>,
     ttl_secs: Option<u64>,
     freshness_ms: Option<u64>,
@@ -359,6 +360,7 @@ impl RawSigning {
         });
         Ok(SigningSettings {
             key_file,
+            certificate_chain_file: self.certificate_chain_file,
             state_file,
             generate_if_missing: self.generate_if_missing.unwrap_or(d.generate_if_missing),
             publish_key_files: self.publish_key_files.unwrap_or(d.publish_key_files),

@@ -42,6 +42,14 @@ pub enum PublishError {
         /// The `kid` of the key inside.
         found: String,
     },
+    /// A certificate chain file that cannot be the signing key's `x5c`.
+    #[error("{path}: {reason}")]
+    BadCertificateChain {
+        /// The file.
+        path: PathBuf,
+        /// Why (never the file's content).
+        reason: &'static str,
+    },
     /// A JWK that does not describe a P-256 public key.
     #[error("the JWK is not a P-256 public key: {0}")]
     BadJwk(&'static str),

@@ -33,6 +33,10 @@ pub struct Header {
     /// The media type of the token, e.g. `statuslist+jwt` or `vc+jwt`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub typ: Option<String>,
+    /// The signing key's X.509 certificate chain (standard base64 DER, leaf
+    /// first), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x5c: Option<Vec<String>>,
 }
 
 /// The header this service puts on a token of type `typ` signed by `key`.
@@ -41,10 +45,13 @@ struct HeaderRef<'a> {
     alg: &'static str,
     kid: &'a str,
     typ: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    x5c: Option<&'a [String]>,
 }
 
 /// Signs `payload` as a compact JWS with header
-/// `{"alg":"ES256","kid":<key's kid>,"typ":<typ>}`.
+/// `{"alg":"ES256","kid":<key's kid>,"typ":<typ>}`, plus `"x5c"` when the
+/// key has a certificate chain ([`ServiceKey::with_certificate_chain`]).
 ///
 /// # Errors
 /// [`PublishError::BadJson`] if the payload cannot be serialized (a map with
@@ -58,6 +65,7 @@ pub fn sign<P: Serialize>(
         alg: ALG,
         kid: key.kid(),
         typ,
+        x5c: key.x5c(),
     })
     .map_err(|e| PublishError::json("header", &e))?;
     let payload = serde_json::to_vec(payload).map_err(|e| PublishError::json("payload", &e))?;

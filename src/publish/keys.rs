@@ -9,9 +9,10 @@ use std::fmt;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, LineEnding};
@@ -115,6 +116,10 @@ pub fn thumbprint(x: &str, y: &str) -> String {
 pub struct ServiceKey {
     signing: SigningKey,
     jwk: PublicJwk,
+    /// The `x5c` header of the tokens it signs: its X.509 certificate chain,
+    /// leaf first, each certificate standard base64 of its DER (RFC 7515
+    /// §4.1.6). Invariant: the leaf certifies this key.
+    x5c: Option<Arc<[String]>>,
 }
 
 impl fmt::Debug for ServiceKey {
@@ -133,7 +138,11 @@ impl ServiceKey {
 
     fn from_signing_key(signing: SigningKey) -> Self {
         let jwk = PublicJwk::from_verifying_key(signing.verifying_key());
-        ServiceKey { signing, jwk }
+        ServiceKey {
+            signing,
+            jwk,
+            x5c: None,
+        }
     }
 
     /// Reads a PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`) P-256 key.
@@ -194,6 +203,59 @@ impl ServiceKey {
             .map_err(|e| PublishError::io(ACTION, path, e))
     }
 
+    /// The same key, its tokens carrying the certificate chain of the PEM
+    /// text `pem` (`-----BEGIN CERTIFICATE-----` blocks, leaf first) as
+    /// their `x5c` header, as HAIP profiles require. Only the link to the
+    /// key is checked here (the leaf's public key must be this key's); the
+    /// chain's validity and trust are the verifier's to judge.
+    ///
+    /// # Errors
+    /// [`PublishError::BadCertificateChain`] naming `what` when the text holds
+    /// no certificate, one that is not DER X.509, or a leaf for another key.
+    pub fn with_certificate_chain(self, pem: &[u8], what: &Path) -> Result<Self, PublishError> {
+        use p256::pkcs8::EncodePublicKey;
+        use x509_cert::der::Encode;
+        let bad = |reason: &'static str| PublishError::BadCertificateChain {
+            path: what.to_path_buf(),
+            reason,
+        };
+        let chain =
+            pem_certificates(pem).ok_or_else(|| bad("not a PEM chain of X.509 certificates"))?;
+        let leaf = chain
+            .first()
+            .ok_or_else(|| bad("it holds no certificate"))?;
+        let ours = self
+            .verifying_key()
+            .to_public_key_der()
+            .map_err(|_| bad("the signing key cannot be encoded"))?;
+        let theirs = leaf
+            .tbs_certificate
+            .subject_public_key_info
+            .to_der()
+            .map_err(|_| bad("the leaf certificate's key cannot be encoded"))?;
+        if ours.as_bytes() != theirs.as_slice() {
+            return Err(bad(
+                "the first certificate is not for the signing key (the leaf must come first)",
+            ));
+        }
+        // Re-encoded rather than cut out of the PEM text: what is sent is
+        // exactly what was parsed.
+        let x5c = chain
+            .iter()
+            .map(|c| c.to_der().map(|der| STANDARD.encode(der)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| bad("a certificate cannot be encoded"))?;
+        Ok(ServiceKey {
+            x5c: Some(x5c.into()),
+            ..self
+        })
+    }
+
+    /// The certificate chain its tokens carry as `x5c`, if one was given.
+    pub fn x5c(&self) -> Option<&[String]> {
+        self.x5c.as_deref()
+    }
+
     /// The key's `kid` (RFC 7638 thumbprint).
     pub fn kid(&self) -> &str {
         &self.jwk.kid
@@ -215,6 +277,30 @@ impl ServiceKey {
         let sig: Signature = self.signing.sign(msg);
         sig.to_bytes().into()
     }
+}
+
+/// The certificates of the `CERTIFICATE` PEM blocks in `pem`, in order
+/// (text around them, such as openssl's `subject=` lines, is skipped);
+/// `None` when a block is not a DER X.509 certificate. Parsed block by
+/// block here rather than by x509-cert's chain reader, which panics on an
+/// empty input (0.2.5).
+fn pem_certificates(pem: &[u8]) -> Option<Vec<x509_cert::Certificate>> {
+    use x509_cert::der::Decode;
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let mut rest = std::str::from_utf8(pem).ok()?;
+    let mut chain = Vec::new();
+    while let Some(start) = rest.find(BEGIN) {
+        let block = rest.get(start..)?;
+        let end = block.find(END)? + END.len();
+        let (label, der) = x509_cert::der::pem::decode_vec(block.get(..end)?.as_bytes()).ok()?;
+        if label != "CERTIFICATE" {
+            return None;
+        }
+        chain.push(x509_cert::Certificate::from_der(&der).ok()?);
+        rest = block.get(end..)?;
+    }
+    Some(chain)
 }
 
 /// Generates a key and saves it as `<dir>/<kid>.pem`, creating `dir` if
@@ -348,6 +434,85 @@ mod tests {
         let err = ServiceKey::generate().save_pem(&path).unwrap_err();
         assert!(matches!(err, PublishError::Io { .. }), "{err}");
         assert_eq!(fs::read(&path).unwrap(), before);
+    }
+
+    /// A self-signed certificate for `key`, made by the
+    /// `openssl` command (as an operator would make a CSR's key pair).
+    fn certificate_for(dir: &Path, name: &str, key: &ServiceKey) -> Vec<u8> {
+        let key_path = dir.join(format!("{name}.key.pem"));
+        key.save_pem(&key_path).unwrap();
+        let cert_path = dir.join(format!("{name}.crt"));
+        let out = std::process::Command::new("openssl")
+            .args(["req", "-new", "-x509", "-days", "2", "-subj"])
+            .arg(format!("/CN={name}"))
+            .arg("-key")
+            .arg(&key_path)
+            .arg("-out")
+            .arg(&cert_path)
+            .output()
+            .expect("the openssl command runs (it makes the test certificates)");
+        assert!(out.status.success(), "{out:?}");
+        fs::read(&cert_path).unwrap()
+    }
+
+    #[test]
+    fn a_certificate_chain_must_certify_the_key_and_rides_along_as_x5c() {
+        use super::super::jws;
+        let dir = tempfile::tempdir().unwrap();
+        let key = ServiceKey::generate();
+        let issuer = ServiceKey::generate();
+        let leaf = certificate_for(dir.path(), "leaf", &key);
+        let ca = certificate_for(dir.path(), "ca", &issuer);
+        let what = Path::new("chain.pem");
+
+        let chain = [leaf.clone(), ca.clone()].concat();
+        let certified = key.clone().with_certificate_chain(&chain, what).unwrap();
+        let x5c = certified.x5c().unwrap().to_vec();
+        assert_eq!(x5c.len(), 2);
+        let leaf_der = STANDARD.decode(&x5c[0]).unwrap();
+        let parsed = pem_certificates(&leaf).unwrap();
+        assert_eq!(
+            leaf_der,
+            x509_cert::der::Encode::to_der(&parsed[0]).unwrap(),
+            "x5c is the DER of the leaf, standard base64"
+        );
+        let token = jws::sign("statuslist+jwt", &serde_json::json!({}), &certified).unwrap();
+        let header = jws::decode_unverified(&token).unwrap().header;
+        assert_eq!(header.x5c, Some(x5c));
+        assert!(jws::verify(&token, key.verifying_key()).is_ok());
+        let plain = jws::sign("statuslist+jwt", &serde_json::json!({}), &key).unwrap();
+        assert_eq!(jws::decode_unverified(&plain).unwrap().header.x5c, None);
+
+        let cases: [(&str, Vec<u8>); 7] = [
+            (
+                "the leaf is another key's",
+                [ca.clone(), leaf.clone()].concat(),
+            ),
+            ("only another key's certificate", ca.clone()),
+            ("an empty file", Vec::new()),
+            ("only a newline", b"\n".to_vec()),
+            (
+                "a private key instead",
+                key.signing
+                    .to_pkcs8_pem(LineEnding::LF)
+                    .unwrap()
+                    .as_bytes()
+                    .to_vec(),
+            ),
+            ("a block cut short", leaf[..leaf.len() / 2].to_vec()),
+            (
+                "not a certificate",
+                b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".to_vec(),
+            ),
+        ];
+        for (why, pem) in cases {
+            let err = key.clone().with_certificate_chain(&pem, what).unwrap_err();
+            assert!(
+                matches!(err, PublishError::BadCertificateChain { .. }),
+                "{why}: {err}"
+            );
+            assert!(err.to_string().starts_with("chain.pem: "), "{why}: {err}");
+        }
     }
 
     #[cfg(unix)]
