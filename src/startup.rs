@@ -427,7 +427,7 @@ impl Reloader {
                 field: "signing.state_file".into(),
                 source,
             })?;
-        if rotation.rotated {
+        if rotation.resign {
             self.state.service.signing_key_changed();
         }
         self.auth.replace(&settings)?;

@@ -79,9 +79,12 @@ pub struct Rotation {
     pub previous: String,
     /// The `kid` that signs now.
     pub signing: String,
-    /// Whether the signing key changed (else only the published keys may
-    /// have).
+    /// Whether the signing key changed (else only the published keys or
+    /// the certificate chain may have).
     pub rotated: bool,
+    /// Whether tokens must be signed again: a new key, or the same key with
+    /// another certificate chain (`x5c`). The generation then grew by one.
+    pub resign: bool,
     /// The signing key's generation now ([`ListSigner::key_generation`]).
     pub generation: u64,
     /// The replaced keys still published, with their retire times.
@@ -254,7 +257,8 @@ impl KeyRing {
     /// [`RingOptions::retire_after`] (a later retire time it already had is
     /// kept), the state file is written, and only then is the new set swapped
     /// in; a key that comes back from retirement signs again and is no longer
-    /// retiring.
+    /// retiring. A new key or a new certificate chain bumps the generation,
+    /// so that cached tokens are signed again.
     ///
     /// # Errors
     /// [`PublishError::Io`] when the state of a rotation cannot be written:
@@ -267,16 +271,16 @@ impl KeyRing {
         let old = self.current();
         let previous = old.signing_jwk().clone();
         let rotated = previous.kid != keys.signing_key().kid();
+        let resign = rotated || old.keys.signing_key().x5c() != keys.signing_key().x5c();
         let mut retiring = old.retiring.clone();
-        let mut generation = old.generation;
         if rotated {
             retire(
                 &mut retiring,
                 previous.clone(),
                 now.saturating_add(self.options.retire_after.as_secs()),
             );
-            generation += 1;
         }
+        let generation = old.generation + u64::from(resign);
         let retiring = prune(retiring, keys.signing_key().kid(), now);
         let next = Ring::new(generation, keys, retiring);
         if rotated && let Some(path) = &self.options.state_file {
@@ -286,6 +290,7 @@ impl KeyRing {
             previous: previous.kid,
             signing: next.signing_jwk().kid.clone(),
             rotated,
+            resign,
             generation,
             retiring: retiring_at(&next, now),
         };

@@ -193,3 +193,93 @@ async fn after_a_rotation_lists_are_signed_by_the_new_key_and_old_tokens_still_v
     let same = c.app.fetch_list(&uri).await;
     assert_eq!(same.body, after.body);
 }
+
+/// A self-signed certificate for `key` (the `openssl` command), as PEM.
+fn certificate_for(dir: &Path, key: &ServiceKey) -> PathBuf {
+    let key_path = dir.join(format!("{}.cert-key.pem", key.kid()));
+    key.save_pem(&key_path).unwrap();
+    let cert = dir.join(format!("{}.crt", key.kid()));
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-x509",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=statuslist",
+        ])
+        .arg("-key")
+        .arg(&key_path)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("the openssl command runs (it makes the test certificates)");
+    assert!(out.status.success(), "{out:?}");
+    cert
+}
+
+fn x5c_of(token: &str) -> Option<Vec<String>> {
+    statuslist::publish::jws::decode_unverified(token)
+        .unwrap()
+        .header
+        .x5c
+}
+
+#[tokio::test]
+async fn a_certificate_chain_is_sent_as_x5c_and_must_change_with_the_key() {
+    let (c, old) = start_configured().await;
+    let (_, uri) = c.app.issue(&TOKEN).await;
+    assert_eq!(x5c_of(&c.app.fetch_list(&uri).await.body), None);
+    let old_path = c.dir.path().join("first.pem");
+    let old_chain = certificate_for(c.dir.path(), &old);
+    let chain_line = |p: &Path| format!("certificate_chain_file = \"{}\"\n", p.display());
+
+    // The same key with a chain: no rotation, but the lists are re-signed
+    // with the chain in their header at once.
+    c.write(&format!(
+        "{}{}",
+        key_line(&old_path),
+        chain_line(&old_chain)
+    ));
+    let done = c.reload().await.unwrap();
+    assert!(!done.keys.rotated && done.keys.resign);
+    let body = c.app.fetch_list(&uri).await.body;
+    assert_eq!(kid_of(&body), old.kid());
+    let x5c = x5c_of(&body).expect("x5c");
+    assert_eq!(x5c.len(), 1);
+    assert_eq!(c.kids().await, [old.kid()]);
+
+    // A new key with the old key's chain: refused, nothing changes.
+    let new = ServiceKey::generate();
+    let new_path = c.dir.path().join("new.pem");
+    new.save_pem(&new_path).unwrap();
+    c.write(&format!(
+        "{}{}",
+        key_line(&new_path),
+        chain_line(&old_chain)
+    ));
+    let err = c.reload().await.unwrap_err();
+    assert!(
+        matches!(&err, ReloadError::Keys { field, .. } if field == "signing.certificate_chain_file"),
+        "{err}"
+    );
+    let body = c.app.fetch_list(&uri).await.body;
+    assert_eq!(
+        (kid_of(&body), x5c_of(&body)),
+        (old.kid().to_owned(), Some(x5c.clone()))
+    );
+
+    // With its own chain: the new key signs, with the new chain.
+    let new_chain = certificate_for(c.dir.path(), &new);
+    c.write(&format!(
+        "{}{}",
+        key_line(&new_path),
+        chain_line(&new_chain)
+    ));
+    assert!(c.reload().await.unwrap().keys.rotated);
+    let body = c.app.fetch_list(&uri).await.body;
+    assert_eq!(kid_of(&body), new.kid());
+    let new_x5c = x5c_of(&body).expect("x5c");
+    assert_ne!(new_x5c, x5c);
+}
