@@ -16,7 +16,7 @@ use actix_web::http::header::HeaderValue;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 
-use crate::auth::{Authenticator, SetupError};
+use crate::auth::{Authenticator, Registry, SetupError};
 use crate::config::{ConfigError, Settings, SigningSettings, StoreKind};
 use crate::domain::ClientId;
 use crate::http::{self, AppState, handlers};
@@ -404,12 +404,12 @@ impl std::fmt::Debug for Reloader {
 }
 
 impl Reloader {
-    /// Reloads at `now` (unix seconds). Everything that can fail on its
-    /// own (the file, the key files) is checked before anything changes;
-    /// then the signing key is swapped (a replaced key retires at `now` plus
-    /// the token lifetime and `ttl`, recorded in the state file first), the
-    /// token cache told, and the client registry replaced. Blocking: it
-    /// reads files.
+    /// Reloads at `now` (unix seconds). The file, the key files and the
+    /// new client registry are all made before anything changes; then the
+    /// signing key is swapped (a replaced key retires at `now` plus the
+    /// token lifetime and `ttl`, recorded in the state file first: if that
+    /// write fails, nothing changes), the token cache told, and the client
+    /// registry put in force. Blocking: it reads files.
     ///
     /// # Errors
     /// [`ReloadError`] naming what was refused; the previous clients and key
@@ -420,6 +420,7 @@ impl Reloader {
         // report, not a rotation to make.
         let keys = load_keys(&settings.signing, false)
             .map_err(|(field, source)| ReloadError::Keys { field, source })?;
+        let registry = Registry::build(&settings, Some(&self.auth.registry()))?;
         let rotation = self
             .keys
             .rotate(keys, now)
@@ -430,7 +431,7 @@ impl Reloader {
         if rotation.resign {
             self.state.service.signing_key_changed();
         }
-        self.auth.replace(&settings)?;
+        self.auth.install(registry);
         Ok(Reloaded {
             clients: settings.clients.len(),
             keys: rotation,

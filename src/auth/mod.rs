@@ -203,14 +203,20 @@ impl Authenticator {
     /// # Errors
     /// [`SetupError`]; the old registry then stays in force.
     pub fn replace(&self, settings: &Settings) -> Result<(), SetupError> {
-        let old = self.registry();
-        let new = Arc::new(Registry::build(settings, Some(&old))?);
+        let new = Registry::build(settings, Some(&self.registry()))?;
+        self.install(new);
+        Ok(())
+    }
+
+    /// Puts `registry` (built by [`Registry::build`], e.g. over the one in
+    /// force) in force: for a reload that must check everything before it
+    /// changes anything.
+    pub fn install(&self, registry: Registry) {
         *self
             .current
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = new;
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(registry);
         self.generation.fetch_add(1, Ordering::AcqRel);
-        Ok(())
     }
 
     /// Re-reads the configuration file at `path` (with environment
