@@ -119,7 +119,7 @@ fn tokens(c: &mut Criterion) {
                 next += 1;
                 let (compressed, stats) = previous.update(black_box(list.as_bytes()));
                 debug_assert_eq!(stats.compressed, 1);
-                sign_compressed_token_list(list, &compressed, &params, &key).expect("sign")
+                sign_compressed_token_list(list, &compressed, &params, None, &key).expect("sign")
             })
         });
     }

@@ -125,6 +125,13 @@ mod tests {
         async fn list_version(&self, list: &ListId) -> Result<Option<u64>, StoreError> {
             self.answer((*list == id()).then_some(1))
         }
+        async fn list_ids(&self, format: ListFormat) -> Result<Vec<ListId>, StoreError> {
+            self.answer(if format == ListFormat::Token {
+                vec![id()]
+            } else {
+                vec![]
+            })
+        }
         async fn health(&self) -> Result<StoreHealth, StoreError> {
             self.answer(StoreHealth::default())
         }
@@ -143,6 +150,9 @@ mod tests {
             } else {
                 Ok("signed".to_owned())
             }
+        }
+        fn sign_cwt(&self, l: &ListToSign<'_>) -> Result<Vec<u8>, SignError> {
+            self.sign(l).map(|_| b"cwt".to_vec())
         }
         fn has_key(&self) -> bool {
             true
@@ -166,6 +176,11 @@ mod tests {
         assert_eq!(
             (&token.body[..], outcome),
             (&b"signed"[..], CacheOutcome::Rebuilt)
+        );
+        assert_eq!(
+            token.cwt.as_deref(),
+            Some(&b"cwt"[..]),
+            "signed with the JWT"
         );
         let (_, outcome) = s.publish(ListFormat::Token, id(), NOW).await.unwrap();
         assert_eq!(outcome, CacheOutcome::Hit);
