@@ -9,7 +9,9 @@
 //! A list opened meanwhile appears at the next refresh; a verifier loses
 //! nothing by it, since the credential it checks names its list itself.
 //! When the store fails, the last document is served (lists are never
-//! deleted, so it is still true, only perhaps incomplete).
+//! deleted, so it is still true, only perhaps incomplete); without one, the
+//! failure is remembered for [`FAILURE_MEMORY`], so that requests queued
+//! behind a store walk that timed out do not each wait for another timeout.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,11 +21,15 @@ use tokio::time::Instant;
 use super::cache::CacheError;
 use super::{Service, ServiceError};
 use crate::domain::{ListFormat, ListRef};
-use crate::ports::Store;
+use crate::ports::{Store, StoreError};
 
 /// How long a built aggregation is served before the store is asked again;
 /// also its HTTP `max-age`.
 pub const AGGREGATION_REFRESH: Duration = Duration::from_secs(60);
+
+/// How long a failed store walk answers for itself when no document was
+/// built before.
+pub const FAILURE_MEMORY: Duration = Duration::from_secs(1);
 
 /// The aggregation document, ready to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +46,31 @@ pub struct Aggregation {
 pub(super) struct AggregationCache {
     /// Held across the store walk: concurrent requests wait for it and take
     /// its result.
-    built: tokio::sync::Mutex<Option<(Instant, Arc<Aggregation>)>>,
+    state: tokio::sync::Mutex<State>,
+}
+
+impl AggregationCache {
+    /// Moves the remembered build and failure `by` into the past, as if that
+    /// much time had passed (the crate's tokio has no paused clock).
+    #[cfg(test)]
+    pub(super) async fn backdate(&self, by: Duration) {
+        let mut state = self.state.lock().await;
+        let earlier = |at: Instant| at.checked_sub(by).unwrap_or(at);
+        if let Some((at, _)) = state.built.as_mut() {
+            *at = earlier(*at);
+        }
+        if let Some((at, _)) = state.failed.as_mut() {
+            *at = earlier(*at);
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// The last document built, and when.
+    built: Option<(Instant, Arc<Aggregation>)>,
+    /// The last failed walk, and when (cleared by a success).
+    failed: Option<(Instant, StoreError)>,
 }
 
 #[derive(serde::Serialize)]
@@ -56,11 +86,17 @@ impl<S: Store> Service<S> {
     /// document was built before; [`ServiceError::PublishFailed`] for any
     /// other store failure without an earlier document.
     pub async fn aggregation(&self) -> Result<Arc<Aggregation>, ServiceError> {
-        let mut built = self.aggregation.built.lock().await;
-        if let Some((at, doc)) = built.as_ref()
+        let mut state = self.aggregation.state.lock().await;
+        if let Some((at, doc)) = state.built.as_ref()
             && at.elapsed() < AGGREGATION_REFRESH
         {
             return Ok(doc.clone());
+        }
+        if state.built.is_none()
+            && let Some((at, e)) = state.failed.as_ref()
+            && at.elapsed() < FAILURE_MEMORY
+        {
+            return Err(failure(e.clone()));
         }
         let format = ListFormat::Token;
         match self.store.list_ids(format).await {
@@ -79,19 +115,29 @@ impl<S: Store> Service<S> {
                     body: bytes::Bytes::from(body),
                     lists: uris.len(),
                 });
-                *built = Some((Instant::now(), doc.clone()));
+                state.built = Some((Instant::now(), doc.clone()));
+                state.failed = None;
                 Ok(doc)
             }
-            Err(e) => match built.as_ref() {
-                Some((_, doc)) => {
-                    tracing::warn!(error = %e, "listing the lists failed; serving the last aggregation");
-                    Ok(doc.clone())
+            Err(e) => {
+                state.failed = Some((Instant::now(), e.clone()));
+                match state.built.as_ref() {
+                    Some((_, doc)) => {
+                        tracing::warn!(error = %e, "listing the lists failed; serving the last aggregation");
+                        Ok(doc.clone())
+                    }
+                    None => Err(failure(e)),
                 }
-                None => Err(ServiceError::from_store(e, |e| {
-                    tracing::error!(error = %e, "could not list the lists");
-                    ServiceError::PublishFailed(CacheError::Store(e))
-                })),
-            },
+            }
         }
     }
+}
+
+/// A failed store walk as the use case's error: unreachable → 503, the rest
+/// → 500 (logged).
+fn failure(e: StoreError) -> ServiceError {
+    ServiceError::from_store(e, |e| {
+        tracing::error!(error = %e, "could not list the lists");
+        ServiceError::PublishFailed(CacheError::Store(e))
+    })
 }

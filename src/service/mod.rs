@@ -26,7 +26,7 @@
 //! Nothing here knows HTTP, a store adapter or the signing keys: the
 //! adapters arrive through the ports, wired in `crate::startup`.
 
-mod aggregation;
+pub(crate) mod aggregation;
 pub mod cache;
 mod change;
 pub mod dispatch;

@@ -853,9 +853,23 @@ def schemathesis(svc: Service, tmp: Path, examples: int) -> None:
             print(r.stdout, flush=True)
             fail(f"schemathesis ({name}) found failures (see above)")
 
+    # The list GETs answer the draft's `time` parameter with 501 by design
+    # (no history is kept; openapi.yaml documents it): a 5xx the
+    # not_a_server_error check must accept there, and only there.
+    allow_501 = 'checks.not_a_server_error.expected-statuses = ["2xx", "3xx", "4xx", "501"]'
+    config_all = tmp / "schemathesis-all.toml"
+    config_all.write_text(f"""
+[[operations]]
+include-path = "/t/{{id}}"
+{allow_501}
+
+[[operations]]
+include-path = "/b/{{id}}"
+{allow_501}
+""")
     # Every operation, generated inputs.
     har_all = tmp / "all.har"
-    run("all operations", None, ["--report", "har", "--report-har-path", str(har_all)])
+    run("all operations", config_all, ["--report", "har", "--report-har-path", str(har_all)])
     per_path: dict[str, dict[int, int]] = {}
     for e in json.loads(har_all.read_text())["log"]["entries"]:
         path = "/" + e["request"]["url"].split("/", 3)[3].split("?")[0]
@@ -876,10 +890,12 @@ def schemathesis(svc: Service, tmp: Path, examples: int) -> None:
 [[operations]]
 include-path = "/t/{{id}}"
 parameters = {{ "path.id" = "{t_uri.rsplit('/', 1)[1]}" }}
+{allow_501}
 
 [[operations]]
 include-path = "/b/{{id}}"
 parameters = {{ "path.id" = "{b_uri.rsplit('/', 1)[1]}" }}
+{allow_501}
 """)
     har = tmp / "lists.har"
     run("existing lists", config, ["--include-path-regex", "^/(t|b)/", "--report", "har", "--report-har-path", str(har)])
