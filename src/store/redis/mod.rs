@@ -1000,3 +1000,16 @@ fn ref_report(at: UnixSeconds, counts: RefCounts, runs: &[Run]) -> RefChangeRepo
         lists,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::glob_escape;
+
+    /// A prefix holding glob characters matches only itself in the SCAN
+    /// of `list_ids`: `a*` must not also list another deployment's `ab…`.
+    #[test]
+    fn scan_patterns_escape_the_glob_characters() {
+        assert_eq!(glob_escape("statuslist:list:"), "statuslist:list:");
+        assert_eq!(glob_escape("a*b?c[d]e\\f"), "a\\*b\\?c\\[d\\]e\\\\f");
+    }
+}
