@@ -9,7 +9,9 @@
 //! segmented compression, its background optimization (level 9 per
 //! segment: of a whole list, and of the one segment a change leaves
 //! unoptimized), zlib level 9 of the whole list (the baseline) and the
-//! signature alone, to tell which one a missed target is due to.
+//! signature alone, to tell which one a missed target is due to; and the
+//! cost of the CWT the token cache signs with every JWT (`cwt_sign`, and a
+//! whole rebuild of JWT + gzip + CWT after one change).
 //!
 //! Before the timings it prints, per list, the size of our `lst` stream as
 //! first published (run-length segments) and once optimized, against zlib
@@ -37,7 +39,7 @@ use statuslist::domain::StatusList;
 use statuslist::domain::codec::DEFAULT_DECODE_LIMIT;
 use statuslist::domain::segmented::CompressedList;
 use statuslist::publish::{
-    ServiceKey, decode_token_list, jws, sign_compressed_token_list, sign_token_list,
+    ServiceKey, decode_token_list, jws, sign_compressed_token_list, sign_token_cwt, sign_token_list,
 };
 
 /// zlib level 9 of `bytes` (the encoder before segmentation).
@@ -119,11 +121,36 @@ fn tokens(c: &mut Criterion) {
                 next += 1;
                 let (compressed, stats) = previous.update(black_box(list.as_bytes()));
                 debug_assert_eq!(stats.compressed, 1);
-                sign_compressed_token_list(list, &compressed, &params, &key).expect("sign")
+                sign_compressed_token_list(list, &compressed, &params, None, &key).expect("sign")
             })
         });
     }
     incremental.finish();
+
+    // The same re-publication, as the token cache does it for a token list:
+    // the JWT, its gzip body and the CWT, all three from the one
+    // compression (the CWT's share of a rebuild; see README, "CWT").
+    let mut both = c.benchmark_group("republish_one_change_jwt_gzip_cwt");
+    both.measurement_time(Duration::from_secs(5));
+    for (name, len, share) in CASES {
+        let list = random_list(len, share, 42);
+        let previous = CompressedList::new(list.as_bytes());
+        let changed = changed_copies(&list, 7);
+        let mut next = 0usize;
+        both.bench_function(name, |b| {
+            b.iter(|| {
+                let list = &changed[next % changed.len()];
+                next += 1;
+                let (compressed, _) = previous.update(black_box(list.as_bytes()));
+                let jwt = sign_compressed_token_list(list, &compressed, &params, None, &key)
+                    .expect("sign");
+                let gzip = statuslist::service::cache::gzip(jwt.as_bytes());
+                let cwt = sign_token_cwt(list, &compressed, &params, None, &key).expect("sign cwt");
+                (jwt, gzip, cwt)
+            })
+        });
+    }
+    both.finish();
 
     let mut decode = c.benchmark_group("verify_decode");
     decode.measurement_time(Duration::from_secs(5));
@@ -160,6 +187,21 @@ fn tokens(c: &mut Criterion) {
         });
         parts.bench_function(format!("zlib9/{name}"), |b| {
             b.iter(|| zlib9(black_box(list.as_bytes())))
+        });
+    }
+    for (name, len, share) in CASES {
+        let list = random_list(len, share, 42);
+        let compressed = CompressedList::new(list.as_bytes());
+        let jwt =
+            sign_compressed_token_list(&list, &compressed, &params, None, &key).expect("sign");
+        parts.bench_function(format!("gzip_of_jwt/{name}"), |b| {
+            b.iter(|| statuslist::service::cache::gzip(black_box(jwt.as_bytes())))
+        });
+        parts.bench_function(format!("cwt_sign/{name}"), |b| {
+            b.iter(|| {
+                sign_token_cwt(black_box(&list), &compressed, &params, None, &key)
+                    .expect("sign cwt")
+            })
         });
     }
     parts.bench_function("es256_sign_small_payload", |b| {

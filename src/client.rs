@@ -417,6 +417,9 @@ pub struct CheckReport {
     pub exp: Option<u64>,
     /// The key that signed it.
     pub kid: String,
+    /// The media type the list came as (`application/statuslist+jwt`,
+    /// `application/statuslist+cwt` or `application/vc+jwt`).
+    pub media_type: &'static str,
 }
 
 impl CheckReport {
@@ -442,7 +445,9 @@ pub fn default_jwks_url(uri: &str) -> Result<String, ClientError> {
 }
 
 /// Fetches the list at `uri`, verifies it against the JWKS at `jwks_url`
-/// (default: [`default_jwks_url`]) and reads entry `idx`, at `now`.
+/// (default: [`default_jwks_url`]) and reads entry `idx`, at `now`. With
+/// `cwt`, a Token Status List is asked for as its CWT
+/// (`application/statuslist+cwt`) rather than its JWT.
 ///
 /// # Errors
 /// [`ClientError`] for an unreachable service, an error answer, an unknown
@@ -453,18 +458,21 @@ pub async fn check(
     uri: &str,
     idx: u64,
     jwks_url: Option<&str>,
+    cwt: bool,
     now: u64,
 ) -> Result<CheckReport, ClientError> {
     let jwks_url = match jwks_url {
         Some(u) => u.to_owned(),
         None => default_jwks_url(uri)?,
     };
+    let accept = if cwt {
+        "application/statuslist+cwt, application/vc+jwt;q=0.5"
+    } else {
+        "application/statuslist+jwt, application/vc+jwt"
+    };
     let response = http
         .get(uri)
-        .header(
-            reqwest::header::ACCEPT,
-            "application/statuslist+jwt, application/vc+jwt",
-        )
+        .header(reqwest::header::ACCEPT, accept)
         .send()
         .await
         .map_err(|e| connect_error(uri, e))?;
@@ -476,14 +484,18 @@ pub async fn check(
         .and_then(|v| v.split(';').next())
         .map(|v| v.trim().to_ascii_lowercase())
         .unwrap_or_default();
-    let body = response.text().await.map_err(|e| connect_error(uri, e))?;
+    let body = response.bytes().await.map_err(|e| connect_error(uri, e))?;
     if !status.is_success() {
         return Err(ClientError::Status {
             url: uri.to_owned(),
             status: status.as_u16(),
-            body,
+            body: String::from_utf8_lossy(&body).into_owned(),
         });
     }
+    if media_type == crate::publish::cwt::MEDIA_TYPE {
+        return check_cwt(http, uri, idx, &jwks_url, &body, now).await;
+    }
+    let body = String::from_utf8_lossy(&body);
     let (format, typ) = match media_type.as_str() {
         "application/statuslist+jwt" => (ListFormat::Token, "statuslist+jwt"),
         "application/vc+jwt" => (ListFormat::Bitstring, "vc+jwt"),
@@ -491,7 +503,7 @@ pub async fn check(
             return Err(ClientError::BadResponse {
                 url: uri.to_owned(),
                 reason: format!(
-                    "media type '{other}' is neither application/statuslist+jwt nor application/vc+jwt"
+                    "media type '{other}' is none of application/statuslist+jwt, application/statuslist+cwt, application/vc+jwt"
                 ),
             });
         }
@@ -530,39 +542,121 @@ pub async fn check(
             (c.sub.or(Some(c.id)), c.iat, c.exp, decoded.list)
         }
     };
-    if sub.as_deref() != Some(uri) {
-        return Err(ClientError::Verification(format!(
-            "sub {sub:?} is not the URI asked for"
-        )));
-    }
-    match exp {
-        Some(exp) if exp > now => {}
-        Some(exp) => {
-            return Err(ClientError::Verification(format!(
-                "the list expired at {exp}"
-            )));
-        }
-        None => return Err(ClientError::Verification("the list has no exp".into())),
-    }
-    let value = list.get(idx).map_err(|_| {
-        ClientError::Verification(format!(
-            "index {idx} is outside the list ({} entries)",
-            list.len()
-        ))
-    })?;
-    let status = Status::from_value(value)
-        .map(|s| s.name().to_owned())
-        .unwrap_or_else(|| format!("UNKNOWN({value})"));
-    Ok(CheckReport {
-        uri: uri.to_owned(),
-        idx,
-        format,
-        value,
-        status,
+    let read = Read {
+        media_type: match format {
+            ListFormat::Token => "application/statuslist+jwt",
+            ListFormat::Bitstring => "application/vc+jwt",
+        },
+        sub,
         iat,
         exp,
+        list,
         kid,
-    })
+    };
+    read.report(uri, idx, format, now)
+}
+
+/// What a verified list says, whichever envelope it came in.
+struct Read {
+    media_type: &'static str,
+    sub: Option<String>,
+    iat: Option<u64>,
+    exp: Option<u64>,
+    list: crate::domain::StatusList,
+    kid: String,
+}
+
+impl Read {
+    /// Checks `sub` and `exp` and reads entry `idx`.
+    fn report(
+        self,
+        uri: &str,
+        idx: u64,
+        format: ListFormat,
+        now: u64,
+    ) -> Result<CheckReport, ClientError> {
+        let Read {
+            media_type,
+            sub,
+            iat,
+            exp,
+            list,
+            kid,
+        } = self;
+        if sub.as_deref() != Some(uri) {
+            return Err(ClientError::Verification(format!(
+                "sub {sub:?} is not the URI asked for"
+            )));
+        }
+        match exp {
+            Some(exp) if exp > now => {}
+            Some(exp) => {
+                return Err(ClientError::Verification(format!(
+                    "the list expired at {exp}"
+                )));
+            }
+            None => return Err(ClientError::Verification("the list has no exp".into())),
+        }
+        let value = list.get(idx).map_err(|_| {
+            ClientError::Verification(format!(
+                "index {idx} is outside the list ({} entries)",
+                list.len()
+            ))
+        })?;
+        let status = Status::from_value(value)
+            .map(|s| s.name().to_owned())
+            .unwrap_or_else(|| format!("UNKNOWN({value})"));
+        Ok(CheckReport {
+            uri: uri.to_owned(),
+            idx,
+            format,
+            value,
+            status,
+            iat,
+            exp,
+            kid,
+            media_type,
+        })
+    }
+}
+
+/// [`check`] of a Token Status List CWT: the key named by its `kid`, the
+/// COSE signature, `typ`, then the same rules as for the JWT.
+async fn check_cwt(
+    http: &reqwest::Client,
+    uri: &str,
+    idx: u64,
+    jwks_url: &str,
+    body: &[u8],
+    now: u64,
+) -> Result<CheckReport, ClientError> {
+    use crate::publish::cwt;
+    let unverified = cwt::decode_unverified(body)?;
+    let kid = unverified
+        .kid
+        .and_then(|k| String::from_utf8(k).ok())
+        .ok_or_else(|| ClientError::Verification("the CWT has no text kid".into()))?;
+    let key = fetch_key(http, jwks_url, &kid).await?;
+    let parts = cwt::verify(body, &key)
+        .map_err(|e| ClientError::Verification(format!("signature: {e}")))?;
+    if parts.typ.as_deref() != Some(cwt::MEDIA_TYPE) {
+        return Err(ClientError::Verification(format!(
+            "typ is {:?}, expected '{}'",
+            parts.typ,
+            cwt::MEDIA_TYPE
+        )));
+    }
+    let decoded = cwt::decode_cwt_list(&parts.payload, DEFAULT_DECODE_LIMIT)?;
+    let c = decoded.claims;
+    let read = Read {
+        media_type: cwt::MEDIA_TYPE,
+        sub: Some(c.sub),
+        iat: Some(c.iat),
+        exp: c.exp,
+        list: decoded.list,
+        kid,
+    };
+    read.report(uri, idx, ListFormat::Token, now)
 }
 
 /// Fetches a JWKS and returns the ES256 key with `kid`.

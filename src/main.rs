@@ -152,6 +152,10 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Ask for a token list as its CWT (application/statuslist+cwt)
+        /// instead of its JWT.
+        #[arg(long)]
+        cwt: bool,
     },
 }
 
@@ -326,8 +330,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             idx,
             jwks,
             json,
+            cwt,
         }) => {
-            let valid = client_runtime()?.block_on(check(uri, idx, jwks, json))?;
+            let valid = client_runtime()?.block_on(check(uri, idx, jwks, json, cwt))?;
             if valid { Ok(()) } else { Err(NotValid.into()) }
         }
     }
@@ -692,9 +697,15 @@ fn entries_table(answer: &serde_json::Value) -> String {
     out
 }
 
-async fn check(uri: String, idx: u64, jwks: Option<String>, json: bool) -> anyhow::Result<bool> {
+async fn check(
+    uri: String,
+    idx: u64,
+    jwks: Option<String>,
+    json: bool,
+    cwt: bool,
+) -> anyhow::Result<bool> {
     let http = client::http_client()?;
-    let report = client::check(&http, &uri, idx, jwks.as_deref(), unix_now())
+    let report = client::check(&http, &uri, idx, jwks.as_deref(), cwt, unix_now())
         .await
         .map_err(CheckFailed)?;
     if json {

@@ -18,12 +18,12 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use statuslist::domain::codec::{DEFAULT_DECODE_LIMIT, decode_bitstring, decode_lst};
-use statuslist::domain::{Bits, Layout, StatusList};
+use statuslist::domain::{Bits, CompressedList, Layout, StatusList};
 use statuslist::publish::credential::{self, MIN_BITSTRING_BYTES};
 use statuslist::publish::keys::{self, PublicJwk, ServiceKey};
 use statuslist::publish::{
-    KeySet, ListParams, PublishError, decode_bitstring_credential, decode_token_list, jws,
-    sign_bitstring_credential, sign_token_list, token,
+    KeySet, ListParams, PublishError, cwt, decode_bitstring_credential, decode_cwt_list,
+    decode_token_list, jws, sign_bitstring_credential, sign_token_cwt, sign_token_list, token,
 };
 
 const ISS: &str = "https://status.example";
@@ -248,6 +248,114 @@ fn draft_example_jwt_verifies_with_its_key_and_decodes_to_1bit_16() {
     assert_eq!(decoded.list, list);
     assert_eq!(decoded.claims.sub, "https://example.com/statuslists/1");
     assert_eq!(decoded.claims.ttl, Some(43_200));
+}
+
+fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+fn assert_is_1bit_16(list: &StatusList) {
+    let vectors = ietf_vectors();
+    let vector = vectors["vectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "1bit-16")
+        .unwrap();
+    let statuses = vector["statuses"].as_object().unwrap();
+    assert_eq!(statuses.len(), 16);
+    assert_eq!(list.len(), 16);
+    for (idx, value) in statuses {
+        let idx: u64 = idx.parse().unwrap();
+        assert_eq!(
+            u64::from(list.get(idx).unwrap()),
+            value.as_u64().unwrap(),
+            "entry {idx}"
+        );
+    }
+}
+
+/// The draft's example CWT, read by the reader that reads ours: its
+/// signature verifies with the draft's example key, its `kid` (unprotected
+/// there) and `typ` are found, and its list is the 1bit-16 vector.
+#[test]
+fn draft_example_cwt_verifies_with_its_key_and_decodes_to_1bit_16() {
+    let vectors = ietf_vectors();
+    let public = &vectors["example_key_jwk"];
+    let key: PublicJwk = serde_json::from_value(serde_json::json!({
+        "kty": public["kty"], "crv": public["crv"], "x": public["x"], "y": public["y"],
+        "kid": public["kid"], "use": "sig", "alg": "ES256",
+    }))
+    .unwrap();
+    let key = key.to_verifying_key().unwrap();
+    let example = unhex(vectors["example_status_list_cwt_hex"].as_str().unwrap());
+    let parts = cwt::verify(&example, &key).unwrap();
+    assert_eq!(parts.alg, Some(-7));
+    assert_eq!(parts.kid.as_deref(), Some(&b"12"[..]));
+    assert_eq!(parts.typ.as_deref(), Some(cwt::MEDIA_TYPE));
+    let decoded = decode_cwt_list(&parts.payload, DEFAULT_DECODE_LIMIT).unwrap();
+    assert_eq!(decoded.claims.sub, "https://example.com/statuslists/1");
+    assert_eq!(decoded.claims.bits, Bits::One);
+    assert_eq!(decoded.claims.ttl, Some(43_200));
+    assert_eq!(decoded.claims.iss, None);
+    assert!(decoded.claims.exp.unwrap() > decoded.claims.iat);
+    assert_is_1bit_16(&decoded.list);
+
+    // Any other key: refused.
+    let other = ServiceKey::generate();
+    assert!(matches!(
+        cwt::verify(&example, other.verifying_key()),
+        Err(PublishError::BadSignature)
+    ));
+
+    // The draft's CBOR Status List alone (`example_status_list_cbor_hex_1bit_16`),
+    // spliced byte for byte as `status_list` (65533) into a minimal claims
+    // set {2: "s", 6: 1, 65533: ...}, reads the same.
+    let status_list = unhex(
+        vectors["example_status_list_cbor_hex_1bit_16"]
+            .as_str()
+            .unwrap(),
+    );
+    let mut claims = vec![0xa3, 0x02, 0x61, b's', 0x06, 0x01, 0x19, 0xff, 0xfd];
+    claims.extend_from_slice(&status_list);
+    let decoded = decode_cwt_list(&claims, DEFAULT_DECODE_LIMIT).unwrap();
+    assert_is_1bit_16(&decoded.list);
+}
+
+/// Our CWT of the 1bit-16 list decodes, in our reader, to the same statuses
+/// as the draft's, and its signature verifies with the public key of our
+/// JWKS document.
+#[test]
+fn our_cwt_verifies_with_our_jwks_and_decodes() {
+    let vectors = ietf_vectors();
+    let example = unhex(vectors["example_status_list_cwt_hex"].as_str().unwrap());
+    let draft = decode_cwt_list(
+        &cwt::decode_unverified(&example).unwrap().payload,
+        DEFAULT_DECODE_LIMIT,
+    )
+    .unwrap();
+    let set = KeySet::new(ServiceKey::generate());
+    let jwks: Value = serde_json::from_str(&set.jwks_json().unwrap()).unwrap();
+    let published: PublicJwk = serde_json::from_value(jwks["keys"][0].clone()).unwrap();
+    let compressed = CompressedList::new(draft.list.as_bytes());
+    let ours = sign_token_cwt(
+        &draft.list,
+        &compressed,
+        &params(T_URI),
+        Some("https://status.example/t/aggregation"),
+        set.signing_key(),
+    )
+    .unwrap();
+    let parts = cwt::verify(&ours, &published.to_verifying_key().unwrap()).unwrap();
+    assert_eq!(parts.kid.as_deref(), Some(published.kid.as_bytes()));
+    let decoded = decode_cwt_list(&parts.payload, DEFAULT_DECODE_LIMIT).unwrap();
+    assert_is_1bit_16(&decoded.list);
+    assert_eq!(decoded.claims.sub, T_URI);
+    assert_eq!(decoded.claims.iss.as_deref(), Some(ISS));
+    assert_eq!((decoded.claims.iat, decoded.claims.exp), (IAT, Some(EXP)));
 }
 
 /// The thumbprint computed here from the JWKS JSON alone: the required EC

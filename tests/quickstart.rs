@@ -165,6 +165,14 @@ fn quick_start_from_issue_to_revoked() {
     let report: serde_json::Value = serde_json::from_slice(&checked.stdout).unwrap();
     assert_eq!(report["status"], "INVALID");
     assert_eq!(report["uri"], uri.as_str());
+    assert_eq!(report["media_type"], "application/statuslist+jwt");
+    // The same list as its CWT, read and verified by the same command.
+    let checked = run(&["check", &uri, &idx, "--json", "--cwt"]);
+    assert_eq!(checked.status.code(), Some(1), "check --cwt: {checked:?}");
+    let report: serde_json::Value = serde_json::from_slice(&checked.stdout).unwrap();
+    assert_eq!(report["status"], "INVALID");
+    assert_eq!(report["media_type"], "application/statuslist+cwt");
+    assert_eq!(report["format"], "token");
 
     // The bitstring demo client publishes under /b/, read by the same check.
     let issued = run(&[

@@ -239,6 +239,10 @@ impl std::borrow::Borrow<str> for ClientId {
     }
 }
 
+/// The last path segment of the Status List Aggregation
+/// ([`ListFormat::aggregation_uri`]).
+pub const AGGREGATION_SEGMENT: &str = "aggregation";
+
 /// Which standard a client's lists are published in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -263,6 +267,22 @@ impl ListFormat {
         match self {
             ListFormat::Token => Layout::Ietf,
             ListFormat::Bitstring => Layout::W3c,
+        }
+    }
+
+    /// The URI of the Status List Aggregation of this format's lists under
+    /// `base` (draft-ietf-oauth-status-list §9): `<base>/t/aggregation` for
+    /// Token Status Lists; `None` for W3C lists, whose data model has no
+    /// aggregation member. `aggregation` cannot be a list id (ids are 12
+    /// uppercase hex digits), so the path never hides a list.
+    pub fn aggregation_uri(self, base: &str) -> Option<String> {
+        match self {
+            ListFormat::Token => Some(format!(
+                "{}/{}/{AGGREGATION_SEGMENT}",
+                base.trim_end_matches('/'),
+                self.path_segment()
+            )),
+            ListFormat::Bitstring => None,
         }
     }
 
@@ -387,6 +407,21 @@ impl ListRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_token_lists_have_an_aggregation_and_it_is_no_list_id() {
+        assert_eq!(
+            ListFormat::Token
+                .aggregation_uri("https://s.example/")
+                .as_deref(),
+            Some("https://s.example/t/aggregation")
+        );
+        assert_eq!(
+            ListFormat::Bitstring.aggregation_uri("https://s.example"),
+            None
+        );
+        assert!(ListId::parse(AGGREGATION_SEGMENT).is_err());
+    }
 
     #[test]
     fn a_jti_is_its_uuid_bytes() {

@@ -22,7 +22,9 @@ pub use claims::{ChangeOp, ClaimError, SigAlg};
 pub use codec::CodecError;
 pub use embed::{CredentialStatus, StatusMessage};
 pub use entries::{EntryFilter, EntryKey, Pagination, QueryError, SortOrder, StatusSet};
-pub use ids::{ClientId, IdError, IssuanceRef, Jti, ListFormat, ListId, ListRef};
+pub use ids::{
+    AGGREGATION_SEGMENT, ClientId, IdError, IssuanceRef, Jti, ListFormat, ListId, ListRef,
+};
 pub use packed::{Layout, PackedError, StatusList};
 pub use segmented::CompressedList;
 pub use status::{Bits, BitsError, Status, Transition, TransitionError};

@@ -45,6 +45,12 @@ pub const NO_WEBHOOK: &str = "No webhook is configured for this client";
 pub const DEAD_LETTERS_FAILED: &str = "Unable to list failed webhook events";
 /// `POST /webhooks/redeliver` failed for an internal reason.
 pub const REDELIVERY_FAILED: &str = "Unable to redeliver webhook events";
+/// `GET /t/{id}` with an `Accept` that allows neither representation.
+pub const NOT_ACCEPTABLE: &str = "This status list is available as application/statuslist+jwt or application/statuslist+cwt; the Accept header allows neither";
+/// A list GET with the draft's `time` parameter.
+pub const TIME_NOT_SUPPORTED: &str = "Historical status lists are not kept: the time parameter is not supported; request the list without it for its current state";
+/// A list GET whose `time` is not a Unix time.
+pub const BAD_TIME: &str = "The time parameter must be a Unix time: whole seconds, digits only";
 /// A JSON request body sent as another media type.
 pub const JSON_CONTENT_TYPE: &str = "Content-Type header must be application/json";
 
@@ -152,6 +158,15 @@ pub enum ApiError {
     /// A JSON endpoint (`POST /webhooks/redeliver`) sent another media type.
     #[error("request body is not JSON")]
     JsonContentType,
+    /// `GET /t/{id}` whose `Accept` allows neither the JWT nor the CWT.
+    #[error("no acceptable media type")]
+    NotAcceptable,
+    /// A list GET with the draft's `time` parameter: history is not kept.
+    #[error("the time parameter is not supported")]
+    TimeNotSupported,
+    /// A list GET whose `time` parameter is not Unix seconds.
+    #[error("malformed time parameter")]
+    BadTime,
     /// A body that did not arrive in full within `http.body_timeout_ms`.
     #[error("request body timed out")]
     BodyTimeout {
@@ -256,6 +271,15 @@ impl ApiError {
                 "REQUEST_TIMEOUT",
                 format!("Request body was not received within {timeout_ms} ms"),
             ),
+            ApiError::NotAcceptable => {
+                fixed(StatusCode::NOT_ACCEPTABLE, "NOT_ACCEPTABLE", NOT_ACCEPTABLE)
+            }
+            ApiError::TimeNotSupported => fixed(
+                StatusCode::NOT_IMPLEMENTED,
+                "NOT_IMPLEMENTED",
+                TIME_NOT_SUPPORTED,
+            ),
+            ApiError::BadTime => fixed(StatusCode::BAD_REQUEST, "BAD_REQUEST", BAD_TIME),
             ApiError::Service(S::PublishFailed(_)) => fixed(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "INTERNAL_SERVER_ERROR",
@@ -398,6 +422,26 @@ mod tests {
         );
         let (status, _, text) = ApiError::JsonContentType.row();
         assert_eq!((status.as_u16(), text.as_str()), (400, JSON_CONTENT_TYPE));
+    }
+
+    #[test]
+    fn the_rows_of_the_list_gets() {
+        let row = |e: ApiError| {
+            let (status, code, text) = e.row();
+            (status.as_u16(), code, text)
+        };
+        assert_eq!(
+            row(ApiError::NotAcceptable),
+            (406, "NOT_ACCEPTABLE", NOT_ACCEPTABLE.to_owned())
+        );
+        assert_eq!(
+            row(ApiError::TimeNotSupported),
+            (501, "NOT_IMPLEMENTED", TIME_NOT_SUPPORTED.to_owned())
+        );
+        assert_eq!(
+            row(ApiError::BadTime),
+            (400, "BAD_REQUEST", BAD_TIME.to_owned())
+        );
     }
 
     #[test]

@@ -9,12 +9,12 @@ use futures::StreamExt;
 use serde_json::json;
 
 use super::error::ApiError;
-use super::negotiate::{self, Coding};
+use super::negotiate::{self, Coding, Media};
 use super::state::AppState;
 use crate::auth::ChangeRequest;
 use crate::domain::{ChangeOp, ListFormat, ListId};
 use crate::ports::{Outbox, Store};
-use crate::service::{CacheOutcome, Changed, ReadyStatus, RefChanged, StoreState};
+use crate::service::{CacheOutcome, Changed, Published, ReadyStatus, RefChanged, StoreState};
 
 /// The largest request body accepted (a request JWT is well under 2 KiB).
 pub const MAX_BODY: usize = 16 * 1024;
@@ -289,6 +289,16 @@ async fn list<S: Store>(
     state: &AppState<S>,
 ) -> Result<HttpResponse, ApiError> {
     let id = ListId::parse(req.match_info().query("id")).map_err(|_| ApiError::ListNotFound)?;
+    refuse_time(req.query_string())?;
+    // Only Token Status Lists have two media types; a W3C list has one, and
+    // its `Accept` is disregarded (RFC 9110 §12.5.1 allows it) rather than
+    // answered 406, so that W3C clients asking for JSON-LD still get it.
+    let media = match format {
+        ListFormat::Token => {
+            negotiate::accept_media(req.headers()).ok_or(ApiError::NotAcceptable)?
+        }
+        ListFormat::Bitstring => Media::Jwt,
+    };
     let now = unix_now();
     let (token, outcome) = state.service.publish(format, id, now).await?;
     state.metrics.token_cache(outcome.label());
@@ -307,6 +317,9 @@ async fn list<S: Store>(
     } else {
         state.list_cache_control.clone()
     };
+    if media == Media::Cwt {
+        return cwt_response(&token, req, cache_control);
+    }
     let accepted = negotiate::accept_encoding(req.headers());
     let (chosen_tag, other_tag) = match accepted.chosen {
         Coding::Identity => (&token.etag, &token.gzip_etag),
@@ -354,6 +367,130 @@ async fn list<S: Store>(
         }
     };
     Ok(response.body(body))
+}
+
+/// The CWT of a Token Status List: one coding (identity), its own entity
+/// tag, the same caching and CORS fields as the JWT.
+fn cwt_response(
+    token: &Published,
+    req: &HttpRequest,
+    cache_control: HeaderValue,
+) -> Result<HttpResponse, ApiError> {
+    // Every token list is signed in both envelopes; a token without its CWT
+    // is a W3C one, which never gets here.
+    let cwt = token.cwt.clone().ok_or(ApiError::NotAcceptable)?;
+    let held = negotiate::holds(req.headers(), &token.cwt_etag);
+    let mut response = if held {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    if let Ok(etag) = HeaderValue::from_maybe_shared(token.cwt_etag.clone()) {
+        response.insert_header((header::ETAG, etag));
+    }
+    response
+        .insert_header((header::CACHE_CONTROL, cache_control))
+        .insert_header((
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        ))
+        .insert_header((header::VARY, LIST_VARY));
+    if held {
+        return Ok(response.finish());
+    }
+    response.insert_header((
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/statuslist+cwt"),
+    ));
+    Ok(response.body(cwt))
+}
+
+/// Refuses the draft's `time` query parameter (§8.4, historical
+/// resolution): history is not kept, so a request for the list as it was
+/// at some time gets 501, as the draft says, never the current list in
+/// silence. A malformed value gets 400 first: no server could answer it,
+/// and a client gets the same answer from a server that does keep history.
+/// Other query parameters are ignored, as for any static resource.
+///
+/// Runs on every list GET: a request without a query pays one emptiness
+/// check.
+fn refuse_time(query: &str) -> Result<(), ApiError> {
+    if query.is_empty() {
+        return Ok(());
+    }
+    for pair in query.split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if name != "time" {
+            continue;
+        }
+        let unix_seconds = !value.is_empty()
+            && value.len() <= 20
+            && value.bytes().all(|b| b.is_ascii_digit())
+            && value.parse::<u64>().is_ok();
+        if !unix_seconds {
+            return Err(ApiError::BadTime);
+        }
+        return Err(ApiError::TimeNotSupported);
+    }
+    Ok(())
+}
+
+/// `GET /t/aggregation`: the Status List Aggregation (draft §9), the URIs
+/// of every Token Status List, as `application/json`.
+pub async fn aggregation<S: Store>(
+    state: web::Data<AppState<S>>,
+) -> Result<HttpResponse, ApiError> {
+    let doc = state.service.aggregation().await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((
+            header::CACHE_CONTROL,
+            format!(
+                "public, max-age={}",
+                crate::service::AGGREGATION_REFRESH.as_secs()
+            ),
+        ))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
+        .content_type("application/json")
+        .body(doc.body.clone()))
+}
+
+/// `GET /.well-known/statuslist-configuration`: what this service serves,
+/// for verifiers and wallets to discover it: the aggregation endpoint, the
+/// JWKS, the list URI templates with their media types, and whether the
+/// draft's `time` parameter is supported (it is not). The name and the
+/// members are ours (the draft defines no such document); the aggregation
+/// member takes the name the draft registers for OAuth metadata,
+/// `status_list_aggregation_endpoint`.
+pub async fn configuration<S: Store>(state: web::Data<AppState<S>>) -> HttpResponse {
+    let base = state
+        .service
+        .publish_settings()
+        .base_url
+        .trim_end_matches('/');
+    let document = json!({
+        "issuer": base,
+        "jwks_uri": format!("{base}/.well-known/jwks.json"),
+        "status_list_aggregation_endpoint": ListFormat::Token.aggregation_uri(base),
+        "signing_alg_values_supported": ["ES256"],
+        "time_parameter_supported": false,
+        "status_lists": {
+            "token": {
+                "uri_template": format!("{base}/t/{{id}}"),
+                "media_types": ["application/statuslist+jwt", "application/statuslist+cwt"],
+                "content_encodings": { "application/statuslist+jwt": ["gzip"] },
+                "aggregation_uri": ListFormat::Token.aggregation_uri(base),
+            },
+            "bitstring": {
+                "uri_template": format!("{base}/b/{{id}}"),
+                "media_types": ["application/vc+jwt"],
+                "content_encodings": { "application/vc+jwt": ["gzip"] },
+            },
+        },
+    });
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
+        .json(document)
 }
 
 /// `GET /.well-known/jwks.json`: the service's public keys as of now (a

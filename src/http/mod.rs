@@ -27,9 +27,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/entries"),
     ("get", "/webhooks/failed"),
     ("post", "/webhooks/redeliver"),
+    ("get", "/t/aggregation"),
     ("get", "/t/{id}"),
     ("get", "/b/{id}"),
     ("get", "/.well-known/jwks.json"),
+    ("get", "/.well-known/statuslist-configuration"),
     ("get", "/health/live"),
     ("get", "/health/ready"),
     ("get", "/metrics"),
@@ -67,9 +69,16 @@ pub fn configure<S: Store + Outbox>(cfg: &mut web::ServiceConfig) {
             "/webhooks/redeliver",
             web::post().to(h::webhooks_redeliver::<S>),
         ))
+        // Before `/t/{id}`: actix tries resources in order. No list id can
+        // be `aggregation` (ids are 12 uppercase hex digits).
+        .service(at("/t/aggregation", web::get().to(h::aggregation::<S>)))
         .service(at("/t/{id}", web::get().to(h::token_list::<S>)))
         .service(at("/b/{id}", web::get().to(h::bitstring_list::<S>)))
         .service(at("/.well-known/jwks.json", web::get().to(h::jwks::<S>)))
+        .service(at(
+            "/.well-known/statuslist-configuration",
+            web::get().to(h::configuration::<S>),
+        ))
         .service(at("/health/live", web::get().to(h::live)))
         .service(at("/health/ready", web::get().to(h::ready::<S>)))
         .service(at("/metrics", web::get().to(h::metrics::<S>)));

@@ -1,11 +1,98 @@
-//! Content-coding negotiation and conditional requests of the list GETs:
-//! which coding to send (`Accept-Encoding`, RFC 9110 §12.5.3) and whether the
-//! client already holds a representation (`If-None-Match`, §13.1.2).
+//! Content negotiation and conditional requests of the list GETs: which
+//! media type a Token Status List is sent as (`Accept`, RFC 9110 §12.5.1:
+//! JWT or CWT), which coding to send (`Accept-Encoding`, §12.5.3) and
+//! whether the client already holds a representation (`If-None-Match`,
+//! §13.1.2).
 //!
-//! Both run on every GET of a list, so they read the header text in place:
+//! They run on every GET of a list, so they read the header text in place:
 //! no allocation, no regex, no lower-casing copies.
 
 use actix_web::http::header::{self, HeaderMap};
+
+/// The media types a Token Status List is served as (draft-ietf-oauth-status-list
+/// §8.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Media {
+    /// `application/statuslist+jwt`: the compact JWS.
+    Jwt,
+    /// `application/statuslist+cwt`: the COSE_Sign1 CWT, binary.
+    Cwt,
+}
+
+/// Picks the media type of a Token Status List from every `Accept` field of
+/// a request; `None` when the field allows neither (→ 406).
+///
+/// Each type takes the q-value of the most specific range that names it
+/// (RFC 9110 §12.5.1): its own type, else its generic alias
+/// (`application/jwt`, RFC 7519 §10.3.1; `application/cwt`, RFC 8392 §9.2:
+/// a client that takes any JWT or CWT takes ours), else `application/*`,
+/// else `*/*`, else 0. CWT is sent only when its q-value is strictly
+/// higher; without a preference (no `Accept`, an empty one, `*/*`, equal
+/// q-values) the JWT is sent, as before CWT existed, so CRS clients see no
+/// change. A range with parameters other than `q` still matches (our types
+/// take none); a range listed twice counts with its lowest q-value; an
+/// entry with a malformed q-value is ignored.
+pub fn accept_media(headers: &HeaderMap) -> Option<Media> {
+    // Per type: [own, alias]; shared: application/*, */*.
+    let mut jwt: [Option<u16>; 2] = [None, None];
+    let mut cwt: [Option<u16>; 2] = [None, None];
+    let mut application: Option<u16> = None;
+    let mut any: Option<u16> = None;
+    let mut present = false;
+    for value in headers.get_all(header::ACCEPT) {
+        let Ok(text) = value.to_str() else { continue };
+        for item in text.split(',') {
+            let mut parts = item.split(';');
+            let range = parts.next().map(str::trim).unwrap_or_default();
+            if range.is_empty() {
+                continue;
+            }
+            present = true;
+            let Some(q) = qvalue(parts) else { continue };
+            let Some((kind, sub)) = range.split_once('/') else {
+                continue;
+            };
+            let (kind, sub) = (kind.trim(), sub.trim());
+            let slot = if kind == "*" && sub == "*" {
+                &mut any
+            } else if !kind.eq_ignore_ascii_case("application") {
+                continue;
+            } else if sub == "*" {
+                &mut application
+            } else if sub.eq_ignore_ascii_case("statuslist+jwt") {
+                &mut jwt[0]
+            } else if sub.eq_ignore_ascii_case("jwt") {
+                &mut jwt[1]
+            } else if sub.eq_ignore_ascii_case("statuslist+cwt") {
+                &mut cwt[0]
+            } else if sub.eq_ignore_ascii_case("cwt") {
+                &mut cwt[1]
+            } else {
+                continue;
+            };
+            *slot = Some(slot.map_or(q, |old| old.min(q)));
+        }
+    }
+    if !present {
+        return Some(Media::Jwt);
+    }
+    // (q-value, specificity of the range it came from: 2 named, 1
+    // `application/*`, 0 `*/*`).
+    let rank = |own: [Option<u16>; 2]| match (own[0].or(own[1]), application, any) {
+        (Some(q), _, _) => (q, 2),
+        (None, Some(q), _) => (q, 1),
+        (None, None, Some(q)) => (q, 0),
+        (None, None, None) => (0, 0),
+    };
+    let (jwt, cwt) = (rank(jwt), rank(cwt));
+    if cwt.0 > 0 && cwt > jwt {
+        Some(Media::Cwt)
+    } else if jwt.0 > 0 {
+        Some(Media::Jwt)
+    } else {
+        None
+    }
+}
 
 /// A content coding the list responses are available in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,6 +214,19 @@ fn opaque(tag: &[u8]) -> &[u8] {
     tag.strip_prefix(b"W/").unwrap_or(tag)
 }
 
+/// Whether the request's `If-None-Match` names `tag` (compared weakly) or
+/// is `*`: for a representation served in one coding only (the CWT).
+pub fn holds(headers: &HeaderMap, tag: &[u8]) -> bool {
+    let tag = opaque(tag);
+    headers.get_all(header::IF_NONE_MATCH).any(|value| {
+        value
+            .as_bytes()
+            .split(|b| *b == b',')
+            .map(<[u8]>::trim_ascii)
+            .any(|t| t == b"*" || opaque(t) == tag)
+    })
+}
+
 /// Which representation the request's `If-None-Match` names, if any: the
 /// chosen one when one of its tags (compared weakly, `W/` ignored on both
 /// sides, RFC 9110 §8.8.3.2) is `chosen_tag` or the field is `*`; otherwise
@@ -229,6 +329,90 @@ mod tests {
         assert!(a("").identity && !a("").gzip);
     }
 
+    fn media(values: &[&str]) -> Option<Media> {
+        accept_media(&headers(header::ACCEPT, values))
+    }
+
+    #[test]
+    fn the_jwt_is_sent_without_a_preference_and_the_cwt_when_preferred() {
+        use Media::{Cwt, Jwt};
+        for (values, want) in [
+            // No preference: the JWT, as before CWT was served.
+            (&[][..], Some(Jwt)),
+            (&[""], Some(Jwt)),
+            (&[" , "], Some(Jwt)),
+            (&["*/*"], Some(Jwt)),
+            (&["application/*"], Some(Jwt)),
+            (
+                &["text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"],
+                Some(Jwt),
+            ),
+            (
+                &["application/statuslist+jwt, application/statuslist+cwt"],
+                Some(Jwt),
+            ),
+            (
+                &["application/statuslist+cwt;q=0.5, application/statuslist+jwt;q=0.5"],
+                Some(Jwt),
+            ),
+            // Asked for by name, alone or preferred.
+            (&["application/statuslist+jwt"], Some(Jwt)),
+            (&["application/statuslist+cwt"], Some(Cwt)),
+            (&["Application/StatusList+CWT"], Some(Cwt)),
+            (&["application/statuslist+cwt; charset=x"], Some(Cwt)),
+            (
+                &["application/statuslist+jwt;q=0.9, application/statuslist+cwt"],
+                Some(Cwt),
+            ),
+            (&["application/statuslist+cwt, */*;q=0.1"], Some(Cwt)),
+            (&["application/statuslist+cwt;q=0.2, */*;q=0.1"], Some(Cwt)),
+            (&["application/statuslist+cwt;q=0.1, */*;q=0.2"], Some(Jwt)),
+            (&["*/*", "application/statuslist+cwt"], Some(Cwt)),
+            (&["application/statuslist+cwt, application/*"], Some(Cwt)),
+            (&["application/statuslist+jwt, application/cwt"], Some(Jwt)),
+            // The generic types: any JWT (or CWT) is acceptable.
+            (&["application/jwt"], Some(Jwt)),
+            (&["application/cwt"], Some(Cwt)),
+            (&["application/cwt, application/jwt;q=0.5"], Some(Cwt)),
+            // The specific range wins over the alias and the wildcards.
+            (
+                &["application/statuslist+jwt;q=0, application/jwt, application/cwt;q=0.1"],
+                Some(Cwt),
+            ),
+            (&["*/*, application/statuslist+jwt;q=0"], Some(Cwt)),
+            (
+                &["application/*;q=0.5, application/statuslist+cwt;q=0"],
+                Some(Jwt),
+            ),
+            (
+                &[
+                    "application/statuslist+cwt",
+                    "application/statuslist+cwt;q=0",
+                ],
+                None,
+            ),
+            // Malformed q-values are ignored, not read as 1.
+            (&["application/statuslist+cwt;q=2"], None),
+            (
+                &["application/statuslist+cwt;q=abc, application/statuslist+jwt;q=0.1"],
+                Some(Jwt),
+            ),
+            // Neither allowed: 406.
+            (&["application/json"], None),
+            (&["text/*"], None),
+            (&["application/statuslist+jwt;q=0"], None),
+            (
+                &["application/statuslist+jwt;q=0, application/statuslist+cwt;q=0"],
+                None,
+            ),
+            (&["*/*;q=0"], None),
+            (&["application/*;q=0, */*"], None),
+            (&["nonsense"], None),
+        ] {
+            assert_eq!(media(values), want, "{values:?}");
+        }
+    }
+
     #[test]
     fn qvalues_follow_the_grammar() {
         for (text, want) in [
@@ -248,6 +432,20 @@ mod tests {
         ] {
             assert_eq!(parse_qvalue(text), want, "{text}");
         }
+    }
+
+    #[test]
+    fn if_none_match_names_the_one_cwt_tag() {
+        let holds_it =
+            |values: &[&str]| holds(&headers(header::IF_NONE_MATCH, values), b"W/\"1-2-cwt\"");
+        assert!(!holds_it(&[]));
+        assert!(holds_it(&["W/\"1-2-cwt\""]));
+        assert!(holds_it(&["\"1-2-cwt\""]));
+        assert!(holds_it(&["\"x\", W/\"1-2-cwt\""]));
+        assert!(holds_it(&["\"x\"", "W/\"1-2-cwt\""]));
+        assert!(holds_it(&["*"]));
+        assert!(!holds_it(&["W/\"1-2\", W/\"1-2-gz\""]), "the JWT's tags");
+        assert!(!holds_it(&["W/\"1-3-cwt\""]));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The signer port: what the publish use case needs to turn a status list
-//! into the signed document verifiers fetch (an IETF `statuslist+jwt` or a
-//! W3C `vc+jwt` credential), without knowing keys, algorithms or JSON.
+//! into the signed document verifiers fetch (an IETF `statuslist+jwt`, its
+//! `statuslist+cwt` twin, or a W3C `vc+jwt` credential), without knowing
+//! keys, algorithms, JSON or CBOR.
 //!
 //! The service's signing keys (`crate::publish::KeyRing`, which rotates,
 //! or a fixed `crate::publish::KeySet`) implement it;
@@ -36,6 +37,10 @@ pub struct ListToSign<'a> {
     pub exp: u64,
     /// How long a verifier may cache the list, in seconds.
     pub ttl: u64,
+    /// The Status List Aggregation URI published in the list
+    /// (`status_list.aggregation_uri`); `None` leaves the member out. Only
+    /// Token Status Lists carry it (the W3C model has no such member).
+    pub aggregation_uri: Option<&'a str>,
 }
 
 /// Why a list could not be signed. The adapter's own error is kept as the
@@ -62,6 +67,15 @@ pub trait ListSigner: Send + Sync + std::fmt::Debug {
     /// [`SignError`] when the list and parameters cannot make a valid
     /// document (wrong layout or width, `exp` out of range, …).
     fn sign(&self, list: &ListToSign<'_>) -> Result<String, SignError>;
+
+    /// The signed CWT of a Token Status List (`application/statuslist+cwt`:
+    /// a tagged COSE_Sign1), with the same claims as [`ListSigner::sign`]
+    /// makes for the JWT.
+    ///
+    /// # Errors
+    /// [`SignError`] as for [`ListSigner::sign`], and for a list whose
+    /// `format` is not the Token Status List (no CWT form exists for it).
+    fn sign_cwt(&self, list: &ListToSign<'_>) -> Result<Vec<u8>, SignError>;
 
     /// Whether a signing key is loaded (reported by `/health/ready`).
     fn has_key(&self) -> bool;

@@ -539,6 +539,18 @@ pub trait Store: Send + Sync + 'static {
         list: &ListId,
     ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
 
+    /// The ids of every list of `format` the store holds (every one that
+    /// `GET /t/{id}` or `/b/{id}` serves), in no particular order: what the
+    /// Status List Aggregation publishes. Meant to be called now and then
+    /// and cached by the caller: it may walk the whole store.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    fn list_ids(
+        &self,
+        format: ListFormat,
+    ) -> impl Future<Output = Result<Vec<ListId>, StoreError>> + Send;
+
     /// Checks that the backend answers (and, for the embedded store, can
     /// write), and reports damaged lists and risky backend settings.
     ///

@@ -91,6 +91,10 @@ pub enum PublishError {
         /// serde_json's column.
         column: usize,
     },
+    /// Bytes that are not a tagged COSE_Sign1, or a CWT claims set without
+    /// the draft's shape. Only the fault is reported, not the content.
+    #[error("malformed CWT: {0}")]
+    MalformedCwt(&'static str),
     /// The header asks for an algorithm other than ES256.
     #[error("unsupported JWS algorithm: only ES256 is accepted")]
     UnsupportedAlg,

@@ -12,6 +12,8 @@
 //! - [`jws`]: compact JWS ES256 signing and verification, on p256 directly.
 //! - [`params`]: the issuance parameters both documents share.
 //! - [`token`]: the IETF Token Status List JWT, built and read back.
+//! - [`cwt`]: the same list as a CWT (COSE_Sign1, ES256 with the same key),
+//!   built, verified and read back.
 //! - [`credential`]: the W3C Bitstring Status List credential, built and read
 //!   back.
 //! - `signer`: [`KeySet`] as the [`crate::ports::ListSigner`] port, which
@@ -25,6 +27,7 @@
 //! [`jws::verify`] with a key it chose, then decodes the payload.
 
 pub mod credential;
+pub mod cwt;
 mod error;
 pub mod jws;
 pub mod keys;
@@ -38,6 +41,7 @@ pub use credential::{
     BitstringStatusListCredential, DecodedBitstringList, decode_bitstring_credential,
     sign_bitstring_credential, sign_compressed_bitstring_credential,
 };
+pub use cwt::{CwtClaims, DecodedCwtList, decode_cwt_list, sign_token_cwt};
 pub use error::PublishError;
 pub use keys::{PublicJwk, ServiceKey};
 pub use keyset::{Jwks, KeySet};

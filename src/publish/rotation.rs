@@ -308,6 +308,11 @@ impl ListSigner for KeyRing {
         ListSigner::sign(&self.current().keys, list)
     }
 
+    /// The CWT form, signed like [`KeyRing::sign`] with the key in force.
+    fn sign_cwt(&self, list: &ListToSign<'_>) -> Result<Vec<u8>, SignError> {
+        ListSigner::sign_cwt(&self.current().keys, list)
+    }
+
     /// A ring always holds a signing key.
     fn has_key(&self) -> bool {
         true
@@ -442,8 +447,16 @@ mod tests {
     }
 
     fn sign(ring: &KeyRing) -> String {
+        with_list(|l| ring.sign(l)).unwrap()
+    }
+
+    fn sign_cwt(ring: &KeyRing) -> Vec<u8> {
+        with_list(|l| ring.sign_cwt(l)).unwrap()
+    }
+
+    fn with_list<T>(f: impl FnOnce(&ListToSign<'_>) -> T) -> T {
         let list = StatusList::new(Layout::Ietf, Bits::Two, 16).unwrap();
-        ring.sign(&ListToSign {
+        f(&ListToSign {
             format: ListFormat::Token,
             list: &list,
             compressed: &CompressedList::new(list.as_bytes()),
@@ -452,8 +465,8 @@ mod tests {
             iat: T0,
             exp: T0 + 10,
             ttl: 5,
+            aggregation_uri: None,
         })
-        .unwrap()
     }
 
     fn header_kid(token: &str) -> String {
@@ -487,6 +500,10 @@ mod tests {
         let after = sign(&ring);
         assert_eq!(header_kid(&after), b.kid());
         assert!(jws::verify(&after, b.verifying_key()).is_ok());
+        // The CWT form follows the same key.
+        let cwt = sign_cwt(&ring);
+        assert!(crate::publish::cwt::verify(&cwt, b.verifying_key()).is_ok());
+        assert!(crate::publish::cwt::verify(&cwt, a.verifying_key()).is_err());
         assert_eq!(kids(&ring, T0 + 7), [b.kid(), a.kid()]);
         // Published up to the last second before the retire time (the
         // rendering cached at T0 + 7 must not outlive it either).

@@ -1,29 +1,54 @@
 //! The service's keys as the [`ListSigner`] port: the one place where a list
 //! to publish meets ES256 and the two document builders.
 
-use super::{KeySet, ListParams, sign_compressed_bitstring_credential, sign_compressed_token_list};
+use super::{
+    KeySet, ListParams, sign_compressed_bitstring_credential, sign_compressed_token_list,
+    sign_token_cwt,
+};
 use crate::domain::ListFormat;
 use crate::ports::{ListSigner, ListToSign, SignError};
 
+fn params<'a>(list: &ListToSign<'a>) -> ListParams<'a> {
+    ListParams {
+        iss: list.iss,
+        uri: list.uri,
+        iat: list.iat,
+        exp: list.exp,
+        ttl: list.ttl,
+    }
+}
+
 impl ListSigner for KeySet {
     fn sign(&self, list: &ListToSign<'_>) -> Result<String, SignError> {
-        let params = ListParams {
-            iss: list.iss,
-            uri: list.uri,
-            iat: list.iat,
-            exp: list.exp,
-            ttl: list.ttl,
-        };
+        let params = params(list);
         let key = self.signing_key();
         match list.format {
-            ListFormat::Token => {
-                sign_compressed_token_list(list.list, list.compressed, &params, key)
-            }
+            ListFormat::Token => sign_compressed_token_list(
+                list.list,
+                list.compressed,
+                &params,
+                list.aggregation_uri,
+                key,
+            ),
             ListFormat::Bitstring => {
                 sign_compressed_bitstring_credential(list.list, list.compressed, &params, key)
             }
         }
         .map_err(SignError::new)
+    }
+
+    fn sign_cwt(&self, list: &ListToSign<'_>) -> Result<Vec<u8>, SignError> {
+        match list.format {
+            ListFormat::Token => sign_token_cwt(
+                list.list,
+                list.compressed,
+                &params(list),
+                list.aggregation_uri,
+                self.signing_key(),
+            )
+            .map_err(SignError::new),
+            ListFormat::Bitstring => Err(SignError::new("a Bitstring Status List has no CWT form")),
+        }
     }
 
     /// A key set always holds its signing key.
@@ -48,6 +73,7 @@ mod tests {
             iat: 10,
             exp: 20,
             ttl: 5,
+            aggregation_uri: None,
         })
     }
 

@@ -27,6 +27,10 @@ pub struct StatusListClaim {
     pub bits: Bits,
     /// base64url (no padding) of the zlib-compressed list bytes.
     pub lst: String,
+    /// Where the Status List Aggregation of this kind of list is
+    /// (draft §9); absent when the issuer publishes none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregation_uri: Option<String>,
 }
 
 /// The claims of a Token Status List JWT. Optional members are those the
@@ -60,12 +64,19 @@ pub fn sign_token_list(
     params: &ListParams<'_>,
     key: &ServiceKey,
 ) -> Result<String, PublishError> {
-    sign_compressed_token_list(list, &CompressedList::new(list.as_bytes()), params, key)
+    sign_compressed_token_list(
+        list,
+        &CompressedList::new(list.as_bytes()),
+        params,
+        None,
+        key,
+    )
 }
 
 /// As [`sign_token_list`], with the list's bytes already compressed
 /// (`compressed` must be the compression of `list.as_bytes()`; one of another
-/// length is ignored and the list compressed anew).
+/// length is ignored and the list compressed anew), publishing
+/// `aggregation_uri` in the `status_list` claim when given.
 ///
 /// # Errors
 /// As [`sign_token_list`].
@@ -74,6 +85,7 @@ pub fn sign_compressed_token_list(
     list: &StatusList,
     compressed: &CompressedList,
     params: &ListParams<'_>,
+    aggregation_uri: Option<&str>,
     key: &ServiceKey,
 ) -> Result<String, PublishError> {
     if list.layout() != Layout::Ietf {
@@ -100,6 +112,7 @@ pub fn sign_compressed_token_list(
         status_list: StatusListClaim {
             bits: list.bits(),
             lst: compressed.lst(),
+            aggregation_uri: aggregation_uri.map(str::to_owned),
         },
     };
     jws::sign(TYP, &claims, key)

@@ -154,6 +154,14 @@ pub struct Published {
     /// a cache never takes one content coding for the other (RFC 9110
     /// §8.8.3).
     pub gzip_etag: bytes::Bytes,
+    /// The same list as a CWT (`application/statuslist+cwt`), signed with
+    /// the JWT, for Token Status Lists only (`None` for W3C lists). Not
+    /// gzipped: it is binary CBOR around bytes that are already zlib, so
+    /// gzip would gain nothing (draft §8.2 asks gzip for the JWT form only).
+    pub cwt: Option<bytes::Bytes>,
+    /// The entity tag of `cwt`: `W/"<version>-<iat>-cwt"`, distinct from
+    /// the JWT's in either coding.
+    pub cwt_etag: bytes::Bytes,
     /// Issued at (unix seconds).
     pub iat: u64,
     /// Expires at (unix seconds).
@@ -176,12 +184,13 @@ pub struct Published {
 
 impl Published {
     /// The bytes the cache counts for this token against
-    /// [`PublishSettings::max_bytes`]: both bodies (identity and gzip) and
-    /// the kept segments.
+    /// [`PublishSettings::max_bytes`]: every body (JWT identity and gzip,
+    /// CWT) and the kept segments.
     pub fn held_bytes(&self) -> usize {
         self.body
             .len()
             .saturating_add(self.gzip.len())
+            .saturating_add(self.cwt.as_ref().map_or(0, bytes::Bytes::len))
             .saturating_add(self.compressed.heap_bytes())
     }
 }
@@ -208,22 +217,23 @@ pub fn gzip(body: &[u8]) -> bytes::Bytes {
     bytes::Bytes::from(enc.finish().unwrap_or_default())
 }
 
-/// The entity tags of the identity and the gzip representation of the token
-/// of `version` signed at `iat` under key generation `key` (the same for its
-/// optimized re-signing). The generation is in the tag once a key was
-/// replaced (`W/"<version>-<iat>-k<key>"`), so that a token re-signed by a
-/// new key in the second of the old one's `iat` is not answered with 304 to
-/// a client holding the old one.
-fn etags(version: u64, iat: u64, key: u64) -> (bytes::Bytes, bytes::Bytes) {
+/// The entity tags of the identity, the gzip and the CWT representation of
+/// the token of `version` signed at `iat` under key generation `key` (the
+/// same for its optimized re-signing). The generation is in the tags once a
+/// key was replaced (`W/"<version>-<iat>-k<key>"`), so that a token
+/// re-signed by a new key in the second of the old one's `iat` is not
+/// answered with 304 to a client holding the old one.
+fn etags(version: u64, iat: u64, key: u64) -> [bytes::Bytes; 3] {
     let tag = if key == 0 {
         format!("W/\"{version}-{iat}")
     } else {
         format!("W/\"{version}-{iat}-k{key}")
     };
-    (
+    [
         bytes::Bytes::from(format!("{tag}\"")),
         bytes::Bytes::from(format!("{tag}-gz\"")),
-    )
+        bytes::Bytes::from(format!("{tag}-cwt\"")),
+    ]
 }
 
 /// How a GET was served, for metrics and logs.
@@ -878,7 +888,8 @@ fn sign(
     }
     .uri(&settings.base_url);
     let key_generation = signer.key_generation();
-    let body = signer.sign(&ListToSign {
+    let aggregation_uri = format.aggregation_uri(&settings.base_url);
+    let to_sign = ListToSign {
         format,
         list,
         compressed: &compressed,
@@ -887,11 +898,21 @@ fn sign(
         iat: signed.iat,
         exp: signed.exp,
         ttl: settings.ttl.as_secs(),
-    })?;
+        aggregation_uri: aggregation_uri.as_deref(),
+    };
+    let body = signer.sign(&to_sign)?;
+    // The CWT is signed with the JWT, eagerly: one more ECDSA signature per
+    // rebuild buys one code path for caching, byte accounting, stale
+    // serving and background optimization, and a first CWT GET that costs
+    // what any hit costs (see README, "CWT").
+    let cwt = match format {
+        ListFormat::Token => Some(bytes::Bytes::from(signer.sign_cwt(&to_sign)?)),
+        ListFormat::Bitstring => None,
+    };
     // Compressed here, in the same (blocking, for large lists) step as the
     // signature: once per token, never per GET.
     let gzip = gzip(body.as_bytes());
-    let (etag, gzip_etag) = etags(signed.version, signed.iat, key_generation);
+    let [etag, gzip_etag, cwt_etag] = etags(signed.version, signed.iat, key_generation);
     Ok(Published {
         format,
         version: signed.version,
@@ -899,6 +920,8 @@ fn sign(
         gzip,
         etag,
         gzip_etag,
+        cwt,
+        cwt_etag,
         iat: signed.iat,
         exp: signed.exp,
         key_generation,
@@ -1030,6 +1053,12 @@ mod tests {
             Ok(body)
         }
 
+        /// The same digits after `cwt.`, so that tests can tell which
+        /// envelope they got and still read the list.
+        fn sign_cwt(&self, l: &ListToSign<'_>) -> Result<Vec<u8>, SignError> {
+            Ok(format!("cwt.{}", self.sign(l)?).into_bytes())
+        }
+
         fn has_key(&self) -> bool {
             true
         }
@@ -1102,6 +1131,9 @@ mod tests {
             q: &crate::ports::EntryQuery,
         ) -> Result<crate::ports::EntryPage, StoreError> {
             self.inner.list_entries(q).await
+        }
+        async fn list_ids(&self, format: ListFormat) -> Result<Vec<ListId>, StoreError> {
+            self.inner.list_ids(format).await
         }
         async fn health(&self) -> Result<StoreHealth, StoreError> {
             self.inner.health().await
@@ -1279,14 +1311,25 @@ mod tests {
             &t.gzip_etag[..],
             format!("W/\"{}-{NOW}-gz\"", t.version).as_bytes()
         );
+        // The CWT is signed with the JWT, once, with a tag of its own.
+        let cwt = t.cwt.clone().expect("a token list has its CWT");
+        assert_eq!(
+            cwt,
+            format!("cwt.{}", std::str::from_utf8(&t.body).unwrap())
+        );
+        assert_eq!(
+            &t.cwt_etag[..],
+            format!("W/\"{}-{NOW}-cwt\"", t.version).as_bytes()
+        );
         assert_eq!(
             t.held_bytes(),
-            t.body.len() + t.gzip.len() + t.compressed.heap_bytes()
+            t.body.len() + t.gzip.len() + cwt.len() + t.compressed.heap_bytes()
         );
         assert_eq!(f.cache.usage().bytes, t.held_bytes());
         // A hit shares the buffers: no copy per GET.
         let (hit, _) = f.cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
         assert_eq!(hit.gzip.as_ptr(), t.gzip.as_ptr());
+        assert_eq!(hit.cwt.as_ref().map(|c| c.as_ptr()), Some(cwt.as_ptr()));
     }
 
     /// A GET that read the version just before a local change and finishes
@@ -1434,6 +1477,10 @@ mod tests {
             ))
         }
 
+        fn sign_cwt(&self, l: &ListToSign<'_>) -> Result<Vec<u8>, SignError> {
+            Ok(format!("k{}.{}", self.key_generation(), DigitSigner.sign(l)?).into_bytes())
+        }
+
         fn has_key(&self) -> bool {
             true
         }
@@ -1471,9 +1518,12 @@ mod tests {
         let (t3, o) = cache.get(ListFormat::Token, f.list, NOW).await.unwrap();
         assert_eq!(o, CacheOutcome::Rebuilt);
         assert_eq!(signed_by(&t3), b"k1");
+        let cwt = t3.cwt.as_deref().unwrap();
+        assert!(cwt.starts_with(b"k1."), "the CWT is re-signed too");
         assert_eq!((t3.version, t3.iat), (t1.version, t1.iat));
         assert_ne!(t3.etag, t1.etag);
         assert_ne!(t3.gzip_etag, t1.gzip_etag);
+        assert_ne!(t3.cwt_etag, t1.cwt_etag);
         assert_eq!(f.store.reads.load(Ordering::SeqCst), 2);
         // Once: later GETs are hits again.
         let (t4, o) = cache.get(ListFormat::Token, f.list, NOW).await.unwrap();

@@ -13,6 +13,8 @@
 //!   JWT.
 //! - [`Service::publish`] serves the signed token of a list through the
 //!   [`cache`], which signs through the [`ListSigner`] port.
+//! - [`Service::aggregation`] is the Status List Aggregation (`GET
+//!   /t/aggregation`): every Token Status List's URI, rebuilt now and then.
 //! - [`Service::readiness`] is what `/health/ready` reports.
 //! - [`Service::follow_changes`] drops cached tokens of lists changed
 //!   through other replicas, as a [`ChangeFeed`] reports them.
@@ -24,6 +26,7 @@
 //! Nothing here knows HTTP, a store adapter or the signing keys: the
 //! adapters arrive through the ports, wired in `crate::startup`.
 
+pub(crate) mod aggregation;
 pub mod cache;
 mod change;
 pub mod dispatch;
@@ -38,6 +41,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub use aggregation::{AGGREGATION_REFRESH, Aggregation};
 pub use cache::{CacheOutcome, PublishSettings, Published, TokenCache};
 pub use change::{Changed, RefChanged};
 pub use entries::{EntryListing, ListedEntry};
@@ -63,6 +67,8 @@ pub struct Service<S> {
     signer: Arc<dyn ListSigner>,
     /// Which clients get events, and who hears of them.
     webhooks: Webhooks,
+    /// The last Status List Aggregation built.
+    aggregation: aggregation::AggregationCache,
 }
 
 /// The clients with a webhook and the dispatcher's notifier.
@@ -100,6 +106,7 @@ impl<S: Store> Service<S> {
                 clients: HashSet::new(),
                 notifier: Arc::new(NoNotifier),
             },
+            aggregation: aggregation::AggregationCache::default(),
         }
     }
 

@@ -59,12 +59,15 @@ mod tests {
     struct Scripted {
         /// `None`: the list exists and reads fine; `Some(e)`: every read fails.
         fail: Mutex<Option<StoreError>>,
+        /// Calls of `list_ids`.
+        listings: std::sync::atomic::AtomicUsize,
     }
 
     impl Scripted {
         fn failing(e: StoreError) -> Self {
             Scripted {
                 fail: Mutex::new(Some(e)),
+                ..Scripted::default()
             }
         }
 
@@ -125,6 +128,15 @@ mod tests {
         async fn list_version(&self, list: &ListId) -> Result<Option<u64>, StoreError> {
             self.answer((*list == id()).then_some(1))
         }
+        async fn list_ids(&self, format: ListFormat) -> Result<Vec<ListId>, StoreError> {
+            self.listings
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.answer(if format == ListFormat::Token {
+                vec![id()]
+            } else {
+                vec![]
+            })
+        }
         async fn health(&self) -> Result<StoreHealth, StoreError> {
             self.answer(StoreHealth::default())
         }
@@ -143,6 +155,9 @@ mod tests {
             } else {
                 Ok("signed".to_owned())
             }
+        }
+        fn sign_cwt(&self, l: &ListToSign<'_>) -> Result<Vec<u8>, SignError> {
+            self.sign(l).map(|_| b"cwt".to_vec())
         }
         fn has_key(&self) -> bool {
             true
@@ -166,6 +181,11 @@ mod tests {
         assert_eq!(
             (&token.body[..], outcome),
             (&b"signed"[..], CacheOutcome::Rebuilt)
+        );
+        assert_eq!(
+            token.cwt.as_deref(),
+            Some(&b"cwt"[..]),
+            "signed with the JWT"
         );
         let (_, outcome) = s.publish(ListFormat::Token, id(), NOW).await.unwrap();
         assert_eq!(outcome, CacheOutcome::Hit);
@@ -212,5 +232,56 @@ mod tests {
             matches!(got, Err(ServiceError::PublishFailed(CacheError::Sign(_)))),
             "{got:?}"
         );
+    }
+
+    /// The aggregation names the token lists the store has, is rebuilt only
+    /// after its refresh time, survives a store failure once built, and a
+    /// failure without a document is remembered, not retried per request.
+    #[tokio::test]
+    async fn the_aggregation_is_built_now_and_then_and_survives_failures() {
+        use crate::service::AGGREGATION_REFRESH;
+        use crate::service::aggregation::FAILURE_MEMORY;
+        use std::sync::atomic::Ordering::SeqCst;
+        let s = service(Scripted::default(), false);
+        let doc = s.aggregation().await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&doc.body).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"status_lists": ["http://localhost:8080/t/ABCDEF012345"]})
+        );
+        assert_eq!(doc.lists, 1);
+        s.aggregation().await.unwrap();
+        assert_eq!(s.store.listings.load(SeqCst), 1, "served from memory");
+
+        *s.store.fail.lock().unwrap() = Some(StoreError::Unavailable("test".into()));
+        s.aggregation.backdate(AGGREGATION_REFRESH).await;
+        assert_eq!(
+            s.aggregation().await.unwrap(),
+            doc,
+            "the last one, while the store is down"
+        );
+        assert_eq!(s.store.listings.load(SeqCst), 2);
+
+        let down = service(
+            Scripted::failing(StoreError::Unavailable("test".into())),
+            false,
+        );
+        for _ in 0..3 {
+            let got = down.aggregation().await;
+            assert!(matches!(got, Err(ServiceError::Unavailable(_))), "{got:?}");
+        }
+        assert_eq!(
+            down.store.listings.load(SeqCst),
+            1,
+            "one failed walk answers for a while"
+        );
+        down.aggregation.backdate(FAILURE_MEMORY).await;
+        assert!(down.aggregation().await.is_err());
+        assert_eq!(down.store.listings.load(SeqCst), 2);
+        let broken = service(Scripted::failing(StoreError::Corrupt("test".into())), false);
+        assert!(matches!(
+            broken.aggregation().await,
+            Err(ServiceError::PublishFailed(_))
+        ));
     }
 }

@@ -8,7 +8,7 @@
 use super::embedded::EmbeddedStore;
 use super::redis::{RedisChangeFeed, RedisStore};
 use crate::domain::events::EventId;
-use crate::domain::{ClientId, ListId};
+use crate::domain::{ClientId, ListFormat, ListId};
 use crate::ports::{
     AllocateOutcome, AllocateRequest, EntryPage, EntryQuery, JtiClaim, JtiClaimOutcome,
     ListSnapshot, RefChange, RefChangeOutcome, SetStatusOutcome, StatusChange, Store, StoreError,
@@ -74,6 +74,10 @@ impl Store for AnyStore {
 
     async fn list_version(&self, list: &ListId) -> Result<Option<u64>, StoreError> {
         dispatch!(self, s => s.list_version(list))
+    }
+
+    async fn list_ids(&self, format: ListFormat) -> Result<Vec<ListId>, StoreError> {
+        dispatch!(self, s => s.list_ids(format))
     }
 
     async fn health(&self) -> Result<StoreHealth, StoreError> {

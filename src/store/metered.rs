@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::domain::events::EventId;
-use crate::domain::{ClientId, ListId};
+use crate::domain::{ClientId, ListFormat, ListId};
 use crate::metrics::Metrics;
 use crate::ports::{
     AllocateOutcome, AllocateRequest, EntryPage, EntryQuery, JtiClaim, JtiClaimOutcome,
@@ -83,6 +83,10 @@ impl<S: Store> Store for Metered<S> {
     async fn list_version(&self, list: &ListId) -> Result<Option<u64>, StoreError> {
         self.timed("list_version", self.inner.list_version(list))
             .await
+    }
+
+    async fn list_ids(&self, format: ListFormat) -> Result<Vec<ListId>, StoreError> {
+        self.timed("list_ids", self.inner.list_ids(format)).await
     }
 
     async fn health(&self) -> Result<StoreHealth, StoreError> {

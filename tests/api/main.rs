@@ -15,6 +15,7 @@ mod batch;
 mod delivery;
 mod entries;
 mod errors;
+mod formats;
 mod issue;
 mod limits;
 mod lists;

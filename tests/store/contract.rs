@@ -42,6 +42,7 @@ macro_rules! contract_suite {
             change_records_live_until_keep_until,
             full_list_opens_a_new_list,
             lists_are_per_client_and_format,
+            list_ids_name_every_list_of_a_format,
             count_above_one_comes_from_one_list,
             revoke_suspend_unsuspend_outcomes,
             ownership_unknown_lists_and_never_issued,
@@ -107,7 +108,7 @@ pub fn settings_for(case: &str) -> StoreSettings {
             bits: Bits::One,
             ..base
         },
-        "count_spans_into_a_new_list" => StoreSettings {
+        "count_spans_into_a_new_list" | "list_ids_name_every_list_of_a_format" => StoreSettings {
             capacity: 10,
             ..base
         },
@@ -622,6 +623,43 @@ pub async fn lists_are_per_client_and_format<S: Store>(store: &S, _settings: &St
         store.allocate(&other).await.unwrap(),
         AllocateOutcome::Allocated(_)
     ));
+}
+
+/// `list_ids` names every list of one format, of every client, each once,
+/// and none of the other format (what the aggregation endpoint publishes).
+pub async fn list_ids_name_every_list_of_a_format<S: Store>(store: &S, settings: &StoreSettings) {
+    let sorted = |mut ids: Vec<ListId>| {
+        ids.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+        ids
+    };
+    assert!(
+        store.list_ids(ListFormat::Token).await.unwrap().is_empty(),
+        "an empty store"
+    );
+    let mut token = HashSet::new();
+    let mut bitstring = HashSet::new();
+    // Several lists per client: more allocations than one list holds.
+    for i in 0..(settings.capacity * 2 + 1) {
+        for who in ["client-a", "client-b"] {
+            token.insert(one(store, who, ListFormat::Token, &format!("t{i}")).await.0);
+        }
+        bitstring.insert(
+            one(store, "client-a", ListFormat::Bitstring, &format!("b{i}"))
+                .await
+                .0,
+        );
+    }
+    assert_eq!(token.len(), 6, "three lists for each of two clients");
+    assert_eq!(bitstring.len(), 3);
+    let want = |ids: &HashSet<ListId>| sorted(ids.iter().copied().collect());
+    assert_eq!(
+        sorted(store.list_ids(ListFormat::Token).await.unwrap()),
+        want(&token)
+    );
+    assert_eq!(
+        sorted(store.list_ids(ListFormat::Bitstring).await.unwrap()),
+        want(&bitstring)
+    );
 }
 
 /// `count` > 1: distinct indexes from one list, replayed together.

@@ -106,7 +106,7 @@ use redb::{
 };
 
 use crate::domain::events::{Event, EventKind};
-use crate::domain::{Allocator, AllocatorKey, ClientId, ListId, Status, StatusList};
+use crate::domain::{Allocator, AllocatorKey, ClientId, ListFormat, ListId, Status, StatusList};
 
 use self::faults::FaultInjector;
 use self::handle::{Handle, Opener};
@@ -1086,6 +1086,21 @@ impl Inner {
         Ok(Some(list.version))
     }
 
+    fn list_ids(&self, format: ListFormat) -> Result<Vec<ListId>, StoreError> {
+        let txn = self.db()?.begin_read().map_err(db_err)?;
+        let lists = txn.open_table(LISTS).map_err(db_err)?;
+        let mut ids = Vec::new();
+        for row in lists.iter().map_err(db_err)? {
+            let (key, value) = row.map_err(db_err)?;
+            let id = ListId::parse(key.value())
+                .map_err(|_| StoreError::Corrupt(format!("list key {:?}", key.value())))?;
+            if ListRecord::decode(id, value.value())?.format == format {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
+    }
+
     fn health(&self) -> Result<StoreHealth, StoreError> {
         let txn = self.db()?.begin_read().map_err(db_err)?;
         let meta = txn.open_table(META).map_err(db_err)?;
@@ -1156,6 +1171,11 @@ impl Store for EmbeddedStore {
     async fn list_version(&self, list: &ListId) -> Result<Option<u64>, StoreError> {
         let list = *list;
         self.blocking(move |inner| inner.list_version(&list)).await
+    }
+
+    #[tracing::instrument(level = "debug", name = "store.list_ids", skip_all)]
+    async fn list_ids(&self, format: ListFormat) -> Result<Vec<ListId>, StoreError> {
+        self.blocking(move |inner| inner.list_ids(format)).await
     }
 
     #[tracing::instrument(level = "debug", name = "store.health", skip_all)]

@@ -123,7 +123,13 @@ impl KeyNames {
 
     /// The list id → owner entry, the one key outside any client's slot.
     pub(super) fn owner(&self, list: &ListId) -> String {
-        format!("{}list:{}", self.prefix, list)
+        format!("{}{}", self.owner_prefix(), list)
+    }
+
+    /// What every owner entry's name starts with (the list id follows):
+    /// the lists are enumerated by it.
+    pub(super) fn owner_prefix(&self) -> String {
+        format!("{}list:", self.prefix)
     }
 
     /// All keys of one list, whose bytes are `chunks` chunks.

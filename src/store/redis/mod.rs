@@ -610,6 +610,19 @@ impl RedisStore {
     }
 }
 
+/// `text` with the glob characters of a SCAN pattern escaped, so that a
+/// key prefix holding them matches only itself.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 impl Store for RedisStore {
     #[tracing::instrument(level = "debug", skip(self, req), fields(client = %req.client, count = req.count))]
     async fn allocate(&self, req: &AllocateRequest) -> Result<AllocateOutcome, StoreError> {
@@ -913,6 +926,54 @@ impl Store for RedisStore {
         replies::decode_version(list, v).map(Some)
     }
 
+    /// SCANs the owner entries (`Plist:<id>`, one per list, see `keys`)
+    /// and keeps the lists of `format`, reading each list's facts (cached
+    /// after the first time, as every GET of a list does) a few at a time.
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn list_ids(&self, format: ListFormat) -> Result<Vec<ListId>, StoreError> {
+        use futures::StreamExt;
+        let pattern = format!("{}*", glob_escape(&self.keys.owner_prefix()));
+        let mut ids = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = self
+                .conn
+                .query(
+                    ::redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(1000),
+                )
+                .await?;
+            ids.extend(keys.iter().filter_map(|key| {
+                key.strip_prefix(self.keys.owner_prefix().as_str())
+                    .and_then(|id| ListId::parse(id).ok())
+            }));
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        // SCAN may return a key twice.
+        ids.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+        ids.dedup();
+        let facts: Vec<Result<Option<Arc<ListFacts>>, StoreError>> =
+            futures::stream::iter(ids.iter().copied())
+                .map(|id| async move { self.list_facts(&id).await })
+                .buffered(32)
+                .collect()
+                .await;
+        let mut of_format = Vec::new();
+        for (id, facts) in ids.iter().zip(facts) {
+            if facts?.is_some_and(|f| f.format == format) {
+                of_format.push(*id);
+            }
+        }
+        Ok(of_format)
+    }
+
     async fn health(&self) -> Result<StoreHealth, StoreError> {
         let _: String = self.conn.query(&::redis::cmd("PING")).await?;
         Ok(StoreHealth {
@@ -937,5 +998,18 @@ fn ref_report(at: UnixSeconds, counts: RefCounts, runs: &[Run]) -> RefChangeRepo
         skipped: counts.skipped,
         already: counts.already,
         lists,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_escape;
+
+    /// A prefix holding glob characters matches only itself in the SCAN
+    /// of `list_ids`: `a*` must not also list another deployment's `ab…`.
+    #[test]
+    fn scan_patterns_escape_the_glob_characters() {
+        assert_eq!(glob_escape("statuslist:list:"), "statuslist:list:");
+        assert_eq!(glob_escape("a*b?c[d]e\\f"), "a\\*b\\?c\\[d\\]e\\\\f");
     }
 }
