@@ -91,8 +91,31 @@ fn print_sizes() {
     }
 }
 
+/// The bytes a verifier downloads per representation of the two bench
+/// lists: the JWT, its gzip body, the CWT.
+fn print_representation_sizes() {
+    let key = ServiceKey::generate();
+    let params = params();
+    println!("bytes sent per representation (JWT, JWT gzipped, CWT):");
+    for (name, len, share) in CASES {
+        let list = random_list(len, share, 42);
+        let compressed = CompressedList::new(list.as_bytes());
+        let jwt =
+            sign_compressed_token_list(&list, &compressed, &params, None, &key).expect("sign");
+        let gzip = statuslist::service::cache::gzip(jwt.as_bytes());
+        let cwt = sign_token_cwt(&list, &compressed, &params, None, &key).expect("sign cwt");
+        println!(
+            "  {name}: JWT {} B, gzip {} B, CWT {} B",
+            jwt.len(),
+            gzip.len(),
+            cwt.len()
+        );
+    }
+}
+
 fn tokens(c: &mut Criterion) {
     print_sizes();
+    print_representation_sizes();
     let key = ServiceKey::generate();
     let params = params();
 

@@ -873,7 +873,8 @@ include-path = "/b/{{id}}"
     per_path: dict[str, dict[int, int]] = {}
     for e in json.loads(har_all.read_text())["log"]["entries"]:
         path = "/" + e["request"]["url"].split("/", 3)[3].split("?")[0]
-        path = "/t/{id}" if path.startswith("/t/") else "/b/{id}" if path.startswith("/b/") else path
+        if path != "/t/aggregation":
+            path = "/t/{id}" if path.startswith("/t/") else "/b/{id}" if path.startswith("/b/") else path
         codes = per_path.setdefault(path, {})
         codes[e["response"]["status"]] = codes.get(e["response"]["status"], 0) + 1
     log("answers per path: " + "; ".join(
