@@ -402,6 +402,12 @@ pub struct StoreConfig {
     /// after `signing.freshness_ms` (default true). Unused by the embedded
     /// store.
     pub notify_changes: bool,
+    /// Redis: how many hash tags (`{client}`, `{client/1}`, …) each
+    /// client's lists, records and entries are spread over, so that one big
+    /// client's allocations reach every master of a cluster (1 to 1024;
+    /// default 1, the layout of single-node deployments). Unused by the
+    /// embedded store.
+    pub shards_per_client: u16,
 }
 
 impl Default for StoreConfig {
@@ -413,6 +419,7 @@ impl Default for StoreConfig {
             redis_prefix: "statuslist:".into(),
             command_timeout: Duration::from_millis(500),
             notify_changes: true,
+            shards_per_client: 1,
         }
     }
 }

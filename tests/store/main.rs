@@ -7,4 +7,5 @@ mod embedded;
 mod entries_contract;
 mod events_contract;
 mod redis;
+mod redis_sharded;
 mod support;

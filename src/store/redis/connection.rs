@@ -61,6 +61,10 @@ pub struct RedisSettings {
     /// replicas drop their cached token at once (default true). Off, changes
     /// made elsewhere show within the cache's `freshness`.
     pub notify_changes: bool,
+    /// How many hash tags each client's keys are spread over (at least 1;
+    /// default 1: `{client}` alone, the single-node layout). See "Shards"
+    /// in the adapter's module doc.
+    pub shards_per_client: u16,
 }
 
 impl RedisSettings {
@@ -71,6 +75,7 @@ impl RedisSettings {
             prefix: "statuslist:".to_owned(),
             command_timeout: Duration::from_millis(500),
             notify_changes: true,
+            shards_per_client: 1,
         }
     }
 }
@@ -83,6 +88,7 @@ impl fmt::Debug for RedisSettings {
             .field("prefix", &self.prefix)
             .field("command_timeout", &self.command_timeout)
             .field("notify_changes", &self.notify_changes)
+            .field("shards_per_client", &self.shards_per_client)
             .finish()
     }
 }

@@ -110,9 +110,21 @@ impl KeyNames {
         &self.prefix
     }
 
-    /// The keys of `client` (all in its hash-tag slot).
+    /// The keys of `client` (all in its hash-tag slot): its shard 0.
     pub(super) fn client(&self, client: &ClientId) -> ClientKeys {
-        ClientKeys(format!("{}{{{}}}:", self.prefix, client))
+        self.shard(client, 0)
+    }
+
+    /// The keys of shard `n` of `client`: `P{c}:` for shard 0 (the layout
+    /// of a client that is not sharded), `P{c/n}:` for the others, each
+    /// its own hash tag. Client ids hold no `/`, so no client's tag is
+    /// another's shard.
+    pub(super) fn shard(&self, client: &ClientId, n: u16) -> ClientKeys {
+        if n == 0 {
+            ClientKeys(format!("{}{{{}}}:", self.prefix, client))
+        } else {
+            ClientKeys(format!("{}{{{}/{n}}}:", self.prefix, client))
+        }
     }
 
     /// The change channel: every applied change publishes its list's id
@@ -126,9 +138,23 @@ impl KeyNames {
         format!("{}list:{}", self.prefix, list)
     }
 
-    /// All keys of one list, whose bytes are `chunks` chunks.
+    /// All keys of one list of shard 0 of `client`, whose bytes are
+    /// `chunks` chunks.
+    #[cfg(test)]
     pub(super) fn list(&self, client: &ClientId, list: &ListId, chunks: usize) -> ListKeys {
-        let meta = self.client(client).meta(list);
+        self.list_in(client, 0, list, chunks)
+    }
+
+    /// All keys of one list of shard `shard` of `client`, whose bytes are
+    /// `chunks` chunks.
+    pub(super) fn list_in(
+        &self,
+        client: &ClientId,
+        shard: u16,
+        list: &ListId,
+        chunks: usize,
+    ) -> ListKeys {
+        let meta = self.shard(client, shard).meta(list);
         ListKeys {
             chunks: (0..chunks).map(|k| chunk(&meta, k)).collect(),
             times: times(&meta),
@@ -137,6 +163,41 @@ impl KeyNames {
             owner: self.owner(list),
         }
     }
+}
+
+/// The owner entry's value for a list of shard `shard` of `client`: the
+/// client id, then `/` and the shard when it is not 0 (so entries written
+/// before shards read as shard 0).
+pub(super) fn owner_value(client: &ClientId, shard: u16) -> String {
+    if shard == 0 {
+        client.as_str().to_owned()
+    } else {
+        format!("{client}/{shard}")
+    }
+}
+
+/// The client and shard an owner entry names ([`owner_value`]); `None`
+/// when it is not one.
+pub(super) fn parse_owner(value: &str) -> Option<(ClientId, u16)> {
+    let (client, shard) = match value.split_once('/') {
+        Some((client, shard)) => (client, shard.parse().ok().filter(|n| *n > 0)?),
+        None => (value, 0),
+    };
+    Some((ClientId::parse(client).ok()?, shard))
+}
+
+/// The shard (of `shards`) that `key` falls in: the first 8 bytes of its
+/// SHA-256 mod `shards`. The same key always falls in the same shard, in
+/// every process and version, which is what lets a replay find its
+/// record.
+pub(super) fn shard_of(key: &[u8], shards: u16) -> u16 {
+    use sha2::{Digest, Sha256};
+    if shards <= 1 {
+        return 0;
+    }
+    let d = Sha256::digest(key);
+    let h = u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]);
+    u16::try_from(h % u64::from(shards)).unwrap_or(0)
 }
 
 /// How many splits of a record table ahead a call declares the shards of
@@ -542,6 +603,64 @@ mod tests {
         for bad in ["records 3", "records x 1", "current 0123456789AB", ""] {
             assert_eq!(RecordTable::parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn shards_have_their_own_tags() {
+        let names = KeyNames::new("p:".to_owned()).unwrap();
+        let c = ClientId::parse("acme").unwrap();
+        assert_eq!(names.shard(&c, 0), names.client(&c));
+        assert_eq!(names.shard(&c, 2).as_str(), "p:{acme/2}:");
+        let list = ListId::parse("0123456789AB").unwrap();
+        assert_eq!(names.list_in(&c, 0, &list, 1), names.list(&c, &list, 1));
+        assert_eq!(
+            names.list_in(&c, 3, &list, 1).meta,
+            "p:{acme/3}:l:0123456789AB"
+        );
+        // Every key of a shard is in its slot, and the shards of a client
+        // spread over slots.
+        let slots: std::collections::HashSet<u16> =
+            (0..16).map(|n| slot(names.shard(&c, n).as_str())).collect();
+        assert!(slots.len() > 12, "{slots:?}");
+        for n in 0..4 {
+            let ck = names.shard(&c, n);
+            let want = slot(ck.as_str());
+            for key in ck
+                .space(ListFormat::Token)
+                .all()
+                .into_iter()
+                .chain(ck.outbox().all())
+                .chain(ck.record_keys(RecordTable::default(), &[1, 2]))
+                .chain([ck.current(ListFormat::Token), ck.meta(&list)])
+            {
+                assert_eq!(slot(&key), want, "{key}");
+            }
+        }
+        // The owner entry names the shard; entries of earlier versions are
+        // shard 0.
+        assert_eq!(owner_value(&c, 0), "acme");
+        assert_eq!(owner_value(&c, 5), "acme/5");
+        assert_eq!(parse_owner("acme"), Some((c.clone(), 0)));
+        assert_eq!(parse_owner("acme/5"), Some((c.clone(), 5)));
+        for bad in ["acme/0", "acme/x", "acme/", "/1", "a b"] {
+            assert_eq!(parse_owner(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_key_always_falls_in_the_same_shard() {
+        assert_eq!(shard_of(b"anything", 1), 0);
+        assert_eq!(shard_of(b"anything", 0), 0);
+        let a = shard_of(b"order-1", 3);
+        assert!(a < 3);
+        assert_eq!(shard_of(b"order-1", 3), a);
+        // SHA-256("abc") starts ba7816bf8f01cfea: fixed for every version.
+        assert_eq!(u64::from(shard_of(b"abc", 1000)), 0xba7816bf8f01cfea % 1000);
+        // Keys spread over every shard.
+        let hit: std::collections::HashSet<u16> = (0..100)
+            .map(|i| shard_of(format!("jti-{i}").as_bytes(), 3))
+            .collect();
+        assert_eq!(hit.len(), 3);
     }
 
     /// The scripts build keys themselves: with the same parts as

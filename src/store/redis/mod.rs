@@ -128,12 +128,13 @@ use self::replies::{
     AllocateBatch, AllocateReply, ClaimReply, EntriesReply, Found, Grant, Grants, ListState,
     RefChangeReply, RefCounts, RefReadReply, Run, SetStatusReply, StoredFacts,
 };
+use self::scripts::MarkArgs;
 use self::scripts::{
     AllocateArgs, AllocateItem, ClaimArgs, ListEntriesArgs, RefChangeArgs, RefChangeList,
     RefReadArgs, Scripts, SetStatusArgs, record_hash,
 };
 use super::common::{self, DamagedLists};
-use crate::domain::{AllocatorKey, ClientId, ListFormat, ListId};
+use crate::domain::{AllocatorKey, ClientId, IssuanceRef, Jti, ListFormat, ListId};
 use crate::ports::{
     AllocateOutcome, AllocateRequest, Allocation, EntryItem, EntryPage, EntryQuery, JtiClaim,
     JtiClaimOutcome, ListMeta, ListRun, ListSnapshot, RefChange, RefChangeOutcome, RefChangeReport,
@@ -157,8 +158,9 @@ const REF_ATTEMPTS: usize = 16;
 /// table or opened a new list in between; see `declare` in `records.lua`).
 const STALE_ATTEMPTS: usize = 8;
 
-/// Allocation requests are batched per calling thread, client and format.
-type BatchKey = (std::thread::ThreadId, ClientId, ListFormat);
+/// Allocation requests are batched per calling thread, client, format and
+/// shard.
+type BatchKey = (std::thread::ThreadId, ClientId, ListFormat, u16);
 
 /// One request's answer, as the batch hands it back.
 type Answer = Result<AllocateOutcome, StoreError>;
@@ -181,6 +183,8 @@ pub struct RedisStore {
     changes: Option<String>,
     /// Allocation requests waiting for the call in flight (see `batch`).
     batches: Batcher<BatchKey, AllocateRequest, Answer>,
+    /// How many shards each client's keys are spread over (at least 1).
+    shards: u16,
     /// Each client's record table as last seen (by client key prefix): which
     /// record shards a call declares.
     tables: Mutex<HashMap<String, RecordTable>>,
@@ -207,7 +211,12 @@ impl RedisStore {
         redis: RedisSettings,
         settings: StoreSettings,
     ) -> Result<Self, StoreError> {
-        let keys = KeyNames::new(redis.prefix)?;
+        if redis.shards_per_client == 0 {
+            return Err(StoreError::Invalid(
+                "shards_per_client must be at least 1".to_owned(),
+            ));
+        }
+        let keys = KeyNames::new(redis.prefix.clone())?;
         let changes = redis.notify_changes.then(|| keys.changes());
         connection::check_timeout(redis.command_timeout)?;
         // Capacity and lease: the rules every adapter applies, checked now
@@ -228,6 +237,7 @@ impl RedisStore {
             changes,
             batches: Batcher::new(MAX_BATCH),
             tables: Mutex::new(HashMap::new()),
+            shards: redis.shards_per_client,
         };
         for warning in store.conn.risky_settings().await {
             tracing::warn!("{warning}");
@@ -253,7 +263,7 @@ impl RedisStore {
         Ok(self
             .list_facts(list)
             .await?
-            .map(|f| self.keys.list(&f.client, list, f.chunks())))
+            .map(|f| self.keys.list_in(&f.client, f.shard, list, f.chunks())))
     }
 
     /// The keys of `client`'s idempotency records (the table's state and
@@ -302,8 +312,9 @@ impl RedisStore {
         let Some(owner) = owner else {
             return Ok(None);
         };
-        let client = replies::owner(list, &owner)?;
-        let meta = self.keys.client(&client).meta(list);
+        let (client, shard) = keys::parse_owner(&owner)
+            .ok_or_else(|| StoreError::Corrupt(format!("list {list} has a bad owner")))?;
+        let meta = self.keys.shard(&client, shard).meta(list);
         let fields: Vec<Value> = self
             .conn
             .query(
@@ -315,7 +326,7 @@ impl RedisStore {
         let Some(stored) = StoredFacts::from_meta(list, &client, &fields)? else {
             return Ok(None);
         };
-        let facts = ListFacts::new(list, client, stored)?;
+        let facts = ListFacts::new(list, client, stored)?.in_shard(shard);
         Ok(Some(self.facts.remember(*list, facts)))
     }
 
@@ -342,6 +353,7 @@ impl RedisStore {
     async fn grant_run(
         &self,
         client: &ClientId,
+        shard: u16,
         grant: Grant,
     ) -> Result<(ListFormat, ListRun), StoreError> {
         let Grant {
@@ -358,9 +370,10 @@ impl RedisStore {
                 .list_facts(&list)
                 .await?
                 .ok_or_else(|| StoreError::Corrupt(format!("list {list} vanished")))?,
-            (None, Some(stored)) => self
-                .facts
-                .remember(list, ListFacts::new(&list, client.clone(), stored)?),
+            (None, Some(stored)) => self.facts.remember(
+                list,
+                ListFacts::new(&list, client.clone(), stored)?.in_shard(shard),
+            ),
         };
         let indexes = common::indexes(&facts.allocator, first, count)?;
         Ok((facts.format, ListRun { list, indexes }))
@@ -370,11 +383,12 @@ impl RedisStore {
     async fn allocation(
         &self,
         client: &ClientId,
+        shard: u16,
         grants: Grants,
     ) -> Result<Allocation, StoreError> {
-        let (format, first) = self.grant_run(client, grants.first).await?;
+        let (format, first) = self.grant_run(client, shard, grants.first).await?;
         let next = match grants.next {
-            Some(grant) => Some(self.grant_run(client, grant).await?.1),
+            Some(grant) => Some(self.grant_run(client, shard, grant).await?.1),
             None => None,
         };
         Ok(Allocation {
@@ -422,7 +436,8 @@ impl RedisStore {
             }
             lists.push(RefChangeList::new(
                 list,
-                self.keys.list(client, &list, facts.chunks()),
+                self.keys
+                    .list_in(client, facts.shard, &list, facts.chunks()),
                 &facts,
                 &entries,
             )?);
@@ -501,28 +516,79 @@ impl RedisStore {
     async fn own_list_keys(
         &self,
         client: &ClientId,
+        client_keys: &ClientKeys,
         list: &ListId,
     ) -> Result<Vec<String>, StoreError> {
         Ok(match self.list_facts(list).await? {
             Some(facts) if facts.client == *client => {
-                let keys = self.keys.list(client, list, facts.chunks());
+                let keys = self.keys.list_in(client, facts.shard, list, facts.chunks());
                 std::iter::once(keys.meta).chain(keys.chunks).collect()
             }
-            _ => vec![self.keys.client(client).meta(list)],
+            _ => vec![client_keys.meta(list)],
         })
+    }
+
+    /// The shard of the client that a request's work is done in: the
+    /// ref's when it has one (so all of a ref's entries are in one shard
+    /// and a change by ref is one step), else the jti's.
+    fn work_shard(&self, issuance_ref: Option<&IssuanceRef>, jti: &Jti) -> u16 {
+        match issuance_ref {
+            Some(r) => keys::shard_of(r.as_str().as_bytes(), self.shards),
+            None => self.jti_shard(jti),
+        }
+    }
+
+    /// The shard of the client a jti's own records are in.
+    fn jti_shard(&self, jti: &Jti) -> u16 {
+        keys::shard_of(&jti.uuid_bytes(), self.shards)
+    }
+
+    /// Marks `jti` with its request (`digest`) in the jti's own shard, for
+    /// a request whose work is done in shard `work` (see `mark.lua`);
+    /// nothing to do when that is the jti's shard. False when the jti was
+    /// used for another request (the request is changed).
+    async fn mark(
+        &self,
+        client: &ClientId,
+        work: u16,
+        jti: &Jti,
+        digest: &[u8; 32],
+        now: UnixSeconds,
+        keep_until: UnixSeconds,
+    ) -> Result<bool, StoreError> {
+        let shard = self.jti_shard(jti);
+        if shard == work {
+            return Ok(true);
+        }
+        let client_keys = self.keys.shard(client, shard);
+        let legacy_record_key = client_keys.legacy_record(jti);
+        let raw: Vec<Value> = self
+            .invoke_declared(&client_keys, &[record_hash(jti)], &[], |declared| {
+                self.scripts.call(&MarkArgs(ClaimArgs {
+                    client_keys: &client_keys,
+                    jti,
+                    legacy_record_key: &legacy_record_key,
+                    digest,
+                    now,
+                    keep_until,
+                    declared,
+                }))
+            })
+            .await?;
+        replies::marked(&raw)
     }
 
     /// Claims a fresh list id for `client` (`SET NX` on its owner entry), so
     /// that the list, once opened, is always reachable by its id alone.
     /// `None` when the id is taken.
-    async fn claim(&self, client: &ClientId) -> Result<Option<ListId>, StoreError> {
+    async fn claim(&self, client: &ClientId, shard: u16) -> Result<Option<ListId>, StoreError> {
         let id = ListId::random();
         let set: Option<String> = self
             .conn
             .query(
                 ::redis::cmd("SET")
                     .arg(self.keys.owner(&id))
-                    .arg(client.as_str())
+                    .arg(keys::owner_value(client, shard))
                     .arg("NX"),
             )
             .await?;
@@ -549,7 +615,9 @@ impl RedisStore {
             return Vec::new();
         };
         let (client, format) = (first.client.clone(), first.format);
-        let client_keys = self.keys.client(&client);
+        // A batch is of one shard (its batch key says so).
+        let shard = self.work_shard(first.issuance_ref.as_ref(), &first.jti);
+        let client_keys = self.keys.shard(&client, shard);
         let current_key = client_keys.current(format);
         let space = client_keys.space(format);
         let mut answers: Vec<Option<Answer>> = vec![None; reqs.len()];
@@ -592,7 +660,7 @@ impl RedisStore {
             let mut fixed = space.all();
             fixed.extend(client_keys.outbox().all());
             if let Some((id, _)) = &candidate {
-                let keys = self.keys.list(&client, id, self.new_chunks());
+                let keys = self.keys.list_in(&client, shard, id, self.new_chunks());
                 fixed.push(keys.meta);
                 fixed.extend(keys.chunks);
             }
@@ -605,7 +673,7 @@ impl RedisStore {
                     client_keys.record_keys(self.record_table(&client_keys), &hashes);
                 declared.extend_from_slice(&fixed);
                 if let Some(list) = current.or(known) {
-                    match self.own_list_keys(&client, &list).await {
+                    match self.own_list_keys(&client, &client_keys, &list).await {
                         Ok(keys) => declared.extend(keys),
                         Err(e) => {
                             raw = Err(e);
@@ -688,7 +756,7 @@ impl RedisStore {
             for (&i, reply) in open.iter().zip(batch.replies) {
                 let answer = match reply {
                     AllocateReply::Allocated(grants) => {
-                        let a = self.allocation(&client, grants).await;
+                        let a = self.allocation(&client, shard, grants).await;
                         if let Ok(a) = &a {
                             // The list allocated from last is the current one.
                             let last = a.next.as_ref().map_or(a.list, |r| r.list);
@@ -699,7 +767,7 @@ impl RedisStore {
                         a.map(AllocateOutcome::Allocated)
                     }
                     AllocateReply::Replayed(grants) => self
-                        .allocation(&client, grants)
+                        .allocation(&client, shard, grants)
                         .await
                         .map(AllocateOutcome::Replayed),
                     AllocateReply::Changed => Ok(AllocateOutcome::Changed),
@@ -721,7 +789,7 @@ impl RedisStore {
             }
             open = still;
             if need_list {
-                match self.claim(&client).await {
+                match self.claim(&client, shard).await {
                     Ok(claimed) => candidate = claimed.map(|id| (id, AllocatorKey::random())),
                     Err(e) => {
                         for &i in &open {
@@ -753,7 +821,26 @@ impl Store for RedisStore {
     #[tracing::instrument(level = "debug", skip(self, req), fields(client = %req.client, count = req.count))]
     async fn allocate(&self, req: &AllocateRequest) -> Result<AllocateOutcome, StoreError> {
         common::check_request(req, &self.settings)?;
-        let key = (std::thread::current().id(), req.client.clone(), req.format);
+        let shard = self.work_shard(req.issuance_ref.as_ref(), &req.jti);
+        let marked = self
+            .mark(
+                &req.client,
+                shard,
+                &req.jti,
+                &req.digest,
+                req.now,
+                req.keep_until,
+            )
+            .await?;
+        if !marked {
+            return Ok(AllocateOutcome::Changed);
+        }
+        let key = (
+            std::thread::current().id(),
+            req.client.clone(),
+            req.format,
+            shard,
+        );
         self.batches
             .run(
                 key,
@@ -782,8 +869,21 @@ impl Store for RedisStore {
             // Outside the list's capacity: never handed out.
             return Ok(SetStatusOutcome::NeverIssued);
         };
-        let client_keys = self.keys.client(client);
-        let keys = self.keys.list(client, list, facts.chunks());
+        if !self
+            .mark(
+                client,
+                facts.shard,
+                &change.jti,
+                &change.digest,
+                change.now,
+                change.keep_until,
+            )
+            .await?
+        {
+            return Ok(SetStatusOutcome::Changed);
+        }
+        let client_keys = self.keys.shard(client, facts.shard);
+        let keys = self.keys.list_in(client, facts.shard, list, facts.chunks());
         let legacy_record_key = client_keys.legacy_record(&change.jti);
         let space = client_keys.space(facts.format);
         let mut extra = space.all();
@@ -846,7 +946,22 @@ impl Store for RedisStore {
     #[tracing::instrument(level = "debug", skip(self, change), fields(client = %change.client))]
     async fn set_status_by_ref(&self, change: &RefChange) -> Result<RefChangeOutcome, StoreError> {
         common::check_ref_change(change)?;
-        let client_keys = self.keys.client(&change.client);
+        // All of a ref's entries are in its shard.
+        let shard = keys::shard_of(change.issuance_ref.as_str().as_bytes(), self.shards);
+        if !self
+            .mark(
+                &change.client,
+                shard,
+                &change.jti,
+                &change.digest,
+                change.now,
+                change.keep_until,
+            )
+            .await?
+        {
+            return Ok(RefChangeOutcome::Changed);
+        }
+        let client_keys = self.keys.shard(&change.client, shard);
         let space = client_keys.space(change.format);
         let legacy_record_key = client_keys.legacy_record(&change.jti);
         let hashes = [record_hash(&change.jti)];
@@ -930,7 +1045,7 @@ impl Store for RedisStore {
     #[tracing::instrument(level = "debug", skip(self, claim), fields(client = %claim.client))]
     async fn claim_jti(&self, claim: &JtiClaim) -> Result<JtiClaimOutcome, StoreError> {
         common::check_claim(claim)?;
-        let client_keys = self.keys.client(&claim.client);
+        let client_keys = self.keys.shard(&claim.client, self.jti_shard(&claim.jti));
         let legacy_record_key = client_keys.legacy_record(&claim.jti);
         let raw: Vec<Value> = self
             .invoke_declared(&client_keys, &[record_hash(&claim.jti)], &[], |declared| {
@@ -955,33 +1070,55 @@ impl Store for RedisStore {
     async fn list_entries(&self, query: &EntryQuery) -> Result<EntryPage, StoreError> {
         // A list filter: the list's place in the space (its base), when it
         // is one of the space's lists at all.
-        let list = match &query.list {
-            None => None,
+        let (list, shards) = match &query.list {
+            None => (None, 0..self.shards),
             Some(list) => match self.list_facts(list).await? {
                 Some(f) if f.client == query.client && f.format == query.format => match f.base {
-                    Some(base) => Some((*list, base)),
+                    Some(base) => (Some((*list, base)), f.shard..f.shard + 1),
                     None => return Ok(EntryPage::default()),
                 },
                 _ => return Ok(EntryPage::default()),
             },
         };
-        let space = self.keys.client(&query.client).space(query.format);
-        let args = ListEntriesArgs {
-            space: &space,
-            mask: query.statuses.mask(),
-            issuance_ref: query.issuance_ref.as_ref(),
-            list,
-            since: query.updated_since,
-            until: query.updated_until,
-            order: query.order,
-            offset: query.offset,
-            limit: query.limit,
-            declared: &space.all(),
+        // A ref's entries are all in its shard; otherwise every shard is
+        // read, in turn: the page is cut from their entries one shard after
+        // the other (each in the order asked for).
+        let shards = match (&list, &query.issuance_ref) {
+            (None, Some(r)) => {
+                let n = keys::shard_of(r.as_str().as_bytes(), self.shards);
+                n..n + 1
+            }
+            _ => shards,
         };
-        let raw: Vec<Value> = self.conn.invoke(&self.scripts.call(&args)).await?;
-        let reply = EntriesReply::decode(&raw)?;
-        let mut items = Vec::with_capacity(reply.items.len());
-        for e in reply.items {
+        let (mut skip, mut want) = (query.offset, query.limit);
+        let mut total = 0u64;
+        let mut found = Vec::new();
+        for shard in shards {
+            let space = self.keys.shard(&query.client, shard).space(query.format);
+            let args = ListEntriesArgs {
+                space: &space,
+                mask: query.statuses.mask(),
+                issuance_ref: query.issuance_ref.as_ref(),
+                list,
+                since: query.updated_since,
+                until: query.updated_until,
+                order: query.order,
+                offset: skip,
+                limit: want,
+                declared: &space.all(),
+            };
+            let raw: Vec<Value> = self.conn.invoke(&self.scripts.call(&args)).await?;
+            let mut reply = EntriesReply::decode(&raw)?;
+            total = total.saturating_add(reply.total);
+            skip = skip.saturating_sub(reply.total);
+            reply
+                .items
+                .truncate(usize::try_from(want).unwrap_or(usize::MAX));
+            want = want.saturating_sub(u32::try_from(reply.items.len()).unwrap_or(u32::MAX));
+            found.extend(reply.items);
+        }
+        let mut items = Vec::with_capacity(found.len());
+        for e in found {
             let facts = self
                 .list_facts(&e.list)
                 .await?
@@ -1000,10 +1137,7 @@ impl Store for RedisStore {
                 status_expiry: e.status_expiry,
             });
         }
-        Ok(EntryPage {
-            total: reply.total,
-            items,
-        })
+        Ok(EntryPage { total, items })
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(list = %list))]
@@ -1011,7 +1145,9 @@ impl Store for RedisStore {
         let Some(facts) = self.list_facts(list).await? else {
             return Ok(None);
         };
-        let keys = self.keys.list(&facts.client, list, facts.chunks());
+        let keys = self
+            .keys
+            .list_in(&facts.client, facts.shard, list, facts.chunks());
         // MULTI/EXEC: metadata, version and bytes from one moment.
         let (fields, chunks): (Vec<Value>, Vec<Option<Vec<u8>>>) = self
             .conn
@@ -1056,7 +1192,9 @@ impl Store for RedisStore {
         let Some(facts) = self.list_facts(list).await? else {
             return Ok(None);
         };
-        let keys = self.keys.list(&facts.client, list, facts.chunks());
+        let keys = self
+            .keys
+            .list_in(&facts.client, facts.shard, list, facts.chunks());
         // The version and the chunks' lengths in one round trip: a list
         // whose bytes were lost must not keep being served from a cache that
         // only asks for the version.

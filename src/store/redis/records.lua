@@ -44,6 +44,8 @@
 --               version, 'I' records are still replayed
 --   'R' change by ref: time (u32), changed, skipped, already (u32 each)
 --   'L' claim:  nothing more (a single-use jti, `claim.lua`)
+--   'M' mark:   nothing more (a request whose work is in another shard of
+--               a client spread over several, `mark.lua`)
 -- Records of earlier versions (one string per jti, `j:<jti>`) are still
 -- read until they expire, and never written.
 
@@ -183,7 +185,7 @@ end
 -- else {kind = 'I', list =, first =, count =},
 -- {kind = 'C', outcome =, at =} (at 0: none), {kind = 'S', first_seq =,
 -- count =}, {kind = 'R', at =, changed =, skipped =, already =} or
--- {kind = 'L'}. Also where a new record for the jti goes, for rec_put.
+-- {kind = 'L'} or {kind = 'M'}. Also where a new record for the jti goes, for rec_put.
 local function rec_lookup(prefix, state, field, legacy_key, digest, now)
   local level, split = state.level, state.split
   local n = rec_shard(field_hash(field), level, split)
@@ -220,6 +222,8 @@ local function rec_lookup(prefix, state, field, legacy_key, digest, now)
       return {kind = 'R', at = at, changed = changed, skipped = skipped, already = already}, where
     elseif kind == 'L' and #v == 13 then
       return {kind = 'L'}, where
+    elseif kind == 'M' and #v == 13 then
+      return {kind = 'M'}, where
     end
     return 'changed', where
   end

@@ -104,6 +104,7 @@ pub(super) struct Scripts {
     allocate: Script,
     set_status: Script,
     claim: Script,
+    mark: Script,
     ref_read: Script,
     ref_change: Script,
     list: Script,
@@ -125,6 +126,7 @@ impl Scripts {
             allocate: recording(include_str!("allocate.lua")),
             set_status: recording(include_str!("set_status.lua")),
             claim: script(&[PRELUDE, include_str!("claim.lua")]),
+            mark: script(&[PRELUDE, include_str!("mark.lua")]),
             ref_read: with_space(include_str!("ref_read.lua")),
             ref_change: recording(include_str!("ref_change.lua")),
             list: with_space(include_str!("list.lua")),
@@ -407,6 +409,21 @@ impl ScriptArgs for SetStatusArgs<'_> {
             "events",
             event_arg(self.events, EventKind::for_status(self.target), self.format),
         );
+    }
+}
+
+/// The arguments of `mark.lua`: the same as [`ClaimArgs`] (the jti's
+/// record shard, its request), marking the jti with its request.
+#[derive(Debug)]
+pub(super) struct MarkArgs<'a>(pub ClaimArgs<'a>);
+
+impl ScriptArgs for MarkArgs<'_> {
+    fn script(scripts: &Scripts) -> &Script {
+        &scripts.mark
+    }
+
+    fn feed(&self, s: &mut impl Sink) {
+        self.0.feed(s);
     }
 }
 
@@ -1180,6 +1197,7 @@ mod tests {
             declared: &two_declared(),
         };
         assert_fixed_layout(&args, include_str!("claim.lua"), 5);
+        assert_fixed_layout(&MarkArgs(args), include_str!("mark.lua"), 5);
     }
 
     #[test]
