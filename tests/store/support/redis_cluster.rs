@@ -138,7 +138,7 @@ fn spawn_tied_to_process(mut cmd: Command) -> std::io::Result<Child> {
 /// A port that is free now, with its cluster bus port (`port + 10000`) free
 /// too. Another process may take it before the node binds it: the start
 /// retries with another port when a node fails to come up.
-fn free_port_pair() -> u16 {
+pub fn free_port_pair() -> u16 {
     loop {
         // The kernel's choice, shifted below 55536 so the bus port fits.
         let probe = TcpListener::bind(("127.0.0.1", 0)).expect("bind a probe port");
