@@ -3,6 +3,7 @@
 //! the Redis harness (`support`) that starts private redis-servers and
 //! Redis Clusters (checked by `cluster_harness`).
 
+mod cluster_durability;
 mod cluster_harness;
 mod contract;
 mod embedded;

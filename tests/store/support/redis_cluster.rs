@@ -279,6 +279,19 @@ impl Node {
         }
     }
 
+    /// Sends `signal` to the node's process, if it runs.
+    fn signal(&self, signal: libc::c_int) {
+        let child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = child.as_ref()
+            && let Ok(pid) = libc::pid_t::try_from(c.id())
+        {
+            // SAFETY: a plain kill(2) on our own, not yet reaped child.
+            unsafe {
+                libc::kill(pid, signal);
+            }
+        }
+    }
+
     /// The last lines of the node's log, for failure messages.
     fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default();
@@ -442,6 +455,17 @@ impl RedisCluster {
     /// Kills the node on `port` with SIGKILL.
     pub fn kill_node(&self, port: u16) {
         self.node(port).kill();
+    }
+
+    /// Freezes the node on `port` (SIGSTOP): it keeps its connections but
+    /// answers nothing, as a replica that lags far behind.
+    pub fn pause_node(&self, port: u16) {
+        self.node(port).signal(libc::SIGSTOP);
+    }
+
+    /// Lets a node frozen by [`RedisCluster::pause_node`] run again.
+    pub fn resume_node(&self, port: u16) {
+        self.node(port).signal(libc::SIGCONT);
     }
 
     /// Waits until a replica of `killed` serves all its slots and the
