@@ -67,7 +67,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use url::Url;
 
 pub use crate::jwk::DEMO_CLIENT_KEY_PEM;
-pub use urls::{PublicBaseUrl, RedisUrl, redact_url};
+pub use urls::{PublicBaseUrl, RedisUrl, cluster_nodes, redact_url};
 
 use crate::domain::{Bits, ClientId, ListFormat, SigAlg};
 use crate::jwk::KeySet;
@@ -370,7 +370,8 @@ pub enum StoreKind {
         /// The database file (its directory is created when missing).
         path: PathBuf,
     },
-    /// Redis (`redis://`, `rediss://`, `redis+unix://`): many replicas.
+    /// Redis (`redis://`, `rediss://`, `redis+unix://`), or a Redis Cluster
+    /// (`redis+cluster://h:p,h:p,…`, `rediss+cluster://…`): many replicas.
     Redis {
         /// The connection URL (may hold a password: never logged).
         url: RedisUrl,

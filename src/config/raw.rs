@@ -221,7 +221,8 @@ impl RawStore {
                 } else {
                     return Err(invalid(
                         "store.url",
-                        "must be 'embedded:PATH', 'redis://…', 'rediss://…' or 'redis+unix://…'",
+                        "must be 'embedded:PATH', 'redis://…', 'rediss://…', 'redis+unix://…', \
+                         'redis+cluster://host:port,…' or 'rediss+cluster://…'",
                     ));
                 }
             }

@@ -14,6 +14,19 @@
 //! client may still have run on the server: the idempotency record written by
 //! that same script is what makes a retry safe then (it gets the same
 //! answer).
+//!
+//! A Redis Cluster (`redis+cluster://h:p,h:p,…`, `rediss+cluster://…`) is
+//! one [`ClusterConnection`] of the redis crate, shared by every thread: it
+//! keeps a multiplexed connection per node, routes each command, script and
+//! pipeline by the slot of its first key, and follows `MOVED` and `ASK`
+//! redirects and failovers by itself (refreshing its slot map, retrying a
+//! few times with short waits). Our command timeout still bounds each call,
+//! so while a master fails over, calls to its slots answer
+//! [`StoreError::Unavailable`] (503) until a replica has taken over, and
+//! then succeed again without a restart; a cluster that is down altogether
+//! is reconnected from the seed nodes by the crate. Every script and
+//! pipeline the adapter sends touches one slot (a client's hash tag), so
+//! none is refused as cross-slot.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -23,6 +36,8 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::cluster::ClusterClient;
+use ::redis::cluster_async::ClusterConnection;
 use ::redis::{
     Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError, ScriptInvocation, ServerErrorKind,
 };
@@ -32,8 +47,9 @@ use crate::ports::StoreError;
 /// How to reach Redis and how to name keys there.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RedisSettings {
-    /// `redis://`, `rediss://` or `redis+unix://` URL. May hold a password,
-    /// so `Debug` hides it.
+    /// `redis://`, `rediss://` or `redis+unix://` URL, or a Redis Cluster's
+    /// seed nodes (`redis+cluster://h:p,h:p,…`, `rediss+cluster://…`). May
+    /// hold a password, so `Debug` hides it.
     pub url: String,
     /// Prepended to every key (default `statuslist:`); lets several
     /// deployments or tests share one Redis. No braces or whitespace.
@@ -89,18 +105,43 @@ pub(super) fn check_timeout(t: Duration) -> Result<(), StoreError> {
 /// calling thread's own, see the module doc, or the shared one).
 #[derive(Clone)]
 pub(super) struct Connection {
-    /// Opened at start (so a Redis that does not answer is found then), and
-    /// used from threads that have no connection of their own.
-    shared: ConnectionManager,
-    /// What the managers are built from; also opens the change feed's own
-    /// connection.
-    client: ::redis::Client,
-    config: ConnectionManagerConfig,
+    /// One node or a cluster.
+    kind: Kind,
+    /// One client per seed node (one for a single node), for connections
+    /// of another kind: the change feed's subscription.
+    seeds: Vec<::redis::Client>,
     /// Above zero ([`check_timeout`]).
     timeout: Duration,
     /// Tells this connection's per-thread managers from those of other
     /// connections on the same thread (tests run many stores).
     id: u64,
+}
+
+/// What a [`Connection`] talks to.
+#[derive(Clone)]
+enum Kind {
+    /// One Redis server.
+    Node(Box<Node>),
+    /// A Redis Cluster: one connection (a connection per node inside),
+    /// shared by every thread.
+    Cluster(ClusterConnection),
+}
+
+/// The connection to one Redis server.
+#[derive(Clone)]
+struct Node {
+    /// Opened at start (so a Redis that does not answer is found then), and
+    /// used from threads that have no connection of their own.
+    shared: ConnectionManager,
+    /// What the per-thread managers are built from.
+    client: ::redis::Client,
+    config: ConnectionManagerConfig,
+}
+
+/// The handle one call runs on.
+enum Handle {
+    Node(ConnectionManager),
+    Cluster(ClusterConnection),
 }
 
 /// A thread's own manager for one [`Connection`].
@@ -113,6 +154,14 @@ struct ThreadManager {
     /// the manager with it.
     runtime: Weak<()>,
 }
+
+/// The error code of a script that needs other keys declared.
+const STALE: &str = "STALE";
+
+/// How many times the cluster client retries a command after a redirect,
+/// a refused connection or a "not now" answer (each within the command
+/// timeout).
+const CLUSTER_RETRIES: u32 = 4;
 
 /// At most this many per-thread managers are kept on one thread; the oldest
 /// make way (only tests open that many stores).
@@ -140,6 +189,9 @@ impl Connection {
     /// [`StoreError::Invalid`] for a bad URL; [`StoreError::Unavailable`]
     /// when Redis does not answer in time.
     pub(super) async fn open(url: &str, timeout: Duration) -> Result<Self, StoreError> {
+        if let Some(nodes) = crate::config::cluster_nodes(url) {
+            return Self::open_cluster(&nodes.map_err(StoreError::Invalid)?, timeout).await;
+        }
         let client = ::redis::Client::open(url)
             .map_err(|e| StoreError::Invalid(format!("bad Redis URL ({:?})", e.kind())))?;
         let t = timeout;
@@ -160,9 +212,44 @@ impl Connection {
         .map_err(|_| timed_out(t))?
         .map_err(map_err)?;
         Ok(Connection {
-            shared,
-            client,
-            config,
+            kind: Kind::Node(Box::new(Node {
+                shared,
+                client: client.clone(),
+                config,
+            })),
+            seeds: vec![client],
+            timeout,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        })
+    }
+
+    /// Connects to the Redis Cluster of the seed `nodes` (single-node
+    /// URLs), waiting at most `timeout` for its slot map.
+    async fn open_cluster(nodes: &[String], timeout: Duration) -> Result<Self, StoreError> {
+        let bad = |e: RedisError| StoreError::Invalid(format!("bad Redis URL ({:?})", e.kind()));
+        let seeds = nodes
+            .iter()
+            .map(|n| ::redis::Client::open(n.as_str()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(bad)?;
+        // Redirects and failovers are retried a few times with short
+        // waits: a failover takes seconds, longer than any one call may
+        // wait, so the call answers 503 and the next one tries again.
+        let client = ClusterClient::builder(nodes.iter().map(String::as_str))
+            .connection_timeout(timeout)
+            .response_timeout(timeout)
+            .retries(CLUSTER_RETRIES)
+            .min_retry_wait(10)
+            .max_retry_wait(100)
+            .build()
+            .map_err(bad)?;
+        let conn = tokio::time::timeout(timeout, client.get_async_connection())
+            .await
+            .map_err(|_| timed_out(timeout))?
+            .map_err(map_err)?;
+        Ok(Connection {
+            kind: Kind::Cluster(conn),
+            seeds,
             timeout,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         })
@@ -171,23 +258,27 @@ impl Connection {
     /// The manager for a call from here: this thread's own when it runs a
     /// current-thread runtime (opened on first use, connecting lazily, by
     /// the call itself), else the shared one.
-    fn manager(&self) -> ConnectionManager {
-        use tokio::runtime::{Handle, RuntimeFlavor};
-        let local =
-            Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::CurrentThread);
+    fn handle(&self) -> Handle {
+        use tokio::runtime::{Handle as Runtime, RuntimeFlavor};
+        let (shared, client, config) = match &self.kind {
+            Kind::Cluster(conn) => return Handle::Cluster(conn.clone()),
+            Kind::Node(node) => (&node.shared, &node.client, &node.config),
+        };
+        let local = Runtime::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::CurrentThread);
         if !local {
-            return self.shared.clone();
+            return Handle::Node(shared.clone());
         }
         THREAD_MANAGERS_OF.with(|cell| {
             let mut managers = cell.borrow_mut();
             managers.retain(|m| m.runtime.strong_count() > 0);
             if let Some(m) = managers.iter().find(|m| m.id == self.id) {
-                return m.manager.clone();
+                return Handle::Node(m.manager.clone());
             }
             let Ok(manager) =
-                ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
+                ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
             else {
-                return self.shared.clone();
+                return Handle::Node(shared.clone());
             };
             let alive = Arc::new(());
             let runtime = Arc::downgrade(&alive);
@@ -203,14 +294,14 @@ impl Connection {
                 manager: manager.clone(),
                 runtime,
             });
-            manager
+            Handle::Node(manager)
         })
     }
 
-    /// The client the connection was opened with (for connections of
-    /// another kind, such as a pub/sub subscription).
-    pub(super) fn client(&self) -> &::redis::Client {
-        &self.client
+    /// A client per seed node (the one node, when not a cluster), for
+    /// connections of another kind, such as a pub/sub subscription.
+    pub(super) fn seeds(&self) -> &[::redis::Client] {
+        &self.seeds
     }
 
     /// The bound on every call.
@@ -224,8 +315,10 @@ impl Connection {
     /// [`StoreError::Unavailable`] on a timeout or a connection failure,
     /// [`StoreError::Backend`] for anything else Redis refuses.
     pub(super) async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
-        let mut conn = self.manager();
-        self.bounded(cmd.query_async(&mut conn)).await
+        match self.handle() {
+            Handle::Node(mut conn) => self.bounded(cmd.query_async(&mut conn)).await,
+            Handle::Cluster(mut conn) => self.bounded(cmd.query_async(&mut conn)).await,
+        }
     }
 
     /// Runs a pipeline (or a MULTI/EXEC transaction) in one round trip.
@@ -233,8 +326,10 @@ impl Connection {
     /// # Errors
     /// As [`Connection::query`].
     pub(super) async fn pipe<T: FromRedisValue>(&self, pipe: &Pipeline) -> Result<T, StoreError> {
-        let mut conn = self.manager();
-        self.bounded(pipe.query_async(&mut conn)).await
+        match self.handle() {
+            Handle::Node(mut conn) => self.bounded(pipe.query_async(&mut conn)).await,
+            Handle::Cluster(mut conn) => self.bounded(pipe.query_async(&mut conn)).await,
+        }
     }
 
     /// Runs a script (`EVALSHA`, and on `NOSCRIPT` a load and a retry).
@@ -245,8 +340,35 @@ impl Connection {
         &self,
         script: &ScriptInvocation<'_>,
     ) -> Result<T, StoreError> {
-        let mut conn = self.manager();
-        self.bounded(script.invoke_async(&mut conn)).await
+        match self.handle() {
+            Handle::Node(mut conn) => self.bounded(script.invoke_async(&mut conn)).await,
+            Handle::Cluster(mut conn) => self.bounded(script.invoke_async(&mut conn)).await,
+        }
+    }
+
+    /// Runs a script that may answer `STALE <detail>` (it needs keys the
+    /// call did not declare; it wrote nothing then): `Err(detail)` for that
+    /// answer, the reply otherwise.
+    ///
+    /// # Errors
+    /// As [`Connection::query`].
+    pub(super) async fn invoke_or_stale<T: FromRedisValue>(
+        &self,
+        script: &ScriptInvocation<'_>,
+    ) -> Result<Result<T, String>, StoreError> {
+        let call = async {
+            let reply = match self.handle() {
+                Handle::Node(mut conn) => script.invoke_async(&mut conn).await,
+                Handle::Cluster(mut conn) => script.invoke_async(&mut conn).await,
+            };
+            match reply {
+                Err(e) if e.code() == Some(STALE) => {
+                    Ok(Err(e.detail().unwrap_or_default().to_owned()))
+                }
+                other => other.map(Ok),
+            }
+        };
+        self.bounded(call).await
     }
 
     /// Runs one Redis call under the command timeout.
@@ -289,8 +411,12 @@ fn timed_out(t: Duration) -> StoreError {
 /// Connection-level failures (and the server's "not now" answers) are
 /// retryable unavailability; everything else is a backend error.
 fn map_err(e: RedisError) -> StoreError {
+    // A redirect or a refused write still standing after the crate's
+    // retries means the cluster's topology is changing (a failover, a
+    // resharding): retryable too.
     let retryable = e.is_io_error()
         || e.is_timeout()
+        || e.is_cluster_error()
         || e.is_connection_dropped()
         || e.is_connection_refusal()
         || matches!(
@@ -301,6 +427,7 @@ fn map_err(e: RedisError) -> StoreError {
                         | ServerErrorKind::TryAgain
                         | ServerErrorKind::ClusterDown
                         | ServerErrorKind::MasterDown
+                        | ServerErrorKind::ReadOnly
                 )
         );
     if retryable {

@@ -139,6 +139,79 @@ impl KeyNames {
     }
 }
 
+/// How many splits of a record table ahead a call declares the shards of
+/// (see [`RecordTable::reshaped`]): a call that would split more often
+/// leaves the rest to later calls.
+const SPLITS_AHEAD: usize = 4;
+
+/// The state of a client's record table as `records.lua` keeps it (`L` and
+/// `s` of `P{c}:r`; both 0 when absent): which shard each jti's record is
+/// in. The adapter keeps what it last saw per client to declare the right
+/// shards, and learns the new state from a `STALE records` answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct RecordTable {
+    /// The level `L`: 2^L shards before the split pointer's round.
+    pub level: u32,
+    /// The split pointer `s`, below 2^L.
+    pub split: u64,
+}
+
+impl RecordTable {
+    /// The shard of a jti whose hash ([`super::scripts::record_hash`]) is
+    /// `h`: `rec_shard` of `records.lua`.
+    pub(super) fn shard(self, h: u32) -> u64 {
+        let h = u64::from(h);
+        let modulo = |level: u32| 1u64.checked_shl(level).map_or(h, |m| h % m);
+        let n = modulo(self.level);
+        if n < self.split {
+            modulo(self.level.saturating_add(1))
+        } else {
+            n
+        }
+    }
+
+    /// 2^level, saturated.
+    fn width(level: u32) -> u64 {
+        1u64.checked_shl(level).unwrap_or(u64::MAX)
+    }
+
+    /// The shards the next [`SPLITS_AHEAD`] splits and the undoing of the
+    /// last split touch (`rec_split` and `rec_merge` of `records.lua`), so a
+    /// call may grow or shrink the table between declared shards.
+    pub(super) fn reshaped(self) -> Vec<u64> {
+        let mut shards = Vec::with_capacity(2 * SPLITS_AHEAD + 2);
+        let (mut level, mut split) = (self.level, self.split);
+        for _ in 0..SPLITS_AHEAD {
+            shards.push(split);
+            shards.push(split.saturating_add(Self::width(level)));
+            split += 1;
+            if split >= Self::width(level) {
+                level = level.saturating_add(1);
+                split = 0;
+            }
+        }
+        if self.level > 0 || self.split > 0 {
+            let (prev_level, prev_split) = if self.split == 0 {
+                let l = self.level - 1;
+                (l, Self::width(l) - 1)
+            } else {
+                (self.level, self.split - 1)
+            };
+            shards.push(prev_split);
+            shards.push(prev_split.saturating_add(Self::width(prev_level)));
+        }
+        shards
+    }
+
+    /// The state a `STALE records <level> <split>` answer names.
+    pub(super) fn parse(detail: &str) -> Option<Self> {
+        let mut words = detail.strip_prefix("records ")?.split(' ');
+        let level = words.next()?.parse().ok()?;
+        let split = words.next()?.parse().ok()?;
+        Some(RecordTable { level, split })
+    }
+}
+
 /// The key prefix of one client, `P{c}:`, from which all its keys are built
 /// (and which the allocation script is handed to build a list's keys).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,6 +236,19 @@ impl ClientKeys {
     /// Shard `n` of the client's record table.
     pub(super) fn record_shard(&self, n: u64) -> String {
         format!("{}{RECORDS}:{n}", self.0)
+    }
+
+    /// Every record key a call with the jtis whose hashes are `hashes` may
+    /// touch when the table is `table`: its state, their shards, and the
+    /// shards of the next splits and of undoing the last one.
+    pub(super) fn record_keys(&self, table: RecordTable, hashes: &[u32]) -> Vec<String> {
+        let mut shards: Vec<u64> = hashes.iter().map(|h| table.shard(*h)).collect();
+        shards.extend(table.reshaped());
+        shards.sort_unstable();
+        shards.dedup();
+        std::iter::once(self.records())
+            .chain(shards.into_iter().map(|n| self.record_shard(n)))
+            .collect()
     }
 
     /// The pointer to the client's current list of `format`.
@@ -211,6 +297,20 @@ pub(super) struct OutboxKeys {
     pub dead: String,
     /// Stream id → the later events it holds back (hash).
     pub next: String,
+}
+
+impl OutboxKeys {
+    /// Every key of the outbox.
+    pub(super) fn all(&self) -> Vec<String> {
+        vec![
+            self.stream.clone(),
+            self.due.clone(),
+            self.attempts.clone(),
+            self.latest.clone(),
+            self.dead.clone(),
+            self.next.clone(),
+        ]
+    }
 }
 
 /// The keys of one entry space (a client's entries of one format), all
@@ -334,6 +434,113 @@ mod tests {
                 matches!(KeyNames::new(bad.to_owned()), Err(StoreError::Invalid(_))),
                 "{bad}"
             );
+        }
+    }
+
+    /// Redis Cluster's slot of a key: CRC16 (XMODEM) of its hash tag (the
+    /// text in its first `{…}`, when not empty) or of the whole key, mod
+    /// 16384.
+    fn slot(key: &str) -> u16 {
+        let tag = key
+            .find('{')
+            .and_then(|open| {
+                let rest = &key[open + 1..];
+                rest.find('}').filter(|c| *c > 0).map(|c| &rest[..c])
+            })
+            .unwrap_or(key);
+        let mut crc: u16 = 0;
+        for b in tag.bytes() {
+            crc ^= u16::from(b) << 8;
+            for _ in 0..8 {
+                crc = if crc & 0x8000 != 0 {
+                    (crc << 1) ^ 0x1021
+                } else {
+                    crc << 1
+                };
+            }
+        }
+        crc % 16384
+    }
+
+    #[test]
+    fn the_slot_function_is_redis_clusters() {
+        // `CLUSTER KEYSLOT` answers, and the CRC16 check value.
+        assert_eq!(slot("foo"), 12182);
+        assert_eq!(slot("{user1000}.following"), slot("{user1000}.followers"));
+        assert_eq!(slot("123456789"), 0x31C3);
+        assert_eq!(slot("foo{}{bar}"), slot("foo{}{bar}"));
+    }
+
+    /// Every key a script call of a client may be handed (and so every key
+    /// it touches: debug builds refuse any other, see `rcall`) is in the
+    /// client's slot; only the owner entry is elsewhere, and no script
+    /// touches it.
+    #[test]
+    fn every_key_of_a_client_is_in_its_slot() {
+        let names = KeyNames::new("statuslist:".to_owned()).unwrap();
+        let list = ListId::parse("0123456789AB").unwrap();
+        let jti = Jti::parse("00000000-0000-4000-8000-000000000000").unwrap();
+        for client in ["acme", "a:b", "x.y-z_1"] {
+            let c = ClientId::parse(client).unwrap();
+            let ck = names.client(&c);
+            let want = slot(&format!("{{{client}}}"));
+            let mut keys = vec![ck.legacy_record(&jti), ck.current(ListFormat::Token)];
+            for table in [
+                RecordTable::default(),
+                RecordTable { level: 3, split: 5 },
+                RecordTable { level: 9, split: 0 },
+            ] {
+                keys.extend(ck.record_keys(table, &[0, 7, u32::MAX]));
+            }
+            for format in [ListFormat::Token, ListFormat::Bitstring] {
+                keys.extend(ck.space(format).all());
+            }
+            keys.extend(ck.outbox().all());
+            let lk = names.list(&c, &list, 3);
+            keys.extend(lk.chunks.clone());
+            keys.extend([lk.meta.clone(), lk.times.clone(), lk.legacy_times.clone()]);
+            for key in &keys {
+                assert_eq!(slot(key), want, "{key}");
+            }
+            assert_ne!(slot(&lk.owner), want, "the owner entry has no tag");
+        }
+    }
+
+    /// The shard of a jti and the shards a split or merge touches, as
+    /// `rec_shard`, `rec_split` and `rec_merge` of `records.lua` compute
+    /// them.
+    #[test]
+    fn record_shards_follow_linear_hashing() {
+        let t = |level, split| RecordTable { level, split };
+        assert_eq!(t(0, 0).shard(12345), 0);
+        // Level 1, shard 0 split already: 0 or 2; shard 1 not yet.
+        assert_eq!(t(1, 1).shard(5), 1);
+        assert_eq!(t(1, 1).shard(4), 0);
+        assert_eq!(t(1, 1).shard(6), 2);
+        assert_eq!(t(2, 3).shard(u32::MAX), 3);
+        assert_eq!(t(2, 3).shard(u32::MAX - 1), 6);
+        // Four splits ahead (source, target), through a new level.
+        assert_eq!(t(0, 0).reshaped(), [0, 1, 0, 2, 1, 3, 0, 4]);
+        // ...and the undoing of the last split.
+        assert_eq!(t(1, 1).reshaped(), [1, 3, 0, 4, 1, 5, 2, 6, 0, 2]);
+        assert_eq!(t(2, 0).reshaped(), [0, 4, 1, 5, 2, 6, 3, 7, 1, 3]);
+        let ck = KeyNames::new("p:".to_owned())
+            .unwrap()
+            .client(&ClientId::parse("acme").unwrap());
+        assert_eq!(
+            ck.record_keys(t(0, 0), &[9, 9]),
+            [
+                "p:{acme}:r",
+                "p:{acme}:r:0",
+                "p:{acme}:r:1",
+                "p:{acme}:r:2",
+                "p:{acme}:r:3",
+                "p:{acme}:r:4"
+            ]
+        );
+        assert_eq!(RecordTable::parse("records 3 5"), Some(t(3, 5)));
+        for bad in ["records 3", "records x 1", "current 0123456789AB", ""] {
+            assert_eq!(RecordTable::parse(bad), None, "{bad}");
         }
     }
 

@@ -110,8 +110,9 @@ mod outbox;
 mod replies;
 mod scripts;
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use ::redis::Value;
 
@@ -122,14 +123,14 @@ pub use self::keys::ListKeys;
 use self::batch::Batcher;
 use self::connection::Connection;
 use self::facts::{FactsCache, ListFacts};
-use self::keys::KeyNames;
+use self::keys::{ClientKeys, KeyNames, RecordTable};
 use self::replies::{
     AllocateBatch, AllocateReply, ClaimReply, EntriesReply, Found, Grant, Grants, ListState,
     RefChangeReply, RefCounts, RefReadReply, Run, SetStatusReply, StoredFacts,
 };
 use self::scripts::{
     AllocateArgs, AllocateItem, ClaimArgs, ListEntriesArgs, RefChangeArgs, RefChangeList,
-    RefReadArgs, Scripts, SetStatusArgs,
+    RefReadArgs, Scripts, SetStatusArgs, record_hash,
 };
 use super::common::{self, DamagedLists};
 use crate::domain::{AllocatorKey, ClientId, ListFormat, ListId};
@@ -150,6 +151,11 @@ const MAX_BATCH: usize = 64;
 /// How many times a change by ref reads its ref again when concurrent
 /// issues keep binding entries to it between the read and the change.
 const REF_ATTEMPTS: usize = 16;
+
+/// How many times a script is called again when it answers that the keys
+/// it was given are not the ones it needs (another call split the record
+/// table or opened a new list in between; see `declare` in `records.lua`).
+const STALE_ATTEMPTS: usize = 8;
 
 /// Allocation requests are batched per calling thread, client and format.
 type BatchKey = (std::thread::ThreadId, ClientId, ListFormat);
@@ -175,6 +181,9 @@ pub struct RedisStore {
     changes: Option<String>,
     /// Allocation requests waiting for the call in flight (see `batch`).
     batches: Batcher<BatchKey, AllocateRequest, Answer>,
+    /// Each client's record table as last seen (by client key prefix): which
+    /// record shards a call declares.
+    tables: Mutex<HashMap<String, RecordTable>>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -218,6 +227,7 @@ impl RedisStore {
             damaged: DamagedLists::new(),
             changes,
             batches: Batcher::new(MAX_BATCH),
+            tables: Mutex::new(HashMap::new()),
         };
         for warning in store.conn.risky_settings().await {
             tracing::warn!("{warning}");
@@ -231,11 +241,7 @@ impl RedisStore {
     /// polled.
     pub fn change_feed(&self) -> Option<RedisChangeFeed> {
         let channel = self.changes.clone()?;
-        Some(RedisChangeFeed::new(
-            self.conn.client().clone(),
-            channel,
-            self.conn.timeout(),
-        ))
+        RedisChangeFeed::new(self.conn.seeds().to_vec(), channel, self.conn.timeout())
     }
 
     /// The keys of a list, for tools and tests that inspect Redis directly
@@ -425,6 +431,87 @@ impl RedisStore {
         Ok(lists)
     }
 
+    /// The record table of `client_keys` as this process last saw it.
+    fn record_table(&self, client_keys: &ClientKeys) -> RecordTable {
+        self.tables
+            .lock()
+            .ok()
+            .and_then(|t| t.get(client_keys.as_str()).copied())
+            .unwrap_or_default()
+    }
+
+    /// Learns from a script's `STALE` answer what to declare next time:
+    /// the record table's state, or the client's current list (returned).
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for an answer of another form.
+    fn learn(&self, client_keys: &ClientKeys, detail: &str) -> Result<Option<ListId>, StoreError> {
+        if let Some(table) = RecordTable::parse(detail) {
+            if let Ok(mut tables) = self.tables.lock() {
+                tables.insert(client_keys.as_str().to_owned(), table);
+            }
+            return Ok(None);
+        }
+        match detail.strip_prefix("current ").map(ListId::parse) {
+            Some(Ok(list)) => Ok(Some(list)),
+            _ => Err(StoreError::Corrupt(format!(
+                "a script asked for undeclared keys: {detail}"
+            ))),
+        }
+    }
+
+    /// Runs the script `call` makes from the declared keys: the record keys
+    /// of `client_keys` for the jtis hashed `hashes` (by the table's state
+    /// as last seen), then `extra`; again, with the state the script names,
+    /// while the script answers that the state moved on.
+    ///
+    /// # Errors
+    /// As [`Connection::invoke`]; [`StoreError::Unavailable`] when the
+    /// table kept changing under [`STALE_ATTEMPTS`] calls.
+    async fn invoke_declared<'s, T: ::redis::FromRedisValue>(
+        &'s self,
+        client_keys: &ClientKeys,
+        hashes: &[u32],
+        extra: &[String],
+        call: impl Fn(&[String]) -> ::redis::ScriptInvocation<'s>,
+    ) -> Result<T, StoreError> {
+        for _ in 0..STALE_ATTEMPTS {
+            let mut declared = client_keys.record_keys(self.record_table(client_keys), hashes);
+            declared.extend_from_slice(extra);
+            match self.conn.invoke_or_stale(&call(&declared)).await? {
+                Ok(reply) => return Ok(reply),
+                Err(detail) => {
+                    self.learn(client_keys, &detail)?;
+                }
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "the idempotency record table kept changing during {STALE_ATTEMPTS} attempts"
+        )))
+    }
+
+    /// How many chunks a list opened now has.
+    fn new_chunks(&self) -> usize {
+        self.new_list_bytes.div_ceil(self.new_chunk_bytes.max(1))
+    }
+
+    /// The metadata and chunk keys of `client`'s own list `list`, for a
+    /// script that may allocate from it (the metadata key alone when the
+    /// list has none: the script then treats it as no list).
+    async fn own_list_keys(
+        &self,
+        client: &ClientId,
+        list: &ListId,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(match self.list_facts(list).await? {
+            Some(facts) if facts.client == *client => {
+                let keys = self.keys.list(client, list, facts.chunks());
+                std::iter::once(keys.meta).chain(keys.chunks).collect()
+            }
+            _ => vec![self.keys.client(client).meta(list)],
+        })
+    }
+
     /// Claims a fresh list id for `client` (`SET NX` on its owner entry), so
     /// that the list, once opened, is always reachable by its id alone.
     /// `None` when the id is taken.
@@ -471,6 +558,9 @@ impl RedisStore {
         // A candidate id and key for a new list are drawn only once the
         // script says one is needed (once per list, not per allocation).
         let mut candidate: Option<(ListId, AllocatorKey)> = None;
+        // The client's current list as a script last named it, when this
+        // process thought another list was current.
+        let mut current: Option<ListId> = None;
         for _ in 0..OPEN_ATTEMPTS + reqs.len() {
             if open.is_empty() {
                 break;
@@ -496,24 +586,73 @@ impl RedisStore {
                     }
                 })
                 .collect();
-            let args = AllocateArgs {
-                items: &items,
-                current_key: &current_key,
-                client_keys: &client_keys,
-                new_lists: &self.settings,
-                new_list_bytes: self.new_list_bytes,
-                new_chunk_bytes: self.new_chunk_bytes,
-                format,
-                client: &client,
-                claimed: candidate.is_some(),
-                candidate: candidate.clone(),
-                known_list: known,
-                space: &space,
-            };
-            let reply = self
-                .conn
-                .invoke::<Vec<Value>>(&self.scripts.call(&args))
-                .await
+            let hashes: Vec<u32> = open.iter().map(|&i| record_hash(&reqs[i].jti)).collect();
+            // Every key the call may touch: the records, the space, the
+            // outbox, the list thought current and the candidate list.
+            let mut fixed = space.all();
+            fixed.extend(client_keys.outbox().all());
+            if let Some((id, _)) = &candidate {
+                let keys = self.keys.list(&client, id, self.new_chunks());
+                fixed.push(keys.meta);
+                fixed.extend(keys.chunks);
+            }
+            let mut raw = Err(StoreError::Unavailable(format!(
+                "the client's current list or record table kept changing during \
+                 {STALE_ATTEMPTS} attempts"
+            )));
+            for _ in 0..STALE_ATTEMPTS {
+                let mut declared =
+                    client_keys.record_keys(self.record_table(&client_keys), &hashes);
+                declared.extend_from_slice(&fixed);
+                if let Some(list) = current.or(known) {
+                    match self.own_list_keys(&client, &list).await {
+                        Ok(keys) => declared.extend(keys),
+                        Err(e) => {
+                            raw = Err(e);
+                            break;
+                        }
+                    }
+                }
+                let args = AllocateArgs {
+                    items: &items,
+                    current_key: &current_key,
+                    client_keys: &client_keys,
+                    new_lists: &self.settings,
+                    new_list_bytes: self.new_list_bytes,
+                    new_chunk_bytes: self.new_chunk_bytes,
+                    format,
+                    client: &client,
+                    claimed: candidate.is_some(),
+                    candidate: candidate.clone(),
+                    known_list: known,
+                    space: &space,
+                    declared: &declared,
+                };
+                match self
+                    .conn
+                    .invoke_or_stale::<Vec<Value>>(&self.scripts.call(&args))
+                    .await
+                {
+                    Ok(Ok(reply)) => {
+                        raw = Ok(reply);
+                        break;
+                    }
+                    // Nothing was written: declare what the script named.
+                    Ok(Err(detail)) => match self.learn(&client_keys, &detail) {
+                        Ok(Some(list)) => current = Some(list),
+                        Ok(None) => {}
+                        Err(e) => {
+                            raw = Err(e);
+                            break;
+                        }
+                    },
+                    Err(e) => {
+                        raw = Err(e);
+                        break;
+                    }
+                }
+            }
+            let reply = raw
                 .and_then(|raw| AllocateBatch::decode(&raw))
                 .and_then(|batch| {
                     if batch.replies.len() == open.len() {
@@ -645,31 +784,44 @@ impl Store for RedisStore {
         };
         let client_keys = self.keys.client(client);
         let keys = self.keys.list(client, list, facts.chunks());
-        let args = SetStatusArgs {
-            keys: &keys,
-            client_keys: &client_keys,
-            jti: &change.jti,
-            legacy_record_key: &client_keys.legacy_record(&change.jti),
-            client,
-            n,
-            idx,
-            format: facts.format,
-            bits: facts.bits,
-            capacity: facts.capacity,
-            target: change.status,
-            byte_len: facts.byte_len,
-            chunk_bytes: facts.chunk_bytes,
-            digest: &change.digest,
-            now: change.now,
-            keep_until: change.keep_until,
-            list,
-            channel: self.changes.as_deref(),
-            // The entry's seq: its list's first seq and its number there.
-            seq: facts.base.map(|base| base + n),
-            space: &client_keys.space(facts.format),
-            events: change.events,
-        };
-        let raw: Vec<Value> = self.conn.invoke(&self.scripts.call(&args)).await?;
+        let legacy_record_key = client_keys.legacy_record(&change.jti);
+        let space = client_keys.space(facts.format);
+        let mut extra = space.all();
+        extra.extend(client_keys.outbox().all());
+        let raw: Vec<Value> = self
+            .invoke_declared(
+                &client_keys,
+                &[record_hash(&change.jti)],
+                &extra,
+                |declared| {
+                    self.scripts.call(&SetStatusArgs {
+                        keys: &keys,
+                        client_keys: &client_keys,
+                        jti: &change.jti,
+                        legacy_record_key: &legacy_record_key,
+                        client,
+                        n,
+                        idx,
+                        format: facts.format,
+                        bits: facts.bits,
+                        capacity: facts.capacity,
+                        target: change.status,
+                        byte_len: facts.byte_len,
+                        chunk_bytes: facts.chunk_bytes,
+                        digest: &change.digest,
+                        now: change.now,
+                        keep_until: change.keep_until,
+                        list,
+                        channel: self.changes.as_deref(),
+                        // The entry's seq: its list's first seq and its number there.
+                        seq: facts.base.map(|base| base + n),
+                        space: &space,
+                        events: change.events,
+                        declared,
+                    })
+                },
+            )
+            .await?;
         Ok(match SetStatusReply::decode(list, &raw)? {
             SetStatusReply::Done => SetStatusOutcome::Done { at: change.now },
             SetStatusReply::Already { at } | SetStatusReply::ReplayedAlready { at } => {
@@ -697,17 +849,25 @@ impl Store for RedisStore {
         let client_keys = self.keys.client(&change.client);
         let space = client_keys.space(change.format);
         let legacy_record_key = client_keys.legacy_record(&change.jti);
+        let hashes = [record_hash(&change.jti)];
+        let read_extra = space.all();
+        let mut change_extra = space.all();
+        change_extra.extend(client_keys.outbox().all());
         for _ in 0..REF_ATTEMPTS {
-            let read = RefReadArgs {
-                client_keys: &client_keys,
-                space: &space,
-                issuance_ref: &change.issuance_ref,
-                jti: &change.jti,
-                legacy_record_key: &legacy_record_key,
-                digest: &change.digest,
-                now: change.now,
-            };
-            let raw: Vec<Value> = self.conn.invoke(&self.scripts.call(&read)).await?;
+            let raw: Vec<Value> = self
+                .invoke_declared(&client_keys, &hashes, &read_extra, |declared| {
+                    self.scripts.call(&RefReadArgs {
+                        client_keys: &client_keys,
+                        space: &space,
+                        issuance_ref: &change.issuance_ref,
+                        jti: &change.jti,
+                        legacy_record_key: &legacy_record_key,
+                        digest: &change.digest,
+                        now: change.now,
+                        declared,
+                    })
+                })
+                .await?;
             let (stamp, runs) = match RefReadReply::decode(&raw)? {
                 RefReadReply::Changed => return Ok(RefChangeOutcome::Changed),
                 RefReadReply::NotFound => return Ok(RefChangeOutcome::NotFound),
@@ -717,23 +877,27 @@ impl Store for RedisStore {
                 RefReadReply::Runs { stamp, runs } => (stamp, runs),
             };
             let lists = self.ref_change_lists(&change.client, &runs).await?;
-            let args = RefChangeArgs {
-                client_keys: &client_keys,
-                space: &space,
-                issuance_ref: &change.issuance_ref,
-                jti: &change.jti,
-                legacy_record_key: &legacy_record_key,
-                digest: &change.digest,
-                now: change.now,
-                keep_until: change.keep_until,
-                stamp,
-                target: change.status,
-                channel: self.changes.as_deref(),
-                lists: &lists,
-                format: change.format,
-                events: change.events,
-            };
-            let raw: Vec<Value> = self.conn.invoke(&self.scripts.call(&args)).await?;
+            let raw: Vec<Value> = self
+                .invoke_declared(&client_keys, &hashes, &change_extra, |declared| {
+                    self.scripts.call(&RefChangeArgs {
+                        client_keys: &client_keys,
+                        space: &space,
+                        issuance_ref: &change.issuance_ref,
+                        jti: &change.jti,
+                        legacy_record_key: &legacy_record_key,
+                        digest: &change.digest,
+                        now: change.now,
+                        keep_until: change.keep_until,
+                        stamp,
+                        target: change.status,
+                        channel: self.changes.as_deref(),
+                        lists: &lists,
+                        format: change.format,
+                        events: change.events,
+                        declared,
+                    })
+                })
+                .await?;
             return Ok(match RefChangeReply::decode(&raw)? {
                 RefChangeReply::Done(counts) => {
                     RefChangeOutcome::Done(ref_report(change.now, counts, &runs))
@@ -767,15 +931,20 @@ impl Store for RedisStore {
     async fn claim_jti(&self, claim: &JtiClaim) -> Result<JtiClaimOutcome, StoreError> {
         common::check_claim(claim)?;
         let client_keys = self.keys.client(&claim.client);
-        let args = ClaimArgs {
-            client_keys: &client_keys,
-            jti: &claim.jti,
-            legacy_record_key: &client_keys.legacy_record(&claim.jti),
-            digest: &claim.digest,
-            now: claim.now,
-            keep_until: claim.keep_until,
-        };
-        let raw: Vec<Value> = self.conn.invoke(&self.scripts.call(&args)).await?;
+        let legacy_record_key = client_keys.legacy_record(&claim.jti);
+        let raw: Vec<Value> = self
+            .invoke_declared(&client_keys, &[record_hash(&claim.jti)], &[], |declared| {
+                self.scripts.call(&ClaimArgs {
+                    client_keys: &client_keys,
+                    jti: &claim.jti,
+                    legacy_record_key: &legacy_record_key,
+                    digest: &claim.digest,
+                    now: claim.now,
+                    keep_until: claim.keep_until,
+                    declared,
+                })
+            })
+            .await?;
         Ok(match ClaimReply::decode(&raw)? {
             ClaimReply::Fresh => JtiClaimOutcome::Fresh,
             ClaimReply::Used => JtiClaimOutcome::Used,
@@ -807,6 +976,7 @@ impl Store for RedisStore {
             order: query.order,
             offset: query.offset,
             limit: query.limit,
+            declared: &space.all(),
         };
         let raw: Vec<Value> = self.conn.invoke(&self.scripts.call(&args)).await?;
         let reply = EntriesReply::decode(&raw)?;
