@@ -45,8 +45,9 @@ pub struct Stats {
     pub request_timeouts: AtomicU64,
     /// The first few connection errors, word for word.
     pub connection_examples: std::sync::Mutex<Vec<String>>,
-    /// When each 503 arrived, for the length of an outage as clients saw it.
-    pub unavailable_at: std::sync::Mutex<Vec<Instant>>,
+    /// When each 503 arrived and what for (`POST /path: body`), for the
+    /// length of an outage as clients saw it.
+    pub unavailable_at: std::sync::Mutex<Vec<(Instant, String)>>,
 }
 
 impl Stats {
@@ -170,7 +171,7 @@ impl Net {
                             .unavailable_at
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
-                            .push(Instant::now());
+                            .push((Instant::now(), format!("POST {path}: {}", answer.body)));
                     }
                     // Honour Retry-After (seconds), within reason.
                     let wait = Duration::from_secs(retry_after.unwrap_or(1).min(5));

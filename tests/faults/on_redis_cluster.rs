@@ -509,7 +509,17 @@ fn run(kill_at: Option<f64>, name: &str) {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone();
-            let after_kill: Vec<Instant> = times.iter().copied().filter(|t| *t >= fo.at).collect();
+            let after_kill: Vec<Instant> = times
+                .iter()
+                .map(|(t, _)| *t)
+                .filter(|t| *t >= fo.at)
+                .collect();
+            let promoted = fo.at + fo.promoted_after;
+            let late: Vec<&String> = times
+                .iter()
+                .filter(|(t, _)| *t > promoted)
+                .map(|(_, what)| what)
+                .collect();
             let window = match (after_kill.iter().min(), after_kill.iter().max()) {
                 (Some(first), Some(last)) => format!(
                     "{} 503s after the kill, the first {:.1?} and the last {:.1?} after it \
@@ -528,6 +538,13 @@ fn run(kill_at: Option<f64>, name: &str) {
                 fo.promoted_after,
                 times.len() - after_kill.len()
             );
+            if !late.is_empty() {
+                failover_line.push_str(&format!(
+                    "; {} 503s after the promotion, the last ones: {:?}",
+                    late.len(),
+                    &late[late.len().saturating_sub(3)..]
+                ));
+            }
         } else if shared.net.stats.conflicts.load(Ordering::Relaxed) > 0 {
             findings.add(
                 "a request was answered 409 without any fault",

@@ -256,7 +256,20 @@ pub async fn located_lists(cluster: &Cluster) -> Vec<Located> {
     for (id, (master, tag)) in ids {
         // An owner entry whose list was never opened (a lost race) is no
         // list.
-        if let Some(snapshot) = store.read_list(&id).await.unwrap() {
+        let mut tries = 0;
+        let read = loop {
+            // A busy machine may time a read out once; a failing store
+            // fails the run with its error.
+            match store.read_list(&id).await {
+                Err(e) if tries < 5 => {
+                    eprintln!("reading list {id} from Redis: {e}; again");
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                other => break other.unwrap_or_else(|e| panic!("reading list {id}: {e}")),
+            }
+        };
+        if let Some(snapshot) = read {
             lists.push(Located {
                 master,
                 tag,
