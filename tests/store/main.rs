@@ -9,6 +9,7 @@ mod contract;
 mod embedded;
 mod entries_contract;
 mod events_contract;
+mod on_cluster;
 mod redis;
 mod redis_sharded;
 mod support;

@@ -13,7 +13,7 @@ use statuslist::ports::{
 use statuslist::store::redis::{RedisSettings, RedisStore};
 
 use crate::contract::{
-    self, NOW, all_pages, allocated, change, client, contract_suite, jti, ref_change, ref_req, req,
+    self, NOW, all_pages, allocated, change, client, jti, ref_change, ref_req, req,
 };
 use crate::support::RedisServer;
 
@@ -32,35 +32,42 @@ pub async fn make_store(settings: StoreSettings) -> (RedisStore, RedisServer) {
 // (sharded, the listing gives one shard's entries after the other's; see
 // "Redis Cluster" in the README). What sharding promises instead is
 // checked below.
-contract_suite!(@cases make_store;
-    replay_gives_the_same_answer,
-    concurrent_duplicates_get_one_allocation,
-    changed_digest_is_changed,
-    idempotency_window_expiry,
-    change_replay_gives_the_same_answer,
-    a_jti_is_used_for_one_thing,
-    change_records_live_until_keep_until,
-    count_above_one_comes_from_one_list,
-    revoke_suspend_unsuspend_outcomes,
-    ownership_unknown_lists_and_never_issued,
-    version_bumps_once_per_change,
-    raw_bytes_in_the_list_bit_order,
-    one_bit_lists,
-    unknown_lists_and_ping,
-    bad_input_is_a_typed_error,
-    refs_bind_entries_and_accumulate,
-    ref_changes_skip_and_count,
-    claimed_jtis_are_single_use,
-    concurrent_issues_with_refs_are_all_listed,
-    one_bit_refs_skip_suspension,
-    events_are_recorded_with_their_changes,
-    a_held_event_goes_to_nobody_else_until_its_lease_ends,
-    failed_events_are_retried_then_dead_lettered_and_redelivered,
-    events_of_one_entry_are_handed_out_in_order,
-    events_are_kept_per_client,
-    an_event_leaving_releases_the_events_it_held_back,
-    concurrent_takers_never_share_an_event,
-);
+macro_rules! sharded_contract_suite {
+    ($make:path) => {
+        $crate::contract::contract_suite!(@cases $make;
+            replay_gives_the_same_answer,
+            concurrent_duplicates_get_one_allocation,
+            changed_digest_is_changed,
+            idempotency_window_expiry,
+            change_replay_gives_the_same_answer,
+            a_jti_is_used_for_one_thing,
+            change_records_live_until_keep_until,
+            count_above_one_comes_from_one_list,
+            revoke_suspend_unsuspend_outcomes,
+            ownership_unknown_lists_and_never_issued,
+            version_bumps_once_per_change,
+            raw_bytes_in_the_list_bit_order,
+            one_bit_lists,
+            unknown_lists_and_ping,
+            bad_input_is_a_typed_error,
+            refs_bind_entries_and_accumulate,
+            ref_changes_skip_and_count,
+            claimed_jtis_are_single_use,
+            concurrent_issues_with_refs_are_all_listed,
+            one_bit_refs_skip_suspension,
+            events_are_recorded_with_their_changes,
+            a_held_event_goes_to_nobody_else_until_its_lease_ends,
+            failed_events_are_retried_then_dead_lettered_and_redelivered,
+            events_of_one_entry_are_handed_out_in_order,
+            events_are_kept_per_client,
+            an_event_leaving_releases_the_events_it_held_back,
+            concurrent_takers_never_share_an_event,
+        );
+    };
+}
+pub(crate) use sharded_contract_suite;
+
+sharded_contract_suite!(make_store);
 
 async fn connect(server: &RedisServer, settings: StoreSettings) -> RedisStore {
     let redis = RedisSettings {
