@@ -5,9 +5,9 @@
 //! Both sides run with the same persistence (`appendonly yes`,
 //! `appendfsync` from `REDIS_CLUSTER_FSYNC`, default `always`) over TCP on
 //! 127.0.0.1. The load is `IN_FLIGHT` tasks over four stores, spread over
-//! `REDIS_CLUSTER_CLIENTS` clients (default 12; each client is a hash tag,
-//! so on the cluster they spread over the masters) plus, when the adapter
-//! has it, `shards_per_client`. Rounds alternate one node and the cluster,
+//! `REDIS_CLUSTER_CLIENTS` clients (default 12), each with
+//! `REDIS_CLUSTER_SHARDS` shards on the cluster (`shards_per_client`,
+//! default 3), so the hash tags spread over the masters. Rounds alternate one node and the cluster,
 //! so a shared machine's load hits both alike.
 //!
 //! Besides the rates it prints the Redis CPU time per allocation (from
@@ -52,6 +52,7 @@ fn main() {
     let secs: u64 = env("REDIS_CLUSTER_SECS", 5);
     let rounds: usize = env("REDIS_CLUSTER_ROUNDS", 3);
     let clients: usize = env("REDIS_CLUSTER_CLIENTS", 12);
+    let shards: u16 = env("REDIS_CLUSTER_SHARDS", 3);
     let fsync: String = env("REDIS_CLUSTER_FSYNC", "always".to_owned());
     println!("redis_cluster: load average before {}", load_average());
 
@@ -72,7 +73,8 @@ fn main() {
     let cluster = RedisCluster::start_with_args(&["--appendfsync", &fsync]);
     println!(
         "one node: {single_url}; cluster: {} (masters {:?}); appendfsync {fsync}; \
-         {IN_FLIGHT} in flight over {STORES} stores and {clients} clients; {secs} s per run",
+         {IN_FLIGHT} in flight over {STORES} stores and {clients} clients ({shards} shards \
+         each on the cluster); {secs} s per run",
         cluster.url(),
         cluster.masters().iter().map(|m| m.port).collect::<Vec<_>>()
     );
@@ -82,8 +84,8 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let one = stores(&single_url).await;
-        let many = stores(&cluster.url()).await;
+        let one = stores(&single_url, 1).await;
+        let many = stores(&cluster.url(), shards).await;
         let ids: Vec<ClientId> = (0..clients)
             .map(|i| ClientId::parse(&format!("bench-{i}")).expect("client id"))
             .collect();
@@ -190,10 +192,11 @@ fn cpu(ports: &[u16]) -> f64 {
         .sum()
 }
 
-async fn stores(url: &str) -> Vec<Arc<RedisStore>> {
+async fn stores(url: &str, shards: u16) -> Vec<Arc<RedisStore>> {
     let mut v = Vec::new();
     for _ in 0..STORES {
         let mut settings = RedisSettings::new(url);
+        settings.shards_per_client = shards;
         settings.prefix = "bench:".to_owned();
         settings.command_timeout = Duration::from_secs(5);
         v.push(Arc::new(
