@@ -408,6 +408,11 @@ pub struct StoreConfig {
     /// default 1, the layout of single-node deployments). Unused by the
     /// embedded store.
     pub shards_per_client: u16,
+    /// Redis: how many replicas every write must reach (`WAIT`) before it
+    /// is acknowledged; unset, 1 on a Redis Cluster (a failover promotes a
+    /// replica, which must have every acknowledged write) and 0 on one
+    /// node. Unused by the embedded store.
+    pub wait_replicas: Option<u16>,
 }
 
 impl Default for StoreConfig {
@@ -420,6 +425,7 @@ impl Default for StoreConfig {
             command_timeout: Duration::from_millis(500),
             notify_changes: true,
             shards_per_client: 1,
+            wait_replicas: None,
         }
     }
 }
@@ -1089,6 +1095,29 @@ mod tests {
         ] {
             let err = Settings::from_toml_str(toml).unwrap_err().to_string();
             assert!(err.starts_with(want), "got {err:?}, want {want:?}");
+        }
+    }
+
+    #[test]
+    fn cluster_settings_are_read_and_checked() {
+        let s = Settings::from_toml_str(
+            "[store]\nurl = \"redis+cluster://:s3cret@a:7000,b:7001\"\nshards_per_client = 3\nwait_replicas = 0\n",
+        )
+        .unwrap();
+        assert_eq!(s.store.shards_per_client, 3);
+        assert_eq!(s.store.wait_replicas, Some(0));
+        assert_eq!(
+            s.store.kind.to_string(),
+            "redis+cluster://:***@a:7000,b:7001"
+        );
+        let d = Settings::from_toml_str("[store]\nurl = \"redis://h\"\n").unwrap();
+        assert_eq!(d.store.shards_per_client, 1);
+        assert_eq!(d.store.wait_replicas, None);
+        for bad in ["shards_per_client = 0", "shards_per_client = 1025"] {
+            let err = Settings::from_toml_str(&format!("[store]\n{bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("store.shards_per_client"), "{bad}: {err}");
         }
     }
 

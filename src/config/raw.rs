@@ -199,6 +199,7 @@ struct RawStore {
     command_timeout_ms: Option<u64>,
     notify_changes: Option<bool>,
     shards_per_client: Option<u16>,
+    wait_replicas: Option<u16>,
     /// No longer used (an allocation and its idempotency record are one
     /// atomic step, so there is no in-flight lease); still accepted so that
     /// existing files keep loading, with a warning.
@@ -257,6 +258,7 @@ impl RawStore {
             redis_prefix,
             command_timeout,
             notify_changes: self.notify_changes.unwrap_or(d.notify_changes),
+            wait_replicas: self.wait_replicas,
             shards_per_client: match self.shards_per_client {
                 None => d.shards_per_client,
                 Some(n) if (1..=MAX_SHARDS_PER_CLIENT).contains(&n) => n,

@@ -65,6 +65,10 @@ pub struct RedisSettings {
     /// default 1: `{client}` alone, the single-node layout). See "Shards"
     /// in the adapter's module doc.
     pub shards_per_client: u16,
+    /// How many replicas every write must reach before it is acknowledged
+    /// (`WAIT`); `None`: 1 on a Redis Cluster, 0 on one node. Without it a
+    /// failover may lose acknowledged writes (replication is asynchronous).
+    pub wait_replicas: Option<u16>,
 }
 
 impl RedisSettings {
@@ -76,6 +80,7 @@ impl RedisSettings {
             command_timeout: Duration::from_millis(500),
             notify_changes: true,
             shards_per_client: 1,
+            wait_replicas: None,
         }
     }
 }
@@ -89,6 +94,7 @@ impl fmt::Debug for RedisSettings {
             .field("command_timeout", &self.command_timeout)
             .field("notify_changes", &self.notify_changes)
             .field("shards_per_client", &self.shards_per_client)
+            .field("wait_replicas", &self.wait_replicas)
             .finish()
     }
 }
@@ -118,6 +124,8 @@ pub(super) struct Connection {
     seeds: Vec<::redis::Client>,
     /// Above zero ([`check_timeout`]).
     timeout: Duration,
+    /// How many replicas a write must reach before it is acknowledged.
+    wait_replicas: u16,
     /// Tells this connection's per-thread managers from those of other
     /// connections on the same thread (tests run many stores).
     id: u64,
@@ -225,6 +233,7 @@ impl Connection {
             })),
             seeds: vec![client],
             timeout,
+            wait_replicas: 0,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         })
     }
@@ -257,6 +266,7 @@ impl Connection {
             kind: Kind::Cluster(conn),
             seeds,
             timeout,
+            wait_replicas: 1,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         })
     }
@@ -310,6 +320,20 @@ impl Connection {
         &self.seeds
     }
 
+    /// Makes every write wait for `replicas` replicas (see
+    /// [`Connection::invoke_or_stale`]); `None` keeps the default: 1 on a
+    /// cluster (whose failovers promote a replica), 0 on one node.
+    pub(super) fn set_wait_replicas(&mut self, replicas: Option<u16>) {
+        if let Some(n) = replicas {
+            self.wait_replicas = n;
+        }
+    }
+
+    /// How many replicas a write must reach before it is acknowledged.
+    pub(super) fn wait_replicas(&self) -> u16 {
+        self.wait_replicas
+    }
+
     /// The bound on every call.
     pub(super) fn timeout(&self) -> Duration {
         self.timeout
@@ -358,21 +382,75 @@ impl Connection {
     ///
     /// # Errors
     /// As [`Connection::query`].
+    ///
+    /// A write is acknowledged only once [`Connection::wait_replicas`]
+    /// replicas have it (`WAIT`, on the connection and node the script ran
+    /// on, the master of the slot of `tag`, a key or key prefix of the
+    /// script's hash tag): otherwise a failover right after could lose what
+    /// the caller was told is done. Fewer replicas in time is
+    /// [`StoreError::Unavailable`]: the write may or may not survive, and
+    /// the idempotency record makes the caller's retry safe either way.
     pub(super) async fn invoke_or_stale<T: FromRedisValue>(
         &self,
         script: &ScriptInvocation<'_>,
+        tag: &str,
     ) -> Result<Result<T, String>, StoreError> {
+        let wait = self.wait_replicas;
+        // The server gives up waiting before our own timeout would.
+        let wait_ms = u64::try_from(self.timeout.as_millis() / 2).unwrap_or(u64::MAX);
         let call = async {
-            let reply = match self.handle() {
-                Handle::Node(mut conn) => script.invoke_async(&mut conn).await,
-                Handle::Cluster(mut conn) => script.invoke_async(&mut conn).await,
+            let mut handle = self.handle();
+            let reply = match &mut handle {
+                Handle::Node(conn) => script.invoke_async(conn).await,
+                Handle::Cluster(conn) => script.invoke_async(conn).await,
             };
-            match reply {
+            let reply = match reply {
                 Err(e) if e.code() == Some(STALE) => {
-                    Ok(Err(e.detail().unwrap_or_default().to_owned()))
+                    return Ok(Err(e.detail().unwrap_or_default().to_owned()));
                 }
-                other => other.map(Ok),
+                other => other?,
+            };
+            if wait > 0 {
+                let mut cmd = ::redis::cmd("WAIT");
+                cmd.arg(wait).arg(wait_ms);
+                let (acked, needed): (i64, i64) = match &mut handle {
+                    Handle::Node(conn) => (cmd.query_async(conn).await?, i64::from(wait)),
+                    Handle::Cluster(conn) => {
+                        use ::redis::cluster_routing::{
+                            Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
+                        };
+                        let route = || {
+                            RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
+                                Route::new(super::keys::slot(tag), SlotAddr::Master),
+                            ))
+                        };
+                        let acked: i64 =
+                            ::redis::from_redis_value(conn.route_command(cmd, route()).await?)?;
+                        let mut needed = i64::from(wait);
+                        if acked < needed {
+                            // Only a replica that could be promoted must have
+                            // the write: a master left without one (its
+                            // replica failed, or it is the replica promoted
+                            // after its master died) writes alone.
+                            let mut nodes = ::redis::cmd("CLUSTER");
+                            nodes.arg("NODES");
+                            let text: String = ::redis::from_redis_value(
+                                conn.route_command(nodes, route()).await?,
+                            )?;
+                            needed = needed.min(promotable_replicas(&text));
+                        }
+                        (acked, needed)
+                    }
+                };
+                if acked < needed {
+                    return Err(RedisError::from((
+                        ErrorKind::Io,
+                        "a write reached fewer replicas than required in time",
+                        format!("{acked} of {wait}"),
+                    )));
+                }
             }
+            Ok(Ok(reply))
         };
         self.bounded(call).await
     }
@@ -408,6 +486,31 @@ impl Connection {
             _ => Vec::new(),
         }
     }
+}
+
+/// How many replicas of the node that answered `CLUSTER NODES` (the line
+/// flagged `myself`) could be promoted: those not flagged `fail` (a replica
+/// only suspected, `fail?`, still counts: it may come back and win an
+/// election).
+fn promotable_replicas(nodes: &str) -> i64 {
+    let fields = |line: &str| line.split(' ').map(str::to_owned).collect::<Vec<_>>();
+    let Some(me) = nodes
+        .lines()
+        .map(fields)
+        .find(|f| {
+            f.get(2)
+                .is_some_and(|flags| flags.split(',').any(|x| x == "myself"))
+        })
+        .and_then(|f| f.first().cloned())
+    else {
+        return 0;
+    };
+    let replicas = nodes.lines().map(fields).filter(|f| {
+        f.get(3).is_some_and(|master| *master == me)
+            && f.get(2)
+                .is_some_and(|flags| !flags.split(',').any(|x| x == "fail"))
+    });
+    i64::try_from(replicas.count()).unwrap_or(i64::MAX)
 }
 
 fn timed_out(t: Duration) -> StoreError {
@@ -457,6 +560,26 @@ mod tests {
         assert!(!format!("{s:?}").contains("s3cret"));
         let s = RedisSettings::new("redis+unix:///run/redis.sock?db=1&pass=s3cret");
         assert!(!format!("{s:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn replicas_that_could_be_promoted_are_counted() {
+        let nodes = "\
+aaa 127.0.0.1:7001@17001 myself,master - 0 0 1 connected 0-5460
+bbb 127.0.0.1:7002@17002 slave aaa 0 0 1 connected
+ccc 127.0.0.1:7003@17003 slave,fail? aaa 0 0 1 connected
+ddd 127.0.0.1:7004@17004 slave,fail aaa 0 0 1 disconnected
+eee 127.0.0.1:7005@17005 slave fff 0 0 2 connected
+fff 127.0.0.1:7006@17006 master - 0 0 2 connected 5461-10922
+";
+        assert_eq!(promotable_replicas(nodes), 2);
+        // A promoted replica whose master died: none.
+        let alone = "\
+bbb 127.0.0.1:7002@17002 myself,master - 0 0 3 connected 0-5460
+aaa 127.0.0.1:7001@17001 master,fail - 0 0 1 disconnected
+";
+        assert_eq!(promotable_replicas(alone), 0);
+        assert_eq!(promotable_replicas(""), 0);
     }
 
     #[test]

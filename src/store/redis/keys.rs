@@ -41,15 +41,17 @@
 //! publishes the id of every list it changes (see `feed`). It carries no
 //! hash tag: channels are not keys and reach every node of a cluster.
 //!
-//! `allocate.lua` cannot be handed the keys of a list it has not chosen yet,
-//! so it derives `P{c}:l:<id>` and its chunks from the client prefix with the
-//! same [`LIST`] and [`BYTES`] parts, and every script derives a record shard
-//! from the client prefix and [`RECORDS`]. The scripts are handed an entry
-//! space's prefix ([`SpaceKeys::prefix`]) and derive its keys with the parts
-//! of [`SPACE_PARTS`]. The scripts that record events derive the outbox's
-//! keys from the client prefix with the parts of [`OUTBOX_PARTS`]; the
-//! outbox's own scripts are handed them ([`OutboxKeys`]). A unit test holds
-//! the scripts to them.
+//! The scripts build key names from the client prefix with the same parts
+//! (`P{c}:l:<id>` and its chunks with [`LIST`] and [`BYTES`], a record shard
+//! with [`RECORDS`], an entry space's keys from [`SpaceKeys::prefix`] with
+//! [`SPACE_PARTS`], the outbox's with [`OUTBOX_PARTS`]; a unit test holds
+//! them to these), but touch only the names the adapter declared in KEYS:
+//! every key a call may touch is built here and passed (see `declare` in
+//! `records.lua`).
+//!
+//! With `shards_per_client` above 1, shard `n` of a client has the prefix
+//! `P{c/n}:` ([`KeyNames::shard`]; shard 0 keeps `P{c}:`) and all the keys
+//! above under it, and `Plist:<id>` holds `c/n` ([`owner_value`]).
 //!
 //! The outbox keys exist only for a client whose writes recorded events (a
 //! client with a webhook): a write without an event seed touches none.
@@ -198,6 +200,31 @@ pub(super) fn shard_of(key: &[u8], shards: u16) -> u16 {
     let d = Sha256::digest(key);
     let h = u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]);
     u16::try_from(h % u64::from(shards)).unwrap_or(0)
+}
+
+/// Redis Cluster's slot of a key: CRC16 (XMODEM) of its hash tag (the
+/// text in its first `{…}`, when not empty) or of the whole key, mod
+/// 16384.
+pub(super) fn slot(key: &str) -> u16 {
+    let tag = key
+        .find('{')
+        .and_then(|open| {
+            let rest = &key[open + 1..];
+            rest.find('}').filter(|c| *c > 0).map(|c| &rest[..c])
+        })
+        .unwrap_or(key);
+    let mut crc: u16 = 0;
+    for b in tag.bytes() {
+        crc ^= u16::from(b) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc % 16384
 }
 
 /// How many splits of a record table ahead a call declares the shards of
@@ -496,31 +523,6 @@ mod tests {
                 "{bad}"
             );
         }
-    }
-
-    /// Redis Cluster's slot of a key: CRC16 (XMODEM) of its hash tag (the
-    /// text in its first `{…}`, when not empty) or of the whole key, mod
-    /// 16384.
-    fn slot(key: &str) -> u16 {
-        let tag = key
-            .find('{')
-            .and_then(|open| {
-                let rest = &key[open + 1..];
-                rest.find('}').filter(|c| *c > 0).map(|c| &rest[..c])
-            })
-            .unwrap_or(key);
-        let mut crc: u16 = 0;
-        for b in tag.bytes() {
-            crc ^= u16::from(b) << 8;
-            for _ in 0..8 {
-                crc = if crc & 0x8000 != 0 {
-                    (crc << 1) ^ 0x1021
-                } else {
-                    crc << 1
-                };
-            }
-        }
-        crc % 16384
     }
 
     #[test]

@@ -73,9 +73,25 @@
 //! # Atomicity
 //!
 //! Each multi-key step is one Lua script, so it is atomic across replicas.
-//! The scripts derive some keys from the client's key prefix (a new list's
-//! keys, the record shard a jti falls in); they are in the same slot as the
-//! declared keys. No `KEYS` or `SCAN` is ever used.
+//! Every key a script may touch is declared in its KEYS (a Redis Cluster
+//! routes the script by them): the scripts build key names with the same
+//! parts as [`keys`], but touch only declared ones, and what the caller
+//! could not foresee (a record table that split meanwhile, another current
+//! list) is answered `STALE` before any write, for the caller to declare
+//! and call again (see "Declared keys" in `records.lua`). No `KEYS` or
+//! `SCAN` command is ever used.
+//!
+//! # Shards
+//!
+//! With `shards_per_client` above 1 a client's keys are spread over that
+//! many hash tags ([`keys::KeyNames::shard`]); each request does its work
+//! in one shard, with its idempotency record: an issue in its ref's shard
+//! (or its jti's, without a ref), a change in its list's (the owner entry
+//! names it) or its ref's. When that is not the jti's shard, `mark.lua`
+//! first marks the jti with the request in the jti's shard, so the same
+//! jti with another body is refused whatever shard it points to. The
+//! listing and the outbox read every shard. The README's "Redis Cluster"
+//! section has the whole design.
 //!
 //! # Memory
 //!
@@ -128,11 +144,11 @@ use self::replies::{
     AllocateBatch, AllocateReply, ClaimReply, EntriesReply, Found, Grant, Grants, ListState,
     RefChangeReply, RefCounts, RefReadReply, Run, SetStatusReply, StoredFacts,
 };
-use self::scripts::MarkArgs;
 use self::scripts::{
     AllocateArgs, AllocateItem, ClaimArgs, ListEntriesArgs, RefChangeArgs, RefChangeList,
     RefReadArgs, Scripts, SetStatusArgs, record_hash,
 };
+use self::scripts::{MarkArgs, ReadArgs};
 use super::common::{self, DamagedLists};
 use crate::domain::{AllocatorKey, ClientId, IssuanceRef, Jti, ListFormat, ListId};
 use crate::ports::{
@@ -195,6 +211,8 @@ impl fmt::Debug for RedisStore {
         f.debug_struct("RedisStore")
             .field("prefix", &self.keys.prefix())
             .field("timeout", &self.conn.timeout())
+            .field("wait_replicas", &self.conn.wait_replicas())
+            .field("shards", &self.shards)
             .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
@@ -224,7 +242,8 @@ impl RedisStore {
         common::check_settings(&settings)?;
         let new_list_bytes = crate::domain::packed::byte_len(settings.bits, settings.capacity)
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let conn = Connection::open(&redis.url, redis.command_timeout).await?;
+        let mut conn = Connection::open(&redis.url, redis.command_timeout).await?;
+        conn.set_wait_replicas(redis.wait_replicas);
         let store = RedisStore {
             conn,
             keys,
@@ -493,7 +512,11 @@ impl RedisStore {
         for _ in 0..STALE_ATTEMPTS {
             let mut declared = client_keys.record_keys(self.record_table(client_keys), hashes);
             declared.extend_from_slice(extra);
-            match self.conn.invoke_or_stale(&call(&declared)).await? {
+            match self
+                .conn
+                .invoke_or_stale(&call(&declared), client_keys.as_str())
+                .await?
+            {
                 Ok(reply) => return Ok(reply),
                 Err(detail) => {
                     self.learn(client_keys, &detail)?;
@@ -698,7 +721,7 @@ impl RedisStore {
                 };
                 match self
                     .conn
-                    .invoke_or_stale::<Vec<Value>>(&self.scripts.call(&args))
+                    .invoke_or_stale::<Vec<Value>>(&self.scripts.call(&args), client_keys.as_str())
                     .await
                 {
                     Ok(Ok(reply)) => {
@@ -1148,18 +1171,14 @@ impl Store for RedisStore {
         let keys = self
             .keys
             .list_in(&facts.client, facts.shard, list, facts.chunks());
-        // MULTI/EXEC: metadata, version and bytes from one moment.
+        // One script: metadata, version and bytes from one moment (see
+        // `read.lua` for why not MULTI/EXEC).
         let (fields, chunks): (Vec<Value>, Vec<Option<Vec<u8>>>) = self
             .conn
-            .pipe(
-                ::redis::pipe()
-                    .atomic()
-                    .cmd("HMGET")
-                    .arg(&keys.meta)
-                    .arg(&ListState::META_FIELDS)
-                    .cmd("MGET")
-                    .arg(&keys.chunks),
-            )
+            .invoke(&self.scripts.call(&ReadArgs {
+                keys: &keys,
+                fields: &ListState::META_FIELDS,
+            }))
             .await?;
         let Found::Present(fields) = ListState::from_meta(list, &fields)? else {
             return Ok(None);

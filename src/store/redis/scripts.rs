@@ -105,6 +105,7 @@ pub(super) struct Scripts {
     set_status: Script,
     claim: Script,
     mark: Script,
+    read: Script,
     ref_read: Script,
     ref_change: Script,
     list: Script,
@@ -127,6 +128,7 @@ impl Scripts {
             set_status: recording(include_str!("set_status.lua")),
             claim: script(&[PRELUDE, include_str!("claim.lua")]),
             mark: script(&[PRELUDE, include_str!("mark.lua")]),
+            read: script(&[PRELUDE, include_str!("read.lua")]),
             ref_read: with_space(include_str!("ref_read.lua")),
             ref_change: recording(include_str!("ref_change.lua")),
             list: with_space(include_str!("list.lua")),
@@ -409,6 +411,32 @@ impl ScriptArgs for SetStatusArgs<'_> {
             "events",
             event_arg(self.events, EventKind::for_status(self.target), self.format),
         );
+    }
+}
+
+/// The arguments of `read.lua`: a list's metadata `fields` and its chunks,
+/// from one moment.
+#[derive(Debug)]
+pub(super) struct ReadArgs<'a> {
+    /// The list's keys.
+    pub keys: &'a ListKeys,
+    /// The metadata fields to read, in order.
+    pub fields: &'a [&'a str],
+}
+
+impl ScriptArgs for ReadArgs<'_> {
+    fn script(scripts: &Scripts) -> &Script {
+        &scripts.read
+    }
+
+    fn feed(&self, s: &mut impl Sink) {
+        s.key("meta_key", &self.keys.meta);
+        for chunk in &self.keys.chunks {
+            s.key("chunk_keys", chunk);
+        }
+        for field in self.fields {
+            s.arg("item_field", *field);
+        }
     }
 }
 
@@ -1180,6 +1208,25 @@ mod tests {
         assert_eq!(fed.keys, expected);
         assert_eq!(fed.argv, script.argv);
         assert_eq!(fed.argv.len(), 22);
+    }
+
+    #[test]
+    fn read_args_follow_the_script() {
+        let names = KeyNames::new("p:".to_owned()).unwrap();
+        let client = ClientId::parse("acme").unwrap();
+        let keys = names.list(&client, &ListId::random(), 2);
+        let args = ReadArgs {
+            keys: &keys,
+            fields: &["a", "b", "c"],
+        };
+        let mut fed = Names::default();
+        args.feed(&mut fed);
+        let (script, rest) = declared(include_str!("read.lua"));
+        let rest = rest.expect("the chunks are the rest of KEYS");
+        let mut keys = script.keys.clone();
+        keys.extend([rest.clone(), rest]);
+        assert_eq!(fed.keys, keys);
+        assert_eq!(fed.argv, with_items(&script, 3));
     }
 
     #[test]
