@@ -350,6 +350,8 @@ pub async fn open_store(settings: &Settings) -> Result<AnyStore, StartupError> {
             redis.prefix = settings.store.redis_prefix.clone();
             redis.command_timeout = settings.store.command_timeout;
             redis.notify_changes = settings.store.notify_changes;
+            redis.shards_per_client = settings.store.shards_per_client;
+            redis.wait_replicas = settings.store.wait_replicas;
             AnyStore::Redis(Box::new(RedisStore::connect(redis, store_settings).await?))
         }
     })

@@ -67,7 +67,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use url::Url;
 
 pub use crate::jwk::DEMO_CLIENT_KEY_PEM;
-pub use urls::{PublicBaseUrl, RedisUrl, redact_url};
+pub use urls::{PublicBaseUrl, RedisUrl, cluster_nodes, redact_url};
 
 use crate::domain::{Bits, ClientId, ListFormat, SigAlg};
 use crate::jwk::KeySet;
@@ -370,7 +370,8 @@ pub enum StoreKind {
         /// The database file (its directory is created when missing).
         path: PathBuf,
     },
-    /// Redis (`redis://`, `rediss://`, `redis+unix://`): many replicas.
+    /// Redis (`redis://`, `rediss://`, `redis+unix://`), or a Redis Cluster
+    /// (`redis+cluster://h:p,h:p,…`, `rediss+cluster://…`): many replicas.
     Redis {
         /// The connection URL (may hold a password: never logged).
         url: RedisUrl,
@@ -401,6 +402,17 @@ pub struct StoreConfig {
     /// after `signing.freshness_ms` (default true). Unused by the embedded
     /// store.
     pub notify_changes: bool,
+    /// Redis: how many hash tags (`{client}`, `{client/1}`, …) each
+    /// client's lists, records and entries are spread over, so that one big
+    /// client's allocations reach every master of a cluster (1 to 1024;
+    /// default 1, the layout of single-node deployments). Unused by the
+    /// embedded store.
+    pub shards_per_client: u16,
+    /// Redis: how many replicas every write must reach (`WAIT`) before it
+    /// is acknowledged; unset, 1 on a Redis Cluster (a failover promotes a
+    /// replica, which must have every acknowledged write) and 0 on one
+    /// node. Unused by the embedded store.
+    pub wait_replicas: Option<u16>,
 }
 
 impl Default for StoreConfig {
@@ -412,6 +424,8 @@ impl Default for StoreConfig {
             redis_prefix: "statuslist:".into(),
             command_timeout: Duration::from_millis(500),
             notify_changes: true,
+            shards_per_client: 1,
+            wait_replicas: None,
         }
     }
 }
@@ -1112,6 +1126,29 @@ mod tests {
         ] {
             let err = Settings::from_toml_str(toml).unwrap_err().to_string();
             assert!(err.starts_with(want), "got {err:?}, want {want:?}");
+        }
+    }
+
+    #[test]
+    fn cluster_settings_are_read_and_checked() {
+        let s = Settings::from_toml_str(
+            "[store]\nurl = \"redis+cluster://:s3cret@a:7000,b:7001\"\nshards_per_client = 3\nwait_replicas = 0\n",
+        )
+        .unwrap();
+        assert_eq!(s.store.shards_per_client, 3);
+        assert_eq!(s.store.wait_replicas, Some(0));
+        assert_eq!(
+            s.store.kind.to_string(),
+            "redis+cluster://:***@a:7000,b:7001"
+        );
+        let d = Settings::from_toml_str("[store]\nurl = \"redis://h\"\n").unwrap();
+        assert_eq!(d.store.shards_per_client, 1);
+        assert_eq!(d.store.wait_replicas, None);
+        for bad in ["shards_per_client = 0", "shards_per_client = 1025"] {
+            let err = Settings::from_toml_str(&format!("[store]\n{bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("store.shards_per_client"), "{bad}: {err}");
         }
     }
 

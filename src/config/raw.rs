@@ -188,6 +188,9 @@ impl RawJwks {
     }
 }
 
+/// The most hash tags one client's Redis keys may be spread over.
+const MAX_SHARDS_PER_CLIENT: u16 = 1024;
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 struct RawStore {
@@ -195,6 +198,8 @@ struct RawStore {
     redis_prefix: Option<String>,
     command_timeout_ms: Option<u64>,
     notify_changes: Option<bool>,
+    shards_per_client: Option<u16>,
+    wait_replicas: Option<u16>,
     /// No longer used (an allocation and its idempotency record are one
     /// atomic step, so there is no in-flight lease); still accepted so that
     /// existing files keep loading, with a warning.
@@ -221,7 +226,8 @@ impl RawStore {
                 } else {
                     return Err(invalid(
                         "store.url",
-                        "must be 'embedded:PATH', 'redis://…', 'rediss://…' or 'redis+unix://…'",
+                        "must be 'embedded:PATH', 'redis://…', 'rediss://…', 'redis+unix://…', \
+                         'redis+cluster://host:port,…' or 'rediss+cluster://…'",
                     ));
                 }
             }
@@ -252,6 +258,17 @@ impl RawStore {
             redis_prefix,
             command_timeout,
             notify_changes: self.notify_changes.unwrap_or(d.notify_changes),
+            wait_replicas: self.wait_replicas,
+            shards_per_client: match self.shards_per_client {
+                None => d.shards_per_client,
+                Some(n) if (1..=MAX_SHARDS_PER_CLIENT).contains(&n) => n,
+                Some(_) => {
+                    return Err(invalid(
+                        "store.shards_per_client",
+                        format!("must be 1 to {MAX_SHARDS_PER_CLIENT}"),
+                    ));
+                }
+            },
         })
     }
 }

@@ -59,7 +59,9 @@ impl fmt::Display for PublicBaseUrl {
 }
 
 /// A Redis connection URL (`redis://`, `rediss://`, `redis+unix://` or
-/// `unix://`) that parses as a URL, kept as given for the redis crate. It may
+/// `unix://`; or a Redis Cluster's seed nodes, `redis+cluster://h:p,h:p,…`
+/// or `rediss+cluster://…`, see [`cluster_nodes`]) that parses as a URL
+/// (each node's, for a cluster), kept as given for the redis crate. It may
 /// hold a password: `Debug` and `Display` show it redacted ([`redact_url`]);
 /// only [`RedisUrl::as_str`] gives it whole, for the Redis client.
 #[derive(Clone, PartialEq, Eq)]
@@ -67,7 +69,14 @@ pub struct RedisUrl(String);
 
 impl RedisUrl {
     /// The schemes of the Redis store.
-    const SCHEMES: [&str; 4] = ["redis://", "rediss://", "redis+unix://", "unix://"];
+    const SCHEMES: [&str; 6] = [
+        "redis://",
+        "rediss://",
+        "redis+unix://",
+        "unix://",
+        "redis+cluster://",
+        "rediss+cluster://",
+    ];
 
     /// Whether `text` names the Redis store (by its scheme); whether it is a
     /// usable URL is [`RedisUrl::parse`]'s question.
@@ -81,9 +90,25 @@ impl RedisUrl {
     /// [`ConfigError::Invalid`] naming `store.url`, never echoing the value
     /// (it may carry a password).
     pub(super) fn parse(text: String) -> Result<Self, ConfigError> {
-        Url::parse(&text)
-            .map_err(|e| invalid("store.url", format!("not a valid Redis URL: {e}")))?;
+        match cluster_nodes(&text) {
+            Some(nodes) => {
+                for node in nodes.map_err(|e| invalid("store.url", e))? {
+                    Url::parse(&node).map_err(|e| {
+                        invalid("store.url", format!("not a valid Redis Cluster URL: {e}"))
+                    })?;
+                }
+            }
+            None => {
+                Url::parse(&text)
+                    .map_err(|e| invalid("store.url", format!("not a valid Redis URL: {e}")))?;
+            }
+        }
         Ok(RedisUrl(text))
+    }
+
+    /// Whether this is a Redis Cluster's URL (its seed nodes).
+    pub fn is_cluster(&self) -> bool {
+        cluster_nodes(&self.0).is_some()
     }
 
     /// The URL as given, password included: for the Redis client only,
@@ -105,10 +130,79 @@ impl fmt::Display for RedisUrl {
     }
 }
 
+/// The schemes of a Redis Cluster URL and the scheme of each node's.
+const CLUSTER_SCHEMES: [(&str, &str); 2] = [
+    ("redis+cluster://", "redis://"),
+    ("rediss+cluster://", "rediss://"),
+];
+
+/// The seed nodes of a Redis Cluster URL, each as a single-node URL:
+/// `redis+cluster://[user:pass@]h1:p1,h2:p2[/path][?query]` gives
+/// `redis://[user:pass@]h1:p1[/path][?query]`, … (`rediss+cluster://`
+/// gives `rediss://` nodes): the credentials and options apply to every
+/// node. `None` when `url` is not a cluster URL; an error (never echoing
+/// the URL, which may hold a password) when it names no node.
+pub fn cluster_nodes(url: &str) -> Option<Result<Vec<String>, String>> {
+    let (rest, node_scheme) = CLUSTER_SCHEMES
+        .iter()
+        .find_map(|(scheme, node)| url.strip_prefix(scheme).map(|rest| (rest, *node)))?;
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let (user, hosts) = match authority.rfind('@') {
+        Some(at) => (&authority[..=at], &authority[at + 1..]),
+        None => ("", authority),
+    };
+    let nodes: Vec<String> = hosts
+        .split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(|host| format!("{node_scheme}{user}{host}{tail}"))
+        .collect();
+    Some(if nodes.is_empty() {
+        Err("a Redis Cluster URL needs at least one node (host:port,host:port,…)".to_owned())
+    } else {
+        Ok(nodes)
+    })
+}
+
 /// `url` fit to print: a password in the user info, or in a `pass` or
 /// `password` query parameter (where the redis crate reads it for unix
-/// sockets), is replaced by `***`.
+/// sockets), is replaced by `***`. A cluster URL is redacted node by node
+/// and printed as one again.
 pub fn redact_url(url: &str) -> String {
+    if let Some(nodes) = cluster_nodes(url) {
+        let Ok(nodes) = nodes else {
+            return "<unparsable url>".to_owned();
+        };
+        let scheme = if url.starts_with("rediss") {
+            "rediss+cluster://"
+        } else {
+            "redis+cluster://"
+        };
+        // Every node's URL shares the user info, path and query; only the
+        // host differs.
+        let redacted: Vec<String> = nodes.iter().map(|n| redact_url(n)).collect();
+        let mut hosts = Vec::new();
+        let mut head = String::new();
+        let mut tail = String::new();
+        for r in &redacted {
+            let Ok(parsed) = Url::parse(r) else {
+                return "<unparsable url>".to_owned();
+            };
+            let host = match (parsed.host_str(), parsed.port()) {
+                (Some(h), Some(p)) => format!("{h}:{p}"),
+                (Some(h), None) => h.to_owned(),
+                _ => return "<unparsable url>".to_owned(),
+            };
+            let after_scheme = r.split_once("://").map_or("", |(_, a)| a);
+            if let Some(at) = after_scheme.find(&host) {
+                head = after_scheme[..at].to_owned();
+                tail = after_scheme[at + host.len()..].to_owned();
+            }
+            hosts.push(host);
+        }
+        return format!("{scheme}{head}{}{tail}", hosts.join(","));
+    }
     let Ok(mut parsed) = Url::parse(url) else {
         return "<unparsable url>".to_owned();
     };
@@ -173,5 +267,49 @@ mod tests {
         assert_eq!(url.as_str(), "redis://:s3cret@h:6379/0");
         assert_eq!(url.to_string(), "redis://:***@h:6379/0");
         assert_eq!(format!("{url:?}"), "\"redis://:***@h:6379/0\"");
+    }
+
+    #[test]
+    fn a_cluster_url_names_its_nodes() {
+        let nodes = cluster_nodes("redis+cluster://u:s3cret@a:7000,b:7001/0?protocol=resp3")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            nodes,
+            [
+                "redis://u:s3cret@a:7000/0?protocol=resp3",
+                "redis://u:s3cret@b:7001/0?protocol=resp3"
+            ]
+        );
+        let nodes = cluster_nodes("rediss+cluster://a:7000, b:7001")
+            .unwrap()
+            .unwrap();
+        assert_eq!(nodes, ["rediss://a:7000", "rediss://b:7001"]);
+        assert!(cluster_nodes("redis://a:7000").is_none());
+        assert!(cluster_nodes("redis+cluster://").unwrap().is_err());
+        assert!(cluster_nodes("redis+cluster://u:p@,").unwrap().is_err());
+    }
+
+    #[test]
+    fn a_cluster_url_is_checked_and_printed_redacted() {
+        let url = RedisUrl::parse("redis+cluster://:s3cret@a:7000,b:7001/0".to_owned()).unwrap();
+        assert!(url.is_cluster());
+        assert_eq!(url.as_str(), "redis+cluster://:s3cret@a:7000,b:7001/0");
+        assert_eq!(url.to_string(), "redis+cluster://:***@a:7000,b:7001/0");
+        let url = RedisUrl::parse("rediss+cluster://a:7000?pass=s3cret".to_owned()).unwrap();
+        assert_eq!(url.to_string(), "rediss+cluster://a:7000?pass=***");
+        assert!(
+            !RedisUrl::parse("redis://a".to_owned())
+                .unwrap()
+                .is_cluster()
+        );
+        for bad in [
+            "redis+cluster://",
+            "redis+cluster://a:7000,b:x",
+            "redis+cluster://[a",
+        ] {
+            let err = RedisUrl::parse(bad.to_owned()).unwrap_err().to_string();
+            assert!(err.contains("store.url"), "{bad}: {err}");
+        }
     }
 }

@@ -1,4 +1,5 @@
-//! A cluster of real `statuslist serve` processes on one private Redis: the
+//! A cluster of real `statuslist serve` processes on one private Redis (a
+//! single server, or a private Redis Cluster of six nodes): the
 //! configuration (one file, one shared signing key, two registered clients
 //! with their own keys), the replicas with their logs, and the clients that
 //! sign request JWTs.
@@ -18,7 +19,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use statuslist::publish::keys::ServiceKey;
 
-use crate::support::RedisServer;
+use crate::support::{RedisCluster, RedisServer};
 
 const BIN: &str = env!("CARGO_BIN_EXE_statuslist");
 
@@ -49,6 +50,8 @@ pub type ClientLines = Box<dyn Fn(&str, &Path) -> String>;
 
 /// Configuration a scenario adds to the cluster's file.
 pub struct Extra {
+    /// Lines added to the `[store]` table (e.g. `shards_per_client = 3`).
+    pub store: String,
     /// Top-level sections (e.g. `[webhooks]`), written before the clients.
     pub global: String,
     /// Lines added to each client's `[[clients]]` table, given its id and
@@ -59,6 +62,7 @@ pub struct Extra {
 impl Default for Extra {
     fn default() -> Self {
         Extra {
+            store: String::new(),
             global: String::new(),
             client: Box::new(|_, _| String::new()),
         }
@@ -285,8 +289,11 @@ pub struct Cluster {
     /// Dropped first: the replicas go before their Redis.
     pub replicas: Vec<Replica>,
     /// The private Redis; behind a lock so a fault task can kill and restart
-    /// it while the load runs. `None` on the embedded store.
+    /// it while the load runs. `None` on the embedded store and on a Redis
+    /// Cluster.
     pub redis: Mutex<Option<RedisServer>>,
+    /// The private Redis Cluster, when the replicas run on one.
+    pub redis_cluster: Option<RedisCluster>,
     /// The store URL (a Redis unix socket in the server's directory, or an
     /// embedded file in the cluster's directory).
     pub redis_url: String,
@@ -315,6 +322,26 @@ impl Cluster {
         knobs: Knobs,
         extra: &Extra,
     ) -> Cluster {
+        let backend = match redis {
+            Some(redis) => Backend::Redis(redis),
+            None => Backend::Embedded,
+        };
+        Self::start_on(backend, replicas, knobs, extra)
+    }
+
+    /// Starts `replicas` service processes on the Redis Cluster `redis`
+    /// (its `redis+cluster://` URL), with `extra` added to the
+    /// configuration.
+    pub fn start_on_redis_cluster(
+        redis: RedisCluster,
+        replicas: usize,
+        knobs: Knobs,
+        extra: &Extra,
+    ) -> Cluster {
+        Self::start_on(Backend::RedisCluster(redis), replicas, knobs, extra)
+    }
+
+    fn start_on(backend: Backend, replicas: usize, knobs: Knobs, extra: &Extra) -> Cluster {
         let dir = tempfile::Builder::new()
             .prefix("statuslist-faults-")
             .tempdir()
@@ -324,9 +351,10 @@ impl Cluster {
         service_key.save_pem(&key_file).unwrap();
         let (token, token_jwks) = TestClient::create("faults-t", dir.path());
         let (bits, bits_jwks) = TestClient::create("faults-b", dir.path());
-        let redis_url = match &redis {
-            Some(redis) => redis.url(),
-            None => format!("embedded:{}", dir.path().join("store.redb").display()),
+        let redis_url = match &backend {
+            Backend::Redis(redis) => redis.url(),
+            Backend::RedisCluster(redis) => redis.url(),
+            Backend::Embedded => format!("embedded:{}", dir.path().join("store.redb").display()),
         };
         let client_extra = |id: &str| (extra.client)(id, dir.path());
         let config = format!(
@@ -337,6 +365,7 @@ listen = "127.0.0.1:0"
 url = "{redis_url}"
 redis_prefix = "{PREFIX}"
 command_timeout_ms = {timeout}
+{store}
 
 [lists]
 capacity = {capacity}
@@ -359,6 +388,7 @@ format = "bitstring"
 jwks_file = "{b_jwks}"
 {b_extra}
 "#,
+            store = extra.store,
             global = extra.global,
             t_extra = client_extra(token.id),
             b_extra = client_extra(bits.id),
@@ -378,9 +408,15 @@ jwks_file = "{b_jwks}"
         let replicas = (0..replicas)
             .map(|_| Replica::start(&config_path))
             .collect();
+        let (redis, redis_cluster) = match backend {
+            Backend::Redis(redis) => (Some(redis), None),
+            Backend::RedisCluster(redis) => (None, Some(redis)),
+            Backend::Embedded => (None, None),
+        };
         Cluster {
             replicas,
             redis: Mutex::new(redis),
+            redis_cluster,
             redis_url,
             config_path,
             service_key,
@@ -419,4 +455,12 @@ jwks_file = "{b_jwks}"
             .collect::<Vec<_>>()
             .join("\n")
     }
+}
+
+/// The store the replicas run on.
+enum Backend {
+    Redis(RedisServer),
+    RedisCluster(RedisCluster),
+    /// An embedded store file of their own (one replica only).
+    Embedded,
 }

@@ -2,8 +2,8 @@
 //! `statuslist serve` processes on one private Redis (a unix socket in a
 //! temporary directory), a concurrent stream of issues and status changes
 //! with replays, and faults injected into the stream: a replica killed with
-//! SIGKILL, and Redis itself killed with SIGKILL and restarted from its
-//! append-only file.
+//! SIGKILL, Redis itself killed with SIGKILL and restarted from its
+//! append-only file, and a master of a Redis Cluster killed with SIGKILL.
 //!
 //! Each scenario has a short version that `cargo test` runs and a long one
 //! (ten times the requests) behind `#[ignore]`:
@@ -22,6 +22,7 @@ mod support;
 mod cluster;
 mod load;
 mod net;
+mod on_redis_cluster;
 mod redis_restart;
 #[path = "../common/signature_v1.rs"]
 mod signature_v1;

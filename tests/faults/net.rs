@@ -45,6 +45,9 @@ pub struct Stats {
     pub request_timeouts: AtomicU64,
     /// The first few connection errors, word for word.
     pub connection_examples: std::sync::Mutex<Vec<String>>,
+    /// When each 503 arrived and what for (`POST /path: body`), for the
+    /// length of an outage as clients saw it.
+    pub unavailable_at: std::sync::Mutex<Vec<(Instant, String)>>,
 }
 
 impl Stats {
@@ -160,11 +163,16 @@ impl Net {
             let replica = (first + attempt as usize) % self.bases.len();
             match self.post_once(replica, path, jwt).await {
                 Ok((answer, retry_after)) if matches!(answer.status, 409 | 503) => {
-                    Stats::bump(if answer.status == 409 {
-                        &self.stats.conflicts
+                    if answer.status == 409 {
+                        Stats::bump(&self.stats.conflicts);
                     } else {
-                        &self.stats.unavailable
-                    });
+                        Stats::bump(&self.stats.unavailable);
+                        self.stats
+                            .unavailable_at
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push((Instant::now(), format!("POST {path}: {}", answer.body)));
+                    }
                     // Honour Retry-After (seconds), within reason.
                     let wait = Duration::from_secs(retry_after.unwrap_or(1).min(5));
                     last = format!("replica {replica}: {} {}", answer.status, answer.body);

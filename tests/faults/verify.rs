@@ -179,15 +179,71 @@ pub fn changes(journal: &Journal, gave_up_is_violation: bool, f: &mut Findings) 
 /// Every list under the cluster's prefix in Redis, read through the Redis
 /// adapter (metadata with the allocation counter, and bytes).
 pub async fn lists_in_redis(cluster: &Cluster) -> Vec<ListSnapshot> {
-    let client = redis::Client::open(cluster.redis_url.as_str()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    // The owner entries `<prefix>list:<id>` name every list id ever
-    // claimed; KEYS is fine on a private test server.
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{PREFIX}list:*"))
-        .query_async(&mut conn)
+    located_lists(cluster)
         .await
-        .unwrap();
+        .into_iter()
+        .map(|l| l.snapshot)
+        .collect()
+}
+
+/// A list as found in Redis: which node holds its metadata (the master's
+/// port on a Redis Cluster, 0 on one server), the hash tag its keys carry
+/// (`None` for an owner entry only), and the list.
+pub struct Located {
+    pub master: u16,
+    pub tag: Option<String>,
+    pub snapshot: ListSnapshot,
+}
+
+/// A list id named by a key under [`PREFIX`]: the owner entry
+/// `<prefix>list:<id>` (no hash tag) or the metadata hash
+/// `<prefix>{tag}:l:<id>` (with its tag); `None` for any other key.
+fn list_key(key: &str) -> Option<(ListId, Option<String>)> {
+    let rest = key.strip_prefix(PREFIX)?;
+    if let Some(id) = rest.strip_prefix("list:") {
+        return Some((ListId::parse(id).ok()?, None));
+    }
+    let (tag, rest) = rest.strip_prefix('{')?.split_once('}')?;
+    let id = rest.strip_prefix(":l:")?;
+    Some((ListId::parse(id).ok()?, Some(tag.to_owned())))
+}
+
+/// Every list under the cluster's prefix, with where it is.
+pub async fn located_lists(cluster: &Cluster) -> Vec<Located> {
+    // Keys by node: KEYS on the one private server, a SCAN on each master
+    // of a Redis Cluster.
+    let mut found: Vec<(u16, String)> = Vec::new();
+    match &cluster.redis_cluster {
+        Some(rc) => {
+            for master in rc.masters() {
+                for key in rc.keys_on(master.port, &format!("{PREFIX}*")) {
+                    found.push((master.port, key));
+                }
+            }
+        }
+        None => {
+            let client = redis::Client::open(cluster.redis_url.as_str()).unwrap();
+            let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+            // KEYS is fine on a private test server.
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("{PREFIX}*"))
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            found.extend(keys.into_iter().map(|k| (0, k)));
+        }
+    }
+    // The metadata key tells where a list is; an owner entry alone (a lost
+    // race, or a layout with owner entries) only names it.
+    let mut ids: BTreeMap<ListId, (u16, Option<String>)> = BTreeMap::new();
+    for (node, key) in found {
+        if let Some((id, tag)) = list_key(&key) {
+            let slot = ids.entry(id).or_insert((node, None));
+            if tag.is_some() {
+                *slot = (node, tag);
+            }
+        }
+    }
     let mut redis = RedisSettings::new(cluster.redis_url.clone());
     redis.prefix = PREFIX.to_owned();
     redis.command_timeout = Duration::from_secs(10);
@@ -197,12 +253,28 @@ pub async fn lists_in_redis(cluster: &Cluster) -> Vec<ListSnapshot> {
     };
     let store = RedisStore::connect(redis, settings).await.unwrap();
     let mut lists = Vec::new();
-    for key in keys {
-        let id = ListId::parse(key.strip_prefix(&format!("{PREFIX}list:")).unwrap()).unwrap();
+    for (id, (master, tag)) in ids {
         // An owner entry whose list was never opened (a lost race) is no
         // list.
-        if let Some(snapshot) = store.read_list(&id).await.unwrap() {
-            lists.push(snapshot);
+        let mut tries = 0;
+        let read = loop {
+            // A busy machine may time a read out once; a failing store
+            // fails the run with its error.
+            match store.read_list(&id).await {
+                Err(e) if tries < 5 => {
+                    eprintln!("reading list {id} from Redis: {e}; again");
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                other => break other.unwrap_or_else(|e| panic!("reading list {id}: {e}")),
+            }
+        };
+        if let Some(snapshot) = read {
+            lists.push(Located {
+                master,
+                tag,
+                snapshot,
+            });
         }
     }
     lists

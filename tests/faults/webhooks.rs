@@ -658,6 +658,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 /// The configuration lines of a client with a webhook to `receiver_port`.
 fn webhook_client(receiver_port: u16, settings: &str) -> Extra {
     Extra {
+        store: String::new(),
         global: settings.to_owned(),
         client: Box::new(move |id: &str, dir: &Path| {
             let secret = dir.join(format!("{id}.webhook-secret"));

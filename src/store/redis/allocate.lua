@@ -58,7 +58,8 @@
 -- known_list.
 
 local current_key = KEYS[1]     -- the current-list pointer (string)
-local legacy_keys = {unpack(KEYS, 2)} -- each request's record as earlier versions kept it
+local legacy_keys = {unpack(KEYS, 2)} -- each request's record as earlier versions kept it,
+-- then every other key the script may touch (see declare in records.lua)
 local new_capacity = ARGV[1]    -- of a new list
 local new_bits = ARGV[2]        -- of a new list
 local format = ARGV[3]
@@ -84,6 +85,16 @@ local ITEM_ARGS = 8
 --   none (no ref, or a client without a webhook)
 
 local state = rec_state(client_prefix)
+do
+  local fields = {}
+  for i = 1, #items / ITEM_ARGS do
+    fields[i] = items[(i - 1) * ITEM_ARGS + 1]
+  end
+  local stale = rec_check(client_prefix, state, fields)
+  if stale then
+    return stale
+  end
+end
 
 -- The current list, read once: its id, metadata key, counter, capacity,
 -- latest status expiry, base seq (nil: opened before entry spaces), and
@@ -94,6 +105,10 @@ local list = redis.call('GET', current_key)
 local meta, n, cap, retire, retire_text, damaged, base
 if list then
   meta = client_prefix .. 'l:' .. list
+  -- The caller declares the list it thinks is current, and its chunks.
+  if not DECLARED[meta] then
+    return redis.error_reply('STALE current ' .. list)
+  end
   local m = redis.call('HMGET', meta, 'n', 'cap', 'retire', 'bits', 'cs', 'e')
   if m[1] then
     n, cap, retire, retire_text = tonumber(m[1]), tonumber(m[2]), tonumber(m[3]) or 0, m[3] or '0'
@@ -306,9 +321,14 @@ end
 local facts = {}
 for l in pairs(listed) do
   if l ~= known_list then
-    local m = redis.call('HMGET', client_prefix .. 'l:' .. l, 'key', 'cap', 'fmt', 'bits', 'cs', 'e')
-    for _, v in ipairs({l, m[1] or false, m[2] or false, m[3] or false, m[4] or false, m[5] or false, m[6] or false}) do
-      table.insert(facts, v)
+    -- Only the lists whose keys the caller declared (the current list and
+    -- the candidate): it looks up the others (a replay's) itself.
+    local lmeta = client_prefix .. 'l:' .. l
+    if DECLARED[lmeta] then
+      local m = redis.call('HMGET', lmeta, 'key', 'cap', 'fmt', 'bits', 'cs', 'e')
+      for _, v in ipairs({l, m[1] or false, m[2] or false, m[3] or false, m[4] or false, m[5] or false, m[6] or false}) do
+        table.insert(facts, v)
+      end
     end
   end
 end

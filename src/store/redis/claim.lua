@@ -12,6 +12,7 @@
 -- Returns {'used'} or {'fresh'}.
 
 local legacy_record_key = KEYS[1] -- the jti's record as earlier versions kept it
+local declared_keys = {unpack(KEYS, 2)} -- every other key it may touch (see declare in records.lua)
 local client_prefix = ARGV[1]  -- `<prefix>{<client>}:`, where the client's records are
 local record_field = ARGV[2]   -- the jti's record field (20 bytes, see records.lua)
 local digest = ARGV[3]         -- request digest (32 bytes)
@@ -19,6 +20,10 @@ local now = tonumber(ARGV[4])  -- unix s
 local record_end = ARGV[5]     -- unix s, exclusive
 
 local state = rec_state(client_prefix)
+local stale = rec_check(client_prefix, state, {record_field})
+if stale then
+  return stale
+end
 local rec, where = rec_lookup(client_prefix, state, record_field, legacy_record_key, digest, now)
 if rec then
   return {'used'}

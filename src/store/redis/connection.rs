@@ -14,6 +14,19 @@
 //! client may still have run on the server: the idempotency record written by
 //! that same script is what makes a retry safe then (it gets the same
 //! answer).
+//!
+//! A Redis Cluster (`redis+cluster://h:p,h:p,…`, `rediss+cluster://…`) is
+//! one [`ClusterConnection`] of the redis crate, shared by every thread: it
+//! keeps a multiplexed connection per node, routes each command, script and
+//! pipeline by the slot of its first key, and follows `MOVED` and `ASK`
+//! redirects and failovers by itself (refreshing its slot map, retrying a
+//! few times with short waits). Our command timeout still bounds each call,
+//! so while a master fails over, calls to its slots answer
+//! [`StoreError::Unavailable`] (503) until a replica has taken over, and
+//! then succeed again without a restart; a cluster that is down altogether
+//! is reconnected from the seed nodes by the crate. Every script and
+//! pipeline the adapter sends touches one slot (a client's hash tag), so
+//! none is refused as cross-slot.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -23,6 +36,8 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::cluster::ClusterClient;
+use ::redis::cluster_async::ClusterConnection;
 use ::redis::{
     Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError, ScriptInvocation, ServerErrorKind,
 };
@@ -32,8 +47,9 @@ use crate::ports::StoreError;
 /// How to reach Redis and how to name keys there.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RedisSettings {
-    /// `redis://`, `rediss://` or `redis+unix://` URL. May hold a password,
-    /// so `Debug` hides it.
+    /// `redis://`, `rediss://` or `redis+unix://` URL, or a Redis Cluster's
+    /// seed nodes (`redis+cluster://h:p,h:p,…`, `rediss+cluster://…`). May
+    /// hold a password, so `Debug` hides it.
     pub url: String,
     /// Prepended to every key (default `statuslist:`); lets several
     /// deployments or tests share one Redis. No braces or whitespace.
@@ -45,6 +61,14 @@ pub struct RedisSettings {
     /// replicas drop their cached token at once (default true). Off, changes
     /// made elsewhere show within the cache's `freshness`.
     pub notify_changes: bool,
+    /// How many hash tags each client's keys are spread over (at least 1;
+    /// default 1: `{client}` alone, the single-node layout). See "Shards"
+    /// in the adapter's module doc.
+    pub shards_per_client: u16,
+    /// How many replicas every write must reach before it is acknowledged
+    /// (`WAIT`); `None`: 1 on a Redis Cluster, 0 on one node. Without it a
+    /// failover may lose acknowledged writes (replication is asynchronous).
+    pub wait_replicas: Option<u16>,
 }
 
 impl RedisSettings {
@@ -55,6 +79,8 @@ impl RedisSettings {
             prefix: "statuslist:".to_owned(),
             command_timeout: Duration::from_millis(500),
             notify_changes: true,
+            shards_per_client: 1,
+            wait_replicas: None,
         }
     }
 }
@@ -67,6 +93,8 @@ impl fmt::Debug for RedisSettings {
             .field("prefix", &self.prefix)
             .field("command_timeout", &self.command_timeout)
             .field("notify_changes", &self.notify_changes)
+            .field("shards_per_client", &self.shards_per_client)
+            .field("wait_replicas", &self.wait_replicas)
             .finish()
     }
 }
@@ -89,18 +117,45 @@ pub(super) fn check_timeout(t: Duration) -> Result<(), StoreError> {
 /// calling thread's own, see the module doc, or the shared one).
 #[derive(Clone)]
 pub(super) struct Connection {
-    /// Opened at start (so a Redis that does not answer is found then), and
-    /// used from threads that have no connection of their own.
-    shared: ConnectionManager,
-    /// What the managers are built from; also opens the change feed's own
-    /// connection.
-    client: ::redis::Client,
-    config: ConnectionManagerConfig,
+    /// One node or a cluster.
+    kind: Kind,
+    /// One client per seed node (one for a single node), for connections
+    /// of another kind: the change feed's subscription.
+    seeds: Vec<::redis::Client>,
     /// Above zero ([`check_timeout`]).
     timeout: Duration,
+    /// How many replicas a write must reach before it is acknowledged.
+    wait_replicas: u16,
     /// Tells this connection's per-thread managers from those of other
     /// connections on the same thread (tests run many stores).
     id: u64,
+}
+
+/// What a [`Connection`] talks to.
+#[derive(Clone)]
+enum Kind {
+    /// One Redis server.
+    Node(Box<Node>),
+    /// A Redis Cluster: one connection (a connection per node inside),
+    /// shared by every thread.
+    Cluster(ClusterConnection),
+}
+
+/// The connection to one Redis server.
+#[derive(Clone)]
+struct Node {
+    /// Opened at start (so a Redis that does not answer is found then), and
+    /// used from threads that have no connection of their own.
+    shared: ConnectionManager,
+    /// What the per-thread managers are built from.
+    client: ::redis::Client,
+    config: ConnectionManagerConfig,
+}
+
+/// The handle one call runs on.
+enum Handle {
+    Node(ConnectionManager),
+    Cluster(ClusterConnection),
 }
 
 /// A thread's own manager for one [`Connection`].
@@ -113,6 +168,14 @@ struct ThreadManager {
     /// the manager with it.
     runtime: Weak<()>,
 }
+
+/// The error code of a script that needs other keys declared.
+const STALE: &str = "STALE";
+
+/// How many times the cluster client retries a command after a redirect,
+/// a refused connection or a "not now" answer (each within the command
+/// timeout).
+const CLUSTER_RETRIES: u32 = 4;
 
 /// At most this many per-thread managers are kept on one thread; the oldest
 /// make way (only tests open that many stores).
@@ -140,6 +203,9 @@ impl Connection {
     /// [`StoreError::Invalid`] for a bad URL; [`StoreError::Unavailable`]
     /// when Redis does not answer in time.
     pub(super) async fn open(url: &str, timeout: Duration) -> Result<Self, StoreError> {
+        if let Some(nodes) = crate::config::cluster_nodes(url) {
+            return Self::open_cluster(&nodes.map_err(StoreError::Invalid)?, timeout).await;
+        }
         let client = ::redis::Client::open(url)
             .map_err(|e| StoreError::Invalid(format!("bad Redis URL ({:?})", e.kind())))?;
         let t = timeout;
@@ -160,10 +226,47 @@ impl Connection {
         .map_err(|_| timed_out(t))?
         .map_err(map_err)?;
         Ok(Connection {
-            shared,
-            client,
-            config,
+            kind: Kind::Node(Box::new(Node {
+                shared,
+                client: client.clone(),
+                config,
+            })),
+            seeds: vec![client],
             timeout,
+            wait_replicas: 0,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        })
+    }
+
+    /// Connects to the Redis Cluster of the seed `nodes` (single-node
+    /// URLs), waiting at most `timeout` for its slot map.
+    async fn open_cluster(nodes: &[String], timeout: Duration) -> Result<Self, StoreError> {
+        let bad = |e: RedisError| StoreError::Invalid(format!("bad Redis URL ({:?})", e.kind()));
+        let seeds = nodes
+            .iter()
+            .map(|n| ::redis::Client::open(n.as_str()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(bad)?;
+        // Redirects and failovers are retried a few times with short
+        // waits: a failover takes seconds, longer than any one call may
+        // wait, so the call answers 503 and the next one tries again.
+        let client = ClusterClient::builder(nodes.iter().map(String::as_str))
+            .connection_timeout(timeout)
+            .response_timeout(timeout)
+            .retries(CLUSTER_RETRIES)
+            .min_retry_wait(10)
+            .max_retry_wait(100)
+            .build()
+            .map_err(bad)?;
+        let conn = tokio::time::timeout(timeout, client.get_async_connection())
+            .await
+            .map_err(|_| timed_out(timeout))?
+            .map_err(map_err)?;
+        Ok(Connection {
+            kind: Kind::Cluster(conn),
+            seeds,
+            timeout,
+            wait_replicas: 1,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         })
     }
@@ -171,23 +274,27 @@ impl Connection {
     /// The manager for a call from here: this thread's own when it runs a
     /// current-thread runtime (opened on first use, connecting lazily, by
     /// the call itself), else the shared one.
-    fn manager(&self) -> ConnectionManager {
-        use tokio::runtime::{Handle, RuntimeFlavor};
-        let local =
-            Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::CurrentThread);
+    fn handle(&self) -> Handle {
+        use tokio::runtime::{Handle as Runtime, RuntimeFlavor};
+        let (shared, client, config) = match &self.kind {
+            Kind::Cluster(conn) => return Handle::Cluster(conn.clone()),
+            Kind::Node(node) => (&node.shared, &node.client, &node.config),
+        };
+        let local = Runtime::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::CurrentThread);
         if !local {
-            return self.shared.clone();
+            return Handle::Node(shared.clone());
         }
         THREAD_MANAGERS_OF.with(|cell| {
             let mut managers = cell.borrow_mut();
             managers.retain(|m| m.runtime.strong_count() > 0);
             if let Some(m) = managers.iter().find(|m| m.id == self.id) {
-                return m.manager.clone();
+                return Handle::Node(m.manager.clone());
             }
             let Ok(manager) =
-                ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
+                ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
             else {
-                return self.shared.clone();
+                return Handle::Node(shared.clone());
             };
             let alive = Arc::new(());
             let runtime = Arc::downgrade(&alive);
@@ -203,14 +310,28 @@ impl Connection {
                 manager: manager.clone(),
                 runtime,
             });
-            manager
+            Handle::Node(manager)
         })
     }
 
-    /// The client the connection was opened with (for connections of
-    /// another kind, such as a pub/sub subscription).
-    pub(super) fn client(&self) -> &::redis::Client {
-        &self.client
+    /// A client per seed node (the one node, when not a cluster), for
+    /// connections of another kind, such as a pub/sub subscription.
+    pub(super) fn seeds(&self) -> &[::redis::Client] {
+        &self.seeds
+    }
+
+    /// Makes every write wait for `replicas` replicas (see
+    /// [`Connection::invoke_or_stale`]); `None` keeps the default: 1 on a
+    /// cluster (whose failovers promote a replica), 0 on one node.
+    pub(super) fn set_wait_replicas(&mut self, replicas: Option<u16>) {
+        if let Some(n) = replicas {
+            self.wait_replicas = n;
+        }
+    }
+
+    /// How many replicas a write must reach before it is acknowledged.
+    pub(super) fn wait_replicas(&self) -> u16 {
+        self.wait_replicas
     }
 
     /// The bound on every call.
@@ -224,8 +345,10 @@ impl Connection {
     /// [`StoreError::Unavailable`] on a timeout or a connection failure,
     /// [`StoreError::Backend`] for anything else Redis refuses.
     pub(super) async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
-        let mut conn = self.manager();
-        self.bounded(cmd.query_async(&mut conn)).await
+        match self.handle() {
+            Handle::Node(mut conn) => self.bounded(cmd.query_async(&mut conn)).await,
+            Handle::Cluster(mut conn) => self.bounded(cmd.query_async(&mut conn)).await,
+        }
     }
 
     /// Runs a pipeline (or a MULTI/EXEC transaction) in one round trip.
@@ -233,8 +356,10 @@ impl Connection {
     /// # Errors
     /// As [`Connection::query`].
     pub(super) async fn pipe<T: FromRedisValue>(&self, pipe: &Pipeline) -> Result<T, StoreError> {
-        let mut conn = self.manager();
-        self.bounded(pipe.query_async(&mut conn)).await
+        match self.handle() {
+            Handle::Node(mut conn) => self.bounded(pipe.query_async(&mut conn)).await,
+            Handle::Cluster(mut conn) => self.bounded(pipe.query_async(&mut conn)).await,
+        }
     }
 
     /// Runs a script (`EVALSHA`, and on `NOSCRIPT` a load and a retry).
@@ -245,8 +370,89 @@ impl Connection {
         &self,
         script: &ScriptInvocation<'_>,
     ) -> Result<T, StoreError> {
-        let mut conn = self.manager();
-        self.bounded(script.invoke_async(&mut conn)).await
+        match self.handle() {
+            Handle::Node(mut conn) => self.bounded(script.invoke_async(&mut conn)).await,
+            Handle::Cluster(mut conn) => self.bounded(script.invoke_async(&mut conn)).await,
+        }
+    }
+
+    /// Runs a script that may answer `STALE <detail>` (it needs keys the
+    /// call did not declare; it wrote nothing then): `Err(detail)` for that
+    /// answer, the reply otherwise.
+    ///
+    /// # Errors
+    /// As [`Connection::query`].
+    ///
+    /// A write is acknowledged only once [`Connection::wait_replicas`]
+    /// replicas have it (`WAIT`, on the connection and node the script ran
+    /// on, the master of the slot of `tag`, a key or key prefix of the
+    /// script's hash tag): otherwise a failover right after could lose what
+    /// the caller was told is done. Fewer replicas in time is
+    /// [`StoreError::Unavailable`]: the write may or may not survive, and
+    /// the idempotency record makes the caller's retry safe either way.
+    pub(super) async fn invoke_or_stale<T: FromRedisValue>(
+        &self,
+        script: &ScriptInvocation<'_>,
+        tag: &str,
+    ) -> Result<Result<T, String>, StoreError> {
+        let wait = self.wait_replicas;
+        // The server gives up waiting before our own timeout would.
+        let wait_ms = u64::try_from(self.timeout.as_millis() / 2).unwrap_or(u64::MAX);
+        let call = async {
+            let mut handle = self.handle();
+            let reply = match &mut handle {
+                Handle::Node(conn) => script.invoke_async(conn).await,
+                Handle::Cluster(conn) => script.invoke_async(conn).await,
+            };
+            let reply = match reply {
+                Err(e) if e.code() == Some(STALE) => {
+                    return Ok(Err(e.detail().unwrap_or_default().to_owned()));
+                }
+                other => other?,
+            };
+            if wait > 0 {
+                let mut cmd = ::redis::cmd("WAIT");
+                cmd.arg(wait).arg(wait_ms);
+                let (acked, needed): (i64, i64) = match &mut handle {
+                    Handle::Node(conn) => (cmd.query_async(conn).await?, i64::from(wait)),
+                    Handle::Cluster(conn) => {
+                        use ::redis::cluster_routing::{
+                            Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
+                        };
+                        let route = || {
+                            RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
+                                Route::new(super::keys::slot(tag), SlotAddr::Master),
+                            ))
+                        };
+                        let acked: i64 =
+                            ::redis::from_redis_value(conn.route_command(cmd, route()).await?)?;
+                        let mut needed = i64::from(wait);
+                        if acked < needed {
+                            // Only a replica that could be promoted must have
+                            // the write: a master left without one (its
+                            // replica failed, or it is the replica promoted
+                            // after its master died) writes alone.
+                            let mut nodes = ::redis::cmd("CLUSTER");
+                            nodes.arg("NODES");
+                            let text: String = ::redis::from_redis_value(
+                                conn.route_command(nodes, route()).await?,
+                            )?;
+                            needed = needed.min(promotable_replicas(&text));
+                        }
+                        (acked, needed)
+                    }
+                };
+                if acked < needed {
+                    return Err(RedisError::from((
+                        ErrorKind::Io,
+                        "a write reached fewer replicas than required in time",
+                        format!("{acked} of {wait}"),
+                    )));
+                }
+            }
+            Ok(Ok(reply))
+        };
+        self.bounded(call).await
     }
 
     /// Runs one Redis call under the command timeout.
@@ -282,6 +488,31 @@ impl Connection {
     }
 }
 
+/// How many replicas of the node that answered `CLUSTER NODES` (the line
+/// flagged `myself`) could be promoted: those not flagged `fail` (a replica
+/// only suspected, `fail?`, still counts: it may come back and win an
+/// election).
+fn promotable_replicas(nodes: &str) -> i64 {
+    let fields = |line: &str| line.split(' ').map(str::to_owned).collect::<Vec<_>>();
+    let Some(me) = nodes
+        .lines()
+        .map(fields)
+        .find(|f| {
+            f.get(2)
+                .is_some_and(|flags| flags.split(',').any(|x| x == "myself"))
+        })
+        .and_then(|f| f.first().cloned())
+    else {
+        return 0;
+    };
+    let replicas = nodes.lines().map(fields).filter(|f| {
+        f.get(3).is_some_and(|master| *master == me)
+            && f.get(2)
+                .is_some_and(|flags| !flags.split(',').any(|x| x == "fail"))
+    });
+    i64::try_from(replicas.count()).unwrap_or(i64::MAX)
+}
+
 fn timed_out(t: Duration) -> StoreError {
     StoreError::Unavailable(format!("Redis did not answer within {} ms", t.as_millis()))
 }
@@ -289,8 +520,12 @@ fn timed_out(t: Duration) -> StoreError {
 /// Connection-level failures (and the server's "not now" answers) are
 /// retryable unavailability; everything else is a backend error.
 fn map_err(e: RedisError) -> StoreError {
+    // A redirect or a refused write still standing after the crate's
+    // retries means the cluster's topology is changing (a failover, a
+    // resharding): retryable too.
     let retryable = e.is_io_error()
         || e.is_timeout()
+        || e.is_cluster_error()
         || e.is_connection_dropped()
         || e.is_connection_refusal()
         || matches!(
@@ -301,6 +536,7 @@ fn map_err(e: RedisError) -> StoreError {
                         | ServerErrorKind::TryAgain
                         | ServerErrorKind::ClusterDown
                         | ServerErrorKind::MasterDown
+                        | ServerErrorKind::ReadOnly
                 )
         );
     if retryable {
@@ -324,6 +560,26 @@ mod tests {
         assert!(!format!("{s:?}").contains("s3cret"));
         let s = RedisSettings::new("redis+unix:///run/redis.sock?db=1&pass=s3cret");
         assert!(!format!("{s:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn replicas_that_could_be_promoted_are_counted() {
+        let nodes = "\
+aaa 127.0.0.1:7001@17001 myself,master - 0 0 1 connected 0-5460
+bbb 127.0.0.1:7002@17002 slave aaa 0 0 1 connected
+ccc 127.0.0.1:7003@17003 slave,fail? aaa 0 0 1 connected
+ddd 127.0.0.1:7004@17004 slave,fail aaa 0 0 1 disconnected
+eee 127.0.0.1:7005@17005 slave fff 0 0 2 connected
+fff 127.0.0.1:7006@17006 master - 0 0 2 connected 5461-10922
+";
+        assert_eq!(promotable_replicas(nodes), 2);
+        // A promoted replica whose master died: none.
+        let alone = "\
+bbb 127.0.0.1:7002@17002 myself,master - 0 0 3 connected 0-5460
+aaa 127.0.0.1:7001@17001 master,fail - 0 0 1 disconnected
+";
+        assert_eq!(promotable_replicas(alone), 0);
+        assert_eq!(promotable_replicas(""), 0);
     }
 
     #[test]

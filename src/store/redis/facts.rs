@@ -19,6 +19,9 @@ use crate::store::common;
 pub(super) struct ListFacts {
     /// The owning client.
     pub client: ClientId,
+    /// The shard of the client the list's keys are in (0 unless the client
+    /// is spread over several, see [`super::RedisSettings`]).
+    pub shard: u16,
     /// The list's format.
     pub format: ListFormat,
     /// Bits per entry.
@@ -53,6 +56,7 @@ impl ListFacts {
             .map_err(|e| StoreError::Corrupt(format!("list {list}: {e}")))?;
         Ok(ListFacts {
             client,
+            shard: 0,
             format: stored.format,
             bits: stored.bits,
             capacity: stored.capacity,
@@ -65,6 +69,11 @@ impl ListFacts {
             allocator,
             base: stored.base,
         })
+    }
+
+    /// The same facts for a list in shard `shard` of its client.
+    pub(super) fn in_shard(self, shard: u16) -> Self {
+        ListFacts { shard, ..self }
     }
 
     /// The lengths of the list's chunks, in order.

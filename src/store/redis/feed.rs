@@ -8,7 +8,10 @@
 //!
 //! The channel is not `{client}`-tagged: it is not a key, and in a Redis
 //! Cluster a `PUBLISH` reaches the subscribers on every node whatever slot
-//! the publishing script ran in.
+//! the publishing script ran in. So on a cluster the feed subscribes on one
+//! node, with a plain connection, and when that node dies (or cannot be
+//! reached) the next attempt goes to the next seed node of the URL, in
+//! turn.
 //!
 //! Pub/sub is at-most-once: a message sent while a replica is not subscribed
 //! is lost. So the feed reports [`ChangeNotice::Lost`] when the connection
@@ -52,7 +55,11 @@ struct Subscribed {
 /// first [`ChangeFeed::next`], which then also reports
 /// [`ChangeNotice::Resumed`].
 pub struct RedisChangeFeed {
-    client: Client,
+    /// The node(s) to subscribe on: one, or a cluster's seed nodes; never
+    /// empty.
+    seeds: Vec<Client>,
+    /// The seed the next attempt goes to.
+    next_seed: usize,
     channel: String,
     /// Bounds connecting and subscribing, and each keepalive `PING`.
     timeout: Duration,
@@ -76,17 +83,22 @@ impl fmt::Debug for RedisChangeFeed {
 }
 
 impl RedisChangeFeed {
-    /// A feed of `channel` on the server of `client`; connecting and each
-    /// keepalive are bounded by `timeout`.
-    pub(super) fn new(client: Client, channel: String, timeout: Duration) -> Self {
-        RedisChangeFeed {
-            client,
+    /// A feed of `channel` on the server of the first of `seeds` that
+    /// answers (a single node, or a cluster's seed nodes); connecting and
+    /// each keepalive are bounded by `timeout`. `None` without a seed.
+    pub(super) fn new(seeds: Vec<Client>, channel: String, timeout: Duration) -> Option<Self> {
+        if seeds.is_empty() {
+            return None;
+        }
+        Some(RedisChangeFeed {
+            seeds,
+            next_seed: 0,
             channel,
             timeout,
             conn: None,
             failures: 0,
             was_up: false,
-        }
+        })
     }
 
     /// The channel this feed listens on.
@@ -95,9 +107,17 @@ impl RedisChangeFeed {
     }
 
     /// Opens a dedicated connection and subscribes to the channel.
-    async fn subscribe(&self) -> Result<Subscribed, String> {
+    async fn subscribe(&mut self) -> Result<Subscribed, String> {
+        let client = self
+            .seeds
+            .get(self.next_seed % self.seeds.len().max(1))
+            .cloned()
+            .ok_or_else(|| "no node to subscribe on".to_owned())?;
+        // Whatever happens, a later attempt goes to the next seed: the
+        // node this one reaches may be the one that died.
+        self.next_seed = (self.next_seed + 1) % self.seeds.len();
         let attempt = async {
-            let (mut sink, stream) = self.client.get_async_pubsub().await?.split();
+            let (mut sink, stream) = client.get_async_pubsub().await?.split();
             sink.subscribe(&self.channel).await?;
             Ok::<_, RedisError>((sink, stream))
         };

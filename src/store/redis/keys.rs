@@ -41,15 +41,17 @@
 //! publishes the id of every list it changes (see `feed`). It carries no
 //! hash tag: channels are not keys and reach every node of a cluster.
 //!
-//! `allocate.lua` cannot be handed the keys of a list it has not chosen yet,
-//! so it derives `P{c}:l:<id>` and its chunks from the client prefix with the
-//! same [`LIST`] and [`BYTES`] parts, and every script derives a record shard
-//! from the client prefix and [`RECORDS`]. The scripts are handed an entry
-//! space's prefix ([`SpaceKeys::prefix`]) and derive its keys with the parts
-//! of [`SPACE_PARTS`]. The scripts that record events derive the outbox's
-//! keys from the client prefix with the parts of [`OUTBOX_PARTS`]; the
-//! outbox's own scripts are handed them ([`OutboxKeys`]). A unit test holds
-//! the scripts to them.
+//! The scripts build key names from the client prefix with the same parts
+//! (`P{c}:l:<id>` and its chunks with [`LIST`] and [`BYTES`], a record shard
+//! with [`RECORDS`], an entry space's keys from [`SpaceKeys::prefix`] with
+//! [`SPACE_PARTS`], the outbox's with [`OUTBOX_PARTS`]; a unit test holds
+//! them to these), but touch only the names the adapter declared in KEYS:
+//! every key a call may touch is built here and passed (see `declare` in
+//! `records.lua`).
+//!
+//! With `shards_per_client` above 1, shard `n` of a client has the prefix
+//! `P{c/n}:` ([`KeyNames::shard`]; shard 0 keeps `P{c}:`) and all the keys
+//! above under it, and `Plist:<id>` holds `c/n` ([`owner_value`]).
 //!
 //! The outbox keys exist only for a client whose writes recorded events (a
 //! client with a webhook): a write without an event seed touches none.
@@ -110,9 +112,21 @@ impl KeyNames {
         &self.prefix
     }
 
-    /// The keys of `client` (all in its hash-tag slot).
+    /// The keys of `client` (all in its hash-tag slot): its shard 0.
     pub(super) fn client(&self, client: &ClientId) -> ClientKeys {
-        ClientKeys(format!("{}{{{}}}:", self.prefix, client))
+        self.shard(client, 0)
+    }
+
+    /// The keys of shard `n` of `client`: `P{c}:` for shard 0 (the layout
+    /// of a client that is not sharded), `P{c/n}:` for the others, each
+    /// its own hash tag. Client ids hold no `/`, so no client's tag is
+    /// another's shard.
+    pub(super) fn shard(&self, client: &ClientId, n: u16) -> ClientKeys {
+        if n == 0 {
+            ClientKeys(format!("{}{{{}}}:", self.prefix, client))
+        } else {
+            ClientKeys(format!("{}{{{}/{n}}}:", self.prefix, client))
+        }
     }
 
     /// The change channel: every applied change publishes its list's id
@@ -132,9 +146,23 @@ impl KeyNames {
         format!("{}list:", self.prefix)
     }
 
-    /// All keys of one list, whose bytes are `chunks` chunks.
+    /// All keys of one list of shard 0 of `client`, whose bytes are
+    /// `chunks` chunks.
+    #[cfg(test)]
     pub(super) fn list(&self, client: &ClientId, list: &ListId, chunks: usize) -> ListKeys {
-        let meta = self.client(client).meta(list);
+        self.list_in(client, 0, list, chunks)
+    }
+
+    /// All keys of one list of shard `shard` of `client`, whose bytes are
+    /// `chunks` chunks.
+    pub(super) fn list_in(
+        &self,
+        client: &ClientId,
+        shard: u16,
+        list: &ListId,
+        chunks: usize,
+    ) -> ListKeys {
+        let meta = self.shard(client, shard).meta(list);
         ListKeys {
             chunks: (0..chunks).map(|k| chunk(&meta, k)).collect(),
             times: times(&meta),
@@ -142,6 +170,139 @@ impl KeyNames {
             meta,
             owner: self.owner(list),
         }
+    }
+}
+
+/// The owner entry's value for a list of shard `shard` of `client`: the
+/// client id, then `/` and the shard when it is not 0 (so entries written
+/// before shards read as shard 0).
+pub(super) fn owner_value(client: &ClientId, shard: u16) -> String {
+    if shard == 0 {
+        client.as_str().to_owned()
+    } else {
+        format!("{client}/{shard}")
+    }
+}
+
+/// The client and shard an owner entry names ([`owner_value`]); `None`
+/// when it is not one.
+pub(super) fn parse_owner(value: &str) -> Option<(ClientId, u16)> {
+    let (client, shard) = match value.split_once('/') {
+        Some((client, shard)) => (client, shard.parse().ok().filter(|n| *n > 0)?),
+        None => (value, 0),
+    };
+    Some((ClientId::parse(client).ok()?, shard))
+}
+
+/// The shard (of `shards`) that `key` falls in: the first 8 bytes of its
+/// SHA-256 mod `shards`. The same key always falls in the same shard, in
+/// every process and version, which is what lets a replay find its
+/// record.
+pub(super) fn shard_of(key: &[u8], shards: u16) -> u16 {
+    use sha2::{Digest, Sha256};
+    if shards <= 1 {
+        return 0;
+    }
+    let d = Sha256::digest(key);
+    let h = u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]);
+    u16::try_from(h % u64::from(shards)).unwrap_or(0)
+}
+
+/// Redis Cluster's slot of a key: CRC16 (XMODEM) of its hash tag (the
+/// text in its first `{…}`, when not empty) or of the whole key, mod
+/// 16384.
+pub(super) fn slot(key: &str) -> u16 {
+    let tag = key
+        .find('{')
+        .and_then(|open| {
+            let rest = &key[open + 1..];
+            rest.find('}').filter(|c| *c > 0).map(|c| &rest[..c])
+        })
+        .unwrap_or(key);
+    let mut crc: u16 = 0;
+    for b in tag.bytes() {
+        crc ^= u16::from(b) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc % 16384
+}
+
+/// How many splits of a record table ahead a call declares the shards of
+/// (see [`RecordTable::reshaped`]): a call that would split more often
+/// leaves the rest to later calls.
+const SPLITS_AHEAD: usize = 4;
+
+/// The state of a client's record table as `records.lua` keeps it (`L` and
+/// `s` of `P{c}:r`; both 0 when absent): which shard each jti's record is
+/// in. The adapter keeps what it last saw per client to declare the right
+/// shards, and learns the new state from a `STALE records` answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct RecordTable {
+    /// The level `L`: 2^L shards before the split pointer's round.
+    pub level: u32,
+    /// The split pointer `s`, below 2^L.
+    pub split: u64,
+}
+
+impl RecordTable {
+    /// The shard of a jti whose hash ([`super::scripts::record_hash`]) is
+    /// `h`: `rec_shard` of `records.lua`.
+    pub(super) fn shard(self, h: u32) -> u64 {
+        let h = u64::from(h);
+        let modulo = |level: u32| 1u64.checked_shl(level).map_or(h, |m| h % m);
+        let n = modulo(self.level);
+        if n < self.split {
+            modulo(self.level.saturating_add(1))
+        } else {
+            n
+        }
+    }
+
+    /// 2^level, saturated.
+    fn width(level: u32) -> u64 {
+        1u64.checked_shl(level).unwrap_or(u64::MAX)
+    }
+
+    /// The shards the next [`SPLITS_AHEAD`] splits and the undoing of the
+    /// last split touch (`rec_split` and `rec_merge` of `records.lua`), so a
+    /// call may grow or shrink the table between declared shards.
+    pub(super) fn reshaped(self) -> Vec<u64> {
+        let mut shards = Vec::with_capacity(2 * SPLITS_AHEAD + 2);
+        let (mut level, mut split) = (self.level, self.split);
+        for _ in 0..SPLITS_AHEAD {
+            shards.push(split);
+            shards.push(split.saturating_add(Self::width(level)));
+            split += 1;
+            if split >= Self::width(level) {
+                level = level.saturating_add(1);
+                split = 0;
+            }
+        }
+        if self.level > 0 || self.split > 0 {
+            let (prev_level, prev_split) = if self.split == 0 {
+                let l = self.level - 1;
+                (l, Self::width(l) - 1)
+            } else {
+                (self.level, self.split - 1)
+            };
+            shards.push(prev_split);
+            shards.push(prev_split.saturating_add(Self::width(prev_level)));
+        }
+        shards
+    }
+
+    /// The state a `STALE records <level> <split>` answer names.
+    pub(super) fn parse(detail: &str) -> Option<Self> {
+        let mut words = detail.strip_prefix("records ")?.split(' ');
+        let level = words.next()?.parse().ok()?;
+        let split = words.next()?.parse().ok()?;
+        Some(RecordTable { level, split })
     }
 }
 
@@ -169,6 +330,19 @@ impl ClientKeys {
     /// Shard `n` of the client's record table.
     pub(super) fn record_shard(&self, n: u64) -> String {
         format!("{}{RECORDS}:{n}", self.0)
+    }
+
+    /// Every record key a call with the jtis whose hashes are `hashes` may
+    /// touch when the table is `table`: its state, their shards, and the
+    /// shards of the next splits and of undoing the last one.
+    pub(super) fn record_keys(&self, table: RecordTable, hashes: &[u32]) -> Vec<String> {
+        let mut shards: Vec<u64> = hashes.iter().map(|h| table.shard(*h)).collect();
+        shards.extend(table.reshaped());
+        shards.sort_unstable();
+        shards.dedup();
+        std::iter::once(self.records())
+            .chain(shards.into_iter().map(|n| self.record_shard(n)))
+            .collect()
     }
 
     /// The pointer to the client's current list of `format`.
@@ -217,6 +391,20 @@ pub(super) struct OutboxKeys {
     pub dead: String,
     /// Stream id → the later events it holds back (hash).
     pub next: String,
+}
+
+impl OutboxKeys {
+    /// Every key of the outbox.
+    pub(super) fn all(&self) -> Vec<String> {
+        vec![
+            self.stream.clone(),
+            self.due.clone(),
+            self.attempts.clone(),
+            self.latest.clone(),
+            self.dead.clone(),
+            self.next.clone(),
+        ]
+    }
 }
 
 /// The keys of one entry space (a client's entries of one format), all
@@ -341,6 +529,146 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn the_slot_function_is_redis_clusters() {
+        // `CLUSTER KEYSLOT` answers, and the CRC16 check value.
+        assert_eq!(slot("foo"), 12182);
+        assert_eq!(slot("{user1000}.following"), slot("{user1000}.followers"));
+        assert_eq!(slot("123456789"), 0x31C3);
+        assert_eq!(slot("foo{}{bar}"), slot("foo{}{bar}"));
+    }
+
+    /// Every key a script call of a client may be handed (and so every key
+    /// it touches: debug builds refuse any other, see `rcall`) is in the
+    /// client's slot; only the owner entry is elsewhere, and no script
+    /// touches it.
+    #[test]
+    fn every_key_of_a_client_is_in_its_slot() {
+        let names = KeyNames::new("statuslist:".to_owned()).unwrap();
+        let list = ListId::parse("0123456789AB").unwrap();
+        let jti = Jti::parse("00000000-0000-4000-8000-000000000000").unwrap();
+        for client in ["acme", "a:b", "x.y-z_1"] {
+            let c = ClientId::parse(client).unwrap();
+            let ck = names.client(&c);
+            let want = slot(&format!("{{{client}}}"));
+            let mut keys = vec![ck.legacy_record(&jti), ck.current(ListFormat::Token)];
+            for table in [
+                RecordTable::default(),
+                RecordTable { level: 3, split: 5 },
+                RecordTable { level: 9, split: 0 },
+            ] {
+                keys.extend(ck.record_keys(table, &[0, 7, u32::MAX]));
+            }
+            for format in [ListFormat::Token, ListFormat::Bitstring] {
+                keys.extend(ck.space(format).all());
+            }
+            keys.extend(ck.outbox().all());
+            let lk = names.list(&c, &list, 3);
+            keys.extend(lk.chunks.clone());
+            keys.extend([lk.meta.clone(), lk.times.clone(), lk.legacy_times.clone()]);
+            for key in &keys {
+                assert_eq!(slot(key), want, "{key}");
+            }
+            assert_ne!(slot(&lk.owner), want, "the owner entry has no tag");
+        }
+    }
+
+    /// The shard of a jti and the shards a split or merge touches, as
+    /// `rec_shard`, `rec_split` and `rec_merge` of `records.lua` compute
+    /// them.
+    #[test]
+    fn record_shards_follow_linear_hashing() {
+        let t = |level, split| RecordTable { level, split };
+        assert_eq!(t(0, 0).shard(12345), 0);
+        // Level 1, shard 0 split already: 0 or 2; shard 1 not yet.
+        assert_eq!(t(1, 1).shard(5), 1);
+        assert_eq!(t(1, 1).shard(4), 0);
+        assert_eq!(t(1, 1).shard(6), 2);
+        assert_eq!(t(2, 3).shard(u32::MAX), 3);
+        assert_eq!(t(2, 3).shard(u32::MAX - 1), 6);
+        // Four splits ahead (source, target), through a new level.
+        assert_eq!(t(0, 0).reshaped(), [0, 1, 0, 2, 1, 3, 0, 4]);
+        // ...and the undoing of the last split.
+        assert_eq!(t(1, 1).reshaped(), [1, 3, 0, 4, 1, 5, 2, 6, 0, 2]);
+        assert_eq!(t(2, 0).reshaped(), [0, 4, 1, 5, 2, 6, 3, 7, 1, 3]);
+        let ck = KeyNames::new("p:".to_owned())
+            .unwrap()
+            .client(&ClientId::parse("acme").unwrap());
+        assert_eq!(
+            ck.record_keys(t(0, 0), &[9, 9]),
+            [
+                "p:{acme}:r",
+                "p:{acme}:r:0",
+                "p:{acme}:r:1",
+                "p:{acme}:r:2",
+                "p:{acme}:r:3",
+                "p:{acme}:r:4"
+            ]
+        );
+        assert_eq!(RecordTable::parse("records 3 5"), Some(t(3, 5)));
+        for bad in ["records 3", "records x 1", "current 0123456789AB", ""] {
+            assert_eq!(RecordTable::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn shards_have_their_own_tags() {
+        let names = KeyNames::new("p:".to_owned()).unwrap();
+        let c = ClientId::parse("acme").unwrap();
+        assert_eq!(names.shard(&c, 0), names.client(&c));
+        assert_eq!(names.shard(&c, 2).as_str(), "p:{acme/2}:");
+        let list = ListId::parse("0123456789AB").unwrap();
+        assert_eq!(names.list_in(&c, 0, &list, 1), names.list(&c, &list, 1));
+        assert_eq!(
+            names.list_in(&c, 3, &list, 1).meta,
+            "p:{acme/3}:l:0123456789AB"
+        );
+        // Every key of a shard is in its slot, and the shards of a client
+        // spread over slots.
+        let slots: std::collections::HashSet<u16> =
+            (0..16).map(|n| slot(names.shard(&c, n).as_str())).collect();
+        assert!(slots.len() > 12, "{slots:?}");
+        for n in 0..4 {
+            let ck = names.shard(&c, n);
+            let want = slot(ck.as_str());
+            for key in ck
+                .space(ListFormat::Token)
+                .all()
+                .into_iter()
+                .chain(ck.outbox().all())
+                .chain(ck.record_keys(RecordTable::default(), &[1, 2]))
+                .chain([ck.current(ListFormat::Token), ck.meta(&list)])
+            {
+                assert_eq!(slot(&key), want, "{key}");
+            }
+        }
+        // The owner entry names the shard; entries of earlier versions are
+        // shard 0.
+        assert_eq!(owner_value(&c, 0), "acme");
+        assert_eq!(owner_value(&c, 5), "acme/5");
+        assert_eq!(parse_owner("acme"), Some((c.clone(), 0)));
+        assert_eq!(parse_owner("acme/5"), Some((c.clone(), 5)));
+        for bad in ["acme/0", "acme/x", "acme/", "/1", "a b"] {
+            assert_eq!(parse_owner(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_key_always_falls_in_the_same_shard() {
+        assert_eq!(shard_of(b"anything", 1), 0);
+        assert_eq!(shard_of(b"anything", 0), 0);
+        let a = shard_of(b"order-1", 3);
+        assert!(a < 3);
+        assert_eq!(shard_of(b"order-1", 3), a);
+        // SHA-256("abc") starts ba7816bf8f01cfea: fixed for every version.
+        assert_eq!(u64::from(shard_of(b"abc", 1000)), 0xba7816bf8f01cfea % 1000);
+        // Keys spread over every shard.
+        let hit: std::collections::HashSet<u16> = (0..100)
+            .map(|i| shard_of(format!("jti-{i}").as_bytes(), 3))
+            .collect();
+        assert_eq!(hit.len(), 3);
     }
 
     /// The scripts build keys themselves: with the same parts as

@@ -29,6 +29,7 @@
 -- ref ('' for none).
 
 local state_key = KEYS[1]      -- the space's state (hash: n, t)
+local declared_keys = {unpack(KEYS, 2)} -- every other key it may touch (see declare in records.lua)
 local space = ARGV[1]          -- the entry space's prefix
 local mask = tonumber(ARGV[2]) -- the statuses listed: 1 VALID, 2 INVALID, 4 SUSPENDED
 local ref = ARGV[3]            -- only entries bound to this ref ('' any)

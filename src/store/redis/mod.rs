@@ -73,9 +73,25 @@
 //! # Atomicity
 //!
 //! Each multi-key step is one Lua script, so it is atomic across replicas.
-//! The scripts derive some keys from the client's key prefix (a new list's
-//! keys, the record shard a jti falls in); they are in the same slot as the
-//! declared keys. No `KEYS` or `SCAN` is ever used.
+//! Every key a script may touch is declared in its KEYS (a Redis Cluster
+//! routes the script by them): the scripts build key names with the same
+//! parts as [`keys`], but touch only declared ones, and what the caller
+//! could not foresee (a record table that split meanwhile, another current
+//! list) is answered `STALE` before any write, for the caller to declare
+//! and call again (see "Declared keys" in `records.lua`). No `KEYS` or
+//! `SCAN` command is ever used.
+//!
+//! # Shards
+//!
+//! With `shards_per_client` above 1 a client's keys are spread over that
+//! many hash tags ([`keys::KeyNames::shard`]); each request does its work
+//! in one shard, with its idempotency record: an issue in its ref's shard
+//! (or its jti's, without a ref), a change in its list's (the owner entry
+//! names it) or its ref's. When that is not the jti's shard, `mark.lua`
+//! first marks the jti with the request in the jti's shard, so the same
+//! jti with another body is refused whatever shard it points to. The
+//! listing and the outbox read every shard. The README's "Redis Cluster"
+//! section has the whole design.
 //!
 //! # Memory
 //!
@@ -110,8 +126,9 @@ mod outbox;
 mod replies;
 mod scripts;
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use ::redis::Value;
 
@@ -122,17 +139,18 @@ pub use self::keys::ListKeys;
 use self::batch::Batcher;
 use self::connection::Connection;
 use self::facts::{FactsCache, ListFacts};
-use self::keys::KeyNames;
+use self::keys::{ClientKeys, KeyNames, RecordTable};
 use self::replies::{
     AllocateBatch, AllocateReply, ClaimReply, EntriesReply, Found, Grant, Grants, ListState,
     RefChangeReply, RefCounts, RefReadReply, Run, SetStatusReply, StoredFacts,
 };
 use self::scripts::{
     AllocateArgs, AllocateItem, ClaimArgs, ListEntriesArgs, RefChangeArgs, RefChangeList,
-    RefReadArgs, Scripts, SetStatusArgs,
+    RefReadArgs, Scripts, SetStatusArgs, record_hash,
 };
+use self::scripts::{MarkArgs, ReadArgs};
 use super::common::{self, DamagedLists};
-use crate::domain::{AllocatorKey, ClientId, ListFormat, ListId};
+use crate::domain::{AllocatorKey, ClientId, IssuanceRef, Jti, ListFormat, ListId};
 use crate::ports::{
     AllocateOutcome, AllocateRequest, Allocation, EntryItem, EntryPage, EntryQuery, JtiClaim,
     JtiClaimOutcome, ListMeta, ListRun, ListSnapshot, RefChange, RefChangeOutcome, RefChangeReport,
@@ -151,8 +169,14 @@ const MAX_BATCH: usize = 64;
 /// issues keep binding entries to it between the read and the change.
 const REF_ATTEMPTS: usize = 16;
 
-/// Allocation requests are batched per calling thread, client and format.
-type BatchKey = (std::thread::ThreadId, ClientId, ListFormat);
+/// How many times a script is called again when it answers that the keys
+/// it was given are not the ones it needs (another call split the record
+/// table or opened a new list in between; see `declare` in `records.lua`).
+const STALE_ATTEMPTS: usize = 8;
+
+/// Allocation requests are batched per calling thread, client, format and
+/// shard.
+type BatchKey = (std::thread::ThreadId, ClientId, ListFormat, u16);
 
 /// One request's answer, as the batch hands it back.
 type Answer = Result<AllocateOutcome, StoreError>;
@@ -175,6 +199,11 @@ pub struct RedisStore {
     changes: Option<String>,
     /// Allocation requests waiting for the call in flight (see `batch`).
     batches: Batcher<BatchKey, AllocateRequest, Answer>,
+    /// How many shards each client's keys are spread over (at least 1).
+    shards: u16,
+    /// Each client's record table as last seen (by client key prefix): which
+    /// record shards a call declares.
+    tables: Mutex<HashMap<String, RecordTable>>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -182,6 +211,8 @@ impl fmt::Debug for RedisStore {
         f.debug_struct("RedisStore")
             .field("prefix", &self.keys.prefix())
             .field("timeout", &self.conn.timeout())
+            .field("wait_replicas", &self.conn.wait_replicas())
+            .field("shards", &self.shards)
             .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
@@ -198,7 +229,12 @@ impl RedisStore {
         redis: RedisSettings,
         settings: StoreSettings,
     ) -> Result<Self, StoreError> {
-        let keys = KeyNames::new(redis.prefix)?;
+        if redis.shards_per_client == 0 {
+            return Err(StoreError::Invalid(
+                "shards_per_client must be at least 1".to_owned(),
+            ));
+        }
+        let keys = KeyNames::new(redis.prefix.clone())?;
         let changes = redis.notify_changes.then(|| keys.changes());
         connection::check_timeout(redis.command_timeout)?;
         // Capacity and lease: the rules every adapter applies, checked now
@@ -206,7 +242,8 @@ impl RedisStore {
         common::check_settings(&settings)?;
         let new_list_bytes = crate::domain::packed::byte_len(settings.bits, settings.capacity)
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let conn = Connection::open(&redis.url, redis.command_timeout).await?;
+        let mut conn = Connection::open(&redis.url, redis.command_timeout).await?;
+        conn.set_wait_replicas(redis.wait_replicas);
         let store = RedisStore {
             conn,
             keys,
@@ -218,6 +255,8 @@ impl RedisStore {
             damaged: DamagedLists::new(),
             changes,
             batches: Batcher::new(MAX_BATCH),
+            tables: Mutex::new(HashMap::new()),
+            shards: redis.shards_per_client,
         };
         for warning in store.conn.risky_settings().await {
             tracing::warn!("{warning}");
@@ -231,11 +270,7 @@ impl RedisStore {
     /// polled.
     pub fn change_feed(&self) -> Option<RedisChangeFeed> {
         let channel = self.changes.clone()?;
-        Some(RedisChangeFeed::new(
-            self.conn.client().clone(),
-            channel,
-            self.conn.timeout(),
-        ))
+        RedisChangeFeed::new(self.conn.seeds().to_vec(), channel, self.conn.timeout())
     }
 
     /// The keys of a list, for tools and tests that inspect Redis directly
@@ -247,7 +282,7 @@ impl RedisStore {
         Ok(self
             .list_facts(list)
             .await?
-            .map(|f| self.keys.list(&f.client, list, f.chunks())))
+            .map(|f| self.keys.list_in(&f.client, f.shard, list, f.chunks())))
     }
 
     /// The keys of `client`'s idempotency records (the table's state and
@@ -296,8 +331,9 @@ impl RedisStore {
         let Some(owner) = owner else {
             return Ok(None);
         };
-        let client = replies::owner(list, &owner)?;
-        let meta = self.keys.client(&client).meta(list);
+        let (client, shard) = keys::parse_owner(&owner)
+            .ok_or_else(|| StoreError::Corrupt(format!("list {list} has a bad owner")))?;
+        let meta = self.keys.shard(&client, shard).meta(list);
         let fields: Vec<Value> = self
             .conn
             .query(
@@ -309,7 +345,7 @@ impl RedisStore {
         let Some(stored) = StoredFacts::from_meta(list, &client, &fields)? else {
             return Ok(None);
         };
-        let facts = ListFacts::new(list, client, stored)?;
+        let facts = ListFacts::new(list, client, stored)?.in_shard(shard);
         Ok(Some(self.facts.remember(*list, facts)))
     }
 
@@ -336,6 +372,7 @@ impl RedisStore {
     async fn grant_run(
         &self,
         client: &ClientId,
+        shard: u16,
         grant: Grant,
     ) -> Result<(ListFormat, ListRun), StoreError> {
         let Grant {
@@ -352,9 +389,10 @@ impl RedisStore {
                 .list_facts(&list)
                 .await?
                 .ok_or_else(|| StoreError::Corrupt(format!("list {list} vanished")))?,
-            (None, Some(stored)) => self
-                .facts
-                .remember(list, ListFacts::new(&list, client.clone(), stored)?),
+            (None, Some(stored)) => self.facts.remember(
+                list,
+                ListFacts::new(&list, client.clone(), stored)?.in_shard(shard),
+            ),
         };
         let indexes = common::indexes(&facts.allocator, first, count)?;
         Ok((facts.format, ListRun { list, indexes }))
@@ -364,11 +402,12 @@ impl RedisStore {
     async fn allocation(
         &self,
         client: &ClientId,
+        shard: u16,
         grants: Grants,
     ) -> Result<Allocation, StoreError> {
-        let (format, first) = self.grant_run(client, grants.first).await?;
+        let (format, first) = self.grant_run(client, shard, grants.first).await?;
         let next = match grants.next {
-            Some(grant) => Some(self.grant_run(client, grant).await?.1),
+            Some(grant) => Some(self.grant_run(client, shard, grant).await?.1),
             None => None,
         };
         Ok(Allocation {
@@ -416,7 +455,8 @@ impl RedisStore {
             }
             lists.push(RefChangeList::new(
                 list,
-                self.keys.list(client, &list, facts.chunks()),
+                self.keys
+                    .list_in(client, facts.shard, &list, facts.chunks()),
                 &facts,
                 &entries,
             )?);
@@ -425,17 +465,153 @@ impl RedisStore {
         Ok(lists)
     }
 
+    /// The record table of `client_keys` as this process last saw it.
+    fn record_table(&self, client_keys: &ClientKeys) -> RecordTable {
+        self.tables
+            .lock()
+            .ok()
+            .and_then(|t| t.get(client_keys.as_str()).copied())
+            .unwrap_or_default()
+    }
+
+    /// Learns from a script's `STALE` answer what to declare next time:
+    /// the record table's state, or the client's current list (returned).
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for an answer of another form.
+    fn learn(&self, client_keys: &ClientKeys, detail: &str) -> Result<Option<ListId>, StoreError> {
+        if let Some(table) = RecordTable::parse(detail) {
+            if let Ok(mut tables) = self.tables.lock() {
+                tables.insert(client_keys.as_str().to_owned(), table);
+            }
+            return Ok(None);
+        }
+        match detail.strip_prefix("current ").map(ListId::parse) {
+            Some(Ok(list)) => Ok(Some(list)),
+            _ => Err(StoreError::Corrupt(format!(
+                "a script asked for undeclared keys: {detail}"
+            ))),
+        }
+    }
+
+    /// Runs the script `call` makes from the declared keys: the record keys
+    /// of `client_keys` for the jtis hashed `hashes` (by the table's state
+    /// as last seen), then `extra`; again, with the state the script names,
+    /// while the script answers that the state moved on.
+    ///
+    /// # Errors
+    /// As [`Connection::invoke`]; [`StoreError::Unavailable`] when the
+    /// table kept changing under [`STALE_ATTEMPTS`] calls.
+    async fn invoke_declared<'s, T: ::redis::FromRedisValue>(
+        &'s self,
+        client_keys: &ClientKeys,
+        hashes: &[u32],
+        extra: &[String],
+        call: impl Fn(&[String]) -> ::redis::ScriptInvocation<'s>,
+    ) -> Result<T, StoreError> {
+        for _ in 0..STALE_ATTEMPTS {
+            let mut declared = client_keys.record_keys(self.record_table(client_keys), hashes);
+            declared.extend_from_slice(extra);
+            match self
+                .conn
+                .invoke_or_stale(&call(&declared), client_keys.as_str())
+                .await?
+            {
+                Ok(reply) => return Ok(reply),
+                Err(detail) => {
+                    self.learn(client_keys, &detail)?;
+                }
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "the idempotency record table kept changing during {STALE_ATTEMPTS} attempts"
+        )))
+    }
+
+    /// How many chunks a list opened now has.
+    fn new_chunks(&self) -> usize {
+        self.new_list_bytes.div_ceil(self.new_chunk_bytes.max(1))
+    }
+
+    /// The metadata and chunk keys of `client`'s own list `list`, for a
+    /// script that may allocate from it (the metadata key alone when the
+    /// list has none: the script then treats it as no list).
+    async fn own_list_keys(
+        &self,
+        client: &ClientId,
+        client_keys: &ClientKeys,
+        list: &ListId,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(match self.list_facts(list).await? {
+            Some(facts) if facts.client == *client => {
+                let keys = self.keys.list_in(client, facts.shard, list, facts.chunks());
+                std::iter::once(keys.meta).chain(keys.chunks).collect()
+            }
+            _ => vec![client_keys.meta(list)],
+        })
+    }
+
+    /// The shard of the client that a request's work is done in: the
+    /// ref's when it has one (so all of a ref's entries are in one shard
+    /// and a change by ref is one step), else the jti's.
+    fn work_shard(&self, issuance_ref: Option<&IssuanceRef>, jti: &Jti) -> u16 {
+        match issuance_ref {
+            Some(r) => keys::shard_of(r.as_str().as_bytes(), self.shards),
+            None => self.jti_shard(jti),
+        }
+    }
+
+    /// The shard of the client a jti's own records are in.
+    fn jti_shard(&self, jti: &Jti) -> u16 {
+        keys::shard_of(&jti.uuid_bytes(), self.shards)
+    }
+
+    /// Marks `jti` with its request (`digest`) in the jti's own shard, for
+    /// a request whose work is done in shard `work` (see `mark.lua`);
+    /// nothing to do when that is the jti's shard. False when the jti was
+    /// used for another request (the request is changed).
+    async fn mark(
+        &self,
+        client: &ClientId,
+        work: u16,
+        jti: &Jti,
+        digest: &[u8; 32],
+        now: UnixSeconds,
+        keep_until: UnixSeconds,
+    ) -> Result<bool, StoreError> {
+        let shard = self.jti_shard(jti);
+        if shard == work {
+            return Ok(true);
+        }
+        let client_keys = self.keys.shard(client, shard);
+        let legacy_record_key = client_keys.legacy_record(jti);
+        let raw: Vec<Value> = self
+            .invoke_declared(&client_keys, &[record_hash(jti)], &[], |declared| {
+                self.scripts.call(&MarkArgs(ClaimArgs {
+                    client_keys: &client_keys,
+                    jti,
+                    legacy_record_key: &legacy_record_key,
+                    digest,
+                    now,
+                    keep_until,
+                    declared,
+                }))
+            })
+            .await?;
+        replies::marked(&raw)
+    }
+
     /// Claims a fresh list id for `client` (`SET NX` on its owner entry), so
     /// that the list, once opened, is always reachable by its id alone.
     /// `None` when the id is taken.
-    async fn claim(&self, client: &ClientId) -> Result<Option<ListId>, StoreError> {
+    async fn claim(&self, client: &ClientId, shard: u16) -> Result<Option<ListId>, StoreError> {
         let id = ListId::random();
         let set: Option<String> = self
             .conn
             .query(
                 ::redis::cmd("SET")
                     .arg(self.keys.owner(&id))
-                    .arg(client.as_str())
+                    .arg(keys::owner_value(client, shard))
                     .arg("NX"),
             )
             .await?;
@@ -462,7 +638,9 @@ impl RedisStore {
             return Vec::new();
         };
         let (client, format) = (first.client.clone(), first.format);
-        let client_keys = self.keys.client(&client);
+        // A batch is of one shard (its batch key says so).
+        let shard = self.work_shard(first.issuance_ref.as_ref(), &first.jti);
+        let client_keys = self.keys.shard(&client, shard);
         let current_key = client_keys.current(format);
         let space = client_keys.space(format);
         let mut answers: Vec<Option<Answer>> = vec![None; reqs.len()];
@@ -471,6 +649,9 @@ impl RedisStore {
         // A candidate id and key for a new list are drawn only once the
         // script says one is needed (once per list, not per allocation).
         let mut candidate: Option<(ListId, AllocatorKey)> = None;
+        // The client's current list as a script last named it, when this
+        // process thought another list was current.
+        let mut current: Option<ListId> = None;
         for _ in 0..OPEN_ATTEMPTS + reqs.len() {
             if open.is_empty() {
                 break;
@@ -496,24 +677,73 @@ impl RedisStore {
                     }
                 })
                 .collect();
-            let args = AllocateArgs {
-                items: &items,
-                current_key: &current_key,
-                client_keys: &client_keys,
-                new_lists: &self.settings,
-                new_list_bytes: self.new_list_bytes,
-                new_chunk_bytes: self.new_chunk_bytes,
-                format,
-                client: &client,
-                claimed: candidate.is_some(),
-                candidate: candidate.clone(),
-                known_list: known,
-                space: &space,
-            };
-            let reply = self
-                .conn
-                .invoke::<Vec<Value>>(&self.scripts.call(&args))
-                .await
+            let hashes: Vec<u32> = open.iter().map(|&i| record_hash(&reqs[i].jti)).collect();
+            // Every key the call may touch: the records, the space, the
+            // outbox, the list thought current and the candidate list.
+            let mut fixed = space.all();
+            fixed.extend(client_keys.outbox().all());
+            if let Some((id, _)) = &candidate {
+                let keys = self.keys.list_in(&client, shard, id, self.new_chunks());
+                fixed.push(keys.meta);
+                fixed.extend(keys.chunks);
+            }
+            let mut raw = Err(StoreError::Unavailable(format!(
+                "the client's current list or record table kept changing during \
+                 {STALE_ATTEMPTS} attempts"
+            )));
+            for _ in 0..STALE_ATTEMPTS {
+                let mut declared =
+                    client_keys.record_keys(self.record_table(&client_keys), &hashes);
+                declared.extend_from_slice(&fixed);
+                if let Some(list) = current.or(known) {
+                    match self.own_list_keys(&client, &client_keys, &list).await {
+                        Ok(keys) => declared.extend(keys),
+                        Err(e) => {
+                            raw = Err(e);
+                            break;
+                        }
+                    }
+                }
+                let args = AllocateArgs {
+                    items: &items,
+                    current_key: &current_key,
+                    client_keys: &client_keys,
+                    new_lists: &self.settings,
+                    new_list_bytes: self.new_list_bytes,
+                    new_chunk_bytes: self.new_chunk_bytes,
+                    format,
+                    client: &client,
+                    claimed: candidate.is_some(),
+                    candidate: candidate.clone(),
+                    known_list: known,
+                    space: &space,
+                    declared: &declared,
+                };
+                match self
+                    .conn
+                    .invoke_or_stale::<Vec<Value>>(&self.scripts.call(&args), client_keys.as_str())
+                    .await
+                {
+                    Ok(Ok(reply)) => {
+                        raw = Ok(reply);
+                        break;
+                    }
+                    // Nothing was written: declare what the script named.
+                    Ok(Err(detail)) => match self.learn(&client_keys, &detail) {
+                        Ok(Some(list)) => current = Some(list),
+                        Ok(None) => {}
+                        Err(e) => {
+                            raw = Err(e);
+                            break;
+                        }
+                    },
+                    Err(e) => {
+                        raw = Err(e);
+                        break;
+                    }
+                }
+            }
+            let reply = raw
                 .and_then(|raw| AllocateBatch::decode(&raw))
                 .and_then(|batch| {
                     if batch.replies.len() == open.len() {
@@ -549,7 +779,7 @@ impl RedisStore {
             for (&i, reply) in open.iter().zip(batch.replies) {
                 let answer = match reply {
                     AllocateReply::Allocated(grants) => {
-                        let a = self.allocation(&client, grants).await;
+                        let a = self.allocation(&client, shard, grants).await;
                         if let Ok(a) = &a {
                             // The list allocated from last is the current one.
                             let last = a.next.as_ref().map_or(a.list, |r| r.list);
@@ -560,7 +790,7 @@ impl RedisStore {
                         a.map(AllocateOutcome::Allocated)
                     }
                     AllocateReply::Replayed(grants) => self
-                        .allocation(&client, grants)
+                        .allocation(&client, shard, grants)
                         .await
                         .map(AllocateOutcome::Replayed),
                     AllocateReply::Changed => Ok(AllocateOutcome::Changed),
@@ -582,7 +812,7 @@ impl RedisStore {
             }
             open = still;
             if need_list {
-                match self.claim(&client).await {
+                match self.claim(&client, shard).await {
                     Ok(claimed) => candidate = claimed.map(|id| (id, AllocatorKey::random())),
                     Err(e) => {
                         for &i in &open {
@@ -627,7 +857,26 @@ impl Store for RedisStore {
     #[tracing::instrument(level = "debug", skip(self, req), fields(client = %req.client, count = req.count))]
     async fn allocate(&self, req: &AllocateRequest) -> Result<AllocateOutcome, StoreError> {
         common::check_request(req, &self.settings)?;
-        let key = (std::thread::current().id(), req.client.clone(), req.format);
+        let shard = self.work_shard(req.issuance_ref.as_ref(), &req.jti);
+        let marked = self
+            .mark(
+                &req.client,
+                shard,
+                &req.jti,
+                &req.digest,
+                req.now,
+                req.keep_until,
+            )
+            .await?;
+        if !marked {
+            return Ok(AllocateOutcome::Changed);
+        }
+        let key = (
+            std::thread::current().id(),
+            req.client.clone(),
+            req.format,
+            shard,
+        );
         self.batches
             .run(
                 key,
@@ -656,33 +905,59 @@ impl Store for RedisStore {
             // Outside the list's capacity: never handed out.
             return Ok(SetStatusOutcome::NeverIssued);
         };
-        let client_keys = self.keys.client(client);
-        let keys = self.keys.list(client, list, facts.chunks());
-        let args = SetStatusArgs {
-            keys: &keys,
-            client_keys: &client_keys,
-            jti: &change.jti,
-            legacy_record_key: &client_keys.legacy_record(&change.jti),
-            client,
-            n,
-            idx,
-            format: facts.format,
-            bits: facts.bits,
-            capacity: facts.capacity,
-            target: change.status,
-            byte_len: facts.byte_len,
-            chunk_bytes: facts.chunk_bytes,
-            digest: &change.digest,
-            now: change.now,
-            keep_until: change.keep_until,
-            list,
-            channel: self.changes.as_deref(),
-            // The entry's seq: its list's first seq and its number there.
-            seq: facts.base.map(|base| base + n),
-            space: &client_keys.space(facts.format),
-            events: change.events,
-        };
-        let raw: Vec<Value> = self.conn.invoke(&self.scripts.call(&args)).await?;
+        if !self
+            .mark(
+                client,
+                facts.shard,
+                &change.jti,
+                &change.digest,
+                change.now,
+                change.keep_until,
+            )
+            .await?
+        {
+            return Ok(SetStatusOutcome::Changed);
+        }
+        let client_keys = self.keys.shard(client, facts.shard);
+        let keys = self.keys.list_in(client, facts.shard, list, facts.chunks());
+        let legacy_record_key = client_keys.legacy_record(&change.jti);
+        let space = client_keys.space(facts.format);
+        let mut extra = space.all();
+        extra.extend(client_keys.outbox().all());
+        let raw: Vec<Value> = self
+            .invoke_declared(
+                &client_keys,
+                &[record_hash(&change.jti)],
+                &extra,
+                |declared| {
+                    self.scripts.call(&SetStatusArgs {
+                        keys: &keys,
+                        client_keys: &client_keys,
+                        jti: &change.jti,
+                        legacy_record_key: &legacy_record_key,
+                        client,
+                        n,
+                        idx,
+                        format: facts.format,
+                        bits: facts.bits,
+                        capacity: facts.capacity,
+                        target: change.status,
+                        byte_len: facts.byte_len,
+                        chunk_bytes: facts.chunk_bytes,
+                        digest: &change.digest,
+                        now: change.now,
+                        keep_until: change.keep_until,
+                        list,
+                        channel: self.changes.as_deref(),
+                        // The entry's seq: its list's first seq and its number there.
+                        seq: facts.base.map(|base| base + n),
+                        space: &space,
+                        events: change.events,
+                        declared,
+                    })
+                },
+            )
+            .await?;
         Ok(match SetStatusReply::decode(list, &raw)? {
             SetStatusReply::Done => SetStatusOutcome::Done { at: change.now },
             SetStatusReply::Already { at } | SetStatusReply::ReplayedAlready { at } => {
@@ -707,20 +982,43 @@ impl Store for RedisStore {
     #[tracing::instrument(level = "debug", skip(self, change), fields(client = %change.client))]
     async fn set_status_by_ref(&self, change: &RefChange) -> Result<RefChangeOutcome, StoreError> {
         common::check_ref_change(change)?;
-        let client_keys = self.keys.client(&change.client);
+        // All of a ref's entries are in its shard.
+        let shard = keys::shard_of(change.issuance_ref.as_str().as_bytes(), self.shards);
+        if !self
+            .mark(
+                &change.client,
+                shard,
+                &change.jti,
+                &change.digest,
+                change.now,
+                change.keep_until,
+            )
+            .await?
+        {
+            return Ok(RefChangeOutcome::Changed);
+        }
+        let client_keys = self.keys.shard(&change.client, shard);
         let space = client_keys.space(change.format);
         let legacy_record_key = client_keys.legacy_record(&change.jti);
+        let hashes = [record_hash(&change.jti)];
+        let read_extra = space.all();
+        let mut change_extra = space.all();
+        change_extra.extend(client_keys.outbox().all());
         for _ in 0..REF_ATTEMPTS {
-            let read = RefReadArgs {
-                client_keys: &client_keys,
-                space: &space,
-                issuance_ref: &change.issuance_ref,
-                jti: &change.jti,
-                legacy_record_key: &legacy_record_key,
-                digest: &change.digest,
-                now: change.now,
-            };
-            let raw: Vec<Value> = self.conn.invoke(&self.scripts.call(&read)).await?;
+            let raw: Vec<Value> = self
+                .invoke_declared(&client_keys, &hashes, &read_extra, |declared| {
+                    self.scripts.call(&RefReadArgs {
+                        client_keys: &client_keys,
+                        space: &space,
+                        issuance_ref: &change.issuance_ref,
+                        jti: &change.jti,
+                        legacy_record_key: &legacy_record_key,
+                        digest: &change.digest,
+                        now: change.now,
+                        declared,
+                    })
+                })
+                .await?;
             let (stamp, runs) = match RefReadReply::decode(&raw)? {
                 RefReadReply::Changed => return Ok(RefChangeOutcome::Changed),
                 RefReadReply::NotFound => return Ok(RefChangeOutcome::NotFound),
@@ -730,23 +1028,27 @@ impl Store for RedisStore {
                 RefReadReply::Runs { stamp, runs } => (stamp, runs),
             };
             let lists = self.ref_change_lists(&change.client, &runs).await?;
-            let args = RefChangeArgs {
-                client_keys: &client_keys,
-                space: &space,
-                issuance_ref: &change.issuance_ref,
-                jti: &change.jti,
-                legacy_record_key: &legacy_record_key,
-                digest: &change.digest,
-                now: change.now,
-                keep_until: change.keep_until,
-                stamp,
-                target: change.status,
-                channel: self.changes.as_deref(),
-                lists: &lists,
-                format: change.format,
-                events: change.events,
-            };
-            let raw: Vec<Value> = self.conn.invoke(&self.scripts.call(&args)).await?;
+            let raw: Vec<Value> = self
+                .invoke_declared(&client_keys, &hashes, &change_extra, |declared| {
+                    self.scripts.call(&RefChangeArgs {
+                        client_keys: &client_keys,
+                        space: &space,
+                        issuance_ref: &change.issuance_ref,
+                        jti: &change.jti,
+                        legacy_record_key: &legacy_record_key,
+                        digest: &change.digest,
+                        now: change.now,
+                        keep_until: change.keep_until,
+                        stamp,
+                        target: change.status,
+                        channel: self.changes.as_deref(),
+                        lists: &lists,
+                        format: change.format,
+                        events: change.events,
+                        declared,
+                    })
+                })
+                .await?;
             return Ok(match RefChangeReply::decode(&raw)? {
                 RefChangeReply::Done(counts) => {
                     RefChangeOutcome::Done(ref_report(change.now, counts, &runs))
@@ -779,16 +1081,21 @@ impl Store for RedisStore {
     #[tracing::instrument(level = "debug", skip(self, claim), fields(client = %claim.client))]
     async fn claim_jti(&self, claim: &JtiClaim) -> Result<JtiClaimOutcome, StoreError> {
         common::check_claim(claim)?;
-        let client_keys = self.keys.client(&claim.client);
-        let args = ClaimArgs {
-            client_keys: &client_keys,
-            jti: &claim.jti,
-            legacy_record_key: &client_keys.legacy_record(&claim.jti),
-            digest: &claim.digest,
-            now: claim.now,
-            keep_until: claim.keep_until,
-        };
-        let raw: Vec<Value> = self.conn.invoke(&self.scripts.call(&args)).await?;
+        let client_keys = self.keys.shard(&claim.client, self.jti_shard(&claim.jti));
+        let legacy_record_key = client_keys.legacy_record(&claim.jti);
+        let raw: Vec<Value> = self
+            .invoke_declared(&client_keys, &[record_hash(&claim.jti)], &[], |declared| {
+                self.scripts.call(&ClaimArgs {
+                    client_keys: &client_keys,
+                    jti: &claim.jti,
+                    legacy_record_key: &legacy_record_key,
+                    digest: &claim.digest,
+                    now: claim.now,
+                    keep_until: claim.keep_until,
+                    declared,
+                })
+            })
+            .await?;
         Ok(match ClaimReply::decode(&raw)? {
             ClaimReply::Fresh => JtiClaimOutcome::Fresh,
             ClaimReply::Used => JtiClaimOutcome::Used,
@@ -799,32 +1106,55 @@ impl Store for RedisStore {
     async fn list_entries(&self, query: &EntryQuery) -> Result<EntryPage, StoreError> {
         // A list filter: the list's place in the space (its base), when it
         // is one of the space's lists at all.
-        let list = match &query.list {
-            None => None,
+        let (list, shards) = match &query.list {
+            None => (None, 0..self.shards),
             Some(list) => match self.list_facts(list).await? {
                 Some(f) if f.client == query.client && f.format == query.format => match f.base {
-                    Some(base) => Some((*list, base)),
+                    Some(base) => (Some((*list, base)), f.shard..f.shard + 1),
                     None => return Ok(EntryPage::default()),
                 },
                 _ => return Ok(EntryPage::default()),
             },
         };
-        let space = self.keys.client(&query.client).space(query.format);
-        let args = ListEntriesArgs {
-            space: &space,
-            mask: query.statuses.mask(),
-            issuance_ref: query.issuance_ref.as_ref(),
-            list,
-            since: query.updated_since,
-            until: query.updated_until,
-            order: query.order,
-            offset: query.offset,
-            limit: query.limit,
+        // A ref's entries are all in its shard; otherwise every shard is
+        // read, in turn: the page is cut from their entries one shard after
+        // the other (each in the order asked for).
+        let shards = match (&list, &query.issuance_ref) {
+            (None, Some(r)) => {
+                let n = keys::shard_of(r.as_str().as_bytes(), self.shards);
+                n..n + 1
+            }
+            _ => shards,
         };
-        let raw: Vec<Value> = self.conn.invoke(&self.scripts.call(&args)).await?;
-        let reply = EntriesReply::decode(&raw)?;
-        let mut items = Vec::with_capacity(reply.items.len());
-        for e in reply.items {
+        let (mut skip, mut want) = (query.offset, query.limit);
+        let mut total = 0u64;
+        let mut found = Vec::new();
+        for shard in shards {
+            let space = self.keys.shard(&query.client, shard).space(query.format);
+            let args = ListEntriesArgs {
+                space: &space,
+                mask: query.statuses.mask(),
+                issuance_ref: query.issuance_ref.as_ref(),
+                list,
+                since: query.updated_since,
+                until: query.updated_until,
+                order: query.order,
+                offset: skip,
+                limit: want,
+                declared: &space.all(),
+            };
+            let raw: Vec<Value> = self.conn.invoke(&self.scripts.call(&args)).await?;
+            let mut reply = EntriesReply::decode(&raw)?;
+            total = total.saturating_add(reply.total);
+            skip = skip.saturating_sub(reply.total);
+            reply
+                .items
+                .truncate(usize::try_from(want).unwrap_or(usize::MAX));
+            want = want.saturating_sub(u32::try_from(reply.items.len()).unwrap_or(u32::MAX));
+            found.extend(reply.items);
+        }
+        let mut items = Vec::with_capacity(found.len());
+        for e in found {
             let facts = self
                 .list_facts(&e.list)
                 .await?
@@ -843,10 +1173,7 @@ impl Store for RedisStore {
                 status_expiry: e.status_expiry,
             });
         }
-        Ok(EntryPage {
-            total: reply.total,
-            items,
-        })
+        Ok(EntryPage { total, items })
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(list = %list))]
@@ -854,19 +1181,17 @@ impl Store for RedisStore {
         let Some(facts) = self.list_facts(list).await? else {
             return Ok(None);
         };
-        let keys = self.keys.list(&facts.client, list, facts.chunks());
-        // MULTI/EXEC: metadata, version and bytes from one moment.
+        let keys = self
+            .keys
+            .list_in(&facts.client, facts.shard, list, facts.chunks());
+        // One script: metadata, version and bytes from one moment (see
+        // `read.lua` for why not MULTI/EXEC).
         let (fields, chunks): (Vec<Value>, Vec<Option<Vec<u8>>>) = self
             .conn
-            .pipe(
-                ::redis::pipe()
-                    .atomic()
-                    .cmd("HMGET")
-                    .arg(&keys.meta)
-                    .arg(&ListState::META_FIELDS)
-                    .cmd("MGET")
-                    .arg(&keys.chunks),
-            )
+            .invoke(&self.scripts.call(&ReadArgs {
+                keys: &keys,
+                fields: &ListState::META_FIELDS,
+            }))
             .await?;
         let Found::Present(fields) = ListState::from_meta(list, &fields)? else {
             return Ok(None);
@@ -899,7 +1224,9 @@ impl Store for RedisStore {
         let Some(facts) = self.list_facts(list).await? else {
             return Ok(None);
         };
-        let keys = self.keys.list(&facts.client, list, facts.chunks());
+        let keys = self
+            .keys
+            .list_in(&facts.client, facts.shard, list, facts.chunks());
         // The version and the chunks' lengths in one round trip: a list
         // whose bytes were lost must not keep being served from a cache that
         // only asks for the version.

@@ -51,15 +51,39 @@ impl RedisStore {
     }
 }
 
-/// Checks that `handle` is a stream id (`<ms>-<seq>`), as this store's
-/// leases carry: anything else would reach Redis as an invalid id.
-fn check_handle(handle: &str) -> Result<(), StoreError> {
-    let digits = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
-    match handle.split_once('-') {
-        Some((ms, seq)) if digits(ms) && digits(seq) => Ok(()),
-        _ => Err(StoreError::Invalid(format!(
+/// The handle of a lease on the event `sid` (a stream id) of shard `shard`
+/// of its client: the stream id, after `<shard>/` when the shard is not 0.
+fn handle_of(shard: u16, sid: String) -> String {
+    if shard == 0 {
+        sid
+    } else {
+        format!("{shard}/{sid}")
+    }
+}
+
+/// The shard and stream id (`<ms>-<seq>`) of a lease handle of this store
+/// (see [`handle_of`]), with the shard below `shards`: anything else would
+/// reach Redis as an invalid id.
+fn parse_handle(handle: &str, shards: u16) -> Result<(u16, &str), StoreError> {
+    let bad = || {
+        StoreError::Invalid(format!(
             "{handle:?} is not a lease handle of the Redis store"
-        ))),
+        ))
+    };
+    let (shard, sid) = match handle.split_once('/') {
+        Some((shard, sid)) => {
+            let shard: u16 = shard.parse().map_err(|_| bad())?;
+            if shard == 0 || shard >= shards {
+                return Err(bad());
+            }
+            (shard, sid)
+        }
+        None => (0, handle),
+    };
+    let digits = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
+    match sid.split_once('-') {
+        Some((ms, seq)) if digits(ms) && digits(seq) => Ok((shard, sid)),
+        _ => Err(bad()),
     }
 }
 
@@ -75,12 +99,18 @@ impl Outbox for RedisStore {
         // One call per client: its keys are in its own slot. Events taken
         // for an earlier client before a later call fails stay held until
         // their leases end and are then handed out again (at least once).
-        for client in &req.clients {
+        // A client spread over shards has an outbox in each (an entry's
+        // events are all in its shard's, so they stay in order).
+        let shards = req
+            .clients
+            .iter()
+            .flat_map(|c| (0..self.shards).map(move |n| (c, n)));
+        for (client, shard) in shards {
             let left = req.max.saturating_sub(leases.len());
             if left == 0 {
                 break;
             }
-            let keys = self.keys.client(client).outbox();
+            let keys = self.keys.shard(client, shard).outbox();
             let args = TakeArgs {
                 keys: &keys,
                 consumer: &req.consumer,
@@ -94,7 +124,7 @@ impl Outbox for RedisStore {
                 leases.push(Lease {
                     event: self.event(client, taken.event).await?,
                     attempt: taken.attempt,
-                    handle: taken.handle,
+                    handle: handle_of(shard, taken.handle),
                 });
             }
         }
@@ -103,8 +133,8 @@ impl Outbox for RedisStore {
 
     #[tracing::instrument(level = "debug", skip(self), fields(client = %client))]
     async fn delivered(&self, client: &ClientId, handle: &str) -> Result<bool, StoreError> {
-        check_handle(handle)?;
-        let keys = self.keys.client(client).outbox();
+        let (shard, handle) = parse_handle(handle, self.shards)?;
+        let keys = self.keys.shard(client, shard).outbox();
         let args = DeliveredArgs {
             keys: &keys,
             handle,
@@ -115,11 +145,11 @@ impl Outbox for RedisStore {
 
     #[tracing::instrument(level = "debug", skip(self, failure), fields(client = %failure.client))]
     async fn retry(&self, failure: &Failure, retry_at: UnixMillis) -> Result<(), StoreError> {
-        check_handle(&failure.handle)?;
-        let keys = self.keys.client(&failure.client).outbox();
+        let (shard, handle) = parse_handle(&failure.handle, self.shards)?;
+        let keys = self.keys.shard(&failure.client, shard).outbox();
         let args = RetryArgs {
             keys: &keys,
-            handle: &failure.handle,
+            handle,
             attempt: failure.attempt,
             retry_at,
         };
@@ -129,11 +159,11 @@ impl Outbox for RedisStore {
 
     #[tracing::instrument(level = "debug", skip(self, failure), fields(client = %failure.client))]
     async fn dead_letter(&self, failure: &Failure) -> Result<bool, StoreError> {
-        check_handle(&failure.handle)?;
-        let keys = self.keys.client(&failure.client).outbox();
+        let (shard, handle) = parse_handle(&failure.handle, self.shards)?;
+        let keys = self.keys.shard(&failure.client, shard).outbox();
         let args = DeadLetterArgs {
             keys: &keys,
-            handle: &failure.handle,
+            handle,
             attempt: failure.attempt,
             dead_at: failure.now_ms,
             error: &failure.error,
@@ -144,11 +174,15 @@ impl Outbox for RedisStore {
 
     #[tracing::instrument(level = "debug", skip(self), fields(client = %client))]
     async fn dead_letters(&self, client: &ClientId) -> Result<Vec<DeadLetter>, StoreError> {
-        let keys = self.keys.client(client).outbox();
-        let stored: Vec<(Vec<u8>, Vec<u8>)> = self
-            .conn
-            .query(::redis::cmd("HGETALL").arg(&keys.dead))
-            .await?;
+        let mut stored: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        for shard in 0..self.shards {
+            let keys = self.keys.shard(client, shard).outbox();
+            let some: Vec<(Vec<u8>, Vec<u8>)> = self
+                .conn
+                .query(::redis::cmd("HGETALL").arg(&keys.dead))
+                .await?;
+            stored.extend(some);
+        }
         let mut letters = Vec::with_capacity(stored.len());
         for (id, blob) in stored {
             let letter = StoredDeadLetter::decode(&id, &blob)?;
@@ -172,19 +206,31 @@ impl Outbox for RedisStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let keys = self.keys.client(client).outbox();
-        let args = RedeliverArgs { keys: &keys, ids };
-        let raw: Vec<Value> = self.conn.invoke(&self.scripts.call(&args)).await?;
-        replies::event_ids(&raw)
+        // Each dead letter is in one shard's outbox: each shard redelivers
+        // those it has.
+        let mut redelivered = Vec::new();
+        for shard in 0..self.shards {
+            let keys = self.keys.shard(client, shard).outbox();
+            let args = RedeliverArgs { keys: &keys, ids };
+            let raw: Vec<Value> = self.conn.invoke(&self.scripts.call(&args)).await?;
+            redelivered.extend(replies::event_ids(&raw)?);
+        }
+        Ok(redelivered)
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(client = %client))]
     async fn pending(&self, client: &ClientId) -> Result<u64, StoreError> {
-        let keys = self.keys.client(client).outbox();
-        // The journal holds exactly the events neither delivered nor dead.
-        self.conn
-            .query(::redis::cmd("XLEN").arg(&keys.stream))
-            .await
+        // The journals hold exactly the events neither delivered nor dead.
+        let mut pending = 0u64;
+        for shard in 0..self.shards {
+            let keys = self.keys.shard(client, shard).outbox();
+            let n: u64 = self
+                .conn
+                .query(::redis::cmd("XLEN").arg(&keys.stream))
+                .await?;
+            pending += n;
+        }
+        Ok(pending)
     }
 }
 
@@ -193,13 +239,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn handles_are_stream_ids() {
+    fn handles_are_stream_ids_after_their_shard() {
         for ok in ["0-0", "1700000000000-12"] {
-            assert!(check_handle(ok).is_ok(), "{ok}");
+            assert_eq!(parse_handle(ok, 1).unwrap(), (0, ok), "{ok}");
         }
-        for bad in ["", "-", "1-", "-1", "1", "a-1", "1-1-1", "1 -1", "+", "$"] {
+        assert_eq!(handle_of(0, "1-2".to_owned()), "1-2");
+        assert_eq!(handle_of(2, "1-2".to_owned()), "2/1-2");
+        assert_eq!(parse_handle("2/1-2", 3).unwrap(), (2, "1-2"));
+        for bad in [
+            "", "-", "1-", "-1", "1", "a-1", "1-1-1", "1 -1", "+", "$", "0/1-2", "3/1-2", "x/1-2",
+            "1/", "1/1",
+        ] {
             assert!(
-                matches!(check_handle(bad), Err(StoreError::Invalid(_))),
+                matches!(parse_handle(bad, 3), Err(StoreError::Invalid(_))),
                 "{bad}"
             );
         }

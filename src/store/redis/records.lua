@@ -44,8 +44,23 @@
 --               version, 'I' records are still replayed
 --   'R' change by ref: time (u32), changed, skipped, already (u32 each)
 --   'L' claim:  nothing more (a single-use jti, `claim.lua`)
+--   'M' mark:   nothing more (a request whose work is in another shard of
+--               a client spread over several, `mark.lua`)
 -- Records of earlier versions (one string per jti, `j:<jti>`) are still
 -- read until they expire, and never written.
+
+-- Declared keys. Redis (a cluster above all) requires every key a script
+-- touches to be named in KEYS. The adapter builds every key a call may
+-- touch and passes it there; the scripts still build the names they use
+-- (with the same parts), and only touch a name that was declared: what a
+-- script may need but the caller could not foresee (a record shard chosen
+-- by the table's state, the client's current list) is checked against the
+-- declared set (DECLARED, every name in KEYS, made by the header scripts.rs
+-- puts before this prelude) before anything is written, and answered with
+-- a STALE error (`STALE records <level> <split>` or `STALE current <list
+-- id>`) for the caller to declare the right keys and call again. In debug
+-- builds the header also checks every key of every `redis.call` against
+-- DECLARED (see `rcall` in scripts.rs).
 
 -- Sizes in records ('~' not counted). Smaller shards are scanned faster
 -- (a lookup reads its shard's fields one by one) but share their ~150 B of
@@ -129,6 +144,40 @@ local function rec_state(prefix)
   return {level = tonumber(st[1]) or 0, split = tonumber(st[2]) or 0}
 end
 
+-- Nil when every record shard the requests' `fields` fall in under the
+-- table's `state` is declared (and the state's own key, and the shards of
+-- the next split and of undoing the last one); else the STALE
+-- error to answer, before anything is written, with the table's state, so
+-- the caller declares the right shards and calls again. Splits and merges
+-- made later in the same call only move records between declared shards
+-- (rec_split and rec_merge check that), so every later lookup finds its
+-- shard declared too.
+local function rec_check(prefix, state, fields)
+  local level, split = state.level, state.split
+  -- The next split's shards and the last split's (a merge undoes it): a
+  -- caller whose idea of the state fell behind its declared splits learns
+  -- the state here, rather than the table stop growing.
+  local stale = not DECLARED[prefix .. 'r']
+    or not DECLARED[shard_key(prefix, split)]
+    or not DECLARED[shard_key(prefix, split + 2 ^ level)]
+  if level > 0 or split > 0 then
+    local prev_level, prev_split = level, split - 1
+    if split == 0 then
+      prev_level = level - 1
+      prev_split = 2 ^ prev_level - 1
+    end
+    stale = stale or not DECLARED[shard_key(prefix, prev_split)]
+      or not DECLARED[shard_key(prefix, prev_split + 2 ^ prev_level)]
+  end
+  for _, f in ipairs(fields) do
+    stale = stale or not DECLARED[shard_key(prefix, rec_shard(field_hash(f), state.level, state.split))]
+  end
+  if stale then
+    return redis.error_reply(string.format('STALE records %d %d', state.level, state.split))
+  end
+  return nil
+end
+
 -- The live record under `field` (a jti's, see field_hash) for a request
 -- with `digest` at `now`, decoded:
 -- nil when there is none (or it is over), 'changed' when it was written for
@@ -136,7 +185,7 @@ end
 -- else {kind = 'I', list =, first =, count =},
 -- {kind = 'C', outcome =, at =} (at 0: none), {kind = 'S', first_seq =,
 -- count =}, {kind = 'R', at =, changed =, skipped =, already =} or
--- {kind = 'L'}. Also where a new record for the jti goes, for rec_put.
+-- {kind = 'L'} or {kind = 'M'}. Also where a new record for the jti goes, for rec_put.
 local function rec_lookup(prefix, state, field, legacy_key, digest, now)
   local level, split = state.level, state.split
   local n = rec_shard(field_hash(field), level, split)
@@ -173,6 +222,8 @@ local function rec_lookup(prefix, state, field, legacy_key, digest, now)
       return {kind = 'R', at = at, changed = changed, skipped = skipped, already = already}, where
     elseif kind == 'L' and #v == 13 then
       return {kind = 'L'}, where
+    elseif kind == 'M' and #v == 13 then
+      return {kind = 'M'}, where
     end
     return 'changed', where
   end
@@ -272,6 +323,11 @@ end
 -- split + 2^level.
 local function rec_split(prefix, state, now)
   local level, split = state.level, state.split
+  -- Only between shards the caller declared (it declares the next few
+  -- splits): otherwise a later write splits.
+  if not (DECLARED[shard_key(prefix, split)] and DECLARED[shard_key(prefix, split + 2 ^ level)]) then
+    return
+  end
   local next_level, next_split = level, split + 1
   if next_split == 2 ^ level then
     next_level, next_split = level + 1, 0
@@ -291,6 +347,9 @@ local function rec_merge(prefix, state, now)
     prev_split = 2 ^ prev_level - 1
   end
   local last = prev_split + 2 ^ prev_level
+  if not (DECLARED[shard_key(prefix, last)] and DECLARED[shard_key(prefix, prev_split)]) then
+    return
+  end
   -- Fields, '~' included: a little above the records, which only makes a
   -- merge a little rarer.
   local held = redis.call('HLEN', shard_key(prefix, last))

@@ -58,6 +58,10 @@ local ENTRY = '>I2I4I4I2I6'
 local ENTRY_SIZE = 18
 
 local state = rec_state(client_prefix)
+local stale = rec_check(client_prefix, state, {record_field})
+if stale then
+  return stale
+end
 local rec, where = rec_lookup(client_prefix, state, record_field, legacy_record_key, digest, now)
 if rec == 'changed' or (rec and rec.kind ~= 'R') then
   return {'changed'}

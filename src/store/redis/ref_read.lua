@@ -19,6 +19,7 @@
 -- order.
 
 local legacy_record_key = KEYS[1] -- the jti's record as earlier versions kept it
+local declared_keys = {unpack(KEYS, 2)} -- every other key it may touch (see declare in records.lua)
 local client_prefix = ARGV[1]  -- `<prefix>{<client>}:`, where the client's records are
 local space = ARGV[2]          -- the entry space's prefix
 local ref = ARGV[3]            -- the ref's text
@@ -27,6 +28,10 @@ local digest = ARGV[5]         -- request digest (32 bytes)
 local now = tonumber(ARGV[6])  -- unix s
 
 local state = rec_state(client_prefix)
+local stale = rec_check(client_prefix, state, {record_field})
+if stale then
+  return stale
+end
 local rec = rec_lookup(client_prefix, state, record_field, legacy_record_key, digest, now)
 if rec == 'changed' or (rec and rec.kind ~= 'R') then
   return {'changed'}

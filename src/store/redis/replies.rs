@@ -920,8 +920,19 @@ pub(super) fn decode_version(list: &ListId, v: &Value) -> Result<u64, StoreError
 ///
 /// # Errors
 /// [`StoreError::Corrupt`] for an owner that is not a client id.
-pub(super) fn owner(list: &ListId, owner: &str) -> Result<ClientId, StoreError> {
-    ClientId::parse(owner).map_err(|_| StoreError::Corrupt(format!("list {list} has a bad owner")))
+/// Decodes `mark.lua`'s answer: true for `{'marked'}`, false for
+/// `{'changed'}`.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] for anything else.
+pub(super) fn marked(reply: &[Value]) -> Result<bool, StoreError> {
+    match reply.first().and_then(text).as_deref() {
+        Some("marked") => Ok(true),
+        Some("changed") => Ok(false),
+        other => Err(StoreError::Corrupt(format!(
+            "unexpected mark reply {other:?}"
+        ))),
+    }
 }
 
 /// The error for a missing or malformed metadata field.
@@ -1544,6 +1555,8 @@ mod tests {
         assert!(matches!(version(&Value::Nil), Found::Absent));
         assert_eq!(decode_version(&l, &bulk("5")).unwrap(), 5);
         assert!(decode_version(&l, &bulk("-")).is_err());
-        assert!(owner(&l, "acme").is_ok());
+        assert!(marked(&[bulk("marked")]).unwrap());
+        assert!(!marked(&[bulk("changed")]).unwrap());
+        assert!(marked(&[bulk("fresh")]).is_err());
     }
 }

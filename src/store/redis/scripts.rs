@@ -47,11 +47,65 @@ const EVENTS_PRELUDE: &str = include_str!("events.lua");
 /// stored" and are clamped to this.
 const LUA_EXACT: u64 = 1 << 53;
 
+/// What every script starts with, before [`PRELUDE`]: the set of the keys
+/// it declared (see "Declared keys" in `records.lua`), and `rcall`, which
+/// every `redis.call` of the scripts becomes. In debug builds (the tests)
+/// `rcall` refuses a key that was not declared, so a script that would
+/// touch one fails its test; in release builds it is `redis.call` itself.
+const HEADER: &str = "local DECLARED = {}\nfor _, k in ipairs(KEYS) do DECLARED[k] = true end\n";
+
+/// `rcall` as release builds define it.
+const RCALL: &str = "local rcall = redis.call\n";
+
+/// `rcall` as debug builds define it: the key positions of every command
+/// the scripts use (all arguments of `EXISTS`, `DEL` and `MGET`, none of
+/// `PUBLISH`, the second of `XGROUP`, the streams of `XREADGROUP`, else the
+/// first).
+const CHECKED_RCALL: &str = r#"local function rcall(cmd, ...)
+  local args = {...}
+  local c = string.upper(cmd)
+  local first, last = 1, 1
+  if c == 'EXISTS' or c == 'DEL' or c == 'MGET' then
+    last = #args
+  elseif c == 'PUBLISH' then
+    last = 0
+  elseif c == 'XGROUP' then
+    first, last = 2, 2
+  elseif c == 'XREADGROUP' then
+    for i = 1, #args do
+      if string.upper(tostring(args[i])) == 'STREAMS' then
+        first, last = i + 1, i + (#args - i) / 2
+      end
+    end
+  end
+  for i = first, last do
+    if not DECLARED[args[i]] then
+      error('undeclared key ' .. tostring(args[i]) .. ' in ' .. c)
+    end
+  end
+  return redis.call(cmd, ...)
+end
+"#;
+
+/// A script's whole text from its parts: the header, then the parts with
+/// every `redis.call` turned into `rcall`.
+fn script(parts: &[&str]) -> Script {
+    let rcall = if cfg!(debug_assertions) {
+        CHECKED_RCALL
+    } else {
+        RCALL
+    };
+    let body = parts.concat().replace("redis.call(", "rcall(");
+    Script::new(&[HEADER, rcall, &body].concat())
+}
+
 /// The Lua scripts, hashed once.
 pub(super) struct Scripts {
     allocate: Script,
     set_status: Script,
     claim: Script,
+    mark: Script,
+    read: Script,
     ref_read: Script,
     ref_change: Script,
     list: Script,
@@ -65,15 +119,16 @@ pub(super) struct Scripts {
 impl Scripts {
     /// Loads (hashes) the scripts.
     pub(super) fn new() -> Self {
-        let with_space = |own: &str| Script::new(&[PRELUDE, SPACE_PRELUDE, own].concat());
+        let with_space = |own: &str| script(&[PRELUDE, SPACE_PRELUDE, own]);
         // The scripts that make changes may record their events.
-        let recording =
-            |own: &str| Script::new(&[PRELUDE, SPACE_PRELUDE, EVENTS_PRELUDE, own].concat());
-        let outbox = |own: &str| Script::new(&[PRELUDE, EVENTS_PRELUDE, own].concat());
+        let recording = |own: &str| script(&[PRELUDE, SPACE_PRELUDE, EVENTS_PRELUDE, own]);
+        let outbox = |own: &str| script(&[PRELUDE, EVENTS_PRELUDE, own]);
         Scripts {
             allocate: recording(include_str!("allocate.lua")),
             set_status: recording(include_str!("set_status.lua")),
-            claim: Script::new(&[PRELUDE, include_str!("claim.lua")].concat()),
+            claim: script(&[PRELUDE, include_str!("claim.lua")]),
+            mark: script(&[PRELUDE, include_str!("mark.lua")]),
+            read: script(&[PRELUDE, include_str!("read.lua")]),
             ref_read: with_space(include_str!("ref_read.lua")),
             ref_change: recording(include_str!("ref_change.lua")),
             list: with_space(include_str!("list.lua")),
@@ -176,6 +231,9 @@ pub(super) struct AllocateArgs<'a> {
     pub known_list: Option<ListId>,
     /// The client's entry space of `format`.
     pub space: &'a SpaceKeys,
+    /// Every other key the script may touch (see `declare` in
+    /// `records.lua`), after the keys above.
+    pub declared: &'a [String],
 }
 
 impl ScriptArgs for AllocateArgs<'_> {
@@ -187,6 +245,9 @@ impl ScriptArgs for AllocateArgs<'_> {
         s.key("current_key", self.current_key);
         for item in self.items {
             s.key("legacy_keys", &item.legacy_record_key);
+        }
+        for key in self.declared {
+            s.key("declared_keys", key);
         }
         s.arg("new_capacity", self.new_lists.capacity);
         s.arg("new_bits", self.new_lists.bits.get());
@@ -227,6 +288,14 @@ impl ScriptArgs for AllocateArgs<'_> {
             );
         }
     }
+}
+
+/// The hash that chooses a jti's record shard: the first 4 bytes of its
+/// record field ([`record_field`]), big-endian, as `field_hash` in
+/// `records.lua` reads them.
+pub(super) fn record_hash(jti: &Jti) -> u32 {
+    let f = record_field(jti);
+    u32::from_be_bytes([f[0], f[1], f[2], f[3]])
 }
 
 /// The field a jti's record is kept under in its client's record table
@@ -288,6 +357,9 @@ pub(super) struct SetStatusArgs<'a> {
     pub space: &'a SpaceKeys,
     /// The seed of the event a change made records; `None` records none.
     pub events: Option<EventSeed>,
+    /// Every other key the script may touch (see `declare` in
+    /// `records.lua`), after the keys above.
+    pub declared: &'a [String],
 }
 
 impl ScriptArgs for SetStatusArgs<'_> {
@@ -307,6 +379,9 @@ impl ScriptArgs for SetStatusArgs<'_> {
         s.key("legacy_record_key", self.legacy_record_key);
         for key in &self.keys.chunks {
             s.key("chunk_keys", key);
+        }
+        for key in self.declared {
+            s.key("declared_keys", key);
         }
         s.arg("client", self.client.as_str());
         s.arg("n", self.n);
@@ -339,6 +414,47 @@ impl ScriptArgs for SetStatusArgs<'_> {
     }
 }
 
+/// The arguments of `read.lua`: a list's metadata `fields` and its chunks,
+/// from one moment.
+#[derive(Debug)]
+pub(super) struct ReadArgs<'a> {
+    /// The list's keys.
+    pub keys: &'a ListKeys,
+    /// The metadata fields to read, in order.
+    pub fields: &'a [&'a str],
+}
+
+impl ScriptArgs for ReadArgs<'_> {
+    fn script(scripts: &Scripts) -> &Script {
+        &scripts.read
+    }
+
+    fn feed(&self, s: &mut impl Sink) {
+        s.key("meta_key", &self.keys.meta);
+        for chunk in &self.keys.chunks {
+            s.key("chunk_keys", chunk);
+        }
+        for field in self.fields {
+            s.arg("item_field", *field);
+        }
+    }
+}
+
+/// The arguments of `mark.lua`: the same as [`ClaimArgs`] (the jti's
+/// record shard, its request), marking the jti with its request.
+#[derive(Debug)]
+pub(super) struct MarkArgs<'a>(pub ClaimArgs<'a>);
+
+impl ScriptArgs for MarkArgs<'_> {
+    fn script(scripts: &Scripts) -> &Script {
+        &scripts.mark
+    }
+
+    fn feed(&self, s: &mut impl Sink) {
+        self.0.feed(s);
+    }
+}
+
 /// The arguments of `claim.lua`: record a single-use jti unless a live
 /// record of it exists.
 #[derive(Debug)]
@@ -355,6 +471,9 @@ pub(super) struct ClaimArgs<'a> {
     pub now: UnixSeconds,
     /// The record counts until then (exclusive).
     pub keep_until: UnixSeconds,
+    /// Every other key the script may touch (see `declare` in
+    /// `records.lua`), after the keys above.
+    pub declared: &'a [String],
 }
 
 impl ScriptArgs for ClaimArgs<'_> {
@@ -364,6 +483,9 @@ impl ScriptArgs for ClaimArgs<'_> {
 
     fn feed(&self, s: &mut impl Sink) {
         s.key("legacy_record_key", self.legacy_record_key);
+        for key in self.declared {
+            s.key("declared_keys", key);
+        }
         s.arg("client_prefix", self.client_keys.as_str());
         s.arg("record_field", &record_field(self.jti)[..]);
         s.arg("digest", &self.digest[..]);
@@ -390,6 +512,9 @@ pub(super) struct RefReadArgs<'a> {
     pub digest: &'a [u8; 32],
     /// The request's clock.
     pub now: UnixSeconds,
+    /// Every other key the script may touch (see `declare` in
+    /// `records.lua`), after the keys above.
+    pub declared: &'a [String],
 }
 
 impl ScriptArgs for RefReadArgs<'_> {
@@ -399,6 +524,9 @@ impl ScriptArgs for RefReadArgs<'_> {
 
     fn feed(&self, s: &mut impl Sink) {
         s.key("legacy_record_key", self.legacy_record_key);
+        for key in self.declared {
+            s.key("declared_keys", key);
+        }
         s.arg("client_prefix", self.client_keys.as_str());
         s.arg("space", self.space.prefix());
         s.arg("ref", self.issuance_ref.as_str());
@@ -510,6 +638,9 @@ pub(super) struct RefChangeArgs<'a> {
     pub format: ListFormat,
     /// The seed of the events of the entries changed; `None` records none.
     pub events: Option<EventSeed>,
+    /// Every other key the script may touch (see `declare` in
+    /// `records.lua`), after the keys above.
+    pub declared: &'a [String],
 }
 
 impl ScriptArgs for RefChangeArgs<'_> {
@@ -525,6 +656,9 @@ impl ScriptArgs for RefChangeArgs<'_> {
             for chunk in &l.keys.chunks {
                 s.key("list_keys", chunk);
             }
+        }
+        for key in self.declared {
+            s.key("declared_keys", key);
         }
         s.arg("client_prefix", self.client_keys.as_str());
         s.arg("space", self.space.prefix());
@@ -577,6 +711,9 @@ pub(super) struct ListEntriesArgs<'a> {
     pub offset: u64,
     /// Entries on the page at most.
     pub limit: u32,
+    /// Every other key the script may touch (see `declare` in
+    /// `records.lua`), after the keys above.
+    pub declared: &'a [String],
 }
 
 impl ScriptArgs for ListEntriesArgs<'_> {
@@ -587,6 +724,9 @@ impl ScriptArgs for ListEntriesArgs<'_> {
     fn feed(&self, s: &mut impl Sink) {
         let time = |t: Option<u64>| t.map_or_else(String::new, |t| t.min(LUA_EXACT).to_string());
         s.key("state_key", self.space.state());
+        for key in self.declared {
+            s.key("declared_keys", key);
+        }
         s.arg("space", self.space.prefix());
         s.arg("mask", self.mask);
         s.arg("ref", self.issuance_ref.map_or("", |r| r.as_str()));
@@ -832,15 +972,26 @@ mod tests {
         Some((pos.trim_end_matches(")}").parse().unwrap(), name.to_owned()))
     }
 
-    /// For a script with no variable part (no rest of KEYS or ARGV):
-    /// `args` feed exactly the keys and arguments `lua` declares, in its
-    /// order, and `argv_len` arguments in all.
+    /// Two keys to declare.
+    fn two_declared() -> [String; 2] {
+        ["p:{acme}:x".to_owned(), "p:{acme}:y".to_owned()]
+    }
+
+    /// For a script with no variable part but the declared keys (the rest
+    /// of KEYS, given [`two_declared`]): `args` feed exactly the keys and
+    /// arguments `lua` declares, in its order, and `argv_len` arguments in
+    /// all.
     fn assert_fixed_layout(args: &impl ScriptArgs, lua: &str, argv_len: usize) {
         let mut fed = Names::default();
         args.feed(&mut fed);
         let (script, rest) = declared(lua);
-        assert!(rest.is_none());
-        assert_eq!(fed.keys, script.keys);
+        let mut keys = script.keys.clone();
+        // The outbox's own scripts are handed all their keys by name.
+        if let Some(rest) = rest {
+            assert_eq!(rest, "declared_keys");
+            keys.extend([rest.clone(), rest]);
+        }
+        assert_eq!(fed.keys, keys);
         assert_eq!(fed.argv, script.argv);
         assert_eq!(fed.argv.len(), argv_len);
     }
@@ -1000,6 +1151,7 @@ mod tests {
             claimed: true,
             known_list: None,
             space: &space,
+            declared: &two_declared(),
         };
         let mut fed = Names::default();
         args.feed(&mut fed);
@@ -1008,6 +1160,7 @@ mod tests {
         let rest = rest.expect("the legacy keys are the rest of KEYS");
         let mut keys = script.keys.clone();
         keys.extend([rest.clone(), rest]);
+        keys.extend(std::iter::repeat_n("declared_keys".to_owned(), 2));
         assert_eq!(fed.keys, keys);
         assert_eq!(fed.argv, with_items(&script, 2));
         let per_item = with_items(&script, 1).len() - with_items(&script, 0).len();
@@ -1043,6 +1196,7 @@ mod tests {
             seq: Some(7),
             space: &names.client(&client).space(ListFormat::Token),
             events: Some(EventSeed { ms: 1, nonce: 2 }),
+            declared: &two_declared(),
         };
         let mut fed = Names::default();
         args.feed(&mut fed);
@@ -1050,9 +1204,29 @@ mod tests {
         let rest = rest.expect("the chunks are the rest of KEYS");
         let mut expected = script.keys.clone();
         expected.extend([rest.clone(), rest]);
+        expected.extend(std::iter::repeat_n("declared_keys".to_owned(), 2));
         assert_eq!(fed.keys, expected);
         assert_eq!(fed.argv, script.argv);
         assert_eq!(fed.argv.len(), 22);
+    }
+
+    #[test]
+    fn read_args_follow_the_script() {
+        let names = KeyNames::new("p:".to_owned()).unwrap();
+        let client = ClientId::parse("acme").unwrap();
+        let keys = names.list(&client, &ListId::random(), 2);
+        let args = ReadArgs {
+            keys: &keys,
+            fields: &["a", "b", "c"],
+        };
+        let mut fed = Names::default();
+        args.feed(&mut fed);
+        let (script, rest) = declared(include_str!("read.lua"));
+        let rest = rest.expect("the chunks are the rest of KEYS");
+        let mut keys = script.keys.clone();
+        keys.extend([rest.clone(), rest]);
+        assert_eq!(fed.keys, keys);
+        assert_eq!(fed.argv, with_items(&script, 3));
     }
 
     #[test]
@@ -1067,8 +1241,10 @@ mod tests {
             digest: &[0; 32],
             now: 1,
             keep_until: 2,
+            declared: &two_declared(),
         };
         assert_fixed_layout(&args, include_str!("claim.lua"), 5);
+        assert_fixed_layout(&MarkArgs(args), include_str!("mark.lua"), 5);
     }
 
     #[test]
@@ -1086,6 +1262,7 @@ mod tests {
             legacy_record_key: "r",
             digest: &[0; 32],
             now: 1,
+            declared: &two_declared(),
         };
         assert_fixed_layout(&args, include_str!("ref_read.lua"), 6);
     }
@@ -1141,6 +1318,7 @@ mod tests {
             lists: &lists,
             format: ListFormat::Token,
             events: None,
+            declared: &two_declared(),
         };
         let mut fed = Names::default();
         args.feed(&mut fed);
@@ -1150,6 +1328,8 @@ mod tests {
         let mut keys = script.keys.clone();
         // Metadata, times and 2 chunks; metadata, times and 1 chunk.
         keys.extend(std::iter::repeat_n(rest, 4 + 3));
+        // Then the other keys it may touch.
+        keys.extend(std::iter::repeat_n("declared_keys".to_owned(), 2));
         assert_eq!(fed.keys, keys);
         assert_eq!(fed.argv, with_items(&script, 2));
         let per_item = with_items(&script, 1).len() - with_items(&script, 0).len();
@@ -1174,6 +1354,7 @@ mod tests {
             order: SortOrder::Desc,
             offset: u64::MAX,
             limit: 10,
+            declared: &two_declared(),
         };
         assert_fixed_layout(&args, include_str!("list.lua"), 10);
     }

@@ -83,6 +83,10 @@ local function time_set(at)
 end
 
 local state = rec_state(client_prefix)
+local stale = rec_check(client_prefix, state, {record_field})
+if stale then
+  return stale
+end
 local rec, where = rec_lookup(client_prefix, state, record_field, legacy_record_key, digest, now)
 if rec == 'changed' or (rec and rec.kind ~= 'C') then
   return {'changed'}

@@ -7,8 +7,10 @@
 //! message saying how to install it and ends the whole run (exit status 1),
 //! rather than every Redis test failing with its own panic.
 //!
+//! A private Redis Cluster (six nodes) is in [`redis_cluster`].
+//!
 //! Also used by `benches/redis_alloc.rs` and `benches/http_load.rs` (through
-//! `#[path]`), so it depends only on std, tempfile and the redis crate.
+//! `#[path]`), so it depends only on std, tempfile, libc and the redis crate.
 
 #![allow(dead_code)]
 
@@ -20,6 +22,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+pub mod redis_cluster;
+// Unused by the benches that include this file.
+#[allow(unused_imports)]
+pub use redis_cluster::RedisCluster;
 
 /// The variable that names the Redis binary, overriding the `PATH` search.
 pub const REDIS_SERVER_VAR: &str = "REDIS_SERVER";
