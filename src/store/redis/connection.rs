@@ -351,6 +351,85 @@ impl Connection {
         }
     }
 
+    /// Every key matching `pattern` (a SCAN glob), perhaps some twice: on a
+    /// cluster each master is scanned in turn, since a SCAN walks one node's
+    /// keyspace only. Meant for rare, whole-store walks (the aggregation).
+    ///
+    /// # Errors
+    /// As [`Connection::query`]; a failover during the walk fails it (the
+    /// caller asks again later).
+    pub(super) async fn scan(&self, pattern: &str) -> Result<Vec<String>, StoreError> {
+        let scan = |cursor: u64| {
+            let mut cmd = ::redis::cmd("SCAN");
+            cmd.arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(1000);
+            cmd
+        };
+        let mut keys = Vec::new();
+        match self.handle() {
+            Handle::Node(mut conn) => {
+                let mut cursor = 0;
+                loop {
+                    let (next, batch): (u64, Vec<String>) =
+                        self.bounded(scan(cursor).query_async(&mut conn)).await?;
+                    keys.extend(batch);
+                    if next == 0 {
+                        break;
+                    }
+                    cursor = next;
+                }
+            }
+            Handle::Cluster(mut conn) => {
+                use ::redis::cluster_routing::{
+                    Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
+                };
+                let ranges: Vec<::redis::Value> = self
+                    .bounded(::redis::cmd("CLUSTER").arg("SLOTS").query_async(&mut conn))
+                    .await?;
+                // Each master once, routed by the first slot of one of its
+                // ranges; a master is known by the address CLUSTER SLOTS
+                // gives for it.
+                let mut seen = std::collections::HashSet::new();
+                for range in &ranges {
+                    let ::redis::Value::Array(items) = range else {
+                        continue;
+                    };
+                    let (Some(::redis::Value::Int(slot)), Some(master)) =
+                        (items.first(), items.get(2))
+                    else {
+                        continue;
+                    };
+                    let Ok(slot) = u16::try_from(*slot) else {
+                        continue;
+                    };
+                    if !seen.insert(format!("{master:?}")) {
+                        continue;
+                    }
+                    let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
+                        Route::new(slot, SlotAddr::Master),
+                    ));
+                    let mut cursor = 0;
+                    loop {
+                        let reply = self
+                            .bounded(conn.route_command(scan(cursor), route.clone()))
+                            .await?;
+                        let (next, batch): (u64, Vec<String>) =
+                            ::redis::from_redis_value(reply).map_err(|e| map_err(e.into()))?;
+                        keys.extend(batch);
+                        if next == 0 {
+                            break;
+                        }
+                        cursor = next;
+                    }
+                }
+            }
+        }
+        Ok(keys)
+    }
+
     /// Runs a pipeline (or a MULTI/EXEC transaction) in one round trip.
     ///
     /// # Errors

@@ -1253,36 +1253,25 @@ impl Store for RedisStore {
         replies::decode_version(list, v).map(Some)
     }
 
-    /// SCANs the owner entries (`Plist:<id>`, one per list, see `keys`)
+    /// SCANs the owner entries (`Plist:<id>`, one per list, see `keys`;
+    /// every master of a cluster)
     /// and keeps the lists of `format`, reading each list's facts (cached
     /// after the first time, as every GET of a list does) a few at a time.
     #[tracing::instrument(level = "debug", skip(self))]
     async fn list_ids(&self, format: ListFormat) -> Result<Vec<ListId>, StoreError> {
         use futures::StreamExt;
         let pattern = format!("{}*", glob_escape(&self.keys.owner_prefix()));
-        let mut ids = Vec::new();
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = self
-                .conn
-                .query(
-                    ::redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(1000),
-                )
-                .await?;
-            ids.extend(keys.iter().filter_map(|key| {
-                key.strip_prefix(self.keys.owner_prefix().as_str())
+        let owner_prefix = self.keys.owner_prefix();
+        let mut ids: Vec<ListId> = self
+            .conn
+            .scan(&pattern)
+            .await?
+            .iter()
+            .filter_map(|key| {
+                key.strip_prefix(owner_prefix.as_str())
                     .and_then(|id| ListId::parse(id).ok())
-            }));
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
+            })
+            .collect();
         // SCAN may return a key twice.
         ids.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
         ids.dedup();
