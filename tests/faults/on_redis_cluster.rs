@@ -237,7 +237,7 @@ fn spread(cluster: &Cluster, lists: &[Located], f: &mut Findings) -> String {
         *per_master.entry(list.master).or_default() += list.snapshot.meta.allocated;
         match &list.tag {
             Some(tag) => {
-                let client = tag.split(':').next().unwrap_or(tag);
+                let client = tag.split(['/', ':']).next().unwrap_or(tag);
                 tags.entry(client).or_default().insert(tag);
                 if list.snapshot.meta.allocated > 0 {
                     per_client_masters
