@@ -304,6 +304,10 @@ pub struct Cluster {
     /// `clients[0]` has token lists (`/t/`), `clients[1]` bitstring (`/b/`).
     pub clients: Vec<TestClient>,
     pub knobs: Knobs,
+    /// The `[store]` lines the scenario added (`Extra::store`): a checker
+    /// opening the store itself must read it with the same settings (the
+    /// shard count places a client's hash tags).
+    pub store_lines: String,
     _dir: tempfile::TempDir,
 }
 
@@ -388,7 +392,7 @@ format = "bitstring"
 jwks_file = "{b_jwks}"
 {b_extra}
 "#,
-            store = extra.store,
+            store = &extra.store,
             global = extra.global,
             t_extra = client_extra(token.id),
             b_extra = client_extra(bits.id),
@@ -422,6 +426,7 @@ jwks_file = "{b_jwks}"
             service_key,
             clients: vec![token, bits],
             knobs,
+            store_lines: extra.store.clone(),
             _dir: dir,
         }
     }

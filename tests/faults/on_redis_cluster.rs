@@ -237,8 +237,8 @@ fn spread(cluster: &Cluster, lists: &[Located], f: &mut Findings) -> String {
         *per_master.entry(list.master).or_default() += list.snapshot.meta.allocated;
         match &list.tag {
             Some(tag) => {
-                // `{client}` is shard 0, `{client/n}` shard n (client ids
-                // hold no '/').
+                // `{client}` is shard 0, `{client/n}` or `{client/n.j}`
+                // shard n (client ids hold no '/').
                 let client = tag.split('/').next().unwrap_or(tag);
                 tags.entry(client).or_default().insert(tag);
                 if list.snapshot.meta.allocated > 0 {
@@ -263,6 +263,20 @@ fn spread(cluster: &Cluster, lists: &[Located], f: &mut Findings) -> String {
         }
     }
     for client in &cluster.clients {
+        // The shards of a client sit in different thirds of the slots, the
+        // ranges `redis-cli --cluster create` gives the three masters: each
+        // client's allocations reach every master, not only all clients'.
+        let reached = per_client_masters.get(client.id).map_or(0, BTreeSet::len);
+        if reached != masters.len() {
+            f.add(
+                "a client's allocations do not reach every master",
+                format!(
+                    "{}: masters {:?}",
+                    client.id,
+                    per_client_masters.get(client.id)
+                ),
+            );
+        }
         let used = tags.get(client.id).map_or(0, BTreeSet::len);
         if used != SHARDS {
             f.add(

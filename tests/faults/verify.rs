@@ -247,6 +247,14 @@ pub async fn located_lists(cluster: &Cluster) -> Vec<Located> {
     let mut redis = RedisSettings::new(cluster.redis_url.clone());
     redis.prefix = PREFIX.to_owned();
     redis.command_timeout = Duration::from_secs(10);
+    // As the replicas were configured: the shard count places the tags.
+    redis.shards_per_client = cluster
+        .store_lines
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("shards_per_client"))
+        .filter_map(|v| v.trim().trim_start_matches('=').trim().parse().ok())
+        .next()
+        .unwrap_or(1);
     let settings = StoreSettings {
         capacity: cluster.knobs.capacity,
         ..StoreSettings::default()

@@ -50,8 +50,9 @@
 //! `records.lua`).
 //!
 //! With `shards_per_client` above 1, shard `n` of a client has the prefix
-//! `P{c/n}:` ([`KeyNames::shard`]; shard 0 keeps `P{c}:`) and all the keys
-//! above under it, and `Plist:<id>` holds `c/n` ([`owner_value`]).
+//! `P{c/n}:` or `P{c/n.j}:` ([`shard_tag`], which places the shards in
+//! different slot ranges; shard 0 keeps `P{c}:`) and all the keys above
+//! under it, and `Plist:<id>` holds `c/n` ([`owner_value`]).
 //!
 //! The outbox keys exist only for a client whose writes recorded events (a
 //! client with a webhook): a write without an event seed touches none.
@@ -88,6 +89,9 @@ pub(super) struct KeyNames {
     /// Holds no braces (they would move keys out of the client's hash tag)
     /// and no whitespace.
     prefix: String,
+    /// `shards_per_client`: how many hash tags each client is spread over
+    /// (at least 1; it places the tags, see [`shard_tag`]).
+    shards: u16,
 }
 
 impl KeyNames {
@@ -104,7 +108,16 @@ impl KeyNames {
                 "the Redis key prefix may not hold braces or whitespace".to_owned(),
             ));
         }
-        Ok(KeyNames { prefix })
+        Ok(KeyNames { prefix, shards: 1 })
+    }
+
+    /// The same names for clients spread over `shards` hash tags (at
+    /// least 1).
+    pub(super) fn with_shards(self, shards: u16) -> Self {
+        KeyNames {
+            shards: shards.max(1),
+            ..self
+        }
     }
 
     /// The prefix every key starts with.
@@ -118,15 +131,15 @@ impl KeyNames {
     }
 
     /// The keys of shard `n` of `client`: `P{c}:` for shard 0 (the layout
-    /// of a client that is not sharded), `P{c/n}:` for the others, each
-    /// its own hash tag. Client ids hold no `/`, so no client's tag is
-    /// another's shard.
+    /// of a client that is not sharded), `P{<tag>}:` for the others, each
+    /// its own hash tag ([`shard_tag`]). Client ids hold no `/`, so no
+    /// client's tag is another's shard.
     pub(super) fn shard(&self, client: &ClientId, n: u16) -> ClientKeys {
-        if n == 0 {
-            ClientKeys(format!("{}{{{}}}:", self.prefix, client))
-        } else {
-            ClientKeys(format!("{}{{{}/{n}}}:", self.prefix, client))
-        }
+        ClientKeys(format!(
+            "{}{{{}}}:",
+            self.prefix,
+            shard_tag(client, n, self.shards)
+        ))
     }
 
     /// The change channel: every applied change publishes its list's id
@@ -172,6 +185,46 @@ impl KeyNames {
         }
     }
 }
+
+/// The hash tag of shard `n` of `client` spread over `shards` tags:
+/// `c` for shard 0, and for the others `c/n` or, when that one's slot is
+/// not where shard `n` belongs, `c/n.j` with the smallest `j` whose slot
+/// is.
+///
+/// Where a shard belongs: cut the 16,384 slots into `shards` equal ranges;
+/// shard 0 falls in range `r` (by its tag's slot), shard `n` in range
+/// `(r + n) mod shards`. So a client's shards sit in as many different
+/// ranges, and with the equal ranges `redis-cli --cluster create` hands out
+/// (and `shards_per_client` a multiple of the masters) every master gets its
+/// share of every client, where random slots would leave some master
+/// without one (3 random tags miss one of 3 masters 7 times in 9). A pure
+/// function of the client, `n` and `shards`: every replica and version
+/// finds the same keys. `n` beyond `shards` (never asked by the adapter)
+/// gets `c/n`.
+pub(super) fn shard_tag(client: &ClientId, n: u16, shards: u16) -> String {
+    if n == 0 {
+        return client.as_str().to_owned();
+    }
+    let plain = format!("{client}/{n}");
+    if n >= shards {
+        return plain;
+    }
+    let shards = u32::from(shards);
+    let range = |tag: &str| u32::from(slot(tag)) * shards / SLOTS;
+    let want = (range(client.as_str()) + u32::from(n)) % shards;
+    if range(&plain) == want {
+        return plain;
+    }
+    // About `shards` tries on average; the bound only stops a loop that
+    // cannot happen (CRC16 reaches every range).
+    (1..=64 * shards)
+        .map(|j| format!("{plain}.{j}"))
+        .find(|tag| range(tag) == want)
+        .unwrap_or(plain)
+}
+
+/// How many hash slots a Redis Cluster has.
+const SLOTS: u32 = 16_384;
 
 /// The owner entry's value for a list of shard `shard` of `client`: the
 /// client id, then `/` and the shard when it is not 0 (so entries written
@@ -653,6 +706,34 @@ mod tests {
         for bad in ["acme/0", "acme/x", "acme/", "/1", "a b"] {
             assert_eq!(parse_owner(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_clients_shards_fall_in_different_slot_ranges() {
+        for shards in [2u16, 3, 4, 16] {
+            for name in ["acme", "issuer", "faults-t", "load", "c1", "gov.example"] {
+                let c = ClientId::parse(name).unwrap();
+                let ranges: std::collections::HashSet<u32> = (0..shards)
+                    .map(|n| {
+                        let tag = shard_tag(&c, n, shards);
+                        assert!(tag.starts_with(name), "{tag}");
+                        // The same tag every time.
+                        assert_eq!(tag, shard_tag(&c, n, shards));
+                        u32::from(slot(&tag)) * u32::from(shards) / SLOTS
+                    })
+                    .collect();
+                assert_eq!(ranges.len(), usize::from(shards), "{name} over {shards}");
+            }
+        }
+        // Shard 0 is the unsharded layout; a tag that lands right is kept.
+        let c = ClientId::parse("acme").unwrap();
+        assert_eq!(shard_tag(&c, 0, 3), "acme");
+        assert_eq!(shard_tag(&c, 1, 1), "acme/1");
+        let names = KeyNames::new("p:".to_owned()).unwrap().with_shards(3);
+        assert_eq!(
+            names.shard(&c, 2).as_str(),
+            format!("p:{{{}}}:", shard_tag(&c, 2, 3))
+        );
     }
 
     #[test]

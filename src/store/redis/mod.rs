@@ -234,7 +234,7 @@ impl RedisStore {
                 "shards_per_client must be at least 1".to_owned(),
             ));
         }
-        let keys = KeyNames::new(redis.prefix.clone())?;
+        let keys = KeyNames::new(redis.prefix.clone())?.with_shards(redis.shards_per_client);
         let changes = redis.notify_changes.then(|| keys.changes());
         connection::check_timeout(redis.command_timeout)?;
         // Capacity and lease: the rules every adapter applies, checked now
