@@ -29,6 +29,7 @@
 //! none is refused as cross-slot.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -126,6 +127,9 @@ pub(super) struct Connection {
     timeout: Duration,
     /// How many replicas a write must reach before it is acknowledged.
     wait_replicas: u16,
+    /// On a cluster: how many replicas that could be promoted each slot's
+    /// master has, as last seen.
+    replicas: ReplicaCounts,
     /// Tells this connection's per-thread managers from those of other
     /// connections on the same thread (tests run many stores).
     id: u64,
@@ -234,6 +238,7 @@ impl Connection {
             seeds: vec![client],
             timeout,
             wait_replicas: 0,
+            replicas: ReplicaCounts::default(),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         })
     }
@@ -267,6 +272,7 @@ impl Connection {
             seeds,
             timeout,
             wait_replicas: 1,
+            replicas: ReplicaCounts::default(),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         })
     }
@@ -419,27 +425,43 @@ impl Connection {
                         use ::redis::cluster_routing::{
                             Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
                         };
+                        let slot = super::keys::slot(tag);
                         let route = || {
                             RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
-                                Route::new(super::keys::slot(tag), SlotAddr::Master),
+                                Route::new(slot, SlotAddr::Master),
                             ))
                         };
-                        let acked: i64 =
-                            ::redis::from_redis_value(conn.route_command(cmd, route()).await?)?;
-                        let mut needed = i64::from(wait);
-                        if acked < needed {
-                            // Only a replica that could be promoted must have
-                            // the write: a master left without one (its
-                            // replica failed, or it is the replica promoted
-                            // after its master died) writes alone.
-                            let mut nodes = ::redis::cmd("CLUSTER");
-                            nodes.arg("NODES");
-                            let text: String = ::redis::from_redis_value(
-                                conn.route_command(nodes, route()).await?,
-                            )?;
-                            needed = needed.min(promotable_replicas(&text));
+                        // Only a replica that could be promoted must have
+                        // the write: a master left without one (its replica
+                        // failed, or it is the replica promoted after its
+                        // master died) writes alone, without waiting out a
+                        // WAIT that cannot succeed (which would also hold up
+                        // every other call on the connection meanwhile).
+                        let promotable = match self.replicas.get(slot) {
+                            Some(n) => n,
+                            None => {
+                                let mut nodes = ::redis::cmd("CLUSTER");
+                                nodes.arg("NODES");
+                                let text: String = ::redis::from_redis_value(
+                                    conn.route_command(nodes, route()).await?,
+                                )?;
+                                let n = promotable_replicas(&text);
+                                self.replicas.put(slot, n);
+                                n
+                            }
+                        };
+                        let needed = i64::from(wait).min(promotable);
+                        if needed == 0 {
+                            (0, 0)
+                        } else {
+                            let acked: i64 =
+                                ::redis::from_redis_value(conn.route_command(cmd, route()).await?)?;
+                            if acked < needed {
+                                // The next write looks at the replicas again.
+                                self.replicas.forget(slot);
+                            }
+                            (acked, needed)
                         }
-                        (acked, needed)
                     }
                 };
                 if acked < needed {
@@ -484,6 +506,38 @@ impl Connection {
                  `maxmemory-policy noeviction`"
             )],
             _ => Vec::new(),
+        }
+    }
+}
+
+/// How long a master's count of replicas is trusted: a failover or a
+/// replica that failed shows in the writes within this.
+const REPLICAS_FRESH: Duration = Duration::from_secs(1);
+
+/// Per slot, how many replicas that could be promoted its master had, and
+/// when that was read (`CLUSTER NODES`). A std `Mutex`: the critical
+/// sections are a lookup or an insert and never await.
+#[derive(Debug, Clone, Default)]
+struct ReplicaCounts(Arc<std::sync::Mutex<HashMap<u16, (tokio::time::Instant, i64)>>>);
+
+impl ReplicaCounts {
+    /// The count for `slot`, when read within [`REPLICAS_FRESH`].
+    fn get(&self, slot: u16) -> Option<i64> {
+        let map = self.0.lock().ok()?;
+        map.get(&slot)
+            .filter(|(at, _)| at.elapsed() < REPLICAS_FRESH)
+            .map(|(_, n)| *n)
+    }
+
+    fn put(&self, slot: u16, n: i64) {
+        if let Ok(mut map) = self.0.lock() {
+            map.insert(slot, (tokio::time::Instant::now(), n));
+        }
+    }
+
+    fn forget(&self, slot: u16) {
+        if let Ok(mut map) = self.0.lock() {
+            map.remove(&slot);
         }
     }
 }
