@@ -261,6 +261,40 @@ async fn a_dead_redis_is_unavailable_and_a_restarted_one_is_used_again() {
 }
 
 /// Bad input gets typed answers, never a panic.
+/// A master that refuses writes for want of replicas (`min-replicas-to-write`,
+/// the setting the README offers to close the failover window) makes writes
+/// unavailable (503, retryable), not failed (500), and they succeed again
+/// once it accepts them.
+#[tokio::test]
+async fn writes_refused_for_want_of_replicas_are_unavailable() {
+    let (store, server) = make_store(StoreSettings::default()).await;
+    let c = client("noreplicas");
+    assert!(
+        server
+            .command("CONFIG SET min-replicas-to-write 1")
+            .starts_with("+OK")
+    );
+    let outcome = store
+        .allocate(&req(c.as_str(), ListFormat::Token, "refused", NOW))
+        .await;
+    assert!(
+        matches!(outcome, Err(StoreError::Unavailable(_))),
+        "{outcome:?}"
+    );
+    assert!(
+        server
+            .command("CONFIG SET min-replicas-to-write 0")
+            .starts_with("+OK")
+    );
+    let a = allocated(
+        store
+            .allocate(&req(c.as_str(), ListFormat::Token, "refused", NOW))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(a.indexes.len(), 1);
+}
+
 #[tokio::test]
 async fn bad_input_gets_typed_answers() {
     let (store, server) = make_store(small(1_000)).await;

@@ -656,7 +656,11 @@ fn map_err(e: RedisError) -> StoreError {
     // A redirect or a refused write still standing after the crate's
     // retries means the cluster's topology is changing (a failover, a
     // resharding): retryable too.
+    // NOREPLICAS: a master refusing writes until it has replicas
+    // (`min-replicas-to-write`), which a failover or a returning replica
+    // ends.
     let retryable = e.is_io_error()
+        || e.code() == Some("NOREPLICAS")
         || e.is_timeout()
         || e.is_cluster_error()
         || e.is_connection_dropped()
