@@ -352,6 +352,7 @@ pub async fn open_store(settings: &Settings) -> Result<AnyStore, StartupError> {
             redis.notify_changes = settings.store.notify_changes;
             redis.shards_per_client = settings.store.shards_per_client;
             redis.wait_replicas = settings.store.wait_replicas;
+            redis.tls_ca_file = settings.store.tls_ca_file.clone();
             AnyStore::Redis(Box::new(RedisStore::connect(redis, store_settings).await?))
         }
     })

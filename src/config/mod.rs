@@ -413,6 +413,11 @@ pub struct StoreConfig {
     /// replica, which must have every acknowledged write) and 0 on one
     /// node. Unused by the embedded store.
     pub wait_replicas: Option<u16>,
+    /// Redis over TLS (`rediss://`, `rediss+cluster://`): a PEM file of the
+    /// certificate authorities to trust for the server's certificate, for a
+    /// Redis whose certificate a private CA signed; unset, the system's
+    /// trusted roots. Read when the store connects.
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 impl Default for StoreConfig {
@@ -426,6 +431,7 @@ impl Default for StoreConfig {
             notify_changes: true,
             shards_per_client: 1,
             wait_replicas: None,
+            tls_ca_file: None,
         }
     }
 }
@@ -1137,9 +1143,18 @@ mod tests {
         .unwrap();
         assert_eq!(s.store.shards_per_client, 3);
         assert_eq!(s.store.wait_replicas, Some(0));
+        assert_eq!(s.store.tls_ca_file, None);
         assert_eq!(
             s.store.kind.to_string(),
             "redis+cluster://:***@a:7000,b:7001"
+        );
+        let s = Settings::from_toml_str(
+            "[store]\nurl = \"rediss+cluster://a:7000\"\ntls_ca_file = \"/etc/ca.pem\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.store.tls_ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/ca.pem"))
         );
         let d = Settings::from_toml_str("[store]\nurl = \"redis://h\"\n").unwrap();
         assert_eq!(d.store.shards_per_client, 1);

@@ -200,6 +200,7 @@ struct RawStore {
     notify_changes: Option<bool>,
     shards_per_client: Option<u16>,
     wait_replicas: Option<u16>,
+    tls_ca_file: Option<PathBuf>,
     /// No longer used (an allocation and its idempotency record are one
     /// atomic step, so there is no in-flight lease); still accepted so that
     /// existing files keep loading, with a warning.
@@ -259,6 +260,7 @@ impl RawStore {
             command_timeout,
             notify_changes: self.notify_changes.unwrap_or(d.notify_changes),
             wait_replicas: self.wait_replicas,
+            tls_ca_file: self.tls_ca_file,
             shards_per_client: match self.shards_per_client {
                 None => d.shards_per_client,
                 Some(n) if (1..=MAX_SHARDS_PER_CLIENT).contains(&n) => n,

@@ -261,6 +261,66 @@ async fn a_dead_redis_is_unavailable_and_a_restarted_one_is_used_again() {
 }
 
 /// Bad input gets typed answers, never a panic.
+/// `rediss://` with `store.tls_ca_file`: the store speaks TLS to a Redis
+/// whose certificate a private CA signed, and refuses to connect when it
+/// does not trust that CA (the system's roots) or when the file holds no
+/// certificate.
+#[tokio::test]
+async fn tls_to_a_redis_signed_by_a_private_ca() {
+    let certs = tempfile::tempdir().unwrap();
+    let tls = crate::support::redis_cluster::TlsFiles::make(certs.path());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+    let (cert, key, ca_pem) = (path(&tls.cert), path(&tls.key), path(&tls.ca));
+    let _server = RedisServer::start_with_args(&[
+        "--tls-port",
+        &port,
+        "--tls-cert-file",
+        &cert,
+        "--tls-key-file",
+        &key,
+        "--tls-ca-cert-file",
+        &ca_pem,
+        "--tls-auth-clients",
+        "no",
+    ]);
+    let url = format!("rediss://127.0.0.1:{port}");
+    let settings = |ca: Option<&str>| {
+        let mut redis = RedisSettings::new(url.clone());
+        redis.command_timeout = Duration::from_secs(5);
+        redis.tls_ca_file = ca.map(Into::into);
+        redis
+    };
+
+    let store = RedisStore::connect(settings(Some(&ca_pem)), StoreSettings::default())
+        .await
+        .expect("TLS with the private CA");
+    let c = client("tls-client");
+    let a = allocated(
+        store
+            .allocate(&req(c.as_str(), ListFormat::Token, "over-tls", NOW))
+            .await
+            .unwrap(),
+    );
+    let snapshot = store.read_list(&a.list).await.unwrap().expect("the list");
+    assert_eq!(snapshot.meta.allocated, 1);
+
+    // The system's roots do not know the private CA.
+    let untrusted = RedisStore::connect(settings(None), StoreSettings::default()).await;
+    assert!(untrusted.is_err(), "connected without trusting the CA");
+    // A file that is no certificate is named in the error.
+    let bad = RedisStore::connect(settings(Some(&key)), StoreSettings::default()).await;
+    match bad {
+        Err(StoreError::Invalid(why)) => assert!(why.contains("store.tls_ca_file"), "{why}"),
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+}
+
 /// A master that refuses writes for want of replicas (`min-replicas-to-write`,
 /// the setting the README offers to close the failover window) makes writes
 /// unavailable (503, retryable), not failed (500), and they succeed again

@@ -70,6 +70,10 @@ pub struct RedisSettings {
     /// (`WAIT`); `None`: 1 on a Redis Cluster, 0 on one node. Without it a
     /// failover may lose acknowledged writes (replication is asynchronous).
     pub wait_replicas: Option<u16>,
+    /// For `rediss://` and `rediss+cluster://`: a PEM file of the
+    /// certificate authorities that may sign the server's certificate
+    /// (`None`: the system's trusted roots). Read when connecting.
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 impl RedisSettings {
@@ -82,6 +86,7 @@ impl RedisSettings {
             notify_changes: true,
             shards_per_client: 1,
             wait_replicas: None,
+            tls_ca_file: None,
         }
     }
 }
@@ -96,6 +101,7 @@ impl fmt::Debug for RedisSettings {
             .field("notify_changes", &self.notify_changes)
             .field("shards_per_client", &self.shards_per_client)
             .field("wait_replicas", &self.wait_replicas)
+            .field("tls_ca_file", &self.tls_ca_file)
             .finish()
     }
 }
@@ -206,12 +212,21 @@ impl Connection {
     /// # Errors
     /// [`StoreError::Invalid`] for a bad URL; [`StoreError::Unavailable`]
     /// when Redis does not answer in time.
-    pub(super) async fn open(url: &str, timeout: Duration) -> Result<Self, StoreError> {
+    pub(super) async fn open(
+        url: &str,
+        timeout: Duration,
+        tls_ca_file: Option<&std::path::Path>,
+    ) -> Result<Self, StoreError> {
+        let certs = tls_certificates(tls_ca_file)?;
         if let Some(nodes) = crate::config::cluster_nodes(url) {
-            return Self::open_cluster(&nodes.map_err(StoreError::Invalid)?, timeout).await;
+            return Self::open_cluster(&nodes.map_err(StoreError::Invalid)?, timeout, certs).await;
         }
-        let client = ::redis::Client::open(url)
-            .map_err(|e| StoreError::Invalid(format!("bad Redis URL ({:?})", e.kind())))?;
+        let bad = |e: RedisError| StoreError::Invalid(format!("bad Redis URL ({:?})", e.kind()));
+        let client = match certs {
+            Some(certs) => ::redis::Client::build_with_tls(url, certs),
+            None => ::redis::Client::open(url),
+        }
+        .map_err(bad)?;
         let t = timeout;
         // The manager's own timeouts bound each attempt; our timeout around
         // every call bounds the whole, reconnection back-off included. A
@@ -245,17 +260,28 @@ impl Connection {
 
     /// Connects to the Redis Cluster of the seed `nodes` (single-node
     /// URLs), waiting at most `timeout` for its slot map.
-    async fn open_cluster(nodes: &[String], timeout: Duration) -> Result<Self, StoreError> {
+    async fn open_cluster(
+        nodes: &[String],
+        timeout: Duration,
+        certs: Option<::redis::TlsCertificates>,
+    ) -> Result<Self, StoreError> {
         let bad = |e: RedisError| StoreError::Invalid(format!("bad Redis URL ({:?})", e.kind()));
         let seeds = nodes
             .iter()
-            .map(|n| ::redis::Client::open(n.as_str()))
+            .map(|n| match &certs {
+                Some(certs) => ::redis::Client::build_with_tls(n.as_str(), certs.clone()),
+                None => ::redis::Client::open(n.as_str()),
+            })
             .collect::<Result<Vec<_>, _>>()
             .map_err(bad)?;
         // Redirects and failovers are retried a few times with short
         // waits: a failover takes seconds, longer than any one call may
         // wait, so the call answers 503 and the next one tries again.
-        let client = ClusterClient::builder(nodes.iter().map(String::as_str))
+        let mut builder = ClusterClient::builder(nodes.iter().map(String::as_str));
+        if let Some(certs) = certs {
+            builder = builder.certs(certs);
+        }
+        let client = builder
             .connection_timeout(timeout)
             .response_timeout(timeout)
             .retries(CLUSTER_RETRIES)
@@ -652,6 +678,28 @@ fn timed_out(t: Duration) -> StoreError {
 
 /// Connection-level failures (and the server's "not now" answers) are
 /// retryable unavailability; everything else is a backend error.
+/// The trusted roots of a `tls_ca_file`, as the redis crate takes them
+/// (`None` without a file: the system's roots).
+///
+/// # Errors
+/// [`StoreError::Invalid`] naming the file when it cannot be read or holds
+/// no certificate.
+fn tls_certificates(
+    file: Option<&std::path::Path>,
+) -> Result<Option<::redis::TlsCertificates>, StoreError> {
+    let Some(file) = file else { return Ok(None) };
+    let invalid =
+        |why: String| StoreError::Invalid(format!("store.tls_ca_file '{}': {why}", file.display()));
+    let pem = std::fs::read(file).map_err(|e| invalid(e.to_string()))?;
+    if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+        return Err(invalid("holds no PEM certificate".to_owned()));
+    }
+    Ok(Some(::redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem),
+    }))
+}
+
 fn map_err(e: RedisError) -> StoreError {
     // A redirect or a refused write still standing after the crate's
     // retries means the cluster's topology is changing (a failover, a

@@ -242,7 +242,12 @@ impl RedisStore {
         common::check_settings(&settings)?;
         let new_list_bytes = crate::domain::packed::byte_len(settings.bits, settings.capacity)
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let mut conn = Connection::open(&redis.url, redis.command_timeout).await?;
+        let mut conn = Connection::open(
+            &redis.url,
+            redis.command_timeout,
+            redis.tls_ca_file.as_deref(),
+        )
+        .await?;
         conn.set_wait_replicas(redis.wait_replicas);
         let store = RedisStore {
             conn,

@@ -261,6 +261,8 @@ fn info_field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
 /// One `redis-server` of the cluster.
 struct Node {
     port: u16,
+    /// The TLS port, for a cluster started with [`RedisCluster::start_tls`].
+    tls_port: Option<u16>,
     dir: tempfile::TempDir,
     child: Mutex<Option<Child>>,
 }
@@ -317,7 +319,20 @@ impl RedisCluster {
     /// Like [`RedisCluster::start`], with `args` added to every node's
     /// command line after the defaults (e.g. `--min-replicas-to-write 1`).
     pub fn start_with_args(args: &[&str]) -> RedisCluster {
-        let nodes: Vec<Node> = (0..MASTERS * 2).map(|_| start_node(args)).collect();
+        Self::start_nodes(args, None)
+    }
+
+    /// Like [`RedisCluster::start`], with TLS on each node's second port and
+    /// on the cluster bus and replication links (`tls-cluster`,
+    /// `tls-replication`), the certificate `tls.cert`/`tls.key` signed by
+    /// `tls.ca`; the plain ports stay for the harness's own checks.
+    /// [`RedisCluster::tls_url`] is the `rediss+cluster://` URL.
+    pub fn start_tls(tls: &TlsFiles) -> RedisCluster {
+        Self::start_nodes(&[], Some(tls))
+    }
+
+    fn start_nodes(args: &[&str], tls: Option<&TlsFiles>) -> RedisCluster {
+        let nodes: Vec<Node> = (0..MASTERS * 2).map(|_| start_node(args, tls)).collect();
         let cluster = RedisCluster { nodes };
         let mut create = Command::new(redis_cli());
         create.arg("--cluster").arg("create");
@@ -372,6 +387,17 @@ impl RedisCluster {
             .map(|n| format!("127.0.0.1:{}", n.port))
             .collect();
         format!("redis+cluster://{}", seeds.join(","))
+    }
+
+    /// The TLS store URL of a cluster started with
+    /// [`RedisCluster::start_tls`]: `rediss+cluster://127.0.0.1:Q1,…`.
+    pub fn tls_url(&self) -> String {
+        let seeds: Vec<String> = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.tls_port.map(|p| format!("127.0.0.1:{p}")))
+            .collect();
+        format!("rediss+cluster://{}", seeds.join(","))
     }
 
     /// `redis://127.0.0.1:P` of every node, for the redis crate's
@@ -645,10 +671,92 @@ impl Drop for RedisCluster {
 
 /// Starts one cluster-enabled node on a free port in its own directory and
 /// waits until it answers PING; tries other ports if one is taken meanwhile.
-fn start_node(args: &[&str]) -> Node {
+/// A TLS certificate and key for the nodes, and the CA that signed it.
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+}
+
+impl TlsFiles {
+    /// Makes, with the `openssl` command, a P-256 CA and a certificate it
+    /// signs for `127.0.0.1` and `localhost`, in `dir`.
+    pub fn make(dir: &Path) -> TlsFiles {
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .expect("the openssl command runs (it makes the TLS test certificates)");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
+        let mut ca = vec!["req", "-x509"];
+        ca.extend(ec);
+        ca.extend(["-keyout", "ca.key", "-out", "ca.pem", "-days", "2"]);
+        ca.extend(["-subj", "/CN=statuslist test CA"]);
+        openssl(&ca);
+        let mut csr = vec!["req"];
+        csr.extend(ec);
+        csr.extend([
+            "-keyout",
+            "redis.key",
+            "-out",
+            "redis.csr",
+            "-subj",
+            "/CN=localhost",
+        ]);
+        openssl(&csr);
+        std::fs::write(
+            dir.join("ext.cnf"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )
+        .expect("write ext.cnf");
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "redis.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "redis.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ]);
+        TlsFiles {
+            cert: dir.join("redis.pem"),
+            key: dir.join("redis.key"),
+            ca: dir.join("ca.pem"),
+        }
+    }
+}
+
+fn start_node(args: &[&str], tls: Option<&TlsFiles>) -> Node {
     let mut failures = Vec::new();
     for _ in 0..5 {
         let port = free_port_pair();
+        let tls_port = tls.map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .expect("a free port")
+        });
         let dir = tempfile::Builder::new()
             .prefix("statuslist-redis-cluster-")
             .tempdir()
@@ -664,6 +772,27 @@ fn start_node(args: &[&str]) -> Node {
             .arg(dir.path())
             .args(["--logfile", "redis.log"])
             .args(args)
+            .args(
+                tls.zip(tls_port)
+                    .map_or_else(Vec::<std::ffi::OsString>::new, |(t, p)| {
+                        vec![
+                            "--tls-port".into(),
+                            p.to_string().into(),
+                            "--tls-cluster".into(),
+                            "yes".into(),
+                            "--tls-replication".into(),
+                            "yes".into(),
+                            "--tls-auth-clients".into(),
+                            "no".into(),
+                            "--tls-cert-file".into(),
+                            t.cert.clone().into_os_string(),
+                            "--tls-key-file".into(),
+                            t.key.clone().into_os_string(),
+                            "--tls-ca-cert-file".into(),
+                            t.ca.clone().into_os_string(),
+                        ]
+                    }),
+            )
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -672,6 +801,7 @@ fn start_node(args: &[&str]) -> Node {
             .unwrap_or_else(|e| panic!("start {}: {e}", redis_server().display()));
         let node = Node {
             port,
+            tls_port,
             dir,
             child: Mutex::new(Some(child)),
         };
