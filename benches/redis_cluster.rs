@@ -17,7 +17,8 @@
 //! separate machines.
 //!
 //! `cargo bench --bench redis_cluster` (release). `REDIS_CLUSTER_SECS` sets
-//! each timed run (default 5), `REDIS_CLUSTER_ROUNDS` the rounds (3).
+//! each timed run (default 5), `REDIS_CLUSTER_ROUNDS` the rounds (3),
+//! `REDIS_CLUSTER_WAIT` the stores' `wait_replicas` (unset: the default).
 
 #[path = "../tests/store/support/mod.rs"]
 mod support;
@@ -210,6 +211,11 @@ async fn stores(url: &str, shards: u16) -> Vec<Arc<RedisStore>> {
         settings.shards_per_client = shards;
         settings.prefix = "bench:".to_owned();
         settings.command_timeout = Duration::from_secs(5);
+        // `REDIS_CLUSTER_WAIT=0` measures without `WAIT` (unset: the
+        // adapter's default, 1 on the cluster, 0 on one node).
+        settings.wait_replicas = std::env::var("REDIS_CLUSTER_WAIT")
+            .ok()
+            .and_then(|v| v.parse().ok());
         v.push(Arc::new(
             RedisStore::connect(settings, StoreSettings::default())
                 .await
