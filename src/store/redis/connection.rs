@@ -524,51 +524,60 @@ impl Connection {
             if wait > 0 {
                 let mut cmd = ::redis::cmd("WAIT");
                 cmd.arg(wait).arg(wait_ms);
-                let (acked, needed): (i64, i64) = match &mut handle {
-                    Handle::Node(conn) => (cmd.query_async(conn).await?, i64::from(wait)),
-                    Handle::Cluster(conn) => {
-                        use ::redis::cluster_routing::{
-                            Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
-                        };
-                        let slot = super::keys::slot(tag);
-                        let route = || {
-                            RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
-                                Route::new(slot, SlotAddr::Master),
-                            ))
-                        };
-                        // Only a replica that could be promoted must have
-                        // the write: a master left without one (its replica
-                        // failed, or it is the replica promoted after its
-                        // master died) writes alone, without waiting out a
-                        // WAIT that cannot succeed (which would also hold up
-                        // every other call on the connection meanwhile).
-                        let promotable = match self.replicas.get(slot) {
-                            Some(n) => n,
-                            None => {
-                                let mut nodes = ::redis::cmd("CLUSTER");
-                                nodes.arg("NODES");
-                                let text: String = ::redis::from_redis_value(
-                                    conn.route_command(nodes, route()).await?,
+                // The script has run: whatever goes wrong from here (the
+                // node became a replica that refuses WAIT, a topology read
+                // failed) leaves the write applied but unconfirmed, which
+                // the caller must hear as "retry" (503), never as failed.
+                let confirmed: Result<(i64, i64), RedisError> = async {
+                    Ok(match &mut handle {
+                        Handle::Node(conn) => (cmd.query_async(conn).await?, i64::from(wait)),
+                        Handle::Cluster(conn) => {
+                            use ::redis::cluster_routing::{
+                                Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
+                            };
+                            let slot = super::keys::slot(tag);
+                            let route = || {
+                                RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
+                                    Route::new(slot, SlotAddr::Master),
+                                ))
+                            };
+                            // Only a replica that could be promoted must have
+                            // the write: a master left without one (its replica
+                            // failed, or it is the replica promoted after its
+                            // master died) writes alone, without waiting out a
+                            // WAIT that cannot succeed (which would also hold up
+                            // every other call on the connection meanwhile).
+                            let promotable = match self.replicas.get(slot) {
+                                Some(n) => n,
+                                None => {
+                                    let mut nodes = ::redis::cmd("CLUSTER");
+                                    nodes.arg("NODES");
+                                    let text: String = ::redis::from_redis_value(
+                                        conn.route_command(nodes, route()).await?,
+                                    )?;
+                                    let n = promotable_replicas(&text);
+                                    self.replicas.put(slot, n);
+                                    n
+                                }
+                            };
+                            let needed = i64::from(wait).min(promotable);
+                            if needed == 0 {
+                                (0, 0)
+                            } else {
+                                let acked: i64 = ::redis::from_redis_value(
+                                    conn.route_command(cmd, route()).await?,
                                 )?;
-                                let n = promotable_replicas(&text);
-                                self.replicas.put(slot, n);
-                                n
+                                if acked < needed {
+                                    // The next write looks at the replicas again.
+                                    self.replicas.forget(slot);
+                                }
+                                (acked, needed)
                             }
-                        };
-                        let needed = i64::from(wait).min(promotable);
-                        if needed == 0 {
-                            (0, 0)
-                        } else {
-                            let acked: i64 =
-                                ::redis::from_redis_value(conn.route_command(cmd, route()).await?)?;
-                            if acked < needed {
-                                // The next write looks at the replicas again.
-                                self.replicas.forget(slot);
-                            }
-                            (acked, needed)
                         }
-                    }
-                };
+                    })
+                }
+                .await;
+                let (acked, needed) = confirmed.map_err(unconfirmed)?;
                 if acked < needed {
                     return Err(RedisError::from((
                         ErrorKind::Io,
@@ -678,6 +687,17 @@ fn timed_out(t: Duration) -> StoreError {
 
 /// Connection-level failures (and the server's "not now" answers) are
 /// retryable unavailability; everything else is a backend error.
+/// An error met while confirming that a write reached its replicas, as a
+/// connection-kind error: the write is applied but not known to be
+/// replicated, so the caller retries (its idempotency record answers).
+fn unconfirmed(e: RedisError) -> RedisError {
+    RedisError::from((
+        ErrorKind::Io,
+        "a write's replication could not be confirmed",
+        e.to_string(),
+    ))
+}
+
 /// The trusted roots of a `tls_ca_file`, as the redis crate takes them
 /// (`None` without a file: the system's roots).
 ///
@@ -734,6 +754,21 @@ fn map_err(e: RedisError) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unconfirmed_write_is_unavailable_not_failed() {
+        // What a node that turned replica answers WAIT with: a plain ERR,
+        // which on its own would be a backend failure (500).
+        let refused = RedisError::from((
+            ErrorKind::Server(ServerErrorKind::ResponseError),
+            "WAIT cannot be used with replica instances",
+        ));
+        assert!(matches!(map_err(refused.clone()), StoreError::Backend(_)));
+        assert!(matches!(
+            map_err(unconfirmed(refused)),
+            StoreError::Unavailable(_)
+        ));
+    }
 
     #[test]
     fn debug_hides_the_redis_password() {
